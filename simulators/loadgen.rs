@@ -1,0 +1,150 @@
+//! loadgen: publishes readings at a target rate (or flat out) for benchmarks, bounded in count
+//! and time, and prepares persistent sessions so a consumer can be measured draining a backlog.
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub host: String,
+    pub port: u16,
+    pub prefix: String,
+    pub site: String,
+    /// Devices `d0` … `d{n-1}` take turns.
+    pub devices: usize,
+    pub count: u64,
+    /// Messages per second; `None` = as fast as the broker accepts.
+    pub rate: Option<u64>,
+    pub qos: u8,
+    /// Hard stop, whatever was sent.
+    pub max_duration: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadReport {
+    pub sent: u64,
+    pub elapsed: Duration,
+}
+
+fn qos(q: u8) -> QoS {
+    if q == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    }
+}
+
+/// One reading payload, the shape the gateway ingests.
+pub fn payload(seq: u64, ts_ms: i64) -> String {
+    format!(
+        "{{\"ts\":{ts_ms},\"values\":{{\"v\":{}.5}},\"status\":\"normal\"}}",
+        seq % 1000
+    )
+}
+
+pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
+    let mut mo = MqttOptions::new(
+        format!("loadgen-{}", std::process::id()),
+        o.host.clone(),
+        o.port,
+    );
+    mo.set_keep_alive(Duration::from_secs(30));
+    mo.set_inflight(1000);
+    mo.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(mo, 10_000);
+    let topics: Vec<String> = (0..o.devices.max(1))
+        .map(|i| format!("{}/{}/d{i}/data", o.prefix, o.site))
+        .collect();
+    let q = qos(o.qos);
+    let start = Instant::now();
+    let count = o.count;
+    let rate = o.rate;
+    let max = o.max_duration;
+    let producer = tokio::spawn(async move {
+        let mut sent = 0u64;
+        let ts = crate::telemetry::now_ms();
+        while sent < count && start.elapsed() < max {
+            if let Some(r) = rate {
+                let due = Duration::from_secs_f64(sent as f64 / r as f64);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let topic = &topics[(sent as usize) % topics.len()];
+            if client
+                .publish(topic.clone(), q, false, payload(sent, ts + sent as i64))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            sent += 1;
+        }
+        let _ = client.disconnect().await;
+        sent
+    });
+    // Drive the connection until the producer's DISCONNECT has gone out.
+    let mut acked = 0u64;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("broker connection: {e}")),
+            Err(_) => return Err("no progress for 10 s".into()),
+        }
+        if start.elapsed() > max + Duration::from_secs(10) {
+            break;
+        }
+    }
+    let sent = producer.await.map_err(|e| e.to_string())?;
+    let _ = acked;
+    Ok(LoadReport {
+        sent,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Create (or refresh) a persistent session `client_id` subscribed to `filter`, then leave,
+/// so the broker queues what is published next for that client.
+pub async fn prepare_session(
+    host: &str,
+    port: u16,
+    client_id: &str,
+    filter: &str,
+    q: u8,
+) -> Result<(), String> {
+    let mut mo = MqttOptions::new(client_id, host, port);
+    mo.set_clean_session(false);
+    let (client, mut eventloop) = AsyncClient::new(mo, 10);
+    client
+        .subscribe(filter, qos(q))
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("broker connection: {e}")),
+            Err(_) => return Err("no SUBACK within 10 s".into()),
+        }
+        if Instant::now() > deadline {
+            return Err("no SUBACK within 10 s".into());
+        }
+    }
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
+    Ok(())
+}
+
+/// A generated inventory of `n` MQTT devices in one park site, for memory and load tests.
+pub fn inventory_toml(site: &str, n: usize, interval_s: f64) -> String {
+    let mut s = format!("[[sites]]\nid = \"{site}\"\nname = \"generated\"\nkind = \"park\"\n\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "[[devices]]\nid = \"d{i}\"\nsite = \"{site}\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = {interval_s:?}\n\n"
+        ));
+    }
+    s
+}

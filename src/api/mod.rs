@@ -1,0 +1,27 @@
+//! The HTTP API (axum) for operators and evaluators.
+
+mod error;
+mod routes;
+
+pub use error::ApiError;
+pub use routes::router;
+
+use crate::core::Core;
+use crate::telemetry::{LinkStatus, Metrics, StoreStatus};
+use std::sync::{Arc, Mutex};
+
+/// What handlers read. The core is behind a mutex held only briefly by the ingest task.
+pub struct Shared {
+    pub core: Mutex<Core>,
+    pub metrics: Arc<Metrics>,
+    pub mqtt: Arc<LinkStatus>,
+    pub store: Arc<StoreStatus>,
+}
+
+impl Shared {
+    pub fn core(&self) -> std::sync::MutexGuard<'_, Core> {
+        // A panic while holding the lock would be a bug; the data is still consistent enough
+        // to serve reads, so recover instead of poisoning every request.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,228 @@
+use super::{ApiError, Shared};
+use crate::config::{DeviceKind, SiteStatus};
+use crate::core::stats::{Counts, Rate};
+use crate::core::{Core, DeviceState, SiteIdx};
+use crate::telemetry::{rfc3339_ms, StoreHealth};
+use axum::extract::{rejection::QueryRejection, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/sites", get(sites))
+        .route("/api/v1/sites/{id}", get(site))
+        .route("/api/v1/devices", get(devices))
+        .route("/api/v1/rejections", get(rejections))
+        .fallback(|| async {
+            ApiError::NotFound("no such endpoint; see README for the API".into())
+        })
+        .with_state(shared)
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    let mqtt_ok = s.mqtt.connected();
+    let store = s.store.health();
+    let store_ok = store != StoreHealth::Failing;
+    let body = json!({
+        "ready": mqtt_ok && store_ok,
+        "mqtt": {
+            "connected": mqtt_ok,
+            "reconnects": s.mqtt.reconnects(),
+            "since": rfc3339_ms(s.mqtt.since_ms()),
+            "last_error": s.mqtt.last_error(),
+        },
+        "store": {"health": store, "last_error": s.store.last_error()},
+    });
+    let code = if mqtt_ok && store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct SiteView {
+    id: String,
+    name: String,
+    kind: crate::config::SiteKind,
+    status: SiteStatus,
+    devices: Counts,
+    online_rate: Rate,
+}
+
+fn site_view(core: &Core, idx: SiteIdx) -> SiteView {
+    let s = &core.inventory.sites[idx as usize];
+    let counts = core.counts(Some(idx));
+    SiteView {
+        id: s.id.to_string(),
+        name: s.name.clone(),
+        kind: s.kind,
+        status: s.status,
+        devices: counts,
+        online_rate: counts.online_rate(),
+    }
+}
+
+async fn sites(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let core = s.core();
+    let region = core.counts(None);
+    let sites: Vec<SiteView> = (0..core.inventory.sites.len() as u32)
+        .map(|i| site_view(&core, i))
+        .collect();
+    Json(json!({
+        "region": {"devices": region, "online_rate": region.online_rate()},
+        "sites": sites,
+    }))
+}
+
+async fn site(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<SiteView>, ApiError> {
+    let core = s.core();
+    let idx = core
+        .inventory
+        .site(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("site {id:?} is not in the inventory")))?;
+    Ok(Json(site_view(&core, idx)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevicesQuery {
+    site: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+const DEFAULT_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 100_000;
+
+async fn devices(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<DevicesQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(v) => Some(DeviceState::parse(v).ok_or_else(|| {
+            ApiError::BadRequest(format!("state {v:?} is not online, offline or never"))
+        })?),
+    };
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(v) => Some(
+            DeviceKind::parse(v)
+                .ok_or_else(|| ApiError::BadRequest(format!("kind {v:?} is not a device kind")))?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let core = s.core();
+    let site =
+        match q.site.as_deref() {
+            None => None,
+            Some(id) => Some(core.inventory.site(id).ok_or_else(|| {
+                ApiError::NotFound(format!("site {id:?} is not in the inventory"))
+            })?),
+        };
+    let inv = &core.inventory;
+    let matching = inv.devices.iter().enumerate().filter(|(i, d)| {
+        site.is_none_or(|s| s == d.site)
+            && kind.is_none_or(|k| k == d.kind)
+            && state.is_none_or(|st| st == core.liveness.state(*i as u32))
+    });
+    let mut total = 0usize;
+    let mut out = Vec::new();
+    for (i, d) in matching {
+        total += 1;
+        if total <= q.offset || out.len() >= limit {
+            continue;
+        }
+        let i = i as u32;
+        let last = core.last_reading(i);
+        let mut values = serde_json::Map::new();
+        if let Some(l) = last {
+            for (k, v) in l.values.iter() {
+                values.insert(k.to_string(), json!(v));
+            }
+        }
+        out.push(json!({
+            "id": &*d.id,
+            "site": &*inv.sites[d.site as usize].id,
+            "kind": d.kind.as_str(),
+            "gas": d.gas.as_deref(),
+            "enterprise": d.enterprise.map(|e| &*inv.enterprises[e as usize].id),
+            "zone": d.zone.map(|z| &*inv.zones[z as usize].id),
+            "system": d.system.map(|x| &*inv.systems[x as usize].id),
+            "protocol": d.protocol.as_str(),
+            "status": d.status.as_str(),
+            "state": core.liveness.state(i).as_str(),
+            "faulty": core.liveness.is_faulty(i),
+            "last_seen": core.liveness.last_seen(i).map(rfc3339_ms),
+            "last_ts": last.map(|l| rfc3339_ms(l.ts_ms)),
+            "last_status": last.map(|l| l.status.as_str()),
+            "last_values": values,
+            "unit": d.kind.unit(),
+            "latency_ms": last.and_then(|l| l.latency_ms),
+            "interval_s": d.interval_ms as f64 / 1000.0,
+            "offline_after_s": d.offline_after_ms as f64 / 1000.0,
+        }));
+    }
+    Ok(Json(
+        json!({"total": total, "offset": q.offset, "limit": limit, "devices": out}),
+    ))
+}
+
+async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let core = s.core();
+    let counts: serde_json::Map<String, Value> = core
+        .rejection_counts()
+        .map(|(r, n)| (r.as_str().to_string(), json!(n)))
+        .collect();
+    let recent: Vec<Value> = core
+        .recent_rejections()
+        .rev()
+        .map(|r| {
+            json!({
+                "at": rfc3339_ms(r.received_ms),
+                "reason": r.reason,
+                "topic": &*r.origin.topic,
+                "element": r.origin.element,
+                "detail": r.detail,
+            })
+        })
+        .collect();
+    Json(json!({"counts": counts, "recent": recent}))
+}

@@ -1,0 +1,164 @@
+//! Reading the main file and its includes, then validating the merged whole.
+
+use super::{Config, InventoryConfig};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in the configuration, located by file and key so a field engineer can fix it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// `devices[3] (id "gas-7").site`, or a line/column for a syntax error.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+/// Where an inventory entry came from: its file and its index in that file's array.
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    pub sites: Vec<(usize, usize)>,
+    pub enterprises: Vec<(usize, usize)>,
+    pub zones: Vec<(usize, usize)>,
+    pub systems: Vec<(usize, usize)>,
+    pub devices: Vec<(usize, usize)>,
+}
+
+/// A configuration that parsed and validated.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The main file first, then every included file, in merge order.
+    pub files: Vec<PathBuf>,
+    pub origins: Origins,
+}
+
+impl LoadedConfig {
+    /// `file: devices[3] (id "x")`, for messages about one entry.
+    pub fn locate(&self, array: &str, origin: (usize, usize), id: &str) -> (PathBuf, String) {
+        (
+            self.files[origin.0].clone(),
+            format!("{array}[{}] (id {id:?})", origin.1),
+        )
+    }
+}
+
+/// Load `path` and its includes; every problem found is returned, not just the first.
+pub fn load(path: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: path.to_path_buf(),
+            key: String::new(),
+            message: format!("cannot read the configuration file: {e}"),
+        }]
+    })?;
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    load_inner(path, &text, &base)
+}
+
+/// Load from a string (tests, embedded demo); includes resolve against `base`.
+pub fn load_str(name: &Path, text: &str, base: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
+    load_inner(name, text, base)
+}
+
+fn syntax_error(file: &Path, e: toml::de::Error) -> ConfigError {
+    // toml's message already carries line, column and the offending key.
+    ConfigError {
+        file: file.to_path_buf(),
+        key: String::new(),
+        message: e.to_string().trim_end().replace('\n', "\n    "),
+    }
+}
+
+fn load_inner(path: &Path, text: &str, base: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut config: Config = toml::from_str(text).map_err(|e| vec![syntax_error(path, e)])?;
+    let mut files = vec![path.to_path_buf()];
+    let mut origins = Origins::default();
+    push_origins(&mut origins, &config.inventory, 0);
+
+    for pattern in config.include.clone() {
+        let full = base.join(&pattern);
+        let full_str = full.to_string_lossy().to_string();
+        let paths = match glob::glob(&full_str) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(ConfigError {
+                    file: path.to_path_buf(),
+                    key: "include".into(),
+                    message: format!("bad pattern {pattern:?}: {e}"),
+                });
+                continue;
+            }
+        };
+        let mut matched: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+        matched.sort();
+        if matched.is_empty() {
+            errors.push(ConfigError {
+                file: path.to_path_buf(),
+                key: "include".into(),
+                message: format!(
+                    "pattern {pattern:?} matches no file (looked in {})",
+                    base.display()
+                ),
+            });
+        }
+        for file in matched {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(ConfigError {
+                        file: file.clone(),
+                        key: String::new(),
+                        message: format!("cannot read included file: {e}"),
+                    });
+                    continue;
+                }
+            };
+            match toml::from_str::<InventoryConfig>(&text) {
+                Ok(inv) => {
+                    let idx = files.len();
+                    files.push(file);
+                    push_origins(&mut origins, &inv, idx);
+                    let dst = &mut config.inventory;
+                    dst.sites.extend(inv.sites);
+                    dst.enterprises.extend(inv.enterprises);
+                    dst.zones.extend(inv.zones);
+                    dst.systems.extend(inv.systems);
+                    dst.devices.extend(inv.devices);
+                }
+                Err(e) => errors.push(syntax_error(&file, e)),
+            }
+        }
+    }
+
+    let loaded = LoadedConfig {
+        config,
+        files,
+        origins,
+    };
+    errors.extend(super::validate::validate(&loaded));
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(errors)
+    }
+}
+
+fn push_origins(o: &mut Origins, inv: &InventoryConfig, file: usize) {
+    o.sites.extend((0..inv.sites.len()).map(|i| (file, i)));
+    o.enterprises
+        .extend((0..inv.enterprises.len()).map(|i| (file, i)));
+    o.zones.extend((0..inv.zones.len()).map(|i| (file, i)));
+    o.systems.extend((0..inv.systems.len()).map(|i| (file, i)));
+    o.devices.extend((0..inv.devices.len()).map(|i| (file, i)));
+}

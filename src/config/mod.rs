@@ -1,0 +1,509 @@
+//! Configuration: the TOML contract (`safegate.toml` plus included inventory files).
+//!
+//! Every struct denies unknown keys so that a typo in a field engineer's file is an error
+//! with a location, never a silently ignored setting. Defaults are documented on each field
+//! and in `docs/configuration.md`.
+
+mod load;
+mod validate;
+
+pub use load::{load, load_str, ConfigError, LoadedConfig};
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The whole configuration after includes are merged.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Glob patterns, relative to the main file, of inventory files to merge in.
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    #[serde(default)]
+    pub mqtt: MqttSettings,
+    /// No `[store]` section: the gateway runs without a store and says so at start.
+    pub store: Option<StoreSettings>,
+    #[serde(default)]
+    pub api: ApiSettings,
+    #[serde(flatten)]
+    pub inventory: InventoryConfig,
+}
+
+/// The inventory part, which may also stand alone in an included file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    #[serde(default)]
+    pub sites: Vec<SiteConfig>,
+    #[serde(default)]
+    pub enterprises: Vec<EnterpriseConfig>,
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    pub systems: Vec<SystemConfig>,
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Directory for the gateway's own state (transition journal). Default `var/safegate`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Readings stamped further than this in the future are rejected. Default 300 s.
+    #[serde(default = "default_future_skew")]
+    pub max_future_skew_s: u64,
+    /// How many recent rejections `GET /api/v1/rejections` keeps. Default 200.
+    #[serde(default = "default_recent_rejections")]
+    pub recent_rejections: usize,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            max_future_skew_s: default_future_skew(),
+            recent_rejections: default_recent_rejections(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("var/safegate")
+}
+fn default_future_skew() -> u64 {
+    300
+}
+fn default_recent_rejections() -> usize {
+    200
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    /// `mqtt://host:port` or `mqtts://host:port`. Default `mqtt://127.0.0.1:1883`.
+    #[serde(default = "default_mqtt_url")]
+    pub url: String,
+    /// Stable client id: the broker keeps our persistent session under it. Default `safegate`.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    pub username: Option<String>,
+    /// Password in the file; prefer `password_env`.
+    pub password: Option<String>,
+    /// Name of the environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// Default `safegate/v1`.
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    /// Start the embedded broker (rumqttd) on `listen` and connect to it. Default false.
+    #[serde(default)]
+    pub embedded: bool,
+    /// Address of the embedded broker. Default `127.0.0.1:1883`.
+    #[serde(default = "default_broker_listen")]
+    pub listen: SocketAddr,
+    /// Subscription QoS, 0 or 1. Default 1.
+    #[serde(default = "default_qos")]
+    pub qos: u8,
+    /// Larger payloads are rejected (`payload_too_large`). Default 262144.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+    /// Longer batches are rejected whole (`batch_too_large`). Default 10000.
+    #[serde(default = "default_max_batch")]
+    pub max_batch_len: usize,
+    /// Default 30 s.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+    /// Reconnect back-off: first delay. Default 200 ms.
+    #[serde(default = "default_backoff_min")]
+    pub reconnect_min_ms: u64,
+    /// Reconnect back-off: cap. Default 30000 ms.
+    #[serde(default = "default_backoff_max")]
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        Self {
+            url: default_mqtt_url(),
+            client_id: default_client_id(),
+            username: None,
+            password: None,
+            password_env: None,
+            topic_prefix: default_prefix(),
+            embedded: false,
+            listen: default_broker_listen(),
+            qos: default_qos(),
+            max_payload_bytes: default_max_payload(),
+            max_batch_len: default_max_batch(),
+            keep_alive_s: default_keep_alive(),
+            reconnect_min_ms: default_backoff_min(),
+            reconnect_max_ms: default_backoff_max(),
+        }
+    }
+}
+
+fn default_mqtt_url() -> String {
+    "mqtt://127.0.0.1:1883".into()
+}
+fn default_client_id() -> String {
+    "safegate".into()
+}
+fn default_prefix() -> String {
+    "safegate/v1".into()
+}
+fn default_broker_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 1883))
+}
+fn default_qos() -> u8 {
+    1
+}
+fn default_max_payload() -> usize {
+    256 * 1024
+}
+fn default_max_batch() -> usize {
+    10_000
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+fn default_backoff_min() -> u64 {
+    200
+}
+fn default_backoff_max() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// InfluxDB 2 base URL, e.g. `http://127.0.0.1:8086`.
+    pub url: String,
+    pub org: String,
+    pub bucket: String,
+    /// Name of the environment variable holding the API token (empty or unset: no token).
+    pub token_env: Option<String>,
+    /// Points per write request. Default 5000.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// A partial batch is written after this long. Default 1000 ms.
+    #[serde(default = "default_flush_ms")]
+    pub flush_interval_ms: u64,
+    /// In-memory queue bound in points; when full, new points are dropped and counted. Default 200000.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+    /// Cadence of site and region indicator snapshots. Default 60 s.
+    #[serde(default = "default_indicator_interval")]
+    pub indicator_interval_s: u64,
+    /// Per-request timeout. Default 10000 ms.
+    #[serde(default = "default_store_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_batch_size() -> usize {
+    5000
+}
+fn default_flush_ms() -> u64 {
+    1000
+}
+fn default_queue() -> usize {
+    200_000
+}
+fn default_indicator_interval() -> u64 {
+    60
+}
+fn default_store_timeout() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Default `127.0.0.1:8080`.
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+        }
+    }
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteKind {
+    Park,
+    Mine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteStatus {
+    #[default]
+    Active,
+    Suspended,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub id: String,
+    pub name: String,
+    pub kind: SiteKind,
+    #[serde(default)]
+    pub status: SiteStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformStatus {
+    #[default]
+    None,
+    Building,
+    Built,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnterpriseConfig {
+    pub id: String,
+    pub site: String,
+    pub name: String,
+    #[serde(default)]
+    pub platform: PlatformStatus,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub id: String,
+    pub site: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemKind {
+    SlopeMonitoring,
+    VideoMonitoring,
+    AiVideo,
+    MajorHazard,
+    Positioning,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitStatus {
+    Planned,
+    #[default]
+    Built,
+    Suspended,
+}
+
+impl UnitStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitStatus::Planned => "planned",
+            UnitStatus::Built => "built",
+            UnitStatus::Suspended => "suspended",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemConfig {
+    pub id: String,
+    pub site: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub kind: SystemKind,
+    #[serde(default)]
+    pub status: UnitStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// Combustible gas, %LEL.
+    GasCombustible,
+    /// Toxic gas, ppm; `gas` names which.
+    GasToxic,
+    /// Methane, %CH4.
+    Methane,
+    /// Carbon monoxide, ppm.
+    CarbonMonoxide,
+    /// °C.
+    Temperature,
+    /// m.
+    WaterLevel,
+    /// mm.
+    SlopeDisplacement,
+    /// J.
+    Microseismic,
+    /// MPa.
+    RoofPressure,
+    Positioning,
+    Video,
+}
+
+impl DeviceKind {
+    pub const ALL: [DeviceKind; 11] = [
+        DeviceKind::GasCombustible,
+        DeviceKind::GasToxic,
+        DeviceKind::Methane,
+        DeviceKind::CarbonMonoxide,
+        DeviceKind::Temperature,
+        DeviceKind::WaterLevel,
+        DeviceKind::SlopeDisplacement,
+        DeviceKind::Microseismic,
+        DeviceKind::RoofPressure,
+        DeviceKind::Positioning,
+        DeviceKind::Video,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::GasCombustible => "gas_combustible",
+            DeviceKind::GasToxic => "gas_toxic",
+            DeviceKind::Methane => "methane",
+            DeviceKind::CarbonMonoxide => "carbon_monoxide",
+            DeviceKind::Temperature => "temperature",
+            DeviceKind::WaterLevel => "water_level",
+            DeviceKind::SlopeDisplacement => "slope_displacement",
+            DeviceKind::Microseismic => "microseismic",
+            DeviceKind::RoofPressure => "roof_pressure",
+            DeviceKind::Positioning => "positioning",
+            DeviceKind::Video => "video",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeviceKind> {
+        DeviceKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The unit of the kind's main channel, for display.
+    pub fn unit(self) -> &'static str {
+        match self {
+            DeviceKind::GasCombustible => "%LEL",
+            DeviceKind::GasToxic | DeviceKind::CarbonMonoxide => "ppm",
+            DeviceKind::Methane => "%CH4",
+            DeviceKind::Temperature => "°C",
+            DeviceKind::WaterLevel => "m",
+            DeviceKind::SlopeDisplacement => "mm",
+            DeviceKind::Microseismic => "J",
+            DeviceKind::RoofPressure => "MPa",
+            DeviceKind::Positioning | DeviceKind::Video => "",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Mqtt,
+    Modbus,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Mqtt => "mqtt",
+            Protocol::Modbus => "modbus",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Unique within its site.
+    pub id: String,
+    pub site: String,
+    pub kind: DeviceKind,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// For `gas_toxic`: H2S, CO, NH3, Cl2, …
+    #[serde(default)]
+    pub gas: Option<String>,
+    #[serde(default)]
+    pub enterprise: Option<String>,
+    #[serde(default)]
+    pub zone: Option<String>,
+    #[serde(default)]
+    pub system: Option<String>,
+    pub protocol: Protocol,
+    /// Expected reporting interval, seconds (> 0).
+    pub interval_s: f64,
+    #[serde(default)]
+    pub status: UnitStatus,
+    /// Default 3 × `interval_s`.
+    #[serde(default)]
+    pub offline_after_s: Option<f64>,
+}
+
+impl DeviceConfig {
+    pub fn offline_after_ms(&self) -> i64 {
+        let s = self.offline_after_s.unwrap_or(3.0 * self.interval_s);
+        (s * 1000.0).round() as i64
+    }
+}
+
+/// The `check-config` summary: sites, and devices by kind, protocol and status.
+pub fn summary(c: &Config) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let inv = &c.inventory;
+    let mut s = String::new();
+    let parks = inv
+        .sites
+        .iter()
+        .filter(|x| x.kind == SiteKind::Park)
+        .count();
+    let _ = writeln!(
+        s,
+        "sites: {} ({} park, {} mine; {} suspended)",
+        inv.sites.len(),
+        parks,
+        inv.sites.len() - parks,
+        inv.sites
+            .iter()
+            .filter(|x| x.status == SiteStatus::Suspended)
+            .count()
+    );
+    let _ = writeln!(
+        s,
+        "enterprises: {}, zones: {}, systems: {}",
+        inv.enterprises.len(),
+        inv.zones.len(),
+        inv.systems.len()
+    );
+    let _ = writeln!(s, "devices: {}", inv.devices.len());
+    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_proto: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &inv.devices {
+        *by_kind.entry(d.kind.as_str()).or_default() += 1;
+        *by_proto.entry(d.protocol.as_str()).or_default() += 1;
+        *by_status.entry(d.status.as_str()).or_default() += 1;
+    }
+    for (title, map) in [
+        ("by kind", by_kind),
+        ("by protocol", by_proto),
+        ("by status", by_status),
+    ] {
+        let parts: Vec<String> = map.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(s, "  {title}: {}", parts.join(", "));
+    }
+    s
+}

@@ -1,0 +1,303 @@
+//! Semantic checks on the merged configuration: ids, references, intervals, settings.
+
+use super::load::{ConfigError, LoadedConfig};
+use super::{DeviceKind, SiteKind};
+use std::collections::{HashMap, HashSet};
+
+/// Characters allowed in ids: they become MQTT topic levels and store tags.
+pub fn id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("id is empty".into());
+    }
+    if id.len() > 128 {
+        return Some(format!("id is {} bytes long, the limit is 128", id.len()));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Some(format!(
+            "id {id:?} contains {c:?}; use letters, digits, '-', '_', '.', ':'"
+        ));
+    }
+    None
+}
+
+pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
+    let mut errs = Vec::new();
+    let c = &l.config;
+    let main = l.files[0].clone();
+    let mut err_main = |key: &str, message: String| {
+        errs.push(ConfigError {
+            file: main.clone(),
+            key: key.into(),
+            message,
+        })
+    };
+
+    // Settings.
+    match url::Url::parse(&c.mqtt.url) {
+        Ok(u) if matches!(u.scheme(), "mqtt" | "mqtts") && u.host_str().is_some() => {}
+        Ok(u) => err_main(
+            "mqtt.url",
+            format!(
+                "{:?} must look like mqtt://host:port or mqtts://host:port (scheme {:?})",
+                c.mqtt.url,
+                u.scheme()
+            ),
+        ),
+        Err(e) => err_main("mqtt.url", format!("{:?} is not a URL: {e}", c.mqtt.url)),
+    }
+    if c.mqtt.client_id.is_empty() {
+        err_main("mqtt.client_id", "must not be empty".into());
+    }
+    let prefix = &c.mqtt.topic_prefix;
+    if prefix.is_empty() || prefix.contains(['+', '#']) || prefix.ends_with('/') {
+        err_main(
+            "mqtt.topic_prefix",
+            format!("{prefix:?} must be non-empty, without wildcards and without a trailing '/'"),
+        );
+    }
+    if c.mqtt.qos > 1 {
+        err_main("mqtt.qos", format!("{} is not 0 or 1", c.mqtt.qos));
+    }
+    if c.mqtt.password.is_some() && c.mqtt.password_env.is_some() {
+        err_main(
+            "mqtt.password",
+            "give either password or password_env, not both".into(),
+        );
+    }
+    if c.mqtt.max_payload_bytes == 0 || c.mqtt.max_batch_len == 0 {
+        err_main(
+            "mqtt.max_payload_bytes",
+            "max_payload_bytes and max_batch_len must be positive".into(),
+        );
+    }
+    if c.mqtt.reconnect_min_ms == 0 || c.mqtt.reconnect_min_ms > c.mqtt.reconnect_max_ms {
+        err_main(
+            "mqtt.reconnect_min_ms",
+            "must be positive and not above reconnect_max_ms".into(),
+        );
+    }
+    if let Some(s) = &c.store {
+        match url::Url::parse(&s.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            _ => err_main(
+                "store.url",
+                format!("{:?} must look like http://host:port", s.url),
+            ),
+        }
+        if s.org.is_empty() || s.bucket.is_empty() {
+            err_main("store.bucket", "org and bucket must not be empty".into());
+        }
+        if s.batch_size == 0 || s.queue_capacity < s.batch_size {
+            err_main(
+                "store.queue_capacity",
+                format!(
+                    "batch_size ({}) must be positive and queue_capacity ({}) at least batch_size",
+                    s.batch_size, s.queue_capacity
+                ),
+            );
+        }
+        if s.indicator_interval_s == 0 || s.flush_interval_ms == 0 {
+            err_main(
+                "store.indicator_interval_s",
+                "indicator_interval_s and flush_interval_ms must be positive".into(),
+            );
+        }
+    }
+
+    let inv = &c.inventory;
+    let o = &l.origins;
+    let mut push = |array: &str, origin: (usize, usize), id: &str, field: &str, msg: String| {
+        let (file, key) = l.locate(array, origin, id);
+        let key = if field.is_empty() {
+            key
+        } else {
+            format!("{key}.{field}")
+        };
+        errs.push(ConfigError {
+            file,
+            key,
+            message: msg,
+        });
+    };
+
+    // Sites.
+    let mut sites: HashMap<&str, SiteKind> = HashMap::new();
+    for (i, s) in inv.sites.iter().enumerate() {
+        if let Some(p) = id_problem(&s.id) {
+            push("sites", o.sites[i], &s.id, "id", p);
+        }
+        if sites.insert(&s.id, s.kind).is_some() {
+            push(
+                "sites",
+                o.sites[i],
+                &s.id,
+                "id",
+                format!("duplicate site id {:?}", s.id),
+            );
+        }
+    }
+
+    // Per-site unique children, checked for the site and kind they belong to.
+    let mut check_child = |array: &str,
+                           origin: (usize, usize),
+                           id: &str,
+                           site: &str,
+                           need: SiteKind,
+                           seen: &mut HashSet<(String, String)>| {
+        if let Some(p) = id_problem(id) {
+            push(array, origin, id, "id", p);
+        }
+        match sites.get(site) {
+            None => push(array, origin, id, "site", format!("unknown site {site:?}")),
+            Some(k) if *k != need => push(
+                array,
+                origin,
+                id,
+                "site",
+                format!("site {site:?} is a {k:?}, but {array} belong to a {need:?}",),
+            ),
+            _ => {}
+        }
+        if !seen.insert((site.to_string(), id.to_string())) {
+            push(
+                array,
+                origin,
+                id,
+                "id",
+                format!("duplicate id {id:?} in site {site:?}"),
+            );
+        }
+    };
+    let mut enterprises = HashSet::new();
+    for (i, e) in inv.enterprises.iter().enumerate() {
+        check_child(
+            "enterprises",
+            o.enterprises[i],
+            &e.id,
+            &e.site,
+            SiteKind::Park,
+            &mut enterprises,
+        );
+    }
+    let mut zones = HashSet::new();
+    for (i, z) in inv.zones.iter().enumerate() {
+        check_child(
+            "zones",
+            o.zones[i],
+            &z.id,
+            &z.site,
+            SiteKind::Park,
+            &mut zones,
+        );
+    }
+    let mut systems = HashSet::new();
+    for (i, s) in inv.systems.iter().enumerate() {
+        check_child(
+            "systems",
+            o.systems[i],
+            &s.id,
+            &s.site,
+            SiteKind::Mine,
+            &mut systems,
+        );
+    }
+
+    let mut devices = HashSet::new();
+    for (i, d) in inv.devices.iter().enumerate() {
+        let org = o.devices[i];
+        if let Some(p) = id_problem(&d.id) {
+            push("devices", org, &d.id, "id", p);
+        }
+        if !sites.contains_key(d.site.as_str()) {
+            push(
+                "devices",
+                org,
+                &d.id,
+                "site",
+                format!("unknown site {:?}", d.site),
+            );
+        }
+        if !devices.insert((d.site.as_str(), d.id.as_str())) {
+            push(
+                "devices",
+                org,
+                &d.id,
+                "id",
+                format!("duplicate device id {:?} in site {:?}", d.id, d.site),
+            );
+        }
+        let refs = [
+            ("enterprise", &d.enterprise, &enterprises),
+            ("zone", &d.zone, &zones),
+            ("system", &d.system, &systems),
+        ];
+        for (field, value, set) in refs {
+            if let Some(v) = value {
+                if !set.contains(&(d.site.clone(), v.clone())) {
+                    push(
+                        "devices",
+                        org,
+                        &d.id,
+                        field,
+                        format!("unknown {field} {v:?} in site {:?}", d.site),
+                    );
+                }
+            }
+        }
+        if !(d.interval_s.is_finite() && d.interval_s > 0.0) {
+            push(
+                "devices",
+                org,
+                &d.id,
+                "interval_s",
+                format!("must be a positive number of seconds, not {}", d.interval_s),
+            );
+        }
+        if let Some(off) = d.offline_after_s {
+            if !(off.is_finite() && off > 0.0) {
+                push(
+                    "devices",
+                    org,
+                    &d.id,
+                    "offline_after_s",
+                    format!("must be a positive number of seconds, not {off}"),
+                );
+            } else if d.interval_s.is_finite() && off < d.interval_s {
+                push(
+                    "devices",
+                    org,
+                    &d.id,
+                    "offline_after_s",
+                    format!(
+                        "{off} s is shorter than interval_s ({} s): the device would flap offline between readings",
+                        d.interval_s
+                    ),
+                );
+            }
+        }
+        match (d.kind, &d.gas) {
+            (DeviceKind::GasToxic, None) => push(
+                "devices",
+                org,
+                &d.id,
+                "gas",
+                "a gas_toxic device must name its gas (H2S, CO, NH3, Cl2, …)".into(),
+            ),
+            (DeviceKind::GasToxic, Some(_)) | (_, None) => {}
+            (k, Some(_)) => push(
+                "devices",
+                org,
+                &d.id,
+                "gas",
+                format!(
+                    "only gas_toxic devices take `gas`, this one is {}",
+                    k.as_str()
+                ),
+            ),
+        }
+    }
+    errs
+}

@@ -1,0 +1,131 @@
+//! What sources hand to the core: parsed readings, device state messages, and rejections
+//! the source could already decide (bad JSON, bad topic, oversize).
+
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadingStatus {
+    #[default]
+    Normal,
+    Fault,
+    Maintenance,
+}
+
+impl ReadingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadingStatus::Normal => "normal",
+            ReadingStatus::Fault => "fault",
+            ReadingStatus::Maintenance => "maintenance",
+        }
+    }
+}
+
+/// A reading as a source parsed it, not yet checked against the inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawReading {
+    pub site: String,
+    pub device: String,
+    /// Device timestamp, epoch ms; `None` when the payload had none.
+    pub ts_ms: Option<i64>,
+    pub values: Vec<(String, f64)>,
+    pub status: ReadingStatus,
+}
+
+/// Where an event came from, for rejection messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub topic: Arc<str>,
+    /// Index inside a batch message.
+    pub element: Option<u32>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.element {
+            Some(i) => write!(f, "{} [element {i}]", self.topic),
+            None => f.write_str(&self.topic),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceEvent {
+    Reading {
+        reading: RawReading,
+        origin: Origin,
+        received_ms: i64,
+    },
+    DeviceState {
+        site: String,
+        device: String,
+        online: bool,
+        origin: Origin,
+        received_ms: i64,
+    },
+    Rejected(Rejection),
+}
+
+/// The small, fixed set of reasons an input is refused. They are metric labels: keep stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    MalformedJson,
+    BadTopic,
+    PayloadTooLarge,
+    BatchTooLarge,
+    UnknownSite,
+    UnknownDevice,
+    WrongSite,
+    InvalidValue,
+    EmptyValues,
+    BadTimestamp,
+    FutureTimestamp,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 11] = [
+        Reason::MalformedJson,
+        Reason::BadTopic,
+        Reason::PayloadTooLarge,
+        Reason::BatchTooLarge,
+        Reason::UnknownSite,
+        Reason::UnknownDevice,
+        Reason::WrongSite,
+        Reason::InvalidValue,
+        Reason::EmptyValues,
+        Reason::BadTimestamp,
+        Reason::FutureTimestamp,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MalformedJson => "malformed_json",
+            Reason::BadTopic => "bad_topic",
+            Reason::PayloadTooLarge => "payload_too_large",
+            Reason::BatchTooLarge => "batch_too_large",
+            Reason::UnknownSite => "unknown_site",
+            Reason::UnknownDevice => "unknown_device",
+            Reason::WrongSite => "wrong_site",
+            Reason::InvalidValue => "invalid_value",
+            Reason::EmptyValues => "empty_values",
+            Reason::BadTimestamp => "bad_timestamp",
+            Reason::FutureTimestamp => "future_timestamp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejection {
+    pub reason: Reason,
+    #[serde(serialize_with = "ser_origin")]
+    pub origin: Origin,
+    /// What exactly was wrong, for the operator.
+    pub detail: String,
+    pub received_ms: i64,
+}
+
+fn ser_origin<S: serde::Serializer>(o: &Origin, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(o)
+}

@@ -1,0 +1,260 @@
+//! The core's entry point: checks source events against the inventory, updates liveness and
+//! the last values, and says what to persist, store and report.
+
+use super::event::{Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent};
+use super::inventory::{DeviceIdx, Inventory, LookupError};
+use super::liveness::{Liveness, Transition};
+use std::collections::VecDeque;
+
+/// A reading that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub device: DeviceIdx,
+    /// Device timestamp, or the receive time when the payload had none.
+    pub ts_ms: i64,
+    pub ts_from_gateway: bool,
+    pub received_ms: i64,
+    pub values: Vec<(String, f64)>,
+    pub status: ReadingStatus,
+}
+
+impl Accepted {
+    /// Receive time − reading time; `None` when the gateway stamped it.
+    pub fn latency_ms(&self) -> Option<i64> {
+        (!self.ts_from_gateway).then_some(self.received_ms - self.ts_ms)
+    }
+}
+
+/// What one call produced; the caller routes it to sinks, the journal and the logs.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    pub readings: Vec<Accepted>,
+    pub transitions: Vec<Transition>,
+    pub rejections: Vec<Rejection>,
+}
+
+impl Outputs {
+    pub fn is_empty(&self) -> bool {
+        self.readings.is_empty() && self.transitions.is_empty() && self.rejections.is_empty()
+    }
+    pub fn clear(&mut self) {
+        self.readings.clear();
+        self.transitions.clear();
+        self.rejections.clear();
+    }
+}
+
+/// The last accepted reading of a device, for the API.
+#[derive(Debug, Clone, Default)]
+pub struct LastReading {
+    pub ts_ms: i64,
+    pub received_ms: i64,
+    pub latency_ms: Option<i64>,
+    pub status: ReadingStatus,
+    pub values: Box<[(Box<str>, f64)]>,
+}
+
+#[derive(Debug)]
+pub struct Core {
+    pub inventory: Inventory,
+    pub liveness: Liveness,
+    last: Vec<Option<Box<LastReading>>>,
+    max_future_skew_ms: i64,
+    rejected_by_reason: [u64; Reason::ALL.len()],
+    recent: VecDeque<Rejection>,
+    recent_cap: usize,
+    accepted: u64,
+}
+
+impl Core {
+    pub fn new(inventory: Inventory, max_future_skew_ms: i64, recent_cap: usize) -> Core {
+        let liveness = Liveness::new(inventory.devices.iter().map(|d| d.offline_after_ms));
+        let last = vec![None; inventory.devices.len()];
+        Core {
+            inventory,
+            liveness,
+            last,
+            max_future_skew_ms,
+            rejected_by_reason: [0; Reason::ALL.len()],
+            recent: VecDeque::new(),
+            recent_cap: recent_cap.max(1),
+            accepted: 0,
+        }
+    }
+
+    pub fn last_reading(&self, d: DeviceIdx) -> Option<&LastReading> {
+        self.last[d as usize].as_deref()
+    }
+
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Rejection counts per reason since start, in [`Reason::ALL`] order.
+    pub fn rejection_counts(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
+        Reason::ALL
+            .iter()
+            .copied()
+            .zip(self.rejected_by_reason.iter().copied())
+    }
+
+    /// Most recent rejections, newest last.
+    pub fn recent_rejections(&self) -> impl DoubleEndedIterator<Item = &Rejection> {
+        self.recent.iter()
+    }
+
+    /// Advance the clock: devices silent past their deadline go offline.
+    pub fn tick(&mut self, now_ms: i64, out: &mut Outputs) {
+        self.liveness.expire(now_ms, &mut out.transitions);
+    }
+
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.liveness.next_deadline()
+    }
+
+    pub fn apply(&mut self, ev: SourceEvent, out: &mut Outputs) {
+        match ev {
+            SourceEvent::Reading {
+                reading,
+                origin,
+                received_ms,
+            } => {
+                self.tick(received_ms, out);
+                match self.check(reading, &origin, received_ms) {
+                    Ok(acc) => {
+                        let fault = acc.status == ReadingStatus::Fault;
+                        if let Some(t) =
+                            self.liveness
+                                .observe_reading(acc.device, received_ms, fault)
+                        {
+                            out.transitions.push(t);
+                        }
+                        self.last[acc.device as usize] = Some(Box::new(LastReading {
+                            ts_ms: acc.ts_ms,
+                            received_ms,
+                            latency_ms: acc.latency_ms(),
+                            status: acc.status,
+                            values: acc
+                                .values
+                                .iter()
+                                .map(|(k, v)| (k.as_str().into(), *v))
+                                .collect(),
+                        }));
+                        self.accepted += 1;
+                        out.readings.push(acc);
+                    }
+                    Err(r) => self.reject(r, out),
+                }
+            }
+            SourceEvent::DeviceState {
+                site,
+                device,
+                online,
+                origin,
+                received_ms,
+            } => {
+                self.tick(received_ms, out);
+                match self.inventory.lookup(&site, &device) {
+                    Ok(d) => {
+                        if let Some(t) = self.liveness.observe_state(d, online, received_ms) {
+                            out.transitions.push(t);
+                        }
+                    }
+                    Err(e) => {
+                        let r = lookup_rejection(e, &site, &device, origin, received_ms);
+                        self.reject(r, out)
+                    }
+                }
+            }
+            SourceEvent::Rejected(r) => self.reject(r, out),
+        }
+    }
+
+    fn reject(&mut self, r: Rejection, out: &mut Outputs) {
+        self.rejected_by_reason[r.reason as usize] += 1;
+        if self.recent.len() == self.recent_cap {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(r.clone());
+        out.rejections.push(r);
+    }
+
+    fn check(
+        &self,
+        r: RawReading,
+        origin: &Origin,
+        received_ms: i64,
+    ) -> Result<Accepted, Rejection> {
+        let reject = |reason, detail: String| Rejection {
+            reason,
+            origin: origin.clone(),
+            detail,
+            received_ms,
+        };
+        let device = self
+            .inventory
+            .lookup(&r.site, &r.device)
+            .map_err(|e| lookup_rejection(e, &r.site, &r.device, origin.clone(), received_ms))?;
+        if r.values.is_empty() {
+            return Err(reject(
+                Reason::EmptyValues,
+                format!("device {:?} sent a reading with no values", r.device),
+            ));
+        }
+        if let Some((ch, v)) = r.values.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(reject(
+                Reason::InvalidValue,
+                format!("channel {ch:?} is {v}, not a finite number"),
+            ));
+        }
+        if let Some(ts) = r.ts_ms {
+            if ts > received_ms + self.max_future_skew_ms {
+                return Err(reject(
+                    Reason::FutureTimestamp,
+                    format!(
+                        "ts is {} s ahead of the gateway clock (limit {} s); check the device clock",
+                        (ts - received_ms) / 1000,
+                        self.max_future_skew_ms / 1000
+                    ),
+                ));
+            }
+        }
+        Ok(Accepted {
+            device,
+            ts_ms: r.ts_ms.unwrap_or(received_ms),
+            ts_from_gateway: r.ts_ms.is_none(),
+            received_ms,
+            values: r.values,
+            status: r.status,
+        })
+    }
+}
+
+fn lookup_rejection(
+    e: LookupError,
+    site: &str,
+    device: &str,
+    origin: Origin,
+    received_ms: i64,
+) -> Rejection {
+    let (reason, detail) = match e {
+        LookupError::UnknownSite => (
+            Reason::UnknownSite,
+            format!("site {site:?} is not in the inventory"),
+        ),
+        LookupError::UnknownDevice => (
+            Reason::UnknownDevice,
+            format!("device {device:?} is not registered in site {site:?}"),
+        ),
+        LookupError::WrongSite => (
+            Reason::WrongSite,
+            format!("device {device:?} belongs to another site, not {site:?}"),
+        ),
+    };
+    Rejection {
+        reason,
+        origin,
+        detail,
+        received_ms,
+    }
+}

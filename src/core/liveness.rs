@@ -1,0 +1,343 @@
+//! Device liveness: a pure state machine driven by readings, state messages and the clock.
+//!
+//! A device is online while its last accepted reading (by receive time) is younger than its
+//! `offline_after`, unless a state message said `offline` after that reading. Silence turns a
+//! device offline at exactly `last_seen + offline_after`, whenever the expiry is evaluated, so
+//! transition times do not depend on task scheduling.
+
+use super::inventory::DeviceIdx;
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    /// Never reported since it was registered.
+    Never,
+    Online,
+    Offline,
+}
+
+impl DeviceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Never => "never",
+            DeviceState::Online => "online",
+            DeviceState::Offline => "offline",
+        }
+    }
+    pub fn parse(s: &str) -> Option<DeviceState> {
+        match s {
+            "never" => Some(DeviceState::Never),
+            "online" => Some(DeviceState::Online),
+            "offline" => Some(DeviceState::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// Why a device changed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The first reading the gateway ever accepted from it.
+    FirstReading,
+    /// A reading after an outage.
+    Reading,
+    /// No reading for `offline_after`.
+    Silence,
+    /// Its `state` topic said `offline` (e.g. its last will).
+    StateOffline,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::FirstReading => "first_reading",
+            Cause::Reading => "reading",
+            Cause::Silence => "silence",
+            Cause::StateOffline => "state_offline",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Cause> {
+        match s {
+            "first_reading" => Some(Cause::FirstReading),
+            "reading" => Some(Cause::Reading),
+            "silence" => Some(Cause::Silence),
+            "state_offline" => Some(Cause::StateOffline),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub device: DeviceIdx,
+    /// Epoch milliseconds, gateway clock.
+    pub at_ms: i64,
+    pub online: bool,
+    pub cause: Cause,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    state: DeviceState,
+    /// Receive time of the last accepted reading; `None` if never.
+    last_seen: Option<i64>,
+    offline_after: i64,
+    /// Time of the last `offline` state message not yet superseded by a reading.
+    state_offline_at: Option<i64>,
+    /// The last reading said `status: fault`: reachable but faulty.
+    fault: bool,
+    in_heap: bool,
+}
+
+/// Liveness of every registered device.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    entries: Vec<Entry>,
+    /// Min-heap of (deadline, device). A deadline may be earlier than the device's real one
+    /// (it got newer readings since); it is then pushed again with the real one. Each online
+    /// device has exactly one entry, so a reading costs O(1) and an expiry O(log n).
+    heap: BinaryHeap<Reverse<(i64, DeviceIdx)>>,
+}
+
+impl Liveness {
+    /// One entry per device, with its `offline_after` in milliseconds.
+    pub fn new(offline_after_ms: impl IntoIterator<Item = i64>) -> Liveness {
+        Liveness {
+            entries: offline_after_ms
+                .into_iter()
+                .map(|offline_after| Entry {
+                    state: DeviceState::Never,
+                    last_seen: None,
+                    offline_after,
+                    state_offline_at: None,
+                    fault: false,
+                    in_heap: false,
+                })
+                .collect(),
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    pub fn state(&self, d: DeviceIdx) -> DeviceState {
+        self.entries[d as usize].state
+    }
+    pub fn last_seen(&self, d: DeviceIdx) -> Option<i64> {
+        self.entries[d as usize].last_seen
+    }
+    pub fn is_faulty(&self, d: DeviceIdx) -> bool {
+        let e = &self.entries[d as usize];
+        e.state == DeviceState::Online && e.fault
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn arm(&mut self, d: DeviceIdx) {
+        let e = &mut self.entries[d as usize];
+        if !e.in_heap {
+            if let Some(seen) = e.last_seen {
+                e.in_heap = true;
+                self.heap.push(Reverse((seen + e.offline_after, d)));
+            }
+        }
+    }
+
+    /// An accepted reading received at `now`. Call [`Liveness::expire`] with `now` first so
+    /// an outage that ended with this reading is recorded.
+    pub fn observe_reading(&mut self, d: DeviceIdx, now: i64, fault: bool) -> Option<Transition> {
+        let e = &mut self.entries[d as usize];
+        e.last_seen = Some(e.last_seen.map_or(now, |s| s.max(now)));
+        e.fault = fault;
+        if let Some(t) = e.state_offline_at {
+            if now < t {
+                return None;
+            }
+            e.state_offline_at = None;
+        }
+        if e.state == DeviceState::Online {
+            return None;
+        }
+        let cause = if e.state == DeviceState::Never {
+            Cause::FirstReading
+        } else {
+            Cause::Reading
+        };
+        e.state = DeviceState::Online;
+        self.arm(d);
+        Some(Transition {
+            device: d,
+            at_ms: now,
+            online: true,
+            cause,
+        })
+    }
+
+    /// The device's `state` topic said online or offline at `now`.
+    pub fn observe_state(&mut self, d: DeviceIdx, online: bool, now: i64) -> Option<Transition> {
+        let e = &mut self.entries[d as usize];
+        if online {
+            // Only clears the override: the next reading proves it is back.
+            e.state_offline_at = None;
+            return None;
+        }
+        e.state_offline_at = Some(now);
+        if e.state != DeviceState::Online {
+            return None;
+        }
+        e.state = DeviceState::Offline;
+        Some(Transition {
+            device: d,
+            at_ms: now,
+            online: false,
+            cause: Cause::StateOffline,
+        })
+    }
+
+    /// Turn offline every device silent past its deadline at `now`; transitions are stamped
+    /// with the deadline itself, in time order.
+    pub fn expire(&mut self, now: i64, out: &mut Vec<Transition>) {
+        while let Some(Reverse((deadline, d))) = self.heap.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.heap.pop();
+            let e = &mut self.entries[d as usize];
+            e.in_heap = false;
+            if e.state != DeviceState::Online {
+                continue;
+            }
+            let Some(seen) = e.last_seen else { continue };
+            let real = seen + e.offline_after;
+            if real <= now {
+                e.state = DeviceState::Offline;
+                out.push(Transition {
+                    device: d,
+                    at_ms: real,
+                    online: false,
+                    cause: Cause::Silence,
+                });
+            } else {
+                self.arm(d);
+            }
+        }
+    }
+
+    /// The earliest time at which [`Liveness::expire`] may have something to do.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.heap.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Restore a device's persisted state after a restart.
+    pub fn restore(
+        &mut self,
+        d: DeviceIdx,
+        state: DeviceState,
+        last_seen: Option<i64>,
+        fault: bool,
+    ) {
+        let e = &mut self.entries[d as usize];
+        e.state = state;
+        e.last_seen = last_seen;
+        e.fault = fault;
+        if state == DeviceState::Online {
+            self.arm(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(n: usize, off: i64) -> Liveness {
+        Liveness::new(std::iter::repeat_n(off, n))
+    }
+
+    #[test]
+    fn first_reading_then_silence_turns_offline_at_deadline() {
+        let mut l = live(1, 3_000);
+        let t = l.observe_reading(0, 1_000, false).unwrap();
+        assert_eq!(
+            (t.at_ms, t.online, t.cause),
+            (1_000, true, Cause::FirstReading)
+        );
+        let mut out = vec![];
+        l.observe_reading(0, 2_000, false);
+        l.expire(4_999, &mut out);
+        assert!(out.is_empty());
+        // Evaluated late, stamped at the real deadline.
+        l.expire(9_000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].at_ms, out[0].online, out[0].cause),
+            (5_000, false, Cause::Silence)
+        );
+        assert_eq!(l.state(0), DeviceState::Offline);
+        let back = l.observe_reading(0, 9_500, false).unwrap();
+        assert_eq!((back.at_ms, back.cause), (9_500, Cause::Reading));
+    }
+
+    #[test]
+    fn never_reported_device_stays_never() {
+        let mut l = live(2, 1_000);
+        l.observe_reading(0, 0, false);
+        let mut out = vec![];
+        l.expire(10_000, &mut out);
+        assert_eq!(l.state(1), DeviceState::Never);
+        assert_eq!(out.len(), 1);
+        assert_eq!(l.next_deadline(), None);
+    }
+
+    #[test]
+    fn state_offline_wins_until_a_newer_reading() {
+        let mut l = live(1, 10_000);
+        l.observe_reading(0, 0, false);
+        let t = l.observe_state(0, false, 1_000).unwrap();
+        assert_eq!(
+            (t.at_ms, t.online, t.cause),
+            (1_000, false, Cause::StateOffline)
+        );
+        assert_eq!(l.state(0), DeviceState::Offline);
+        // No double transition from the stale heap entry.
+        let mut out = vec![];
+        l.expire(20_000, &mut out);
+        assert!(out.is_empty());
+        assert!(l.observe_reading(0, 21_000, false).is_some());
+        assert_eq!(l.state(0), DeviceState::Online);
+        l.expire(31_000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].at_ms, 31_000);
+    }
+
+    #[test]
+    fn fault_is_reachable_but_counted_apart() {
+        let mut l = live(1, 1_000);
+        l.observe_reading(0, 0, true);
+        assert_eq!(l.state(0), DeviceState::Online);
+        assert!(l.is_faulty(0));
+        l.observe_reading(0, 500, false);
+        assert!(!l.is_faulty(0));
+    }
+
+    #[test]
+    fn each_device_has_one_heap_entry() {
+        let mut l = live(3, 1_000);
+        for t in 0..100 {
+            for d in 0..3 {
+                l.observe_reading(d, t * 10, false);
+            }
+        }
+        assert_eq!(l.heap.len(), 3);
+        let mut out = vec![];
+        l.expire(2_000, &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|t| t.at_ms == 1_990));
+    }
+}

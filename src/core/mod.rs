@@ -1,0 +1,12 @@
+//! The core: plain, synchronous, deterministic. Every function takes the time as an input.
+
+pub mod event;
+pub mod ingest;
+pub mod inventory;
+pub mod liveness;
+pub mod stats;
+
+pub use event::{Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent};
+pub use ingest::{Accepted, Core, Outputs};
+pub use inventory::{DeviceIdx, Inventory, SiteIdx};
+pub use liveness::{Cause, DeviceState, Liveness, Transition};

@@ -1,0 +1,95 @@
+//! Counts per site and for the region, and the snapshot online rate.
+//!
+//! Online rate (snapshot) = devices online now ÷ devices counted, where a device is counted
+//! when it is `built` and its site is `active` (suspended sites and units are excluded, as in
+//! the regulators' monthly networking reports). Written down in `docs/indicators.md`.
+
+use super::ingest::Core;
+use super::inventory::SiteIdx;
+use super::liveness::DeviceState;
+use crate::config::UnitStatus;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Rate {
+    /// `numerator / denominator`, or null when nothing is counted.
+    pub value: Option<f64>,
+    pub numerator: u64,
+    pub denominator: u64,
+}
+
+impl Rate {
+    pub fn new(numerator: u64, denominator: u64) -> Rate {
+        Rate {
+            value: (denominator > 0).then(|| numerator as f64 / denominator as f64),
+            numerator,
+            denominator,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Counts {
+    /// Every device in the inventory: the plan, whatever its status.
+    pub planned: u64,
+    /// `status = "built"`.
+    pub built: u64,
+    /// `status = "suspended"`.
+    pub suspended: u64,
+    /// Have reported at least once since registration.
+    pub reported: u64,
+    pub online: u64,
+    pub offline: u64,
+    /// Never reported.
+    pub never: u64,
+    /// Online, but their last reading said `status: fault`.
+    pub faulty: u64,
+    /// Built devices of active sites: the online rate's denominator.
+    pub counted: u64,
+    /// Counted devices online now: the online rate's numerator.
+    pub counted_online: u64,
+}
+
+impl Counts {
+    pub fn online_rate(&self) -> Rate {
+        Rate::new(self.counted_online, self.counted)
+    }
+}
+
+impl Core {
+    /// Counts for one site, or for the region with `None`.
+    pub fn counts(&self, site: Option<SiteIdx>) -> Counts {
+        let mut c = Counts::default();
+        for (i, d) in self.inventory.devices.iter().enumerate() {
+            if site.is_some_and(|s| s != d.site) {
+                continue;
+            }
+            let i = i as u32;
+            c.planned += 1;
+            match d.status {
+                UnitStatus::Built => c.built += 1,
+                UnitStatus::Suspended => c.suspended += 1,
+                UnitStatus::Planned => {}
+            }
+            let state = self.liveness.state(i);
+            match state {
+                DeviceState::Never => c.never += 1,
+                DeviceState::Online => c.online += 1,
+                DeviceState::Offline => c.offline += 1,
+            }
+            if state != DeviceState::Never {
+                c.reported += 1;
+            }
+            if self.liveness.is_faulty(i) {
+                c.faulty += 1;
+            }
+            if self.inventory.counts_as_active(i) {
+                c.counted += 1;
+                if state == DeviceState::Online {
+                    c.counted_online += 1;
+                }
+            }
+        }
+        c
+    }
+}

@@ -1,0 +1,17 @@
+//! safegate: an IoT telemetry gateway that measures the safety-monitoring indicators of
+//! chemical-industry parks and mines.
+//!
+//! Data flows one way: [`sources`] (MQTT) → [`core`] (inventory, liveness) → [`sinks`]
+//! (InfluxDB 2) and the [`api`]. The core is synchronous and takes time as an input.
+
+pub mod api;
+pub mod config;
+pub mod core;
+pub mod runtime;
+pub mod sinks;
+pub mod sources;
+pub mod state;
+pub mod telemetry;
+
+#[path = "../simulators/mod.rs"]
+pub mod simulators;

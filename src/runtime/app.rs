@@ -1,0 +1,388 @@
+//! Start the gateway: sources → core → sinks and API, with one broadcast shutdown.
+
+use crate::api::{self, Shared};
+use crate::config::{Config, LoadedConfig};
+use crate::core::{Core, DeviceState, Inventory, Outputs, SourceEvent};
+use crate::sinks::store::{self, StoreQueue};
+use crate::sinks::Record;
+use crate::sources;
+use crate::state::{Journal, JournalMsg, StateError, TransitionRow};
+use crate::telemetry::{now_ms, LinkStatus, Metrics, RateLimitedLog, StoreStatus};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+/// Channel sizes. Policies: source → core blocks (back-pressure to the broker); core →
+/// journal blocks (transitions are never dropped); core → store drops new points when full
+/// and counts them (see `sinks::store`).
+const SOURCE_QUEUE: usize = 16_384;
+const JOURNAL_QUEUE: usize = 1_024;
+const CORE_BATCH: usize = 1_024;
+const PERSIST_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Broker(#[from] super::broker::BrokerError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Mqtt(#[from] sources::mqtt::MqttSourceError),
+    #[error("the API cannot listen on {0}: {1} (set api.listen to a free address)")]
+    ApiBind(SocketAddr, std::io::Error),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub api_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    shutdown: broadcast::Sender<()>,
+    tasks: Vec<JoinHandle<()>>,
+    journal_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Stop every task and wait for them; the journal is flushed last.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(());
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        if let Some(j) = self.journal_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || j.join()).await;
+        }
+    }
+
+    pub fn shutdown_signal(&self) -> broadcast::Receiver<()> {
+        self.shutdown.subscribe()
+    }
+}
+
+/// Install the rustls crypto provider once (rumqttc's TLS uses the process default).
+fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
+    init_tls();
+    let mut cfg: Config = loaded.config;
+    if cfg.mqtt.embedded {
+        super::broker::start_embedded(cfg.mqtt.listen, cfg.mqtt.max_payload_bytes)?;
+        cfg.mqtt.url = format!("mqtt://{}", cfg.mqtt.listen);
+        tracing::info!(listen = %cfg.mqtt.listen, "embedded MQTT broker started");
+    }
+    let inventory = Inventory::from_config(&cfg);
+    let journal = Journal::open(&cfg.gateway.data_dir)?;
+    let mut core = Core::new(
+        inventory,
+        (cfg.gateway.max_future_skew_s * 1000) as i64,
+        cfg.gateway.recent_rejections,
+    );
+    restore(&mut core, &journal)?;
+    // Release the configuration's copy of the inventory: at 100k devices it matters.
+    cfg.inventory = Default::default();
+
+    let metrics = Arc::new(Metrics::new());
+    let mqtt_status = Arc::new(LinkStatus::default());
+    let store_status = Arc::new(StoreStatus::new(cfg.store.is_some()));
+    let shared = Arc::new(Shared {
+        core: Mutex::new(core),
+        metrics: metrics.clone(),
+        mqtt: mqtt_status.clone(),
+        store: store_status.clone(),
+    });
+    let (shutdown, _) = broadcast::channel(4);
+    let mut tasks = Vec::new();
+
+    let store_queue = match &cfg.store {
+        Some(s) => {
+            let (queue, writer) = store::channel(s, metrics.clone(), store_status.clone())?;
+            let rx = shutdown.subscribe();
+            tasks.push(tokio::spawn(writer.run(rx)));
+            tracing::info!(url = %s.url, bucket = %s.bucket, "writing to the store");
+            Some(queue)
+        }
+        None => {
+            tracing::warn!(
+                "no [store] configured: readings are not stored, only served by the API"
+            );
+            None
+        }
+    };
+
+    let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
+    let journal_thread = std::thread::Builder::new()
+        .name("journal".into())
+        .spawn(move || journal.serve(journal_rx))
+        .ok();
+
+    let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
+    {
+        let rx = shutdown.subscribe();
+        let mqtt = cfg.mqtt.clone();
+        let (st, m) = (mqtt_status.clone(), metrics.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = sources::mqtt::run(mqtt, src_tx, st, m, rx).await {
+                tracing::error!(error = %e, "MQTT source stopped");
+            }
+        }));
+    }
+
+    let indicator_every =
+        Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
+    tasks.push(tokio::spawn(core_task(
+        shared.clone(),
+        src_rx,
+        store_queue,
+        journal_tx,
+        indicator_every,
+        shutdown.subscribe(),
+    )));
+
+    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
+        .await
+        .map_err(|e| StartError::ApiBind(cfg.api.listen, e))?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::ApiBind(cfg.api.listen, e))?;
+    let app = api::router(shared.clone());
+    let mut rx = shutdown.subscribe();
+    tasks.push(tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = rx.recv().await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    }));
+    tracing::info!(api = %api_addr, "API listening");
+
+    Ok(Gateway {
+        api_addr,
+        shared,
+        shutdown,
+        tasks,
+        journal_thread,
+    })
+}
+
+/// Put back what the journal knew: state, last seen, fault, per device still registered.
+fn restore(core: &mut Core, journal: &Journal) -> Result<(), StateError> {
+    let mut restored = 0usize;
+    for snap in journal.load_latest()? {
+        let Ok(d) = core.inventory.lookup(&snap.site, &snap.device) else {
+            continue; // removed from the inventory since
+        };
+        let (state, last_seen) = match snap.last_transition {
+            Some((true, at)) => (
+                DeviceState::Online,
+                Some(snap.last_seen_ms.map_or(at, |s| s.max(at))),
+            ),
+            Some((false, _)) => (DeviceState::Offline, snap.last_seen_ms),
+            None => continue,
+        };
+        core.liveness.restore(d, state, last_seen, snap.fault);
+        restored += 1;
+    }
+    if restored > 0 {
+        tracing::info!(devices = restored, "liveness restored from the journal");
+    }
+    Ok(())
+}
+
+async fn core_task(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<SourceEvent>,
+    store: Option<StoreQueue>,
+    journal: mpsc::Sender<JournalMsg>,
+    indicator_every: Duration,
+    mut shutdown: broadcast::Receiver<()>,
+) {
+    let metrics = shared.metrics.clone();
+    let warn = RateLimitedLog::new(10_000);
+    let mut buf = Vec::with_capacity(CORE_BATCH);
+    let mut out = Outputs::default();
+    let mut persist = tokio::time::interval(PERSIST_EVERY);
+    let mut indicators = tokio::time::interval(indicator_every);
+    let mut saved_seen: Vec<Option<i64>> = {
+        let core = shared.core();
+        (0..core.inventory.devices.len() as u32)
+            .map(|d| core.liveness.last_seen(d))
+            .collect()
+    };
+    loop {
+        let next = shared.core().next_deadline();
+        let wake = match next {
+            Some(t) => {
+                tokio::time::Instant::now()
+                    + Duration::from_millis((t - now_ms()).clamp(0, 86_400_000) as u64)
+            }
+            None => tokio::time::Instant::now() + Duration::from_secs(3600),
+        };
+        tokio::select! {
+            n = rx.recv_many(&mut buf, CORE_BATCH) => {
+                if n == 0 { break }
+                let rows = {
+                    let mut core = shared.core();
+                    for ev in buf.drain(..) {
+                        core.apply(ev, &mut out);
+                    }
+                    dispatch(&core, &mut out, store.as_ref(), &metrics, &warn)
+                };
+                if !rows.is_empty() && journal.send(JournalMsg::Transitions(rows)).await.is_err() {
+                    break;
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                let rows = {
+                    let mut core = shared.core();
+                    core.tick(now_ms(), &mut out);
+                    dispatch(&core, &mut out, store.as_ref(), &metrics, &warn)
+                };
+                if !rows.is_empty() && journal.send(JournalMsg::Transitions(rows)).await.is_err() {
+                    break;
+                }
+            }
+            _ = persist.tick() => {
+                update_device_gauges(&shared.core(), &metrics);
+                let rows = last_seen_changes(&shared, &mut saved_seen);
+                if !rows.is_empty() && journal.send(JournalMsg::LastSeen(rows)).await.is_err() {
+                    break;
+                }
+            }
+            _ = indicators.tick() => {
+                if let Some(q) = &store {
+                    for r in indicator_records(&shared.core(), now_ms()) {
+                        q.push(r);
+                    }
+                }
+            }
+            _ = shutdown.recv() => break,
+        }
+    }
+    let rows = last_seen_changes(&shared, &mut saved_seen);
+    if !rows.is_empty() {
+        let _ = journal.send(JournalMsg::LastSeen(rows)).await;
+    }
+}
+
+/// Route one round of outputs: readings and transitions to the store, transitions to the
+/// journal (returned), rejections to metrics and the log. Also refreshes device gauges.
+fn dispatch(
+    core: &Core,
+    out: &mut Outputs,
+    store: Option<&StoreQueue>,
+    metrics: &Metrics,
+    warn: &RateLimitedLog,
+) -> Vec<TransitionRow> {
+    let inv = &core.inventory;
+    metrics.readings_accepted.inc_by(out.readings.len() as u64);
+    for a in out.readings.drain(..) {
+        if let Some(l) = a.latency_ms() {
+            metrics.reading_latency.observe(l.max(0) as f64 / 1000.0);
+        }
+        if let Some(q) = store {
+            q.push(Record::reading(inv, a));
+        }
+    }
+    let now = now_ms();
+    for r in out.rejections.drain(..) {
+        metrics
+            .readings_rejected
+            .get_or_create(&crate::telemetry::metrics_reason(r.reason))
+            .inc();
+        if let Some(suppressed) = warn.allow(r.reason.as_str(), now) {
+            tracing::warn!(topic = %r.origin, reason = r.reason.as_str(), detail = %r.detail, suppressed, "input rejected");
+        }
+    }
+    let mut rows = Vec::with_capacity(out.transitions.len());
+    if !out.transitions.is_empty() {
+        metrics.transitions.inc_by(out.transitions.len() as u64);
+        for t in out.transitions.drain(..) {
+            let d = &inv.devices[t.device as usize];
+            if let Some(q) = store {
+                q.push(Record::transition(inv, &t));
+            }
+            rows.push(TransitionRow {
+                site: inv.sites[d.site as usize].id.to_string(),
+                device: d.id.to_string(),
+                at_ms: t.at_ms,
+                online: t.online,
+                cause: t.cause.as_str().to_string(),
+            });
+        }
+    }
+    rows
+}
+
+fn update_device_gauges(core: &Core, metrics: &Metrics) {
+    let c = core.counts(None);
+    for (state, n) in [
+        ("online", c.online),
+        ("offline", c.offline),
+        ("never", c.never),
+    ] {
+        metrics
+            .devices
+            .get_or_create(&crate::telemetry::metrics_state(state))
+            .set(n as i64);
+    }
+}
+
+fn last_seen_changes(
+    shared: &Shared,
+    saved: &mut [Option<i64>],
+) -> Vec<(String, String, i64, bool)> {
+    let core = shared.core();
+    let inv = &core.inventory;
+    let mut rows = Vec::new();
+    for (i, slot) in saved.iter_mut().enumerate() {
+        let seen = core.liveness.last_seen(i as u32);
+        if seen != *slot {
+            if let Some(t) = seen {
+                let d = &inv.devices[i];
+                rows.push((
+                    inv.sites[d.site as usize].id.to_string(),
+                    d.id.to_string(),
+                    t,
+                    core.liveness.is_faulty(i as u32),
+                ));
+            }
+            *slot = seen;
+        }
+    }
+    rows
+}
+
+/// Snapshot online rates for each site and the region.
+pub fn indicator_records(core: &Core, now: i64) -> Vec<Record> {
+    let mut out = Vec::with_capacity(core.inventory.sites.len() + 1);
+    let mut push = |scope: &'static str, id: Arc<str>, rate: crate::core::stats::Rate| {
+        out.push(Record::Indicator {
+            indicator: "online_rate",
+            scope,
+            scope_id: id,
+            at_ms: now,
+            value: rate.value,
+            numerator: rate.numerator,
+            denominator: rate.denominator,
+        })
+    };
+    push(
+        "region",
+        Arc::from("region"),
+        core.counts(None).online_rate(),
+    );
+    for (i, s) in core.inventory.sites.iter().enumerate() {
+        push(
+            "site",
+            s.id.clone(),
+            core.counts(Some(i as u32)).online_rate(),
+        );
+    }
+    out
+}

@@ -1,0 +1,7 @@
+//! Wiring: tasks, channels and shutdown around the synchronous core.
+
+pub mod app;
+pub mod broker;
+pub mod demo;
+
+pub use app::{start, Gateway, StartError};

@@ -1,0 +1,143 @@
+use super::payload::{parse_message, Limits};
+use crate::config::MqttSettings;
+use crate::core::SourceEvent;
+use crate::sources::backoff::Backoff;
+use crate::telemetry::{now_ms, LinkStatus, Metrics, RateLimitedLog};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttSourceError {
+    #[error("mqtt.url {0:?} is not usable: {1}")]
+    BadUrl(String, String),
+    #[error("mqtt.password_env names {0:?}, which is not set in the environment")]
+    MissingPassword(String),
+}
+
+fn options(cfg: &MqttSettings) -> Result<MqttOptions, MqttSourceError> {
+    let url = url::Url::parse(&cfg.url)
+        .map_err(|e| MqttSourceError::BadUrl(cfg.url.clone(), e.to_string()))?;
+    let tls = match url.scheme() {
+        "mqtt" => false,
+        "mqtts" => true,
+        s => {
+            return Err(MqttSourceError::BadUrl(
+                cfg.url.clone(),
+                format!("scheme {s:?} is not mqtt or mqtts"),
+            ))
+        }
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| MqttSourceError::BadUrl(cfg.url.clone(), "no host".into()))?;
+    let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
+    let mut o = MqttOptions::new(cfg.client_id.clone(), host, port);
+    // A persistent session: the broker queues QoS 1 messages while we are away.
+    o.set_clean_session(false);
+    o.set_keep_alive(Duration::from_secs(cfg.keep_alive_s.max(5)));
+    // Accept packets well past our own payload limit, so an oversize payload is counted as
+    // `payload_too_large` instead of tearing the connection down.
+    let incoming = (cfg.max_payload_bytes.saturating_mul(4)).max(4 << 20);
+    o.set_max_packet_size(incoming, 1 << 20);
+    o.set_inflight(1000);
+    let password = match (&cfg.password, &cfg.password_env) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(var)) => {
+            Some(std::env::var(var).map_err(|_| MqttSourceError::MissingPassword(var.clone()))?)
+        }
+        (None, None) => None,
+    };
+    if let Some(user) = &cfg.username {
+        o.set_credentials(user.clone(), password.unwrap_or_default());
+    }
+    if tls {
+        o.set_transport(Transport::tls_with_default_config());
+    }
+    Ok(o)
+}
+
+/// Run the MQTT source until shutdown. Events go to `tx`; a full channel blocks us, which
+/// stops reading from the socket: the broker holds the rest.
+pub async fn run(
+    cfg: MqttSettings,
+    tx: mpsc::Sender<SourceEvent>,
+    status: Arc<LinkStatus>,
+    metrics: Arc<Metrics>,
+    mut shutdown: broadcast::Receiver<()>,
+) -> Result<(), MqttSourceError> {
+    let opts = options(&cfg)?;
+    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let qos = if cfg.qos == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    };
+    let filter = format!("{}/#", cfg.topic_prefix);
+    let limits = Limits {
+        max_payload_bytes: cfg.max_payload_bytes,
+        max_batch_len: cfg.max_batch_len,
+    };
+    let mut backoff = Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms);
+    let warn = RateLimitedLog::new(10_000);
+    let mut events = Vec::with_capacity(16);
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.recv() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                status.set_connected(now_ms());
+                metrics.mqtt_connected.set(1);
+                backoff.reset();
+                tracing::info!(url = %cfg.url, session_present = ack.session_present, "MQTT connected");
+                // Always (re)subscribe: a broker restarted without persistence forgot us.
+                if let Err(e) = client.try_subscribe(filter.clone(), qos) {
+                    tracing::error!(error = %e, "MQTT subscribe request failed");
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                tracing::info!(filter = %filter, ?qos, "MQTT subscribed");
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                metrics.messages_received.inc();
+                parse_message(
+                    &cfg.topic_prefix,
+                    &p.topic,
+                    &p.payload,
+                    now_ms(),
+                    limits,
+                    &mut events,
+                );
+                for e in events.drain(..) {
+                    if tx.send(e).await.is_err() {
+                        return Ok(()); // the core has stopped: we are shutting down
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let now = now_ms();
+                if status.set_disconnected(now, e.to_string()) {
+                    metrics.mqtt_connected.set(0);
+                    tracing::warn!(url = %cfg.url, error = %e, "MQTT connection lost; reconnecting with back-off");
+                } else if let Some(suppressed) = warn.allow("connect", now) {
+                    tracing::warn!(url = %cfg.url, error = %e, suppressed, "MQTT broker unreachable; retrying");
+                }
+                status.count_reconnect();
+                metrics.mqtt_reconnects.inc();
+                let delay = backoff.next_delay();
+                tokio::select! {
+                    _ = shutdown.recv() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    // Best effort: a clean DISCONNECT keeps the session but skips the broker's keep-alive wait.
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+    Ok(())
+}

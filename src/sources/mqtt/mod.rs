@@ -1,0 +1,7 @@
+//! MQTT ingest: a persistent-session rumqttc client with our own reconnect back-off.
+
+mod client;
+pub mod payload;
+
+pub use client::{run, MqttSourceError};
+pub use payload::Limits;

@@ -1,0 +1,506 @@
+//! Topic and payload parsing for the MQTT contract. Pure: no I/O, no inventory.
+//!
+//! Topics under the prefix:
+//! - `{site}/{device}/data`: one reading `{"ts", "values", "status"}`
+//! - `{site}/batch`: a JSON array of `{"device", "ts", "values", "status"}`
+//! - `{site}/{device}/state`: `online` / `offline`
+
+use crate::core::{Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::fmt;
+use std::sync::Arc;
+
+/// Limits the parser enforces before anything reaches the core.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_payload_bytes: usize,
+    pub max_batch_len: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Topic<'a> {
+    Data { site: &'a str, device: &'a str },
+    State { site: &'a str, device: &'a str },
+    Batch { site: &'a str },
+}
+
+pub fn parse_topic<'a>(prefix: &str, topic: &'a str) -> Option<Topic<'a>> {
+    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
+    let mut parts = rest.split('/');
+    let a = parts.next()?;
+    let b = parts.next()?;
+    let c = parts.next();
+    if parts.next().is_some() || a.is_empty() || b.is_empty() {
+        return None;
+    }
+    match (b, c) {
+        ("batch", None) => Some(Topic::Batch { site: a }),
+        (device, Some("data")) => Some(Topic::Data { site: a, device }),
+        (device, Some("state")) => Some(Topic::State { site: a, device }),
+        _ => None,
+    }
+}
+
+/// A JSON number as f64, or a note of what else it was.
+struct Num(Result<f64, &'static str>);
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Num;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Num, E> {
+                Ok(Num(Ok(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Num, E> {
+                Ok(Num(Ok(v as f64)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Num, E> {
+                Ok(Num(Ok(v as f64)))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Num, E> {
+                Ok(Num(Err("a string")))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Num, E> {
+                Ok(Num(Err("a boolean")))
+            }
+            fn visit_unit<E>(self) -> Result<Num, E> {
+                Ok(Num(Err("null")))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Num, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Num(Err("an array")))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Num, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Num(Err("an object")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `values`: channel → number; the first non-number is remembered, not fatal to parsing.
+#[derive(Default)]
+struct Values {
+    items: Vec<(String, f64)>,
+    bad: Option<(String, &'static str)>,
+}
+
+impl<'de> Deserialize<'de> for Values {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Values;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of channel: number")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Values, A::Error> {
+                let mut out = Values::default();
+                while let Some(k) = a.next_key::<String>()? {
+                    match a.next_value::<Num>()?.0 {
+                        Ok(v) => out.items.push((k, v)),
+                        Err(what) => {
+                            out.bad.get_or_insert((k, what));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `ts`: epoch milliseconds or an RFC 3339 string.
+enum Ts {
+    Ms(i64),
+    Bad(String),
+}
+
+impl<'de> Deserialize<'de> for Ts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("epoch milliseconds or an RFC 3339 string")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Ts, E> {
+                Ok(Ts::Ms(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Ts, E> {
+                Ok(i64::try_from(v)
+                    .map_or_else(|_| Ts::Bad(format!("{v} is out of range")), Ts::Ms))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Ts, E> {
+                if v.is_finite() && v.abs() < 9.0e15 {
+                    Ok(Ts::Ms(v as i64))
+                } else {
+                    Ok(Ts::Bad(format!("{v} is out of range")))
+                }
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Ts, E> {
+                Ok(parse_rfc3339_ms(s)
+                    .map_or_else(|| Ts::Bad(format!("{s:?} is not an RFC 3339 time")), Ts::Ms))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// One reading; `device` is used in batches (on a data topic the topic names the device).
+#[derive(Deserialize)]
+struct DataMsg {
+    #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    ts: Option<Ts>,
+    #[serde(default)]
+    values: Option<Values>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// Parse one MQTT message into events appended to `out`.
+pub fn parse_message(
+    prefix: &str,
+    topic: &str,
+    payload: &[u8],
+    received_ms: i64,
+    limits: Limits,
+    out: &mut Vec<SourceEvent>,
+) {
+    let origin = Origin {
+        topic: Arc::from(topic),
+        element: None,
+    };
+    let reject = |reason: Reason, detail: String, origin: Origin| {
+        SourceEvent::Rejected(Rejection {
+            reason,
+            origin,
+            detail,
+            received_ms,
+        })
+    };
+    if payload.len() > limits.max_payload_bytes {
+        out.push(reject(
+            Reason::PayloadTooLarge,
+            format!(
+                "payload is {} bytes, the limit is {} (mqtt.max_payload_bytes)",
+                payload.len(),
+                limits.max_payload_bytes
+            ),
+            origin,
+        ));
+        return;
+    }
+    let Some(parsed) = parse_topic(prefix, topic) else {
+        out.push(reject(
+            Reason::BadTopic,
+            format!(
+                "expected {prefix}/{{site}}/{{device}}/data, …/state or {prefix}/{{site}}/batch"
+            ),
+            origin,
+        ));
+        return;
+    };
+    match parsed {
+        Topic::Data { site, device } => match serde_json::from_slice::<DataMsg>(payload) {
+            Ok(msg) => out.push(reading_event(site, device, msg, origin, received_ms)),
+            Err(e) => out.push(reject(Reason::MalformedJson, e.to_string(), origin)),
+        },
+        Topic::State { site, device } => {
+            let text = std::str::from_utf8(payload).unwrap_or("").trim();
+            let text = text.trim_matches('"');
+            let online = if text.eq_ignore_ascii_case("online") {
+                true
+            } else if text.eq_ignore_ascii_case("offline") {
+                false
+            } else if payload.is_empty() {
+                return; // a cleared retained message: nothing to say
+            } else {
+                out.push(reject(
+                    Reason::InvalidValue,
+                    "a state payload must be `online` or `offline`".into(),
+                    origin,
+                ));
+                return;
+            };
+            out.push(SourceEvent::DeviceState {
+                site: site.to_string(),
+                device: device.to_string(),
+                online,
+                origin,
+                received_ms,
+            });
+        }
+        Topic::Batch { site } => {
+            let items: Vec<&RawValue> = match serde_json::from_slice(payload) {
+                Ok(v) => v,
+                Err(e) => {
+                    out.push(reject(
+                        Reason::MalformedJson,
+                        format!("a batch must be a JSON array of readings: {e}"),
+                        origin,
+                    ));
+                    return;
+                }
+            };
+            if items.len() > limits.max_batch_len {
+                out.push(reject(
+                    Reason::BatchTooLarge,
+                    format!(
+                        "batch has {} elements, the limit is {} (mqtt.max_batch_len)",
+                        items.len(),
+                        limits.max_batch_len
+                    ),
+                    origin,
+                ));
+                return;
+            }
+            for (i, raw) in items.into_iter().enumerate() {
+                let origin = Origin {
+                    topic: origin.topic.clone(),
+                    element: Some(i as u32),
+                };
+                match serde_json::from_str::<DataMsg>(raw.get()) {
+                    Ok(mut msg) => match msg.device.take() {
+                        Some(device) => {
+                            out.push(reading_event(site, &device, msg, origin, received_ms))
+                        }
+                        None => out.push(reject(
+                            Reason::MalformedJson,
+                            "batch element has no \"device\"".into(),
+                            origin,
+                        )),
+                    },
+                    Err(e) => out.push(reject(Reason::MalformedJson, e.to_string(), origin)),
+                }
+            }
+        }
+    }
+}
+
+fn reading_event(
+    site: &str,
+    device: &str,
+    msg: DataMsg,
+    origin: Origin,
+    received_ms: i64,
+) -> SourceEvent {
+    let reject = |reason, detail| {
+        SourceEvent::Rejected(Rejection {
+            reason,
+            origin: origin.clone(),
+            detail,
+            received_ms,
+        })
+    };
+    let values = msg.values.unwrap_or_default();
+    if let Some((ch, what)) = values.bad {
+        return reject(
+            Reason::InvalidValue,
+            format!("channel {ch:?} is {what}, not a number"),
+        );
+    }
+    let ts_ms = match msg.ts {
+        None => None,
+        Some(Ts::Ms(v)) => Some(v),
+        Some(Ts::Bad(why)) => return reject(Reason::BadTimestamp, format!("ts: {why}")),
+    };
+    let status = match msg.status.as_deref() {
+        None | Some("normal") => ReadingStatus::Normal,
+        Some("fault") => ReadingStatus::Fault,
+        Some("maintenance") => ReadingStatus::Maintenance,
+        Some(other) => {
+            return reject(
+                Reason::InvalidValue,
+                format!("status {other:?} is not normal, fault or maintenance"),
+            )
+        }
+    };
+    SourceEvent::Reading {
+        reading: RawReading {
+            site: site.to_string(),
+            device: device.to_string(),
+            ts_ms,
+            values: values.items,
+            status,
+        },
+        origin,
+        received_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: Limits = Limits {
+        max_payload_bytes: 1024,
+        max_batch_len: 3,
+    };
+
+    fn parse(topic: &str, payload: &str) -> Vec<SourceEvent> {
+        let mut out = vec![];
+        parse_message("p/v1", topic, payload.as_bytes(), 1_000, L, &mut out);
+        out
+    }
+
+    fn reason(ev: &SourceEvent) -> Option<Reason> {
+        match ev {
+            SourceEvent::Rejected(r) => Some(r.reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn topics() {
+        assert_eq!(
+            parse_topic("p/v1", "p/v1/s/d/data"),
+            Some(Topic::Data {
+                site: "s",
+                device: "d"
+            })
+        );
+        assert_eq!(
+            parse_topic("p/v1", "p/v1/s/batch"),
+            Some(Topic::Batch { site: "s" })
+        );
+        assert_eq!(
+            parse_topic("p/v1", "p/v1/s/d/state"),
+            Some(Topic::State {
+                site: "s",
+                device: "d"
+            })
+        );
+        for bad in [
+            "p/v1/s",
+            "p/v1/s/d/x",
+            "p/v1/s/d/data/x",
+            "q/v1/s/d/data",
+            "p/v1//d/data",
+            "p/v1x/s/d/data",
+        ] {
+            assert_eq!(parse_topic("p/v1", bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn reading_with_rfc3339_and_epoch_ts() {
+        let ev = parse(
+            "p/v1/s/d/data",
+            r#"{"ts":"2026-01-01T00:00:00+08:00","values":{"lel":12.5,"t":3},"status":"fault"}"#,
+        );
+        let SourceEvent::Reading { reading, .. } = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(reading.ts_ms, Some(1_767_196_800_000));
+        assert_eq!(
+            reading.values,
+            vec![("lel".into(), 12.5), ("t".into(), 3.0)]
+        );
+        assert_eq!(reading.status, ReadingStatus::Fault);
+        let ev = parse("p/v1/s/d/data", r#"{"ts":1767196800000,"values":{"x":1}}"#);
+        let SourceEvent::Reading { reading, .. } = &ev[0] else {
+            panic!()
+        };
+        assert_eq!(reading.ts_ms, Some(1_767_196_800_000));
+        let ev = parse("p/v1/s/d/data", r#"{"values":{"x":1}}"#);
+        let SourceEvent::Reading { reading, .. } = &ev[0] else {
+            panic!()
+        };
+        assert_eq!(reading.ts_ms, None);
+    }
+
+    #[test]
+    fn bad_inputs_have_reasons() {
+        assert_eq!(
+            reason(&parse("p/v1/s/d/data", "{nope")[0]),
+            Some(Reason::MalformedJson)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/d/data", r#"{"values":{"x":"1"}}"#)[0]),
+            Some(Reason::InvalidValue)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/d/data", r#"{"values":{"x":null}}"#)[0]),
+            Some(Reason::InvalidValue)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/d/data", r#"{"values":{"x":1e999}}"#)[0]),
+            Some(Reason::MalformedJson)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/d/data", r#"{"ts":"yesterday","values":{"x":1}}"#)[0]),
+            Some(Reason::BadTimestamp)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/d/data", r#"{"values":{"x":1},"status":"broken"}"#)[0]),
+            Some(Reason::InvalidValue)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/d/nope", "{}")[0]),
+            Some(Reason::BadTopic)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/d/data", &"x".repeat(2000))[0]),
+            Some(Reason::PayloadTooLarge)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/d/state", "maybe")[0]),
+            Some(Reason::InvalidValue)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/batch", "[1,2,3,4]")[0]),
+            Some(Reason::BatchTooLarge)
+        );
+        // Empty values parse; the core rejects them (it owns that rule).
+        let ev = parse("p/v1/s/d/data", r#"{"values":{}}"#);
+        assert!(
+            matches!(&ev[0], SourceEvent::Reading { reading, .. } if reading.values.is_empty())
+        );
+    }
+
+    #[test]
+    fn one_bad_batch_element_rejects_only_itself() {
+        let ev = parse(
+            "p/v1/s/batch",
+            r#"[{"device":"a","values":{"x":1}},{"values":{"x":2}},{"device":"c","values":{"x":"bad"}}]"#,
+        );
+        assert_eq!(ev.len(), 3);
+        assert!(matches!(&ev[0], SourceEvent::Reading { reading, .. } if reading.device == "a"));
+        assert_eq!(reason(&ev[1]), Some(Reason::MalformedJson));
+        assert_eq!(reason(&ev[2]), Some(Reason::InvalidValue));
+        let SourceEvent::Rejected(r) = &ev[2] else {
+            panic!()
+        };
+        assert_eq!(r.origin.element, Some(2));
+    }
+
+    #[test]
+    fn state_messages() {
+        let ev = parse("p/v1/s/d/state", "offline");
+        assert!(matches!(
+            &ev[0],
+            SourceEvent::DeviceState { online: false, .. }
+        ));
+        let ev = parse("p/v1/s/d/state", "\"online\"");
+        assert!(matches!(
+            &ev[0],
+            SourceEvent::DeviceState { online: true, .. }
+        ));
+        assert!(parse("p/v1/s/d/state", "").is_empty());
+    }
+}

@@ -1,0 +1,138 @@
+//! The gateway's Prometheus metrics (`GET /metrics`). Names are part of the contract.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub messages_received: Counter,
+    pub readings_accepted: Counter,
+    pub readings_rejected: Family<ReasonLabel, Counter>,
+    pub transitions: Counter,
+    pub store_points_written: Counter,
+    pub store_write_failures: Counter,
+    pub store_points_dropped: Counter,
+    pub store_queue_depth: Gauge,
+    pub mqtt_connected: Gauge,
+    pub mqtt_reconnects: Counter,
+    pub devices: Family<StateLabel, Gauge>,
+    pub reading_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut r = Registry::default();
+        let m = Metrics {
+            messages_received: Counter::default(),
+            readings_accepted: Counter::default(),
+            readings_rejected: Family::default(),
+            transitions: Counter::default(),
+            store_points_written: Counter::default(),
+            store_write_failures: Counter::default(),
+            store_points_dropped: Counter::default(),
+            store_queue_depth: Gauge::default(),
+            mqtt_connected: Gauge::default(),
+            mqtt_reconnects: Counter::default(),
+            devices: Family::default(),
+            reading_latency: Histogram::new(
+                [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            ),
+            registry: Registry::default(),
+        };
+        r.register(
+            "safegate_messages_received",
+            "MQTT messages received",
+            m.messages_received.clone(),
+        );
+        r.register(
+            "safegate_readings_accepted",
+            "Readings accepted into the pipeline",
+            m.readings_accepted.clone(),
+        );
+        r.register(
+            "safegate_readings_rejected",
+            "Inputs rejected, by reason",
+            m.readings_rejected.clone(),
+        );
+        r.register(
+            "safegate_device_transitions",
+            "Device online/offline transitions",
+            m.transitions.clone(),
+        );
+        r.register(
+            "safegate_store_points_written",
+            "Points the store accepted",
+            m.store_points_written.clone(),
+        );
+        r.register(
+            "safegate_store_write_failures",
+            "Failed store write attempts (each is retried)",
+            m.store_write_failures.clone(),
+        );
+        r.register(
+            "safegate_store_points_dropped",
+            "Points dropped because the in-memory store queue was full",
+            m.store_points_dropped.clone(),
+        );
+        r.register(
+            "safegate_store_queue_depth",
+            "Points waiting for the store",
+            m.store_queue_depth.clone(),
+        );
+        r.register(
+            "safegate_mqtt_connected",
+            "1 while the MQTT connection is up",
+            m.mqtt_connected.clone(),
+        );
+        r.register(
+            "safegate_mqtt_reconnects",
+            "MQTT connection losses followed by a reconnect attempt",
+            m.mqtt_reconnects.clone(),
+        );
+        r.register(
+            "safegate_devices",
+            "Registered devices by liveness state",
+            m.devices.clone(),
+        );
+        r.register(
+            "safegate_reading_latency_seconds",
+            "Receive time minus reading timestamp",
+            m.reading_latency.clone(),
+        );
+        // Every reason appears from the start, so a dashboard shows 0 rather than nothing.
+        for r in crate::core::Reason::ALL {
+            let _ = m
+                .readings_rejected
+                .get_or_create(&ReasonLabel { reason: r.as_str() });
+        }
+        Metrics { registry: r, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}

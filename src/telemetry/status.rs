@@ -1,0 +1,99 @@
+//! Shared, lock-free status of the edges, read by the API and readiness checks.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+/// An upstream link (the MQTT connection; later Modbus endpoints).
+#[derive(Debug, Default)]
+pub struct LinkStatus {
+    connected: AtomicBool,
+    reconnects: AtomicU64,
+    since_ms: AtomicI64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl LinkStatus {
+    pub fn set_connected(&self, now_ms: i64) {
+        self.connected.store(true, Ordering::Relaxed);
+        self.since_ms.store(now_ms, Ordering::Relaxed);
+    }
+    /// Returns true when this call is the one that took the link down.
+    pub fn set_disconnected(&self, now_ms: i64, error: String) -> bool {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        let was = self.connected.swap(false, Ordering::Relaxed);
+        if was {
+            self.since_ms.store(now_ms, Ordering::Relaxed);
+        }
+        was
+    }
+    pub fn count_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+    /// When the link last went up or down.
+    pub fn since_ms(&self) -> i64 {
+        self.since_ms.load(Ordering::Relaxed)
+    }
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreHealth {
+    /// No `[store]` configured.
+    Disabled,
+    /// Nothing written yet.
+    Unknown,
+    Ok,
+    Failing,
+}
+
+#[derive(Debug)]
+pub struct StoreStatus {
+    health: AtomicU8,
+    last_error: Mutex<Option<String>>,
+}
+
+impl StoreStatus {
+    pub fn new(enabled: bool) -> StoreStatus {
+        let h = if enabled {
+            StoreHealth::Unknown
+        } else {
+            StoreHealth::Disabled
+        };
+        StoreStatus {
+            health: AtomicU8::new(h as u8),
+            last_error: Mutex::new(None),
+        }
+    }
+    pub fn set(&self, h: StoreHealth, error: Option<String>) {
+        self.health.store(h as u8, Ordering::Relaxed);
+        if error.is_some() {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+        }
+    }
+    pub fn health(&self) -> StoreHealth {
+        match self.health.load(Ordering::Relaxed) {
+            0 => StoreHealth::Disabled,
+            1 => StoreHealth::Unknown,
+            2 => StoreHealth::Ok,
+            _ => StoreHealth::Failing,
+        }
+    }
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
