@@ -189,6 +189,7 @@ async fn devices(
             "protocol": d.protocol.as_str(),
             "status": d.status.as_str(),
             "state": core.liveness.state(i).as_str(),
+            "state_since": core.liveness.since(i).map(rfc3339_ms),
             "faulty": core.liveness.is_faulty(i),
             "last_seen": core.liveness.last_seen(i).map(rfc3339_ms),
             "last_ts": last.map(|l| rfc3339_ms(l.ts_ms)),

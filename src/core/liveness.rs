@@ -90,6 +90,8 @@ struct Entry {
     state_offline_at: Option<i64>,
     /// The last reading said `status: fault`: reachable but faulty.
     fault: bool,
+    /// When the current state began (the last transition), if ever.
+    since: Option<i64>,
     in_heap: bool,
 }
 
@@ -115,6 +117,7 @@ impl Liveness {
                     offline_after,
                     state_offline_at: None,
                     fault: false,
+                    since: None,
                     in_heap: false,
                 })
                 .collect(),
@@ -127,6 +130,10 @@ impl Liveness {
     }
     pub fn last_seen(&self, d: DeviceIdx) -> Option<i64> {
         self.entries[d as usize].last_seen
+    }
+    /// Time of the device's last transition.
+    pub fn since(&self, d: DeviceIdx) -> Option<i64> {
+        self.entries[d as usize].since
     }
     pub fn is_faulty(&self, d: DeviceIdx) -> bool {
         let e = &self.entries[d as usize];
@@ -170,6 +177,7 @@ impl Liveness {
             Cause::Reading
         };
         e.state = DeviceState::Online;
+        e.since = Some(now);
         self.arm(d);
         Some(Transition {
             device: d,
@@ -192,6 +200,7 @@ impl Liveness {
             return None;
         }
         e.state = DeviceState::Offline;
+        e.since = Some(now);
         Some(Transition {
             device: d,
             at_ms: now,
@@ -217,6 +226,7 @@ impl Liveness {
             let real = seen + e.offline_after;
             if real <= now {
                 e.state = DeviceState::Offline;
+                e.since = Some(real);
                 out.push(Transition {
                     device: d,
                     at_ms: real,
@@ -239,11 +249,13 @@ impl Liveness {
         &mut self,
         d: DeviceIdx,
         state: DeviceState,
+        since: Option<i64>,
         last_seen: Option<i64>,
         fault: bool,
     ) {
         let e = &mut self.entries[d as usize];
         e.state = state;
+        e.since = since;
         e.last_seen = last_seen;
         e.fault = fault;
         if state == DeviceState::Online {
@@ -280,6 +292,7 @@ mod tests {
             (5_000, false, Cause::Silence)
         );
         assert_eq!(l.state(0), DeviceState::Offline);
+        assert_eq!(l.since(0), Some(5_000));
         let back = l.observe_reading(0, 9_500, false).unwrap();
         assert_eq!((back.at_ms, back.cause), (9_500, Cause::Reading));
     }

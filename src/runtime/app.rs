@@ -177,15 +177,17 @@ fn restore(core: &mut Core, journal: &Journal) -> Result<(), StateError> {
         let Ok(d) = core.inventory.lookup(&snap.site, &snap.device) else {
             continue; // removed from the inventory since
         };
-        let (state, last_seen) = match snap.last_transition {
+        let (state, since, last_seen) = match snap.last_transition {
             Some((true, at)) => (
                 DeviceState::Online,
+                at,
                 Some(snap.last_seen_ms.map_or(at, |s| s.max(at))),
             ),
-            Some((false, _)) => (DeviceState::Offline, snap.last_seen_ms),
+            Some((false, at)) => (DeviceState::Offline, at, snap.last_seen_ms),
             None => continue,
         };
-        core.liveness.restore(d, state, last_seen, snap.fault);
+        core.liveness
+            .restore(d, state, Some(since), last_seen, snap.fault);
         restored += 1;
     }
     if restored > 0 {

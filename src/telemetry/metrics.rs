@@ -55,9 +55,9 @@ impl Metrics {
             mqtt_connected: Gauge::default(),
             mqtt_reconnects: Counter::default(),
             devices: Family::default(),
-            reading_latency: Histogram::new(
-                [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
-            ),
+            reading_latency: Histogram::new([
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
             registry: Registry::default(),
         };
         r.register(
