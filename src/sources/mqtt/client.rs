@@ -89,8 +89,6 @@ pub async fn run(
         };
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                status.set_connected(now_ms());
-                metrics.mqtt_connected.set(1);
                 backoff.reset();
                 tracing::info!(url = %cfg.url, session_present = ack.session_present, "MQTT connected");
                 // Always (re)subscribe: a broker restarted without persistence forgot us.
@@ -99,6 +97,9 @@ pub async fn run(
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
+                // Ready only once subscribed: before that, publishes would pass us by.
+                status.set_connected(now_ms());
+                metrics.mqtt_connected.set(1);
                 tracing::info!(filter = %filter, ?qos, "MQTT subscribed");
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {

@@ -1,0 +1,360 @@
+//! Test harness: real Mosquitto and VictoriaMetrics processes on free loopback ports, the
+//! gateway in-process, and small HTTP/MQTT helpers. Nothing is mocked.
+#![allow(dead_code)]
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not start listening on 127.0.0.1:{port} within 20 s");
+}
+
+fn which(bin: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = Path::new(dir).join(bin);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{bin} is not installed: run ./scripts/test.sh, which installs it")
+}
+
+/// A Mosquitto broker on a free loopback port. Killed on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Mosquitto {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\nlog_dest none\n",
+                self.port,
+                self.dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(which("mosquitto"))
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        wait_port(self.port, "mosquitto");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM lets it save its persistence file, like a service restart.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// VictoriaMetrics, standing in for InfluxDB 2 (same `/api/v2/write`). Killed on drop.
+pub struct Victoria {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Victoria {
+    pub fn start() -> Victoria {
+        let mut v = Victoria {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        v.spawn();
+        v
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(which("victoria-metrics"))
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .arg(format!("-storageDataPath={}", self.dir.path().display()))
+            .arg("-retentionPeriod=100y")
+            .arg("-loggerLevel=ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start victoria-metrics");
+        self.child = Some(child);
+        wait_port(self.port, "victoria-metrics");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every sample of the series matching `selector`, as (labels, values, timestamps).
+    pub async fn export(&self, selector: &str) -> Vec<Series> {
+        let http = reqwest::Client::new();
+        let _ = http
+            .get(format!("{}/internal/force_flush", self.url()))
+            .send()
+            .await;
+        let body = http
+            .get(format!("{}/api/v1/export", self.url()))
+            .query(&[("match[]", selector)])
+            .send()
+            .await
+            .expect("export from victoria-metrics")
+            .text()
+            .await
+            .unwrap();
+        body.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("export line is JSON");
+                Series {
+                    labels: v["metric"].clone(),
+                    values: v["values"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap())
+                        .collect(),
+                    timestamps: v["timestamps"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_i64().unwrap())
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Poll `export` until `done` holds, or panic after `within`.
+    pub async fn wait_for(
+        &self,
+        selector: &str,
+        within: Duration,
+        done: impl Fn(&[Series]) -> bool,
+    ) -> Vec<Series> {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.export(selector).await;
+            if done(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("store never satisfied the condition for {selector}; last export: {s:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Victoria {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub labels: Value,
+    pub values: Vec<f64>,
+    pub timestamps: Vec<i64>,
+}
+
+impl Series {
+    pub fn label(&self, k: &str) -> &str {
+        self.labels[k].as_str().unwrap_or("")
+    }
+}
+
+/// A configuration file written to a temp dir; `inventory` is TOML appended after settings.
+pub struct TestConfig {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TestConfig {
+    pub fn new(settings: &str, inventory: &str) -> TestConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("safegate.toml");
+        let text = format!(
+            "{settings}\n[gateway]\ndata_dir = \"{}\"\n\n{inventory}",
+            dir.path().join("state").display()
+        );
+        std::fs::write(&path, text).unwrap();
+        TestConfig { dir, path }
+    }
+
+    pub fn load(&self) -> safegate::config::LoadedConfig {
+        safegate::config::load(&self.path).unwrap_or_else(|e| panic!("config: {e:?}"))
+    }
+}
+
+/// Settings for a gateway on `mqtt_url`, optionally writing to `store_url`, API on port 0.
+pub fn settings(mqtt_url: &str, client_id: &str, store_url: Option<&str>) -> String {
+    let mut s = format!(
+        "[mqtt]\nurl = \"{mqtt_url}\"\nclient_id = \"{client_id}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n\n"
+    );
+    if let Some(u) = store_url {
+        s.push_str(&format!(
+            "[store]\nurl = \"{u}\"\norg = \"safety\"\nbucket = \"safegate\"\nflush_interval_ms = 100\nbatch_size = 500\n\n"
+        ));
+    }
+    s
+}
+
+/// A publishing MQTT client, driven in the background.
+pub struct Publisher {
+    pub client: AsyncClient,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Publisher {
+    pub async fn connect(port: u16, id: &str) -> Publisher {
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30));
+        let (client, mut el) = AsyncClient::new(o, 1000);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut tx = Some(tx);
+        let task = tokio::spawn(async move {
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if let Some(t) = tx.take() {
+                            let _ = t.send(());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("publisher connected within 10 s")
+            .unwrap();
+        Publisher { client, task }
+    }
+
+    pub async fn send(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await
+            .expect("publish");
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn get(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.expect("HTTP GET");
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+pub async fn get_text(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// Poll `url` until `done` holds on its JSON, or panic after `within`.
+pub async fn wait_json(url: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, v) = get(url).await;
+        if done(&v) {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("{url} never satisfied the condition; last: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Value of a Prometheus sample line `name{labels} value` in `/metrics` text.
+pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (k, v) = l.rsplit_once(' ')?;
+        (k == name_and_labels).then(|| v.parse().ok())?
+    })
+}
+
+pub fn now_ms() -> i64 {
+    safegate::telemetry::now_ms()
+}

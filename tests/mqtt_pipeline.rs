@@ -1,0 +1,447 @@
+//! End to end on real parts: Mosquitto → gateway → VictoriaMetrics (InfluxDB 2 write API),
+//! and the HTTP API.
+
+mod common;
+
+use common::*;
+use safegate::sources::mqtt::payload::parse_rfc3339_ms;
+use safegate::telemetry::rfc3339_ms;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn wait_ready(api: &str) {
+    wait_json(&format!("{api}/readyz"), WAIT, |v| {
+        v["mqtt"]["connected"] == true
+    })
+    .await;
+}
+
+fn device<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("device {id} not listed in {list}"))
+}
+
+const PARK: &str = r#"
+[[sites]]
+id = "p1"
+name = "Park one"
+kind = "park"
+
+[[enterprises]]
+id = "e1"
+site = "p1"
+name = "Enterprise one"
+
+[[zones]]
+id = "z1"
+site = "p1"
+name = "Gate"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_reach_the_api_and_the_store_with_tags_and_timestamps() {
+    let mq = Mosquitto::start();
+    let vm = Victoria::start();
+    let mut inv = PARK.to_string();
+    for i in 0..4 {
+        let extra = if i == 0 { "zone = \"z1\"\n" } else { "" };
+        inv.push_str(&format!(
+            "[[devices]]\nid = \"d{i}\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 10\n{extra}\n"
+        ));
+    }
+    inv.push_str("[[devices]]\nid = \"d4\"\nsite = \"p1\"\nkind = \"gas_toxic\"\ngas = \"H2S\"\nenterprise = \"e1\"\nprotocol = \"mqtt\"\ninterval_s = 10\n");
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-t1", Some(&vm.url())), &inv);
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_ready(&api).await;
+
+    let publisher = Publisher::connect(mq.port, "pub-t1").await;
+    let ts0 = now_ms() - 60_000;
+    for i in 0..5i64 {
+        let body = json!({"ts": ts0 + i * 1000, "values": {"lel": i as f64 + 0.5, "temp": 20.25}});
+        publisher
+            .send(&format!("safegate/v1/p1/d{i}/data"), body.to_string())
+            .await;
+    }
+    let list = wait_json(&format!("{api}/api/v1/devices?site=p1"), WAIT, |v| {
+        v["devices"]
+            .as_array()
+            .is_some_and(|a| a.len() == 5 && a.iter().all(|d| d["state"] == "online"))
+    })
+    .await;
+    for i in 0..5i64 {
+        let d = device(&list, &format!("d{i}"));
+        assert_eq!(d["last_values"]["lel"], json!(i as f64 + 0.5));
+        assert_eq!(d["last_values"]["temp"], json!(20.25));
+        assert_eq!(d["last_ts"], json!(rfc3339_ms(ts0 + i * 1000)));
+        // Latency = receive time − ts, and ts was set (60 − i) s before publishing.
+        let lat = d["latency_ms"].as_i64().unwrap();
+        let floor = 60_000 - i * 1000;
+        assert!((floor..floor + 10_000).contains(&lat), "latency {lat}");
+    }
+
+    let series = vm
+        .wait_for(r#"{__name__="reading_lel"}"#, WAIT, |s| s.len() == 5)
+        .await;
+    for s in &series {
+        let i: i64 = s.label("device")[1..].parse().unwrap();
+        assert_eq!(s.label("site"), "p1");
+        assert_eq!(
+            s.label("kind"),
+            if i == 4 {
+                "gas_toxic"
+            } else {
+                "gas_combustible"
+            }
+        );
+        assert_eq!(s.timestamps, vec![ts0 + i * 1000], "timestamp of d{i}");
+        assert_eq!(s.values, vec![i as f64 + 0.5]);
+        if i == 0 {
+            assert_eq!(s.label("zone"), "z1");
+        }
+        if i == 4 {
+            assert_eq!(s.label("enterprise"), "e1");
+            assert_eq!(s.label("gas"), "H2S");
+        }
+    }
+    // Each first reading is an online transition in the store too.
+    vm.wait_for(r#"{__name__="device_state_online"}"#, WAIT, |s| {
+        s.len() == 5 && s.iter().all(|x| x.values == vec![1.0])
+    })
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
+    let mq = Mosquitto::start();
+    let vm = Victoria::start();
+    let mut inv = PARK.to_string();
+    for i in 0..4 {
+        inv.push_str(&format!(
+            "[[devices]]\nid = \"d{i}\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 0.5\noffline_after_s = 1.5\n\n"
+        ));
+    }
+    // A suspended device and a planned one are outside the rate's denominator.
+    inv.push_str("[[devices]]\nid = \"s1\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"suspended\"\n\n");
+    inv.push_str("[[devices]]\nid = \"n1\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"planned\"\n\n");
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-t2", Some(&vm.url())), &inv);
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_ready(&api).await;
+    let publisher = Publisher::connect(mq.port, "pub-t2").await;
+
+    // d3 reports once; the others keep reporting every 300 ms for 4 s.
+    publisher
+        .send("safegate/v1/p1/d3/data", r#"{"values":{"lel":1}}"#)
+        .await;
+    for _ in 0..14 {
+        for i in 0..3 {
+            publisher
+                .send(
+                    &format!("safegate/v1/p1/d{i}/data"),
+                    r#"{"values":{"lel":2}}"#,
+                )
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let list = wait_json(
+        &format!("{api}/api/v1/devices?site=p1&state=offline"),
+        WAIT,
+        |v| v["total"] == 1,
+    )
+    .await;
+    let d3 = device(&list, "d3");
+    let last_seen = parse_rfc3339_ms(d3["last_seen"].as_str().unwrap()).unwrap();
+    let since = parse_rfc3339_ms(d3["state_since"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        since,
+        last_seen + 1500,
+        "offline exactly offline_after_s after the last reading"
+    );
+
+    let site = get(&format!("{api}/api/v1/sites/p1")).await.1;
+    assert_eq!(site["online_rate"]["numerator"], 3);
+    assert_eq!(site["online_rate"]["denominator"], 4);
+    assert_eq!(site["online_rate"]["value"], 0.75);
+    assert_eq!(site["devices"]["planned"], 6);
+    assert_eq!(site["devices"]["never"], 2);
+    assert_eq!(site["devices"]["suspended"], 1);
+    let region = get(&format!("{api}/api/v1/sites")).await.1;
+    assert_eq!(region["region"]["online_rate"]["value"], 0.75);
+
+    // The transition is in the store with its exact time.
+    let s = vm
+        .wait_for(
+            r#"{__name__="device_state_online",device="d3"}"#,
+            WAIT,
+            |s| s.iter().map(|x| x.values.len()).sum::<usize>() == 2,
+        )
+        .await;
+    let mut points: Vec<(i64, f64)> = s
+        .iter()
+        .flat_map(|x| x.timestamps.iter().copied().zip(x.values.iter().copied()))
+        .collect();
+    points.sort_by_key(|p| p.0);
+    assert_eq!(points[1], (last_seen + 1500, 0.0));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_is_rejected_by_reason_and_the_good_ones_around_it_arrive() {
+    let mq = Mosquitto::start();
+    let vm = Victoria::start();
+    let inv = format!(
+        "{PARK}\n[[devices]]\nid = \"good\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 10\n\n\
+         [[sites]]\nid = \"p2\"\nname = \"Park two\"\nkind = \"park\"\n\n\
+         [[devices]]\nid = \"q1\"\nsite = \"p2\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 10\n"
+    );
+    let mut s = settings(&mq.url(), "gw-t3", Some(&vm.url()));
+    s = s.replace(
+        "[mqtt]\n",
+        "[mqtt]\nmax_payload_bytes = 1024\nmax_batch_len = 5\n",
+    );
+    let cfg = TestConfig::new(&s, &inv);
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_ready(&api).await;
+    let p = Publisher::connect(mq.port, "pub-t3").await;
+
+    let ts0 = now_ms() - 10_000;
+    let mut good = 0i64;
+    let data = "safegate/v1/p1/good/data";
+    let bad: Vec<(&str, String, &str)> = vec![
+        (data, "{\"values\": {\"v\": 1".into(), "malformed_json"),
+        (data, r#"{"values": {"v": NaN}}"#.into(), "malformed_json"),
+        (
+            "safegate/v1/nowhere/good/data",
+            r#"{"values":{"v":1}}"#.into(),
+            "unknown_site",
+        ),
+        (
+            "safegate/v1/p1/ghost/data",
+            r#"{"values":{"v":1}}"#.into(),
+            "unknown_device",
+        ),
+        (
+            "safegate/v1/p1/q1/data",
+            r#"{"values":{"v":1}}"#.into(),
+            "wrong_site",
+        ),
+        (data, r#"{"values":{"v":"high"}}"#.into(), "invalid_value"),
+        (data, r#"{"values":{}}"#.into(), "empty_values"),
+        (
+            data,
+            format!(r#"{{"ts":{},"values":{{"v":1}}}}"#, now_ms() + 3_600_000),
+            "future_timestamp",
+        ),
+        (
+            data,
+            r#"{"ts":"yesterday","values":{"v":1}}"#.into(),
+            "bad_timestamp",
+        ),
+        (
+            data,
+            format!(r#"{{"values":{{"v":1}},"pad":"{}"}}"#, "x".repeat(2000)),
+            "payload_too_large",
+        ),
+        (
+            "safegate/v1/p1/good/telemetry",
+            r#"{"values":{"v":1}}"#.into(),
+            "bad_topic",
+        ),
+        (
+            "safegate/v1/p1/batch",
+            format!(
+                "[{}]",
+                vec![r#"{"device":"good","values":{"v":1}}"#; 6].join(",")
+            ),
+            "batch_too_large",
+        ),
+    ];
+    for (topic, payload, _) in &bad {
+        good += 1;
+        p.send(
+            data,
+            format!(r#"{{"ts":{},"values":{{"v":{good}}}}}"#, ts0 + good),
+        )
+        .await;
+        p.send(topic, payload.clone()).await;
+    }
+    // A batch whose second element is bad: only that element is rejected.
+    good += 1;
+    p.send(
+        "safegate/v1/p1/batch",
+        format!(r#"[{{"device":"good","ts":{},"values":{{"v":{good}}}}},{{"device":"ghost","values":{{"v":1}}}}]"#, ts0 + good),
+    )
+    .await;
+    good += 1;
+    p.send(
+        data,
+        format!(r#"{{"ts":{},"values":{{"v":{good}}}}}"#, ts0 + good),
+    )
+    .await;
+
+    let rej = wait_json(&format!("{api}/api/v1/rejections"), WAIT, |v| {
+        v["counts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>()
+            == 13
+    })
+    .await;
+    let mut expected = std::collections::BTreeMap::<&str, u64>::new();
+    for (_, _, reason) in &bad {
+        *expected.entry(reason).or_default() += 1;
+    }
+    *expected.entry("unknown_device").or_default() += 1; // the batch element
+    for (reason, n) in &expected {
+        assert_eq!(
+            rej["counts"][*reason],
+            json!(n),
+            "count of {reason} in {rej}"
+        );
+    }
+    let recent = rej["recent"].as_array().unwrap();
+    assert!(recent
+        .iter()
+        .any(|r| r["reason"] == "unknown_device" && r["element"] == 1));
+    assert!(recent
+        .iter()
+        .all(|r| r["topic"].as_str().unwrap().starts_with("safegate/v1/")));
+
+    let list = wait_json(&format!("{api}/api/v1/devices?site=p1"), WAIT, |v| {
+        device(v, "good")["last_values"]["v"] == json!(good as f64)
+    })
+    .await;
+    assert_eq!(device(&list, "good")["state"], "online");
+    let m = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(
+        metric(&m, "safegate_readings_accepted_total"),
+        Some(good as f64)
+    );
+    for (reason, n) in &expected {
+        let key = format!("safegate_readings_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(&m, &key), Some(*n as f64), "{key}");
+    }
+    // Every good reading is in the store, in order.
+    let s = vm
+        .wait_for(r#"{__name__="reading_v",device="good"}"#, WAIT, |s| {
+            s.iter().map(|x| x.values.len()).sum::<usize>() == good as usize
+        })
+        .await;
+    let mut got: Vec<(i64, f64)> = s
+        .iter()
+        .flat_map(|x| x.timestamps.iter().copied().zip(x.values.iter().copied()))
+        .collect();
+    got.sort_by_key(|p| p.0);
+    let want: Vec<(i64, f64)> = (1..=good).map(|k| (ts0 + k, k as f64)).collect();
+    assert_eq!(got, want);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_a_broker_restart_and_a_store_outage() {
+    let mut mq = Mosquitto::start();
+    let mut vm = Victoria::start();
+    let inv = format!("{PARK}\n[[devices]]\nid = \"d0\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 10\n");
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-t4", Some(&vm.url())), &inv);
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_ready(&api).await;
+    let ts0 = now_ms() - 30_000;
+    let send = |p: &Publisher, k: i64| {
+        let body = format!(r#"{{"ts":{},"values":{{"v":{k}}}}}"#, ts0 + k);
+        let c = p.client.clone();
+        async move {
+            c.publish(
+                "safegate/v1/p1/d0/data",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                body,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let accepted = |n: u64| {
+        let api = api.clone();
+        async move {
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let m = get_text(&format!("{api}/metrics")).await;
+                if metric(&m, "safegate_readings_accepted_total") == Some(n as f64) {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never accepted {n}: {m}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    {
+        let p = Publisher::connect(mq.port, "pub-t4a").await;
+        for k in 1..=5 {
+            send(&p, k).await;
+        }
+        accepted(5).await;
+    }
+
+    mq.restart();
+    let ready = wait_json(&format!("{api}/readyz"), WAIT, |v| {
+        v["mqtt"]["connected"] == true && v["mqtt"]["reconnects"].as_u64().unwrap() >= 1
+    })
+    .await;
+    assert_eq!(ready["ready"], true);
+    {
+        let p = Publisher::connect(mq.port, "pub-t4b").await;
+        for k in 6..=10 {
+            send(&p, k).await;
+        }
+        accepted(10).await;
+
+        vm.stop();
+        for k in 11..=20 {
+            send(&p, k).await;
+        }
+        accepted(20).await;
+    }
+    let r = wait_json(&format!("{api}/readyz"), WAIT, |v| {
+        v["store"]["health"] == "failing"
+    })
+    .await;
+    assert_eq!(r["ready"], false);
+    let (code, _) = get(&format!("{api}/readyz")).await;
+    assert_eq!(code, 503);
+
+    vm.start_again();
+    let s = vm
+        .wait_for(
+            r#"{__name__="reading_v",device="d0"}"#,
+            Duration::from_secs(60),
+            |s| s.iter().map(|x| x.values.len()).sum::<usize>() == 20,
+        )
+        .await;
+    let mut ts: Vec<i64> = s.iter().flat_map(|x| x.timestamps.clone()).collect();
+    ts.sort();
+    assert_eq!(ts, (1..=20).map(|k| ts0 + k).collect::<Vec<_>>());
+    wait_json(&format!("{api}/readyz"), WAIT, |v| {
+        v["store"]["health"] == "ok"
+    })
+    .await;
+    let m = get_text(&format!("{api}/metrics")).await;
+    assert!(metric(&m, "safegate_store_write_failures_total").unwrap() >= 1.0);
+    assert_eq!(metric(&m, "safegate_store_points_dropped_total"), Some(0.0));
+    gw.stop().await;
+}
