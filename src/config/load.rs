@@ -81,7 +81,9 @@ fn syntax_error(file: &Path, e: toml::de::Error) -> ConfigError {
 
 fn load_inner(path: &Path, text: &str, base: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let mut config: Config = toml::from_str(text).map_err(|e| vec![syntax_error(path, e)])?;
+    let mut config: Config = toml::from_str::<super::MainFile>(text)
+        .map_err(|e| vec![syntax_error(path, e)])?
+        .into();
     let mut files = vec![path.to_path_buf()];
     let mut origins = Origins::default();
     push_origins(&mut origins, &config.inventory, 0);

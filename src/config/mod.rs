@@ -14,22 +14,61 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The whole configuration after includes are merged.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Glob patterns, relative to the main file, of inventory files to merge in.
-    #[serde(default)]
     pub include: Vec<String>,
-    #[serde(default)]
     pub gateway: GatewaySettings,
-    #[serde(default)]
     pub mqtt: MqttSettings,
     /// No `[store]` section: the gateway runs without a store and says so at start.
     pub store: Option<StoreSettings>,
-    #[serde(default)]
     pub api: ApiSettings,
-    #[serde(flatten)]
     pub inventory: InventoryConfig,
+}
+
+/// The main file as written. The inventory arrays are spelled out rather than flattened so
+/// that toml reports unknown keys with their line and column.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MainFile {
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    gateway: GatewaySettings,
+    #[serde(default)]
+    mqtt: MqttSettings,
+    store: Option<StoreSettings>,
+    #[serde(default)]
+    api: ApiSettings,
+    #[serde(default)]
+    sites: Vec<SiteConfig>,
+    #[serde(default)]
+    enterprises: Vec<EnterpriseConfig>,
+    #[serde(default)]
+    zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    systems: Vec<SystemConfig>,
+    #[serde(default)]
+    devices: Vec<DeviceConfig>,
+}
+
+impl From<MainFile> for Config {
+    fn from(m: MainFile) -> Config {
+        Config {
+            include: m.include,
+            gateway: m.gateway,
+            mqtt: m.mqtt,
+            store: m.store,
+            api: m.api,
+            inventory: InventoryConfig {
+                sites: m.sites,
+                enterprises: m.enterprises,
+                zones: m.zones,
+                systems: m.systems,
+                devices: m.devices,
+            },
+        }
+    }
 }
 
 /// The inventory part, which may also stand alone in an included file.

@@ -1,0 +1,83 @@
+//! Liveness transitions are persisted under data_dir and survive a gateway restart.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const INV: &str = r#"
+[[sites]]
+id = "m1"
+name = "Mine"
+kind = "mine"
+
+[[devices]]
+id = "a"
+site = "m1"
+kind = "methane"
+protocol = "mqtt"
+interval_s = 0.5
+offline_after_s = 1
+
+[[devices]]
+id = "b"
+site = "m1"
+kind = "methane"
+protocol = "mqtt"
+interval_s = 10
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_and_state_survive_a_restart() {
+    let mq = Mosquitto::start();
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-restart", None), INV);
+    let api_of = |gw: &safegate::runtime::Gateway| format!("http://{}", gw.api_addr);
+
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = api_of(&gw);
+    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
+        v["mqtt"]["connected"] == true
+    })
+    .await;
+    let p = Publisher::connect(mq.port, "pub-restart").await;
+    p.send("safegate/v1/m1/a/data", r#"{"values":{"ch4":0.2}}"#)
+        .await;
+    p.send("safegate/v1/m1/b/data", r#"{"values":{"ch4":0.3}}"#)
+        .await;
+    // a goes silent and offline; b stays online.
+    let before = wait_json(
+        &format!("{api}/api/v1/devices"),
+        Duration::from_secs(20),
+        |v| v["devices"][0]["state"] == "offline" && v["devices"][1]["state"] == "online",
+    )
+    .await;
+    gw.stop().await;
+
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = api_of(&gw);
+    let (_, after) = get(&format!("{api}/api/v1/devices")).await;
+    for i in 0..2 {
+        for k in ["state", "state_since", "last_seen"] {
+            assert_eq!(
+                after["devices"][i][k], before["devices"][i][k],
+                "device {i} {k}"
+            );
+        }
+    }
+    let (_, site) = get(&format!("{api}/api/v1/sites/m1")).await;
+    assert_eq!(site["online_rate"]["numerator"], 1);
+    assert_eq!(site["devices"]["reported"], 2);
+    gw.stop().await;
+
+    // The journal holds every transition with its time.
+    let j = safegate::state::Journal::open(&cfg.dir.path().join("state")).unwrap();
+    let a = j.transitions_of("m1", "a", 0, i64::MAX).unwrap();
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert!(a[0].online && !a[1].online);
+    assert_eq!(
+        a[1].at_ms - a[0].at_ms,
+        1000,
+        "offline exactly offline_after_s after the only reading"
+    );
+    assert_eq!(a[1].cause, "silence");
+}
