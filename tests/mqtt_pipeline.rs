@@ -261,7 +261,7 @@ async fn every_bad_input_is_rejected_by_reason_and_the_good_ones_around_it_arriv
             "safegate/v1/p1/batch",
             format!(
                 "[{}]",
-                vec![r#"{"device":"good","values":{"v":1}}"#; 6].join(",")
+                [r#"{"device":"good","values":{"v":1}}"#; 6].join(",")
             ),
             "batch_too_large",
         ),
