@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# Ingest benchmark: Mosquitto → safegate → VictoriaMetrics, on 127.0.0.1 only, in one run.
+#
+#   scripts/bench-ingest.sh                      # release build, then phases A, B, C
+#   BENCH_MESSAGES=200000 scripts/bench-ingest.sh
+#
+# Phases (each preloads a backlog into an offline persistent session first, so the publisher's
+# CPU does not compete with the consumer being timed):
+#   A  raw broker drain: `mosquitto_sub -c` takes M queued messages            → msg/s
+#   B  the gateway drains M queued readings into VictoriaMetrics (InfluxDB /api/v2/write);
+#      timed from process start until all M are accepted and written          → readings/s,
+#      ratio B/A (targets: ≥ 0.8 at QoS 0 and ≥ 50,000 readings/s); then the number of
+#      `reading_v` samples in VictoriaMetrics is checked against M; gateway VmRSS
+#   C  a gateway with a 100,000-device inventory receives one reading per device → VmRSS
+#      (target ≤ 100 MB)
+#
+# Environment (defaults):
+#   BENCH_MESSAGES=500000  BENCH_DEVICES=1000  BENCH_MEM_DEVICES=100000  BENCH_QOS=0
+#   BENCH_QUEUE_CAPACITY   store.queue_capacity for phase B (default: the gateway's default)
+#   BENCH_BATCH_SIZE       store.batch_size (default: the gateway's default)
+#   BENCH_TIMEOUT_S=300    bound on every wait (each phase's drain, publishes, readiness)
+#   BENCH_BUILD=1          0: use the existing target/release binaries
+#   BENCH_PERF=0           1: also `perf record` the gateway during phase B (slows it down;
+#                          use for diagnosis, not for the headline figures)
+#   BENCH_THREADS=1        per-thread CPU of the gateway during phase B, from /proc
+#   BENCH_STRICT=0         1: exit 3 when a target is missed
+#   BENCH_KEEP=0           1: keep the temp dir (logs, configs, perf data)
+# Exit status: 0 measured (targets are reported, not enforced unless BENCH_STRICT=1);
+# 1 a phase failed or timed out; 3 a target was missed with BENCH_STRICT=1.
+# Installs mosquitto, mosquitto-clients and victoria-metrics with apt-get when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+M=${BENCH_MESSAGES:-500000}
+DEVICES=${BENCH_DEVICES:-1000}
+MEM_DEVICES=${BENCH_MEM_DEVICES:-100000}
+QOS=${BENCH_QOS:-0}
+TIMEOUT_S=${BENCH_TIMEOUT_S:-300}
+BUILD=${BENCH_BUILD:-1}
+PERF=${BENCH_PERF:-0}
+THREADS=${BENCH_THREADS:-1}
+STRICT=${BENCH_STRICT:-0}
+KEEP=${BENCH_KEEP:-0}
+TARGET_RATIO=0.8
+TARGET_RATE=50000
+TARGET_RSS_MB=100
+FILTER='safegate/v1/#'
+SCRIPT_START=$(date +%s%N)
+HZ=$(getconf CLK_TCK)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+now_ns() { date +%s%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
+
+# ---------------------------------------------------------------- prerequisites
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+
+if [ "$BUILD" = 1 ]; then
+  log "cargo build --release --bins"
+  cargo build --release --bins --locked >&2
+fi
+BIN=$ROOT/target/release
+for b in safegate loadgen; do
+  [ -x "$BIN/$b" ] || die "$BIN/$b is missing (run cargo build --release --bins)"
+done
+
+# ---------------------------------------------------------------- processes and cleanup
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/safegate-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  local rc=$? p i
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free loopback port: nothing answers on it (a small race with other programs is accepted).
+free_port() {
+  local p i
+  for i in $(seq 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  die "no free port found"
+}
+wait_port() { # port, seconds
+  local end=$((SECONDS + $2))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.1
+  done
+}
+ticks() { # utime+stime of a process (all threads)
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+cpu_total() { awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat; }
+# Wait until a process has used no CPU for 0.5 s (the broker has finished taking a preload).
+wait_idle() { # pid, seconds
+  local end=$((SECONDS + $2)) last cur quiet=0
+  last=$(ticks "$1")
+  while [ $SECONDS -lt $end ]; do
+    sleep 0.1
+    cur=$(ticks "$1")
+    if [ "$cur" = "$last" ]; then
+      quiet=$((quiet + 1)); [ $quiet -ge 5 ] && return 0
+    else quiet=0; fi
+    last=$cur
+  done
+  return 1
+}
+rss_kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+thread_snapshot() { # pid → lines "tid ticks comm"
+  local t
+  for t in /proc/"$1"/task/*; do
+    [ -r "$t/stat" ] || continue
+    printf '%s %s %s\n' "${t##*/}" \
+      "$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat" 2>/dev/null || echo 0)" \
+      "$(tr ' ' '_' <"$t/comm" 2>/dev/null)"
+  done
+}
+stop_pid() { # pid: TERM, bounded wait, KILL
+  local i
+  kill -TERM "$1" 2>/dev/null || true
+  for i in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- broker and store
+MQ_PORT=$(free_port)
+sed "s/@PORT@/$MQ_PORT/" config/bench/mosquitto.conf >"$WORK/mosquitto.conf"
+"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+MOSQ_PID=$!
+PIDS+=("$MOSQ_PID")
+wait_port "$MQ_PORT" 10 || { cat "$WORK/mosquitto.log" >&2; die "mosquitto did not listen on $MQ_PORT"; }
+BROKER=127.0.0.1:$MQ_PORT
+
+VM_PORT=$(free_port)
+mkdir -p "$WORK/vm"
+victoria-metrics -httpListenAddr="127.0.0.1:$VM_PORT" -storageDataPath="$WORK/vm" \
+  -retentionPeriod=100y -loggerLevel=ERROR >"$WORK/vm.log" 2>&1 &
+VM_PID=$!
+PIDS+=("$VM_PID")
+VM=http://127.0.0.1:$VM_PORT
+end=$((SECONDS + 30))
+until curl -sf "$VM/health" >/dev/null 2>&1; do
+  [ $SECONDS -lt $end ] || { cat "$WORK/vm.log" >&2; die "VictoriaMetrics not healthy on $VM_PORT"; }
+  sleep 0.2
+done
+log "mosquitto on $BROKER (pid $MOSQ_PID), VictoriaMetrics on $VM (pid $VM_PID), temp $WORK"
+
+# Offline persistent session + a preload of `count` readings for it, fully taken by the broker.
+preload() { # client_id, devices, count
+  "$BIN/loadgen" session --broker "$BROKER" --client-id "$1" --filter "$FILTER" --qos "$QOS" \
+    || die "loadgen session $1"
+  local out
+  out=$(timeout "$((TIMEOUT_S + 30))" "$BIN/loadgen" publish --broker "$BROKER" --site bench \
+    --devices "$2" --count "$3" --qos "$QOS" --max-duration-s "$TIMEOUT_S") || die "loadgen publish"
+  log "preload for $1: $out"
+  case "$out" in "sent $3 "*) ;; *) die "preload sent fewer than $3 messages" ;; esac
+  wait_idle "$MOSQ_PID" "$TIMEOUT_S" || die "broker still busy after the preload"
+}
+# Drop a persistent session (connect once with a clean session under its id).
+drop_session() {
+  timeout 10 mosquitto_pub -h 127.0.0.1 -p "$MQ_PORT" -i "$1" -t bench/cleanup -n >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------- phase A: raw drain
+log "phase A: preload $M messages, then mosquitto_sub drains them"
+preload raw-bench "$DEVICES" "$M"
+t0=$(now_ns)
+timeout "$TIMEOUT_S" mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -c -i raw-bench -q "$QOS" \
+  -t "$FILTER" -C "$M" >/dev/null || die "mosquitto_sub did not receive $M messages in ${TIMEOUT_S}s"
+t1=$(now_ns)
+A_S=$(secs "$t0" "$t1")
+A_RATE=$(rate "$M" "$A_S")
+drop_session raw-bench
+log "phase A: $M messages in $A_S s = $A_RATE msg/s"
+
+# ---------------------------------------------------------------- gateway helpers
+write_config() { # dir, client_id, api_port, [queue_capacity]
+  cat >"$1/safegate.toml" <<EOF
+# Generated by scripts/bench-ingest.sh.
+include = ["inventory.toml"]
+
+[gateway]
+data_dir = "$1/data"
+# loadgen stamps message i at (publish start + i ms): allow a backlog of any size.
+max_future_skew_s = 86400
+
+[mqtt]
+url = "mqtt://$BROKER"
+client_id = "$2"
+qos = $QOS
+
+[store]
+url = "$VM"
+org = "bench"
+bucket = "bench"
+${4:+queue_capacity = $4}
+${BENCH_BATCH_SIZE:+batch_size = $BENCH_BATCH_SIZE}
+
+[api]
+listen = "127.0.0.1:$3"
+EOF
+}
+METRICS=""
+scrape() { # api_port → sets METRICS to "received accepted rejected written dropped depth"
+  METRICS=$(curl -sf --max-time 2 "http://127.0.0.1:$1/metrics" | awk '
+    $1 == "safegate_messages_received_total" { r = $2 }
+    $1 == "safegate_readings_accepted_total" { a = $2 }
+    $1 ~ /^safegate_readings_rejected_total/ { j += $2 }
+    $1 == "safegate_store_points_written_total" { w = $2 }
+    $1 == "safegate_store_points_dropped_total" { d = $2 }
+    $1 == "safegate_store_queue_depth" { q = $2 }
+    END { printf "%d %d %d %d %d %d", r, a, j, w, d, q }') || METRICS=""
+}
+
+# ---------------------------------------------------------------- phase B: gateway drain
+log "phase B: preload $M readings for the gateway's session, then the gateway drains them"
+B=$WORK/b
+mkdir -p "$B"
+"$BIN/loadgen" inventory --site bench --devices "$DEVICES" --interval-s 10 >"$B/inventory.toml"
+B_API=$(free_port)
+write_config "$B" safegate-bench-b "$B_API" "${BENCH_QUEUE_CAPACITY:-}"
+"$BIN/safegate" check-config "$B/safegate.toml" >/dev/null || die "phase B config rejected"
+preload safegate-bench-b "$DEVICES" "$M"
+
+read -r c0_all c0_idle < <(cpu_total)
+m0=$(ticks "$MOSQ_PID"); v0=$(ticks "$VM_PID")
+t0=$(now_ns)
+"$BIN/safegate" run --config "$B/safegate.toml" >"$B/gateway.log" 2>&1 &
+GW=$!
+PIDS+=("$GW")
+PERF_PID=""
+if [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1; then
+  perf record -q -F 997 -g -p "$GW" -o "$WORK/perf.data" >/dev/null 2>&1 &
+  PERF_PID=$!
+  PIDS+=("$PERF_PID")
+fi
+snap0=""
+t_acc=""
+end=$((SECONDS + TIMEOUT_S))
+while :; do
+  kill -0 "$GW" 2>/dev/null || { tail -20 "$B/gateway.log" >&2; die "gateway exited"; }
+  if [ -z "$snap0" ] && [ "$THREADS" = 1 ]; then snap0=$(thread_snapshot "$GW"); fi
+  scrape "$B_API"
+  if [ -n "$METRICS" ]; then
+    read -r rcv acc rej wr drp depth <<<"$METRICS"
+    if [ -z "$t_acc" ] && [ $((acc + rej)) -ge "$M" ]; then t_acc=$(now_ns); fi
+    if [ -n "$t_acc" ] && [ "$depth" -eq 0 ] && [ $((wr + drp)) -ge $((acc + DEVICES)) ]; then
+      break
+    fi
+  fi
+  [ $SECONDS -lt $end ] || die "phase B: not drained in ${TIMEOUT_S}s (metrics: ${METRICS:-none})"
+  sleep 0.1
+done
+t1=$(now_ns)
+snap1=$([ "$THREADS" = 1 ] && thread_snapshot "$GW" || true)
+m1=$(ticks "$MOSQ_PID"); v1=$(ticks "$VM_PID")
+read -r c1_all c1_idle < <(cpu_total)
+if [ -n "$PERF_PID" ]; then
+  kill -INT "$PERF_PID" 2>/dev/null || true
+  for i in $(seq 100); do kill -0 "$PERF_PID" 2>/dev/null || break; sleep 0.1; done
+fi
+B_S=$(secs "$t0" "$t1")
+B_ACC_S=$(secs "$t0" "$t_acc")
+B_ACC=$acc
+B_RATE=$(rate "$acc" "$B_S")
+B_ACC_RATE=$(rate "$acc" "$B_ACC_S")
+B_RSS=$(rss_kb "$GW" VmRSS); B_HWM=$(rss_kb "$GW" VmHWM)
+B_REJ=$rej; B_DRP=$drp
+RATIO=$(awk -v b="$B_RATE" -v a="$A_RATE" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
+log "phase B: received $rcv, accepted $acc, rejected $rej, points written $wr, dropped $drp"
+log "phase B: $acc readings stored in $B_S s = $B_RATE readings/s (all accepted after $B_ACC_S s = $B_ACC_RATE/s)"
+
+# CPU use during the drain: whole machine, broker, store, gateway threads.
+wall_ticks=$(awk -v s="$B_S" -v hz="$HZ" 'BEGIN { print s * hz }')
+pct() { awk -v t="$1" -v w="$wall_ticks" 'BEGIN { printf "%5.1f%%", (w > 0 ? 100 * t / w : 0) }'; }
+busy=$(( (c1_all - c0_all) - (c1_idle - c0_idle) ))
+CPU_LINES=$(
+  echo "machine busy $(awk -v b="$busy" -v a="$((c1_all - c0_all))" -v n="$(nproc)" 'BEGIN { printf "%.0f%% of %d CPUs", (a > 0 ? 100 * n * b / a : 0), n }'); mosquitto $(pct $((m1 - m0))); victoria-metrics $(pct $((v1 - v0))); gateway $(pct "$(ticks "$GW")")"
+  if [ "$THREADS" = 1 ] && [ -n "$snap1" ]; then
+    # Per gateway thread (from the first scrape on; the gateway's start-up is not in it).
+    LC_ALL=C join -a1 <(LC_ALL=C sort <<<"$snap1") <(LC_ALL=C sort <<<"$snap0") | awk -v w="$wall_ticks" '
+      { d = $2 - ($4 == "" ? 0 : $4); if (d > 0) printf "  thread %-8s %-18s %5.1f%%\n", $1, $3, 100 * d / w }' \
+      | sort -k4 -rn | head -8
+  fi
+)
+printf '%s\n' "$CPU_LINES" >&2
+
+# Check what the store holds: one reading_v sample per reading.
+curl -sf --max-time 60 "$VM/internal/force_flush" >/dev/null || true
+sleep 1
+VM_SAMPLES=$(curl -sf --max-time 120 -G "$VM/api/v1/export/csv" \
+  --data-urlencode 'match[]=reading_v' --data-urlencode 'format=__timestamp__,__value__' \
+  --data-urlencode "start=$(($(date +%s) - 86400))" --data-urlencode "end=$(($(date +%s) + 86400))" \
+  | wc -l) || VM_SAMPLES=error
+log "phase B: VictoriaMetrics holds $VM_SAMPLES reading_v samples (expected $M)"
+if [ -n "$PERF_PID" ]; then
+  perf report -i "$WORK/perf.data" --no-children --stdio --sort comm,dso,sym --percent-limit 1.5 \
+    2>/dev/null | grep -E '^ +[0-9]' | head -30 >"$WORK/perf-top.txt" || true
+  log "perf profile of the gateway (self time, ≥1.5%):"
+  cat "$WORK/perf-top.txt" >&2
+fi
+stop_pid "$GW"
+drop_session safegate-bench-b
+
+# ---------------------------------------------------------------- phase C: memory at 100k devices
+log "phase C: $MEM_DEVICES devices, one reading each"
+C=$WORK/c
+mkdir -p "$C"
+"$BIN/loadgen" inventory --site bench --devices "$MEM_DEVICES" --interval-s 10 >"$C/inventory.toml"
+C_API=$(free_port)
+write_config "$C" safegate-bench-c "$C_API" "${BENCH_QUEUE_CAPACITY:-}"
+preload safegate-bench-c "$MEM_DEVICES" "$MEM_DEVICES"
+"$BIN/safegate" run --config "$C/safegate.toml" >"$C/gateway.log" 2>&1 &
+GWC=$!
+PIDS+=("$GWC")
+end=$((SECONDS + TIMEOUT_S))
+while :; do
+  kill -0 "$GWC" 2>/dev/null || { tail -20 "$C/gateway.log" >&2; die "phase C gateway exited"; }
+  scrape "$C_API"
+  if [ -n "$METRICS" ]; then
+    read -r rcv acc rej wr drp depth <<<"$METRICS"
+    [ $((acc + rej)) -lt "$MEM_DEVICES" ] || break
+  fi
+  [ $SECONDS -lt $end ] || die "phase C: not all readings accepted in ${TIMEOUT_S}s (metrics: ${METRICS:-none})"
+  sleep 0.2
+done
+C_RSS_ACC=$(rss_kb "$GWC" VmRSS)
+# Settle: the store queue empties and one journal cycle (5 s) persists every device's last seen.
+end=$((SECONDS + 60))
+while :; do
+  scrape "$C_API"
+  read -r rcv acc rej wr drp depth <<<"${METRICS:-0 0 0 0 0 1}"
+  [ "$depth" -eq 0 ] && [ $((wr + drp)) -ge $((acc + MEM_DEVICES)) ] && break
+  [ $SECONDS -lt $end ] || break
+  sleep 0.2
+done
+sleep 6
+C_RSS=$(rss_kb "$GWC" VmRSS); C_HWM=$(rss_kb "$GWC" VmHWM)
+C_ACC=$acc
+log "phase C: accepted $acc, rejected $rej, points written $wr, dropped $drp; VmRSS $(mb "$C_RSS") MB"
+stop_pid "$GWC"
+
+# ---------------------------------------------------------------- summary
+verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
+v_ratio=$(verdict "$(awk -v r="$RATIO" -v t="$TARGET_RATIO" 'BEGIN { print (r >= t) }')")
+v_rate=$(verdict "$(awk -v r="$B_RATE" -v t="$TARGET_RATE" 'BEGIN { print (r >= t) }')")
+v_rss=$(verdict "$(awk -v k="$C_RSS" -v t="$TARGET_RSS_MB" 'BEGIN { print (k / 1024 <= t) }')")
+v_vm=$(verdict "$([ "$VM_SAMPLES" = "$M" ] && [ "$B_DRP" = 0 ] && [ "$B_ACC" = "$M" ] && echo 1 || echo 0)")
+MISSED=0
+case "$v_ratio $v_rate $v_rss $v_vm" in *FAIL*) MISSED=1 ;; esac
+TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
+cat <<EOF
+
+==================== safegate ingest benchmark ====================
+host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo); QoS $QOS; M = $M messages over $DEVICES devices
+(a) mosquitto_sub drain           $A_RATE msg/s   ($M in $A_S s)
+(b) gateway → VictoriaMetrics     $B_RATE readings/s   ($B_ACC stored in $B_S s, from process start)
+    of which ingest only          $B_ACC_RATE readings/s   (all accepted after $B_ACC_S s)
+    ratio (b)/(a)                 $RATIO   [target ≥ $TARGET_RATIO: $v_ratio]
+    rate                          [target ≥ $TARGET_RATE readings/s: $v_rate]
+    reading_v samples in VM       $VM_SAMPLES (expected $M; accepted $B_ACC, rejected $B_REJ, points dropped $B_DRP)   [$v_vm]
+    gateway VmRSS after phase B   $(mb "$B_RSS") MB (peak $(mb "$B_HWM") MB)
+(c) gateway VmRSS, $MEM_DEVICES devices  $(mb "$C_RSS") MB (at last accept $(mb "$C_RSS_ACC") MB, peak $(mb "$C_HWM") MB; $C_ACC accepted)   [target ≤ $TARGET_RSS_MB MB: $v_rss]
+CPU during phase B: $CPU_LINES
+script run time                   $TOTAL_S s
+====================================================================
+EOF
+if [ "$STRICT" = 1 ] && [ "$MISSED" = 1 ]; then exit 3; fi
+exit 0
