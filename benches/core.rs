@@ -21,7 +21,12 @@ fn core_with(n: usize) -> Core {
 
 fn bench(c: &mut Criterion) {
     let payloads: Vec<(String, String)> = (0..1000)
-        .map(|i| (format!("safegate/v1/bench/d{i}/data"), payload(i, 1_700_000_000_000 + i as i64)))
+        .map(|i| {
+            (
+                format!("safegate/v1/bench/d{i}/data"),
+                payload(i, 1_700_000_000_000 + i as i64),
+            )
+        })
         .collect();
 
     let mut g = c.benchmark_group("ingest");
@@ -32,7 +37,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let (t, p) = &payloads[i % payloads.len()];
             i += 1;
-            parse_message("safegate/v1", t, p.as_bytes(), 1_700_000_000_000, LIMITS, &mut out);
+            parse_message(
+                "safegate/v1",
+                t,
+                p.as_bytes(),
+                1_700_000_000_000,
+                LIMITS,
+                &mut out,
+            );
             black_box(out.drain(..).count())
         })
     });
@@ -41,7 +53,14 @@ fn bench(c: &mut Criterion) {
         .iter()
         .flat_map(|(t, p)| {
             let mut out = Vec::new();
-            parse_message("safegate/v1", t, p.as_bytes(), 1_700_000_000_000, LIMITS, &mut out);
+            parse_message(
+                "safegate/v1",
+                t,
+                p.as_bytes(),
+                1_700_000_000_000,
+                LIMITS,
+                &mut out,
+            );
             out
         })
         .collect();
