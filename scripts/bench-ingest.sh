@@ -189,6 +189,12 @@ drop_session() {
   timeout 10 mosquitto_pub -h 127.0.0.1 -p "$MQ_PORT" -i "$1" -t bench/cleanup -n >/dev/null 2>&1 || true
 }
 
+# Other load on the machine skews every figure: measure it for 1 s and say so.
+read -r c0_all c0_idle < <(cpu_total); sleep 1; read -r c1_all c1_idle < <(cpu_total)
+BACKGROUND=$(awk -v a="$((c1_all - c0_all))" -v i="$((c1_idle - c0_idle))" -v n="$(nproc)" \
+  'BEGIN { printf "%.0f", (a > 0 ? 100 * n * (a - i) / a : 0) }')
+[ "$BACKGROUND" -lt 20 ] || log "WARNING: the machine is already ${BACKGROUND}% busy (of $(nproc)00%): figures will be low"
+
 # ---------------------------------------------------------------- phase A: raw drain
 log "phase A: preload $M messages, then mosquitto_sub drains them"
 preload raw-bench "$DEVICES" "$M"
@@ -380,7 +386,7 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
 cat <<EOF
 
 ==================== safegate ingest benchmark ====================
-host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo); QoS $QOS; M = $M messages over $DEVICES devices
+host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), ${BACKGROUND}% busy before start; QoS $QOS; M = $M messages over $DEVICES devices
 (a) mosquitto_sub drain           $A_RATE msg/s   ($M in $A_S s)
 (b) gateway → VictoriaMetrics     $B_RATE readings/s   ($B_ACC stored in $B_S s, from process start)
     of which ingest only          $B_ACC_RATE readings/s   (all accepted after $B_ACC_S s)

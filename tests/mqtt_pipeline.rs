@@ -131,7 +131,9 @@ async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
     // A suspended device and a planned one are outside the rate's denominator.
     inv.push_str("[[devices]]\nid = \"s1\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"suspended\"\n\n");
     inv.push_str("[[devices]]\nid = \"n1\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"planned\"\n\n");
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-t2", Some(&vm.url())), &inv);
+    let s = settings(&mq.url(), "gw-t2", Some(&vm.url()))
+        .replace("[store]\n", "[store]\nindicator_interval_s = 1\n");
+    let cfg = TestConfig::new(&s, &inv);
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_ready(&api).await;
@@ -191,6 +193,23 @@ async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
         .collect();
     points.sort_by_key(|p| p.0);
     assert_eq!(points[1], (last_seen + 1500, 0.0));
+
+    // Periodic indicator snapshots reach the store with numerator and denominator.
+    for (field, want) in [("value", 0.75), ("numerator", 3.0), ("denominator", 4.0)] {
+        let sel = format!(
+            r#"{{__name__="indicator_{field}",indicator="online_rate",scope="site",scope_id="p1"}}"#
+        );
+        vm.wait_for(&sel, WAIT, |s| {
+            s.iter().any(|x| x.values.last() == Some(&want))
+        })
+        .await;
+    }
+    vm.wait_for(
+        r#"{__name__="indicator_value",scope="region",scope_id="region"}"#,
+        WAIT,
+        |s| s.iter().any(|x| x.values.last() == Some(&0.75)),
+    )
+    .await;
     gw.stop().await;
 }
 

@@ -258,3 +258,123 @@ fn lookup_rejection(
         received_ms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    const INV: &str = r#"
+[[sites]]
+id = "p1"
+name = "P1"
+kind = "park"
+
+[[sites]]
+id = "p2"
+name = "P2"
+kind = "park"
+status = "suspended"
+
+[[devices]]
+id = "a"
+site = "p1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 1
+
+[[devices]]
+id = "b"
+site = "p1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 1
+
+[[devices]]
+id = "c"
+site = "p2"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 1
+"#;
+
+    fn core() -> Core {
+        let l = load_str(Path::new("t.toml"), INV, Path::new(".")).unwrap();
+        Core::new(Inventory::from_config(&l.config), 60_000, 10)
+    }
+
+    fn reading(site: &str, dev: &str, ts: Option<i64>, at: i64) -> SourceEvent {
+        SourceEvent::Reading {
+            reading: RawReading {
+                site: site.into(),
+                device: dev.into(),
+                ts_ms: ts,
+                values: vec![("v".into(), 1.0)],
+                status: ReadingStatus::Normal,
+            },
+            origin: Origin {
+                topic: Arc::from("t"),
+                element: None,
+            },
+            received_ms: at,
+        }
+    }
+
+    #[test]
+    fn lookup_and_timestamp_rules() {
+        let mut c = core();
+        let mut out = Outputs::default();
+        c.apply(reading("p1", "c", None, 0), &mut out);
+        c.apply(reading("p1", "zz", None, 0), &mut out);
+        c.apply(reading("p9", "a", None, 0), &mut out);
+        c.apply(reading("p1", "a", Some(61_001), 0), &mut out);
+        let reasons: Vec<Reason> = out.rejections.iter().map(|r| r.reason).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                Reason::WrongSite,
+                Reason::UnknownDevice,
+                Reason::UnknownSite,
+                Reason::FutureTimestamp
+            ]
+        );
+        out.clear();
+        c.apply(reading("p1", "a", Some(60_000), 0), &mut out);
+        c.apply(reading("p1", "b", None, 5), &mut out);
+        assert_eq!(out.readings.len(), 2);
+        assert_eq!(out.readings[1].ts_ms, 5);
+        assert!(out.readings[1].ts_from_gateway);
+        assert_eq!(out.readings[1].latency_ms(), None);
+        assert_eq!(c.accepted_total(), 2);
+        assert_eq!(
+            c.rejection_counts().map(|(_, n)| n).sum::<u64>(),
+            4,
+            "every rejection is counted"
+        );
+    }
+
+    #[test]
+    fn suspended_sites_are_outside_the_rate_and_expiry_is_exact() {
+        let mut c = core();
+        let mut out = Outputs::default();
+        c.apply(reading("p1", "a", None, 1_000), &mut out);
+        c.apply(reading("p2", "c", None, 1_000), &mut out);
+        let region = c.counts(None);
+        assert_eq!((region.planned, region.online, region.never), (3, 2, 1));
+        // c's site is suspended: counted neither above nor below the line.
+        assert_eq!(region.online_rate().numerator, 1);
+        assert_eq!(region.online_rate().denominator, 2);
+        assert_eq!(region.online_rate().value, Some(0.5));
+        out.clear();
+        c.tick(4_000, &mut out);
+        assert_eq!(out.transitions.len(), 2);
+        assert!(out
+            .transitions
+            .iter()
+            .all(|t| t.at_ms == 4_000 && !t.online));
+        assert_eq!(c.counts(Some(0)).online_rate().value, Some(0.0));
+        assert_eq!(c.counts(Some(1)).online_rate().value, None);
+    }
+}
