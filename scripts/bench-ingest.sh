@@ -25,6 +25,8 @@
 #   BENCH_THREADS=1        per-thread CPU of the gateway during phase B, from /proc
 #   BENCH_STRICT=0         1: exit 3 when a target is missed
 #   BENCH_KEEP=0           1: keep the temp dir (logs, configs, perf data)
+#   BENCH_GATEWAY_ENV      extra VAR=value words for the gateway's environment only, e.g.
+#                          "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" or RUST_LOG=warn
 # Exit status: 0 measured (targets are reported, not enforced unless BENCH_STRICT=1);
 # 1 a phase failed or timed out; 3 a target was missed with BENCH_STRICT=1.
 # Installs mosquitto, mosquitto-clients and victoria-metrics with apt-get when missing.
@@ -42,6 +44,7 @@ PERF=${BENCH_PERF:-0}
 THREADS=${BENCH_THREADS:-1}
 STRICT=${BENCH_STRICT:-0}
 KEEP=${BENCH_KEEP:-0}
+GATEWAY_ENV=${BENCH_GATEWAY_ENV:-}
 TARGET_RATIO=0.8
 TARGET_RATE=50000
 TARGET_RSS_MB=100
@@ -198,14 +201,16 @@ BACKGROUND=$(awk -v a="$((c1_all - c0_all))" -v i="$((c1_idle - c0_idle))" -v n=
 # ---------------------------------------------------------------- phase A: raw drain
 log "phase A: preload $M messages, then mosquitto_sub drains them"
 preload raw-bench "$DEVICES" "$M"
+ma0=$(ticks "$MOSQ_PID")
 t0=$(now_ns)
 timeout "$TIMEOUT_S" mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -c -i raw-bench -q "$QOS" \
   -t "$FILTER" -C "$M" >/dev/null || die "mosquitto_sub did not receive $M messages in ${TIMEOUT_S}s"
 t1=$(now_ns)
 A_S=$(secs "$t0" "$t1")
 A_RATE=$(rate "$M" "$A_S")
+A_MOSQ=$(awk -v t="$(( $(ticks "$MOSQ_PID") - ma0 ))" -v s="$A_S" -v hz="$HZ" 'BEGIN { printf "%.0f%%", 100 * t / (s * hz) }')
 drop_session raw-bench
-log "phase A: $M messages in $A_S s = $A_RATE msg/s"
+log "phase A: $M messages in $A_S s = $A_RATE msg/s (mosquitto CPU $A_MOSQ of one core)"
 
 # ---------------------------------------------------------------- gateway helpers
 write_config() { # dir, client_id, api_port, [queue_capacity]
@@ -259,7 +264,7 @@ preload safegate-bench-b "$DEVICES" "$M"
 read -r c0_all c0_idle < <(cpu_total)
 m0=$(ticks "$MOSQ_PID"); v0=$(ticks "$VM_PID")
 t0=$(now_ns)
-"$BIN/safegate" run --config "$B/safegate.toml" >"$B/gateway.log" 2>&1 &
+env $GATEWAY_ENV "$BIN/safegate" run --config "$B/safegate.toml" >"$B/gateway.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
 PERF_PID=""
@@ -269,7 +274,7 @@ if [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1; then
   PIDS+=("$PERF_PID")
 fi
 snap0=""
-t_acc=""
+t_acc=""; AT_ACC=""
 end=$((SECONDS + TIMEOUT_S))
 while :; do
   kill -0 "$GW" 2>/dev/null || { tail -20 "$B/gateway.log" >&2; die "gateway exited"; }
@@ -277,7 +282,9 @@ while :; do
   scrape "$B_API"
   if [ -n "$METRICS" ]; then
     read -r rcv acc rej wr drp depth <<<"$METRICS"
-    if [ -z "$t_acc" ] && [ $((acc + rej)) -ge "$M" ]; then t_acc=$(now_ns); fi
+    if [ -z "$t_acc" ] && [ $((acc + rej)) -ge "$M" ]; then
+      t_acc=$(now_ns); AT_ACC="points written $wr, queue depth $depth"
+    fi
     if [ -n "$t_acc" ] && [ "$depth" -eq 0 ] && [ $((wr + drp)) -ge $((acc + DEVICES)) ]; then
       break
     fi
@@ -302,7 +309,7 @@ B_RSS=$(rss_kb "$GW" VmRSS); B_HWM=$(rss_kb "$GW" VmHWM)
 B_REJ=$rej; B_DRP=$drp
 RATIO=$(awk -v b="$B_RATE" -v a="$A_RATE" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
 log "phase B: received $rcv, accepted $acc, rejected $rej, points written $wr, dropped $drp"
-log "phase B: $acc readings stored in $B_S s = $B_RATE readings/s (all accepted after $B_ACC_S s = $B_ACC_RATE/s)"
+log "phase B: $acc readings stored in $B_S s = $B_RATE readings/s (all accepted after $B_ACC_S s = $B_ACC_RATE/s; then $AT_ACC)"
 
 # CPU use during the drain: whole machine, broker, store, gateway threads.
 wall_ticks=$(awk -v s="$B_S" -v hz="$HZ" 'BEGIN { print s * hz }')
@@ -344,7 +351,7 @@ mkdir -p "$C"
 C_API=$(free_port)
 write_config "$C" safegate-bench-c "$C_API" "${BENCH_QUEUE_CAPACITY:-}"
 preload safegate-bench-c "$MEM_DEVICES" "$MEM_DEVICES"
-"$BIN/safegate" run --config "$C/safegate.toml" >"$C/gateway.log" 2>&1 &
+env $GATEWAY_ENV "$BIN/safegate" run --config "$C/safegate.toml" >"$C/gateway.log" 2>&1 &
 GWC=$!
 PIDS+=("$GWC")
 end=$((SECONDS + TIMEOUT_S))
@@ -387,9 +394,9 @@ cat <<EOF
 
 ==================== safegate ingest benchmark ====================
 host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), ${BACKGROUND}% busy before start; QoS $QOS; M = $M messages over $DEVICES devices
-(a) mosquitto_sub drain           $A_RATE msg/s   ($M in $A_S s)
+(a) mosquitto_sub drain           $A_RATE msg/s   ($M in $A_S s; mosquitto CPU $A_MOSQ of one core)
 (b) gateway → VictoriaMetrics     $B_RATE readings/s   ($B_ACC stored in $B_S s, from process start)
-    of which ingest only          $B_ACC_RATE readings/s   (all accepted after $B_ACC_S s)
+    of which ingest only          $B_ACC_RATE readings/s   (all accepted after $B_ACC_S s; then $AT_ACC)
     ratio (b)/(a)                 $RATIO   [target ≥ $TARGET_RATIO: $v_ratio]
     rate                          [target ≥ $TARGET_RATE readings/s: $v_rate]
     reading_v samples in VM       $VM_SAMPLES (expected $M; accepted $B_ACC, rejected $B_REJ, points dropped $B_DRP)   [$v_vm]

@@ -1,0 +1,11 @@
+//! Indicators over any time window, targets and the self-evaluation table.
+
+pub mod engine;
+pub mod history;
+pub mod intervals;
+pub mod targets;
+
+pub use engine::{
+    compute, Computation, Denominator, Indicator, MineUnits, Policy, Quorum, Scope, Unit,
+};
+pub use history::{DeviceHistory, History, Reg};
