@@ -9,3 +9,6 @@ pub use engine::{
     compute, Computation, Denominator, Indicator, MineUnits, Policy, Quorum, Scope, Unit,
 };
 pub use history::{DeviceHistory, History, Reg};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,356 @@
+//! Each formula on hand-built timelines (window [0, 100 000) ms unless said otherwise).
+
+use super::engine::*;
+use super::history::*;
+use crate::config::load_str;
+use crate::core::inventory::Inventory;
+use std::path::Path;
+
+const INV: &str = r#"
+[[sites]]
+id = "park"
+name = "Park"
+kind = "park"
+
+[[sites]]
+id = "mine"
+name = "Mine"
+kind = "mine"
+
+[[sites]]
+id = "old"
+name = "Suspended park"
+kind = "park"
+status = "suspended"
+
+[[enterprises]]
+id = "e1"
+site = "park"
+name = "E1"
+platform = "built"
+
+[[enterprises]]
+id = "e2"
+site = "park"
+name = "E2"
+
+[[enterprises]]
+id = "e3"
+site = "park"
+name = "E3"
+
+[[zones]]
+id = "z1"
+site = "park"
+name = "Z1"
+
+[[zones]]
+id = "z2"
+site = "park"
+name = "Z2 (no devices)"
+
+[[systems]]
+id = "s1"
+site = "mine"
+kind = "slope_monitoring"
+
+[[devices]]
+id = "p0"
+site = "park"
+kind = "gas_combustible"
+enterprise = "e1"
+zone = "z1"
+protocol = "mqtt"
+interval_s = 1
+
+[[devices]]
+id = "p1"
+site = "park"
+kind = "gas_combustible"
+enterprise = "e2"
+zone = "z1"
+protocol = "mqtt"
+interval_s = 1
+
+[[devices]]
+id = "m0"
+site = "mine"
+kind = "slope_displacement"
+system = "s1"
+protocol = "mqtt"
+interval_s = 1
+
+[[devices]]
+id = "m1"
+site = "mine"
+kind = "slope_displacement"
+system = "s1"
+protocol = "mqtt"
+interval_s = 1
+
+[[devices]]
+id = "o0"
+site = "old"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 1
+"#;
+
+const W: i64 = 100_000;
+
+fn inv() -> Inventory {
+    let l = load_str(Path::new("t.toml"), INV, Path::new(".")).unwrap();
+    Inventory::from_config(&l.config)
+}
+
+fn dev(inv: &Inventory, id: &str) -> usize {
+    inv.devices.iter().position(|d| &*d.id == id).unwrap()
+}
+
+fn get<'a>(v: &'a [Indicator], id: &str) -> &'a Indicator {
+    v.iter().find(|i| i.id == id).unwrap()
+}
+
+fn run(inv: &Inventory, h: &History, policy: Policy) -> Computation {
+    compute(inv, h, 0, W, i64::MAX, policy)
+}
+
+fn park(inv: &Inventory) -> Scope {
+    Scope::Site(inv.site("park").unwrap())
+}
+
+#[test]
+fn a_window_that_cuts_an_outage_in_half() {
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -50_000);
+    // p0 online throughout; p1 offline from -20 000 to 40 000: 40 % of the window down.
+    h.devices[dev(&inv, "p0")].transitions = vec![(-50_000, true)];
+    h.devices[dev(&inv, "p1")].transitions =
+        vec![(-50_000, true), (-20_000, false), (40_000, true)];
+    let c = run(&inv, &h, Policy::default());
+    let v = c.indicators(&inv, park(&inv));
+    let r = get(&v, "online_rate");
+    assert_eq!((r.ratio.num, r.ratio.den), (160_000, 200_000));
+    assert_eq!(r.value(), Some(0.8));
+    assert_eq!((r.numerator, r.denominator), (1.6, 2.0));
+    let f = &c.devices[dev(&inv, "p1")];
+    assert_eq!(
+        (f.down_ms, f.outages, f.longest),
+        (40_000, 1, Some((0, 40_000)))
+    );
+    // Both online at the end.
+    assert_eq!(get(&v, "online_rate_at_end").value(), Some(1.0));
+}
+
+#[test]
+fn a_device_added_or_suspended_mid_window() {
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -1);
+    let (p0, p1) = (dev(&inv, "p0"), dev(&inv, "p1"));
+    // p0 always online. p1 registered at 50 000 and online from then on.
+    h.devices[p0].transitions = vec![(-1, true)];
+    h.devices[p1].status = vec![(50_000, Reg::Built)];
+    h.devices[p1].transitions = vec![(50_000, true)];
+    let v = run(&inv, &h, Policy::default()).indicators(&inv, park(&inv));
+    let r = get(&v, "online_rate");
+    assert_eq!((r.ratio.num, r.ratio.den), (150_000, 150_000));
+    assert_eq!(r.denominator, 1.5);
+
+    // p1 suspended at 50 000 while offline: under "active" it stops counting, under
+    // "planned" it keeps counting as down.
+    h.devices[p1].status = vec![(-1, Reg::Built), (50_000, Reg::Suspended)];
+    h.devices[p1].transitions = vec![];
+    let active = run(&inv, &h, Policy::default()).indicators(&inv, park(&inv));
+    let r = get(&active, "online_rate");
+    assert_eq!((r.ratio.num, r.ratio.den), (100_000, 150_000));
+    let planned = Policy {
+        denominator: Denominator::Planned,
+        ..Policy::default()
+    };
+    let r2 = run(&inv, &h, planned).indicators(&inv, park(&inv));
+    let r2 = get(&r2, "online_rate");
+    assert_eq!((r2.ratio.num, r2.ratio.den), (100_000, 200_000));
+}
+
+#[test]
+fn a_suspended_site_counts_only_under_the_planned_policy() {
+    let inv = inv();
+    let h = History::registered_at(&inv, -1);
+    let old = Scope::Site(inv.site("old").unwrap());
+    let active = run(&inv, &h, Policy::default()).indicators(&inv, old);
+    assert_eq!(get(&active, "online_rate").ratio.den, 0);
+    assert_eq!(get(&active, "online_rate").value(), None);
+    let planned = Policy {
+        denominator: Denominator::Planned,
+        ..Policy::default()
+    };
+    let p = run(&inv, &h, planned).indicators(&inv, old);
+    assert_eq!(
+        get(&p, "online_rate").ratio,
+        Ratio {
+            num: 0,
+            den: W as i128
+        }
+    );
+    // The region under "planned": park devices + the mine's system + the old park's device.
+    let region = run(&inv, &h, planned).indicators(&inv, Scope::Region);
+    assert_eq!(get(&region, "online_rate").denominator, 4.0);
+}
+
+#[test]
+fn a_system_whose_quorum_flips() {
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -1);
+    let (m0, m1) = (dev(&inv, "m0"), dev(&inv, "m1"));
+    h.devices[m0].transitions = vec![(0, true), (60_000, false)];
+    h.devices[m1].transitions = vec![(30_000, true)];
+    let mine = Scope::Site(inv.site("mine").unwrap());
+    let rate = |q| {
+        let p = Policy {
+            online_quorum: q,
+            ..Policy::default()
+        };
+        let v = run(&inv, &h, p).indicators(&inv, mine);
+        get(&v, "online_rate").ratio
+    };
+    // any: online 0–100 000; all: only 30 000–60 000 when both are.
+    assert_eq!(
+        rate(Quorum::Any),
+        Ratio {
+            num: 100_000,
+            den: 100_000
+        }
+    );
+    assert_eq!(
+        rate(Quorum::All),
+        Ratio {
+            num: 30_000,
+            den: 100_000
+        }
+    );
+    assert_eq!(
+        rate(Quorum::Fraction(0.5)),
+        Ratio {
+            num: 100_000,
+            den: 100_000
+        }
+    );
+    // system_count: online ≥ 90 % only under "any".
+    let p = Policy {
+        online_quorum: Quorum::All,
+        ..Policy::default()
+    };
+    let v = run(&inv, &h, p).indicators(&inv, mine);
+    let slope = v
+        .iter()
+        .find(|i| i.id == "system_count" && i.qualifier.as_deref() == Some("slope_monitoring"))
+        .unwrap();
+    assert_eq!((slope.numerator, slope.denominator), (0.0, 1.0));
+    let v = run(&inv, &h, Policy::default()).indicators(&inv, mine);
+    let slope = v
+        .iter()
+        .find(|i| i.id == "system_count" && i.qualifier.as_deref() == Some("slope_monitoring"))
+        .unwrap();
+    assert_eq!((slope.numerator, slope.denominator), (1.0, 1.0));
+    // Mine devices are not online-rate units when mines count systems …
+    let region = run(&inv, &h, Policy::default()).indicators(&inv, Scope::Region);
+    assert_eq!(get(&region, "online_rate").denominator, 3.0);
+    // … and are when they count devices.
+    let by_dev = Policy {
+        mine_units: MineUnits::Devices,
+        ..Policy::default()
+    };
+    let v = run(&inv, &h, by_dev).indicators(&inv, mine);
+    assert_eq!(
+        get(&v, "online_rate").ratio,
+        Ratio {
+            num: 60_000 + 70_000,
+            den: 200_000
+        }
+    );
+}
+
+#[test]
+fn zones_with_no_devices_are_never_covered() {
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -1);
+    h.devices[dev(&inv, "p0")].transitions = vec![(0, true), (50_000, false)];
+    h.devices[dev(&inv, "p1")].transitions = vec![(25_000, true), (75_000, false)];
+    let v = run(&inv, &h, Policy::default()).indicators(&inv, park(&inv));
+    // z1 covered 0–75 000 (either device), z2 never: (75 000 + 0) / 200 000.
+    assert_eq!(
+        get(&v, "coverage_rate").ratio,
+        Ratio {
+            num: 75_000,
+            den: 200_000
+        }
+    );
+}
+
+#[test]
+fn builds_platforms_and_access() {
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -1);
+    // p1 (of e2) reported once, before the window: it has pushed data but was not online in it.
+    h.devices[dev(&inv, "p1")].transitions = vec![(-1, true), (-0, false)];
+    h.devices[dev(&inv, "p0")].transitions = vec![(10, true), (20, false)];
+    let v = run(&inv, &h, Policy::default()).indicators(&inv, Scope::Region);
+    // 2 of 5 registered devices have reported.
+    assert_eq!(get(&v, "device_build_rate").ratio, Ratio { num: 2, den: 5 });
+    // e1 platform built; e2 pushed data; e3 neither.
+    assert_eq!(
+        get(&v, "enterprise_platform_rate").ratio,
+        Ratio { num: 2, den: 3 }
+    );
+    // Only e1 had a device online in the window.
+    assert_eq!(
+        get(&v, "enterprise_access_rate").ratio,
+        Ratio { num: 1, den: 3 }
+    );
+    let e2 = Scope::Enterprise(1);
+    let v = run(&inv, &h, Policy::default()).indicators(&inv, e2);
+    assert_eq!(
+        get(&v, "enterprise_access_rate").ratio,
+        Ratio { num: 0, den: 1 }
+    );
+}
+
+#[test]
+fn latency_percentiles_and_link_stability() {
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -1);
+    let ps = inv.site("park").unwrap() as usize;
+    h.latency[ps] = (1..=100).map(|ms| (latency_bucket(ms), 1)).collect();
+    h.links = vec![(
+        "mqtt".into(),
+        vec![(-5, true), (10_000, false), (30_000, true)],
+    )];
+    let v = run(&inv, &h, Policy::default()).indicators(&inv, Scope::Region);
+    assert_eq!(get(&v, "latency_p50_ms").numerator, 50.0);
+    assert_eq!(get(&v, "latency_p95_ms").numerator, 95.0);
+    assert_eq!(get(&v, "latency_p99_ms").numerator, 99.0);
+    assert_eq!(
+        get(&v, "link_stability").ratio,
+        Ratio {
+            num: 80_000,
+            den: 100_000
+        }
+    );
+}
+
+#[test]
+fn time_after_now_is_not_measured() {
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -1);
+    h.devices[dev(&inv, "p0")].transitions = vec![(0, true)];
+    let c = compute(&inv, &h, 0, W, 40_000, Policy::default());
+    assert_eq!(c.to, 40_000);
+    let v = c.indicators(&inv, park(&inv));
+    assert_eq!(
+        get(&v, "online_rate").ratio,
+        Ratio {
+            num: 40_000,
+            den: 80_000
+        }
+    );
+}
