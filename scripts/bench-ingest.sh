@@ -18,6 +18,8 @@
 #   BENCH_MESSAGES=500000  BENCH_DEVICES=1000  BENCH_MEM_DEVICES=100000  BENCH_QOS=0
 #   BENCH_QUEUE_CAPACITY   store.queue_capacity for phase B (default: the gateway's default)
 #   BENCH_BATCH_SIZE       store.batch_size (default: the gateway's default)
+#   BENCH_FLUSH_MS         store.flush_interval_ms (default: the gateway's, 1000 ms; the last
+#                          partial batch waits for it, which adds up to that much to phase B)
 #   BENCH_TIMEOUT_S=300    bound on every wait (each phase's drain, publishes, readiness)
 #   BENCH_BUILD=1          0: use the existing target/release binaries
 #   BENCH_PERF=0           1: also `perf record` the gateway during phase B (slows it down;
@@ -234,6 +236,7 @@ org = "bench"
 bucket = "bench"
 ${4:+queue_capacity = $4}
 ${BENCH_BATCH_SIZE:+batch_size = $BENCH_BATCH_SIZE}
+${BENCH_FLUSH_MS:+flush_interval_ms = $BENCH_FLUSH_MS}
 
 [api]
 listen = "127.0.0.1:$3"
@@ -335,7 +338,7 @@ VM_SAMPLES=$(curl -sf --max-time 120 -G "$VM/api/v1/export/csv" \
   | wc -l) || VM_SAMPLES=error
 log "phase B: VictoriaMetrics holds $VM_SAMPLES reading_v samples (expected $M)"
 if [ -n "$PERF_PID" ]; then
-  perf report -i "$WORK/perf.data" --no-children --stdio --sort comm,dso,sym --percent-limit 1.5 \
+  perf report -i "$WORK/perf.data" --no-children --stdio -g none --sort comm,dso,sym --percent-limit 1.5 \
     2>/dev/null | grep -E '^ +[0-9]' | head -30 >"$WORK/perf-top.txt" || true
   log "perf profile of the gateway (self time, ≥1.5%):"
   cat "$WORK/perf-top.txt" >&2

@@ -66,6 +66,12 @@ pub enum SourceEvent {
         received_ms: i64,
     },
     Rejected(Rejection),
+    /// An upstream link (the MQTT connection, a Modbus endpoint) went up or down.
+    Link {
+        link: Arc<str>,
+        up: bool,
+        at_ms: i64,
+    },
 }
 
 /// The small, fixed set of reasons an input is refused. They are metric labels: keep stable.

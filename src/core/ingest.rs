@@ -5,6 +5,7 @@ use super::event::{Origin, RawReading, ReadingStatus, Reason, Rejection, SourceE
 use super::inventory::{DeviceIdx, Inventory, LookupError};
 use super::liveness::{Liveness, Transition};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// A reading that passed every check.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,8 @@ pub struct Outputs {
     pub readings: Vec<Accepted>,
     pub transitions: Vec<Transition>,
     pub rejections: Vec<Rejection>,
+    /// (link, at, up)
+    pub links: Vec<(Arc<str>, i64, bool)>,
 }
 
 impl Outputs {
@@ -41,6 +44,7 @@ impl Outputs {
         self.readings.clear();
         self.transitions.clear();
         self.rejections.clear();
+        self.links.clear();
     }
 }
 
@@ -56,7 +60,8 @@ pub struct LastReading {
 
 #[derive(Debug)]
 pub struct Core {
-    pub inventory: Inventory,
+    /// Shared read-only with the indicator engine and the API.
+    pub inventory: Arc<Inventory>,
     pub liveness: Liveness,
     last: Vec<Option<Box<LastReading>>>,
     max_future_skew_ms: i64,
@@ -71,7 +76,7 @@ impl Core {
         let liveness = Liveness::new(inventory.devices.iter().map(|d| d.offline_after_ms));
         let last = vec![None; inventory.devices.len()];
         Core {
-            inventory,
+            inventory: Arc::new(inventory),
             liveness,
             last,
             max_future_skew_ms,
@@ -167,6 +172,7 @@ impl Core {
                 }
             }
             SourceEvent::Rejected(r) => self.reject(r, out),
+            SourceEvent::Link { link, up, at_ms } => out.links.push((link, at_ms, up)),
         }
     }
 
@@ -264,7 +270,6 @@ mod tests {
     use super::*;
     use crate::config::load_str;
     use std::path::Path;
-    use std::sync::Arc;
 
     const INV: &str = r#"
 [[sites]]

@@ -2,6 +2,7 @@
 
 use crate::api::{self, Shared};
 use crate::config::{Config, LoadedConfig};
+use crate::core::indicators::history::latency_bucket;
 use crate::core::{Core, DeviceState, Inventory, Outputs, SourceEvent};
 use crate::sinks::store::{self, StoreQueue};
 use crate::sinks::Record;
@@ -76,13 +77,27 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         tracing::info!(listen = %cfg.mqtt.listen, "embedded MQTT broker started");
     }
     let inventory = Inventory::from_config(&cfg);
-    let journal = Journal::open(&cfg.gateway.data_dir)?;
+    let mut journal = Journal::open(&cfg.gateway.data_dir)?;
+    let closed = journal.close_open_links()?;
+    if closed > 0 {
+        tracing::warn!(
+            links = closed,
+            "the last run did not stop cleanly; its links are closed at its last recorded activity"
+        );
+    }
     let mut core = Core::new(
         inventory,
         (cfg.gateway.max_future_skew_s * 1000) as i64,
         cfg.gateway.recent_rejections,
     );
     restore(&mut core, &journal)?;
+    let changed = journal.sync_registry(&core.inventory, now_ms())?;
+    if changed > 0 {
+        tracing::info!(
+            units = changed,
+            "inventory changes recorded in the registry history"
+        );
+    }
     // Release the configuration's copy of the inventory: at 100k devices it matters.
     cfg.inventory = Default::default();
 
@@ -210,6 +225,7 @@ async fn core_task(
     let mut out = Outputs::default();
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut indicators = tokio::time::interval(indicator_every);
+    let mut latency = LatencyAcc::default();
     let mut saved_seen: Vec<Option<i64>> = {
         let core = shared.core();
         (0..core.inventory.devices.len() as u32)
@@ -228,24 +244,24 @@ async fn core_task(
         tokio::select! {
             n = rx.recv_many(&mut buf, CORE_BATCH) => {
                 if n == 0 { break }
-                let rows = {
+                let msgs = {
                     let mut core = shared.core();
                     for ev in buf.drain(..) {
                         core.apply(ev, &mut out);
                     }
-                    dispatch(&core, &mut out, store.as_ref(), &metrics, &warn)
+                    dispatch(&core, &mut out, store.as_ref(), &metrics, &warn, &mut latency)
                 };
-                if !rows.is_empty() && journal.send(JournalMsg::Transitions(rows)).await.is_err() {
+                if send_all(&journal, msgs).await.is_err() {
                     break;
                 }
             }
             _ = tokio::time::sleep_until(wake) => {
-                let rows = {
+                let msgs = {
                     let mut core = shared.core();
                     core.tick(now_ms(), &mut out);
-                    dispatch(&core, &mut out, store.as_ref(), &metrics, &warn)
+                    dispatch(&core, &mut out, store.as_ref(), &metrics, &warn, &mut latency)
                 };
-                if !rows.is_empty() && journal.send(JournalMsg::Transitions(rows)).await.is_err() {
+                if send_all(&journal, msgs).await.is_err() {
                     break;
                 }
             }
@@ -253,6 +269,10 @@ async fn core_task(
                 update_device_gauges(&shared.core(), &metrics);
                 let rows = last_seen_changes(&shared, &mut saved_seen);
                 if !rows.is_empty() && journal.send(JournalMsg::LastSeen(rows)).await.is_err() {
+                    break;
+                }
+                let lat = latency.take(&shared.core().inventory);
+                if !lat.is_empty() && journal.send(JournalMsg::Latency(lat)).await.is_err() {
                     break;
                 }
             }
@@ -263,12 +283,69 @@ async fn core_task(
                     }
                 }
             }
-            _ = shutdown.recv() => break,
+            _ = shutdown.recv() => {
+                // Sources stop on the same signal; take what they still hand over (their
+                // last link-down events among it) until they have all let go.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                while let Ok(n) = tokio::time::timeout_at(deadline, rx.recv_many(&mut buf, CORE_BATCH)).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let msgs = {
+                        let mut core = shared.core();
+                        for ev in buf.drain(..) {
+                            core.apply(ev, &mut out);
+                        }
+                        dispatch(&core, &mut out, store.as_ref(), &metrics, &warn, &mut latency)
+                    };
+                    if send_all(&journal, msgs).await.is_err() {
+                        break;
+                    }
+                }
+                break;
+            }
         }
     }
     let rows = last_seen_changes(&shared, &mut saved_seen);
     if !rows.is_empty() {
         let _ = journal.send(JournalMsg::LastSeen(rows)).await;
+    }
+    let lat = latency.take(&shared.core().inventory);
+    if !lat.is_empty() {
+        let _ = journal.send(JournalMsg::Latency(lat)).await;
+    }
+}
+
+async fn send_all(
+    journal: &mpsc::Sender<JournalMsg>,
+    msgs: Vec<JournalMsg>,
+) -> Result<(), mpsc::error::SendError<JournalMsg>> {
+    for m in msgs {
+        journal.send(m).await?;
+    }
+    Ok(())
+}
+
+/// Per-minute latency histograms per site, flushed to the journal with the persist tick.
+#[derive(Default)]
+struct LatencyAcc {
+    counts: std::collections::HashMap<(u32, i64, u32), u64>,
+}
+
+impl LatencyAcc {
+    fn add(&mut self, site: u32, received_ms: i64, latency_ms: i64) {
+        let minute = received_ms - received_ms.rem_euclid(60_000);
+        *self
+            .counts
+            .entry((site, minute, latency_bucket(latency_ms)))
+            .or_default() += 1;
+    }
+
+    fn take(&mut self, inv: &Inventory) -> Vec<crate::state::LatencyRow> {
+        self.counts
+            .drain()
+            .map(|((s, m, b), n)| (inv.sites[s as usize].id.to_string(), m, b, n))
+            .collect()
     }
 }
 
@@ -280,12 +357,14 @@ fn dispatch(
     store: Option<&StoreQueue>,
     metrics: &Metrics,
     warn: &RateLimitedLog,
-) -> Vec<TransitionRow> {
+    latency: &mut LatencyAcc,
+) -> Vec<JournalMsg> {
     let inv = &core.inventory;
     metrics.readings_accepted.inc_by(out.readings.len() as u64);
     for a in out.readings.drain(..) {
         if let Some(l) = a.latency_ms() {
             metrics.reading_latency.observe(l.max(0) as f64 / 1000.0);
+            latency.add(inv.devices[a.device as usize].site, a.received_ms, l);
         }
         if let Some(q) = store {
             q.push(Record::reading(inv, a));
@@ -318,7 +397,19 @@ fn dispatch(
             });
         }
     }
-    rows
+    let mut msgs = Vec::new();
+    if !rows.is_empty() {
+        msgs.push(JournalMsg::Transitions(rows));
+    }
+    if !out.links.is_empty() {
+        msgs.push(JournalMsg::Links(
+            out.links
+                .drain(..)
+                .map(|(l, at, up)| (l.to_string(), at, up))
+                .collect(),
+        ));
+    }
+    msgs
 }
 
 fn update_device_gauges(core: &Core, metrics: &Metrics) {

@@ -1,8 +1,13 @@
-//! Every online/offline transition, persisted in SQLite (WAL) so indicators can be computed
-//! over any window, and restored after a restart. Rows are keyed by (site, device) ids, not
-//! by in-memory indices, so an edited inventory still lines up.
+//! The gateway's durable history in SQLite (WAL): every device transition, the registry
+//! history of every unit (when it appeared, changed status or left the inventory), link
+//! up/down changes and per-minute latency histograms. Indicators over any window are computed
+//! from it; liveness is restored from it after a restart. Units get integer keys so a scan of
+//! millions of transitions stays cheap.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::core::indicators::history::{DeviceHistory, History, Reg};
+use crate::core::inventory::Inventory;
+use rusqlite::{params, Connection, OpenFlags};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +16,8 @@ pub enum StateError {
     Dir(PathBuf, std::io::Error),
     #[error("state database {0}: {1}")]
     Db(PathBuf, rusqlite::Error),
+    #[error("no state database at {0}: has the gateway run with this data_dir?")]
+    Missing(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,175 +40,408 @@ pub struct DeviceSnapshot {
     pub fault: bool,
 }
 
+/// Latency counts: (site, minute start ms, bucket, count).
+pub type LatencyRow = (String, i64, u32, u64);
+
 pub enum JournalMsg {
     Transitions(Vec<TransitionRow>),
     /// (site, device, last_seen_ms, fault), saved periodically.
     LastSeen(Vec<(String, String, i64, bool)>),
+    /// (link, at, up).
+    Links(Vec<(String, i64, bool)>),
+    Latency(Vec<LatencyRow>),
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnitKind {
+    Site,
+    Enterprise,
+    Zone,
+    System,
+    Device,
+}
+
+impl UnitKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::Site => "site",
+            UnitKind::Enterprise => "enterprise",
+            UnitKind::Zone => "zone",
+            UnitKind::System => "system",
+            UnitKind::Device => "device",
+        }
+    }
+    fn parse(s: &str) -> Option<UnitKind> {
+        Some(match s {
+            "site" => UnitKind::Site,
+            "enterprise" => UnitKind::Enterprise,
+            "zone" => UnitKind::Zone,
+            "system" => UnitKind::System,
+            "device" => UnitKind::Device,
+            _ => return None,
+        })
+    }
+}
+
+type UnitId = (UnitKind, String, String);
 
 pub struct Journal {
     path: PathBuf,
     conn: Connection,
+    keys: HashMap<UnitId, i64>,
 }
 
+const SCHEMA: &str = "
+    PRAGMA journal_mode=WAL;
+    PRAGMA synchronous=NORMAL;
+    CREATE TABLE IF NOT EXISTS units (
+        key INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        site TEXT NOT NULL,
+        id TEXT NOT NULL,
+        UNIQUE (kind, site, id));
+    CREATE TABLE IF NOT EXISTS transitions (
+        id INTEGER PRIMARY KEY,
+        unit INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        online INTEGER NOT NULL,
+        cause TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS transitions_by_unit ON transitions(unit, at_ms);
+    CREATE TABLE IF NOT EXISTS registry (
+        id INTEGER PRIMARY KEY,
+        unit INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        status TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS last_seen (
+        unit INTEGER PRIMARY KEY,
+        last_seen_ms INTEGER NOT NULL,
+        fault INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE IF NOT EXISTS links (
+        id INTEGER PRIMARY KEY,
+        link TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        up INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS latency (
+        site TEXT NOT NULL,
+        minute_ms INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (site, minute_ms, bucket)) WITHOUT ROWID;";
+
 impl Journal {
+    /// Open (creating if needed) `data_dir/state.db` for writing.
     pub fn open(data_dir: &Path) -> Result<Journal, StateError> {
         std::fs::create_dir_all(data_dir).map_err(|e| StateError::Dir(data_dir.into(), e))?;
         let path = data_dir.join("state.db");
-        let err = |e| StateError::Db(path.clone(), e);
-        let conn = Connection::open(&path).map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS transitions (
-                 id INTEGER PRIMARY KEY,
-                 site TEXT NOT NULL,
-                 device TEXT NOT NULL,
-                 at_ms INTEGER NOT NULL,
-                 online INTEGER NOT NULL,
-                 cause TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS transitions_by_device ON transitions(site, device, at_ms);
-             CREATE INDEX IF NOT EXISTS transitions_by_time ON transitions(at_ms);
-             CREATE TABLE IF NOT EXISTS devices (
-                 site TEXT NOT NULL,
-                 device TEXT NOT NULL,
-                 last_seen_ms INTEGER NOT NULL,
-                 fault INTEGER NOT NULL DEFAULT 0,
-                 PRIMARY KEY (site, device)) WITHOUT ROWID;",
+        let conn = Connection::open(&path).map_err(|e| StateError::Db(path.clone(), e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| StateError::Db(path.clone(), e))?;
+        let mut j = Journal {
+            path,
+            conn,
+            keys: HashMap::new(),
+        };
+        j.load_keys()?;
+        Ok(j)
+    }
+
+    /// Open an existing state database for reading only (reports, the API), beside a
+    /// running gateway (WAL lets readers and the writer work at once).
+    pub fn open_read(data_dir: &Path) -> Result<Journal, StateError> {
+        let path = data_dir.join("state.db");
+        if !path.exists() {
+            return Err(StateError::Missing(path));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(err)?;
-        Ok(Journal { path, conn })
+        .map_err(|e| StateError::Db(path.clone(), e))?;
+        let mut j = Journal {
+            path,
+            conn,
+            keys: HashMap::new(),
+        };
+        j.load_keys()?;
+        Ok(j)
     }
 
     fn err(&self, e: rusqlite::Error) -> StateError {
         StateError::Db(self.path.clone(), e)
     }
 
-    pub fn append(&mut self, rows: &[TransitionRow]) -> Result<(), StateError> {
-        let tx = self
+    fn load_keys(&mut self) -> Result<(), StateError> {
+        let mut st = self
             .conn
-            .transaction()
+            .prepare("SELECT key, kind, site, id FROM units")
             .map_err(|e| StateError::Db(self.path.clone(), e))?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT INTO transitions(site, device, at_ms, online, cause) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(|e| StateError::Db(self.path.clone(), e))?;
-            for r in rows {
-                st.execute(params![r.site, r.device, r.at_ms, r.online, r.cause])
-                    .map_err(|e| StateError::Db(self.path.clone(), e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(|e| StateError::Db(self.path.clone(), e))?;
+        let mut keys = HashMap::new();
+        for row in rows {
+            let (key, kind, site, id) = row.map_err(|e| StateError::Db(self.path.clone(), e))?;
+            if let Some(kind) = UnitKind::parse(&kind) {
+                keys.insert((kind, site, id), key);
             }
         }
-        tx.commit().map_err(|e| self.err(e))
+        drop(st);
+        self.keys = keys;
+        Ok(())
+    }
+
+    fn key(&mut self, kind: UnitKind, site: &str, id: &str) -> Result<i64, StateError> {
+        let k = (kind, site.to_string(), id.to_string());
+        if let Some(v) = self.keys.get(&k) {
+            return Ok(*v);
+        }
+        self.conn
+            .execute(
+                "INSERT INTO units(kind, site, id) VALUES (?1, ?2, ?3)",
+                params![kind.as_str(), site, id],
+            )
+            .map_err(|e| self.err(e))?;
+        let v = self.conn.last_insert_rowid();
+        self.keys.insert(k, v);
+        Ok(v)
+    }
+
+    pub fn append(&mut self, rows: &[TransitionRow]) -> Result<(), StateError> {
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        for r in rows {
+            let unit = self.key(UnitKind::Device, &r.site, &r.device)?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO transitions(unit, at_ms, online, cause) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut st| st.execute(params![unit, r.at_ms, r.online, r.cause]))
+                .map_err(|e| self.err(e))?;
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
 
     pub fn save_last_seen(
         &mut self,
         rows: &[(String, String, i64, bool)],
     ) -> Result<(), StateError> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| StateError::Db(self.path.clone(), e))?;
-        {
-            let mut st = tx
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        for (s, d, t, f) in rows {
+            let unit = self.key(UnitKind::Device, s, d)?;
+            self.conn
                 .prepare_cached(
-                    "INSERT INTO devices(site, device, last_seen_ms, fault) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(site, device) DO UPDATE SET
+                    "INSERT INTO last_seen(unit, last_seen_ms, fault) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(unit) DO UPDATE SET
                        last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), fault = excluded.fault",
                 )
-                .map_err(|e| StateError::Db(self.path.clone(), e))?;
-            for (s, d, t, f) in rows {
-                st.execute(params![s, d, t, f])
-                    .map_err(|e| StateError::Db(self.path.clone(), e))?;
+                .and_then(|mut st| st.execute(params![unit, t, f]))
+                .map_err(|e| self.err(e))?;
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    pub fn append_links(&mut self, rows: &[(String, i64, bool)]) -> Result<(), StateError> {
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        for (link, at, up) in rows {
+            self.conn
+                .prepare_cached("INSERT INTO links(link, at_ms, up) VALUES (?1, ?2, ?3)")
+                .and_then(|mut st| st.execute(params![link, at, up]))
+                .map_err(|e| self.err(e))?;
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    pub fn add_latency(&mut self, rows: &[LatencyRow]) -> Result<(), StateError> {
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        for (site, minute, bucket, count) in rows {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO latency(site, minute_ms, bucket, count) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(site, minute_ms, bucket) DO UPDATE SET count = count + excluded.count",
+                )
+                .and_then(|mut st| st.execute(params![site, minute, bucket, *count as i64]))
+                .map_err(|e| self.err(e))?;
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    /// Record, at `now`, every unit whose status differs from the registry's last word
+    /// (new units, changed statuses), and every unit that left the inventory as removed.
+    /// Returns how many rows were written.
+    pub fn sync_registry(&mut self, inv: &Inventory, now: i64) -> Result<usize, StateError> {
+        let mut last: HashMap<i64, String> = HashMap::new();
+        {
+            let mut st = self
+                .conn
+                .prepare("SELECT unit, status FROM registry ORDER BY id")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (u, s) = row.map_err(|e| self.err(e))?;
+                last.insert(u, s);
             }
         }
-        tx.commit().map_err(|e| self.err(e))
+        let mut want: Vec<(UnitKind, String, String, &'static str)> = Vec::new();
+        let site_id = |s: u32| inv.sites[s as usize].id.to_string();
+        for s in &inv.sites {
+            want.push((
+                UnitKind::Site,
+                s.id.to_string(),
+                s.id.to_string(),
+                Reg::from(s.status).as_str(),
+            ));
+        }
+        for e in &inv.enterprises {
+            want.push((
+                UnitKind::Enterprise,
+                site_id(e.site),
+                e.id.to_string(),
+                "built",
+            ));
+        }
+        for z in &inv.zones {
+            want.push((UnitKind::Zone, site_id(z.site), z.id.to_string(), "built"));
+        }
+        for s in &inv.systems {
+            want.push((
+                UnitKind::System,
+                site_id(s.site),
+                s.id.to_string(),
+                Reg::from(s.status).as_str(),
+            ));
+        }
+        for d in &inv.devices {
+            want.push((
+                UnitKind::Device,
+                site_id(d.site),
+                d.id.to_string(),
+                Reg::from(d.status).as_str(),
+            ));
+        }
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        let mut written = 0;
+        let mut present = std::collections::HashSet::new();
+        for (kind, site, id, status) in want {
+            let unit = self.key(kind, &site, &id)?;
+            present.insert(unit);
+            if last.get(&unit).map(String::as_str) != Some(status) {
+                self.insert_registry(unit, now, status)?;
+                written += 1;
+            }
+        }
+        for (unit, status) in &last {
+            if !present.contains(unit) && status != "removed" {
+                self.insert_registry(*unit, now, "removed")?;
+                written += 1;
+            }
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        Ok(written)
+    }
+
+    fn insert_registry(&self, unit: i64, at: i64, status: &str) -> Result<(), StateError> {
+        self.conn
+            .prepare_cached("INSERT INTO registry(unit, at_ms, status) VALUES (?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![unit, at, status]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     /// The latest known state of every device the journal has seen.
     pub fn load_latest(&self) -> Result<Vec<DeviceSnapshot>, StateError> {
-        let mut out = std::collections::BTreeMap::<(String, String), DeviceSnapshot>::new();
+        let names: HashMap<i64, (String, String)> = self
+            .keys
+            .iter()
+            .filter(|((k, _, _), _)| *k == UnitKind::Device)
+            .map(|((_, s, d), key)| (*key, (s.clone(), d.clone())))
+            .collect();
+        let mut out: std::collections::BTreeMap<i64, DeviceSnapshot> = Default::default();
+        let snap = |unit: i64| {
+            let (site, device) = names.get(&unit).cloned().unwrap_or_default();
+            DeviceSnapshot {
+                site,
+                device,
+                last_transition: None,
+                last_seen_ms: None,
+                fault: false,
+            }
+        };
         let mut st = self
             .conn
             .prepare(
-                "SELECT t.site, t.device, t.online, t.at_ms FROM transitions t
-                 JOIN (SELECT site, device, max(id) AS id FROM transitions GROUP BY site, device) m
-                 ON t.id = m.id",
+                "SELECT t.unit, t.online, t.at_ms FROM transitions t
+                 JOIN (SELECT unit, max(id) AS id FROM transitions GROUP BY unit) m ON t.id = m.id",
             )
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, i64>(2)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         for row in rows {
-            let (site, device, online, at) = row.map_err(|e| self.err(e))?;
-            out.insert(
-                (site.clone(), device.clone()),
-                DeviceSnapshot {
-                    site,
-                    device,
-                    last_transition: Some((online, at)),
-                    last_seen_ms: None,
-                    fault: false,
-                },
-            );
+            let (unit, online, at) = row.map_err(|e| self.err(e))?;
+            out.entry(unit)
+                .or_insert_with(|| snap(unit))
+                .last_transition = Some((online, at));
         }
         let mut st = self
             .conn
-            .prepare("SELECT site, device, last_seen_ms, fault FROM devices")
+            .prepare("SELECT unit, last_seen_ms, fault FROM last_seen")
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, bool>(2)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         for row in rows {
-            let (site, device, seen, fault) = row.map_err(|e| self.err(e))?;
-            let e = out
-                .entry((site.clone(), device.clone()))
-                .or_insert(DeviceSnapshot {
-                    site,
-                    device,
-                    last_transition: None,
-                    last_seen_ms: None,
-                    fault: false,
-                });
+            let (unit, seen, fault) = row.map_err(|e| self.err(e))?;
+            let e = out.entry(unit).or_insert_with(|| snap(unit));
             e.last_seen_ms = Some(seen);
             e.fault = fault;
         }
-        Ok(out.into_values().collect())
+        Ok(out.into_values().filter(|s| !s.device.is_empty()).collect())
     }
 
     /// Transitions of one device in [from, to), oldest first.
     pub fn transitions_of(
-        &self,
+        &mut self,
         site: &str,
         device: &str,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<TransitionRow>, StateError> {
+        let Some(unit) = self
+            .keys
+            .get(&(UnitKind::Device, site.to_string(), device.to_string()))
+            .copied()
+        else {
+            return Ok(Vec::new());
+        };
         let mut st = self
             .conn
             .prepare_cached(
                 "SELECT at_ms, online, cause FROM transitions
-                 WHERE site = ?1 AND device = ?2 AND at_ms >= ?3 AND at_ms < ?4 ORDER BY id",
+                 WHERE unit = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map(params![site, device, from_ms, to_ms], |r| {
+            .query_map(params![unit, from_ms, to_ms], |r| {
                 Ok(TransitionRow {
                     site: site.to_string(),
                     device: device.to_string(),
@@ -214,14 +454,196 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    pub fn count(&self) -> Result<u64, StateError> {
+    /// The last time anything was recorded (for closing links after a crash).
+    pub fn last_activity_ms(&self) -> Result<Option<i64>, StateError> {
         self.conn
-            .query_row("SELECT count(*) FROM transitions", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()
-            .map(|v| v.unwrap_or(0) as u64)
+            .query_row(
+                "SELECT max(t) FROM (SELECT max(at_ms) AS t FROM transitions
+                 UNION ALL SELECT max(last_seen_ms) FROM last_seen
+                 UNION ALL SELECT max(at_ms) FROM links)",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
             .map_err(|e| self.err(e))
+    }
+
+    /// Links whose last record says up: after an unclean stop they are closed at the last
+    /// recorded activity, since nobody measured them after that.
+    pub fn close_open_links(&mut self) -> Result<usize, StateError> {
+        let open: Vec<String> = {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT l.link FROM links l JOIN (SELECT link, max(id) AS id FROM links GROUP BY link) m
+                     ON l.id = m.id WHERE l.up = 1",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let at = self.last_activity_ms()?.unwrap_or(0);
+        let rows: Vec<(String, i64, bool)> = open.into_iter().map(|l| (l, at, false)).collect();
+        self.append_links(&rows)?;
+        Ok(rows.len())
+    }
+
+    /// Everything the indicator engine needs for windows ending at or before `to`, mapped
+    /// onto the current inventory (units no longer in it are left out).
+    pub fn load_history(&self, inv: &Inventory, from: i64, to: i64) -> Result<History, StateError> {
+        let mut h = History {
+            devices: vec![DeviceHistory::default(); inv.devices.len()],
+            sites: vec![Vec::new(); inv.sites.len()],
+            systems: vec![Vec::new(); inv.systems.len()],
+            zones: vec![None; inv.zones.len()],
+            enterprises: vec![None; inv.enterprises.len()],
+            latency: vec![Vec::new(); inv.sites.len()],
+            links: Vec::new(),
+        };
+        // Map journal keys to inventory indices.
+        #[derive(Clone, Copy)]
+        enum Target {
+            Site(usize),
+            Enterprise(usize),
+            Zone(usize),
+            System(usize),
+            Device(usize),
+        }
+        let mut by_name: HashMap<(UnitKind, &str, &str), Target> = HashMap::new();
+        for (i, s) in inv.sites.iter().enumerate() {
+            by_name.insert((UnitKind::Site, &s.id, &s.id), Target::Site(i));
+        }
+        let sid = |s: u32| &*inv.sites[s as usize].id;
+        for (i, e) in inv.enterprises.iter().enumerate() {
+            by_name.insert(
+                (UnitKind::Enterprise, sid(e.site), &e.id),
+                Target::Enterprise(i),
+            );
+        }
+        for (i, z) in inv.zones.iter().enumerate() {
+            by_name.insert((UnitKind::Zone, sid(z.site), &z.id), Target::Zone(i));
+        }
+        for (i, s) in inv.systems.iter().enumerate() {
+            by_name.insert((UnitKind::System, sid(s.site), &s.id), Target::System(i));
+        }
+        for (i, d) in inv.devices.iter().enumerate() {
+            by_name.insert((UnitKind::Device, sid(d.site), &d.id), Target::Device(i));
+        }
+        let max_key = self.keys.values().copied().max().unwrap_or(0).max(0) as usize;
+        let mut target: Vec<Option<Target>> = vec![None; max_key + 1];
+        for ((kind, site, id), key) in &self.keys {
+            if let Some(t) = by_name.get(&(*kind, site.as_str(), id.as_str())) {
+                target[*key as usize] = Some(*t);
+            }
+        }
+        let lookup = |k: i64| target.get(k as usize).copied().flatten();
+
+        let mut st = self
+            .conn
+            .prepare("SELECT unit, at_ms, status FROM registry WHERE at_ms < ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![to]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let (unit, at): (i64, i64) = (
+                r.get(0).map_err(|e| self.err(e))?,
+                r.get(1).map_err(|e| self.err(e))?,
+            );
+            let status: String = r.get(2).map_err(|e| self.err(e))?;
+            let Some(reg) = Reg::parse(&status) else {
+                continue;
+            };
+            match lookup(unit) {
+                Some(Target::Site(i)) => h.sites[i].push((at, reg)),
+                Some(Target::System(i)) => h.systems[i].push((at, reg)),
+                Some(Target::Device(i)) => h.devices[i].status.push((at, reg)),
+                Some(Target::Zone(i)) => {
+                    h.zones[i].get_or_insert(at);
+                }
+                Some(Target::Enterprise(i)) => {
+                    h.enterprises[i].get_or_insert(at);
+                }
+                None => {}
+            }
+        }
+        drop(rows);
+        drop(st);
+
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT unit, at_ms, online FROM transitions WHERE at_ms < ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![to]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let unit: i64 = r.get(0).map_err(|e| self.err(e))?;
+            if let Some(Target::Device(i)) = lookup(unit) {
+                let at: i64 = r.get(1).map_err(|e| self.err(e))?;
+                let on: bool = r.get(2).map_err(|e| self.err(e))?;
+                h.devices[i].transitions.push((at, on));
+            }
+        }
+        drop(rows);
+        drop(st);
+        for d in &mut h.devices {
+            if !d.transitions.is_sorted_by_key(|t| t.0) {
+                d.transitions.sort_by_key(|t| t.0);
+            }
+        }
+
+        let mut links: std::collections::BTreeMap<String, Vec<(i64, bool)>> = Default::default();
+        let mut st = self
+            .conn
+            .prepare("SELECT link, at_ms, up FROM links WHERE at_ms < ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![to], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (link, at, up) = row.map_err(|e| self.err(e))?;
+            links.entry(link).or_default().push((at, up));
+        }
+        h.links = links.into_iter().collect();
+
+        let site_idx: HashMap<&str, usize> = inv
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (&*s.id, i))
+            .collect();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT site, bucket, sum(count) FROM latency WHERE minute_ms >= ?1 AND minute_ms < ?2
+                 GROUP BY site, bucket",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![from, to], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (site, bucket, count) = row.map_err(|e| self.err(e))?;
+            if let Some(&i) = site_idx.get(site.as_str()) {
+                h.latency[i].push((bucket, count.max(0) as u64));
+            }
+        }
+        Ok(h)
     }
 
     /// Apply messages from the core until the channel closes (run on its own thread).
@@ -230,9 +652,12 @@ impl Journal {
             let r = match &msg {
                 JournalMsg::Transitions(rows) => self.append(rows),
                 JournalMsg::LastSeen(rows) => self.save_last_seen(rows),
+                JournalMsg::Links(rows) => self.append_links(rows),
+                JournalMsg::Latency(rows) => self.add_latency(rows),
             };
             if let Err(e) = r {
                 // Keep serving: a full disk may clear; the error names the file.
+                let _ = self.conn.execute_batch("ROLLBACK");
                 tracing::error!(error = %e, "cannot persist liveness state");
             }
         }
@@ -262,7 +687,7 @@ mod tests {
             j.save_last_seen(&[("s".into(), "b".into(), 25, false)])
                 .unwrap();
         }
-        let j = Journal::open(dir.path()).unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
         let snap = j.load_latest().unwrap();
         assert_eq!(snap.len(), 2);
         assert_eq!(snap[0].last_transition, Some((false, 20)));
@@ -274,6 +699,51 @@ mod tests {
         );
         assert_eq!(j.transitions_of("s", "a", 0, 100).unwrap().len(), 2);
         assert_eq!(j.transitions_of("s", "a", 11, 100).unwrap().len(), 1);
-        assert_eq!(j.count().unwrap(), 3);
+    }
+
+    #[test]
+    fn registry_history_records_changes_and_removals() {
+        use crate::config::load_str;
+        let inv_of = |status: &str, with_b: bool| {
+            let mut t = format!(
+                "[[sites]]\nid = \"s\"\nname = \"S\"\nkind = \"park\"\n\n[[devices]]\nid = \"a\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"{status}\"\n"
+            );
+            if with_b {
+                t.push_str("[[devices]]\nid = \"b\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\n");
+            }
+            let l = load_str(Path::new("t.toml"), &t, Path::new(".")).unwrap();
+            Inventory::from_config(&l.config)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.sync_registry(&inv_of("built", true), 100).unwrap(), 3);
+        assert_eq!(j.sync_registry(&inv_of("built", true), 200).unwrap(), 0);
+        assert_eq!(
+            j.sync_registry(&inv_of("suspended", false), 300).unwrap(),
+            2
+        );
+        let h = j
+            .load_history(&inv_of("suspended", false), 0, 1000)
+            .unwrap();
+        assert_eq!(
+            h.devices[0].status,
+            vec![(100, Reg::Built), (300, Reg::Suspended)]
+        );
+        assert_eq!(h.sites[0], vec![(100, Reg::Built)]);
+        j.append_links(&[("mqtt".into(), 150, true)]).unwrap();
+        assert_eq!(j.close_open_links().unwrap(), 1);
+        let h = j
+            .load_history(&inv_of("suspended", false), 0, 1000)
+            .unwrap();
+        assert_eq!(
+            h.links,
+            vec![("mqtt".to_string(), vec![(150, true), (150, false)])]
+        );
+        j.add_latency(&[("s".into(), 60_000, 5, 2), ("s".into(), 60_000, 5, 3)])
+            .unwrap();
+        let h = j
+            .load_history(&inv_of("suspended", false), 0, 120_000)
+            .unwrap();
+        assert_eq!(h.latency[0], vec![(5, 5)]);
     }
 }

@@ -2,4 +2,6 @@
 
 mod journal;
 
-pub use journal::{DeviceSnapshot, Journal, JournalMsg, StateError, TransitionRow};
+pub use journal::{
+    DeviceSnapshot, Journal, JournalMsg, LatencyRow, StateError, TransitionRow, UnitKind,
+};

@@ -82,6 +82,7 @@ pub async fn run(
     let mut backoff = Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms);
     let warn = RateLimitedLog::new(10_000);
     let mut events = Vec::with_capacity(16);
+    let link: Arc<str> = Arc::from("mqtt");
     loop {
         let ev = tokio::select! {
             _ = shutdown.recv() => break,
@@ -98,7 +99,18 @@ pub async fn run(
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 // Ready only once subscribed: before that, publishes would pass us by.
-                status.set_connected(now_ms());
+                let now = now_ms();
+                if !status.connected() {
+                    let up = SourceEvent::Link {
+                        link: link.clone(),
+                        up: true,
+                        at_ms: now,
+                    };
+                    if tx.send(up).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                status.set_connected(now);
                 metrics.mqtt_connected.set(1);
                 tracing::info!(filter = %filter, ?qos, "MQTT subscribed");
             }
@@ -123,6 +135,14 @@ pub async fn run(
                 let now = now_ms();
                 if status.set_disconnected(now, e.to_string()) {
                     metrics.mqtt_connected.set(0);
+                    let down = SourceEvent::Link {
+                        link: link.clone(),
+                        up: false,
+                        at_ms: now,
+                    };
+                    if tx.send(down).await.is_err() {
+                        return Ok(());
+                    }
                     tracing::warn!(url = %cfg.url, error = %e, "MQTT connection lost; reconnecting with back-off");
                 } else if let Some(suppressed) = warn.allow("connect", now) {
                     tracing::warn!(url = %cfg.url, error = %e, suppressed, "MQTT broker unreachable; retrying");
@@ -136,6 +156,15 @@ pub async fn run(
                 }
             }
         }
+    }
+    if status.connected() {
+        let _ = tx
+            .send(SourceEvent::Link {
+                link,
+                up: false,
+                at_ms: now_ms(),
+            })
+            .await;
     }
     // Best effort: a clean DISCONNECT keeps the session but skips the broker's keep-alive wait.
     let _ = client.try_disconnect();
