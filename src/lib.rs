@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod core;
+pub mod report;
 pub mod runtime;
 pub mod sinks;
 pub mod sources;

@@ -21,6 +21,21 @@ enum Cmd {
     },
     /// Check a configuration and print a summary; lists every error and exits non-zero.
     CheckConfig { file: PathBuf },
+    /// Print the self-evaluation report for a window from the persisted state (no running
+    /// gateway needed).
+    Report {
+        #[arg(long)]
+        config: PathBuf,
+        /// RFC 3339 or epoch milliseconds.
+        #[arg(long)]
+        from: String,
+        /// RFC 3339 or epoch milliseconds (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// json, csv or markdown.
+        #[arg(long, default_value = "markdown")]
+        format: String,
+    },
     /// The demo: embedded broker, a simulated park and mine, and the API.
     Demo(safegate::runtime::demo::DemoArgs),
 }
@@ -72,6 +87,18 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
+        Cmd::Report {
+            config: file,
+            from,
+            to,
+            format,
+        } => match report(&file, &from, to.as_deref(), &format) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Demo(args) => {
             init_logging();
             run_async(safegate::runtime::demo::run(args))
@@ -115,4 +142,53 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+fn report(
+    file: &std::path::Path,
+    from: &str,
+    to: Option<&str>,
+    format: &str,
+) -> Result<(), String> {
+    use safegate::runtime::evaluate::{parse_time, Evaluator};
+    use std::io::Write;
+    let loaded = config::load(file).map_err(|errs| {
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let now = safegate::telemetry::now_ms();
+    let from = parse_time(from)
+        .ok_or_else(|| format!("--from {from:?} is neither RFC 3339 nor epoch ms"))?;
+    let to = match to {
+        Some(t) => {
+            parse_time(t).ok_or_else(|| format!("--to {t:?} is neither RFC 3339 nor epoch ms"))?
+        }
+        None => now,
+    };
+    if from >= to {
+        return Err("--from must be before --to".into());
+    }
+    let cfg = loaded.config;
+    let ev = Evaluator {
+        data_dir: cfg.gateway.data_dir.clone(),
+        inventory: std::sync::Arc::new(safegate::core::Inventory::from_config(&cfg)),
+        settings: cfg.indicators.clone(),
+        targets: cfg.targets.clone(),
+    };
+    let c = ev.compute(from, to, now).map_err(|e| e.to_string())?;
+    let r = safegate::report::build(&ev.inventory, &c, &ev.targets);
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        "json" => serde_json::to_writer_pretty(&mut out, &r).map_err(|e| e.to_string()),
+        "csv" => safegate::report::to_csv(&r)
+            .map_err(|e| e.to_string())
+            .and_then(|b| out.write_all(&b).map_err(|e| e.to_string())),
+        "markdown" => out
+            .write_all(safegate::report::to_markdown(&r).as_bytes())
+            .map_err(|e| e.to_string()),
+        other => return Err(format!("--format {other:?} is not json, csv or markdown")),
+    };
+    written
 }

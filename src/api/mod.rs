@@ -1,6 +1,7 @@
 //! The HTTP API (axum) for operators and evaluators.
 
 mod error;
+mod indicators;
 mod routes;
 
 pub use error::ApiError;
@@ -16,6 +17,7 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub mqtt: Arc<LinkStatus>,
     pub store: Arc<StoreStatus>,
+    pub evaluator: Arc<crate::runtime::evaluate::Evaluator>,
 }
 
 impl Shared {

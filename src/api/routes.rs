@@ -21,6 +21,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/sites/{id}", get(site))
         .route("/api/v1/devices", get(devices))
         .route("/api/v1/rejections", get(rejections))
+        .route("/api/v1/indicators", get(super::indicators::indicators))
+        .route("/api/v1/report", get(super::indicators::report))
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see README for the API".into())
         })

@@ -23,6 +23,8 @@ pub struct Config {
     /// No `[store]` section: the gateway runs without a store and says so at start.
     pub store: Option<StoreSettings>,
     pub api: ApiSettings,
+    pub indicators: IndicatorSettings,
+    pub targets: Vec<TargetConfig>,
     pub inventory: InventoryConfig,
 }
 
@@ -40,6 +42,10 @@ pub(crate) struct MainFile {
     store: Option<StoreSettings>,
     #[serde(default)]
     api: ApiSettings,
+    #[serde(default)]
+    indicators: IndicatorSettings,
+    #[serde(default)]
+    targets: Vec<TargetConfig>,
     #[serde(default)]
     sites: Vec<SiteConfig>,
     #[serde(default)]
@@ -60,6 +66,8 @@ impl From<MainFile> for Config {
             mqtt: m.mqtt,
             store: m.store,
             api: m.api,
+            indicators: m.indicators,
+            targets: m.targets,
             inventory: InventoryConfig {
                 sites: m.sites,
                 enterprises: m.enterprises,
@@ -276,6 +284,111 @@ impl Default for ApiSettings {
 
 fn default_api_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[indicators]`: the counting policy and the store cadence (see `docs/indicators.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorSettings {
+    /// `"active"` (default): built units of active sites; `"planned"`: every registered unit.
+    #[serde(default)]
+    pub denominator: crate::core::indicators::Denominator,
+    /// `"systems"` (default) or `"devices"`: what a mine's online rate counts.
+    #[serde(default)]
+    pub mine_units: crate::core::indicators::MineUnits,
+    /// `"any"` (default), `"all"`, or a fraction of a system's built devices.
+    #[serde(default)]
+    pub online_quorum: crate::core::indicators::Quorum,
+    /// Share of the window a built system must be online to count in `system_count`. Default 0.9.
+    #[serde(default = "default_system_share")]
+    pub system_online_share: f64,
+    /// Windows written to the store when they close: any of `"1h"`, `"1d"`. Default both.
+    #[serde(default = "default_store_windows")]
+    pub store_windows: Vec<String>,
+    /// Days (and hours) are aligned to this UTC offset, in hours. Default 8 (Beijing time).
+    #[serde(default = "default_utc_offset")]
+    pub utc_offset_h: i64,
+}
+
+impl Default for IndicatorSettings {
+    fn default() -> Self {
+        IndicatorSettings {
+            denominator: Default::default(),
+            mine_units: Default::default(),
+            online_quorum: Default::default(),
+            system_online_share: default_system_share(),
+            store_windows: default_store_windows(),
+            utc_offset_h: default_utc_offset(),
+        }
+    }
+}
+
+impl IndicatorSettings {
+    pub fn policy(&self) -> crate::core::indicators::Policy {
+        crate::core::indicators::Policy {
+            denominator: self.denominator,
+            mine_units: self.mine_units,
+            online_quorum: self.online_quorum,
+            system_online_share: self.system_online_share,
+        }
+    }
+}
+
+fn default_system_share() -> f64 {
+    0.9
+}
+fn default_store_windows() -> Vec<String> {
+    vec!["1h".into(), "1d".into()]
+}
+fn default_utc_offset() -> i64 {
+    8
+}
+
+/// `[[targets]]`: one row of the self-evaluation table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// A measured indicator id (`online_rate`, `coverage_rate`, …) or, for a declared row,
+    /// any id.
+    pub indicator: String,
+    /// `"region"` (default), `"site:{id}"` or `"enterprise:{id}"`.
+    #[serde(default = "default_scope")]
+    pub scope: String,
+    /// The system kind of `system_count`, the link of `link_stability`.
+    #[serde(default)]
+    pub qualifier: Option<String>,
+    pub comparator: crate::core::indicators::targets::Comparator,
+    /// The target, in the indicator's display unit: percent for rates, a count, ms.
+    #[serde(deserialize_with = "crate::core::indicators::targets::de_decimal")]
+    pub value: rust_decimal::Decimal,
+    /// The row's wording in the target table (三级指标).
+    pub label: String,
+    /// 一级指标, e.g. 产出指标.
+    #[serde(default)]
+    pub level1: String,
+    /// 二级指标, e.g. 数量指标.
+    #[serde(default)]
+    pub level2: String,
+    /// Points.
+    #[serde(
+        default,
+        deserialize_with = "crate::core::indicators::targets::de_decimal"
+    )]
+    pub weight: rust_decimal::Decimal,
+    /// For rows telemetry cannot measure (budget execution, satisfaction …): the declared
+    /// actual value. The report marks such rows as declared.
+    #[serde(
+        default,
+        deserialize_with = "crate::core::indicators::targets::de_opt_decimal"
+    )]
+    pub declared: Option<rust_decimal::Decimal>,
+    /// Display unit of a declared row (e.g. 万元); measured rows know their own.
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+fn default_scope() -> String {
+    "region".into()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]

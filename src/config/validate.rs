@@ -107,6 +107,61 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         }
     }
 
+    let ind = &c.indicators;
+    if !(ind.system_online_share > 0.0 && ind.system_online_share <= 1.0) {
+        err_main(
+            "indicators.system_online_share",
+            format!("{} is not a share in (0, 1]", ind.system_online_share),
+        );
+    }
+    for w in &ind.store_windows {
+        if !matches!(w.as_str(), "1h" | "1d") {
+            err_main(
+                "indicators.store_windows",
+                format!("{w:?} is not \"1h\" or \"1d\""),
+            );
+        }
+    }
+    if !(-12..=14).contains(&ind.utc_offset_h) {
+        err_main(
+            "indicators.utc_offset_h",
+            format!("{} is not a UTC offset in hours", ind.utc_offset_h),
+        );
+    }
+    for (i, t) in c.targets.iter().enumerate() {
+        let key = format!("targets[{i}] ({:?})", t.label);
+        if t.declared.is_none()
+            && !crate::core::indicators::engine::MEASURED.contains(&t.indicator.as_str())
+        {
+            err_main(
+                &format!("{key}.indicator"),
+                format!(
+                    "{:?} is not a measured indicator ({}); give `declared = …` for a row telemetry cannot measure",
+                    t.indicator,
+                    crate::core::indicators::engine::MEASURED.join(", ")
+                ),
+            );
+        }
+        let scope_ok = match t.scope.split_once(':') {
+            None => t.scope == "region",
+            Some(("site", id)) => c.inventory.sites.iter().any(|s| s.id == id),
+            Some(("enterprise", id)) => c.inventory.enterprises.iter().any(|e| e.id == id),
+            Some(_) => false,
+        };
+        if !scope_ok {
+            err_main(
+                &format!("{key}.scope"),
+                format!(
+                    "{:?} is not region, site:{{id}} or enterprise:{{id}} of the inventory",
+                    t.scope
+                ),
+            );
+        }
+        if t.weight < rust_decimal::Decimal::ZERO {
+            err_main(&format!("{key}.weight"), "must not be negative".into());
+        }
+    }
+
     let inv = &c.inventory;
     let o = &l.origins;
     let mut push = |array: &str, origin: (usize, usize), id: &str, field: &str, msg: String| {

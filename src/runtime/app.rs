@@ -104,7 +104,14 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     let metrics = Arc::new(Metrics::new());
     let mqtt_status = Arc::new(LinkStatus::default());
     let store_status = Arc::new(StoreStatus::new(cfg.store.is_some()));
+    let evaluator = Arc::new(super::evaluate::Evaluator {
+        data_dir: cfg.gateway.data_dir.clone(),
+        inventory: core.inventory.clone(),
+        settings: cfg.indicators.clone(),
+        targets: cfg.targets.clone(),
+    });
     let shared = Arc::new(Shared {
+        evaluator,
         core: Mutex::new(core),
         metrics: metrics.clone(),
         mqtt: mqtt_status.clone(),
@@ -457,12 +464,16 @@ pub fn indicator_records(core: &Core, now: i64) -> Vec<Record> {
     let mut push = |scope: &'static str, id: Arc<str>, rate: crate::core::stats::Rate| {
         out.push(Record::Indicator {
             indicator: "online_rate",
+            qualifier: None,
             scope,
             scope_id: id,
+            window: "now",
             at_ms: now,
             value: rate.value,
-            numerator: rate.numerator,
-            denominator: rate.denominator,
+            numerator: rate.numerator as f64,
+            denominator: rate.denominator as f64,
+            target: None,
+            completion: None,
         })
     };
     push(

@@ -2,6 +2,8 @@
 
 pub mod app;
 pub mod broker;
+pub mod cadence;
 pub mod demo;
+pub mod evaluate;
 
 pub use app::{start, Gateway, StartError};

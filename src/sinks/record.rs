@@ -2,7 +2,7 @@
 //!
 //! - `reading,site=…,device=…,kind=…[,enterprise=…][,zone=…][,system=…][,gas=…] <channel>=<f64>…,status_code=<0|1|2>[,ts_from_gateway=true] <ts ms>`
 //! - `device_state,site=…,device=…,kind=…,cause=… online=<1|0>i <ms>`
-//! - `indicator,indicator=…,scope=region|site,scope_id=… value=<f64>,numerator=<n>i,denominator=<n>i <ms>`
+//! - `indicator,indicator=…,scope=region|site|enterprise,scope_id=…,window=now|1h|1d[,qualifier=…] value=<f64>,numerator=<f64>,denominator=<f64>[,target=<f64>][,completion=<f64>] <ms>`
 
 use crate::core::{Accepted, Inventory, ReadingStatus, Transition};
 use influxdb2::models::data_point::DataPointError;
@@ -52,12 +52,19 @@ pub enum Record {
     },
     Indicator {
         indicator: &'static str,
+        /// System kind, link name.
+        qualifier: Option<String>,
         scope: &'static str,
         scope_id: Arc<str>,
+        /// `now` for snapshots, `1h` / `1d` for closed windows (stamped at the window start).
+        window: &'static str,
         at_ms: i64,
         value: Option<f64>,
-        numerator: u64,
-        denominator: u64,
+        numerator: f64,
+        denominator: f64,
+        /// The configured target and the completion against it, when there is one.
+        target: Option<f64>,
+        completion: Option<f64>,
     },
 }
 
@@ -133,21 +140,35 @@ impl Record {
                 .build(),
             Record::Indicator {
                 indicator,
+                qualifier,
                 scope,
                 scope_id,
+                window,
                 at_ms,
                 value,
                 numerator,
                 denominator,
+                target,
+                completion,
             } => {
                 let mut b = DataPoint::builder("indicator")
                     .tag("indicator", *indicator)
                     .tag("scope", *scope)
                     .tag("scope_id", &**scope_id)
-                    .field("numerator", *numerator as i64)
-                    .field("denominator", *denominator as i64);
-                if let Some(v) = value {
-                    b = b.field("value", *v);
+                    .tag("window", *window)
+                    .field("numerator", *numerator)
+                    .field("denominator", *denominator);
+                if let Some(q) = qualifier {
+                    b = b.tag("qualifier", q.as_str());
+                }
+                for (k, v) in [
+                    ("value", value),
+                    ("target", target),
+                    ("completion", completion),
+                ] {
+                    if let Some(v) = v {
+                        b = b.field(k, *v);
+                    }
                 }
                 b.timestamp(*at_ms).build()
             }
@@ -193,16 +214,20 @@ mod tests {
     fn indicator_line() {
         let r = Record::Indicator {
             indicator: "online_rate",
+            qualifier: None,
             scope: "site",
             scope_id: "p1".into(),
+            window: "1h",
             at_ms: 5,
             value: Some(0.75),
-            numerator: 3,
-            denominator: 4,
+            numerator: 3.0,
+            denominator: 4.0,
+            target: Some(0.9),
+            completion: None,
         };
         assert_eq!(
             line(&r),
-            "indicator,indicator=online_rate,scope=site,scope_id=p1 denominator=4i,numerator=3i,value=0.75 5\n"
+            "indicator,indicator=online_rate,scope=site,scope_id=p1,window=1h denominator=4,numerator=3,target=0.9,value=0.75 5\n"
         );
     }
 }

@@ -630,6 +630,21 @@ impl Computation {
     }
 }
 
+/// The indicator ids the engine measures (targets may name these).
+pub const MEASURED: [&str; 11] = [
+    "online_rate",
+    "online_rate_at_end",
+    "coverage_rate",
+    "device_build_rate",
+    "enterprise_platform_rate",
+    "enterprise_access_rate",
+    "system_count",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "link_stability",
+];
+
 pub const SYSTEM_KINDS: [SystemKind; 5] = [
     SystemKind::SlopeMonitoring,
     SystemKind::VideoMonitoring,

@@ -1,0 +1,155 @@
+//! `GET /api/v1/indicators` and `GET /api/v1/report`.
+
+use super::{ApiError, Shared};
+use crate::core::indicators::targets::assess;
+use crate::core::indicators::Computation;
+use crate::report::{self, display_value, parse_scope};
+use crate::runtime::evaluate::parse_time;
+use crate::telemetry::{now_ms, rfc3339_ms};
+use axum::extract::{rejection::QueryRejection, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowQuery {
+    scope: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
+    let t = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+        v.as_deref()
+            .map(|s| {
+                parse_time(s).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "{name}={s:?} is neither RFC 3339 (2026-01-01T00:00:00+08:00) nor epoch milliseconds"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let to = t("to", &q.to)?.unwrap_or(now);
+    let from = t("from", &q.from)?.unwrap_or(to - DAY_MS);
+    if from >= to {
+        return Err(ApiError::BadRequest(format!(
+            "the window is empty: from ({}) must be before to ({})",
+            rfc3339_ms(from),
+            rfc3339_ms(to)
+        )));
+    }
+    Ok((from, to))
+}
+
+async fn evaluate(s: &Arc<Shared>, from: i64, to: i64) -> Result<Computation, ApiError> {
+    let ev = s.evaluator.clone();
+    let now = now_ms();
+    tokio::task::spawn_blocking(move || ev.compute(from, to, now))
+        .await
+        .map_err(|e| ApiError::Internal(format!("evaluation task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+pub async fn indicators(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<WindowQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let (from, to) = window(&q, now_ms())?;
+    let inv = s.evaluator.inventory.clone();
+    let scope_text = q.scope.clone().unwrap_or_else(|| "region".into());
+    let scope = parse_scope(&inv, &scope_text).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "scope {scope_text:?} is not region, site:{{id}} or enterprise:{{id}} of the inventory"
+        ))
+    })?;
+    let c = evaluate(&s, from, to).await?;
+    let targets = &s.evaluator.targets;
+    let list: Vec<Value> = c
+        .indicators(&inv, scope)
+        .into_iter()
+        .map(|i| {
+            let target = targets.iter().find(|t| {
+                t.declared.is_none()
+                    && t.indicator == i.id
+                    && parse_scope(&inv, &t.scope) == Some(scope)
+                    && (t.qualifier.is_none() || t.qualifier == i.qualifier)
+            });
+            let shown = display_value(&i);
+            let a = match (target, shown) {
+                (Some(t), Some(v)) => Some(assess(v, t.value, t.comparator, t.weight)),
+                _ => None,
+            };
+            json!({
+                "id": i.id,
+                "qualifier": i.qualifier,
+                "unit": i.unit,
+                "value": i.value(),
+                "display": shown.map(|v| report::format_value(v, i.unit)),
+                "numerator": i.numerator,
+                "denominator": i.denominator,
+                "target": target.map(|t| json!({"comparator": t.comparator, "value": t.value, "label": t.label})),
+                "completion_pct": a.map(|a| a.completion_pct),
+                "deviation_pct": a.map(|a| a.deviation_pct),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "scope": scope_text,
+        "from": rfc3339_ms(c.from),
+        "to": rfc3339_ms(c.to),
+        "policy": c.policy,
+        "indicators": list,
+    })))
+}
+
+pub async fn report(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<WindowQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    if q.scope.is_some() {
+        return Err(ApiError::BadRequest(
+            "the report's rows carry their own scopes ([[targets]] scope); drop `scope`".into(),
+        ));
+    }
+    let format = q.format.clone().unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "csv" | "markdown") {
+        return Err(ApiError::BadRequest(format!(
+            "format {format:?} is not json, csv or markdown"
+        )));
+    }
+    let (from, to) = window(&q, now_ms())?;
+    let c = evaluate(&s, from, to).await?;
+    let r = report::build(&s.evaluator.inventory, &c, &s.evaluator.targets);
+    Ok(match format.as_str() {
+        "csv" => {
+            let body = report::to_csv(&r).map_err(|e| ApiError::Internal(e.to_string()))?;
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"self-evaluation.csv\"",
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        "markdown" => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            report::to_markdown(&r),
+        )
+            .into_response(),
+        _ => Json(r).into_response(),
+    })
+}

@@ -1,0 +1,125 @@
+//! The report as CSV (UTF-8 with BOM, so spreadsheets open the Chinese headers cleanly) and
+//! as Markdown.
+
+use super::Report;
+use std::fmt::Write;
+
+const HEADERS: [&str; 12] = [
+    "一级指标",
+    "二级指标",
+    "三级指标",
+    "指标值",
+    "实际完成值",
+    "完成率",
+    "偏差率",
+    "权重",
+    "得分",
+    "来源",
+    "范围",
+    "未完成原因",
+];
+
+fn pct(v: Option<rust_decimal::Decimal>) -> String {
+    v.map(|d| format!("{d}%")).unwrap_or_default()
+}
+
+fn reasons_text(r: &super::Row) -> String {
+    r.reasons
+        .iter()
+        .map(|x| x.summary())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn to_csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
+    let mut out = Vec::from("\u{feff}".as_bytes());
+    {
+        let mut w = csv::Writer::from_writer(&mut out);
+        w.write_record(HEADERS)?;
+        for r in &report.rows {
+            w.write_record([
+                r.level1.as_str(),
+                &r.level2,
+                &r.label,
+                &r.target,
+                &r.actual,
+                &pct(r.completion_pct),
+                &pct(r.deviation_pct),
+                &r.weight.to_string(),
+                &r.score.map(|s| s.to_string()).unwrap_or_default(),
+                if r.source == "declared" {
+                    "自报 declared"
+                } else {
+                    "实测 measured"
+                },
+                &r.scope,
+                &reasons_text(r),
+            ])?;
+        }
+        w.flush()?;
+    }
+    Ok(out)
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', "<br>")
+}
+
+pub fn to_markdown(report: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# 绩效自评表 (measured by safegate)\n");
+    let _ = writeln!(
+        s,
+        "Window: {} – {}; policy: denominator `{:?}`, mine units `{:?}`, quorum `{:?}`, system share {}.\n",
+        report.from,
+        report.to,
+        report.policy.denominator,
+        report.policy.mine_units,
+        report.policy.online_quorum,
+        report.policy.system_online_share
+    );
+    let _ = writeln!(s, "| {} |", HEADERS[..11].join(" | "));
+    let _ = writeln!(s, "|{}", "---|".repeat(11));
+    for r in &report.rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&r.level1),
+            cell(&r.level2),
+            cell(&r.label),
+            cell(&r.target),
+            cell(&r.actual),
+            pct(r.completion_pct),
+            pct(r.deviation_pct),
+            r.weight,
+            r.score.map(|x| x.to_string()).unwrap_or_default(),
+            if r.source == "declared" {
+                "declared"
+            } else {
+                "measured"
+            },
+            cell(&r.scope),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nTotal score: {} of {}.\n",
+        report.total_score, report.total_weight
+    );
+    let missed: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| !r.reasons.is_empty())
+        .collect();
+    if !missed.is_empty() {
+        let _ = writeln!(s, "## 未完成原因 (measured reasons for each shortfall)\n");
+        for r in missed {
+            let _ = writeln!(s, "### {} ({}, {})\n", r.label, r.indicator, r.scope);
+            for x in &r.reasons {
+                let _ = writeln!(s, "- {}", cell(&x.summary()));
+            }
+            let _ = writeln!(s);
+        }
+    }
+    s
+}

@@ -1,0 +1,150 @@
+//! Closed windows (hourly, daily) of every indicator, for every scope, written to the store
+//! as they close, so evaluators can chart measured values without asking the API.
+
+use super::evaluate::Evaluator;
+use crate::core::indicators::Scope;
+use crate::report::{display_value, parse_scope};
+use crate::sinks::store::StoreQueue;
+use crate::sinks::Record;
+use crate::telemetry::now_ms;
+use rust_decimal::prelude::ToPrimitive;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// The next boundary of `size` after `now`, aligned to the UTC offset.
+pub fn next_boundary(now: i64, size: i64, offset_ms: i64) -> i64 {
+    ((now + offset_ms).div_euclid(size) + 1) * size - offset_ms
+}
+
+/// Records for every indicator of every scope over [from, to).
+pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &'static str) -> Vec<Record> {
+    let c = match ev.compute(from, to, to) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, window, "cannot evaluate indicators for the store");
+            return Vec::new();
+        }
+    };
+    let inv = &ev.inventory;
+    let mut scopes = vec![(Scope::Region, "region", Arc::<str>::from("region"))];
+    scopes.extend(
+        inv.sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (Scope::Site(i as u32), "site", s.id.clone())),
+    );
+    scopes.extend(
+        inv.enterprises
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (Scope::Enterprise(i as u32), "enterprise", e.id.clone())),
+    );
+    let mut out = Vec::new();
+    for (scope, kind, id) in scopes {
+        for ind in c.indicators(inv, scope) {
+            let target = ev.targets.iter().find(|t| {
+                t.declared.is_none()
+                    && t.indicator == ind.id
+                    && parse_scope(inv, &t.scope) == Some(scope)
+                    && (t.qualifier.is_none() || t.qualifier == ind.qualifier)
+            });
+            let shown = display_value(&ind);
+            let completion = match (target, shown) {
+                (Some(t), Some(v)) => {
+                    crate::core::indicators::targets::completion(v, t.value, t.comparator).to_f64()
+                }
+                _ => None,
+            };
+            out.push(Record::Indicator {
+                indicator: ind.id,
+                qualifier: ind.qualifier.clone(),
+                scope: kind,
+                scope_id: id.clone(),
+                window,
+                at_ms: from,
+                value: ind.value(),
+                numerator: ind.numerator,
+                denominator: ind.denominator,
+                target: target.and_then(|t| t.value.to_f64()),
+                completion,
+            });
+        }
+    }
+    out
+}
+
+pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast::Receiver<()>) {
+    let offset = ev.settings.utc_offset_h * HOUR;
+    let sizes: Vec<(i64, &'static str)> = ev
+        .settings
+        .store_windows
+        .iter()
+        .filter_map(|w| match w.as_str() {
+            "1h" => Some((HOUR, "1h")),
+            "1d" => Some((DAY, "1d")),
+            _ => None,
+        })
+        .collect();
+    if sizes.is_empty() {
+        return;
+    }
+    loop {
+        let now = now_ms();
+        let (at, due): (i64, Vec<(i64, &'static str)>) = {
+            let next = sizes
+                .iter()
+                .map(|(s, _)| next_boundary(now, *s, offset))
+                .min()
+                .unwrap_or(now + HOUR);
+            (
+                next,
+                sizes
+                    .iter()
+                    .copied()
+                    .filter(|(s, _)| next_boundary(now, *s, offset) == next)
+                    .collect(),
+            )
+        };
+        tokio::select! {
+            _ = shutdown.recv() => return,
+            _ = tokio::time::sleep(Duration::from_millis((at - now).max(0) as u64 + 50)) => {}
+        }
+        for (size, name) in due {
+            let ev = ev.clone();
+            let records =
+                tokio::task::spawn_blocking(move || window_records(&ev, at - size, at, name))
+                    .await
+                    .unwrap_or_default();
+            tracing::info!(
+                window = name,
+                records = records.len(),
+                "indicator window written to the store"
+            );
+            for r in records {
+                queue.push(r);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn boundaries_align_to_the_offset() {
+        // 2026-01-01T00:30:00Z; Beijing midnight is 16:00Z.
+        let now = 1_767_227_400_000;
+        let off = 8 * super::HOUR;
+        assert_eq!(
+            super::next_boundary(now, super::HOUR, off),
+            1_767_229_200_000
+        );
+        assert_eq!(
+            super::next_boundary(now, super::DAY, off),
+            1_767_283_200_000
+        );
+    }
+}
