@@ -1,36 +1,44 @@
 #!/usr/bin/env bash
 # Ingest benchmark: Mosquitto → safegate → VictoriaMetrics, on 127.0.0.1 only, in one run.
 #
-#   scripts/bench-ingest.sh                      # release build, then phases A, B, C
-#   BENCH_MESSAGES=200000 scripts/bench-ingest.sh
+#   scripts/bench-ingest.sh                      # release build, then phases A and B ×3, then C
+#   BENCH_BUILD=0 BENCH_MESSAGES=200000 BENCH_ROUNDS=1 scripts/bench-ingest.sh   # quicker
 #
-# Phases (each preloads a backlog into an offline persistent session first, so the publisher's
-# CPU does not compete with the consumer being timed):
-#   A  raw broker drain: `mosquitto_sub -c` takes M queued messages            → msg/s
-#   B  the gateway drains M queued readings into VictoriaMetrics (InfluxDB /api/v2/write);
-#      timed from process start until all M are accepted and written          → readings/s,
-#      ratio B/A (targets: ≥ 0.8 at QoS 0 and ≥ 50,000 readings/s); then the number of
-#      `reading_v` samples in VictoriaMetrics is checked against M; gateway VmRSS
-#   C  a gateway with a 100,000-device inventory receives one reading per device → VmRSS
-#      (target ≤ 100 MB)
+# Each phase first preloads a backlog into an offline persistent session (Mosquitto queues
+# QoS 0 for it, see config/bench/mosquitto.conf), so the publisher's CPU does not compete with
+# the consumer being timed:
+#   A  raw broker drain: `mosquitto_sub -c` takes the M queued messages          → msg/s
+#   B  the gateway (store = VictoriaMetrics through InfluxDB /api/v2/write) drains M queued
+#      readings; timed from process start until all M are accepted and every point is written
+#      (written ≥ M + one device_state point per device, store queue empty)    → readings/s.
+#      Then VictoriaMetrics must hold exactly M `reading_v` samples for the round's site.
+#   A and B alternate for BENCH_ROUNDS rounds; the summary gives medians and
+#   ratio = median(B) / median(A). Targets: ratio ≥ 0.8 at QoS 0, B ≥ 50,000 readings/s.
+#   C  a gateway with a 100,000-device inventory receives one reading per device; VmRSS from
+#      /proc/PID/status once the store queue is empty and one journal cycle (5 s) has passed
+#      (target ≤ 100 MB). The last phase B's VmRSS is reported too.
+# The last round also prints CPU use per process and per gateway thread, and a timeline of the
+# gateway's accepted / written / queued counters (with BENCH_PERF=1, a perf profile).
 #
 # Environment (defaults):
 #   BENCH_MESSAGES=500000  BENCH_DEVICES=1000  BENCH_MEM_DEVICES=100000  BENCH_QOS=0
-#   BENCH_QUEUE_CAPACITY   store.queue_capacity for phase B (default: the gateway's default)
+#   BENCH_ROUNDS=3         rounds of phase A then phase B
+#   BENCH_QUEUE_CAPACITY   store.queue_capacity (default: the gateway's default)
 #   BENCH_BATCH_SIZE       store.batch_size (default: the gateway's default)
 #   BENCH_FLUSH_MS         store.flush_interval_ms (default: the gateway's, 1000 ms; the last
 #                          partial batch waits for it, which adds up to that much to phase B)
-#   BENCH_TIMEOUT_S=300    bound on every wait (each phase's drain, publishes, readiness)
+#   BENCH_TIMEOUT_S=300    bound on every wait (each drain, publish, start-up)
 #   BENCH_BUILD=1          0: use the existing target/release binaries
-#   BENCH_PERF=0           1: also `perf record` the gateway during phase B (slows it down;
-#                          use for diagnosis, not for the headline figures)
-#   BENCH_THREADS=1        per-thread CPU of the gateway during phase B, from /proc
+#   BENCH_PERF=0           1: `perf record` the gateway in the last phase B (slows it down:
+#                          for diagnosis, not for the headline figures)
+#   BENCH_THREADS=1        per-thread CPU of the gateway in the last phase B, from /proc
 #   BENCH_STRICT=0         1: exit 3 when a target is missed
-#   BENCH_KEEP=0           1: keep the temp dir (logs, configs, perf data)
+#   BENCH_KEEP=0           1: keep the temp dir (logs, configs, timelines, perf data)
 #   BENCH_GATEWAY_ENV      extra VAR=value words for the gateway's environment only, e.g.
 #                          "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" or RUST_LOG=warn
 # Exit status: 0 measured (targets are reported, not enforced unless BENCH_STRICT=1);
 # 1 a phase failed or timed out; 3 a target was missed with BENCH_STRICT=1.
+# Other load on the machine skews every figure: the script measures it for 1 s and warns.
 # Installs mosquitto, mosquitto-clients and victoria-metrics with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -421,7 +429,7 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
 {
   echo
   echo "==================== safegate ingest benchmark ===================="
-  echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), ${BACKGROUND}% busy before start; binaries $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo '+dirty src')"
+  echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), ${BACKGROUND}% busy before start; tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)'), safegate built $(date -r "$BIN/safegate" '+%F %T')"
   echo "QoS $QOS; M = $M messages over $DEVICES devices; $ROUNDS rounds of A then B; medians"
   echo "(a) mosquitto_sub drain            $A_MED msg/s"
   echo "(b) gateway → VictoriaMetrics      $B_MED readings/s (process start → last point written)"

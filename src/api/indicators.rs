@@ -96,6 +96,8 @@ pub async fn indicators(
                 "display": shown.map(|v| report::format_value(v, i.unit)),
                 "numerator": i.numerator,
                 "denominator": i.denominator,
+                // The exact ratio (unit-milliseconds for time-weighted rates), for auditors.
+                "exact": {"num": i.ratio.num as i64, "den": i.ratio.den as i64},
                 "target": target.map(|t| json!({"comparator": t.comparator, "value": t.value, "label": t.label})),
                 "completion_pct": a.map(|a| a.completion_pct),
                 "deviation_pct": a.map(|a| a.deviation_pct),

@@ -54,8 +54,11 @@ pub fn de_opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>
     de_decimal(d).map(Some)
 }
 
+/// Half-up to 2 decimals, always shown with 2 (50 → 50.00), as the report prints them.
 fn round2(x: Decimal) -> Decimal {
-    x.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    let mut r = x.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(2);
+    r
 }
 
 /// Completion as an unrounded fraction in [0, 1].
