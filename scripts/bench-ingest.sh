@@ -28,6 +28,7 @@
 #   BENCH_FLUSH_MS         store.flush_interval_ms (default: the gateway's, 1000 ms; the last
 #                          partial batch waits for it, which adds up to that much to phase B)
 #   BENCH_TIMEOUT_S=300    bound on every wait (each drain, publish, start-up)
+#   BENCH_WAIT_IDLE_S=120  before each round, wait up to this long for other load to stop
 #   BENCH_BUILD=1          0: use the existing target/release binaries
 #   BENCH_PERF=0           1: `perf record` the gateway in the last phase B (slows it down:
 #                          for diagnosis, not for the headline figures)
@@ -38,7 +39,8 @@
 #                          "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" or RUST_LOG=warn
 # Exit status: 0 measured (targets are reported, not enforced unless BENCH_STRICT=1);
 # 1 a phase failed or timed out; 3 a target was missed with BENCH_STRICT=1.
-# Other load on the machine skews every figure: the script measures it for 1 s and warns.
+# Other load on the machine skews every figure: each round waits for an idle machine (bounded)
+# and the summary shows the load seen before each round.
 # Installs mosquitto, mosquitto-clients and victoria-metrics with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +57,7 @@ THREADS=${BENCH_THREADS:-1}
 STRICT=${BENCH_STRICT:-0}
 KEEP=${BENCH_KEEP:-0}
 ROUNDS=${BENCH_ROUNDS:-3}
+WAIT_IDLE_S=${BENCH_WAIT_IDLE_S:-120}
 GATEWAY_ENV=${BENCH_GATEWAY_ENV:-}
 TARGET_RATIO=0.8
 TARGET_RATE=50000
@@ -204,11 +207,20 @@ drop_session() {
   timeout 10 mosquitto_pub -h 127.0.0.1 -p "$MQ_PORT" -i "$1" -t bench/cleanup -n >/dev/null 2>&1 || true
 }
 
-# Other load on the machine skews every figure: measure it for 1 s and say so.
-read -r c0_all c0_idle < <(cpu_total); sleep 1; read -r c1_all c1_idle < <(cpu_total)
-BACKGROUND=$(awk -v a="$((c1_all - c0_all))" -v i="$((c1_idle - c0_idle))" -v n="$(nproc)" \
-  'BEGIN { printf "%.0f", (a > 0 ? 100 * n * (a - i) / a : 0) }')
-[ "$BACKGROUND" -lt 20 ] || log "WARNING: the machine is already ${BACKGROUND}% busy (of $(nproc)00%): figures will be low"
+# Other load on the machine skews every figure: before each round, wait (bounded) until the
+# machine is idle for 1 s, and report the load seen.
+BACKGROUND=""
+wait_quiet() {
+  local end=$((SECONDS + WAIT_IDLE_S)) a0 i0 a1 i1 busy
+  while :; do
+    read -r a0 i0 < <(cpu_total); sleep 1; read -r a1 i1 < <(cpu_total)
+    busy=$(awk -v a="$((a1 - a0))" -v i="$((i1 - i0))" -v n="$(nproc)" \
+      'BEGIN { printf "%.0f", (a > 0 ? 100 * n * (a - i) / a : 0) }')
+    [ "$busy" -ge 20 ] && [ $SECONDS -lt $end ] || break
+  done
+  BACKGROUND+="${BACKGROUND:+, }$busy%"
+  [ "$busy" -lt 20 ] || log "WARNING: the machine is ${busy}% busy (of $(nproc)00%) before this round: figures will be low"
+}
 
 # ---------------------------------------------------------------- phase A: raw drain
 A_RATE=(); A_DESC=()
@@ -368,6 +380,7 @@ phase_b() { # round
 }
 
 for r in $(seq "$ROUNDS"); do
+  wait_quiet
   phase_a "$r"
   phase_b "$r"
 done
@@ -380,6 +393,7 @@ VM_OK=1
 for r in $(seq "$ROUNDS"); do [ "${B_OK[r]}" = 1 ] || VM_OK=0; done
 
 # ---------------------------------------------------------------- phase C: memory at 100k devices
+wait_quiet
 log "phase C: $MEM_DEVICES devices, one reading each"
 C=$WORK/c
 mkdir -p "$C"
@@ -429,7 +443,7 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
 {
   echo
   echo "==================== safegate ingest benchmark ===================="
-  echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), ${BACKGROUND}% busy before start; tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)'), safegate built $(date -r "$BIN/safegate" '+%F %T')"
+  echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), busy before each round and C (of $(nproc)00%): $BACKGROUND; tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)'), safegate built $(date -r "$BIN/safegate" '+%F %T')"
   echo "QoS $QOS; M = $M messages over $DEVICES devices; $ROUNDS rounds of A then B; medians"
   echo "(a) mosquitto_sub drain            $A_MED msg/s"
   echo "(b) gateway → VictoriaMetrics      $B_MED readings/s (process start → last point written)"

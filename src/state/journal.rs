@@ -52,6 +52,21 @@ pub enum JournalMsg {
     Latency(Vec<LatencyRow>),
 }
 
+/// Transitions folded into the timeline after this many new ones (and at shutdown).
+const COMPACT_EVERY: usize = 20_000;
+
+/// A transition as 8 bytes: time in ms shifted left, the online bit below it.
+fn pack(at_ms: i64, online: bool) -> [u8; 8] {
+    ((at_ms << 1) | online as i64).to_le_bytes()
+}
+
+fn unpack(b: &[u8]) -> (i64, bool) {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    let v = i64::from_le_bytes(a);
+    (v >> 1, v & 1 == 1)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UnitKind {
     Site,
@@ -121,6 +136,12 @@ const SCHEMA: &str = "
         link TEXT NOT NULL,
         at_ms INTEGER NOT NULL,
         up INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS timeline (
+        unit INTEGER PRIMARY KEY,
+        data BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS meta (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS latency (
         site TEXT NOT NULL,
         minute_ms INTEGER NOT NULL,
@@ -492,6 +513,85 @@ impl Journal {
         Ok(rows.len())
     }
 
+    fn watermark(&self) -> Result<i64, StateError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'compacted_id'",
+                [],
+                |r| r.get(0),
+            )
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(0),
+                e => Err(e),
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Fold transitions appended since the last compaction into one packed blob per device
+    /// (`timeline`), so reading a year of history costs one row per device instead of one
+    /// per transition. The `transitions` table stays as the audit log; the blob is a copy.
+    /// Returns how many transitions were folded.
+    pub fn compact(&mut self) -> Result<usize, StateError> {
+        let w = self.watermark()?;
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        let mut per_unit: HashMap<i64, Vec<u8>> = HashMap::new();
+        let mut max_id = w;
+        let mut n = 0usize;
+        {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT id, unit, at_ms, online FROM transitions WHERE id > ?1 ORDER BY id",
+                )
+                .map_err(|e| StateError::Db(self.path.clone(), e))?;
+            let mut rows = st
+                .query(params![w])
+                .map_err(|e| StateError::Db(self.path.clone(), e))?;
+            while let Some(r) = rows
+                .next()
+                .map_err(|e| StateError::Db(self.path.clone(), e))?
+            {
+                let get = |i| {
+                    r.get::<_, i64>(i)
+                        .map_err(|e| StateError::Db(self.path.clone(), e))
+                };
+                let (id, unit, at, on) = (get(0)?, get(1)?, get(2)?, get(3)?);
+                per_unit
+                    .entry(unit)
+                    .or_default()
+                    .extend_from_slice(&pack(at, on != 0));
+                max_id = id;
+                n += 1;
+            }
+        }
+        // SQL's || would turn blobs into text: append in Rust.
+        for (unit, data) in per_unit {
+            let mut blob: Vec<u8> = self
+                .conn
+                .prepare_cached("SELECT data FROM timeline WHERE unit = ?1")
+                .and_then(|mut st| st.query_row(params![unit], |r| r.get(0)))
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(Vec::new()),
+                    e => Err(e),
+                })
+                .map_err(|e| self.err(e))?;
+            blob.extend_from_slice(&data);
+            self.conn
+                .prepare_cached("INSERT OR REPLACE INTO timeline(unit, data) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![unit, blob]))
+                .map_err(|e| self.err(e))?;
+        }
+        self.conn
+            .execute(
+                "INSERT INTO meta(key, value) VALUES ('compacted_id', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![max_id],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
     /// Everything the indicator engine needs for windows ending at or before `to`, mapped
     /// onto the current inventory (units no longer in it are left out).
     pub fn load_history(&self, inv: &Inventory, from: i64, to: i64) -> Result<History, StateError> {
@@ -572,13 +672,37 @@ impl Journal {
         drop(rows);
         drop(st);
 
+        // Compacted history first (one blob per device), then the tail not yet folded.
+        let w = self.watermark()?;
+        let mut st = self
+            .conn
+            .prepare("SELECT unit, data FROM timeline")
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let unit: i64 = r.get(0).map_err(|e| self.err(e))?;
+            if let Some(Target::Device(i)) = lookup(unit) {
+                let data = r.get_ref(1).map_err(|e| self.err(e))?;
+                let bytes = data.as_blob().map_err(|e| self.err(e.into()))?;
+                let out = &mut h.devices[i].transitions;
+                out.reserve(bytes.len() / 8);
+                for c in bytes.chunks_exact(8) {
+                    let (at, on) = unpack(c);
+                    if at < to {
+                        out.push((at, on));
+                    }
+                }
+            }
+        }
+        drop(rows);
+        drop(st);
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT unit, at_ms, online FROM transitions WHERE at_ms < ?1 ORDER BY id",
+                "SELECT unit, at_ms, online FROM transitions WHERE id > ?1 AND at_ms < ?2 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
-        let mut rows = st.query(params![to]).map_err(|e| self.err(e))?;
+        let mut rows = st.query(params![w, to]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let unit: i64 = r.get(0).map_err(|e| self.err(e))?;
             if let Some(Target::Device(i)) = lookup(unit) {
@@ -647,8 +771,13 @@ impl Journal {
     }
 
     /// Apply messages from the core until the channel closes (run on its own thread).
+    /// Folds the transition tail into the timeline every `COMPACT_EVERY` transitions.
     pub fn serve(mut self, mut rx: tokio::sync::mpsc::Receiver<JournalMsg>) {
+        let mut since_compaction = 0usize;
         while let Some(msg) = rx.blocking_recv() {
+            if let JournalMsg::Transitions(rows) = &msg {
+                since_compaction += rows.len();
+            }
             let r = match &msg {
                 JournalMsg::Transitions(rows) => self.append(rows),
                 JournalMsg::LastSeen(rows) => self.save_last_seen(rows),
@@ -660,6 +789,16 @@ impl Journal {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 tracing::error!(error = %e, "cannot persist liveness state");
             }
+            if since_compaction >= COMPACT_EVERY {
+                since_compaction = 0;
+                if let Err(e) = self.compact() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    tracing::error!(error = %e, "cannot compact the transition timeline");
+                }
+            }
+        }
+        if let Err(e) = self.compact() {
+            tracing::error!(error = %e, "cannot compact the transition timeline");
         }
     }
 }
@@ -699,6 +838,37 @@ mod tests {
         );
         assert_eq!(j.transitions_of("s", "a", 0, 100).unwrap().len(), 2);
         assert_eq!(j.transitions_of("s", "a", 11, 100).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn compaction_keeps_history_identical() {
+        use crate::config::load_str;
+        let t = "[[sites]]\nid = \"s\"\nname = \"S\"\nkind = \"park\"\n\n[[devices]]\nid = \"a\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\n";
+        let l = load_str(Path::new("t.toml"), t, Path::new(".")).unwrap();
+        let inv = Inventory::from_config(&l.config);
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let row = |at, online| TransitionRow {
+            site: "s".into(),
+            device: "a".into(),
+            at_ms: at,
+            online,
+            cause: "x".into(),
+        };
+        j.append(&[row(-5, true), row(10, false)]).unwrap();
+        assert_eq!(j.compact().unwrap(), 2);
+        j.append(&[row(20, true)]).unwrap();
+        let h = j.load_history(&inv, 0, 100).unwrap();
+        assert_eq!(
+            h.devices[0].transitions,
+            vec![(-5, true), (10, false), (20, true)]
+        );
+        assert_eq!(j.compact().unwrap(), 1);
+        assert_eq!(j.compact().unwrap(), 0);
+        let h2 = j.load_history(&inv, 0, 15).unwrap();
+        assert_eq!(h2.devices[0].transitions, vec![(-5, true), (10, false)]);
+        let h3 = j.load_history(&inv, 0, 100).unwrap();
+        assert_eq!(h3.devices[0].transitions, h.devices[0].transitions);
     }
 
     #[test]
