@@ -223,12 +223,19 @@ wait_quiet() {
 }
 
 # ---------------------------------------------------------------- phase A: raw drain
-A_RATE=(); A_DESC=()
+A_RATE=(); A_DESC=(); A_OTHER=()
+# CPU used by anything but the benchmark's processes, % of one core (the script's own polling
+# counts here too: a few %).
+other_load() { # all0 idle0 all1 idle1 seconds our_ticks
+  awk -v b="$(( ($3 - $1) - ($4 - $2) ))" -v o="$6" -v s="$5" -v hz="$HZ" \
+    'BEGIN { x = (s > 0 ? 100 * (b - o) / (s * hz) : 0); printf "%.0f", (x < 0 ? 0 : x) }'
+}
 phase_a() { # round
-  local r=$1 t0 t1 ma0 s u
+  local r=$1 t0 t1 ma0 va0 s u a0 i0 a1 i1 sub
   log "round $r phase A: preload $M messages, then mosquitto_sub drains them"
   preload "raw-bench$r" "$DEVICES" "$M" "bench$r"
-  ma0=$(ticks "$MOSQ_PID")
+  ma0=$(ticks "$MOSQ_PID"); va0=$(ticks "$VM_PID")
+  read -r a0 i0 < <(cpu_total)
   t0=$(now_ns)
   if ! { TIMEFORMAT='%3U %3S'; time timeout "$TIMEOUT_S" mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" \
     -c -i "raw-bench$r" -q "$QOS" -t "$FILTER" -C "$M" >/dev/null 2>"$WORK/a$r.err"; } 2>"$WORK/a$r.time"
@@ -236,10 +243,14 @@ phase_a() { # round
     die "mosquitto_sub did not receive $M messages in ${TIMEOUT_S}s"
   fi
   t1=$(now_ns)
+  read -r a1 i1 < <(cpu_total)
   s=$(secs "$t0" "$t1")
   A_RATE[r]=$(rate "$M" "$s")
   u=$(awk -v s="$s" '{ printf "%.0f%%", 100 * ($1 + $2) / s }' "$WORK/a$r.time")
-  A_DESC[r]="$M in $s s; CPU: mosquitto $(pct_of "$(( $(ticks "$MOSQ_PID") - ma0 ))" "$s"), mosquitto_sub $u"
+  sub=$(awk -v hz="$HZ" '{ printf "%.0f", ($1 + $2) * hz }' "$WORK/a$r.time")
+  A_OTHER[r]=$(other_load "$a0" "$i0" "$a1" "$i1" "$s" \
+    $(( $(ticks "$MOSQ_PID") - ma0 + $(ticks "$VM_PID") - va0 + sub )))
+  A_DESC[r]="$M in $s s; CPU: mosquitto $(pct_of "$(( $(ticks "$MOSQ_PID") - ma0 ))" "$s"), mosquitto_sub $u, other ${A_OTHER[r]}%"
   drop_session "raw-bench$r"
   log "round $r phase A: ${A_RATE[r]} msg/s (${A_DESC[r]})"
 }
@@ -284,7 +295,7 @@ scrape() { # api_port → sets METRICS to "received accepted rejected written dr
 }
 
 # ---------------------------------------------------------------- phase B: gateway drain
-B_RATE=(); B_ACC_RATE=(); B_DESC=(); B_OK=(); B_RSS=(); B_HWM=()
+B_RATE=(); B_ACC_RATE=(); B_DESC=(); B_OK=(); B_RSS=(); B_HWM=(); B_OTHER=()
 CPU_LINES=""; TIMELINE=""
 phase_b() { # round
   local r=$1 B=$WORK/b$r api t0 t1 t_acc="" at_acc="" end snap0="" snap1="" perf_pid="" gw
@@ -340,6 +351,8 @@ phase_b() { # round
   B_RATE[r]=$(rate "$acc" "$s")
   B_ACC_RATE[r]=$(rate "$acc" "$s_acc")
   B_RSS[r]=$(rss_kb "$gw" VmRSS); B_HWM[r]=$(rss_kb "$gw" VmHWM)
+  B_OTHER[r]=$(other_load "$c0_all" "$c0_idle" "$c1_all" "$c1_idle" "$s" \
+    $((m1 - m0 + v1 - v0 + $(ticks "$gw"))))
   log "round $r phase B: received $rcv, accepted $acc, rejected $rej, points written $wr, dropped $drp"
 
   # Check what the store holds: one reading_v sample per reading of this round's site.
@@ -350,7 +363,7 @@ phase_b() { # round
     --data-urlencode "start=$(($(date +%s) - 86400))" --data-urlencode "end=$(($(date +%s) + 86400))" \
     | wc -l) || vm=error
   if [ "$vm" = "$M" ] && [ "$acc" = "$M" ] && [ "$drp" = 0 ]; then B_OK[r]=1; else B_OK[r]=0; fi
-  B_DESC[r]="$acc stored in $s s; all accepted after $s_acc s (${B_ACC_RATE[r]}/s), $at_acc then; VM reading_v samples $vm/$M, rejected $rej, dropped $drp"
+  B_DESC[r]="$acc stored in $s s; all accepted after $s_acc s (${B_ACC_RATE[r]}/s), $at_acc then; VM reading_v samples $vm/$M, rejected $rej, dropped $drp; other ${B_OTHER[r]}%"
   log "round $r phase B: ${B_RATE[r]} readings/s (${B_DESC[r]})"
 
   if [ "$last" = 1 ]; then
@@ -385,9 +398,20 @@ for r in $(seq "$ROUNDS"); do
   phase_b "$r"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)) }'; }
-A_MED=$(median "${A_RATE[@]}")
-B_MED=$(median "${B_RATE[@]}")
-B_ACC_MED=$(median "${B_ACC_RATE[@]}")
+# Rounds where other programs used more than 25% of a core are disturbed: medians leave them
+# out, unless every round was disturbed.
+CLEAN=()
+for r in $(seq "$ROUNDS"); do
+  [ "${A_OTHER[r]}" -gt 25 ] || [ "${B_OTHER[r]}" -gt 25 ] || CLEAN+=("$r")
+done
+if [ ${#CLEAN[@]} -eq 0 ]; then
+  log "WARNING: every round was disturbed by other load; the medians include them"
+  CLEAN=($(seq "$ROUNDS"))
+fi
+pick() { local -n arr=$1; local r; for r in "${CLEAN[@]}"; do echo "${arr[r]}"; done; }
+A_MED=$(median $(pick A_RATE))
+B_MED=$(median $(pick B_RATE))
+B_ACC_MED=$(median $(pick B_ACC_RATE))
 RATIO=$(awk -v b="$B_MED" -v a="$A_MED" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
 VM_OK=1
 for r in $(seq "$ROUNDS"); do [ "${B_OK[r]}" = 1 ] || VM_OK=0; done
@@ -444,7 +468,7 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
   echo
   echo "==================== safegate ingest benchmark ===================="
   echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), busy before each round and C (of $(nproc)00%): $BACKGROUND; tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)'), safegate built $(date -r "$BIN/safegate" '+%F %T')"
-  echo "QoS $QOS; M = $M messages over $DEVICES devices; $ROUNDS rounds of A then B; medians"
+  echo "QoS $QOS; M = $M messages over $DEVICES devices; $ROUNDS rounds of A then B; medians of rounds ${CLEAN[*]} (undisturbed)"
   echo "(a) mosquitto_sub drain            $A_MED msg/s"
   echo "(b) gateway → VictoriaMetrics      $B_MED readings/s (process start → last point written)"
   echo "    ingest only                    $B_ACC_MED readings/s (process start → last reading accepted)"
