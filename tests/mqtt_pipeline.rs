@@ -132,7 +132,8 @@ async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
     inv.push_str("[[devices]]\nid = \"s1\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"suspended\"\n\n");
     inv.push_str("[[devices]]\nid = \"n1\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"planned\"\n\n");
     let s = settings(&mq.url(), "gw-t2", Some(&vm.url()))
-        .replace("[store]\n", "[store]\nindicator_interval_s = 1\n");
+        .replace("[store]\n", "[store]\nindicator_interval_s = 1\n")
+        + "[indicators]\nstore_windows = [\"2s\"]\nutc_offset_h = 0\n\n";
     let cfg = TestConfig::new(&s, &inv);
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
     let api = format!("http://{}", gw.api_addr);
@@ -204,6 +205,26 @@ async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
         })
         .await;
     }
+    // Closed windows of every indicator, for every scope, as they close.
+    let closed = vm
+        .wait_for(
+            r#"{__name__="indicator_denominator",window="2s",indicator="online_rate",scope="site",scope_id="p1"}"#,
+            WAIT,
+            // The first window started before the devices were registered; later ones
+            // count all 4 for the whole window.
+            |s| s.iter().any(|x| x.values.contains(&4.0)),
+        )
+        .await;
+    assert!(
+        closed[0].timestamps.iter().all(|t| t % 2_000 == 0),
+        "stamped at window starts"
+    );
+    vm.wait_for(
+        r#"{__name__="indicator_denominator",window="2s",indicator="system_count",scope="region",qualifier="slope_monitoring"}"#,
+        WAIT,
+        |s| !s.is_empty(),
+    )
+    .await;
     vm.wait_for(
         r#"{__name__="indicator_value",scope="region",scope_id="region"}"#,
         WAIT,

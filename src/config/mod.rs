@@ -302,7 +302,7 @@ pub struct IndicatorSettings {
     /// Share of the window a built system must be online to count in `system_count`. Default 0.9.
     #[serde(default = "default_system_share")]
     pub system_online_share: f64,
-    /// Windows written to the store when they close: any of `"1h"`, `"1d"`. Default both.
+    /// Windows written to the store when they close (`"15m"`, `"1h"`, `"1d"` …). Default 1h and 1d.
     #[serde(default = "default_store_windows")]
     pub store_windows: Vec<String>,
     /// Days (and hours) are aligned to this UTC offset, in hours. Default 8 (Beijing time).
@@ -332,6 +332,20 @@ impl IndicatorSettings {
             system_online_share: self.system_online_share,
         }
     }
+}
+
+/// A window length like `30s`, `15m`, `1h`, `1d`, in milliseconds (at least one second).
+pub fn parse_window(s: &str) -> Option<i64> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = n.parse().ok()?;
+    let ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    (n > 0).then(|| n.checked_mul(ms)).flatten()
 }
 
 fn default_system_share() -> f64 {

@@ -115,10 +115,10 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         );
     }
     for w in &ind.store_windows {
-        if !matches!(w.as_str(), "1h" | "1d") {
+        if super::parse_window(w).is_none() {
             err_main(
                 "indicators.store_windows",
-                format!("{w:?} is not \"1h\" or \"1d\""),
+                format!("{w:?} is not a window like \"15m\", \"1h\" or \"1d\" (at least 1 s)"),
             );
         }
     }

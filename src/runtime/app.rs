@@ -154,6 +154,10 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         }));
     }
 
+    if let Some(q) = &store_queue {
+        let (ev, q, rx) = (shared.evaluator.clone(), q.clone(), shutdown.subscribe());
+        tasks.push(tokio::spawn(super::cadence::run(ev, q, rx)));
+    }
     let indicator_every =
         Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
     tasks.push(tokio::spawn(core_task(
@@ -467,7 +471,7 @@ pub fn indicator_records(core: &Core, now: i64) -> Vec<Record> {
             qualifier: None,
             scope,
             scope_id: id,
-            window: "now",
+            window: Arc::from("now"),
             at_ms: now,
             value: rate.value,
             numerator: rate.numerator as f64,

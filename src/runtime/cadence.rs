@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 const HOUR: i64 = 3_600_000;
+#[cfg(test)]
 const DAY: i64 = 86_400_000;
 
 /// The next boundary of `size` after `now`, aligned to the UTC offset.
@@ -21,11 +22,12 @@ pub fn next_boundary(now: i64, size: i64, offset_ms: i64) -> i64 {
 }
 
 /// Records for every indicator of every scope over [from, to).
-pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &'static str) -> Vec<Record> {
+pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &str) -> Vec<Record> {
+    let window: Arc<str> = Arc::from(window);
     let c = match ev.compute(from, to, to) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, window, "cannot evaluate indicators for the store");
+            tracing::error!(error = %e, window = %window, "cannot evaluate indicators for the store");
             return Vec::new();
         }
     };
@@ -64,7 +66,7 @@ pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &'static str) 
                 qualifier: ind.qualifier.clone(),
                 scope: kind,
                 scope_id: id.clone(),
-                window,
+                window: window.clone(),
                 at_ms: from,
                 value: ind.value(),
                 numerator: ind.numerator,
@@ -79,22 +81,18 @@ pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &'static str) 
 
 pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast::Receiver<()>) {
     let offset = ev.settings.utc_offset_h * HOUR;
-    let sizes: Vec<(i64, &'static str)> = ev
+    let sizes: Vec<(i64, String)> = ev
         .settings
         .store_windows
         .iter()
-        .filter_map(|w| match w.as_str() {
-            "1h" => Some((HOUR, "1h")),
-            "1d" => Some((DAY, "1d")),
-            _ => None,
-        })
+        .filter_map(|w| crate::config::parse_window(w).map(|ms| (ms, w.clone())))
         .collect();
     if sizes.is_empty() {
         return;
     }
     loop {
         let now = now_ms();
-        let (at, due): (i64, Vec<(i64, &'static str)>) = {
+        let (at, due): (i64, Vec<(i64, String)>) = {
             let next = sizes
                 .iter()
                 .map(|(s, _)| next_boundary(now, *s, offset))
@@ -104,8 +102,8 @@ pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast:
                 next,
                 sizes
                     .iter()
-                    .copied()
                     .filter(|(s, _)| next_boundary(now, *s, offset) == next)
+                    .cloned()
                     .collect(),
             )
         };
@@ -115,12 +113,13 @@ pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast:
         }
         for (size, name) in due {
             let ev = ev.clone();
+            let label = name.clone();
             let records =
-                tokio::task::spawn_blocking(move || window_records(&ev, at - size, at, name))
+                tokio::task::spawn_blocking(move || window_records(&ev, at - size, at, &label))
                     .await
                     .unwrap_or_default();
             tracing::info!(
-                window = name,
+                window = %name,
                 records = records.len(),
                 "indicator window written to the store"
             );
@@ -133,6 +132,17 @@ pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn window_lengths() {
+        use crate::config::parse_window;
+        assert_eq!(parse_window("15m"), Some(900_000));
+        assert_eq!(parse_window("1d"), Some(super::DAY));
+        assert_eq!(parse_window("2s"), Some(2_000));
+        for bad in ["", "h", "0h", "1w", "1.5h", "-1h"] {
+            assert_eq!(parse_window(bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn boundaries_align_to_the_offset() {
         // 2026-01-01T00:30:00Z; Beijing midnight is 16:00Z.

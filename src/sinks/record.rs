@@ -2,7 +2,7 @@
 //!
 //! - `reading,site=…,device=…,kind=…[,enterprise=…][,zone=…][,system=…][,gas=…] <channel>=<f64>…,status_code=<0|1|2>[,ts_from_gateway=true] <ts ms>`
 //! - `device_state,site=…,device=…,kind=…,cause=… online=<1|0>i <ms>`
-//! - `indicator,indicator=…,scope=region|site|enterprise,scope_id=…,window=now|1h|1d[,qualifier=…] value=<f64>,numerator=<f64>,denominator=<f64>[,target=<f64>][,completion=<f64>] <ms>`
+//! - `indicator,indicator=…,scope=region|site|enterprise,scope_id=…,window=now|1h|1d|…[,qualifier=…] value=<f64>,numerator=<f64>,denominator=<f64>[,target=<f64>][,completion=<f64>] <ms>`
 
 use crate::core::{Accepted, Inventory, ReadingStatus, Transition};
 use influxdb2::models::data_point::DataPointError;
@@ -56,8 +56,8 @@ pub enum Record {
         qualifier: Option<String>,
         scope: &'static str,
         scope_id: Arc<str>,
-        /// `now` for snapshots, `1h` / `1d` for closed windows (stamped at the window start).
-        window: &'static str,
+        /// `now` for snapshots, `1h`, `1d` … for closed windows (stamped at the window start).
+        window: Arc<str>,
         at_ms: i64,
         value: Option<f64>,
         numerator: f64,
@@ -155,7 +155,7 @@ impl Record {
                     .tag("indicator", *indicator)
                     .tag("scope", *scope)
                     .tag("scope_id", &**scope_id)
-                    .tag("window", *window)
+                    .tag("window", &**window)
                     .field("numerator", *numerator)
                     .field("denominator", *denominator);
                 if let Some(q) = qualifier {
@@ -217,7 +217,7 @@ mod tests {
             qualifier: None,
             scope: "site",
             scope_id: "p1".into(),
-            window: "1h",
+            window: "1h".into(),
             at_ms: 5,
             value: Some(0.75),
             numerator: 3.0,
