@@ -408,4 +408,26 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
     assert_eq!(online["exact"]["den"], 5 * (t3 - t1));
     ticker.abort();
     gw.stop().await;
+
+    // With no gateway running at all, the report command reads the same history.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
+        .args(["report", "--config"])
+        .arg(&cfg.path)
+        .args([
+            "--from",
+            &t1.to_string(),
+            "--to",
+            &t2.to_string(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offline: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(offline["rows"], report["rows"]);
 }
