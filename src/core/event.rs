@@ -66,6 +66,12 @@ pub enum SourceEvent {
         received_ms: i64,
     },
     Rejected(Rejection),
+    /// One poll of a polled source (a Modbus unit) succeeded or failed, on `link`.
+    Poll {
+        link: Arc<str>,
+        ok: bool,
+        at_ms: i64,
+    },
     /// An upstream link (the MQTT connection, a Modbus endpoint) went up or down.
     Link {
         link: Arc<str>,

@@ -34,6 +34,8 @@ pub struct Outputs {
     pub rejections: Vec<Rejection>,
     /// (link, at, up)
     pub links: Vec<(Arc<str>, i64, bool)>,
+    /// (link, at, ok): poll outcomes of polled sources.
+    pub polls: Vec<(Arc<str>, i64, bool)>,
 }
 
 impl Outputs {
@@ -45,6 +47,7 @@ impl Outputs {
         self.transitions.clear();
         self.rejections.clear();
         self.links.clear();
+        self.polls.clear();
     }
 }
 
@@ -173,6 +176,7 @@ impl Core {
             }
             SourceEvent::Rejected(r) => self.reject(r, out),
             SourceEvent::Link { link, up, at_ms } => out.links.push((link, at_ms, up)),
+            SourceEvent::Poll { link, ok, at_ms } => out.polls.push((link, at_ms, ok)),
         }
     }
 

@@ -341,6 +341,23 @@ pub fn reasons(
                 }
             }
         }
+        "poll_success_ratio" => {
+            for (name, ok, failed) in &c.polls {
+                if qualifier.is_none_or(|q| q == name) && *failed > 0 {
+                    out.push(Reason {
+                        unit: "link",
+                        id: name.clone(),
+                        site: String::new(),
+                        down_ms: 0,
+                        outages: 0,
+                        longest_from: None,
+                        longest_to: None,
+                        never_reported: false,
+                        note: format!("{failed} of {} polls failed", ok + failed),
+                    });
+                }
+            }
+        }
         _ => {}
     }
     out.sort_by(|a, b| {

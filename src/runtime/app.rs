@@ -412,6 +412,25 @@ fn dispatch(
     if !rows.is_empty() {
         msgs.push(JournalMsg::Transitions(rows));
     }
+    if !out.polls.is_empty() {
+        let mut counts: std::collections::BTreeMap<(String, i64), (u64, u64)> = Default::default();
+        for (link, at, ok) in out.polls.drain(..) {
+            let e = counts
+                .entry((link.to_string(), at - at.rem_euclid(60_000)))
+                .or_default();
+            if ok {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+        msgs.push(JournalMsg::Polls(
+            counts
+                .into_iter()
+                .map(|((l, m), (ok, f))| (l, m, ok, f))
+                .collect(),
+        ));
+    }
     if !out.links.is_empty() {
         msgs.push(JournalMsg::Links(
             out.links

@@ -50,6 +50,8 @@ pub enum JournalMsg {
     /// (link, at, up).
     Links(Vec<(String, i64, bool)>),
     Latency(Vec<LatencyRow>),
+    /// (link, minute start ms, ok, failed) poll counts.
+    Polls(Vec<(String, i64, u64, u64)>),
 }
 
 /// Transitions folded into the timeline after this many new ones (and at shutdown).
@@ -142,6 +144,12 @@ const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (
         key TEXT PRIMARY KEY,
         value INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS polls (
+        link TEXT NOT NULL,
+        minute_ms INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        PRIMARY KEY (link, minute_ms)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS latency (
         site TEXT NOT NULL,
         minute_ms INTEGER NOT NULL,
@@ -287,6 +295,20 @@ impl Journal {
                      ON CONFLICT(site, minute_ms, bucket) DO UPDATE SET count = count + excluded.count",
                 )
                 .and_then(|mut st| st.execute(params![site, minute, bucket, *count as i64]))
+                .map_err(|e| self.err(e))?;
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    pub fn add_polls(&mut self, rows: &[(String, i64, u64, u64)]) -> Result<(), StateError> {
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        for (link, minute, ok, failed) in rows {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO polls(link, minute_ms, ok, failed) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(link, minute_ms) DO UPDATE SET ok = ok + excluded.ok, failed = failed + excluded.failed",
+                )
+                .and_then(|mut st| st.execute(params![link, minute, *ok as i64, *failed as i64]))
                 .map_err(|e| self.err(e))?;
         }
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
@@ -603,6 +625,7 @@ impl Journal {
             enterprises: vec![None; inv.enterprises.len()],
             latency: vec![Vec::new(); inv.sites.len()],
             links: Vec::new(),
+            polls: Vec::new(),
         };
         // Map journal keys to inventory indices.
         #[derive(Clone, Copy)]
@@ -739,6 +762,28 @@ impl Journal {
         }
         h.links = links.into_iter().collect();
 
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT link, sum(ok), sum(failed) FROM polls WHERE minute_ms >= ?1 AND minute_ms < ?2
+                 GROUP BY link ORDER BY link",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![from, to], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (link, ok, failed) = row.map_err(|e| self.err(e))?;
+            h.polls.push((link, ok.max(0) as u64, failed.max(0) as u64));
+        }
+        drop(st);
+
         let site_idx: HashMap<&str, usize> = inv
             .sites
             .iter()
@@ -783,6 +828,7 @@ impl Journal {
                 JournalMsg::LastSeen(rows) => self.save_last_seen(rows),
                 JournalMsg::Links(rows) => self.append_links(rows),
                 JournalMsg::Latency(rows) => self.add_latency(rows),
+                JournalMsg::Polls(rows) => self.add_polls(rows),
             };
             if let Err(e) = r {
                 // Keep serving: a full disk may clear; the error names the file.
@@ -911,9 +957,15 @@ mod tests {
         );
         j.add_latency(&[("s".into(), 60_000, 5, 2), ("s".into(), 60_000, 5, 3)])
             .unwrap();
+        j.add_polls(&[
+            ("modbus:x".into(), 60_000, 3, 1),
+            ("modbus:x".into(), 60_000, 2, 0),
+        ])
+        .unwrap();
         let h = j
             .load_history(&inv_of("suspended", false), 0, 120_000)
             .unwrap();
         assert_eq!(h.latency[0], vec![(5, 5)]);
+        assert_eq!(h.polls, vec![("modbus:x".to_string(), 5, 1)]);
     }
 }

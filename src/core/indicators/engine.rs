@@ -183,6 +183,7 @@ pub struct Computation {
     pub enterprises: Vec<(bool, bool, bool)>,
     pub latency: Vec<Vec<(u32, u64)>>,
     pub links: Vec<(String, i64, i64)>,
+    pub polls: Vec<(String, u64, u64)>,
 }
 
 /// Spans during which a unit is counted under the policy.
@@ -389,6 +390,7 @@ pub fn compute(
         enterprises,
         latency: h.latency.clone(),
         links,
+        polls: h.polls.clone(),
     }
 }
 
@@ -625,13 +627,22 @@ impl Computation {
                 ind.qualifier = Some(name.clone());
                 out.push(ind);
             }
+            for (name, ok, failed) in &self.polls {
+                out.push(count_ind(
+                    "poll_success_ratio",
+                    Some(name.clone()),
+                    Unit::Ratio,
+                    *ok as i128,
+                    (*ok + *failed) as i128,
+                ));
+            }
         }
         out
     }
 }
 
 /// The indicator ids the engine measures (targets may name these).
-pub const MEASURED: [&str; 11] = [
+pub const MEASURED: [&str; 12] = [
     "online_rate",
     "online_rate_at_end",
     "coverage_rate",
@@ -643,6 +654,7 @@ pub const MEASURED: [&str; 11] = [
     "latency_p95_ms",
     "latency_p99_ms",
     "link_stability",
+    "poll_success_ratio",
 ];
 
 pub const SYSTEM_KINDS: [SystemKind; 5] = [

@@ -82,6 +82,8 @@ pub struct History {
     pub latency: Vec<LatencyHist>,
     /// Upstream links (`mqtt`, Modbus endpoints): (time, up) changes.
     pub links: Vec<(String, Vec<(i64, bool)>)>,
+    /// Polled links: (link, successful polls, failed polls) in the window.
+    pub polls: Vec<(String, u64, u64)>,
 }
 
 impl History {
@@ -111,6 +113,7 @@ impl History {
             enterprises: vec![Some(at); inv.enterprises.len()],
             latency: vec![Vec::new(); inv.sites.len()],
             links: Vec::new(),
+            polls: Vec::new(),
         }
     }
 }
