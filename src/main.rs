@@ -3,6 +3,16 @@ use safegate::config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Return freed memory to the system within a second, from a background thread, so a large
+/// inventory's parse does not stay resident.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8; 60] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 /// safegate: measures the safety-monitoring indicators of chemical parks and mines from live
 /// telemetry (MQTT in, InfluxDB 2 out, HTTP API for operators and evaluators).
 #[derive(Parser)]

@@ -137,17 +137,7 @@ impl Core {
                         {
                             out.transitions.push(t);
                         }
-                        self.last[acc.device as usize] = Some(Box::new(LastReading {
-                            ts_ms: acc.ts_ms,
-                            received_ms,
-                            latency_ms: acc.latency_ms(),
-                            status: acc.status,
-                            values: acc
-                                .values
-                                .iter()
-                                .map(|(k, v)| (k.as_str().into(), *v))
-                                .collect(),
-                        }));
+                        self.remember(&acc, received_ms);
                         self.accepted += 1;
                         out.readings.push(acc);
                     }
@@ -177,6 +167,44 @@ impl Core {
             SourceEvent::Rejected(r) => self.reject(r, out),
             SourceEvent::Link { link, up, at_ms } => out.links.push((link, at_ms, up)),
             SourceEvent::Poll { link, ok, at_ms } => out.polls.push((link, at_ms, ok)),
+        }
+    }
+
+    /// Keep the last reading for the API, reusing its allocation when the device sends the
+    /// same channels as last time (the common case: a fresh allocation per reading was a
+    /// large share of the per-reading cost).
+    fn remember(&mut self, acc: &Accepted, received_ms: i64) {
+        let slot = &mut self.last[acc.device as usize];
+        let same = slot.as_ref().is_some_and(|l| {
+            l.values.len() == acc.values.len()
+                && l.values
+                    .iter()
+                    .zip(&acc.values)
+                    .all(|((a, _), (b, _))| **a == **b)
+        });
+        match slot {
+            Some(l) if same => {
+                for ((_, v), (_, nv)) in l.values.iter_mut().zip(&acc.values) {
+                    *v = *nv;
+                }
+                l.ts_ms = acc.ts_ms;
+                l.received_ms = received_ms;
+                l.latency_ms = acc.latency_ms();
+                l.status = acc.status;
+            }
+            _ => {
+                *slot = Some(Box::new(LastReading {
+                    ts_ms: acc.ts_ms,
+                    received_ms,
+                    latency_ms: acc.latency_ms(),
+                    status: acc.status,
+                    values: acc
+                        .values
+                        .iter()
+                        .map(|(k, v)| (k.as_str().into(), *v))
+                        .collect(),
+                }))
+            }
         }
     }
 

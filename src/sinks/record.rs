@@ -90,26 +90,6 @@ impl Record {
 
     /// The InfluxDB data point, built with the influxdb2 crate (which does the escaping).
     pub fn to_point(&self) -> Result<DataPoint, DataPointError> {
-        fn device_tags(
-            b: influxdb2::models::data_point::DataPointBuilder,
-            t: &Tags,
-        ) -> influxdb2::models::data_point::DataPointBuilder {
-            let mut b = b
-                .tag("site", &*t.site)
-                .tag("device", &*t.device)
-                .tag("kind", t.kind);
-            for (k, v) in [
-                ("enterprise", &t.enterprise),
-                ("zone", &t.zone),
-                ("system", &t.system),
-                ("gas", &t.gas),
-            ] {
-                if let Some(v) = v {
-                    b = b.tag(k, &**v);
-                }
-            }
-            b
-        }
         match self {
             Record::Reading {
                 tags,
@@ -176,6 +156,113 @@ impl Record {
     }
 }
 
+/// Line-protocol encoder for the store writer. Readings are the hot path: their tag set is
+/// the same for every reading of a device, so it is encoded once per device (by the influxdb2
+/// crate, which does the escaping) and reused; the fields are channel names the parser has
+/// already restricted to characters that need no escaping, and finite floats. Everything
+/// else goes through the crate's `DataPoint` as is.
+#[derive(Default)]
+pub struct LineEncoder {
+    /// Device id `Arc` address → `reading,<tags>` (the inventory's `Arc`s live as long as
+    /// the gateway, so the address is a stable key).
+    prefixes: std::collections::HashMap<usize, Vec<u8>>,
+}
+
+impl LineEncoder {
+    /// Append one line; on error nothing is written.
+    pub fn encode(&mut self, r: &Record, out: &mut Vec<u8>) -> Result<(), DataPointError> {
+        use influxdb2::models::WriteDataPoint;
+        use std::io::Write;
+        let Record::Reading {
+            tags,
+            ts_ms,
+            ts_from_gateway,
+            status,
+            values,
+        } = r
+        else {
+            let _ = r.to_point()?.write_data_point_to(&mut *out);
+            return Ok(());
+        };
+        if values
+            .iter()
+            .any(|(ch, v)| !v.is_finite() || !plain_key(ch))
+        {
+            let _ = r.to_point()?.write_data_point_to(&mut *out);
+            return Ok(());
+        }
+        let key = Arc::as_ptr(&tags.device) as *const u8 as usize;
+        let prefix = match self.prefixes.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut line = Vec::new();
+                let p = device_tags(DataPoint::builder("reading"), tags)
+                    .field("_", 0i64)
+                    .build()?;
+                let _ = p.write_data_point_to(&mut line);
+                line.truncate(line.len() - " _=0i\n".len());
+                e.insert(line)
+            }
+        };
+        out.extend_from_slice(prefix);
+        // Fields in name order, as the crate writes them.
+        let mut fields: Vec<(&str, FieldText)> = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), FieldText::F(*v)))
+            .collect();
+        fields.push(("status_code", FieldText::I(*status as i64)));
+        if *ts_from_gateway {
+            fields.push(("ts_from_gateway", FieldText::True));
+        }
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        for (i, (k, v)) in fields.iter().enumerate() {
+            out.push(if i == 0 { b' ' } else { b',' });
+            let _ = match v {
+                FieldText::F(f) => write!(out, "{k}={f}"),
+                FieldText::I(n) => write!(out, "{k}={n}i"),
+                FieldText::True => write!(out, "{k}=t"),
+            };
+        }
+        let _ = writeln!(out, " {ts_ms}");
+        Ok(())
+    }
+}
+
+enum FieldText {
+    F(f64),
+    I(i64),
+    True,
+}
+
+/// A field key that line protocol takes as is (no comma, equals sign, space or backslash).
+fn plain_key(k: &str) -> bool {
+    !k.is_empty()
+        && !k
+            .bytes()
+            .any(|b| matches!(b, b',' | b'=' | b' ' | b'\\' | b'"' | b'\n'))
+}
+
+fn device_tags(
+    b: influxdb2::models::data_point::DataPointBuilder,
+    t: &Tags,
+) -> influxdb2::models::data_point::DataPointBuilder {
+    let mut b = b
+        .tag("site", &*t.site)
+        .tag("device", &*t.device)
+        .tag("kind", t.kind);
+    for (k, v) in [
+        ("enterprise", &t.enterprise),
+        ("zone", &t.zone),
+        ("system", &t.system),
+        ("gas", &t.gas),
+    ] {
+        if let Some(v) = v {
+            b = b.tag(k, &**v);
+        }
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +295,42 @@ mod tests {
             line(&r),
             "reading,device=gas\\,1,enterprise=e1,gas=H2S,kind=gas_toxic,site=park\\ 1 ppm=4.5,status_code=1i 1700000000123\n"
         );
+    }
+
+    #[test]
+    fn the_fast_path_writes_exactly_what_the_crate_writes() {
+        let tags = Tags {
+            site: "park 1".into(),
+            device: "gas,1=x".into(),
+            kind: "gas_toxic",
+            enterprise: Some("e\\1".into()),
+            zone: Some("z1".into()),
+            system: None,
+            gas: Some("H2S".into()),
+        };
+        let mut enc = LineEncoder::default();
+        for (values, gw) in [
+            (
+                vec![("ppm".to_string(), 4.5), ("a_temp".to_string(), -0.125)],
+                false,
+            ),
+            (
+                vec![("zz".to_string(), 1e21), ("ppm".to_string(), 3.0)],
+                true,
+            ),
+            (vec![("odd key".to_string(), 1.0)], false),
+        ] {
+            let r = Record::Reading {
+                tags: tags.clone(),
+                ts_ms: 1_700_000_000_123,
+                ts_from_gateway: gw,
+                status: ReadingStatus::Maintenance,
+                values,
+            };
+            let mut fast = Vec::new();
+            enc.encode(&r, &mut fast).unwrap();
+            assert_eq!(String::from_utf8(fast).unwrap(), line(&r));
+        }
     }
 
     #[test]

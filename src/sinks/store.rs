@@ -10,7 +10,6 @@ use crate::config::StoreSettings;
 use crate::sources::backoff::Backoff;
 use crate::telemetry::{now_ms, Metrics, RateLimitedLog, StoreHealth, StoreStatus};
 use influxdb2::api::write::TimestampPrecision;
-use influxdb2::models::WriteDataPoint;
 use influxdb2::RequestError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +22,9 @@ pub enum StoreError {
     #[error("cannot build the HTTP client for the store: {0}")]
     Client(String),
 }
+
+/// How long an idle queue may hold back a partial batch.
+const LINGER: Duration = Duration::from_millis(20);
 
 /// The sending side used by the core task: never blocks.
 #[derive(Clone)]
@@ -102,6 +104,7 @@ impl StoreWriter {
         let mut backoff = Backoff::new(200, 30_000);
         let warn = RateLimitedLog::new(10_000);
         let mut stopping = false;
+        let mut encoder = super::record::LineEncoder::default();
         loop {
             // Fill a batch: up to `max` points, or whatever came within `flush` of the first.
             if !stopping && batch.is_empty() {
@@ -111,12 +114,16 @@ impl StoreWriter {
                 }
             }
             if !stopping {
+                // Write when the batch is full, when `flush` has passed since its first point,
+                // or as soon as the queue has been idle for LINGER: a burst's tail is not held
+                // back for the whole flush interval.
                 let deadline = tokio::time::Instant::now() + flush;
                 while batch.len() < max {
                     let room = max - batch.len();
+                    let idle = tokio::time::Instant::now() + LINGER;
                     tokio::select! {
                         _ = shutdown.recv() => { stopping = true; break }
-                        _ = tokio::time::sleep_until(deadline) => break,
+                        _ = tokio::time::sleep_until(deadline.min(idle)) => break,
                         n = self.rx.recv_many(&mut batch, room) => if n == 0 { stopping = true; break },
                     }
                 }
@@ -139,12 +146,8 @@ impl StoreWriter {
             body.clear();
             let mut points = 0u64;
             for r in batch.drain(..) {
-                match r.to_point() {
-                    Ok(p) => {
-                        // Writing into a Vec cannot fail.
-                        let _ = p.write_data_point_to(&mut body);
-                        points += 1;
-                    }
+                match encoder.encode(&r, &mut body) {
+                    Ok(()) => points += 1,
                     Err(e) => {
                         tracing::error!(error = %e, record = ?r, "cannot encode a point; skipped")
                     }
