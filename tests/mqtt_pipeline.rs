@@ -289,6 +289,11 @@ async fn every_bad_input_is_rejected_by_reason_and_the_good_ones_around_it_arriv
         ),
         (
             data,
+            r#"{"ts":1767196800,"values":{"v":1}}"#.into(),
+            "bad_timestamp",
+        ),
+        (
+            data,
             format!(r#"{{"values":{{"v":1}},"pad":"{}"}}"#, "x".repeat(2000)),
             "payload_too_large",
         ),
@@ -336,7 +341,7 @@ async fn every_bad_input_is_rejected_by_reason_and_the_good_ones_around_it_arriv
             .values()
             .map(|n| n.as_u64().unwrap())
             .sum::<u64>()
-            == 13
+            == 14
     })
     .await;
     let mut expected = std::collections::BTreeMap::<&str, u64>::new();

@@ -23,6 +23,9 @@ pub fn id_problem(id: &str) -> Option<String> {
     None
 }
 
+/// Longest reporting interval or offline delay accepted (30 days).
+const MAX_INTERVAL_S: f64 = 30.0 * 86_400.0;
+
 pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
     let mut errs = Vec::new();
     let c = &l.config;
@@ -301,6 +304,27 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
                     );
                 }
             }
+        }
+        if d.interval_s.is_finite() && d.interval_s > MAX_INTERVAL_S {
+            push(
+                "devices",
+                org,
+                &d.id,
+                "interval_s",
+                format!("{} s is more than 30 days", d.interval_s),
+            );
+        }
+        if let Some(off) = d
+            .offline_after_s
+            .filter(|o| o.is_finite() && *o > MAX_INTERVAL_S)
+        {
+            push(
+                "devices",
+                org,
+                &d.id,
+                "offline_after_s",
+                format!("{off} s is more than 30 days"),
+            );
         }
         if !(d.interval_s.is_finite() && d.interval_s > 0.0) {
             push(

@@ -7,6 +7,10 @@ use super::liveness::{Liveness, Transition};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+/// Readings stamped before 2000-01-01 are refused: almost always epoch seconds sent where
+/// milliseconds are expected, and a store may reject the whole batch around them.
+const EARLIEST_TS_MS: i64 = 946_684_800_000;
+
 /// A reading that passed every check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
@@ -246,6 +250,14 @@ impl Core {
             ));
         }
         if let Some(ts) = r.ts_ms {
+            if ts < EARLIEST_TS_MS {
+                return Err(reject(
+                    Reason::BadTimestamp,
+                    format!(
+                        "ts {ts} is before 2000-01-01; epoch timestamps must be in milliseconds, not seconds"
+                    ),
+                ));
+            }
             if ts > received_ms + self.max_future_skew_ms {
                 return Err(reject(
                     Reason::FutureTimestamp,
@@ -366,7 +378,11 @@ interval_s = 1
         c.apply(reading("p1", "c", None, 0), &mut out);
         c.apply(reading("p1", "zz", None, 0), &mut out);
         c.apply(reading("p9", "a", None, 0), &mut out);
-        c.apply(reading("p1", "a", Some(61_001), 0), &mut out);
+        c.apply(reading("p1", "a", Some(1_700_000_000), 0), &mut out);
+        c.apply(
+            reading("p1", "a", Some(61_001 + EARLIEST_TS_MS), EARLIEST_TS_MS),
+            &mut out,
+        );
         let reasons: Vec<Reason> = out.rejections.iter().map(|r| r.reason).collect();
         assert_eq!(
             reasons,
@@ -374,20 +390,24 @@ interval_s = 1
                 Reason::WrongSite,
                 Reason::UnknownDevice,
                 Reason::UnknownSite,
+                Reason::BadTimestamp,
                 Reason::FutureTimestamp
             ]
         );
         out.clear();
-        c.apply(reading("p1", "a", Some(60_000), 0), &mut out);
-        c.apply(reading("p1", "b", None, 5), &mut out);
+        c.apply(
+            reading("p1", "a", Some(60_000 + EARLIEST_TS_MS), EARLIEST_TS_MS),
+            &mut out,
+        );
+        c.apply(reading("p1", "b", None, EARLIEST_TS_MS + 5), &mut out);
         assert_eq!(out.readings.len(), 2);
-        assert_eq!(out.readings[1].ts_ms, 5);
+        assert_eq!(out.readings[1].ts_ms, EARLIEST_TS_MS + 5);
         assert!(out.readings[1].ts_from_gateway);
         assert_eq!(out.readings[1].latency_ms(), None);
         assert_eq!(c.accepted_total(), 2);
         assert_eq!(
             c.rejection_counts().map(|(_, n)| n).sum::<u64>(),
-            4,
+            5,
             "every rejection is counted"
         );
     }
