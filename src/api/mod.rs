@@ -7,6 +7,7 @@ pub use error::ApiError;
 pub use routes::router;
 
 use crate::core::Core;
+use crate::sources::modbus::ModbusStatus;
 use crate::telemetry::{LinkStatus, Metrics, StoreStatus};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub mqtt: Arc<LinkStatus>,
     pub store: Arc<StoreStatus>,
+    /// Modbus endpoints and devices with their counters (empty without Modbus devices).
+    pub modbus: Arc<ModbusStatus>,
 }
 
 impl Shared {

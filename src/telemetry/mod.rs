@@ -4,7 +4,9 @@ mod metrics;
 mod ratelimit;
 mod status;
 
-pub use metrics::Metrics;
+pub use metrics::{
+    Metrics, ModbusDeviceLabel, ModbusEndpointLabel, ModbusExceptionLabel, ModbusMetrics,
+};
 pub use ratelimit::RateLimitedLog;
 pub use status::{LinkStatus, StoreHealth, StoreStatus};
 
