@@ -378,6 +378,11 @@ impl ModbusSim {
         }
     }
 
+    /// Serve only the endpoints whose address (or serial path) passes `keep`.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.endpoints.retain(|(a, _, _)| keep(a));
+    }
+
     /// Addresses (TCP `host:port` or serial paths) and the units each serves.
     pub fn endpoints(&self) -> Vec<(String, Transport, Vec<u8>)> {
         self.endpoints
