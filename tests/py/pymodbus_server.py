@@ -10,6 +10,7 @@ Prints "ready" once listening; stops when stdin closes or after 120 s.
 import asyncio
 import json
 import logging
+import socket
 import struct
 import sys
 
@@ -62,6 +63,15 @@ async def main():
     port = int(sys.argv[1])
     spec = json.loads(sys.argv[2])
     context = build(spec)
+    # Fail fast when the port is taken (the caller retries on another): otherwise the check
+    # below could connect to whoever holds it.
+    probe = socket.socket()
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError as e:
+        sys.exit(f"port {port} is taken: {e}")
+    finally:
+        probe.close()
     server = asyncio.create_task(StartAsyncTcpServer(context=context, address=("127.0.0.1", port)))
     loop = asyncio.get_running_loop()
     # "ready" only once the port accepts connections; a failed start exits non-zero.

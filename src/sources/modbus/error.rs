@@ -24,7 +24,7 @@ pub enum ModbusError {
         what: String,
         timeout_ms: u64,
     },
-    #[error("the link to {endpoint} failed while reading {what} from unit {unit}: {detail}")]
+    #[error("the link to {endpoint} failed while reading {what} from unit {unit}: {detail} (the connection was closed, reset or garbled; reconnecting)")]
     Transport {
         endpoint: String,
         unit: u8,

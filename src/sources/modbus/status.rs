@@ -12,18 +12,27 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Achieved interval between the starts of consecutive polls made on schedule.
-#[derive(Debug, Default, Clone, Copy)]
+/// How many of the latest periods `recent_min` / `recent_max` cover.
+pub const RECENT_PERIODS: usize = 32;
+
+/// Achieved interval between the starts of consecutive polls made on schedule: since start,
+/// and over the latest [`RECENT_PERIODS`] (so start-up does not mask the steady state).
+#[derive(Debug, Default, Clone)]
 pub struct PeriodStats {
     pub count: u64,
     pub sum_ms: f64,
     pub min_ms: f64,
     pub max_ms: f64,
     pub last_ms: f64,
+    recent: std::collections::VecDeque<f32>,
 }
 
 impl PeriodStats {
     pub fn record(&mut self, ms: f64) {
+        if self.recent.len() == RECENT_PERIODS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ms as f32);
         if self.count == 0 {
             self.min_ms = ms;
             self.max_ms = ms;
@@ -36,6 +45,12 @@ impl PeriodStats {
     }
     pub fn mean_ms(&self) -> Option<f64> {
         (self.count > 0).then(|| self.sum_ms / self.count as f64)
+    }
+    /// (min, max) over the latest periods.
+    pub fn recent_range(&self) -> Option<(f64, f64)> {
+        let min = self.recent.iter().copied().reduce(f32::min)?;
+        let max = self.recent.iter().copied().reduce(f32::max)?;
+        Some((min as f64, max as f64))
     }
 }
 
@@ -126,7 +141,7 @@ impl DeviceStatus {
         lock(&self.period).record(ms);
     }
     pub fn period(&self) -> PeriodStats {
-        *lock(&self.period)
+        lock(&self.period).clone()
     }
 
     /// The device's part of `GET /api/v1/devices`.
@@ -158,6 +173,8 @@ impl DeviceStatus {
                 "min": (p.count > 0).then_some(p.min_ms),
                 "max": (p.count > 0).then_some(p.max_ms),
                 "last": (p.count > 0).then_some(p.last_ms),
+                "recent_min": p.recent_range().map(|r| r.0),
+                "recent_max": p.recent_range().map(|r| r.1),
             },
         })
     }
