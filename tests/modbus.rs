@@ -618,6 +618,31 @@ async fn fault_modes_are_counted_apart_and_a_dead_unit_does_not_hold_up_its_neig
         ),
     );
     assert!(to >= Some(2.0), "{text}");
+    // The same, summed per endpoint.
+    let ep_exc = metric(
+        &text,
+        &format!(
+            "safegate_modbus_endpoint_exceptions_total{{endpoint=\"tcp://{}\",code=\"0x02\"}}",
+            a(pb)
+        ),
+    );
+    assert_eq!(ep_exc, exc, "{text}");
+    let ep_to = metric(
+        &text,
+        &format!(
+            "safegate_modbus_endpoint_timeouts_total{{endpoint=\"tcp://{}\"}}",
+            a(pa)
+        ),
+    );
+    assert!(ep_to >= to, "{text}");
+    let reconnects = metric(
+        &text,
+        &format!(
+            "safegate_modbus_reconnects_total{{endpoint=\"tcp://{}\"}}",
+            a(pc)
+        ),
+    );
+    assert!(reconnects > Some(0.0), "{text}");
 
     // The dead unit answers again: polled again within its back-off cap, back online.
     sim.faults.set(&a(pa), 3, Fault::None);

@@ -37,8 +37,13 @@ pub struct ModbusEndpointLabel {
     pub endpoint: String,
 }
 
-/// Per-device Modbus counters; per-endpoint sums are a `sum by (endpoint)` away, and
-/// `GET /api/v1/endpoints` shows them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModbusEndpointCodeLabel {
+    pub endpoint: String,
+    pub code: String,
+}
+
+/// Modbus counters per device and, summed over its devices, per endpoint.
 #[derive(Debug, Default)]
 pub struct ModbusMetrics {
     pub polls: Family<ModbusDeviceLabel, Counter>,
@@ -46,6 +51,11 @@ pub struct ModbusMetrics {
     pub timeouts: Family<ModbusDeviceLabel, Counter>,
     pub transport_errors: Family<ModbusDeviceLabel, Counter>,
     pub exceptions: Family<ModbusExceptionLabel, Counter>,
+    pub endpoint_polls: Family<ModbusEndpointLabel, Counter>,
+    pub endpoint_successes: Family<ModbusEndpointLabel, Counter>,
+    pub endpoint_timeouts: Family<ModbusEndpointLabel, Counter>,
+    pub endpoint_transport_errors: Family<ModbusEndpointLabel, Counter>,
+    pub endpoint_exceptions: Family<ModbusEndpointCodeLabel, Counter>,
     pub reconnects: Family<ModbusEndpointLabel, Counter>,
     pub connected: Family<ModbusEndpointLabel, Gauge>,
 }
@@ -180,6 +190,35 @@ impl Metrics {
             "safegate_modbus_exceptions",
             "Modbus exception responses (device reachable, request refused), per device and code",
             mb.exceptions.clone(),
+        );
+        for (name, help, f) in [
+            (
+                "safegate_modbus_endpoint_polls",
+                "Modbus polls started, per endpoint",
+                &mb.endpoint_polls,
+            ),
+            (
+                "safegate_modbus_endpoint_successes",
+                "Modbus polls that read every register, per endpoint",
+                &mb.endpoint_successes,
+            ),
+            (
+                "safegate_modbus_endpoint_timeouts",
+                "Modbus polls ended by a request timeout, per endpoint",
+                &mb.endpoint_timeouts,
+            ),
+            (
+                "safegate_modbus_endpoint_transport_errors",
+                "Modbus polls ended by a connection error, per endpoint",
+                &mb.endpoint_transport_errors,
+            ),
+        ] {
+            r.register(name, help, f.clone());
+        }
+        r.register(
+            "safegate_modbus_endpoint_exceptions",
+            "Modbus exception responses, per endpoint and code",
+            mb.endpoint_exceptions.clone(),
         );
         r.register(
             "safegate_modbus_reconnects",

@@ -5,7 +5,8 @@ mod ratelimit;
 mod status;
 
 pub use metrics::{
-    Metrics, ModbusDeviceLabel, ModbusEndpointLabel, ModbusExceptionLabel, ModbusMetrics,
+    Metrics, ModbusDeviceLabel, ModbusEndpointCodeLabel, ModbusEndpointLabel, ModbusExceptionLabel,
+    ModbusMetrics,
 };
 pub use ratelimit::RateLimitedLog;
 pub use status::{LinkStatus, StoreHealth, StoreStatus};

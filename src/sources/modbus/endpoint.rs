@@ -11,7 +11,7 @@
 use super::decode::{decode_words, scaled};
 use super::error::{exception_code, Kind, ModbusError};
 use super::plan::{Request, Target};
-use super::status::{DeviceStatus, EndpointStatus};
+use super::status::{Counted, DeviceStatus, EndpointStatus};
 use crate::config::modbus::{Parity, RegisterConfig, StatusConfig, Table};
 use crate::core::{Origin, RawReading, ReadingStatus, SourceEvent};
 use crate::sources::backoff::Backoff;
@@ -273,7 +273,7 @@ pub async fn run(
                 .record_period(started.duration_since(p).as_secs_f64() * 1000.0);
         }
         last_start[i] = Some(started);
-        d.stats.polls.inc();
+        d.stats.count(Counted::Poll);
 
         let mut attempt = 0u32;
         let outcome = loop {
@@ -342,7 +342,7 @@ pub async fn run(
                 d.stats.consecutive_failures.store(0, Ordering::Relaxed);
                 d.stats.backoff_until_ms.store(0, Ordering::Relaxed);
                 if complete {
-                    d.stats.successes.inc();
+                    d.stats.count(Counted::Success);
                     d.stats
                         .last_success_ms
                         .store(finished_ms, Ordering::Relaxed);
@@ -377,8 +377,8 @@ pub async fn run(
             }
             Err(e) => {
                 match e.kind() {
-                    Kind::Timeout => d.stats.timeouts.inc(),
-                    _ => d.stats.transport_errors.inc(),
+                    Kind::Timeout => d.stats.count(Counted::Timeout),
+                    _ => d.stats.count(Counted::TransportError),
                 };
                 let unit_failure = !matches!(
                     e,

@@ -25,15 +25,22 @@ use tokio::task::JoinHandle;
 /// Group the configuration's Modbus devices by endpoint. Only `built` devices are polled:
 /// a planned or suspended unit would only cost its neighbours timeouts.
 pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<ModbusStatus>) {
+    /// An endpoint being assembled: its link, connect bound, devices and their status.
+    struct Group {
+        link: Link,
+        connect_timeout: Duration,
+        devices: Vec<DeviceSpec>,
+        status: EndpointStatus,
+    }
     let mut order: Vec<String> = Vec::new();
-    let mut groups: HashMap<String, (EndpointSpec, EndpointStatus)> = HashMap::new();
+    let mut groups: HashMap<String, Group> = HashMap::new();
     for d in &cfg.inventory.devices {
         let Some(m) = &d.modbus else { continue };
         if d.status != UnitStatus::Built {
             continue;
         }
         let key = m.endpoint_key();
-        let (spec, est) = groups.entry(key.clone()).or_insert_with(|| {
+        let g = groups.entry(key.clone()).or_insert_with(|| {
             order.push(key.clone());
             let addr = m.address.clone().unwrap_or_default();
             let link = match m.transport {
@@ -47,19 +54,15 @@ pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<Mod
                     stop_bits: m.stop_bits,
                 },
             };
-            (
-                EndpointSpec {
-                    key: key.clone(),
-                    link,
-                    connect_timeout: Duration::ZERO,
-                    devices: Vec::new(),
-                    status: Arc::new(EndpointStatus::new(metrics, &key, "")),
-                },
-                EndpointStatus::new(metrics, &key, m.transport.as_str()),
-            )
+            Group {
+                link,
+                connect_timeout: Duration::ZERO,
+                devices: Vec::new(),
+                status: EndpointStatus::new(metrics, &key, m.transport.as_str()),
+            }
         });
         let timeout = Duration::from_millis(m.timeout_ms);
-        spec.connect_timeout = spec.connect_timeout.max(timeout);
+        g.connect_timeout = g.connect_timeout.max(timeout);
         let period = Duration::from_secs_f64(m.poll_s.unwrap_or(d.interval_s));
         let stats = Arc::new(DeviceStatus::new(
             metrics,
@@ -69,8 +72,9 @@ pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<Mod
             m.unit,
             period.as_millis() as u64,
         ));
-        est.devices.push(stats.clone());
-        spec.devices.push(DeviceSpec {
+        g.status.devices.push(stats.clone());
+        let host = key.split_once("://").map_or(key.as_str(), |x| x.1);
+        g.devices.push(DeviceSpec {
             site: d.site.clone(),
             device: d.id.clone(),
             unit: m.unit,
@@ -81,23 +85,23 @@ pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<Mod
             registers: m.registers.clone(),
             status: m.status.clone(),
             requests: plan::plan(m),
-            origin: format!(
-                "modbus://{}/unit/{}",
-                key.split_once("://").map_or(key.as_str(), |x| x.1),
-                m.unit
-            )
-            .into(),
+            origin: format!("modbus://{host}/unit/{}", m.unit).into(),
             stats,
         });
     }
     let mut specs = Vec::with_capacity(order.len());
     let mut statuses = Vec::with_capacity(order.len());
-    for k in order {
-        if let Some((mut spec, est)) = groups.remove(&k) {
-            let est = Arc::new(est);
-            spec.status = est.clone();
-            statuses.push(est);
-            specs.push(spec);
+    for key in order {
+        if let Some(g) = groups.remove(&key) {
+            let status = Arc::new(g.status);
+            statuses.push(status.clone());
+            specs.push(EndpointSpec {
+                key,
+                link: g.link,
+                connect_timeout: g.connect_timeout,
+                devices: g.devices,
+                status,
+            });
         }
     }
     (specs, Arc::new(ModbusStatus::new(statuses)))

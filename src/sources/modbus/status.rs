@@ -2,7 +2,8 @@
 //! the Prometheus ones (a `Counter` clone shares its value), so `/metrics` and the API agree.
 
 use crate::telemetry::{
-    LinkStatus, Metrics, ModbusDeviceLabel, ModbusEndpointLabel, ModbusExceptionLabel,
+    LinkStatus, Metrics, ModbusDeviceLabel, ModbusEndpointCodeLabel, ModbusEndpointLabel,
+    ModbusExceptionLabel,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -54,8 +55,29 @@ impl PeriodStats {
     }
 }
 
+/// What a poll adds to the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Poll,
+    Success,
+    Timeout,
+    TransportError,
+}
+
+/// The endpoint-level series a device's counts are added to as well.
+#[derive(Debug, Clone)]
+struct EndpointCounters {
+    label: ModbusEndpointLabel,
+    polls: Counter,
+    successes: Counter,
+    timeouts: Counter,
+    transport_errors: Counter,
+    exceptions: Family<ModbusEndpointCodeLabel, Counter>,
+}
+
 #[derive(Debug)]
 pub struct DeviceStatus {
+    ep: EndpointCounters,
     pub site: Arc<str>,
     pub device: Arc<str>,
     pub endpoint: Arc<str>,
@@ -94,7 +116,18 @@ impl DeviceStatus {
             device: format!("{site}/{device}"),
         };
         let m = &metrics.modbus;
+        let el = ModbusEndpointLabel {
+            endpoint: endpoint.to_string(),
+        };
         DeviceStatus {
+            ep: EndpointCounters {
+                polls: m.endpoint_polls.get_or_create(&el).clone(),
+                successes: m.endpoint_successes.get_or_create(&el).clone(),
+                timeouts: m.endpoint_timeouts.get_or_create(&el).clone(),
+                transport_errors: m.endpoint_transport_errors.get_or_create(&el).clone(),
+                exceptions: m.endpoint_exceptions.clone(),
+                label: el,
+            },
             site: site.into(),
             device: device.into(),
             endpoint: endpoint.into(),
@@ -114,8 +147,27 @@ impl DeviceStatus {
         }
     }
 
+    /// Count a poll outcome for the device and its endpoint.
+    pub fn count(&self, c: Counted) {
+        let (dev, ep) = match c {
+            Counted::Poll => (&self.polls, &self.ep.polls),
+            Counted::Success => (&self.successes, &self.ep.successes),
+            Counted::Timeout => (&self.timeouts, &self.ep.timeouts),
+            Counted::TransportError => (&self.transport_errors, &self.ep.transport_errors),
+        };
+        dev.inc();
+        ep.inc();
+    }
+
     pub fn count_exception(&self, code: u8) {
         *lock(&self.exceptions).entry(code).or_default() += 1;
+        self.ep
+            .exceptions
+            .get_or_create(&ModbusEndpointCodeLabel {
+                endpoint: self.ep.label.endpoint.clone(),
+                code: format!("0x{code:02x}"),
+            })
+            .inc();
         self.exception_family
             .get_or_create(&ModbusExceptionLabel {
                 endpoint: self.endpoint.to_string(),
