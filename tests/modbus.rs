@@ -763,3 +763,64 @@ async fn rtu_over_a_pty_pair_and_rtu_over_tcp_read_the_same_values() {
         t.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_endpoint_takes_its_units_offline_and_they_come_back_when_it_returns() {
+    let mq = Mosquitto::start();
+    let port = free_port();
+    let inv = format!(
+        "{PARK}{}{}",
+        mb_device("r1", &tcp(port, 1, TWO_REGS)),
+        mb_device("r2", &tcp(port, 2, TWO_REGS))
+    );
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-mb6", None), &inv);
+    let loaded = cfg.load();
+    let sim = ModbusSim::from_config(&loaded.config, true);
+    let tasks = sim.serve_tcp().await.unwrap();
+    let gw = safegate::runtime::start(loaded).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    let devices = format!("{api}/api/v1/devices");
+    let endpoints = format!("{api}/api/v1/endpoints");
+    let key = format!("tcp://127.0.0.1:{port}");
+    let both = |v: &Value, state: &str| {
+        ["r1", "r2"]
+            .iter()
+            .all(|id| device(v, id)["state"] == state)
+    };
+    wait_json(&devices, WAIT, |v| both(v, "online")).await;
+
+    // The server goes away (its connections are closed, the port refuses).
+    for t in tasks {
+        t.abort();
+    }
+    let list = wait_json(&devices, WAIT, |v| both(v, "offline")).await;
+    for id in ["r1", "r2"] {
+        let m = mb(&list, id);
+        assert!(m["transport_errors"].as_u64() > Some(0), "{m}");
+        assert_eq!(m["timeouts"], 0, "{m}");
+    }
+    let eps = wait_json(&endpoints, WAIT, |v| {
+        endpoint(v, &key)["connected"] == false
+    })
+    .await;
+    assert!(
+        endpoint(&eps, &key)["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot connect") || e.contains("failed")),
+        "{eps}"
+    );
+
+    // It comes back: the gateway reconnects (within its 10 s back-off cap) and both units
+    // report again.
+    let tasks = sim.serve_tcp().await.unwrap();
+    wait_json(&devices, WAIT, |v| both(v, "online")).await;
+    let eps = wait_json(&endpoints, WAIT, |v| endpoint(v, &key)["connected"] == true).await;
+    assert!(
+        endpoint(&eps, &key)["reconnects"].as_u64() > Some(0),
+        "{eps}"
+    );
+    gw.stop().await;
+    for t in tasks {
+        t.abort();
+    }
+}
