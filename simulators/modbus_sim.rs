@@ -150,11 +150,14 @@ impl UnitMap {
         t_s: f64,
         fault: Fault,
     ) -> Result<Vec<u16>, ExceptionCode> {
+        if count == 0 {
+            return Err(ExceptionCode::IllegalDataValue);
+        }
         let last = start as u32 + count as u32 - 1;
         let Some(&(lo, hi)) = self.bounds.get(&(t as u8)) else {
             return Err(ExceptionCode::IllegalDataAddress);
         };
-        if count == 0 || start < lo || last > hi as u32 {
+        if start < lo || last > hi as u32 {
             return Err(ExceptionCode::IllegalDataAddress);
         }
         let mut cache: HashMap<usize, Vec<u16>> = HashMap::new();

@@ -283,6 +283,10 @@ fn each_invalid_modbus_map_is_reported_by_name() {
             "modbus.timeout_ms: 20000 ms is longer than the poll period",
         ),
         (
+            mdev("d1", &format!("poll_s = 1e12\n{}", regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }"))),
+            "modbus.poll_s: must be a positive number of seconds up to 86400",
+        ),
+        (
             mdev("d1", &format!("unit = 250\n{}", regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }"))),
             "modbus.unit: 250 is past 247",
         ),

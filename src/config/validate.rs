@@ -362,6 +362,9 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
     errs
 }
 
+/// Longest Modbus poll period and back-off: a day.
+const MAX_PERIOD_S: f64 = 86_400.0;
+
 /// Problems in one device's Modbus settings and register map, as (key under `modbus.`, message).
 pub(crate) fn modbus_problems(m: &ModbusConfig, interval_s: f64) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
@@ -426,10 +429,12 @@ pub(crate) fn modbus_problems(m: &ModbusConfig, interval_s: f64) -> Vec<(String,
         );
     }
     if let Some(p) = m.poll_s {
-        if !(p.is_finite() && p > 0.0) {
+        if !(p.is_finite() && p > 0.0 && p <= MAX_PERIOD_S) {
             err(
                 "poll_s",
-                format!("must be a positive number of seconds, not {p}"),
+                format!(
+                    "must be a positive number of seconds up to {MAX_PERIOD_S} (a day), not {p}"
+                ),
             );
         }
     }
@@ -448,11 +453,14 @@ pub(crate) fn modbus_problems(m: &ModbusConfig, interval_s: f64) -> Vec<(String,
     if m.retries > 5 {
         err("retries", format!("{} is more than 5", m.retries));
     }
-    if !(m.backoff_max_s.is_finite() && m.backoff_max_s >= poll_s) {
+    if !(m.backoff_max_s.is_finite()
+        && m.backoff_max_s >= poll_s
+        && m.backoff_max_s <= MAX_PERIOD_S)
+    {
         err(
             "backoff_max_s",
             format!(
-                "{} must be a number of seconds not below the poll period ({poll_s} s)",
+                "{} must be a number of seconds not below the poll period ({poll_s} s) and at most {MAX_PERIOD_S}",
                 m.backoff_max_s
             ),
         );

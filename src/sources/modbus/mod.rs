@@ -63,7 +63,9 @@ pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<Mod
         });
         let timeout = Duration::from_millis(m.timeout_ms);
         g.connect_timeout = g.connect_timeout.max(timeout);
-        let period = Duration::from_secs_f64(m.poll_s.unwrap_or(d.interval_s));
+        // Validated positive and at most a day; clamped again so that no input can panic here.
+        let secs = |s: f64| Duration::try_from_secs_f64(s.clamp(0.001, 86_400.0)).unwrap_or(DAY);
+        let period = secs(m.poll_s.unwrap_or(d.interval_s));
         let stats = Arc::new(DeviceStatus::new(
             metrics,
             &d.site,
@@ -81,7 +83,7 @@ pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<Mod
             period,
             timeout,
             retries: m.retries,
-            backoff_max: Duration::from_secs_f64(m.backoff_max_s),
+            backoff_max: secs(m.backoff_max_s),
             registers: m.registers.clone(),
             status: m.status.clone(),
             requests: plan::plan(m),
@@ -106,6 +108,8 @@ pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<Mod
     }
     (specs, Arc::new(ModbusStatus::new(statuses)))
 }
+
+const DAY: Duration = Duration::from_secs(86_400);
 
 /// Start one polling task per endpoint.
 pub fn spawn(
