@@ -240,6 +240,16 @@ async fn poll_unit(ctx: &mut Context, key: &str, d: &DeviceSpec) -> Result<Polle
     Ok(out)
 }
 
+/// How long a unit that has failed `fails` polls in a row waits before its next poll:
+/// `None` (its normal period) after a single failure, then period × 2^(fails−1), capped.
+pub fn unit_backoff(period: Duration, fails: u32, cap: Duration) -> Option<Duration> {
+    (fails >= 2).then(|| {
+        period
+            .saturating_mul(1u32 << (fails - 1).min(16))
+            .min(cap.max(period))
+    })
+}
+
 /// Poll every unit of `ep` on its schedule until shutdown.
 pub async fn run(
     ep: EndpointSpec,
@@ -388,9 +398,7 @@ pub async fn run(
                 );
                 if unit_failure {
                     let fails = d.stats.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                    if fails >= 2 {
-                        let factor = 1u32 << (fails - 1).min(16);
-                        let delay = d.period.saturating_mul(factor).min(d.backoff_max);
+                    if let Some(delay) = unit_backoff(d.period, fails, d.backoff_max) {
                         next = Instant::now() + delay;
                         d.stats
                             .backoff_until_ms
@@ -409,4 +417,35 @@ pub async fn run(
         heap.push(Reverse((next, i)));
     }
     st.connected.set(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unit_backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn a_failing_unit_backs_off_exponentially_up_to_the_cap() {
+        let p = Duration::from_millis(500);
+        let cap = Duration::from_secs(5);
+        let got: Vec<Option<u128>> = (0..8)
+            .map(|n| unit_backoff(p, n, cap).map(|d| d.as_millis()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                None,
+                None,
+                Some(1000),
+                Some(2000),
+                Some(4000),
+                Some(5000),
+                Some(5000),
+                Some(5000)
+            ]
+        );
+        // Never below the period, never overflowing.
+        assert_eq!(unit_backoff(p, 2, Duration::ZERO), Some(p));
+        assert_eq!(unit_backoff(p, u32::MAX, cap), Some(cap));
+    }
 }
