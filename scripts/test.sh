@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only the Rust toolchain.
-# Installs the Debian packages the tests need when they are missing (Mosquitto, VictoriaMetrics),
-# then checks formatting and lints and runs every test. Tests start their own broker and store
+# Installs the Debian packages the tests need when they are missing (Mosquitto, VictoriaMetrics,
+# mbpoll, socat) and pymodbus from PyPI, then checks formatting and lints and runs every test. Tests start their own broker and store
 # processes on free 127.0.0.1 ports and stop them when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,12 +9,21 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# pymodbus: the independent Modbus server the decoder is checked against (tests/py/).
+if ! python3 -c 'import pymodbus' >/dev/null 2>&1; then
+  echo "installing pymodbus from PyPI"
+  python3 -m pip install --quiet 'pymodbus==3.16.*' 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages 'pymodbus==3.16.*'
 fi
 
 cargo fmt --all -- --check

@@ -211,3 +211,123 @@ fn the_shipped_configurations_are_valid() {
         );
     }
 }
+
+fn mdev(id: &str, modbus: &str) -> String {
+    format!("\n[[devices]]\nid = \"{id}\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"modbus\"\ninterval_s = 10\n[devices.modbus]\n{modbus}\n")
+}
+
+const MB_TCP: &str = "transport = \"tcp\"\naddress = \"127.0.0.1:502\"\n";
+
+fn regs(list: &str) -> String {
+    format!("{MB_TCP}registers = [\n{list}\n]\n")
+}
+
+/// Every Modbus map mistake is named with its key down to the register.
+#[test]
+fn each_invalid_modbus_map_is_reported_by_name() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            dev("d1", "p1", "").replace("\"mqtt\"", "\"modbus\""),
+            "devices[0] (id \"d1\").modbus: a modbus device needs a [devices.modbus] table",
+        ),
+        (
+            format!("{}[devices.modbus]\n{}", dev("d1", "p1", ""), regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }")),
+            "only protocol = \"modbus\" devices take",
+        ),
+        (
+            mdev("d1", &regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u32\" },\n{ channel = \"b\", table = \"holding\", address = 1, type = \"u16\" }")),
+            "modbus.registers[1].address: overlaps registers[0]: holding address 1",
+        ),
+        (
+            mdev("d1", &regs("{ channel = \"a\", table = \"coil\", address = 0, type = \"f32\" }")),
+            "modbus.registers[0].type: a coil holds single bits: its type can only be bool, not f32",
+        ),
+        (
+            mdev("d1", &regs("{ channel = \"a\", table = \"input\", address = 65535, type = \"i32\" }")),
+            "modbus.registers[0].address: i32 input at 65535 ends at 65536, past 65535",
+        ),
+        (
+            mdev("d1", &regs("{ channel = \"a\", table = \"holding\", address = 70000, type = \"u16\" }")),
+            "past 65535",
+        ),
+        (
+            mdev("d1", &regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" },\n{ channel = \"a\", table = \"holding\", address = 5, type = \"u16\" }")),
+            "modbus.registers[1].channel: channel \"a\" is already read by registers[0]",
+        ),
+        (
+            mdev("d1", &regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\", word_order = \"little\" }")),
+            "modbus.registers[0].word_order: a u16 is one word",
+        ),
+        (
+            mdev("d1", &regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u64\" }")),
+            "unknown variant `u64`",
+        ),
+        (
+            mdev("d1", &format!("{}status = {{ table = \"holding\", address = 0 }}\n", regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }"))),
+            "modbus.status.address: overlaps registers[0]",
+        ),
+        (
+            mdev("d1", "transport = \"tcp\"\nregisters = [{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }]\n"),
+            "modbus.address: transport \"tcp\" needs address",
+        ),
+        (
+            mdev("d1", "transport = \"rtu\"\nregisters = [{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }]\n"),
+            "modbus.serial: transport \"rtu\" needs serial",
+        ),
+        (
+            mdev("d1", &format!("{MB_TCP}registers = []\n")),
+            "modbus.registers: a modbus device needs at least one register",
+        ),
+        (
+            mdev("d1", &format!("timeout_ms = 20000\n{}", regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }"))),
+            "modbus.timeout_ms: 20000 ms is longer than the poll period",
+        ),
+        (
+            mdev("d1", &format!("poll_s = 1e12\n{}", regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }"))),
+            "modbus.poll_s: must be a positive number of seconds up to 86400",
+        ),
+        (
+            mdev("d1", &format!("unit = 250\n{}", regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }"))),
+            "modbus.unit: 250 is past 247",
+        ),
+        (
+            format!(
+                "{}{}",
+                mdev("d1", &regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }")),
+                mdev("d2", &regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }"))
+            ),
+            "devices[1] (id \"d2\").modbus.unit: unit 1 on tcp://127.0.0.1:502 is already polled as device \"d1\"",
+        ),
+        (
+            format!(
+                "{}{}",
+                mdev("d1", "transport = \"rtu\"\nserial = \"/dev/ttyS1\"\nbaud = 9600\nregisters = [{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }]\n"),
+                mdev("d2", "transport = \"rtu\"\nserial = \"/dev/ttyS1\"\nbaud = 19200\nunit = 2\nregisters = [{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" }]\n")
+            ),
+            "serial line \"/dev/ttyS1\" is also used by device \"d1\" with other settings",
+        ),
+        (
+            mdev("d1", &format!("{MB_TCP}registers = [{{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\", colour = 1 }}]\n")),
+            "unknown field `colour`",
+        ),
+    ];
+    for (snippet, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, out) = check(dir.path(), &format!("{SITES}{snippet}"), &[]);
+        assert_eq!(code, 2, "exit code for {want:?}:\n{out}");
+        assert!(out.contains(want), "expected {want:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn a_good_modbus_map_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = format!(
+        "{}{}",
+        mdev("d1", &format!("{}status = {{ table = \"discrete\", address = 0 }}\n", regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u32\", word_order = \"little\", byte_swap = true },\n{ channel = \"b\", table = \"holding\", address = 2, type = \"f32\", scale = 0.5, offset = -1 },\n{ channel = \"c\", table = \"coil\", address = 65535, type = \"bool\" }"))),
+        mdev("d2", "transport = \"rtu\"\nserial = \"/dev/ttyS1\"\nparity = \"even\"\nstop_bits = 2\nunit = 7\nregisters = [{ channel = \"a\", table = \"input\", address = 65534, type = \"i32\" }]\n")
+    );
+    let (code, out) = check(dir.path(), &format!("{SITES}{inv}"), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("by protocol: modbus 2"), "{out}");
+}

@@ -49,6 +49,19 @@ async fn demo_starts_and_serves_rates() {
         .json()
         .await
         .unwrap();
+    // Part of the fleet is polled over Modbus from the in-process modbus-sim.
+    let modbus: serde_json::Value = reqwest::get(format!("{api}/api/v1/devices?site=zd-park"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoints: serde_json::Value = reqwest::get(format!("{api}/api/v1/endpoints"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -56,6 +69,15 @@ async fn demo_starts_and_serves_rates() {
         ok,
         "demo never served a live rate; last /api/v1/sites: {last}"
     );
+    let lel = modbus["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "mb-lel-01")
+        .unwrap_or_else(|| panic!("mb-lel-01 not listed: {modbus}"));
+    assert_eq!(lel["state"], "online", "{lel}");
+    assert!(lel["last_values"]["lel"].is_number(), "{lel}");
+    assert_eq!(endpoints["total"], 2, "{endpoints}");
     assert!(
         devices["total"].as_u64().unwrap() > 0,
         "the demo keeps some devices silent"

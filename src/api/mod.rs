@@ -8,6 +8,7 @@ pub use error::ApiError;
 pub use routes::router;
 
 use crate::core::Core;
+use crate::sources::modbus::ModbusStatus;
 use crate::telemetry::{LinkStatus, Metrics, StoreStatus};
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +19,8 @@ pub struct Shared {
     pub mqtt: Arc<LinkStatus>,
     pub store: Arc<StoreStatus>,
     pub evaluator: Arc<crate::runtime::evaluate::Evaluator>,
+    /// Modbus endpoints and devices with their counters (empty without Modbus devices).
+    pub modbus: Arc<ModbusStatus>,
 }
 
 impl Shared {

@@ -23,6 +23,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/rejections", get(rejections))
         .route("/api/v1/indicators", get(super::indicators::indicators))
         .route("/api/v1/report", get(super::indicators::report))
+        .route("/api/v1/endpoints", get(endpoints))
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see README for the API".into())
         })
@@ -201,6 +202,10 @@ async fn devices(
             "latency_ms": last.and_then(|l| l.latency_ms),
             "interval_s": d.interval_ms as f64 / 1000.0,
             "offline_after_s": d.offline_after_ms as f64 / 1000.0,
+            "modbus": s
+                .modbus
+                .device(&inv.sites[d.site as usize].id, &d.id)
+                .map(|m| m.to_json()),
         }));
     }
     Ok(Json(
@@ -228,4 +233,10 @@ async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {
         })
         .collect();
     Json(json!({"counts": counts, "recent": recent}))
+}
+
+/// Modbus endpoints (shared connections) with their per-endpoint counters.
+async fn endpoints(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let list: Vec<Value> = s.modbus.endpoints.iter().map(|e| e.to_json()).collect();
+    Json(json!({"total": list.len(), "endpoints": list}))
 }

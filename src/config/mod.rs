@@ -5,9 +5,11 @@
 //! and in `docs/configuration.md`.
 
 mod load;
+pub mod modbus;
 mod validate;
 
 pub use load::{load, load_str, ConfigError, LoadedConfig};
+pub use modbus::ModbusConfig;
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -616,6 +618,9 @@ pub struct DeviceConfig {
     /// Default 3 × `interval_s`.
     #[serde(default)]
     pub offline_after_s: Option<f64>,
+    /// How to poll the device; required when `protocol = "modbus"`, forbidden otherwise.
+    #[serde(default)]
+    pub modbus: Option<ModbusConfig>,
 }
 
 impl DeviceConfig {

@@ -1,7 +1,8 @@
 //! Semantic checks on the merged configuration: ids, references, intervals, settings.
 
 use super::load::{ConfigError, LoadedConfig};
-use super::{DeviceKind, SiteKind};
+use super::modbus::{DataType, ModbusConfig, Transport};
+use super::{DeviceKind, Protocol, SiteKind};
 use std::collections::{HashMap, HashSet};
 
 /// Characters allowed in ids: they become MQTT topic levels and store tags.
@@ -264,6 +265,9 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
     }
 
     let mut devices = HashSet::new();
+    let mut units: HashMap<(String, u8), String> = HashMap::new();
+    type SerialSettings = (u32, super::modbus::Parity, u8, u8);
+    let mut serial_lines: HashMap<String, (String, SerialSettings)> = HashMap::new();
     for (i, d) in inv.devices.iter().enumerate() {
         let org = o.devices[i];
         if let Some(p) = id_problem(&d.id) {
@@ -357,6 +361,62 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
                 );
             }
         }
+        match (d.protocol, &d.modbus) {
+            (Protocol::Modbus, None) => push(
+                "devices",
+                org,
+                &d.id,
+                "modbus",
+                "a modbus device needs a [devices.modbus] table (transport, address, registers, …)"
+                    .into(),
+            ),
+            (Protocol::Modbus, Some(m)) => {
+                for (field, msg) in modbus_problems(m, d.interval_s) {
+                    push("devices", org, &d.id, &format!("modbus.{field}"), msg);
+                }
+                let key = m.endpoint_key();
+                let serial = (m.baud, m.parity, m.data_bits, m.stop_bits);
+                if m.transport == Transport::Rtu {
+                    match serial_lines.get(&key) {
+                        Some((first, s)) if *s != serial => push(
+                            "devices",
+                            org,
+                            &d.id,
+                            "modbus.baud",
+                            format!(
+                                "serial line {:?} is also used by device {first:?} with other settings (baud, parity, data_bits, stop_bits must agree on one line)",
+                                m.serial.as_deref().unwrap_or("")
+                            ),
+                        ),
+                        Some(_) => {}
+                        None => {
+                            serial_lines.insert(key.clone(), (d.id.clone(), serial));
+                        }
+                    }
+                }
+                if let Some(first) = units.insert((key, m.unit), d.id.clone()) {
+                    push(
+                        "devices",
+                        org,
+                        &d.id,
+                        "modbus.unit",
+                        format!(
+                            "unit {} on {} is already polled as device {first:?}",
+                            m.unit,
+                            m.endpoint_key()
+                        ),
+                    );
+                }
+            }
+            (Protocol::Mqtt, Some(_)) => push(
+                "devices",
+                org,
+                &d.id,
+                "modbus",
+                "only protocol = \"modbus\" devices take a [devices.modbus] table".into(),
+            ),
+            (Protocol::Mqtt, None) => {}
+        }
         match (d.kind, &d.gas) {
             (DeviceKind::GasToxic, None) => push(
                 "devices",
@@ -379,4 +439,222 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         }
     }
     errs
+}
+
+/// Longest Modbus poll period and back-off: a day.
+const MAX_PERIOD_S: f64 = 86_400.0;
+
+/// Problems in one device's Modbus settings and register map, as (key under `modbus.`, message).
+pub(crate) fn modbus_problems(m: &ModbusConfig, interval_s: f64) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut err = |k: &str, msg: String| out.push((k.to_string(), msg));
+    match m.transport {
+        Transport::Tcp | Transport::RtuOverTcp => {
+            match m.address.as_deref() {
+                None => err(
+                    "address",
+                    format!(
+                        "transport {:?} needs address = \"host:port\"",
+                        m.transport.as_str()
+                    ),
+                ),
+                Some(a) => {
+                    let ok = a.rsplit_once(':').is_some_and(|(h, p)| {
+                        !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
+                    });
+                    if !ok {
+                        err(
+                            "address",
+                            format!("{a:?} must look like host:port (port 1…65535)"),
+                        );
+                    }
+                }
+            }
+            if m.serial.is_some() {
+                err(
+                    "serial",
+                    format!(
+                        "transport {:?} takes address, not serial",
+                        m.transport.as_str()
+                    ),
+                );
+            }
+        }
+        Transport::Rtu => {
+            if m.serial.as_deref().is_none_or(str::is_empty) {
+                err(
+                    "serial",
+                    "transport \"rtu\" needs serial = \"/dev/ttyUSB0\" (the serial device)".into(),
+                );
+            }
+            if m.address.is_some() {
+                err("address", "transport \"rtu\" takes serial, not address (for a serial server use rtu_over_tcp)".into());
+            }
+        }
+    }
+    if m.baud == 0 {
+        err("baud", "must be positive".into());
+    }
+    if !(5..=8).contains(&m.data_bits) {
+        err("data_bits", format!("{} is not 5, 6, 7 or 8", m.data_bits));
+    }
+    if !(1..=2).contains(&m.stop_bits) {
+        err("stop_bits", format!("{} is not 1 or 2", m.stop_bits));
+    }
+    if m.unit > 247 {
+        err(
+            "unit",
+            format!("{} is past 247, the highest unit id", m.unit),
+        );
+    }
+    if let Some(p) = m.poll_s {
+        if !(p.is_finite() && p > 0.0 && p <= MAX_PERIOD_S) {
+            err(
+                "poll_s",
+                format!(
+                    "must be a positive number of seconds up to {MAX_PERIOD_S} (a day), not {p}"
+                ),
+            );
+        }
+    }
+    let poll_s = m.poll_s.unwrap_or(interval_s);
+    if m.timeout_ms == 0 {
+        err("timeout_ms", "must be positive".into());
+    } else if poll_s.is_finite() && poll_s > 0.0 && m.timeout_ms as f64 > poll_s * 1000.0 {
+        err(
+            "timeout_ms",
+            format!(
+                "{} ms is longer than the poll period ({poll_s} s): one slow answer would make the device miss its period",
+                m.timeout_ms
+            ),
+        );
+    }
+    if m.retries > 5 {
+        err("retries", format!("{} is more than 5", m.retries));
+    }
+    if !(m.backoff_max_s.is_finite()
+        && m.backoff_max_s >= poll_s
+        && m.backoff_max_s <= MAX_PERIOD_S)
+    {
+        err(
+            "backoff_max_s",
+            format!(
+                "{} must be a number of seconds not below the poll period ({poll_s} s) and at most {MAX_PERIOD_S}",
+                m.backoff_max_s
+            ),
+        );
+    }
+    if m.registers.is_empty() {
+        err(
+            "registers",
+            "a modbus device needs at least one register".into(),
+        );
+    }
+    // (table, first, last, index) of every valid register, for the overlap check.
+    let mut spans: Vec<(super::modbus::Table, u32, u32, usize)> = Vec::new();
+    let mut channels: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in m.registers.iter().enumerate() {
+        let key = |f: &str| format!("registers[{i}].{f}");
+        if let Some(p) = id_problem(&r.channel) {
+            err(&key("channel"), p.replace("id", "channel"));
+        }
+        if let Some(first) = channels.insert(&r.channel, i) {
+            err(
+                &key("channel"),
+                format!(
+                    "channel {:?} is already read by registers[{first}]",
+                    r.channel
+                ),
+            );
+        }
+        let bits = r.table.is_bits();
+        match (bits, r.data_type) {
+            (true, DataType::Bool) | (false, _) => {}
+            (true, t) => err(
+                &key("type"),
+                format!(
+                    "a {} holds single bits: its type can only be bool, not {}",
+                    r.table.as_str(),
+                    t.as_str()
+                ),
+            ),
+        }
+        if bits && (r.word_order != Default::default() || r.byte_swap) {
+            err(
+                &key("word_order"),
+                format!(
+                    "word_order and byte_swap mean nothing for a {}",
+                    r.table.as_str()
+                ),
+            );
+        }
+        if r.data_type.width() == 1 && r.word_order != Default::default() {
+            err(
+                &key("word_order"),
+                format!(
+                    "a {} is one word: word_order does not apply",
+                    r.data_type.as_str()
+                ),
+            );
+        }
+        let last = r.address + r.data_type.width() as u32 - 1;
+        if last > 65_535 {
+            err(
+                &key("address"),
+                format!(
+                    "{} {} at {} ends at {last}, past 65535, the last Modbus address",
+                    r.data_type.as_str(),
+                    r.table.as_str(),
+                    r.address
+                ),
+            );
+            continue;
+        }
+        if !(r.scale.is_finite() && r.scale != 0.0) {
+            err(
+                &key("scale"),
+                format!("must be a finite non-zero number, not {}", r.scale),
+            );
+        }
+        if !r.offset.is_finite() {
+            err(&key("offset"), format!("must be finite, not {}", r.offset));
+        }
+        spans.push((r.table, r.address, last, i));
+    }
+    if let Some(s) = &m.status {
+        if s.address > 65_535 {
+            err(
+                "status.address",
+                format!("{} is past 65535, the last Modbus address", s.address),
+            );
+        } else {
+            spans.push((s.table, s.address, s.address, usize::MAX));
+        }
+        if s.fault_mask == 0 {
+            err("status.fault_mask", "0 would never mark a fault".into());
+        }
+    }
+    spans.sort_by_key(|&(t, a, _, _)| (t.as_str(), a));
+    for w in spans.windows(2) {
+        let (t0, _, last0, i0) = w[0];
+        let (t1, first1, _, i1) = w[1];
+        if t0 == t1 && first1 <= last0 {
+            let name = |i: usize| {
+                if i == usize::MAX {
+                    "status".to_string()
+                } else {
+                    format!("registers[{i}]")
+                }
+            };
+            err(
+                &format!("{}.address", name(i1)),
+                format!(
+                    "overlaps {}: {} address {first1} would be read by both",
+                    name(i0),
+                    t1.as_str()
+                ),
+            );
+        }
+    }
+    out
 }

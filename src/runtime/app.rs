@@ -98,10 +98,11 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
             "inventory changes recorded in the registry history"
         );
     }
+    let metrics = Arc::new(Metrics::new());
+    let (modbus_endpoints, modbus_status) = sources::modbus::endpoints(&cfg, &metrics);
     // Release the configuration's copy of the inventory: at 100k devices it matters.
     cfg.inventory = Default::default();
 
-    let metrics = Arc::new(Metrics::new());
     let mqtt_status = Arc::new(LinkStatus::default());
     let store_status = Arc::new(StoreStatus::new(cfg.store.is_some()));
     let evaluator = Arc::new(super::evaluate::Evaluator {
@@ -116,6 +117,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         metrics: metrics.clone(),
         mqtt: mqtt_status.clone(),
         store: store_status.clone(),
+        modbus: modbus_status,
     });
     let (shutdown, _) = broadcast::channel(4);
     let mut tasks = Vec::new();
@@ -147,8 +149,9 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         let rx = shutdown.subscribe();
         let mqtt = cfg.mqtt.clone();
         let (st, m) = (mqtt_status.clone(), metrics.clone());
+        let tx = src_tx.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = sources::mqtt::run(mqtt, src_tx, st, m, rx).await {
+            if let Err(e) = sources::mqtt::run(mqtt, tx, st, m, rx).await {
                 tracing::error!(error = %e, "MQTT source stopped");
             }
         }));
@@ -158,6 +161,17 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         let (ev, q, rx) = (shared.evaluator.clone(), q.clone(), shutdown.subscribe());
         tasks.push(tokio::spawn(super::cadence::run(ev, q, rx)));
     }
+    if !modbus_endpoints.is_empty() {
+        tracing::info!(
+            endpoints = modbus_endpoints.len(),
+            devices = modbus_endpoints
+                .iter()
+                .map(|e| e.devices.len())
+                .sum::<usize>(),
+            "polling Modbus devices"
+        );
+    }
+    tasks.extend(sources::modbus::spawn(modbus_endpoints, src_tx, &shutdown));
     let indicator_every =
         Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
     tasks.push(tokio::spawn(core_task(

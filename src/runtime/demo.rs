@@ -4,6 +4,7 @@
 
 use crate::config;
 use crate::simulators::fleet::{self, FleetOptions};
+use crate::simulators::modbus_sim::{Fault, ModbusSim};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +12,10 @@ use std::time::Duration;
 const MAIN: &str = include_str!("../../config/demo/safegate.toml");
 const PARK: &str = include_str!("../../config/demo/inventory/park.toml");
 const MINE: &str = include_str!("../../config/demo/inventory/mine.toml");
+const MODBUS: &str = include_str!("../../config/demo/inventory/modbus.toml");
+/// The Modbus addresses written in `modbus.toml`, replaced by free loopback ports.
+const MODBUS_TCP: &str = "127.0.0.1:1502";
+const MODBUS_RTU_OVER_TCP: &str = "127.0.0.1:1503";
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -44,6 +49,16 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(conf.join("inventory"))?;
     std::fs::write(conf.join("inventory/park.toml"), PARK)?;
     std::fs::write(conf.join("inventory/mine.toml"), MINE)?;
+    let (mb_tcp, mb_rtu) = (
+        free_port("127.0.0.1:0".parse()?)?,
+        free_port("127.0.0.1:0".parse()?)?,
+    );
+    std::fs::write(
+        conf.join("inventory/modbus.toml"),
+        MODBUS
+            .replace(MODBUS_TCP, &mb_tcp.to_string())
+            .replace(MODBUS_RTU_OVER_TCP, &mb_rtu.to_string()),
+    )?;
     let main = conf.join("safegate.toml");
     std::fs::write(&main, MAIN)?;
     let mut loaded = config::load(&main).map_err(|errs| {
@@ -57,7 +72,21 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     loaded.config.api.listen = args.api;
     loaded.config.gateway.data_dir = dir.join("state");
     let cfg = loaded.config.clone();
+    // modbus-sim serves the Modbus devices before the gateway starts polling them.
+    let modbus_sim = ModbusSim::from_config(&cfg, true);
+    let modbus_tasks = modbus_sim.serve_tcp().await?;
     let gw = crate::runtime::start(loaded).await?;
+    // One methane sensor on the shared serial line stops answering after 40 s: its
+    // neighbours keep their period, it goes offline and is polled less often.
+    let faults = modbus_sim.faults.clone();
+    let dead = mb_rtu.to_string();
+    let mut fault_stop = gw.shutdown_signal();
+    let fault_task = tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(40)) => faults.set(&dead, 13, Fault::NoAnswer),
+            _ = fault_stop.recv() => {}
+        }
+    });
 
     let opts = FleetOptions {
         host: broker.ip().to_string(),
@@ -86,11 +115,20 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         silent,
         flaky
     );
+    println!(
+        "  modbus-sim: {} Modbus devices on tcp://{mb_tcp} and rtu+tcp://{mb_rtu} (unit 13 stops answering after 40 s)",
+        cfg.inventory
+            .devices
+            .iter()
+            .filter(|d| d.modbus.is_some())
+            .count()
+    );
     println!("  embedded broker: mqtt://{broker}");
     println!("  sites and online rates: {base}/api/v1/sites");
     println!("  devices:                {base}/api/v1/devices");
     println!("  offline devices:        {base}/api/v1/devices?state=offline");
     println!("  rejected inputs:        {base}/api/v1/rejections");
+    println!("  Modbus endpoints:       {base}/api/v1/endpoints");
     println!("  metrics:                {base}/metrics");
     println!("  readiness:              {base}/readyz");
     println!("Press Ctrl-C to stop.");
@@ -108,6 +146,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     gw.stop().await;
     let _ = sim.await;
+    fault_task.abort();
+    for t in modbus_tasks {
+        t.abort();
+    }
     if args.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(Path::new(&dir));
     }

@@ -765,7 +765,7 @@ impl Journal {
         let mut st = self
             .conn
             .prepare(
-                "SELECT link, sum(ok), sum(failed) FROM polls WHERE minute_ms >= ?1 AND minute_ms < ?2
+                "SELECT link, sum(ok), sum(failed) FROM polls WHERE minute_ms > ?1 - 60000 AND minute_ms < ?2
                  GROUP BY link ORDER BY link",
             )
             .map_err(|e| self.err(e))?;
@@ -793,7 +793,7 @@ impl Journal {
         let mut st = self
             .conn
             .prepare(
-                "SELECT site, bucket, sum(count) FROM latency WHERE minute_ms >= ?1 AND minute_ms < ?2
+                "SELECT site, bucket, sum(count) FROM latency WHERE minute_ms > ?1 - 60000 AND minute_ms < ?2
                  GROUP BY site, bucket",
             )
             .map_err(|e| self.err(e))?;

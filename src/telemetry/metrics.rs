@@ -17,8 +17,52 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
+/// A Modbus device: its endpoint (`tcp://host:port`, `rtu:///dev/ttyS0`, …) and `site/device`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModbusDeviceLabel {
+    pub endpoint: String,
+    pub device: String,
+}
+
+/// A Modbus exception response, by code (`0x02` …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModbusExceptionLabel {
+    pub endpoint: String,
+    pub device: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModbusEndpointLabel {
+    pub endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModbusEndpointCodeLabel {
+    pub endpoint: String,
+    pub code: String,
+}
+
+/// Modbus counters per device and, summed over its devices, per endpoint.
+#[derive(Debug, Default)]
+pub struct ModbusMetrics {
+    pub polls: Family<ModbusDeviceLabel, Counter>,
+    pub successes: Family<ModbusDeviceLabel, Counter>,
+    pub timeouts: Family<ModbusDeviceLabel, Counter>,
+    pub transport_errors: Family<ModbusDeviceLabel, Counter>,
+    pub exceptions: Family<ModbusExceptionLabel, Counter>,
+    pub endpoint_polls: Family<ModbusEndpointLabel, Counter>,
+    pub endpoint_successes: Family<ModbusEndpointLabel, Counter>,
+    pub endpoint_timeouts: Family<ModbusEndpointLabel, Counter>,
+    pub endpoint_transport_errors: Family<ModbusEndpointLabel, Counter>,
+    pub endpoint_exceptions: Family<ModbusEndpointCodeLabel, Counter>,
+    pub reconnects: Family<ModbusEndpointLabel, Counter>,
+    pub connected: Family<ModbusEndpointLabel, Gauge>,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
+    pub modbus: ModbusMetrics,
     registry: Registry,
     pub messages_received: Counter,
     pub readings_accepted: Counter,
@@ -59,6 +103,7 @@ impl Metrics {
                 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ]),
             registry: Registry::default(),
+            modbus: ModbusMetrics::default(),
         };
         r.register(
             "safegate_messages_received",
@@ -119,6 +164,71 @@ impl Metrics {
             "safegate_reading_latency_seconds",
             "Receive time minus reading timestamp",
             m.reading_latency.clone(),
+        );
+        let mb = &m.modbus;
+        r.register(
+            "safegate_modbus_polls",
+            "Modbus polls started, per device",
+            mb.polls.clone(),
+        );
+        r.register(
+            "safegate_modbus_successes",
+            "Modbus polls that read every register, per device",
+            mb.successes.clone(),
+        );
+        r.register(
+            "safegate_modbus_timeouts",
+            "Modbus polls ended by a request timeout (no answer in timeout_ms), per device",
+            mb.timeouts.clone(),
+        );
+        r.register(
+            "safegate_modbus_transport_errors",
+            "Modbus polls ended by a connection error (refused, reset, not connected, garbled frame), per device",
+            mb.transport_errors.clone(),
+        );
+        r.register(
+            "safegate_modbus_exceptions",
+            "Modbus exception responses (device reachable, request refused), per device and code",
+            mb.exceptions.clone(),
+        );
+        for (name, help, f) in [
+            (
+                "safegate_modbus_endpoint_polls",
+                "Modbus polls started, per endpoint",
+                &mb.endpoint_polls,
+            ),
+            (
+                "safegate_modbus_endpoint_successes",
+                "Modbus polls that read every register, per endpoint",
+                &mb.endpoint_successes,
+            ),
+            (
+                "safegate_modbus_endpoint_timeouts",
+                "Modbus polls ended by a request timeout, per endpoint",
+                &mb.endpoint_timeouts,
+            ),
+            (
+                "safegate_modbus_endpoint_transport_errors",
+                "Modbus polls ended by a connection error, per endpoint",
+                &mb.endpoint_transport_errors,
+            ),
+        ] {
+            r.register(name, help, f.clone());
+        }
+        r.register(
+            "safegate_modbus_endpoint_exceptions",
+            "Modbus exception responses, per endpoint and code",
+            mb.endpoint_exceptions.clone(),
+        );
+        r.register(
+            "safegate_modbus_reconnects",
+            "Modbus connections re-established after a loss, per endpoint",
+            mb.reconnects.clone(),
+        );
+        r.register(
+            "safegate_modbus_connected",
+            "1 while the Modbus endpoint's connection is up",
+            mb.connected.clone(),
         );
         // Every reason appears from the start, so a dashboard shows 0 rather than nothing.
         for r in crate::core::Reason::ALL {

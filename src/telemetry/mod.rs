@@ -4,7 +4,10 @@ mod metrics;
 mod ratelimit;
 mod status;
 
-pub use metrics::Metrics;
+pub use metrics::{
+    Metrics, ModbusDeviceLabel, ModbusEndpointCodeLabel, ModbusEndpointLabel, ModbusExceptionLabel,
+    ModbusMetrics,
+};
 pub use ratelimit::RateLimitedLog;
 pub use status::{LinkStatus, StoreHealth, StoreStatus};
 

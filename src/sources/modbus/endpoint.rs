@@ -1,0 +1,484 @@
+//! One task per endpoint (a TCP address or a serial line): one connection, requests to its
+//! units serialized on it, each bounded by the unit's `timeout_ms`.
+//!
+//! Scheduling: every unit has a fixed-rate schedule (`poll_s`), staggered across the period.
+//! A unit that times out costs its neighbours that one timeout and the rest of its poll is
+//! skipped; after two failed polls in a row it is polled less often (period × 2^(n−1), capped
+//! at `backoff_max_s`) until it answers again. A timeout also renews the connection, so a late
+//! answer can never be taken for the next request's. Connection failures make the endpoint
+//! reconnect with capped, jittered exponential back-off; polls due meanwhile fail at once.
+
+use super::decode::{decode_words, scaled};
+use super::error::{exception_code, Kind, ModbusError};
+use super::plan::{Request, Target};
+use super::status::{Counted, DeviceStatus, EndpointStatus};
+use crate::config::modbus::{Parity, RegisterConfig, StatusConfig, Table};
+use crate::core::{Origin, RawReading, ReadingStatus, SourceEvent};
+use crate::sources::backoff::Backoff;
+use crate::telemetry::now_ms;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_modbus::client::{Context, Reader};
+use tokio_modbus::slave::{Slave, SlaveContext};
+
+/// Endpoint reconnect back-off bounds.
+const RECONNECT_MIN_MS: u64 = 100;
+const RECONNECT_MAX_MS: u64 = 10_000;
+
+#[derive(Debug, Clone)]
+pub enum Link {
+    Tcp(String),
+    RtuOverTcp(String),
+    Serial {
+        path: String,
+        baud: u32,
+        parity: Parity,
+        data_bits: u8,
+        stop_bits: u8,
+    },
+}
+
+#[derive(Debug)]
+pub struct DeviceSpec {
+    pub site: String,
+    pub device: String,
+    pub unit: u8,
+    pub period: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub backoff_max: Duration,
+    pub registers: Vec<RegisterConfig>,
+    pub status: Option<StatusConfig>,
+    pub requests: Vec<Request>,
+    pub origin: Arc<str>,
+    pub stats: Arc<DeviceStatus>,
+}
+
+#[derive(Debug)]
+pub struct EndpointSpec {
+    pub key: String,
+    pub link: Link,
+    pub connect_timeout: Duration,
+    pub devices: Vec<DeviceSpec>,
+    pub status: Arc<EndpointStatus>,
+}
+
+async fn connect(link: &Link, key: &str, timeout: Duration) -> Result<Context, ModbusError> {
+    let conn_err = |source| ModbusError::Connect {
+        endpoint: key.to_string(),
+        source,
+    };
+    match link {
+        Link::Tcp(addr) | Link::RtuOverTcp(addr) => {
+            let s = tokio::time::timeout(timeout, TcpStream::connect(addr.as_str()))
+                .await
+                .map_err(|_| {
+                    conn_err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {} ms", timeout.as_millis()),
+                    ))
+                })?
+                .map_err(conn_err)?;
+            let _ = s.set_nodelay(true);
+            Ok(match link {
+                Link::Tcp(_) => tokio_modbus::client::tcp::attach(s),
+                _ => tokio_modbus::client::rtu::attach(s),
+            })
+        }
+        Link::Serial {
+            path,
+            baud,
+            parity,
+            data_bits,
+            stop_bits,
+        } => {
+            use tokio_serial::{DataBits, StopBits};
+            let b = tokio_serial::new(path.as_str(), *baud)
+                .parity(match parity {
+                    Parity::None => tokio_serial::Parity::None,
+                    Parity::Even => tokio_serial::Parity::Even,
+                    Parity::Odd => tokio_serial::Parity::Odd,
+                })
+                .data_bits(match data_bits {
+                    5 => DataBits::Five,
+                    6 => DataBits::Six,
+                    7 => DataBits::Seven,
+                    _ => DataBits::Eight,
+                })
+                .stop_bits(if *stop_bits == 2 {
+                    StopBits::Two
+                } else {
+                    StopBits::One
+                });
+            let port =
+                tokio_serial::SerialStream::open(&b).map_err(|source| ModbusError::Serial {
+                    path: path.clone(),
+                    source,
+                })?;
+            Ok(tokio_modbus::client::rtu::attach(port))
+        }
+    }
+}
+
+enum Data {
+    Words(Vec<u16>),
+    Bits(Vec<bool>),
+}
+
+fn describe(r: &Request) -> String {
+    format!(
+        "{} {}..={}",
+        r.table.as_str(),
+        r.start,
+        r.start as u32 + r.count as u32 - 1
+    )
+}
+
+async fn read(ctx: &mut Context, r: &Request) -> tokio_modbus::Result<Data> {
+    Ok(match r.table {
+        Table::Holding => ctx
+            .read_holding_registers(r.start, r.count)
+            .await?
+            .map(Data::Words),
+        Table::Input => ctx
+            .read_input_registers(r.start, r.count)
+            .await?
+            .map(Data::Words),
+        Table::Coil => ctx.read_coils(r.start, r.count).await?.map(Data::Bits),
+        Table::Discrete => ctx
+            .read_discrete_inputs(r.start, r.count)
+            .await?
+            .map(Data::Bits),
+    })
+}
+
+/// What one poll of one unit produced.
+struct Polled {
+    values: Vec<(String, f64)>,
+    fault: bool,
+    /// Exceptions answered to some of the requests (the rest were read).
+    exceptions: Vec<ModbusError>,
+}
+
+/// Read every planned request of `d`. A timeout or link error ends the poll (the unit is
+/// not answering or the link is gone); an exception only loses that request's registers.
+async fn poll_unit(ctx: &mut Context, key: &str, d: &DeviceSpec) -> Result<Polled, ModbusError> {
+    ctx.set_slave(Slave(d.unit));
+    let mut out = Polled {
+        values: Vec::with_capacity(d.registers.len()),
+        fault: false,
+        exceptions: Vec::new(),
+    };
+    for r in &d.requests {
+        let data = match tokio::time::timeout(d.timeout, read(ctx, r)).await {
+            Err(_) => {
+                return Err(ModbusError::Timeout {
+                    unit: d.unit,
+                    what: describe(r),
+                    timeout_ms: d.timeout.as_millis() as u64,
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(ModbusError::Transport {
+                    endpoint: key.to_string(),
+                    unit: d.unit,
+                    what: describe(r),
+                    detail: e.to_string(),
+                })
+            }
+            Ok(Ok(Err(code))) => {
+                out.exceptions.push(ModbusError::Exception {
+                    unit: d.unit,
+                    what: describe(r),
+                    code: exception_code(code),
+                });
+                continue;
+            }
+            Ok(Ok(Ok(data))) => data,
+        };
+        let got = match &data {
+            Data::Words(w) => w.len(),
+            Data::Bits(b) => b.len(),
+        };
+        if got < r.count as usize {
+            return Err(ModbusError::ShortAnswer {
+                unit: d.unit,
+                what: describe(r),
+                got,
+                expected: r.count as usize,
+            });
+        }
+        for &(target, off, width) in &r.slots {
+            let (o, w) = (off as usize, width as usize);
+            let word: Option<f64> = match (&data, target) {
+                (Data::Bits(b), _) => b.get(o).map(|&x| x as u8 as f64),
+                (Data::Words(ws), Target::Register(i)) => {
+                    let reg = &d.registers[i];
+                    decode_words(reg.data_type, reg.word_order, reg.byte_swap, &ws[o..o + w])
+                }
+                (Data::Words(ws), Target::Status) => ws.get(o).map(|&x| x as f64),
+            };
+            let Some(raw) = word else { continue };
+            match target {
+                Target::Register(i) => {
+                    let reg = &d.registers[i];
+                    out.values.push((reg.channel.clone(), scaled(reg, raw)));
+                }
+                Target::Status => {
+                    let mask = d.status.as_ref().map_or(0xFFFF, |s| s.fault_mask);
+                    out.fault = (raw as u16) & mask != 0;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How long a unit that has failed `fails` polls in a row waits before its next poll:
+/// `None` (its normal period) after a single failure, then period × 2^(fails−1), capped.
+pub fn unit_backoff(period: Duration, fails: u32, cap: Duration) -> Option<Duration> {
+    (fails >= 2).then(|| {
+        period
+            .saturating_mul(1u32 << (fails - 1).min(16))
+            .min(cap.max(period))
+    })
+}
+
+/// Poll every unit of `ep` on its schedule until shutdown.
+pub async fn run(
+    ep: EndpointSpec,
+    tx: mpsc::Sender<SourceEvent>,
+    mut shutdown: broadcast::Receiver<()>,
+) {
+    let st = ep.status.clone();
+    let n = ep.devices.len().max(1);
+    let start = Instant::now();
+    let mut heap: BinaryHeap<Reverse<(Instant, usize)>> = ep
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Reverse((start + d.period.mul_f64(i as f64 / n as f64), i)))
+        .collect();
+    let mut last_start: Vec<Option<Instant>> = vec![None; ep.devices.len()];
+    let mut ctx: Option<Context> = None;
+    let mut ever_connected = false;
+    let mut backoff = Backoff::new(RECONNECT_MIN_MS, RECONNECT_MAX_MS);
+    let mut reconnect_at = start;
+    let link_name: std::sync::Arc<str> = std::sync::Arc::from(format!("modbus:{}", ep.key));
+    let mut link_up = false;
+
+    while let Some(Reverse((due, i))) = heap.pop() {
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = shutdown.recv() => break,
+        }
+        let d = &ep.devices[i];
+        let started = Instant::now();
+        if let Some(p) = last_start[i] {
+            d.stats
+                .record_period(started.duration_since(p).as_secs_f64() * 1000.0);
+        }
+        last_start[i] = Some(started);
+        d.stats.count(Counted::Poll);
+
+        let mut attempt = 0u32;
+        let outcome = loop {
+            if ctx.is_none() {
+                let now = Instant::now();
+                if now < reconnect_at {
+                    break Err(ModbusError::NotConnected {
+                        endpoint: ep.key.clone(),
+                        retry_in_ms: (reconnect_at - now).as_millis() as u64,
+                    });
+                }
+                match connect(&ep.link, &ep.key, ep.connect_timeout).await {
+                    Ok(c) => {
+                        ctx = Some(c);
+                        if ever_connected {
+                            st.reconnects.inc();
+                            st.link.count_reconnect();
+                        }
+                        ever_connected = true;
+                        st.link.set_connected(now_ms());
+                        st.connected.set(1);
+                        backoff.reset();
+                    }
+                    Err(e) => {
+                        reconnect_at = Instant::now() + backoff.next_delay();
+                        if st.link.set_disconnected(now_ms(), e.to_string()) {
+                            tracing::warn!(endpoint = %ep.key, error = %e, "Modbus endpoint unreachable");
+                        }
+                        st.connected.set(0);
+                        break Err(e);
+                    }
+                }
+            }
+            let Some(c) = ctx.as_mut() else { continue };
+            match poll_unit(c, &ep.key, d).await {
+                Ok(p) => break Ok(p),
+                Err(e) if e.kind() == Kind::Timeout => {
+                    // A late answer must not be read as the next request's: renew the link.
+                    ctx = None;
+                    break Err(e);
+                }
+                Err(e) => {
+                    ctx = None;
+                    if st.link.set_disconnected(now_ms(), e.to_string()) {
+                        tracing::warn!(endpoint = %ep.key, error = %e, "Modbus connection lost");
+                    }
+                    st.connected.set(0);
+                    if attempt < d.retries {
+                        attempt += 1;
+                        continue;
+                    }
+                    break Err(e);
+                }
+            }
+        };
+        let finished_ms = now_ms();
+        // Link up/down and every poll's outcome go to the core, for 稳定性 (link stability
+        // and poll success ratio) over any window.
+        if st.link.connected() != link_up {
+            link_up = !link_up;
+            let ev = SourceEvent::Link {
+                link: link_name.clone(),
+                up: link_up,
+                at_ms: finished_ms,
+            };
+            if tx.send(ev).await.is_err() {
+                break;
+            }
+        }
+        let ok = matches!(&outcome, Ok(p) if p.exceptions.is_empty());
+        let ev = SourceEvent::Poll {
+            link: link_name.clone(),
+            ok,
+            at_ms: finished_ms,
+        };
+        if tx.send(ev).await.is_err() {
+            break;
+        }
+        let mut next = due + d.period;
+        match outcome {
+            Ok(p) => {
+                let complete = p.exceptions.is_empty();
+                for e in &p.exceptions {
+                    if let ModbusError::Exception { code, .. } = e {
+                        d.stats.count_exception(*code);
+                    }
+                }
+                d.stats.consecutive_failures.store(0, Ordering::Relaxed);
+                d.stats.backoff_until_ms.store(0, Ordering::Relaxed);
+                if complete {
+                    d.stats.count(Counted::Success);
+                    d.stats
+                        .last_success_ms
+                        .store(finished_ms, Ordering::Relaxed);
+                    d.stats.set_error(None);
+                } else {
+                    d.stats
+                        .set_error(p.exceptions.first().map(|e| e.to_string()));
+                }
+                if !p.values.is_empty() {
+                    let ev = SourceEvent::Reading {
+                        reading: RawReading {
+                            site: d.site.clone(),
+                            device: d.device.clone(),
+                            ts_ms: Some(finished_ms),
+                            values: p.values,
+                            status: if p.fault {
+                                ReadingStatus::Fault
+                            } else {
+                                ReadingStatus::Normal
+                            },
+                        },
+                        origin: Origin {
+                            topic: d.origin.clone(),
+                            element: None,
+                        },
+                        received_ms: finished_ms,
+                    };
+                    if tx.send(ev).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                match e.kind() {
+                    Kind::Timeout => d.stats.count(Counted::Timeout),
+                    _ => d.stats.count(Counted::TransportError),
+                };
+                let unit_failure = !matches!(
+                    e,
+                    ModbusError::NotConnected { .. }
+                        | ModbusError::Connect { .. }
+                        | ModbusError::Serial { .. }
+                );
+                if unit_failure {
+                    let fails = d.stats.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(delay) = unit_backoff(d.period, fails, d.backoff_max) {
+                        next = Instant::now() + delay;
+                        d.stats
+                            .backoff_until_ms
+                            .store(finished_ms + delay.as_millis() as i64, Ordering::Relaxed);
+                        // The back-off interval is not an achieved period.
+                        last_start[i] = None;
+                    }
+                }
+                d.stats.set_error(Some(e.to_string()));
+            }
+        }
+        let now = Instant::now();
+        while next <= now {
+            next += d.period;
+        }
+        heap.push(Reverse((next, i)));
+    }
+    if link_up {
+        let _ = tx
+            .send(SourceEvent::Link {
+                link: link_name,
+                up: false,
+                at_ms: now_ms(),
+            })
+            .await;
+    }
+    st.connected.set(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unit_backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn a_failing_unit_backs_off_exponentially_up_to_the_cap() {
+        let p = Duration::from_millis(500);
+        let cap = Duration::from_secs(5);
+        let got: Vec<Option<u128>> = (0..8)
+            .map(|n| unit_backoff(p, n, cap).map(|d| d.as_millis()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                None,
+                None,
+                Some(1000),
+                Some(2000),
+                Some(4000),
+                Some(5000),
+                Some(5000),
+                Some(5000)
+            ]
+        );
+        // Never below the period, never overflowing.
+        assert_eq!(unit_backoff(p, 2, Duration::ZERO), Some(p));
+        assert_eq!(unit_backoff(p, u32::MAX, cap), Some(cap));
+    }
+}
