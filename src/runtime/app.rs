@@ -245,12 +245,16 @@ async fn core_task(
     mut shutdown: broadcast::Receiver<()>,
 ) {
     let metrics = shared.metrics.clone();
-    let warn = RateLimitedLog::new(10_000);
+    let mut ctx = Dispatch {
+        store,
+        metrics: metrics.clone(),
+        warn: RateLimitedLog::new(10_000),
+        out: Outputs::default(),
+        latency: LatencyAcc::default(),
+    };
     let mut buf = Vec::with_capacity(CORE_BATCH);
-    let mut out = Outputs::default();
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut indicators = tokio::time::interval(indicator_every);
-    let mut latency = LatencyAcc::default();
     let mut saved_seen: Vec<Option<i64>> = {
         let core = shared.core();
         (0..core.inventory.devices.len() as u32)
@@ -269,23 +273,13 @@ async fn core_task(
         tokio::select! {
             n = rx.recv_many(&mut buf, CORE_BATCH) => {
                 if n == 0 { break }
-                let msgs = {
-                    let mut core = shared.core();
-                    for ev in buf.drain(..) {
-                        core.apply(ev, &mut out);
-                    }
-                    dispatch(&core, &mut out, store.as_ref(), &metrics, &warn, &mut latency)
-                };
+                let msgs = ctx.apply(&shared, &mut buf, None);
                 if send_all(&journal, msgs).await.is_err() {
                     break;
                 }
             }
             _ = tokio::time::sleep_until(wake) => {
-                let msgs = {
-                    let mut core = shared.core();
-                    core.tick(now_ms(), &mut out);
-                    dispatch(&core, &mut out, store.as_ref(), &metrics, &warn, &mut latency)
-                };
+                let msgs = ctx.apply(&shared, &mut buf, Some(now_ms()));
                 if send_all(&journal, msgs).await.is_err() {
                     break;
                 }
@@ -296,13 +290,13 @@ async fn core_task(
                 if !rows.is_empty() && journal.send(JournalMsg::LastSeen(rows)).await.is_err() {
                     break;
                 }
-                let lat = latency.take(&shared.core().inventory);
+                let lat = ctx.latency.take(&shared.core().inventory);
                 if !lat.is_empty() && journal.send(JournalMsg::Latency(lat)).await.is_err() {
                     break;
                 }
             }
             _ = indicators.tick() => {
-                if let Some(q) = &store {
+                if let Some(q) = &ctx.store {
                     for r in indicator_records(&shared.core(), now_ms()) {
                         q.push(r);
                     }
@@ -316,13 +310,7 @@ async fn core_task(
                     if n == 0 {
                         break;
                     }
-                    let msgs = {
-                        let mut core = shared.core();
-                        for ev in buf.drain(..) {
-                            core.apply(ev, &mut out);
-                        }
-                        dispatch(&core, &mut out, store.as_ref(), &metrics, &warn, &mut latency)
-                    };
+                    let msgs = ctx.apply(&shared, &mut buf, None);
                     if send_all(&journal, msgs).await.is_err() {
                         break;
                     }
@@ -335,9 +323,45 @@ async fn core_task(
     if !rows.is_empty() {
         let _ = journal.send(JournalMsg::LastSeen(rows)).await;
     }
-    let lat = latency.take(&shared.core().inventory);
+    let lat = ctx.latency.take(&shared.core().inventory);
     if !lat.is_empty() {
         let _ = journal.send(JournalMsg::Latency(lat)).await;
+    }
+}
+
+/// What the core task routes outputs through.
+struct Dispatch {
+    store: Option<StoreQueue>,
+    metrics: Arc<Metrics>,
+    warn: RateLimitedLog,
+    out: Outputs,
+    latency: LatencyAcc,
+}
+
+impl Dispatch {
+    /// Apply a batch of source events (or, with `tick`, advance the clock) under one lock
+    /// and route what came out; returns what the journal must persist.
+    fn apply(
+        &mut self,
+        shared: &Shared,
+        buf: &mut Vec<SourceEvent>,
+        tick: Option<i64>,
+    ) -> Vec<JournalMsg> {
+        let mut core = shared.core();
+        for ev in buf.drain(..) {
+            core.apply(ev, &mut self.out);
+        }
+        if let Some(now) = tick {
+            core.tick(now, &mut self.out);
+        }
+        dispatch(
+            &core,
+            &mut self.out,
+            self.store.as_ref(),
+            &self.metrics,
+            &self.warn,
+            &mut self.latency,
+        )
     }
 }
 

@@ -199,6 +199,18 @@ impl Journal {
         StateError::Db(self.path.clone(), e)
     }
 
+    /// Run a query and map every row, with errors naming the database file.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StateError> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = st.query_map(params, f).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     fn load_keys(&mut self) -> Result<(), StateError> {
         let mut st = self
             .conn
@@ -417,43 +429,31 @@ impl Journal {
                 fault: false,
             }
         };
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT t.unit, t.online, t.at_ms FROM transitions t
-                 JOIN (SELECT unit, max(id) AS id FROM transitions GROUP BY unit) m ON t.id = m.id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
+        for (unit, online, at) in self.rows(
+            "SELECT t.unit, t.online, t.at_ms FROM transitions t
+             JOIN (SELECT unit, max(id) AS id FROM transitions GROUP BY unit) m ON t.id = m.id",
+            [],
+            |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, bool>(1)?,
                     r.get::<_, i64>(2)?,
                 ))
-            })
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (unit, online, at) = row.map_err(|e| self.err(e))?;
+            },
+        )? {
             out.entry(unit)
                 .or_insert_with(|| snap(unit))
                 .last_transition = Some((online, at));
         }
-        let mut st = self
-            .conn
-            .prepare("SELECT unit, last_seen_ms, fault FROM last_seen")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
+        for (unit, seen, fault) in
+            self.rows("SELECT unit, last_seen_ms, fault FROM last_seen", [], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, bool>(2)?,
                 ))
-            })
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (unit, seen, fault) = row.map_err(|e| self.err(e))?;
+            })?
+        {
             let e = out.entry(unit).or_insert_with(|| snap(unit));
             e.last_seen_ms = Some(seen);
             e.fault = fault;
@@ -743,71 +743,56 @@ impl Journal {
         }
 
         let mut links: std::collections::BTreeMap<String, Vec<(i64, bool)>> = Default::default();
-        let mut st = self
-            .conn
-            .prepare("SELECT link, at_ms, up FROM links WHERE at_ms < ?1 ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(params![to], |r| {
+        for (link, at, up) in self.rows(
+            "SELECT link, at_ms, up FROM links WHERE at_ms < ?1 ORDER BY id",
+            params![to],
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, bool>(2)?,
                 ))
-            })
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (link, at, up) = row.map_err(|e| self.err(e))?;
+            },
+        )? {
             links.entry(link).or_default().push((at, up));
         }
         h.links = links.into_iter().collect();
 
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT link, sum(ok), sum(failed) FROM polls WHERE minute_ms > ?1 - 60000 AND minute_ms < ?2
-                 GROUP BY link ORDER BY link",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(params![from, to], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (link, ok, failed) = row.map_err(|e| self.err(e))?;
-            h.polls.push((link, ok.max(0) as u64, failed.max(0) as u64));
-        }
-        drop(st);
-
+        // Minute-resolution history: the minutes that overlap the window count.
+        h.polls = self
+            .rows(
+                "SELECT link, sum(ok), sum(failed) FROM polls
+                 WHERE minute_ms > ?1 - 60000 AND minute_ms < ?2 GROUP BY link ORDER BY link",
+                params![from, to],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )?
+            .into_iter()
+            .map(|(link, ok, failed)| (link, ok.max(0) as u64, failed.max(0) as u64))
+            .collect();
         let site_idx: HashMap<&str, usize> = inv
             .sites
             .iter()
             .enumerate()
             .map(|(i, s)| (&*s.id, i))
             .collect();
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT site, bucket, sum(count) FROM latency WHERE minute_ms > ?1 - 60000 AND minute_ms < ?2
-                 GROUP BY site, bucket",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(params![from, to], |r| {
+        for (site, bucket, count) in self.rows(
+            "SELECT site, bucket, sum(count) FROM latency
+             WHERE minute_ms > ?1 - 60000 AND minute_ms < ?2 GROUP BY site, bucket",
+            params![from, to],
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, u32>(1)?,
                     r.get::<_, i64>(2)?,
                 ))
-            })
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (site, bucket, count) = row.map_err(|e| self.err(e))?;
+            },
+        )? {
             if let Some(&i) = site_idx.get(site.as_str()) {
                 h.latency[i].push((bucket, count.max(0) as u64));
             }
