@@ -129,6 +129,29 @@ level1 = "预算执行"
 weight = 10
 "#;
 
+/// `safegate report --format json` for [from, to).
+fn report_command(config: &std::path::Path, from: i64, to: i64) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
+        .args(["report", "--config"])
+        .arg(config)
+        .args([
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn ind<'a>(v: &'a Value, id: &str) -> &'a Value {
     v["indicators"]
         .as_array()
@@ -359,25 +382,7 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
     );
 
     // The report command, from the persisted state, agrees with the API.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
-        .args(["report", "--config"])
-        .arg(&cfg.path)
-        .args([
-            "--from",
-            &t1.to_string(),
-            "--to",
-            &t2.to_string(),
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cli = report_command(&cfg.path, t1, t2);
     assert_eq!(cli["rows"], report["rows"]);
 
     // Restart in the middle of a window: [t1, t3) spans it.
@@ -410,24 +415,6 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
     gw.stop().await;
 
     // With no gateway running at all, the report command reads the same history.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
-        .args(["report", "--config"])
-        .arg(&cfg.path)
-        .args([
-            "--from",
-            &t1.to_string(),
-            "--to",
-            &t2.to_string(),
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let offline: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let offline = report_command(&cfg.path, t1, t2);
     assert_eq!(offline["rows"], report["rows"]);
 }

@@ -66,15 +66,6 @@ fn assert_value(got: &Value, want: f64, what: &str) {
     );
 }
 
-fn device<'a>(list: &'a Value, id: &str) -> &'a Value {
-    list["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == id)
-        .unwrap_or_else(|| panic!("device {id} not listed in {list}"))
-}
-
 fn modbus_of(cfg: &safegate::config::Config, id: &str) -> ModbusConfig {
     cfg.inventory
         .devices

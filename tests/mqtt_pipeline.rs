@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use safegate::sources::mqtt::payload::parse_rfc3339_ms;
 use safegate::telemetry::rfc3339_ms;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -16,15 +16,6 @@ async fn wait_ready(api: &str) {
         v["mqtt"]["connected"] == true
     })
     .await;
-}
-
-fn device<'a>(list: &'a Value, id: &str) -> &'a Value {
-    list["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == id)
-        .unwrap_or_else(|| panic!("device {id} not listed in {list}"))
 }
 
 const PARK: &str = r#"

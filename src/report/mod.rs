@@ -98,6 +98,21 @@ pub struct Reason {
 }
 
 impl Reason {
+    /// A reason that is a fact, not a stretch of time (never reported, no platform …).
+    fn fact(unit: &'static str, id: String, site: String, note: String) -> Reason {
+        Reason {
+            unit,
+            id,
+            site,
+            down_ms: 0,
+            outages: 0,
+            longest_from: None,
+            longest_to: None,
+            never_reported: false,
+            note,
+        }
+    }
+
     pub fn summary(&self) -> String {
         let mut s = format!("{} {}/{}: {}", self.unit, self.site, self.id, self.note);
         if let (Some(a), Some(b)) = (&self.longest_from, &self.longest_to) {
@@ -242,15 +257,13 @@ pub fn reasons(
                 let d = &inv.devices[i];
                 if dev_in(i) && f.registered_at_to && !f.reported_by_to {
                     out.push(Reason {
-                        unit: "device",
-                        id: d.id.to_string(),
-                        site: site_of(d.site),
-                        down_ms: 0,
-                        outages: 0,
-                        longest_from: None,
-                        longest_to: None,
                         never_reported: true,
-                        note: format!("never reported (status {})", d.status.as_str()),
+                        ..Reason::fact(
+                            "device",
+                            d.id.to_string(),
+                            site_of(d.site),
+                            format!("never reported (status {})", d.status.as_str()),
+                        )
                     });
                 }
             }
@@ -269,21 +282,16 @@ pub fn reasons(
                     !platform
                 };
                 if inside && *counted && missed {
-                    out.push(Reason {
-                        unit: "enterprise",
-                        id: e.id.to_string(),
-                        site: site_of(e.site),
-                        down_ms: 0,
-                        outages: 0,
-                        longest_from: None,
-                        longest_to: None,
-                        never_reported: false,
-                        note: if indicator == "enterprise_access_rate" {
+                    out.push(Reason::fact(
+                        "enterprise",
+                        e.id.to_string(),
+                        site_of(e.site),
+                        if indicator == "enterprise_access_rate" {
                             "no device online in the window".into()
                         } else {
                             "platform not built and no data pushed".into()
                         },
-                    });
+                    ));
                 }
             }
         }
@@ -344,17 +352,12 @@ pub fn reasons(
         "poll_success_ratio" => {
             for (name, ok, failed) in &c.polls {
                 if qualifier.is_none_or(|q| q == name) && *failed > 0 {
-                    out.push(Reason {
-                        unit: "link",
-                        id: name.clone(),
-                        site: String::new(),
-                        down_ms: 0,
-                        outages: 0,
-                        longest_from: None,
-                        longest_to: None,
-                        never_reported: false,
-                        note: format!("{failed} of {} polls failed", ok + failed),
-                    });
+                    out.push(Reason::fact(
+                        "link",
+                        name.clone(),
+                        String::new(),
+                        format!("{failed} of {} polls failed", ok + failed),
+                    ));
                 }
             }
         }

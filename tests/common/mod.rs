@@ -358,3 +358,13 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
 pub fn now_ms() -> i64 {
     safegate::telemetry::now_ms()
 }
+
+/// One device from a `GET /api/v1/devices` listing.
+pub fn device<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("device {id} not listed in {list}"))
+}
