@@ -130,6 +130,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("  rejected inputs:        {base}/api/v1/rejections");
     println!("  Modbus endpoints:       {base}/api/v1/endpoints");
     println!("  metrics:                {base}/metrics");
+    println!("  indicators (last 24 h): {base}/api/v1/indicators");
+    println!("  self-evaluation report: {base}/api/v1/report?format=markdown");
     println!("  readiness:              {base}/readyz");
     println!("Press Ctrl-C to stop.");
 
