@@ -1,5 +1,6 @@
 //! The core: plain, synchronous, deterministic. Every function takes the time as an input.
 
+pub mod alarms;
 pub mod event;
 pub mod indicators;
 pub mod ingest;
