@@ -1,4 +1,6 @@
-//! Alarm thresholds: the per-reading evaluation (pure, O(1) per reading) that the alarm
-//! lifecycle builds on. Sources of the default values: `docs/research/alarm-thresholds.md`.
+//! Alarms (groundwork, not yet wired into the gateway): threshold evaluation per reading
+//! (pure, O(1)) and the alarm lifecycle with response deadlines. Sources of the default
+//! values: `docs/research/alarm-thresholds.md`.
 
+pub mod lifecycle;
 pub mod thresholds;
