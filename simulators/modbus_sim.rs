@@ -452,25 +452,29 @@ impl ModbusSim {
     }
 }
 
+/// One accepted TCP connection: a service for the endpoint, and the stream wrapped so a
+/// fault mode can drop it.
+fn accept(stream: TcpStream, ep: Arc<Endpoint>) -> (SimService, Killable) {
+    let _ = stream.set_nodelay(true);
+    let kill = Arc::new(AtomicBool::new(false));
+    let svc = SimService {
+        ep,
+        kill: kill.clone(),
+    };
+    (
+        svc,
+        Killable {
+            inner: stream,
+            kill,
+        },
+    )
+}
+
 async fn serve_mbap(listener: TcpListener, ep: Arc<Endpoint>) {
     let server = tokio_modbus::server::tcp::Server::new(listener);
     let on_connected = |stream: TcpStream, _addr| {
         let ep = ep.clone();
-        async move {
-            let _ = stream.set_nodelay(true);
-            let kill = Arc::new(AtomicBool::new(false));
-            let svc = SimService {
-                ep,
-                kill: kill.clone(),
-            };
-            Ok(Some((
-                svc,
-                Killable {
-                    inner: stream,
-                    kill,
-                },
-            )))
-        }
+        async move { Ok(Some(accept(stream, ep))) }
     };
     if let Err(e) = server.serve(&on_connected, |_e| {}).await {
         tracing::warn!(error = %e, "modbus-sim TCP server stopped");
@@ -482,21 +486,7 @@ async fn serve_rtu_over_tcp(listener: TcpListener, ep: Arc<Endpoint>) {
     let server = tokio_modbus::server::rtu_over_tcp::Server::new(listener);
     let on_connected = |stream: TcpStream, _addr| {
         let ep = ep.clone();
-        async move {
-            let _ = stream.set_nodelay(true);
-            let kill = Arc::new(AtomicBool::new(false));
-            let svc = SimService {
-                ep,
-                kill: kill.clone(),
-            };
-            Ok(Some((
-                svc,
-                Killable {
-                    inner: stream,
-                    kill,
-                },
-            )))
-        }
+        async move { Ok(Some(accept(stream, ep))) }
     };
     if let Err(e) = server.serve(&on_connected, |_e| {}).await {
         tracing::warn!(error = %e, "modbus-sim RTU-over-TCP server stopped");
