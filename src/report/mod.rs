@@ -113,6 +113,22 @@ impl Reason {
         }
     }
 
+    /// A system or zone that was down (below quorum, uncovered) for part of the window.
+    fn group(
+        unit: &'static str,
+        id: String,
+        site: String,
+        f: &crate::core::indicators::engine::GroupFacts,
+        note: String,
+    ) -> Reason {
+        Reason {
+            down_ms: f.down_ms,
+            longest_from: f.longest.map(|x| rfc3339_ms(x.0)),
+            longest_to: f.longest.map(|x| rfc3339_ms(x.1)),
+            ..Reason::fact(unit, id, site, note)
+        }
+    }
+
     pub fn summary(&self) -> String {
         let mut s = format!("{} {}/{}: {}", self.unit, self.site, self.id, self.note);
         if let (Some(a), Some(b)) = (&self.longest_from, &self.longest_to) {
@@ -209,21 +225,13 @@ pub fn reasons(
                         f.counted_at_to && !f.online_at_to
                     };
                     if in_site(s.site) && down {
-                        let (a, b) = span(f.longest);
-                        out.push(Reason {
-                            unit: "system",
-                            id: s.id.to_string(),
-                            site: site_of(s.site),
-                            down_ms: f.down_ms,
-                            outages: 0,
-                            longest_from: a,
-                            longest_to: b,
-                            never_reported: false,
-                            note: format!(
-                                "below its device quorum {} in the window",
-                                hours(f.down_ms)
-                            ),
-                        });
+                        out.push(Reason::group(
+                            "system",
+                            s.id.to_string(),
+                            site_of(s.site),
+                            f,
+                            format!("below its device quorum {} in the window", hours(f.down_ms)),
+                        ));
                     }
                 }
             }
@@ -233,21 +241,19 @@ pub fn reasons(
                 let z = &inv.zones[i];
                 if in_site(z.site) && f.down_ms > 0 {
                     let has = inv.devices.iter().any(|d| d.zone == Some(i as u32));
-                    let (a, b) = span(f.longest);
                     out.push(Reason {
-                        unit: "zone",
-                        id: z.id.to_string(),
-                        site: site_of(z.site),
-                        down_ms: f.down_ms,
-                        outages: 0,
-                        longest_from: a,
-                        longest_to: b,
                         never_reported: !has,
-                        note: if has {
-                            format!("no device online for {}", hours(f.down_ms))
-                        } else {
-                            "no monitoring device assigned".into()
-                        },
+                        ..Reason::group(
+                            "zone",
+                            z.id.to_string(),
+                            site_of(z.site),
+                            f,
+                            if has {
+                                format!("no device online for {}", hours(f.down_ms))
+                            } else {
+                                "no monitoring device assigned".into()
+                            },
+                        )
                     });
                 }
             }
@@ -309,17 +315,12 @@ pub fn reasons(
                     && kind_ok
                     && (!f.built_at_to || share < c.policy.system_online_share)
                 {
-                    let (a, b) = span(f.longest);
-                    out.push(Reason {
-                        unit: "system",
-                        id: s.id.to_string(),
-                        site: site_of(s.site),
-                        down_ms: f.down_ms,
-                        outages: 0,
-                        longest_from: a,
-                        longest_to: b,
-                        never_reported: false,
-                        note: if f.built_at_to {
+                    out.push(Reason::group(
+                        "system",
+                        s.id.to_string(),
+                        site_of(s.site),
+                        f,
+                        if f.built_at_to {
                             format!(
                                 "online {:.2}% of the window, needs {:.2}%",
                                 share * 100.0,
@@ -328,7 +329,7 @@ pub fn reasons(
                         } else {
                             format!("not built (status {})", s.status.as_str())
                         },
-                    });
+                    ));
                 }
             }
         }
