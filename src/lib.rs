@@ -1,10 +1,11 @@
 //! safegate: an IoT telemetry gateway that measures the safety-monitoring indicators of
 //! chemical-industry parks and mines.
 //!
-//! Data flows one way: [`sources`] (MQTT) → [`core`] (inventory, liveness) → [`sinks`]
-//! (InfluxDB 2) and the [`api`]. The core is synchronous and takes time as an input.
+//! Data flows one way: [`sources`] (MQTT, Modbus) → [`core`] (inventory, liveness, alarms,
+//! indicators) → [`sinks`] (InfluxDB 2, the MQTT alarm board) and the [`api`]. The core is synchronous and takes time as an input.
 
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod core;
 pub mod report;

@@ -1,5 +1,6 @@
 //! The HTTP API (axum) for operators and evaluators.
 
+mod alarms;
 mod error;
 mod indicators;
 mod routes;
@@ -15,6 +16,8 @@ use std::sync::{Arc, Mutex};
 /// What handlers read. The core is behind a mutex held only briefly by the ingest task.
 pub struct Shared {
     pub core: Mutex<Core>,
+    /// Requests to the core task (alarm acknowledgements).
+    pub commands: tokio::sync::mpsc::Sender<crate::runtime::app::Command>,
     pub metrics: Arc<Metrics>,
     pub mqtt: Arc<LinkStatus>,
     pub store: Arc<StoreStatus>,

@@ -6,7 +6,7 @@ use crate::telemetry::{rfc3339_ms, StoreHealth};
 use axum::extract::{rejection::QueryRejection, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -24,6 +24,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/indicators", get(super::indicators::indicators))
         .route("/api/v1/report", get(super::indicators::report))
         .route("/api/v1/endpoints", get(endpoints))
+        .route("/api/v1/alarms", get(super::alarms::list))
+        .route("/api/v1/alarms/{id}", get(super::alarms::get_one))
+        .route("/api/v1/alarms/{id}/ack", post(super::alarms::ack))
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see README for the API".into())
         })

@@ -4,6 +4,7 @@
 //! with a location, never a silently ignored setting. Defaults are documented on each field
 //! and in `docs/configuration.md`.
 
+pub mod alarms;
 mod load;
 pub mod modbus;
 mod validate;
@@ -27,6 +28,7 @@ pub struct Config {
     pub api: ApiSettings,
     pub indicators: IndicatorSettings,
     pub targets: Vec<TargetConfig>,
+    pub alarms: alarms::AlarmSettings,
     pub inventory: InventoryConfig,
 }
 
@@ -49,6 +51,8 @@ pub(crate) struct MainFile {
     #[serde(default)]
     targets: Vec<TargetConfig>,
     #[serde(default)]
+    alarms: alarms::AlarmSettings,
+    #[serde(default)]
     sites: Vec<SiteConfig>,
     #[serde(default)]
     enterprises: Vec<EnterpriseConfig>,
@@ -70,6 +74,7 @@ impl From<MainFile> for Config {
             api: m.api,
             indicators: m.indicators,
             targets: m.targets,
+            alarms: m.alarms,
             inventory: InventoryConfig {
                 sites: m.sites,
                 enterprises: m.enterprises,
@@ -430,6 +435,9 @@ pub struct SiteConfig {
     pub kind: SiteKind,
     #[serde(default)]
     pub status: SiteStatus,
+    /// The site's alarm scheme and response deadlines, over `[alarms]`.
+    #[serde(default)]
+    pub alarms: Option<alarms::SiteAlarmConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
@@ -621,6 +629,9 @@ pub struct DeviceConfig {
     /// How to poll the device; required when `protocol = "modbus"`, forbidden otherwise.
     #[serde(default)]
     pub modbus: Option<ModbusConfig>,
+    /// The device's own alarm rule, over `[alarms.kinds.<kind>]` and the built-in default.
+    #[serde(default)]
+    pub alarm: Option<alarms::AlarmRuleConfig>,
 }
 
 impl DeviceConfig {

@@ -166,6 +166,65 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         }
     }
 
+    let al = &c.alarms;
+    if let Some(p) = super::alarms::deadline_problem(&al.response_deadline_s) {
+        err_main("alarms.response_deadline_s", p);
+    }
+    if !(al.hysteresis > 0.0 && al.hysteresis <= 1.0) {
+        err_main(
+            "alarms.hysteresis",
+            format!("{} is not a share in (0, 1]", al.hysteresis),
+        );
+    }
+    for (k, n) in [
+        ("raise_after", al.raise_after),
+        ("clear_after", al.clear_after),
+    ] {
+        if !(1..=10_000).contains(&n) {
+            err_main(
+                &format!("alarms.{k}"),
+                format!("{n} is not a count of readings in 1..=10000"),
+            );
+        }
+    }
+    if al.retain_closed_s == 0 {
+        err_main("alarms.retain_closed_s", "must be positive".into());
+    }
+    for (gas, v) in &al.toxic_oel_ppm {
+        if !(v.is_finite() && *v > 0.0) {
+            err_main(
+                &format!("alarms.toxic_oel_ppm.{gas}"),
+                format!("{v} is not a positive limit in ppm"),
+            );
+        }
+    }
+    for (kind, rule) in &al.kinds {
+        let key = format!("alarms.kinds.{kind}");
+        let Some(k) = DeviceKind::parse(kind) else {
+            err_main(
+                &key,
+                format!(
+                    "{kind:?} is not a device kind ({})",
+                    DeviceKind::ALL.map(|k| k.as_str()).join(", ")
+                ),
+            );
+            continue;
+        };
+        if k == DeviceKind::GasToxic && rule.levels.is_none() {
+            continue; // resolved per gas, on each device
+        }
+        let input = crate::core::alarms::rules::RuleInput {
+            kind: k,
+            gas: None,
+            site_scheme: None,
+            first_channel: None,
+            device: None,
+        };
+        if let Err((field, m)) = crate::core::alarms::rules::resolve(al, &input) {
+            err_main(&format!("{key}.{}", field.trim_start_matches("alarm.")), m);
+        }
+    }
+
     let inv = &c.inventory;
     let o = &l.origins;
     let mut push = |array: &str, origin: (usize, usize), id: &str, field: &str, msg: String| {
@@ -436,6 +495,51 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
                     k.as_str()
                 ),
             ),
+        }
+    }
+
+    // Alarm rules, resolved as the gateway will resolve them. A problem that comes from a
+    // kind default or a site's scheme, not the device's own rule, is reported once per site
+    // and kind rather than for every device.
+    let mut site_scheme: HashMap<&str, Option<super::alarms::Scheme>> = HashMap::new();
+    for (i, s) in inv.sites.iter().enumerate() {
+        let a = s.alarms.as_ref();
+        site_scheme.insert(&s.id, a.and_then(|a| a.scheme));
+        if let Some(p) = a
+            .and_then(|a| a.response_deadline_s.as_ref())
+            .and_then(super::alarms::deadline_problem)
+        {
+            push("sites", o.sites[i], &s.id, "alarms.response_deadline_s", p);
+        }
+    }
+    let mut reported: HashSet<(String, DeviceKind, Option<String>, String)> = HashSet::new();
+    for (i, d) in inv.devices.iter().enumerate() {
+        let input = crate::core::alarms::rules::RuleInput {
+            kind: d.kind,
+            gas: d.gas.as_deref(),
+            site_scheme: site_scheme.get(d.site.as_str()).copied().flatten(),
+            first_channel: d
+                .modbus
+                .as_ref()
+                .and_then(|m| m.registers.first())
+                .map(|r| r.channel.as_str()),
+            device: d.alarm.as_ref(),
+        };
+        if let Err((field, m)) = crate::core::alarms::rules::resolve(al, &input) {
+            if d.alarm.is_some()
+                || reported.insert((d.site.clone(), d.kind, d.gas.clone(), m.clone()))
+            {
+                let m = if d.alarm.is_some() {
+                    m
+                } else {
+                    format!(
+                        "{m}; this applies to every {} device of site {:?} without its own alarm rule",
+                        d.kind.as_str(),
+                        d.site
+                    )
+                };
+                push("devices", o.devices[i], &d.id, &field, m);
+            }
         }
     }
     errs

@@ -66,6 +66,16 @@ pub enum SourceEvent {
         received_ms: i64,
     },
     Rejected(Rejection),
+    /// A park platform acknowledged an alarm on `{prefix}/{site}/alarms/{id}/ack`.
+    Ack {
+        site: String,
+        /// As written in the topic; the core says whether it names an alarm.
+        alarm: String,
+        by: String,
+        note: String,
+        origin: Origin,
+        received_ms: i64,
+    },
     /// One poll of a polled source (a Modbus unit) succeeded or failed, on `link`.
     Poll {
         link: Arc<str>,
@@ -95,10 +105,14 @@ pub enum Reason {
     EmptyValues,
     BadTimestamp,
     FutureTimestamp,
+    /// An acknowledgement for an alarm id the gateway does not know.
+    UnknownAlarm,
+    /// An acknowledgement published under another site than the alarm's.
+    AlarmOfOtherSite,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 13] = [
         Reason::MalformedJson,
         Reason::BadTopic,
         Reason::PayloadTooLarge,
@@ -110,6 +124,8 @@ impl Reason {
         Reason::EmptyValues,
         Reason::BadTimestamp,
         Reason::FutureTimestamp,
+        Reason::UnknownAlarm,
+        Reason::AlarmOfOtherSite,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -124,6 +140,8 @@ impl Reason {
             Reason::EmptyValues => "empty_values",
             Reason::BadTimestamp => "bad_timestamp",
             Reason::FutureTimestamp => "future_timestamp",
+            Reason::UnknownAlarm => "unknown_alarm",
+            Reason::AlarmOfOtherSite => "alarm_of_other_site",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The core's entry point: checks source events against the inventory, updates liveness and
 //! the last values, and says what to persist, store and report.
 
+use super::alarms::rules::AlarmRules;
+use super::alarms::{AckError, AckReply, AlarmBook, AlarmChange, AlarmId};
 use super::event::{Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent};
 use super::inventory::{DeviceIdx, Inventory, LookupError};
 use super::liveness::{Liveness, Transition};
@@ -40,11 +42,16 @@ pub struct Outputs {
     pub links: Vec<(Arc<str>, i64, bool)>,
     /// (link, at, ok): poll outcomes of polled sources.
     pub polls: Vec<(Arc<str>, i64, bool)>,
+    /// Alarm raises, escalations, acknowledgements and clears, in order.
+    pub alarms: Vec<AlarmChange>,
 }
 
 impl Outputs {
     pub fn is_empty(&self) -> bool {
-        self.readings.is_empty() && self.transitions.is_empty() && self.rejections.is_empty()
+        self.readings.is_empty()
+            && self.transitions.is_empty()
+            && self.rejections.is_empty()
+            && self.alarms.is_empty()
     }
     pub fn clear(&mut self) {
         self.readings.clear();
@@ -52,6 +59,7 @@ impl Outputs {
         self.rejections.clear();
         self.links.clear();
         self.polls.clear();
+        self.alarms.clear();
     }
 }
 
@@ -70,6 +78,7 @@ pub struct Core {
     /// Shared read-only with the indicator engine and the API.
     pub inventory: Arc<Inventory>,
     pub liveness: Liveness,
+    pub alarms: AlarmBook,
     last: Vec<Option<Box<LastReading>>>,
     max_future_skew_ms: i64,
     rejected_by_reason: [u64; Reason::ALL.len()],
@@ -83,6 +92,7 @@ impl Core {
         let liveness = Liveness::new(inventory.devices.iter().map(|d| d.offline_after_ms));
         let last = vec![None; inventory.devices.len()];
         Core {
+            alarms: AlarmBook::new(AlarmRules::default(), inventory.devices.len()),
             inventory: Arc::new(inventory),
             liveness,
             last,
@@ -115,9 +125,44 @@ impl Core {
         self.recent.iter()
     }
 
+    /// Use these alarm rules (resolved from the configuration for this inventory).
+    pub fn set_alarm_rules(&mut self, rules: AlarmRules) {
+        self.alarms = AlarmBook::new(rules, self.inventory.devices.len());
+    }
+
     /// Advance the clock: devices silent past their deadline go offline.
     pub fn tick(&mut self, now_ms: i64, out: &mut Outputs) {
+        let t0 = out.transitions.len();
         self.liveness.expire(now_ms, &mut out.transitions);
+        self.transition_alarms(out, t0);
+    }
+
+    /// Offline alarms follow the liveness transitions made since index `t0`.
+    fn transition_alarms(&mut self, out: &mut Outputs, t0: usize) {
+        for t in &out.transitions[t0..] {
+            self.alarms
+                .observe_transition(&self.inventory, t, &mut out.alarms);
+        }
+    }
+
+    /// Acknowledge an alarm (for `site`, when the acknowledger is bound to one).
+    #[allow(clippy::too_many_arguments)]
+    pub fn acknowledge(
+        &mut self,
+        id: AlarmId,
+        site: Option<&str>,
+        by: &str,
+        note: &str,
+        via: &str,
+        at_ms: i64,
+        out: &mut Outputs,
+    ) -> Result<AckReply, AckError> {
+        let site = match site {
+            Some(s) => Some(self.inventory.site(s).unwrap_or(u32::MAX)),
+            None => None,
+        };
+        self.alarms
+            .acknowledge(id, site, by, note, via, at_ms, &mut out.alarms)
     }
 
     pub fn next_deadline(&self) -> Option<i64> {
@@ -125,13 +170,19 @@ impl Core {
     }
 
     pub fn apply(&mut self, ev: SourceEvent, out: &mut Outputs) {
+        let t0 = out.transitions.len();
+        self.apply_event(ev, out);
+        self.transition_alarms(out, t0);
+    }
+
+    fn apply_event(&mut self, ev: SourceEvent, out: &mut Outputs) {
         match ev {
             SourceEvent::Reading {
                 reading,
                 origin,
                 received_ms,
             } => {
-                self.tick(received_ms, out);
+                self.liveness.expire(received_ms, &mut out.transitions);
                 match self.check(reading, &origin, received_ms) {
                     Ok(acc) => {
                         let fault = acc.status == ReadingStatus::Fault;
@@ -142,6 +193,8 @@ impl Core {
                             out.transitions.push(t);
                         }
                         self.remember(&acc, received_ms);
+                        self.alarms
+                            .observe_reading(&self.inventory, &acc, &mut out.alarms);
                         self.accepted += 1;
                         out.readings.push(acc);
                     }
@@ -155,7 +208,7 @@ impl Core {
                 origin,
                 received_ms,
             } => {
-                self.tick(received_ms, out);
+                self.liveness.expire(received_ms, &mut out.transitions);
                 match self.inventory.lookup(&site, &device) {
                     Ok(d) => {
                         if let Some(t) = self.liveness.observe_state(d, online, received_ms) {
@@ -169,6 +222,49 @@ impl Core {
                 }
             }
             SourceEvent::Rejected(r) => self.reject(r, out),
+            SourceEvent::Ack {
+                site,
+                alarm,
+                by,
+                note,
+                origin,
+                received_ms,
+            } => {
+                let reject = |reason, detail| Rejection {
+                    reason,
+                    origin: origin.clone(),
+                    detail,
+                    received_ms,
+                };
+                let Ok(id) = alarm.parse::<AlarmId>() else {
+                    let r = reject(
+                        Reason::UnknownAlarm,
+                        format!("{alarm:?} is not an alarm id (alarm ids are numbers)"),
+                    );
+                    return self.reject(r, out);
+                };
+                let res = self.acknowledge(id, Some(&site), &by, &note, "mqtt", received_ms, out);
+                match res {
+                    Ok(_) => {}
+                    Err(AckError::Unknown(_)) => {
+                        let r = reject(
+                            Reason::UnknownAlarm,
+                            format!("no alarm {id} is open or recently closed"),
+                        );
+                        self.reject(r, out)
+                    }
+                    Err(AckError::WrongSite { alarm_site, .. }) => {
+                        let r = reject(
+                            Reason::AlarmOfOtherSite,
+                            format!(
+                                "alarm {id} belongs to site {:?}, not {site:?}; nothing was changed",
+                                self.inventory.sites[alarm_site as usize].id
+                            ),
+                        );
+                        self.reject(r, out)
+                    }
+                }
+            }
             SourceEvent::Link { link, up, at_ms } => out.links.push((link, at_ms, up)),
             SourceEvent::Poll { link, ok, at_ms } => out.polls.push((link, at_ms, ok)),
         }

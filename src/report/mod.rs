@@ -236,6 +236,48 @@ pub fn reasons(
                 }
             }
         }
+        "alarm_response_rate" => {
+            let kind_ok = |a: &crate::core::indicators::history::AlarmFact| match qualifier {
+                Some(q) if q.starts_with("type:") => a.alarm_type.as_str() == &q[5..],
+                Some(q) if q.starts_with("level:") => q[6..].parse() == Ok(a.level),
+                _ => true,
+            };
+            for a in &c.alarms {
+                let i = a.device as usize;
+                if !dev_in(i)
+                    || !kind_ok(a)
+                    || !crate::core::indicators::engine::alarm_decided(a, c.to)
+                    || crate::core::indicators::engine::alarm_responded(a)
+                {
+                    continue;
+                }
+                let d = &inv.devices[i];
+                let deadline_s = (a.deadline_ms - a.raised_ms) as f64 / 1000.0;
+                let what = format!(
+                    "{} alarm level {} on device {:?} raised {}",
+                    a.alarm_type.as_str(),
+                    a.level,
+                    &*d.id,
+                    rfc3339_ms(a.raised_ms)
+                );
+                let note = match a.ack_ms {
+                    Some(t) if t < c.to => format!(
+                        "{what}: acknowledged late, {} s after the raise (deadline {deadline_s} s)",
+                        (t - a.raised_ms) as f64 / 1000.0
+                    ),
+                    _ => format!(
+                        "{what}: not acknowledged by its deadline ({deadline_s} s, at {})",
+                        rfc3339_ms(a.deadline_ms)
+                    ),
+                };
+                out.push(Reason::fact(
+                    "alarm",
+                    a.id.to_string(),
+                    site_of(d.site),
+                    note,
+                ));
+            }
+        }
         "coverage_rate" => {
             for (i, f) in c.zones.iter().enumerate() {
                 let z = &inv.zones[i];

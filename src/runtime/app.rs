@@ -2,8 +2,12 @@
 
 use crate::api::{self, Shared};
 use crate::config::{Config, LoadedConfig};
+use crate::core::alarms::rules::AlarmRules;
+use crate::core::alarms::view::{AlarmView, EventView};
+use crate::core::alarms::{AckError, AckReply, AlarmId};
 use crate::core::indicators::history::latency_bucket;
 use crate::core::{Core, DeviceState, Inventory, Outputs, SourceEvent};
+use crate::sinks::alarm_board::BoardQueue;
 use crate::sinks::store::{self, StoreQueue};
 use crate::sinks::Record;
 use crate::sources;
@@ -22,6 +26,21 @@ const SOURCE_QUEUE: usize = 16_384;
 const JOURNAL_QUEUE: usize = 1_024;
 const CORE_BATCH: usize = 1_024;
 const PERSIST_EVERY: Duration = Duration::from_secs(5);
+/// Requests from the API to the core task (acknowledgements). Blocks the API caller when full.
+const COMMAND_QUEUE: usize = 256;
+
+/// What the API asks of the core task; the answer comes back on `reply`.
+#[derive(Debug)]
+pub enum Command {
+    Ack {
+        id: AlarmId,
+        /// When the acknowledger is bound to a site.
+        site: Option<String>,
+        by: String,
+        note: String,
+        reply: tokio::sync::oneshot::Sender<Result<AckReply, AckError>>,
+    },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -91,6 +110,18 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         cfg.gateway.recent_rejections,
     );
     restore(&mut core, &journal)?;
+    core.set_alarm_rules(AlarmRules::from_config(&cfg, &core.inventory));
+    let open_alarms = journal.load_open_alarms(&core.inventory)?;
+    if !open_alarms.is_empty() {
+        tracing::info!(
+            alarms = open_alarms.len(),
+            "open alarms restored from the journal"
+        );
+    }
+    core.alarms.restore(journal.next_alarm_id()?, open_alarms);
+    let retain_closed = Duration::from_secs(cfg.alarms.retain_closed_s);
+    let closed_alarms = journal
+        .closed_alarms_since(now_ms() - retain_closed.as_millis() as i64 - 7 * 86_400_000)?;
     let changed = journal.sync_registry(&core.inventory, now_ms())?;
     if changed > 0 {
         tracing::info!(
@@ -111,7 +142,9 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         settings: cfg.indicators.clone(),
         targets: cfg.targets.clone(),
     });
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let shared = Arc::new(Shared {
+        commands: cmd_tx,
         evaluator,
         core: Mutex::new(core),
         metrics: metrics.clone(),
@@ -157,6 +190,30 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         }));
     }
 
+    // The alarm board: its own MQTT connection, publishing alarm states retained.
+    let board = BoardQueue::new(&cfg.mqtt.topic_prefix);
+    {
+        let mut opts = sources::mqtt::options(&cfg.mqtt)?;
+        let id = format!("{}-alarms", cfg.mqtt.client_id);
+        opts.set_client_id(id);
+        let run = board.clone().run(
+            opts,
+            retain_closed,
+            closed_alarms,
+            (cfg.mqtt.reconnect_min_ms, cfg.mqtt.reconnect_max_ms),
+            metrics.clone(),
+            shutdown.subscribe(),
+        );
+        tasks.push(tokio::spawn(run));
+        // Republish what is open: states may have changed while the gateway was down.
+        let core = shared.core();
+        let now = now_ms();
+        for r in core.alarms.open_alarms() {
+            board.publish(&AlarmView::of(r, &core.inventory, now, false));
+        }
+        metrics.alarms_active.set(core.alarms.active_count() as i64);
+    }
+
     if let Some(q) = &store_queue {
         let (ev, q, rx) = (shared.evaluator.clone(), q.clone(), shutdown.subscribe());
         tasks.push(tokio::spawn(super::cadence::run(ev, q, rx)));
@@ -177,6 +234,8 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     tasks.push(tokio::spawn(core_task(
         shared.clone(),
         src_rx,
+        cmd_rx,
+        board,
         store_queue,
         journal_tx,
         indicator_every,
@@ -236,9 +295,12 @@ fn restore(core: &mut Core, journal: &Journal) -> Result<(), StateError> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn core_task(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<SourceEvent>,
+    mut commands: mpsc::Receiver<Command>,
+    board: BoardQueue,
     store: Option<StoreQueue>,
     journal: mpsc::Sender<JournalMsg>,
     indicator_every: Duration,
@@ -247,6 +309,7 @@ async fn core_task(
     let metrics = shared.metrics.clone();
     let mut ctx = Dispatch {
         store,
+        board,
         metrics: metrics.clone(),
         warn: RateLimitedLog::new(10_000),
         out: Outputs::default(),
@@ -281,6 +344,14 @@ async fn core_task(
             _ = tokio::time::sleep_until(wake) => {
                 let msgs = ctx.apply(&shared, &mut buf, Some(now_ms()));
                 if send_all(&journal, msgs).await.is_err() {
+                    break;
+                }
+            }
+            Some(cmd) = commands.recv() => {
+                let (msgs, reply) = ctx.command(&shared, cmd);
+                let sent = send_all(&journal, msgs).await;
+                reply();
+                if sent.is_err() {
                     break;
                 }
             }
@@ -332,6 +403,7 @@ async fn core_task(
 /// What the core task routes outputs through.
 struct Dispatch {
     store: Option<StoreQueue>,
+    board: BoardQueue,
     metrics: Arc<Metrics>,
     warn: RateLimitedLog,
     out: Outputs,
@@ -354,14 +426,72 @@ impl Dispatch {
         if let Some(now) = tick {
             core.tick(now, &mut self.out);
         }
-        dispatch(
-            &core,
+        self.route(&core)
+    }
+
+    fn route(&mut self, core: &Core) -> Vec<JournalMsg> {
+        let mut msgs = dispatch(
+            core,
             &mut self.out,
             self.store.as_ref(),
             &self.metrics,
             &self.warn,
             &mut self.latency,
-        )
+        );
+        if !self.out.alarms.is_empty() {
+            let now = now_ms();
+            let mut rows = Vec::with_capacity(self.out.alarms.len());
+            for c in self.out.alarms.drain(..) {
+                let view = AlarmView::of(&c.record, &core.inventory, now, false);
+                let ev = EventView::of(&c.event);
+                if let Some(q) = &self.store {
+                    q.push(Record::alarm(&view, &ev));
+                }
+                self.board.publish(&view);
+                self.metrics
+                    .alarm_events
+                    .get_or_create(&crate::telemetry::AlarmLabel {
+                        alarm_type: c.record.kind.as_str(),
+                        event: c.event.kind.as_str(),
+                    })
+                    .inc();
+                rows.push((view, ev));
+            }
+            self.metrics
+                .alarms_active
+                .set(core.alarms.active_count() as i64);
+            msgs.push(JournalMsg::Alarms(rows));
+        }
+        msgs
+    }
+
+    /// Run an API command under the core lock; returns what to persist and how to answer
+    /// (called after the journal has the change, so an answered ack is on its way to disk).
+    fn command(&mut self, shared: &Shared, cmd: Command) -> (Vec<JournalMsg>, impl FnOnce()) {
+        let mut core = shared.core();
+        match cmd {
+            Command::Ack {
+                id,
+                site,
+                by,
+                note,
+                reply,
+            } => {
+                let res = core.acknowledge(
+                    id,
+                    site.as_deref(),
+                    &by,
+                    &note,
+                    "http",
+                    now_ms(),
+                    &mut self.out,
+                );
+                let msgs = self.route(&core);
+                (msgs, move || {
+                    let _ = reply.send(res);
+                })
+            }
+        }
     }
 }
 

@@ -1,5 +1,7 @@
-//! Sinks: where accepted data goes. The store (InfluxDB 2 line protocol) for now.
+//! Sinks: where accepted data goes: the store (InfluxDB 2 line protocol) and the alarm
+//! board (alarm states, retained, on MQTT).
 
+pub mod alarm_board;
 pub mod record;
 pub mod store;
 

@@ -66,6 +66,30 @@ pub enum Record {
         target: Option<f64>,
         completion: Option<f64>,
     },
+    /// One alarm change: measurement `alarm`.
+    Alarm {
+        site: String,
+        device: String,
+        kind: String,
+        level: u8,
+        alarm_type: String,
+        state: String,
+        event: String,
+        id: u64,
+        value: Option<f64>,
+        response_s: Option<f64>,
+        at_ms: i64,
+    },
+}
+
+/// `state_code` of the `alarm` measurement, for stores that keep numeric fields only.
+pub fn alarm_state_code(state: &str) -> i64 {
+    match state {
+        "active_unacked" => 0,
+        "active_acked" => 1,
+        "cleared_unacked" => 2,
+        _ => 3,
+    }
 }
 
 impl Record {
@@ -76,6 +100,25 @@ impl Record {
             ts_from_gateway: a.ts_from_gateway,
             status: a.status,
             values: a.values,
+        }
+    }
+
+    pub fn alarm(
+        a: &crate::core::alarms::view::AlarmView,
+        e: &crate::core::alarms::view::EventView,
+    ) -> Record {
+        Record::Alarm {
+            site: a.site.clone(),
+            device: a.device.clone(),
+            kind: a.kind.clone(),
+            level: a.level,
+            alarm_type: a.alarm_type.clone(),
+            state: a.state.clone(),
+            event: e.event.clone(),
+            id: a.id,
+            value: e.value,
+            response_s: a.response_s,
+            at_ms: e.at_ms,
         }
     }
 
@@ -149,6 +192,37 @@ impl Record {
                     if let Some(v) = v {
                         b = b.field(k, *v);
                     }
+                }
+                b.timestamp(*at_ms).build()
+            }
+            Record::Alarm {
+                site,
+                device,
+                kind,
+                level,
+                alarm_type,
+                state,
+                event,
+                id,
+                value,
+                response_s,
+                at_ms,
+            } => {
+                let mut b = DataPoint::builder("alarm")
+                    .tag("site", site.as_str())
+                    .tag("device", device.as_str())
+                    .tag("kind", kind.as_str())
+                    .tag("level", level.to_string())
+                    .tag("type", alarm_type.as_str())
+                    .field("state", state.as_str())
+                    .field("state_code", alarm_state_code(state))
+                    .field("event", event.as_str())
+                    .field("id", *id as i64);
+                if let Some(v) = value.filter(|v| v.is_finite()) {
+                    b = b.field("value", v);
+                }
+                if let Some(r) = response_s {
+                    b = b.field("response_s", *r);
                 }
                 b.timestamp(*at_ms).build()
             }

@@ -6,8 +6,8 @@
 //! so a store outage can never stall ingest or liveness. The durable outbox replaces this.
 
 use super::record::Record;
+use crate::backoff::Backoff;
 use crate::config::StoreSettings;
-use crate::sources::backoff::Backoff;
 use crate::telemetry::{now_ms, Metrics, RateLimitedLog, StoreHealth, StoreStatus};
 use influxdb2::api::write::TimestampPrecision;
 use influxdb2::RequestError;

@@ -2,6 +2,5 @@
 //! nothing of sinks; they hand events to the core through a bounded channel and block when it
 //! is full (back-pressure reaches the broker's flow control, nothing is dropped here).
 
-pub mod backoff;
 pub mod modbus;
 pub mod mqtt;

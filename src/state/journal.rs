@@ -52,6 +52,8 @@ pub enum JournalMsg {
     Latency(Vec<LatencyRow>),
     /// (link, minute start ms, ok, failed) poll counts.
     Polls(Vec<(String, i64, u64, u64)>),
+    /// Alarm changes, in order.
+    Alarms(Vec<super::alarms::AlarmRow>),
 }
 
 /// Transitions folded into the timeline after this many new ones (and at shutdown).
@@ -103,8 +105,8 @@ impl UnitKind {
 type UnitId = (UnitKind, String, String);
 
 pub struct Journal {
-    path: PathBuf,
-    conn: Connection,
+    pub(super) path: PathBuf,
+    pub(super) conn: Connection,
     keys: HashMap<UnitId, i64>,
 }
 
@@ -165,6 +167,8 @@ impl Journal {
         let conn = Connection::open(&path).map_err(|e| StateError::Db(path.clone(), e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| StateError::Db(path.clone(), e))?;
+        conn.execute_batch(super::alarms::SCHEMA)
+            .map_err(|e| StateError::Db(path.clone(), e))?;
         let mut j = Journal {
             path,
             conn,
@@ -195,12 +199,12 @@ impl Journal {
         Ok(j)
     }
 
-    fn err(&self, e: rusqlite::Error) -> StateError {
+    pub(super) fn err(&self, e: rusqlite::Error) -> StateError {
         StateError::Db(self.path.clone(), e)
     }
 
     /// Run a query and map every row, with errors naming the database file.
-    fn rows<T>(
+    pub(super) fn rows<T>(
         &self,
         sql: &str,
         params: impl rusqlite::Params,
@@ -626,6 +630,7 @@ impl Journal {
             latency: vec![Vec::new(); inv.sites.len()],
             links: Vec::new(),
             polls: Vec::new(),
+            alarms: Vec::new(),
         };
         // Map journal keys to inventory indices.
         #[derive(Clone, Copy)]
@@ -797,6 +802,7 @@ impl Journal {
                 h.latency[i].push((bucket, count.max(0) as u64));
             }
         }
+        h.alarms = self.alarm_facts(inv, from, to)?;
         Ok(h)
     }
 
@@ -814,6 +820,7 @@ impl Journal {
                 JournalMsg::Links(rows) => self.append_links(rows),
                 JournalMsg::Latency(rows) => self.add_latency(rows),
                 JournalMsg::Polls(rows) => self.add_polls(rows),
+                JournalMsg::Alarms(rows) => self.save_alarms(rows),
             };
             if let Err(e) = r {
                 // Keep serving: a full disk may clear; the error names the file.

@@ -12,6 +12,13 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// An alarm event: its type (value, rate, offline, fault) and what happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlarmLabel {
+    pub alarm_type: &'static str,
+    pub event: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: &'static str,
@@ -76,6 +83,9 @@ pub struct Metrics {
     pub mqtt_reconnects: Counter,
     pub devices: Family<StateLabel, Gauge>,
     pub reading_latency: Histogram,
+    pub alarm_events: Family<AlarmLabel, Counter>,
+    pub alarms_active: Gauge,
+    pub alarms_published: Counter,
 }
 
 impl Default for Metrics {
@@ -104,7 +114,25 @@ impl Metrics {
             ]),
             registry: Registry::default(),
             modbus: ModbusMetrics::default(),
+            alarm_events: Family::default(),
+            alarms_active: Gauge::default(),
+            alarms_published: Counter::default(),
         };
+        r.register(
+            "safegate_alarm_events",
+            "Alarm raises, escalations, acknowledgements and clears, by alarm type",
+            m.alarm_events.clone(),
+        );
+        r.register(
+            "safegate_alarms_active",
+            "Alarms currently active (raised, not cleared)",
+            m.alarms_active.clone(),
+        );
+        r.register(
+            "safegate_alarm_states_published",
+            "Alarm states published (retained) on MQTT",
+            m.alarms_published.clone(),
+        );
         r.register(
             "safegate_messages_received",
             "MQTT messages received",

@@ -29,7 +29,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
-pub use metrics::{ReasonLabel, StateLabel};
+pub use metrics::{AlarmLabel, ReasonLabel, StateLabel};
 
 pub fn metrics_reason(r: crate::core::Reason) -> ReasonLabel {
     ReasonLabel { reason: r.as_str() }

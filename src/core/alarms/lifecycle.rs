@@ -22,6 +22,8 @@ pub struct Ack {
     pub by: String,
     pub note: String,
     pub at_ms: i64,
+    /// `http` or `mqtt`.
+    pub via: String,
 }
 
 /// Response deadlines in milliseconds, by level (level 1 first); levels past the end use
@@ -85,7 +87,7 @@ impl Alarm {
         self.cleared_ms.get_or_insert(at_ms);
     }
 
-    pub fn acknowledge(&mut self, by: &str, note: &str, at_ms: i64) -> AckResult {
+    pub fn acknowledge(&mut self, by: &str, note: &str, at_ms: i64, via: &str) -> AckResult {
         match &self.ack {
             Some(a) => AckResult::AlreadyAcknowledged(a.clone()),
             None => {
@@ -93,6 +95,7 @@ impl Alarm {
                     by: by.to_string(),
                     note: note.to_string(),
                     at_ms,
+                    via: via.to_string(),
                 });
                 AckResult::Acknowledged
             }
@@ -119,7 +122,11 @@ impl Alarm {
 
     /// Outcome as known at `now`.
     pub fn outcome(&self, d: &Deadlines, now: i64) -> Outcome {
-        let deadline = self.deadline_ms(d);
+        self.outcome_by(self.deadline_ms(d), now)
+    }
+
+    /// Outcome as known at `now`, against a deadline already worked out.
+    pub fn outcome_by(&self, deadline: i64, now: i64) -> Outcome {
         match &self.ack {
             Some(a) if a.at_ms <= deadline => Outcome::Responded,
             Some(_) => Outcome::Late,
@@ -143,18 +150,21 @@ mod tests {
         assert_eq!(a.state(), AlarmState::ActiveUnacked);
         a.clear(10);
         assert_eq!(a.state(), AlarmState::ClearedUnacked);
-        assert_eq!(a.acknowledge("op", "checked", 20), AckResult::Acknowledged);
+        assert_eq!(
+            a.acknowledge("op", "checked", 20, "http"),
+            AckResult::Acknowledged
+        );
         assert_eq!(a.state(), AlarmState::ClearedAcked);
         let mut b = Alarm::raise(0, 1);
-        b.acknowledge("op", "", 5);
+        b.acknowledge("op", "", 5, "http");
         assert_eq!(b.state(), AlarmState::ActiveAcked);
     }
 
     #[test]
     fn a_second_ack_changes_nothing() {
         let mut a = Alarm::raise(0, 1);
-        a.acknowledge("first", "n1", 100);
-        let second = a.acknowledge("second", "n2", 200);
+        a.acknowledge("first", "n1", 100, "http");
+        let second = a.acknowledge("second", "n2", 200, "http");
         assert!(
             matches!(second, AckResult::AlreadyAcknowledged(ref k) if k.by == "first" && k.at_ms == 100)
         );
@@ -164,10 +174,10 @@ mod tests {
     #[test]
     fn outcomes_by_deadline() {
         let mut on_time = Alarm::raise(0, 1);
-        on_time.acknowledge("op", "", 900_000);
+        on_time.acknowledge("op", "", 900_000, "http");
         assert_eq!(on_time.outcome(&d(), 2_000_000), Outcome::Responded);
         let mut late = Alarm::raise(0, 1);
-        late.acknowledge("op", "", 900_001);
+        late.acknowledge("op", "", 900_001, "http");
         assert_eq!(late.outcome(&d(), 2_000_000), Outcome::Late);
         let never = Alarm::raise(0, 1);
         assert_eq!(never.outcome(&d(), 899_999), Outcome::Pending);

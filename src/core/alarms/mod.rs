@@ -1,6 +1,14 @@
-//! Alarms (groundwork, not yet wired into the gateway): threshold evaluation per reading
-//! (pure, O(1)) and the alarm lifecycle with response deadlines. Sources of the default
-//! values: `docs/research/alarm-thresholds.md`.
+//! Alarms: threshold evaluation per reading (pure, O(1)), the alarm lifecycle with response
+//! deadlines, each device's resolved rule, and the book that ties them to devices. Sources of
+//! the default values: `docs/alarms.md`.
 
+pub mod book;
 pub mod lifecycle;
+pub mod rules;
 pub mod thresholds;
+
+pub use book::{
+    AckError, AckReply, AlarmBook, AlarmChange, AlarmEvent, AlarmId, AlarmRecord, AlarmType,
+    EventKind,
+};
+pub mod view;

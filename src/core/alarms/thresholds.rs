@@ -67,6 +67,14 @@ pub struct LevelState {
 }
 
 impl LevelState {
+    /// The state of an alarm already active at `level` (restored after a restart).
+    pub fn resume(level: u8) -> LevelState {
+        LevelState {
+            level,
+            ..LevelState::default()
+        }
+    }
+
     pub fn observe(&mut self, rule: &LevelRule, v: f64) -> Option<Change> {
         let k = rule.level_of(v);
         if k > self.level {

@@ -6,9 +6,10 @@
 //! average of each unit's online share; a unit added or suspended mid-window weighs in for
 //! the part of the window it was counted.
 
-use super::history::{bucket_upper_ms, History, Reg};
+use super::history::{bucket_upper_ms, AlarmFact, History, Reg};
 use super::intervals::{self as iv, Span};
 use crate::config::{PlatformStatus, SiteKind, SystemKind};
+use crate::core::alarms::AlarmType;
 use crate::core::inventory::Inventory;
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +185,8 @@ pub struct Computation {
     pub latency: Vec<Vec<(u32, u64)>>,
     pub links: Vec<(String, i64, i64)>,
     pub polls: Vec<(String, u64, u64)>,
+    /// Alarms raised in the window.
+    pub alarms: Vec<AlarmFact>,
 }
 
 /// Spans during which a unit is counted under the policy.
@@ -391,6 +394,7 @@ pub fn compute(
         latency: h.latency.clone(),
         links,
         polls: h.polls.clone(),
+        alarms: h.alarms.clone(),
     }
 }
 
@@ -620,6 +624,69 @@ impl Computation {
             }
         }
 
+        // Alarm response rate: of the alarms raised in the window whose deadline passed
+        // before `to`, the share acknowledged by their deadline. Alarms still inside their
+        // deadline are pending and counted in neither.
+        let alarms: Vec<&AlarmFact> = self
+            .alarms
+            .iter()
+            .filter(|a| self.device_in(inv, a.device as usize, scope))
+            .collect();
+        let tally = |keep: &dyn Fn(&AlarmFact) -> bool| {
+            let (mut ok, mut decided) = (0i128, 0i128);
+            for a in alarms.iter().filter(|a| keep(a)) {
+                if alarm_decided(a, self.to) {
+                    decided += 1;
+                    ok += alarm_responded(a) as i128;
+                }
+            }
+            (ok, decided)
+        };
+        let (ok, decided) = tally(&|_| true);
+        out.push(count_ind(
+            "alarm_response_rate",
+            None,
+            Unit::Ratio,
+            ok,
+            decided,
+        ));
+        for t in AlarmType::ALL {
+            let (ok, decided) = tally(&|a| a.alarm_type == t);
+            out.push(count_ind(
+                "alarm_response_rate",
+                Some(format!("type:{}", t.as_str())),
+                Unit::Ratio,
+                ok,
+                decided,
+            ));
+        }
+        let top = alarms.iter().map(|a| a.level).max().unwrap_or(0).max(2);
+        for level in 1..=top {
+            let (ok, decided) = tally(&|a| a.level == level);
+            out.push(count_ind(
+                "alarm_response_rate",
+                Some(format!("level:{level}")),
+                Unit::Ratio,
+                ok,
+                decided,
+            ));
+        }
+        let pending = alarms.iter().filter(|a| !alarm_decided(a, self.to)).count();
+        out.push(count_ind(
+            "alarms_pending",
+            None,
+            Unit::Count,
+            pending as i128,
+            1,
+        ));
+        out.push(count_ind(
+            "alarms_raised",
+            None,
+            Unit::Count,
+            alarms.len() as i128,
+            1,
+        ));
+
         // Link stability (region only: links belong to the gateway).
         if scope == Scope::Region {
             for (name, up, total) in &self.links {
@@ -641,8 +708,18 @@ impl Computation {
     }
 }
 
+/// Whether an alarm's outcome is known by `to`: its deadline passed inside the window.
+pub fn alarm_decided(a: &AlarmFact, to: i64) -> bool {
+    a.deadline_ms < to
+}
+
+/// Acknowledged by its deadline.
+pub fn alarm_responded(a: &AlarmFact) -> bool {
+    a.ack_ms.is_some_and(|t| t <= a.deadline_ms)
+}
+
 /// The indicator ids the engine measures (targets may name these).
-pub const MEASURED: [&str; 12] = [
+pub const MEASURED: [&str; 15] = [
     "online_rate",
     "online_rate_at_end",
     "coverage_rate",
@@ -655,6 +732,9 @@ pub const MEASURED: [&str; 12] = [
     "latency_p99_ms",
     "link_stability",
     "poll_success_ratio",
+    "alarm_response_rate",
+    "alarms_pending",
+    "alarms_raised",
 ];
 
 pub const SYSTEM_KINDS: [SystemKind; 5] = [

@@ -63,6 +63,19 @@ pub struct DeviceHistory {
     pub transitions: Vec<(i64, bool)>,
 }
 
+/// An alarm raised in the window, as the response rate needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmFact {
+    pub id: u64,
+    pub device: u32,
+    pub alarm_type: crate::core::alarms::AlarmType,
+    /// Highest level reached.
+    pub level: u8,
+    pub raised_ms: i64,
+    pub deadline_ms: i64,
+    pub ack_ms: Option<i64>,
+}
+
 /// Histogram of latencies: (bucket, count); see [`latency_bucket`].
 pub type LatencyHist = Vec<(u32, u64)>;
 
@@ -84,6 +97,8 @@ pub struct History {
     pub links: Vec<(String, Vec<(i64, bool)>)>,
     /// Polled links: (link, successful polls, failed polls) in the window.
     pub polls: Vec<(String, u64, u64)>,
+    /// Alarms raised in the window.
+    pub alarms: Vec<AlarmFact>,
 }
 
 impl History {
@@ -114,6 +129,7 @@ impl History {
             latency: vec![Vec::new(); inv.sites.len()],
             links: Vec::new(),
             polls: Vec::new(),
+            alarms: Vec::new(),
         }
     }
 }

@@ -1,7 +1,7 @@
 use super::payload::{parse_message, Limits};
+use crate::backoff::Backoff;
 use crate::config::MqttSettings;
 use crate::core::SourceEvent;
-use crate::sources::backoff::Backoff;
 use crate::telemetry::{now_ms, LinkStatus, Metrics, RateLimitedLog};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use std::sync::Arc;
@@ -16,7 +16,8 @@ pub enum MqttSourceError {
     MissingPassword(String),
 }
 
-fn options(cfg: &MqttSettings) -> Result<MqttOptions, MqttSourceError> {
+/// Client options from `[mqtt]` (also used by the alarm board's own connection).
+pub fn options(cfg: &MqttSettings) -> Result<MqttOptions, MqttSourceError> {
     let url = url::Url::parse(&cfg.url)
         .map_err(|e| MqttSourceError::BadUrl(cfg.url.clone(), e.to_string()))?;
     let tls = match url.scheme() {

@@ -3,5 +3,5 @@
 mod client;
 pub mod payload;
 
-pub use client::{run, MqttSourceError};
+pub use client::{options, run, MqttSourceError};
 pub use payload::Limits;

@@ -4,6 +4,8 @@
 //! - `{site}/{device}/data`: one reading `{"ts", "values", "status"}`
 //! - `{site}/batch`: a JSON array of `{"device", "ts", "values", "status"}`
 //! - `{site}/{device}/state`: `online` / `offline`
+//! - `{site}/alarms/{id}/ack`: `{"by", "note"}`, a platform acknowledging an alarm
+//! - `{site}/alarms/{id}`: the gateway's own retained alarm states, ignored on the way in
 
 use crate::core::{Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -21,9 +23,35 @@ pub struct Limits {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Topic<'a> {
-    Data { site: &'a str, device: &'a str },
-    State { site: &'a str, device: &'a str },
-    Batch { site: &'a str },
+    Data {
+        site: &'a str,
+        device: &'a str,
+    },
+    State {
+        site: &'a str,
+        device: &'a str,
+    },
+    Batch {
+        site: &'a str,
+    },
+    AlarmAck {
+        site: &'a str,
+        alarm: &'a str,
+    },
+    /// The gateway's own alarm board, echoed back by the `#` subscription.
+    AlarmState,
+}
+
+/// Longest `by` and `note` of an acknowledgement.
+pub const MAX_ACK_BY: usize = 128;
+pub const MAX_ACK_NOTE: usize = 2_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckMsg {
+    by: String,
+    #[serde(default)]
+    note: String,
 }
 
 pub fn parse_topic<'a>(prefix: &str, topic: &'a str) -> Option<Topic<'a>> {
@@ -32,7 +60,20 @@ pub fn parse_topic<'a>(prefix: &str, topic: &'a str) -> Option<Topic<'a>> {
     let a = parts.next()?;
     let b = parts.next()?;
     let c = parts.next();
-    if parts.next().is_some() || a.is_empty() || b.is_empty() {
+    let d = parts.next();
+    // Alarm ids are numbers, so `{site}/alarms/{id}` never collides with a device named
+    // `alarms` (whose topics end in /data or /state).
+    if b == "alarms" && c.is_some_and(|c| !c.is_empty() && c.bytes().all(|x| x.is_ascii_digit())) {
+        return match (d, parts.next()) {
+            (None, _) => Some(Topic::AlarmState),
+            (Some("ack"), None) if !a.is_empty() => Some(Topic::AlarmAck {
+                site: a,
+                alarm: c.unwrap_or_default(),
+            }),
+            _ => None,
+        };
+    }
+    if d.is_some() || a.is_empty() || b.is_empty() {
         return None;
     }
     match (b, c) {
@@ -209,13 +250,42 @@ pub fn parse_message(
         out.push(reject(
             Reason::BadTopic,
             format!(
-                "expected {prefix}/{{site}}/{{device}}/data, …/state or {prefix}/{{site}}/batch"
+                "expected {prefix}/{{site}}/{{device}}/data, …/state, {prefix}/{{site}}/batch or {prefix}/{{site}}/alarms/{{id}}/ack"
             ),
             origin,
         ));
         return;
     };
     match parsed {
+        Topic::AlarmState => {}
+        Topic::AlarmAck { site, alarm } => match serde_json::from_slice::<AckMsg>(payload) {
+            Ok(m) if m.by.trim().is_empty() || m.by.len() > MAX_ACK_BY => out.push(reject(
+                Reason::InvalidValue,
+                format!("\"by\" must name who acknowledged, 1 to {MAX_ACK_BY} bytes"),
+                origin,
+            )),
+            Ok(m) if m.note.len() > MAX_ACK_NOTE => out.push(reject(
+                Reason::InvalidValue,
+                format!(
+                    "\"note\" is {} bytes, the limit is {MAX_ACK_NOTE}",
+                    m.note.len()
+                ),
+                origin,
+            )),
+            Ok(m) => out.push(SourceEvent::Ack {
+                site: site.to_string(),
+                alarm: alarm.to_string(),
+                by: m.by,
+                note: m.note,
+                origin,
+                received_ms,
+            }),
+            Err(e) => out.push(reject(
+                Reason::MalformedJson,
+                format!("an acknowledgement is {{\"by\": \"…\", \"note\": \"…\"}}: {e}"),
+                origin,
+            )),
+        },
         Topic::Data { site, device } => match serde_json::from_slice::<DataMsg>(payload) {
             Ok(msg) => out.push(reading_event(site, device, msg, origin, received_ms)),
             Err(e) => out.push(reject(Reason::MalformedJson, e.to_string(), origin)),

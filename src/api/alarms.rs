@@ -1,0 +1,219 @@
+//! `GET /api/v1/alarms`, `GET /api/v1/alarms/{id}`, `POST /api/v1/alarms/{id}/ack`.
+
+use super::{ApiError, Shared};
+use crate::core::alarms::view::AlarmView;
+use crate::core::alarms::AckError;
+use crate::runtime::app::Command;
+use crate::runtime::evaluate::parse_time;
+use crate::sources::mqtt::payload::{MAX_ACK_BY, MAX_ACK_NOTE};
+use crate::state::{AlarmFilter, Journal};
+use crate::telemetry::now_ms;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const STATES: [&str; 6] = [
+    "active_unacked",
+    "active_acked",
+    "cleared_unacked",
+    "cleared_acked",
+    "active",
+    "open",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    site: Option<String>,
+    device: Option<String>,
+    state: Option<String>,
+    #[serde(rename = "type")]
+    alarm_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+fn alarm_id(s: &str) -> Result<u64, ApiError> {
+    s.parse().map_err(|_| {
+        ApiError::NotFound(format!("{s:?} is not an alarm id (alarm ids are numbers)"))
+    })
+}
+
+async fn with_journal<T: Send + 'static>(
+    s: &Arc<Shared>,
+    f: impl FnOnce(&Journal) -> Result<T, crate::state::StateError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let dir = s.evaluator.data_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let j = Journal::open_read(&dir)?;
+        f(&j)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("state query failed: {e}")))?
+    .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+pub async fn list(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+        v.as_deref()
+            .map(|t| {
+                parse_time(t).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "{name}={t:?} is neither RFC 3339 nor epoch milliseconds"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    if let Some(st) = q.state.as_deref().filter(|st| !STATES.contains(st)) {
+        return Err(ApiError::BadRequest(format!(
+            "state={st:?} is not one of {}",
+            STATES.join(", ")
+        )));
+    }
+    if let Some(t) = q
+        .alarm_type
+        .as_deref()
+        .filter(|t| crate::core::alarms::AlarmType::parse(t).is_none())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "type={t:?} is not value, rate, offline or fault"
+        )));
+    }
+    if let Some(site) = q.site.as_deref() {
+        if s.evaluator.inventory.site(site).is_none() {
+            return Err(ApiError::NotFound(format!(
+                "site {site:?} is not in the inventory"
+            )));
+        }
+    }
+    let f = AlarmFilter {
+        site: q.site,
+        device: q.device,
+        state: q.state,
+        alarm_type: q.alarm_type,
+        from: time("from", &q.from)?,
+        to: time("to", &q.to)?,
+        limit: q.limit.unwrap_or(1000).clamp(1, 100_000),
+    };
+    let now = now_ms();
+    let alarms = with_journal(&s, move |j| j.alarms(&f, now)).await?;
+    Ok(Json(json!({"count": alarms.len(), "alarms": alarms})))
+}
+
+pub async fn get_one(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Json<AlarmView>, ApiError> {
+    let id = alarm_id(&id)?;
+    let now = now_ms();
+    // The live book first (it is ahead of the disk by the journal's write delay).
+    let live = {
+        let core = s.core();
+        core.alarms
+            .get(id)
+            .map(|r| AlarmView::of(r, &core.inventory, now, true))
+    };
+    if let Some(v) = live {
+        return Ok(Json(v));
+    }
+    with_journal(&s, move |j| j.alarm(id, now))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no alarm {id}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {
+    by: String,
+    #[serde(default)]
+    note: String,
+    /// Acknowledge only if the alarm belongs to this site.
+    site: Option<String>,
+}
+
+pub async fn ack(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Result<Json<AckBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = alarm_id(&id)?;
+    let Json(b) = body.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be JSON {{\"by\": \"…\", \"note\": \"…\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    if b.by.trim().is_empty() || b.by.len() > MAX_ACK_BY {
+        return Err(ApiError::BadRequest(format!(
+            "\"by\" must name who acknowledged, 1 to {MAX_ACK_BY} bytes"
+        )));
+    }
+    if b.note.len() > MAX_ACK_NOTE {
+        return Err(ApiError::BadRequest(format!(
+            "\"note\" is {} bytes, the limit is {MAX_ACK_NOTE}",
+            b.note.len()
+        )));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let cmd = Command::Ack {
+        id,
+        site: b.site.clone(),
+        by: b.by,
+        note: b.note,
+        reply: tx,
+    };
+    let unavailable = || ApiError::Internal("the gateway is shutting down".into());
+    s.commands.send(cmd).await.map_err(|_| unavailable())?;
+    let res = rx.await.map_err(|_| unavailable())?;
+    let now = now_ms();
+    match res {
+        Ok(r) => {
+            let inv = s.evaluator.inventory.clone();
+            let view = AlarmView::of(&r.record, &inv, now, true);
+            Ok(Json(json!({
+                "acknowledged": r.first,
+                "message": if r.first {
+                    format!("alarm {id} acknowledged")
+                } else {
+                    format!("alarm {id} was already acknowledged; the first acknowledgement stands")
+                },
+                "alarm": view,
+            })))
+        }
+        Err(AckError::WrongSite { alarm_site, .. }) => Err(ApiError::NotFound(format!(
+            "alarm {id} belongs to site {:?}, not {:?}; nothing was changed",
+            s.evaluator.inventory.sites[alarm_site as usize].id,
+            b.site.unwrap_or_default()
+        ))),
+        Err(AckError::Unknown(_)) => {
+            // Closed long ago and no longer in memory: it was acknowledged then.
+            match with_journal(&s, move |j| j.alarm(id, now)).await? {
+                Some(v) if v.acknowledged_ms.is_none() => Err(ApiError::NotFound(format!(
+                    "alarm {id} is of device {:?}, which is no longer in the inventory; nothing was changed",
+                    v.device
+                ))),
+                Some(v) if v.site == *b.site.as_deref().unwrap_or(&v.site) => Ok(Json(json!({
+                    "acknowledged": false,
+                    "message": format!("alarm {id} was already acknowledged; the first acknowledgement stands"),
+                    "alarm": v,
+                }))),
+                Some(v) => Err(ApiError::NotFound(format!(
+                    "alarm {id} belongs to site {:?}, not {:?}; nothing was changed",
+                    v.site,
+                    b.site.unwrap_or_default()
+                ))),
+                None => Err(ApiError::NotFound(format!("no alarm {id}; nothing was changed"))),
+            }
+        }
+    }
+}

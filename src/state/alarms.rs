@@ -1,0 +1,362 @@
+//! Alarms in the state database: one row per alarm (its latest state) and one row per event
+//! (raise, escalation, acknowledgement, clear), written in the same transaction. Open alarms
+//! are restored from here after a restart, with their raise times and deadlines unchanged.
+
+use super::journal::{Journal, StateError};
+use crate::config::alarms::Scheme;
+use crate::core::alarms::book::{AlarmEvent, AlarmRecord, AlarmType, EventKind};
+use crate::core::alarms::lifecycle::{Ack, Alarm};
+use crate::core::alarms::view::{outcome_of, outcome_str, state_of, AlarmView, EventView};
+use crate::core::indicators::history::AlarmFact;
+use crate::core::inventory::Inventory;
+use crate::telemetry::rfc3339_ms;
+use rusqlite::{params, OptionalExtension};
+
+pub(super) const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS alarms (
+        id INTEGER PRIMARY KEY,
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        type TEXT NOT NULL,
+        channel TEXT,
+        scheme TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        raised_ms INTEGER NOT NULL,
+        deadline_ms INTEGER NOT NULL,
+        value REAL,
+        peak REAL,
+        ack_ms INTEGER,
+        ack_by TEXT,
+        ack_note TEXT,
+        ack_via TEXT,
+        cleared_ms INTEGER);
+    CREATE INDEX IF NOT EXISTS alarms_by_raise ON alarms(raised_ms);
+    CREATE INDEX IF NOT EXISTS alarms_open ON alarms(id) WHERE ack_ms IS NULL OR cleared_ms IS NULL;
+    CREATE TABLE IF NOT EXISTS alarm_events (
+        alarm INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        value REAL,
+        by TEXT,
+        note TEXT,
+        via TEXT);
+    CREATE INDEX IF NOT EXISTS alarm_events_by_alarm ON alarm_events(alarm);";
+
+/// One alarm change to persist: the alarm after it, and the event.
+pub type AlarmRow = (AlarmView, EventView);
+
+/// Filters of `GET /api/v1/alarms`.
+#[derive(Debug, Clone, Default)]
+pub struct AlarmFilter {
+    pub site: Option<String>,
+    pub device: Option<String>,
+    /// active_unacked, active_acked, cleared_unacked, cleared_acked, or `open` (not final).
+    pub state: Option<String>,
+    pub alarm_type: Option<String>,
+    /// Raised in [from, to).
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: usize,
+}
+
+const COLUMNS: &str =
+    "id, site, device, kind, type, channel, scheme, level, raised_ms, deadline_ms,
+    value, peak, ack_ms, ack_by, ack_note, ack_via, cleared_ms";
+
+fn view_of(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<AlarmView> {
+    let scheme: String = r.get(6)?;
+    let level: u8 = r.get(7)?;
+    let raised_ms: i64 = r.get(8)?;
+    let deadline_ms: i64 = r.get(9)?;
+    let ack_ms: Option<i64> = r.get(12)?;
+    let cleared_ms: Option<i64> = r.get(16)?;
+    Ok(AlarmView {
+        id: r.get::<_, i64>(0)? as u64,
+        site: r.get(1)?,
+        device: r.get(2)?,
+        kind: r.get(3)?,
+        alarm_type: r.get(4)?,
+        channel: r.get(5)?,
+        level_name: Scheme::parse(&scheme)
+            .unwrap_or_default()
+            .level_name(level)
+            .into(),
+        scheme,
+        level,
+        state: state_of(ack_ms.is_some(), cleared_ms.is_some()).into(),
+        raised_ms,
+        raised_at: rfc3339_ms(raised_ms),
+        deadline_ms,
+        deadline_at: rfc3339_ms(deadline_ms),
+        value: r.get(10)?,
+        peak: r.get(11)?,
+        acknowledged_ms: ack_ms,
+        acknowledged_at: ack_ms.map(rfc3339_ms),
+        acknowledged_by: r.get(13)?,
+        note: r.get(14)?,
+        acknowledged_via: r.get(15)?,
+        cleared_ms,
+        cleared_at: cleared_ms.map(rfc3339_ms),
+        response_s: ack_ms.map(|a| (a - raised_ms) as f64 / 1000.0),
+        outcome: outcome_str(outcome_of(deadline_ms, ack_ms, now)).into(),
+        events: Vec::new(),
+    })
+}
+
+fn event_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventView> {
+    let at_ms: i64 = r.get(0)?;
+    Ok(EventView {
+        at_ms,
+        at: rfc3339_ms(at_ms),
+        event: r.get(1)?,
+        level: r.get(2)?,
+        value: r.get(3)?,
+        by: r.get(4)?,
+        note: r.get(5)?,
+        via: r.get(6)?,
+    })
+}
+
+impl Journal {
+    /// Persist alarm changes in one transaction.
+    pub fn save_alarms(&mut self, rows: &[AlarmRow]) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StateError::Db(path.clone(), e))?;
+        {
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO alarms (id, site, device, kind, type, channel, scheme,
+                     level, raised_ms, deadline_ms, value, peak, ack_ms, ack_by, ack_note, ack_via,
+                     cleared_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
+                     ?14, ?15, ?16, ?17)",
+                )
+                .map_err(|e| StateError::Db(path.clone(), e))?;
+            let mut ev = tx
+                .prepare_cached(
+                    "INSERT INTO alarm_events (alarm, at_ms, event, level, value, by, note, via)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(|e| StateError::Db(path.clone(), e))?;
+            for (a, e) in rows {
+                up.execute(params![
+                    a.id as i64,
+                    a.site,
+                    a.device,
+                    a.kind,
+                    a.alarm_type,
+                    a.channel,
+                    a.scheme,
+                    a.level,
+                    a.raised_ms,
+                    a.deadline_ms,
+                    a.value,
+                    a.peak,
+                    a.acknowledged_ms,
+                    a.acknowledged_by,
+                    a.note,
+                    a.acknowledged_via,
+                    a.cleared_ms
+                ])
+                .map_err(|e| StateError::Db(path.clone(), e))?;
+                ev.execute(params![
+                    a.id as i64,
+                    e.at_ms,
+                    e.event,
+                    e.level,
+                    e.value,
+                    e.by,
+                    e.note,
+                    e.via
+                ])
+                .map_err(|e| StateError::Db(path.clone(), e))?;
+            }
+        }
+        tx.commit().map_err(|e| StateError::Db(path.clone(), e))
+    }
+
+    /// The id after the highest ever given.
+    pub fn next_alarm_id(&self) -> Result<u64, StateError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT max(id) FROM alarms", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(max.map_or(1, |m| m as u64 + 1))
+    }
+
+    fn events_of(&self, id: u64) -> Result<Vec<EventView>, StateError> {
+        self.rows(
+            "SELECT at_ms, event, level, value, by, note, via FROM alarm_events
+             WHERE alarm = ?1 ORDER BY rowid",
+            params![id as i64],
+            event_of,
+        )
+    }
+
+    /// One alarm with its full history.
+    pub fn alarm(&self, id: u64, now: i64) -> Result<Option<AlarmView>, StateError> {
+        let sql = format!("SELECT {COLUMNS} FROM alarms WHERE id = ?1");
+        let v = self
+            .conn
+            .query_row(&sql, params![id as i64], |r| view_of(r, now))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match v {
+            Some(mut v) => {
+                v.events = self.events_of(id)?;
+                Ok(Some(v))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Alarms matching `f`, newest first.
+    pub fn alarms(&self, f: &AlarmFilter, now: i64) -> Result<Vec<AlarmView>, StateError> {
+        let state_sql = match f.state.as_deref() {
+            Some("active_unacked") => "cleared_ms IS NULL AND ack_ms IS NULL",
+            Some("active_acked") => "cleared_ms IS NULL AND ack_ms IS NOT NULL",
+            Some("cleared_unacked") => "cleared_ms IS NOT NULL AND ack_ms IS NULL",
+            Some("cleared_acked") => "cleared_ms IS NOT NULL AND ack_ms IS NOT NULL",
+            Some("open") => "(cleared_ms IS NULL OR ack_ms IS NULL)",
+            Some("active") => "cleared_ms IS NULL",
+            _ => "1",
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM alarms WHERE {state_sql}
+             AND (?1 IS NULL OR site = ?1) AND (?2 IS NULL OR device = ?2)
+             AND (?3 IS NULL OR type = ?3) AND raised_ms >= ?4 AND raised_ms < ?5
+             ORDER BY id DESC LIMIT ?6"
+        );
+        self.rows(
+            &sql,
+            params![
+                f.site,
+                f.device,
+                f.alarm_type,
+                f.from.unwrap_or(i64::MIN),
+                f.to.unwrap_or(i64::MAX),
+                f.limit as i64
+            ],
+            |r| view_of(r, now),
+        )
+    }
+
+    /// Alarms not yet final, as the core holds them, mapped onto the current inventory
+    /// (alarms of devices no longer in it are left out).
+    pub fn load_open_alarms(&self, inv: &Inventory) -> Result<Vec<AlarmRecord>, StateError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM alarms WHERE ack_ms IS NULL OR cleared_ms IS NULL ORDER BY id"
+        );
+        let views = self.rows(&sql, [], |r| view_of(r, 0))?;
+        let mut out = Vec::with_capacity(views.len());
+        for v in views {
+            let Ok(device) = inv.lookup(&v.site, &v.device) else {
+                continue;
+            };
+            let Some(kind) = AlarmType::parse(&v.alarm_type) else {
+                continue;
+            };
+            let events: Vec<AlarmEvent> = self
+                .events_of(v.id)?
+                .into_iter()
+                .filter_map(|e| {
+                    Some(AlarmEvent {
+                        at_ms: e.at_ms,
+                        kind: EventKind::parse(&e.event)?,
+                        level: e.level,
+                        value: e.value,
+                        by: e.by,
+                        note: e.note,
+                        via: e.via,
+                    })
+                })
+                .collect();
+            let mut levels: Vec<(i64, u8)> = events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Raised | EventKind::Escalated))
+                .map(|e| (e.at_ms, e.level))
+                .collect();
+            if levels.is_empty() {
+                levels.push((v.raised_ms, v.level));
+            }
+            out.push(AlarmRecord {
+                id: v.id,
+                device,
+                site: inv.devices[device as usize].site,
+                kind,
+                channel: v.channel.map(Into::into),
+                scheme: Scheme::parse(&v.scheme).unwrap_or_default(),
+                alarm: Alarm {
+                    raised_ms: v.raised_ms,
+                    levels,
+                    ack: v.acknowledged_ms.map(|at_ms| Ack {
+                        by: v.acknowledged_by.clone().unwrap_or_default(),
+                        note: v.note.clone().unwrap_or_default(),
+                        at_ms,
+                        via: v.acknowledged_via.clone().unwrap_or_default(),
+                    }),
+                    cleared_ms: v.cleared_ms,
+                },
+                deadline_ms: v.deadline_ms,
+                value: v.value,
+                peak: v.peak,
+                events,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Alarms closed (cleared and acknowledged) at or after `since`: (site, id, closed at).
+    pub fn closed_alarms_since(&self, since: i64) -> Result<Vec<(String, u64, i64)>, StateError> {
+        self.rows(
+            "SELECT site, id, max(ack_ms, cleared_ms) AS closed FROM alarms
+             WHERE ack_ms IS NOT NULL AND cleared_ms IS NOT NULL AND closed >= ?1 ORDER BY closed",
+            params![since],
+            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)),
+        )
+    }
+
+    /// What the indicator engine needs of the alarms raised in [from, to), by device index.
+    pub(super) fn alarm_facts(
+        &self,
+        inv: &Inventory,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<AlarmFact>, StateError> {
+        let rows = self.rows(
+            "SELECT id, site, device, type, level, raised_ms, deadline_ms, ack_ms FROM alarms
+             WHERE raised_ms >= ?1 AND raised_ms < ?2 ORDER BY id",
+            params![from, to],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, u8>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                ))
+            },
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, site, device, t, level, raised, deadline, ack)| {
+                Some(AlarmFact {
+                    id: id as u64,
+                    device: inv.lookup(&site, &device).ok()?,
+                    alarm_type: AlarmType::parse(&t)?,
+                    level,
+                    raised_ms: raised,
+                    deadline_ms: deadline,
+                    ack_ms: ack,
+                })
+            })
+            .collect())
+    }
+}
