@@ -243,13 +243,17 @@ impl AlarmBook {
         let mut level_change = None;
         let mut rate_change = None;
         let mut value = None;
+        let mut channel_name = "";
         if acc.status == ReadingStatus::Normal {
-            value = acc
+            if let Some((c, v)) = acc
                 .values
                 .iter()
                 .find(|(c, _)| **c == *rule.channel)
                 .or_else(|| (acc.values.len() == 1).then(|| &acc.values[0]))
-                .map(|(_, v)| *v);
+            {
+                value = Some(*v);
+                channel_name = c;
+            }
             if let Some(v) = value {
                 if let Some(r) = &rule.level {
                     level_change = self.levels[d as usize].observe(r, v);

@@ -7,6 +7,9 @@ pub mod lifecycle;
 pub mod rules;
 pub mod thresholds;
 
+#[cfg(test)]
+mod tests;
+
 pub use book::{
     AckError, AckReply, AlarmBook, AlarmChange, AlarmEvent, AlarmId, AlarmRecord, AlarmType,
     EventKind,

@@ -1,0 +1,378 @@
+//! The alarm book on hand-built timelines, through the core as the gateway drives it.
+
+use super::lifecycle::Outcome;
+use super::rules::AlarmRules;
+use super::{AckError, AlarmChange, AlarmType, EventKind};
+use crate::config::load_str;
+use crate::core::event::{Origin, RawReading, ReadingStatus, SourceEvent};
+use crate::core::{Core, Inventory, Outputs};
+use std::path::Path;
+use std::sync::Arc;
+
+const T0: i64 = 1_790_000_000_000;
+
+const CFG: &str = r#"
+[alarms]
+response_deadline_s = { level1 = 60, level2 = 30 }
+
+[[sites]]
+id = "p1"
+name = "Park"
+kind = "park"
+
+[[sites]]
+id = "m1"
+name = "Mine"
+kind = "mine"
+alarms = { scheme = "four_colour", response_deadline_s = 20 }
+
+[[sites]]
+id = "p2"
+name = "Closed park"
+kind = "park"
+status = "suspended"
+
+[[devices]]
+id = "lel"
+site = "p1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 1
+
+[[devices]]
+id = "slow"
+site = "p1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 1
+alarm = { raise_after = 2, clear_after = 2 }
+
+[[devices]]
+id = "planned"
+site = "p1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 1
+status = "planned"
+
+[[devices]]
+id = "slope"
+site = "m1"
+kind = "slope_displacement"
+protocol = "mqtt"
+interval_s = 1
+alarm = { levels = [10, 20, 30, 40], rate_per_day = [100, 200, 300, 400], rate_window = "1h" }
+
+[[devices]]
+id = "ch4"
+site = "m1"
+kind = "methane"
+protocol = "mqtt"
+interval_s = 1
+alarm = { levels = [0.5, 0.75, 1.0, 1.5] }
+
+[[devices]]
+id = "x"
+site = "p2"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 1
+"#;
+
+fn core() -> Core {
+    let l = load_str(Path::new("t.toml"), CFG, Path::new(".")).unwrap();
+    let inv = Inventory::from_config(&l.config);
+    let rules = AlarmRules::from_config(&l.config, &inv);
+    let mut c = Core::new(inv, 60_000, 10);
+    c.set_alarm_rules(rules);
+    c
+}
+
+fn reading(site: &str, dev: &str, at: i64, v: f64, status: ReadingStatus) -> SourceEvent {
+    SourceEvent::Reading {
+        reading: RawReading {
+            site: site.into(),
+            device: dev.into(),
+            ts_ms: Some(at),
+            values: vec![("v".into(), v)],
+            status,
+        },
+        origin: Origin {
+            topic: Arc::from("t"),
+            element: None,
+        },
+        received_ms: at,
+    }
+}
+
+/// Feed (device, seconds after T0, value) readings; return the alarm changes.
+fn feed(c: &mut Core, site: &str, dev: &str, vals: &[(i64, f64)]) -> Vec<AlarmChange> {
+    let mut out = Outputs::default();
+    for (s, v) in vals {
+        c.apply(
+            reading(site, dev, T0 + s * 1000, *v, ReadingStatus::Normal),
+            &mut out,
+        );
+    }
+    out.alarms
+}
+
+fn kinds(ch: &[AlarmChange]) -> Vec<(u64, EventKind, u8)> {
+    ch.iter()
+        .map(|c| (c.record.id, c.event.kind, c.event.level))
+        .collect()
+}
+
+#[test]
+fn a_value_alarm_raises_escalates_and_clears_with_hysteresis() {
+    let mut c = core();
+    let ch = feed(
+        &mut c,
+        "p1",
+        "lel",
+        &[
+            (0, 10.0),
+            (1, 26.0),
+            (2, 24.0),
+            (3, 60.0),
+            (4, 23.0),
+            (5, 22.0),
+        ],
+    );
+    assert_eq!(
+        kinds(&ch),
+        vec![
+            (1, EventKind::Raised, 1),
+            (1, EventKind::Escalated, 2),
+            (1, EventKind::Cleared, 2),
+        ]
+    );
+    let r = &ch[2].record;
+    assert_eq!(r.kind, AlarmType::Value);
+    assert_eq!(r.alarm.raised_ms, T0 + 1000);
+    assert_eq!(
+        r.alarm.cleared_ms,
+        Some(T0 + 5000),
+        "22 < 22.5 (90 % of 25)"
+    );
+    assert_eq!(r.value, Some(26.0));
+    assert_eq!(r.peak, Some(60.0));
+    // Level 1: 60 s from the raise; level 2 reached at +3 s: 30 s from then, earlier.
+    assert_eq!(r.deadline_ms, T0 + 3000 + 30_000);
+    assert_eq!(r.events.len(), 3);
+    // A new crossing is a new alarm.
+    let again = feed(&mut c, "p1", "lel", &[(6, 30.0)]);
+    assert_eq!(kinds(&again), vec![(2, EventKind::Raised, 1)]);
+}
+
+#[test]
+fn raise_after_and_clear_after_need_consecutive_readings() {
+    let mut c = core();
+    let ch = feed(
+        &mut c,
+        "p1",
+        "slow",
+        &[(0, 30.0), (1, 10.0), (2, 30.0), (3, 30.0)],
+    );
+    assert_eq!(kinds(&ch), vec![(1, EventKind::Raised, 1)]);
+    assert_eq!(ch[0].record.alarm.raised_ms, T0 + 3000);
+    let ch = feed(
+        &mut c,
+        "p1",
+        "slow",
+        &[(4, 10.0), (5, 30.0), (6, 10.0), (7, 10.0)],
+    );
+    assert_eq!(kinds(&ch), vec![(1, EventKind::Cleared, 1)]);
+    assert_eq!(ch[0].record.alarm.cleared_ms, Some(T0 + 7000));
+}
+
+#[test]
+fn four_colours_with_site_deadline() {
+    let mut c = core();
+    let ch = feed(&mut c, "m1", "ch4", &[(0, 0.6), (1, 1.2), (2, 1.6)]);
+    assert_eq!(
+        kinds(&ch),
+        vec![
+            (1, EventKind::Raised, 1),
+            (1, EventKind::Escalated, 3),
+            (1, EventKind::Escalated, 4)
+        ]
+    );
+    let r = &ch[2].record;
+    assert_eq!(r.scheme.level_name(r.level()), "红");
+    assert_eq!(r.scheme.level_name(2), "黄");
+    // The site gives one deadline for every level: 20 s from the raise.
+    assert_eq!(r.deadline_ms, T0 + 20_000);
+}
+
+#[test]
+fn slope_rate_over_a_sliding_window() {
+    let mut c = core();
+    // 1 mm per 6 minutes = 240 mm/d over the 1 h window: level 2 (200 mm/d); absolute
+    // values stay under the 10 mm level.
+    let vals: Vec<(i64, f64)> = (0..=9).map(|i| (i * 360, i as f64)).collect();
+    let ch = feed(&mut c, "m1", "slope", &vals);
+    let rate: Vec<_> = ch
+        .iter()
+        .filter(|c| c.record.kind == AlarmType::Rate)
+        .collect();
+    assert_eq!(rate.len(), 1, "{:?}", kinds(&ch));
+    assert_eq!(rate[0].event.kind, EventKind::Raised);
+    assert_eq!(rate[0].event.level, 2);
+    assert!((rate[0].event.value.unwrap() - 240.0).abs() < 1e-6);
+    assert_eq!(rate[0].record.alarm.raised_ms, T0 + 360_000);
+    // The absolute levels hold too: 10 mm raises a value alarm. (Readings 6 minutes apart
+    // also make the device go offline and back between them, with offline alarms.)
+    let ch = feed(&mut c, "m1", "slope", &[(3600, 10.0)]);
+    let value: Vec<_> = ch
+        .iter()
+        .filter(|c| c.record.kind == AlarmType::Value)
+        .collect();
+    assert_eq!(value.len(), 1);
+    assert_eq!(value[0].event.kind, EventKind::Raised);
+}
+
+#[test]
+fn offline_alarms_follow_liveness_for_built_devices_of_active_sites() {
+    let mut c = core();
+    let mut out = Outputs::default();
+    for d in ["lel", "slow"] {
+        c.apply(reading("p1", d, T0, 1.0, ReadingStatus::Normal), &mut out);
+    }
+    c.apply(reading("p2", "x", T0, 1.0, ReadingStatus::Normal), &mut out);
+    out.clear();
+    c.tick(T0 + 3_000, &mut out);
+    let offline: Vec<_> = out
+        .alarms
+        .iter()
+        .filter(|a| a.record.kind == AlarmType::Offline)
+        .collect();
+    assert_eq!(offline.len(), 2, "x is in a suspended site");
+    assert!(offline
+        .iter()
+        .all(|a| a.record.alarm.raised_ms == T0 + 3_000));
+    out.clear();
+    c.apply(
+        reading("p1", "lel", T0 + 4_000, 1.0, ReadingStatus::Normal),
+        &mut out,
+    );
+    assert_eq!(out.alarms.len(), 1);
+    assert_eq!(out.alarms[0].event.kind, EventKind::Cleared);
+    assert_eq!(out.alarms[0].record.alarm.cleared_ms, Some(T0 + 4_000));
+}
+
+#[test]
+fn fault_readings_raise_fault_alarms_and_do_not_drive_thresholds() {
+    let mut c = core();
+    let mut out = Outputs::default();
+    c.apply(
+        reading("p1", "lel", T0, 80.0, ReadingStatus::Fault),
+        &mut out,
+    );
+    c.apply(
+        reading("p1", "lel", T0 + 1000, 80.0, ReadingStatus::Fault),
+        &mut out,
+    );
+    c.apply(
+        reading("p1", "lel", T0 + 2000, 90.0, ReadingStatus::Maintenance),
+        &mut out,
+    );
+    assert_eq!(kinds(&out.alarms), vec![(1, EventKind::Raised, 1)]);
+    assert_eq!(out.alarms[0].record.kind, AlarmType::Fault);
+    out.clear();
+    c.apply(
+        reading("p1", "lel", T0 + 3000, 5.0, ReadingStatus::Normal),
+        &mut out,
+    );
+    assert_eq!(kinds(&out.alarms), vec![(1, EventKind::Cleared, 1)]);
+}
+
+#[test]
+fn acknowledgements_outcomes_and_errors() {
+    let mut c = core();
+    feed(&mut c, "p1", "lel", &[(0, 30.0)]); // alarm 1, deadline +60 s
+    feed(&mut c, "m1", "ch4", &[(0, 0.6)]); // alarm 2, site m1
+    let mut out = Outputs::default();
+    let r = c
+        .acknowledge(1, None, "op", "checked", "http", T0 + 59_000, &mut out)
+        .unwrap();
+    assert!(r.first);
+    assert_eq!(r.record.outcome(T0 + 100_000), Outcome::Responded);
+    assert_eq!(out.alarms.len(), 1);
+    assert_eq!(out.alarms[0].event.kind, EventKind::Acknowledged);
+    // Idempotent: the first acknowledgement stands, nothing is emitted.
+    out.clear();
+    let again = c
+        .acknowledge(1, None, "other", "x", "mqtt", T0 + 70_000, &mut out)
+        .unwrap();
+    assert!(!again.first);
+    assert_eq!(again.record.alarm.ack.as_ref().unwrap().by, "op");
+    assert!(out.alarms.is_empty());
+    // Unknown id, another site's alarm: errors, nothing changes.
+    assert_eq!(
+        c.acknowledge(99, None, "op", "", "http", T0, &mut out),
+        Err(AckError::Unknown(99))
+    );
+    assert!(matches!(
+        c.acknowledge(2, Some("p1"), "op", "", "mqtt", T0, &mut out),
+        Err(AckError::WrongSite { id: 2, .. })
+    ));
+    assert!(c.alarms.get(2).unwrap().alarm.ack.is_none());
+    assert!(out.alarms.is_empty());
+    // Late: 20 s deadline on m1.
+    let late = c
+        .acknowledge(2, Some("m1"), "op", "", "mqtt", T0 + 21_000, &mut out)
+        .unwrap();
+    assert_eq!(late.record.outcome(T0 + 30_000), Outcome::Late);
+    // Cleared and acknowledged: final, still answers a repeated ack.
+    feed(&mut c, "p1", "lel", &[(80, 1.0)]);
+    assert!(c.alarms.get(1).unwrap().is_final());
+    assert!(
+        !c.acknowledge(1, Some("p1"), "op", "", "http", T0 + 90_000, &mut out)
+            .unwrap()
+            .first
+    );
+}
+
+#[test]
+fn open_alarms_survive_a_restart_through_the_journal() {
+    use crate::core::alarms::view::{AlarmView, EventView};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = core();
+    let ch = feed(&mut c, "p1", "lel", &[(0, 30.0), (1, 60.0)]);
+    let closed = feed(
+        &mut c,
+        "p1",
+        "slow",
+        &[(0, 30.0), (1, 30.0), (2, 1.0), (3, 1.0)],
+    );
+    let mut out = Outputs::default();
+    c.acknowledge(2, None, "op", "", "http", T0 + 5_000, &mut out)
+        .unwrap();
+    let mut j = crate::state::Journal::open(dir.path()).unwrap();
+    let rows: Vec<_> = ch
+        .iter()
+        .chain(&closed)
+        .chain(&out.alarms)
+        .map(|a| {
+            (
+                AlarmView::of(&a.record, &c.inventory, T0, false),
+                EventView::of(&a.event),
+            )
+        })
+        .collect();
+    j.save_alarms(&rows).unwrap();
+
+    let mut fresh = core();
+    let open = j.load_open_alarms(&fresh.inventory).unwrap();
+    assert_eq!(open.len(), 1, "alarm 2 is closed");
+    assert_eq!(open[0], c.alarms.get(1).unwrap().clone());
+    fresh.alarms.restore(j.next_alarm_id().unwrap(), open);
+    // The active level-2 alarm continues: no new raise, and it clears as before.
+    let ch = feed(&mut fresh, "p1", "lel", &[(10, 55.0), (11, 10.0)]);
+    assert_eq!(kinds(&ch), vec![(1, EventKind::Cleared, 2)]);
+    assert_eq!(ch[0].record.alarm.raised_ms, T0);
+    // Ids continue after the highest.
+    let ch = feed(&mut fresh, "p1", "lel", &[(12, 30.0)]);
+    assert_eq!(ch[0].record.id, 3);
+}
