@@ -214,9 +214,11 @@ impl Record {
                     .tag("kind", kind.as_str())
                     .tag("level", level.to_string())
                     .tag("type", alarm_type.as_str())
+                    // A tag, not a field: two changes of one alarm in the same millisecond
+                    // (escalated and cleared by one batch) must not overwrite each other.
+                    .tag("event", event.as_str())
                     .field("state", state.as_str())
                     .field("state_code", alarm_state_code(state))
-                    .field("event", event.as_str())
                     .field("id", *id as i64);
                 if let Some(v) = value.filter(|v| v.is_finite()) {
                     b = b.field("value", v);

@@ -265,8 +265,8 @@ impl AlarmBook {
             }
         }
         let scheme = rule.scheme;
-        let channel =
-            (level_change.is_some() || rate_change.is_some()).then(|| rule.channel.clone());
+        let channel: Option<Box<str>> =
+            (level_change.is_some() || rate_change.is_some()).then(|| channel_name.into());
 
         match fault {
             Some(true) if !self.active.contains_key(&(d, AlarmType::Fault)) => {
