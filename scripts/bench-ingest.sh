@@ -12,7 +12,12 @@
 #      readings; timed from process start until all M are accepted and every point is written
 #      (written ≥ M + one device_state point per device, store queue empty)    → readings/s.
 #      Then VictoriaMetrics must hold exactly M `reading_v` samples for the round's site.
-#   A and B alternate for BENCH_ROUNDS rounds; the summary gives medians and
+#      Every value stays under the alarm thresholds (alarm evaluation runs, nothing is raised).
+#   S  the alarm storm: as B, but every 50th reading of each device crosses the level-2 gas
+#      threshold and the next one clears it: M/50 alarms (10,000 at the defaults, over 1,000
+#      devices, in a few seconds). VictoriaMetrics must hold all M readings and the gateway
+#      must have raised exactly M/50 alarms. Target: S ≥ 0.8 × B.
+#   A, B and S alternate for BENCH_ROUNDS rounds; the summary gives medians and
 #   ratio = median(B) / median(A). Targets: ratio ≥ 0.8 at QoS 0, B ≥ 50,000 readings/s.
 #   C  a gateway with a 100,000-device inventory receives one reading per device; VmRSS from
 #      /proc/PID/status once the store queue is empty and one journal cycle (5 s) has passed
@@ -22,7 +27,8 @@
 #
 # Environment (defaults):
 #   BENCH_MESSAGES=500000  BENCH_DEVICES=1000  BENCH_MEM_DEVICES=100000  BENCH_QOS=0
-#   BENCH_ROUNDS=3         rounds of phase A then phase B
+#   BENCH_ROUNDS=3         rounds of phase A, B then S
+#   BENCH_ALARM_EVERY=50   phase S: every n-th reading of a device is an alarm (0: skip S)
 #   BENCH_QUEUE_CAPACITY   store.queue_capacity (default: the gateway's default)
 #   BENCH_BATCH_SIZE       store.batch_size (default: the gateway's default)
 #   BENCH_FLUSH_MS         store.flush_interval_ms (default: the gateway's, 1000 ms; the last
@@ -59,6 +65,7 @@ KEEP=${BENCH_KEEP:-0}
 ROUNDS=${BENCH_ROUNDS:-3}
 WAIT_IDLE_S=${BENCH_WAIT_IDLE_S:-120}
 GATEWAY_ENV=${BENCH_GATEWAY_ENV:-}
+ALARM_EVERY=${BENCH_ALARM_EVERY:-50}
 TARGET_RATIO=0.8
 TARGET_RATE=50000
 TARGET_RSS_MB=100
@@ -192,12 +199,12 @@ done
 log "mosquitto on $BROKER (pid $MOSQ_PID), VictoriaMetrics on $VM (pid $VM_PID), temp $WORK"
 
 # Offline persistent session + a preload of `count` readings for it, fully taken by the broker.
-preload() { # client_id, devices, count, site
+preload() { # client_id, devices, count, site, [extra loadgen publish arguments]
   "$BIN/loadgen" session --broker "$BROKER" --client-id "$1" --filter "$FILTER" --qos "$QOS" \
     || die "loadgen session $1"
   local out
   out=$(timeout "$((TIMEOUT_S + 30))" "$BIN/loadgen" publish --broker "$BROKER" --site "$4" \
-    --devices "$2" --count "$3" --qos "$QOS" --max-duration-s "$TIMEOUT_S") || die "loadgen publish"
+    --devices "$2" --count "$3" --qos "$QOS" --max-duration-s "$TIMEOUT_S" "${@:5}") || die "loadgen publish"
   log "preload for $1: $out"
   case "$out" in "sent $3 "*) ;; *) die "preload sent fewer than $3 messages" ;; esac
   wait_idle "$MOSQ_PID" "$TIMEOUT_S" || die "broker still busy after the preload"
@@ -285,31 +292,40 @@ listen = "127.0.0.1:$3"
 EOF
 }
 METRICS=""
-scrape() { # api_port → sets METRICS to "received accepted rejected written dropped depth"
+scrape() { # api_port → sets METRICS to "received accepted rejected written dropped depth alarm_events raised"
   METRICS=$(curl -sf --max-time 2 "http://127.0.0.1:$1/metrics" | awk '
+    $1 ~ /^safegate_alarm_events_total/ { e += $2 }
+    $1 ~ /^safegate_alarm_events_total.*event="raised"/ { ra += $2 }
     $1 == "safegate_messages_received_total" { r = $2 }
     $1 == "safegate_readings_accepted_total" { a = $2 }
     $1 ~ /^safegate_readings_rejected_total/ { j += $2 }
     $1 == "safegate_store_points_written_total" { w = $2 }
     $1 == "safegate_store_points_dropped_total" { d = $2 }
     $1 == "safegate_store_queue_depth" { q = $2 }
-    END { printf "%d %d %d %d %d %d", r, a, j, w, d, q }') || METRICS=""
+    END { printf "%d %d %d %d %d %d %d %d", r, a, j, w, d, q, e, ra }') || METRICS=""
 }
 
 # ---------------------------------------------------------------- phase B: gateway drain
 B_RATE=(); B_ACC_RATE=(); B_DESC=(); B_OK=(); B_RSS=(); B_HWM=(); B_OTHER=()
+S_RATE=(); S_DESC=(); S_OK=(); S_OTHER=()
 CPU_LINES=""; TIMELINE=""
-phase_b() { # round
-  local r=$1 B=$WORK/b$r api t0 t1 t_acc="" at_acc="" end snap0="" snap1="" perf_pid="" gw
-  local c0_all c0_idle c1_all c1_idle m0 m1 v0 v1 f0 rcv=0 acc=0 rej=0 wr=0 drp=0 depth=0 s s_acc vm i
-  local last=$((r == ROUNDS))
-  log "round $r phase B: preload $M readings for the gateway's session, then the gateway drains them"
+phase_b() { # round, [storm]
+  local r=$1 mode=${2:-quiet} P=B site api t0 t1 t_acc="" at_acc="" end snap0="" snap1="" perf_pid="" gw
+  local c0_all c0_idle c1_all c1_idle m0 m1 v0 v1 f0 rcv=0 acc=0 rej=0 wr=0 drp=0 depth=0 ev=0 raised=0 s s_acc vm i
+  local last=$((r == ROUNDS)) extra=() want_alarms=0
+  if [ "$mode" = storm ]; then
+    P=S; extra=(--alarm-every "$ALARM_EVERY"); last=0
+    want_alarms=$(( (M / DEVICES + ALARM_EVERY - 1) / ALARM_EVERY * DEVICES ))
+  fi
+  local B=$WORK/${P,,}$r
+  site="bench${P,,}$r"
+  log "round $r phase $P: preload $M readings for the gateway's session, then the gateway drains them"
   mkdir -p "$B"
-  "$BIN/loadgen" inventory --site "bench$r" --devices "$DEVICES" --interval-s 10 >"$B/inventory.toml"
+  "$BIN/loadgen" inventory --site "$site" --devices "$DEVICES" --interval-s 10 >"$B/inventory.toml"
   api=$(free_port)
-  write_config "$B" "safegate-bench-b$r" "$api" "${BENCH_QUEUE_CAPACITY:-}"
-  "$BIN/safegate" check-config "$B/safegate.toml" >/dev/null || die "phase B config rejected"
-  preload "safegate-bench-b$r" "$DEVICES" "$M" "bench$r"
+  write_config "$B" "safegate-bench-${P,,}$r" "$api" "${BENCH_QUEUE_CAPACITY:-}"
+  "$BIN/safegate" check-config "$B/safegate.toml" >/dev/null || die "phase $P config rejected"
+  preload "safegate-bench-${P,,}$r" "$DEVICES" "$M" "$site" "${extra[@]}"
 
   read -r c0_all c0_idle < <(cpu_total)
   m0=$(ticks "$MOSQ_PID"); v0=$(ticks "$VM_PID")
@@ -329,44 +345,51 @@ phase_b() { # round
     if [ -z "$snap0" ] && [ "$THREADS" = 1 ]; then snap0=$(thread_snapshot "$gw"); fi
     scrape "$api"
     if [ -n "$METRICS" ]; then
-      read -r rcv acc rej wr drp depth <<<"$METRICS"
+      read -r rcv acc rej wr drp depth ev raised <<<"$METRICS"
       printf '%s %s %s %s\n' "$(secs "$t0" "$(now_ns)")" "$acc" "$wr" "$depth" >>"$B/timeline.txt"
       if [ -z "$t_acc" ] && [ $((acc + rej)) -ge "$M" ]; then
         t_acc=$(now_ns); at_acc="$wr points written, $depth queued"
       fi
-      if [ -n "$t_acc" ] && [ "$depth" -eq 0 ] && [ $((wr + drp)) -ge $((acc + DEVICES)) ]; then
+      # Every reading, one device_state point per device and one point per alarm event.
+      if [ -n "$t_acc" ] && [ "$depth" -eq 0 ] && [ $((wr + drp)) -ge $((acc + DEVICES + ev)) ]; then
         break
       fi
     fi
-    [ $SECONDS -lt $end ] || die "phase B: not drained in ${TIMEOUT_S}s (metrics: ${METRICS:-none})"
+    [ $SECONDS -lt $end ] || die "phase $P: not drained in ${TIMEOUT_S}s (metrics: ${METRICS:-none})"
     sleep 0.1
   done
   t1=$(now_ns)
   if [ "$THREADS" = 1 ]; then snap1=$(thread_snapshot "$gw"); fi
   m1=$(ticks "$MOSQ_PID"); v1=$(ticks "$VM_PID")
   read -r c1_all c1_idle < <(cpu_total)
-  B_OTHER[r]=$(foreign_pct "$f0" "$(foreign_snapshot)" "$(secs "$t0" "$t1")")
+  local other
+  other=$(foreign_pct "$f0" "$(foreign_snapshot)" "$(secs "$t0" "$t1")")
   if [ -n "$perf_pid" ]; then
     kill -INT "$perf_pid" 2>/dev/null || true
     for i in $(seq 100); do kill -0 "$perf_pid" 2>/dev/null || break; sleep 0.1; done
   fi
   s=$(secs "$t0" "$t1")
   s_acc=$(secs "$t0" "$t_acc")
-  B_RATE[r]=$(rate "$acc" "$s")
-  B_ACC_RATE[r]=$(rate "$acc" "$s_acc")
-  B_RSS[r]=$(rss_kb "$gw" VmRSS); B_HWM[r]=$(rss_kb "$gw" VmHWM)
-  log "round $r phase B: received $rcv, accepted $acc, rejected $rej, points written $wr, dropped $drp"
+  log "round $r phase $P: received $rcv, accepted $acc, rejected $rej, points written $wr, dropped $drp, alarms raised $raised"
 
   # Check what the store holds: one reading_v sample per reading of this round's site.
   curl -sf --max-time 60 "$VM/internal/force_flush" >/dev/null || true
   sleep 1
   vm=$(curl -sf --max-time 120 -G "$VM/api/v1/export/csv" \
-    --data-urlencode "match[]=reading_v{site=\"bench$r\"}" --data-urlencode 'format=__timestamp__,__value__' \
+    --data-urlencode "match[]=reading_v{site=\"$site\"}" --data-urlencode 'format=__timestamp__,__value__' \
     --data-urlencode "start=$(($(date +%s) - 86400))" --data-urlencode "end=$(($(date +%s) + 86400))" \
     | wc -l) || vm=error
-  if [ "$vm" = "$M" ] && [ "$acc" = "$M" ] && [ "$drp" = 0 ]; then B_OK[r]=1; else B_OK[r]=0; fi
-  B_DESC[r]="$acc stored in $s s; all accepted after $s_acc s (${B_ACC_RATE[r]}/s), $at_acc then; VM reading_v samples $vm/$M, rejected $rej, dropped $drp; other programs ${B_OTHER[r]}%"
-  log "round $r phase B: ${B_RATE[r]} readings/s (${B_DESC[r]})"
+  local ok=0
+  if [ "$vm" = "$M" ] && [ "$acc" = "$M" ] && [ "$drp" = 0 ] && [ "$raised" = "$want_alarms" ]; then ok=1; fi
+  local desc="$acc stored in $s s; all accepted after $s_acc s ($(rate "$acc" "$s_acc")/s), $at_acc then; VM reading_v samples $vm/$M, rejected $rej, dropped $drp, alarms raised $raised/$want_alarms; other programs $other%"
+  if [ "$P" = S ]; then
+    S_RATE[r]=$(rate "$acc" "$s"); S_OK[r]=$ok; S_OTHER[r]=$other; S_DESC[r]=$desc
+    log "round $r phase S: ${S_RATE[r]} readings/s ($desc)"
+  else
+    B_RATE[r]=$(rate "$acc" "$s"); B_ACC_RATE[r]=$(rate "$acc" "$s_acc"); B_OK[r]=$ok; B_OTHER[r]=$other; B_DESC[r]=$desc
+    B_RSS[r]=$(rss_kb "$gw" VmRSS); B_HWM[r]=$(rss_kb "$gw" VmHWM)
+    log "round $r phase B: ${B_RATE[r]} readings/s ($desc)"
+  fi
 
   if [ "$last" = 1 ]; then
     # CPU use during the drain: whole machine, broker, store, gateway threads.
@@ -391,20 +414,25 @@ phase_b() { # round
     fi
   fi
   stop_pid "$gw"
-  drop_session "safegate-bench-b$r"
+  drop_session "safegate-bench-${P,,}$r"
+  # The gateway's alarm board leaves retained states on the broker; a later phase's gateway
+  # would receive them all on subscribing, so remove them.
+  timeout 30 mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -t "safegate/v1/+/alarms/#" \
+    --remove-retained --retained-only -W 3 >/dev/null 2>&1 || true
 }
 
 for r in $(seq "$ROUNDS"); do
   wait_quiet
   phase_a "$r"
   phase_b "$r"
+  if [ "$ALARM_EVERY" -gt 0 ]; then phase_b "$r" storm; fi
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)) }'; }
 # Rounds where other programs (other sessions) used more than 15% of a core are disturbed:
 # medians leave them out, unless every round was disturbed.
 CLEAN=(); CLEAN_NOTE="undisturbed"
 for r in $(seq "$ROUNDS"); do
-  [ "${A_OTHER[r]}" -gt 15 ] || [ "${B_OTHER[r]}" -gt 15 ] || CLEAN+=("$r")
+  [ "${A_OTHER[r]}" -gt 15 ] || [ "${B_OTHER[r]}" -gt 15 ] || [ "${S_OTHER[r]:-0}" -gt 15 ] || CLEAN+=("$r")
 done
 if [ ${#CLEAN[@]} -eq 0 ]; then
   log "WARNING: every round was disturbed by other load; the medians include them"
@@ -418,6 +446,12 @@ B_ACC_MED=$(median $(pick B_ACC_RATE))
 RATIO=$(awk -v b="$B_MED" -v a="$A_MED" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
 VM_OK=1
 for r in $(seq "$ROUNDS"); do [ "${B_OK[r]}" = 1 ] || VM_OK=0; done
+S_MED=0; S_RATIO=0; STORM_OK=1
+if [ "$ALARM_EVERY" -gt 0 ]; then
+  S_MED=$(median $(pick S_RATE))
+  S_RATIO=$(awk -v s="$S_MED" -v b="$B_MED" 'BEGIN { printf "%.3f", (b > 0 ? s / b : 0) }')
+  for r in $(seq "$ROUNDS"); do [ "${S_OK[r]}" = 1 ] || STORM_OK=0; done
+fi
 
 # ---------------------------------------------------------------- phase C: memory at 100k devices
 wait_quiet
@@ -436,7 +470,7 @@ while :; do
   kill -0 "$GWC" 2>/dev/null || { tail -20 "$C/gateway.log" >&2; die "phase C gateway exited"; }
   scrape "$C_API"
   if [ -n "$METRICS" ]; then
-    read -r rcv acc rej wr drp depth <<<"$METRICS"
+    read -r rcv acc rej wr drp depth ev raised <<<"$METRICS"
     [ $((acc + rej)) -lt "$MEM_DEVICES" ] || break
   fi
   [ $SECONDS -lt $end ] || die "phase C: not all readings accepted in ${TIMEOUT_S}s (metrics: ${METRICS:-none})"
@@ -447,7 +481,7 @@ C_RSS_ACC=$(rss_kb "$GWC" VmRSS)
 end=$((SECONDS + 60))
 while :; do
   scrape "$C_API"
-  read -r rcv acc rej wr drp depth <<<"${METRICS:-0 0 0 0 0 1}"
+  read -r rcv acc rej wr drp depth ev raised <<<"${METRICS:-0 0 0 0 0 1 0 0}"
   [ "$depth" -eq 0 ] && [ $((wr + drp)) -ge $((acc + MEM_DEVICES)) ] && break
   [ $SECONDS -lt $end ] || break
   sleep 0.2
@@ -464,8 +498,9 @@ v_ratio=$(verdict "$(awk -v r="$RATIO" -v t="$TARGET_RATIO" 'BEGIN { print (r >=
 v_rate=$(verdict "$(awk -v r="$B_MED" -v t="$TARGET_RATE" 'BEGIN { print (r >= t) }')")
 v_rss=$(verdict "$(awk -v k="$C_RSS" -v t="$TARGET_RSS_MB" 'BEGIN { print (k / 1024 <= t) }')")
 v_vm=$(verdict "$VM_OK")
+v_storm=$(verdict "$(awk -v r="$S_RATIO" -v ok="$STORM_OK" -v on="$ALARM_EVERY" 'BEGIN { print (on == 0 || (r >= 0.8 && ok == 1)) }')")
 MISSED=0
-case "$v_ratio $v_rate $v_rss $v_vm" in *FAIL*) MISSED=1 ;; esac
+case "$v_ratio $v_rate $v_rss $v_vm $v_storm" in *FAIL*) MISSED=1 ;; esac
 TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
 {
   echo
@@ -478,9 +513,14 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
   echo "    ratio (b)/(a)                  $RATIO   [target ≥ $TARGET_RATIO: $v_ratio]"
   echo "    rate (b)                       [target ≥ $TARGET_RATE readings/s: $v_rate]"
   echo "    reading_v samples in VM = M    [every round: $v_vm]"
+  if [ "$ALARM_EVERY" -gt 0 ]; then
+    echo "(s) alarm storm → VictoriaMetrics  $S_MED readings/s (every ${ALARM_EVERY}th reading of each device raises an alarm: $((M / ALARM_EVERY)) alarms per round)"
+    echo "    ratio (s)/(b)                  $S_RATIO   [target ≥ 0.8, all readings stored, all alarms raised: $v_storm]"
+  fi
   for r in $(seq "$ROUNDS"); do
     echo "  round $r  (a) ${A_RATE[r]} msg/s: ${A_DESC[r]}"
     echo "           (b) ${B_RATE[r]} readings/s: ${B_DESC[r]}"
+    [ "$ALARM_EVERY" -gt 0 ] && echo "           (s) ${S_RATE[r]} readings/s: ${S_DESC[r]}"
   done
   echo "    gateway VmRSS after phase B    $(mb "${B_RSS[ROUNDS]}") MB (peak $(mb "${B_HWM[ROUNDS]}") MB; last round)"
   echo "(c) gateway VmRSS, $MEM_DEVICES devices  $(mb "$C_RSS") MB (at last accept $(mb "$C_RSS_ACC") MB, peak $(mb "$C_HWM") MB; $C_ACC accepted)   [target ≤ $TARGET_RSS_MB MB: $v_rss]"

@@ -18,6 +18,10 @@ pub struct LoadOptions {
     pub qos: u8,
     /// Hard stop, whatever was sent.
     pub max_duration: Duration,
+    /// Every n-th reading of each device crosses the gas level-2 threshold (an alarm storm:
+    /// each crossing raises an alarm and the next reading clears it); `None`: every value stays
+    /// under the level-1 threshold (25 %LEL).
+    pub alarm_every: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,11 +39,18 @@ fn qos(q: u8) -> QoS {
 }
 
 /// One reading payload, the shape the gateway ingests.
-pub fn payload(seq: u64, ts_ms: i64) -> String {
-    format!(
-        "{{\"ts\":{ts_ms},\"values\":{{\"v\":{}.5}},\"status\":\"normal\"}}",
-        seq % 1000
-    )
+pub fn payload(ts_ms: i64, value: f64) -> String {
+    format!("{{\"ts\":{ts_ms},\"values\":{{\"v\":{value:?}}},\"status\":\"normal\"}}")
+}
+
+/// The value of message `seq` when `devices` devices take turns: under 25 %LEL, or 60.5
+/// (over the 50 %LEL level) for every `alarm_every`-th reading of a device.
+pub fn value(seq: u64, devices: usize, alarm_every: Option<u64>) -> f64 {
+    let k = seq / devices.max(1) as u64;
+    match alarm_every {
+        Some(n) if k % n.max(1) == 0 => 60.5,
+        _ => (seq % 20) as f64 + 0.5,
+    }
 }
 
 pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
@@ -60,6 +71,7 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
     let count = o.count;
     let rate = o.rate;
     let max = o.max_duration;
+    let (devices, alarm_every) = (o.devices.max(1), o.alarm_every);
     let producer = tokio::spawn(async move {
         let mut sent = 0u64;
         let ts = crate::telemetry::now_ms();
@@ -72,7 +84,12 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
             }
             let topic = &topics[(sent as usize) % topics.len()];
             if client
-                .publish(topic.clone(), q, false, payload(sent, ts + sent as i64))
+                .publish(
+                    topic.clone(),
+                    q,
+                    false,
+                    payload(ts + sent as i64, value(sent, devices, alarm_every)),
+                )
                 .await
                 .is_err()
             {

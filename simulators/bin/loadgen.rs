@@ -33,6 +33,9 @@ enum Cmd {
         qos: u8,
         #[arg(long, default_value_t = 300)]
         max_duration_s: u64,
+        /// Every n-th reading of each device is an alarm (60.5 %LEL); the others stay low.
+        #[arg(long)]
+        alarm_every: Option<u64>,
     },
     /// Create a persistent session so the broker queues messages for it.
     Session {
@@ -78,6 +81,7 @@ async fn main() -> std::process::ExitCode {
             rate,
             qos,
             max_duration_s,
+            alarm_every,
         } => match split(&broker) {
             Ok((host, port)) => {
                 let o = LoadOptions {
@@ -90,6 +94,7 @@ async fn main() -> std::process::ExitCode {
                     rate,
                     qos,
                     max_duration: Duration::from_secs(max_duration_s),
+                    alarm_every,
                 };
                 loadgen::publish(&o).await.map(|r| {
                     println!(
