@@ -417,8 +417,14 @@ phase_b() { # round, [storm]
   drop_session "safegate-bench-${P,,}$r"
   # The gateway's alarm board leaves retained states on the broker; a later phase's gateway
   # would receive them all on subscribing, so remove them.
-  timeout 30 mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -t "safegate/v1/+/alarms/#" \
-    --remove-retained --retained-only -W 3 >/dev/null 2>&1 || true
+  if [ "$mode" = storm ]; then
+    timeout 60 mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -t "safegate/v1/+/alarms/#" \
+      --remove-retained --retained-only -W 5 >/dev/null 2>&1 || true
+    local left
+    left=$(timeout 30 mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -t "safegate/v1/+/alarms/#" \
+      --retained-only -W 2 2>/dev/null | wc -l) || true
+    log "round $r phase S: retained alarm states left on the broker after removal: ${left:-?}"
+  fi
 }
 
 for r in $(seq "$ROUNDS"); do

@@ -26,6 +26,9 @@ pub struct FleetOptions {
     pub jitter_ms: u64,
     /// Probability that a message is replaced by a malformed one.
     pub malformed_rate: f64,
+    /// Probability that a reading is a leak spike over the kind's alarm level (the next
+    /// reading is back to normal, so each spike raises and clears one alarm).
+    pub spike_rate: f64,
     pub seed: u64,
     /// Stop by itself after this long.
     pub duration: Option<Duration>,
@@ -44,6 +47,7 @@ impl Default for FleetOptions {
             latency_ms: 0,
             jitter_ms: 0,
             malformed_rate: 0.0,
+            spike_rate: 0.0,
             seed: 1,
             duration: None,
         }
@@ -103,6 +107,18 @@ pub fn sample(kind: DeviceKind, t_s: f64, rng: &mut fastrand::Rng) -> Vec<(&'sta
         DeviceKind::Positioning => vec![("people", (20.0 + 5.0 * wave).round())],
         DeviceKind::Video => vec![("streams_up", 1.0)],
     }
+}
+
+/// A value over the kind's first alarm level (see docs/alarms.md), for leak spikes.
+pub fn spike(kind: DeviceKind) -> Option<f64> {
+    Some(match kind {
+        DeviceKind::GasCombustible => 32.0,
+        DeviceKind::GasToxic => 16.0,
+        DeviceKind::Methane => 1.2,
+        DeviceKind::CarbonMonoxide => 30.0,
+        DeviceKind::Temperature => 31.5,
+        _ => return None,
+    })
 }
 
 fn now_ms() -> i64 {
@@ -168,7 +184,13 @@ pub async fn run(
             report.malformed += 1;
             malformed(&opts.prefix, d, report.malformed)
         } else {
-            let values: serde_json::Map<String, serde_json::Value> = sample(d.kind, t_s, &mut rng)
+            let mut reading = sample(d.kind, t_s, &mut rng);
+            if rng.f64() < opts.spike_rate {
+                if let (Some(v), Some(first)) = (spike(d.kind), reading.first_mut()) {
+                    first.1 = v;
+                }
+            }
+            let values: serde_json::Map<String, serde_json::Value> = reading
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
                 .collect();
@@ -201,5 +223,57 @@ fn malformed(prefix: &str, d: &SimDevice, n: u64) -> (String, String) {
             "{\"values\": {\"x\": 1}}".into(),
         ),
         _ => (data, "{\"values\": {}}".into()),
+    }
+}
+
+/// A park platform's duty desk: watches the gateway's alarm board and acknowledges a share of
+/// the new alarms over MQTT after a random delay (some within their deadline, some late); the
+/// others are never acknowledged. For the demo, so the response rate has something to measure.
+pub async fn acknowledge_some(
+    opts: FleetOptions,
+    share: f64,
+    max_delay: Duration,
+    mut shutdown: broadcast::Receiver<()>,
+) {
+    let mut mo = MqttOptions::new(
+        format!("{}-duty", opts.client_id),
+        opts.host.clone(),
+        opts.port,
+    );
+    mo.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(mo, 100);
+    let filter = format!("{}/+/alarms/+", opts.prefix);
+    let mut rng = fastrand::Rng::with_seed(opts.seed.wrapping_add(11));
+    let mut seen = std::collections::HashSet::new();
+    let mut due: BinaryHeap<Reverse<(Instant, String)>> = BinaryHeap::new();
+    loop {
+        let next = due.peek().map_or(
+            Instant::now() + Duration::from_secs(3600),
+            |Reverse((t, _))| *t,
+        );
+        tokio::select! {
+            _ = shutdown.recv() => break,
+            _ = tokio::time::sleep_until(next) => {
+                if let Some(Reverse((_, topic))) = due.pop() {
+                    let body = serde_json::json!({"by": "demo-duty-desk", "note": "checked on site"});
+                    let _ = client.try_publish(topic, QoS::AtLeastOnce, false, body.to_string());
+                }
+            }
+            ev = eventloop.poll() => match ev {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                    let _ = client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    let state: serde_json::Value =
+                        serde_json::from_slice(&p.payload).unwrap_or_default();
+                    if state["state"] == "active_unacked" && seen.insert(p.topic.clone()) && rng.f64() < share {
+                        let delay = max_delay.mul_f64(rng.f64());
+                        due.push(Reverse((Instant::now() + delay, format!("{}/ack", p.topic))));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            },
+        }
     }
 }

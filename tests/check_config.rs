@@ -127,6 +127,71 @@ fn each_invalid_case_is_reported_by_name() {
     }
 }
 
+/// Alarm rules are resolved as the gateway resolves them; each problem names its key.
+#[test]
+fn alarm_rules_are_checked_like_the_rest() {
+    let four_colour_mine = "\n[[sites]]\nid = \"m2\"\nname = \"M\"\nkind = \"mine\"\nalarms = { scheme = \"four_colour\" }\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "\n[alarms.kinds.plasma]\nlevels = [1]\n".into(),
+            "alarms.kinds.plasma: \"plasma\" is not a device kind",
+        ),
+        (
+            dev("d1", "p1", "alarm = { levels = [50, 25] }"),
+            "devices[0] (id \"d1\").alarm.levels: levels [50.0, 25.0] must be strictly ascending",
+        ),
+        (
+            dev("d1", "p1", "alarm = { levles = [1] }"),
+            "unknown field `levles`",
+        ),
+        (
+            format!(
+                "{four_colour_mine}{}",
+                dev("d1", "m2", "").replace("gas_combustible", "methane")
+            ),
+            "the four_colour scheme needs four thresholds (蓝, 黄, 橙, 红) (the built-in methane default)",
+        ),
+        (
+            dev("d1", "p1", "gas = \"VOC\"").replace("gas_combustible", "gas_toxic"),
+            "no occupational exposure limit is known for gas \"VOC\"",
+        ),
+        (
+            "\n[alarms]\nresponse_deadline_s = { level2 = 300 }\n".into(),
+            "from level1 up without gaps",
+        ),
+        (
+            "\n[alarms]\nhysteresis = 1.5\n".into(),
+            "alarms.hysteresis: 1.5 is not a share in (0, 1]",
+        ),
+        (
+            dev("d1", "p1", "alarm = { rate_per_day = [10], rate_window = \"soon\" }"),
+            "alarm.rate_window: \"soon\" is not a window",
+        ),
+        (
+            dev("d1", "p1", "alarm = { clear_below = 30 }"),
+            "alarm.clear_below: 30 must be a number not above the first level (25)",
+        ),
+        (
+            "\n[[sites]]\nid = \"p3\"\nname = \"P\"\nkind = \"park\"\nalarms = { response_deadline_s = -5 }\n".into(),
+            "sites[2] (id \"p3\").alarms.response_deadline_s: -5 is not a number of seconds",
+        ),
+    ];
+    for (snippet, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, out) = check(dir.path(), &format!("{SITES}{snippet}"), &[]);
+        assert_eq!(code, 2, "exit code for {want:?}:\n{out}");
+        assert!(out.contains(want), "expected {want:?} in:\n{out}");
+    }
+    // A good alarm section passes.
+    let dir = tempfile::tempdir().unwrap();
+    let good = format!(
+        "{SITES}\n[alarms]\nresponse_deadline_s = {{ level1 = 600, level2 = 120 }}\n[alarms.kinds.slope_displacement]\nrate_per_day = [5, 10]\nrate_window = \"6h\"\n{}",
+        dev("d1", "p1", "alarm = { levels = [20, 40], raise_after = 2 }")
+    );
+    let (code, out) = check(dir.path(), &good, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
 #[test]
 fn all_errors_are_listed_at_once_with_the_included_file_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,6 +25,9 @@ struct Args {
     jitter_ms: u64,
     #[arg(long, default_value_t = 0.0)]
     malformed_rate: f64,
+    /// Probability that a reading is a leak spike over the kind's alarm level.
+    #[arg(long, default_value_t = 0.0)]
+    spike_rate: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Stop after this many seconds (default: run until Ctrl-C).
@@ -70,6 +73,7 @@ async fn main() -> std::process::ExitCode {
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms,
         malformed_rate: a.malformed_rate,
+        spike_rate: a.spike_rate,
         seed: a.seed,
         duration: a.duration_s.map(Duration::from_secs),
     };

@@ -109,13 +109,13 @@ impl BoardQueue {
                     }
                 },
             }
-            // Hand what is pending to the client, as far as its request queue takes it.
-            let batch: Vec<(String, (Vec<u8>, bool))> = {
-                let mut p = self.lock();
-                std::mem::take(&mut p.latest).into_iter().collect()
-            };
-            let mut rest = batch.into_iter();
-            for (t, (payload, closed)) in rest.by_ref() {
+            // Hand what is pending to the client, as far as its request queue takes it. One
+            // state at a time: what the queue does not take stays in the map untouched, so a
+            // wake-up costs what it sends, not what is pending.
+            loop {
+                let Some((t, (payload, closed))) = self.lock().latest.pop_first() else {
+                    break;
+                };
                 match client.try_publish(t.clone(), QoS::AtLeastOnce, true, payload.clone()) {
                     Ok(()) => {
                         metrics.alarms_published.inc();
@@ -128,13 +128,6 @@ impl BoardQueue {
                         self.lock().latest.entry(t).or_insert((payload, closed));
                         break;
                     }
-                }
-            }
-            let left: Vec<_> = rest.collect();
-            if !left.is_empty() {
-                let mut p = self.lock();
-                for (t, v) in left {
-                    p.latest.entry(t).or_insert(v);
                 }
             }
         }

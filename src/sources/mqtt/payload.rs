@@ -436,6 +436,42 @@ mod tests {
     }
 
     #[test]
+    fn alarm_topics_acks_and_the_boards_own_echo() {
+        // The gateway's retained alarm states come back through `#`: ignored, not rejected.
+        assert!(parse("p/v1/s/alarms/12", r#"{"state":"active_unacked"}"#).is_empty());
+        assert!(parse("p/v1/s/alarms/12", "").is_empty());
+        let ack = parse("p/v1/s/alarms/12/ack", r#"{"by":"platform","note":"ok"}"#);
+        assert!(
+            matches!(&ack[..], [SourceEvent::Ack { site, alarm, by, note, .. }]
+                if site == "s" && alarm == "12" && by == "platform" && note == "ok"),
+            "{ack:?}"
+        );
+        // A device may be called `alarms`: its data topic is still a reading.
+        assert!(matches!(
+            parse("p/v1/s/alarms/data", r#"{"values":{"v":1}}"#)[..],
+            [SourceEvent::Reading { .. }]
+        ));
+        for (payload, want) in [
+            ("not json", Reason::MalformedJson),
+            (r#"{"note":"no by"}"#, Reason::MalformedJson),
+            (r#"{"by":"x","extra":1}"#, Reason::MalformedJson),
+            (r#"{"by":"  "}"#, Reason::InvalidValue),
+        ] {
+            let got = parse("p/v1/s/alarms/12/ack", payload);
+            assert_eq!(reason(&got[0]), Some(want), "{payload}");
+        }
+        let long = format!(r#"{{"by":"{}"}}"#, "x".repeat(MAX_ACK_BY + 1));
+        assert_eq!(
+            reason(&parse("p/v1/s/alarms/12/ack", &long)[0]),
+            Some(Reason::InvalidValue)
+        );
+        assert_eq!(
+            reason(&parse("p/v1/s/alarms/12/ack/more", "{}")[0]),
+            Some(Reason::BadTopic)
+        );
+    }
+
+    #[test]
     fn topics() {
         assert_eq!(
             parse_topic("p/v1", "p/v1/s/d/data"),
