@@ -194,6 +194,14 @@ async fn every_alarm_type_through_the_broker_and_into_the_store() {
     let g2 = of_device(&list, "g2", "value");
     assert_eq!(g2.len(), 1);
     assert_eq!(g2[0]["state"], "active_unacked");
+    // The site view counts what is still open: g2 and f1's fault active, o1 offline active,
+    // g1 cleared but not acknowledged.
+    let site = get(&format!("{api}/api/v1/sites/p1")).await.1;
+    assert_eq!(
+        site["alarms"],
+        json!({"active": 3, "unacknowledged": 4}),
+        "{site}"
+    );
 
     let fault = of_device(&list, "f1", "fault");
     assert_eq!(fault.len(), 1);

@@ -577,6 +577,14 @@ async fn fault_modes_are_counted_apart_and_a_dead_unit_does_not_hold_up_its_neig
     assert_eq!(b3["state"], "online", "{b3}");
     assert_eq!(b3["last_status"], "fault", "{b3}");
     assert_eq!(b3["faulty"], true, "{b3}");
+    // … and raises a fault alarm.
+    let fault = wait_json(
+        &format!("{api}/api/v1/alarms?device=b3&type=fault"),
+        WAIT,
+        |v| v["count"] == 1,
+    )
+    .await;
+    assert_eq!(fault["alarms"][0]["state"], "active_unacked", "{fault}");
     // A dropped connection: transport errors and reconnects, the neighbour keeps reading.
     let c1 = mb(&list, "c1");
     assert!(c1["transport_errors"].as_u64().unwrap() > 0, "{c1}");
@@ -652,6 +660,13 @@ async fn fault_modes_are_counted_apart_and_a_dead_unit_does_not_hold_up_its_neig
     let a3 = mb(&list, "a3");
     assert_eq!(a3["consecutive_failures"], 0, "{a3}");
     assert_eq!(a3["backoff_until"], Value::Null, "{a3}");
+    // Its offline spell was an offline alarm, cleared when it came back.
+    wait_json(
+        &format!("{api}/api/v1/alarms?device=a3&type=offline&state=cleared_unacked"),
+        WAIT,
+        |v| v["count"] == 1,
+    )
+    .await;
     gw.stop().await;
     for t in sim_tasks {
         t.abort();

@@ -78,6 +78,25 @@ struct SiteView {
     status: SiteStatus,
     devices: Counts,
     online_rate: Rate,
+    alarms: AlarmCounts,
+}
+
+/// Alarms not yet closed: still active, and waiting for an acknowledgement.
+#[derive(Serialize, Default, Clone, Copy)]
+struct AlarmCounts {
+    active: usize,
+    unacknowledged: usize,
+}
+
+fn alarm_counts(core: &Core, site: Option<SiteIdx>) -> AlarmCounts {
+    let mut c = AlarmCounts::default();
+    for a in core.alarms.open_alarms() {
+        if site.is_none_or(|s| s == a.site) {
+            c.active += a.alarm.cleared_ms.is_none() as usize;
+            c.unacknowledged += a.alarm.ack.is_none() as usize;
+        }
+    }
+    c
 }
 
 fn site_view(core: &Core, idx: SiteIdx) -> SiteView {
@@ -90,6 +109,7 @@ fn site_view(core: &Core, idx: SiteIdx) -> SiteView {
         status: s.status,
         devices: counts,
         online_rate: counts.online_rate(),
+        alarms: alarm_counts(core, Some(idx)),
     }
 }
 
@@ -100,7 +120,11 @@ async fn sites(State(s): State<Arc<Shared>>) -> Json<Value> {
         .map(|i| site_view(&core, i))
         .collect();
     Json(json!({
-        "region": {"devices": region, "online_rate": region.online_rate()},
+        "region": {
+            "devices": region,
+            "online_rate": region.online_rate(),
+            "alarms": alarm_counts(&core, None),
+        },
         "sites": sites,
     }))
 }
