@@ -193,6 +193,35 @@ fn alarm_rules_are_checked_like_the_rest() {
 }
 
 #[test]
+fn tokens_are_checked() {
+    let good = "a".repeat(64);
+    let cases = [
+        (
+            "[[tokens]]\nname = \"ops\"\nrole = \"operator\"\nsha256 = \"s3cret\"\n".to_string(),
+            "tokens[0] (\"ops\").sha256: must be the 64 hex digits",
+        ),
+        (
+            format!("[[tokens]]\nname = \"ops\"\nrole = \"operator\"\nsha256 = \"{good}\"\n[[tokens]]\nname = \"ops\"\nrole = \"viewer\"\nsha256 = \"{}\"\n", "b".repeat(64)),
+            "duplicate token name \"ops\"",
+        ),
+        (
+            format!("[[tokens]]\nname = \"a\"\nrole = \"operator\"\nsha256 = \"{good}\"\n[[tokens]]\nname = \"b\"\nrole = \"viewer\"\nsha256 = \"{good}\"\n"),
+            "the same token is configured twice",
+        ),
+        (
+            format!("[[tokens]]\nname = \"a\"\nrole = \"root\"\nsha256 = \"{good}\"\n"),
+            "unknown variant `root`",
+        ),
+    ];
+    for (snippet, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, out) = check(dir.path(), &format!("{snippet}{SITES}"), &[]);
+        assert_eq!(code, 2, "exit code for {want:?}:\n{out}");
+        assert!(out.contains(want), "expected {want:?} in:\n{out}");
+    }
+}
+
+#[test]
 fn all_errors_are_listed_at_once_with_the_included_file_named() {
     let dir = tempfile::tempdir().unwrap();
     let main =

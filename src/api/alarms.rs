@@ -144,6 +144,7 @@ pub struct AckBody {
 pub async fn ack(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     body: Result<Json<AckBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let id = alarm_id(&id)?;
@@ -170,6 +171,10 @@ pub async fn ack(
         site: b.site.clone(),
         by: b.by,
         note: b.note,
+        via: match caller {
+            Some(axum::Extension(c)) => format!("http:{}", c.name),
+            None => "http".into(),
+        },
         reply: tx,
     };
     let unavailable = || ApiError::Internal("the gateway is shutting down".into());

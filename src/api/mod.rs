@@ -1,6 +1,7 @@
 //! The HTTP API (axum) for operators and evaluators.
 
 mod alarms;
+pub mod auth;
 mod error;
 mod indicators;
 mod routes;

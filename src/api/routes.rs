@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+/// The API; with `auth`, every endpoint but `/healthz` and `/readyz` needs a token of the
+/// right role.
+pub fn router(shared: Arc<Shared>, auth: Option<Arc<super::auth::Auth>>) -> Router {
+    let r = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -30,7 +32,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see README for the API".into())
         })
-        .with_state(shared)
+        .with_state(shared);
+    match auth {
+        Some(a) => r.layer(axum::middleware::from_fn_with_state(a, super::auth::check)),
+        None => r,
+    }
 }
 
 async fn healthz() -> Json<Value> {

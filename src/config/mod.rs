@@ -29,6 +29,8 @@ pub struct Config {
     pub indicators: IndicatorSettings,
     pub targets: Vec<TargetConfig>,
     pub alarms: alarms::AlarmSettings,
+    /// API bearer tokens (`[[tokens]]`); none: the API is open, on loopback only.
+    pub tokens: Vec<TokenConfig>,
     pub inventory: InventoryConfig,
 }
 
@@ -53,6 +55,8 @@ pub(crate) struct MainFile {
     #[serde(default)]
     alarms: alarms::AlarmSettings,
     #[serde(default)]
+    tokens: Vec<TokenConfig>,
+    #[serde(default)]
     sites: Vec<SiteConfig>,
     #[serde(default)]
     enterprises: Vec<EnterpriseConfig>,
@@ -75,6 +79,7 @@ impl From<MainFile> for Config {
             indicators: m.indicators,
             targets: m.targets,
             alarms: m.alarms,
+            tokens: m.tokens,
             inventory: InventoryConfig {
                 sites: m.sites,
                 enterprises: m.enterprises,
@@ -291,6 +296,45 @@ impl Default for ApiSettings {
 
 fn default_api_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// What a token may do. Each role can do what the one before it can, and more: `viewer`
+/// reads sites, devices, alarms and endpoints; `operator` also acknowledges alarms;
+/// `evaluator` also reads indicators and reports; `admin` also rejections and metrics.
+/// `scrape` reads `/metrics` only.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Scrape,
+    Viewer,
+    Operator,
+    Evaluator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Scrape => "scrape",
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Evaluator => "evaluator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// `[[tokens]]`: an API bearer token, stored only as its SHA-256.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (shown in acknowledgements and the log).
+    pub name: String,
+    pub role: Role,
+    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`); never the token itself.
+    pub sha256: String,
 }
 
 /// `[indicators]`: the counting policy and the store cadence (see `docs/indicators.md`).

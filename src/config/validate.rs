@@ -166,6 +166,31 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         }
     }
 
+    let mut token_names = HashSet::new();
+    let mut token_hashes = HashSet::new();
+    for (i, t) in c.tokens.iter().enumerate() {
+        let key = format!("tokens[{i}] ({:?})", t.name);
+        if t.name.trim().is_empty() || t.name.len() > 64 {
+            err_main(&format!("{key}.name"), "must be 1 to 64 bytes".into());
+        } else if !token_names.insert(t.name.clone()) {
+            err_main(
+                &format!("{key}.name"),
+                format!("duplicate token name {:?}", t.name),
+            );
+        }
+        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            err_main(
+                &format!("{key}.sha256"),
+                "must be the 64 hex digits of the token's SHA-256 (printf %s \"$TOKEN\" | sha256sum), never the token itself".into(),
+            );
+        } else if !token_hashes.insert(t.sha256.to_ascii_lowercase()) {
+            err_main(
+                &format!("{key}.sha256"),
+                "the same token is configured twice".into(),
+            );
+        }
+    }
+
     let al = &c.alarms;
     if let Some(p) = super::alarms::deadline_problem(&al.response_deadline_s) {
         err_main("alarms.response_deadline_s", p);

@@ -38,6 +38,8 @@ pub enum Command {
         site: Option<String>,
         by: String,
         note: String,
+        /// `http`, or `http:{token name}` when the API has tokens.
+        via: String,
         reply: tokio::sync::oneshot::Sender<Result<AckReply, AckError>>,
     },
 }
@@ -54,6 +56,8 @@ pub enum StartError {
     Mqtt(#[from] sources::mqtt::MqttSourceError),
     #[error("the API cannot listen on {0}: {1} (set api.listen to a free address)")]
     ApiBind(SocketAddr, std::io::Error),
+    #[error("refusing to serve the API on {0} without [[tokens]]: anyone who can reach it could read the fleet and acknowledge alarms; add [[tokens]] (see docs/security.md) or listen on 127.0.0.1")]
+    OpenApi(SocketAddr),
 }
 
 /// A running gateway.
@@ -90,6 +94,12 @@ fn init_tls() {
 pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     init_tls();
     let mut cfg: Config = loaded.config;
+    if cfg.tokens.is_empty() {
+        if !cfg.api.listen.ip().is_loopback() {
+            return Err(StartError::OpenApi(cfg.api.listen));
+        }
+        tracing::warn!(listen = %cfg.api.listen, "no [[tokens]]: the API is open to anyone on this machine (loopback only)");
+    }
     if cfg.mqtt.embedded {
         super::broker::start_embedded(cfg.mqtt.listen, cfg.mqtt.max_payload_bytes)?;
         cfg.mqtt.url = format!("mqtt://{}", cfg.mqtt.listen);
@@ -248,7 +258,8 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     let api_addr = listener
         .local_addr()
         .map_err(|e| StartError::ApiBind(cfg.api.listen, e))?;
-    let app = api::router(shared.clone());
+    let auth = api::auth::Auth::new(&cfg.tokens, metrics.clone()).map(Arc::new);
+    let app = api::router(shared.clone(), auth);
     let mut rx = shutdown.subscribe();
     tasks.push(tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -475,6 +486,7 @@ impl Dispatch {
                 site,
                 by,
                 note,
+                via,
                 reply,
             } => {
                 let res = core.acknowledge(
@@ -482,7 +494,7 @@ impl Dispatch {
                     site.as_deref(),
                     &by,
                     &note,
-                    "http",
+                    &via,
                     now_ms(),
                     &mut self.out,
                 );

@@ -86,6 +86,7 @@ pub struct Metrics {
     pub alarm_events: Family<AlarmLabel, Counter>,
     pub alarms_active: Gauge,
     pub alarms_published: Counter,
+    pub api_auth_failures: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -117,7 +118,13 @@ impl Metrics {
             alarm_events: Family::default(),
             alarms_active: Gauge::default(),
             alarms_published: Counter::default(),
+            api_auth_failures: Family::default(),
         };
+        r.register(
+            "safegate_api_auth_failures",
+            "API requests refused: missing_token, invalid_token, wrong_role",
+            m.api_auth_failures.clone(),
+        );
         r.register(
             "safegate_alarm_events",
             "Alarm raises, escalations, acknowledgements and clears, by alarm type",

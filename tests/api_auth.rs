@@ -1,0 +1,196 @@
+//! Tokens and roles on the API: every endpoint with no token, a bad token and each role.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const ROLES: [(&str, &str); 5] = [
+    ("scrape", "tok-scrape-1"),
+    ("viewer", "tok-viewer-1"),
+    ("operator", "tok-operator-1"),
+    ("evaluator", "tok-evaluator-1"),
+    ("admin", "tok-admin-1"),
+];
+
+fn tokens_toml() -> String {
+    ROLES
+        .iter()
+        .map(|(role, tok)| {
+            format!(
+                "[[tokens]]\nname = \"{role}-desk\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
+                hex::encode(Sha256::digest(tok.as_bytes()))
+            )
+        })
+        .collect()
+}
+
+const INV: &str = r#"
+[[sites]]
+id = "p1"
+name = "Park"
+kind = "park"
+
+[[devices]]
+id = "g1"
+site = "p1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 60
+"#;
+
+async fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Value, Option<String>) {
+    let c = reqwest::Client::new();
+    let mut r = match method {
+        "POST" => c.post(url).json(&json!({"by": "tester"})),
+        _ => c.get(url),
+    };
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let resp = r.send().await.expect("HTTP request");
+    let code = resp.status().as_u16();
+    let www = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = resp.text().await.unwrap();
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        www,
+    )
+}
+
+fn rank(role: &str) -> u8 {
+    match role {
+        "viewer" => 1,
+        "operator" => 2,
+        "evaluator" => 3,
+        "admin" => 4,
+        _ => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
+    let mq = Mosquitto::start();
+    let cfg = TestConfig::new(
+        &format!("{}{}", settings(&mq.url(), "gw-auth", None), tokens_toml()),
+        INV,
+    );
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+
+    // (method, path, what it needs): "open", "metrics" (admin or scrape), or a minimum role.
+    let matrix = [
+        ("GET", "/healthz", "open"),
+        ("GET", "/readyz", "open"),
+        ("GET", "/metrics", "metrics"),
+        ("GET", "/api/v1/sites", "viewer"),
+        ("GET", "/api/v1/sites/p1", "viewer"),
+        ("GET", "/api/v1/devices", "viewer"),
+        ("GET", "/api/v1/endpoints", "viewer"),
+        ("GET", "/api/v1/alarms", "viewer"),
+        ("GET", "/api/v1/alarms/1", "viewer"),
+        ("POST", "/api/v1/alarms/1/ack", "operator"),
+        ("GET", "/api/v1/indicators", "evaluator"),
+        ("GET", "/api/v1/report", "evaluator"),
+        ("GET", "/api/v1/rejections", "admin"),
+    ];
+    let mut refused = 0;
+    for (method, path, need) in matrix {
+        let url = format!("{api}{path}");
+        let (code, body, www) = call(method, &url, None).await;
+        if need == "open" {
+            assert!(code == 200 || code == 503, "{path} is open: {code} {body}");
+        } else {
+            assert_eq!(code, 401, "{path} without a token: {body}");
+            assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+            assert_eq!(www.as_deref(), Some("Bearer"));
+            let (code, body, _) = call(method, &url, Some("not-a-token")).await;
+            assert_eq!(code, 401, "{path} with a bad token: {body}");
+            refused += 2;
+        }
+        for (role, tok) in ROLES {
+            let ok = match need {
+                "open" => true,
+                "metrics" => role == "admin" || role == "scrape",
+                min => rank(role) >= rank(min),
+            };
+            let (code, body, _) = call(method, &url, Some(tok)).await;
+            if ok {
+                assert!(
+                    code != 401 && code != 403,
+                    "{role} may {method} {path}: got {code} {body}"
+                );
+            } else {
+                assert_eq!(code, 403, "{role} may not {method} {path}: {body}");
+                assert_eq!(body["error"]["code"], "forbidden");
+                let msg = body["error"]["message"].as_str().unwrap();
+                assert!(msg.contains(&format!("role {role}")), "{msg}");
+                refused += 1;
+            }
+        }
+    }
+    // Refusals are counted by reason.
+    let (_, text, _) = call("GET", &format!("{api}/metrics"), Some("tok-admin-1")).await;
+    let text = text.as_str().unwrap().to_string();
+    let sum: f64 = ["missing_token", "invalid_token", "wrong_role"]
+        .iter()
+        .filter_map(|r| {
+            metric(
+                &text,
+                &format!("safegate_api_auth_failures_total{{reason=\"{r}\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(sum, refused as f64, "{text}");
+
+    // An operator's acknowledgement records the token's name.
+    let p = Publisher::connect(mq.port, "pub-auth").await;
+    let ready = |v: &Value| v["mqtt"]["connected"] == true;
+    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), ready).await;
+    p.send("safegate/v1/p1/g1/data", r#"{"values":{"lel":30}}"#)
+        .await;
+    let list_url = format!("{api}/api/v1/alarms");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let (_, v, _) = call("GET", &list_url, Some("tok-viewer-1")).await;
+        if let Some(id) = v["alarms"][0]["id"].as_u64() {
+            break id;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no alarm: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (code, body, _) = call(
+        "POST",
+        &format!("{api}/api/v1/alarms/{id}/ack"),
+        Some("tok-operator-1"),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["alarm"]["acknowledged_via"], "http:operator-desk");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tokens_the_api_is_refused_off_loopback() {
+    let cfg = TestConfig::new(
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"0.0.0.0:0\"\n",
+        INV,
+    );
+    let err = match safegate::runtime::start(cfg.load()).await {
+        Ok(gw) => {
+            gw.stop().await;
+            panic!("an open API on 0.0.0.0 must be refused");
+        }
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("refusing to serve the API on 0.0.0.0:0 without [[tokens]]"),
+        "{err}"
+    );
+}
