@@ -14,6 +14,7 @@ use std::path::Path;
 const LIMITS: Limits = Limits {
     max_payload_bytes: 256 * 1024,
     max_batch_len: 10_000,
+    max_channels: 64,
 };
 
 fn core_with(n: usize) -> Core {

@@ -143,7 +143,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         .filter_map(|r| {
             metric(
                 &text,
-                &format!("safegate_api_auth_failures_total{{reason=\"{r}\"}}"),
+                &format!("safegate_api_refused_total{{reason=\"{r}\"}}"),
             )
         })
         .sum();
@@ -193,4 +193,53 @@ async fn without_tokens_the_api_is_refused_off_loopback() {
         err.contains("refusing to serve the API on 0.0.0.0:0 without [[tokens]]"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_rate_per_token_and_body_size_are_bounded() {
+    let cfg = TestConfig::new(
+        &format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\nrate_limit_per_s = 1\nrate_limit_burst = 5\nmax_body_bytes = 4096\n\n{}",
+            tokens_toml()
+        ),
+        INV,
+    );
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    let url = format!("{api}/api/v1/sites");
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        codes.push(call("GET", &url, Some("tok-viewer-1")).await.0);
+    }
+    assert!(
+        codes[..5].iter().all(|c| *c == 200),
+        "the burst passes: {codes:?}"
+    );
+    let limited = codes.iter().filter(|c| **c == 429).count();
+    assert!(limited >= 4, "beyond the burst, 1/s: {codes:?}");
+    let r = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth("tok-viewer-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    // Another token has its own budget.
+    assert_eq!(call("GET", &url, Some("tok-admin-1")).await.0, 200);
+
+    // A body over api.max_body_bytes: 413, and the gateway keeps serving.
+    let big = json!({"by": "op", "note": "x".repeat(10_000)});
+    let r = reqwest::Client::new()
+        .post(format!("{api}/api/v1/alarms/1/ack"))
+        .bearer_auth("tok-operator-1")
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    assert_eq!(call("GET", &format!("{api}/healthz"), None).await.0, 200);
+    gw.stop().await;
 }

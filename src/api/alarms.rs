@@ -149,6 +149,9 @@ pub async fn ack(
 ) -> Result<Json<Value>, ApiError> {
     let id = alarm_id(&id)?;
     let Json(b) = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge("the body is larger than api.max_body_bytes allows".into());
+        }
         ApiError::BadRequest(format!(
             "the body must be JSON {{\"by\": \"…\", \"note\": \"…\"}}: {}",
             e.body_text()

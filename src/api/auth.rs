@@ -20,9 +20,13 @@ pub struct Caller {
     pub role: Role,
 }
 
+type Limiter = governor::DefaultKeyedRateLimiter<Arc<str>>;
+
 pub struct Auth {
     tokens: Vec<([u8; 32], Caller)>,
     metrics: Arc<Metrics>,
+    /// Requests per token name.
+    limiter: Limiter,
 }
 
 /// What an endpoint needs.
@@ -71,7 +75,7 @@ fn refuse(status: StatusCode, code: &str, message: String) -> Response {
 impl Auth {
     /// `None` when no tokens are configured: the API is open (the caller checks it listens
     /// on loopback only).
-    pub fn new(tokens: &[TokenConfig], metrics: Arc<Metrics>) -> Option<Auth> {
+    pub fn new(tokens: &[TokenConfig], rate: (u32, u32), metrics: Arc<Metrics>) -> Option<Auth> {
         if tokens.is_empty() {
             return None;
         }
@@ -89,7 +93,15 @@ impl Auth {
                 ))
             })
             .collect();
-        Some(Auth { tokens, metrics })
+        let per_s = std::num::NonZeroU32::new(rate.0.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = std::num::NonZeroU32::new(rate.1.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        let limiter =
+            governor::RateLimiter::keyed(governor::Quota::per_second(per_s).allow_burst(burst));
+        Some(Auth {
+            tokens,
+            metrics,
+            limiter,
+        })
     }
 
     /// The caller a presented token belongs to. Every configured hash is compared, in
@@ -107,7 +119,7 @@ impl Auth {
 
     fn fail(&self, reason: &'static str) {
         self.metrics
-            .api_auth_failures
+            .api_refused
             .get_or_create(&crate::telemetry::ReasonLabel { reason })
             .inc();
     }
@@ -159,6 +171,20 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
                 caller.role.as_str()
             ),
         );
+    }
+    if auth.limiter.check_key(&caller.name).is_err() {
+        auth.fail("rate_limited");
+        let mut r = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "token {:?} is over its request rate (api.rate_limit_per_s); retry in a second",
+                &*caller.name
+            ),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return r;
     }
     req.extensions_mut().insert(caller);
     next.run(req).await

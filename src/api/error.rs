@@ -12,6 +12,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Internal(String),
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl ApiError {
@@ -20,6 +22,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         }
     }
 }

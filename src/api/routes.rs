@@ -14,7 +14,11 @@ use std::sync::Arc;
 
 /// The API; with `auth`, every endpoint but `/healthz` and `/readyz` needs a token of the
 /// right role.
-pub fn router(shared: Arc<Shared>, auth: Option<Arc<super::auth::Auth>>) -> Router {
+pub fn router(
+    shared: Arc<Shared>,
+    auth: Option<Arc<super::auth::Auth>>,
+    max_body_bytes: usize,
+) -> Router {
     let r = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -32,7 +36,8 @@ pub fn router(shared: Arc<Shared>, auth: Option<Arc<super::auth::Auth>>) -> Rout
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see README for the API".into())
         })
-        .with_state(shared);
+        .with_state(shared)
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes));
     match auth {
         Some(a) => r.layer(axum::middleware::from_fn_with_state(a, super::auth::check)),
         None => r,

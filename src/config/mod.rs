@@ -173,6 +173,9 @@ pub struct MqttSettings {
     /// Longer batches are rejected whole (`batch_too_large`). Default 10000.
     #[serde(default = "default_max_batch")]
     pub max_batch_len: usize,
+    /// Readings with more channels are rejected (`too_many_channels`). Default 64.
+    #[serde(default = "default_max_channels")]
+    pub max_channels: usize,
     /// Default 30 s.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: u64,
@@ -198,6 +201,7 @@ impl Default for MqttSettings {
             qos: default_qos(),
             max_payload_bytes: default_max_payload(),
             max_batch_len: default_max_batch(),
+            max_channels: default_max_channels(),
             keep_alive_s: default_keep_alive(),
             reconnect_min_ms: default_backoff_min(),
             reconnect_max_ms: default_backoff_max(),
@@ -225,6 +229,9 @@ fn default_max_payload() -> usize {
 }
 fn default_max_batch() -> usize {
     10_000
+}
+fn default_max_channels() -> usize {
+    64
 }
 fn default_keep_alive() -> u64 {
     30
@@ -284,14 +291,36 @@ pub struct ApiSettings {
     /// Default `127.0.0.1:8080`.
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
+    /// Larger request bodies are refused with 413. Default 65536.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Requests per second each token may make, on average (429 beyond). Default 50.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_s: u32,
+    /// Requests a token may make at once before the average applies. Default 200.
+    #[serde(default = "default_burst")]
+    pub rate_limit_burst: u32,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
         Self {
             listen: default_api_listen(),
+            max_body_bytes: default_max_body(),
+            rate_limit_per_s: default_rate(),
+            rate_limit_burst: default_burst(),
         }
     }
+}
+
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_rate() -> u32 {
+    50
+}
+fn default_burst() -> u32 {
+    200
 }
 
 fn default_api_listen() -> SocketAddr {

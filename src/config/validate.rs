@@ -71,10 +71,16 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             "give either password or password_env, not both".into(),
         );
     }
-    if c.mqtt.max_payload_bytes == 0 || c.mqtt.max_batch_len == 0 {
+    if c.mqtt.max_payload_bytes == 0 || c.mqtt.max_batch_len == 0 || c.mqtt.max_channels == 0 {
         err_main(
             "mqtt.max_payload_bytes",
-            "max_payload_bytes and max_batch_len must be positive".into(),
+            "max_payload_bytes, max_batch_len and max_channels must be positive".into(),
+        );
+    }
+    if c.api.max_body_bytes == 0 || c.api.rate_limit_per_s == 0 || c.api.rate_limit_burst == 0 {
+        err_main(
+            "api.max_body_bytes",
+            "max_body_bytes, rate_limit_per_s and rate_limit_burst must be positive".into(),
         );
     }
     if c.mqtt.reconnect_min_ms == 0 || c.mqtt.reconnect_min_ms > c.mqtt.reconnect_max_ms {

@@ -105,6 +105,8 @@ pub enum Reason {
     EmptyValues,
     BadTimestamp,
     FutureTimestamp,
+    /// More channels in one reading than `mqtt.max_channels`.
+    TooManyChannels,
     /// An acknowledgement for an alarm id the gateway does not know.
     UnknownAlarm,
     /// An acknowledgement published under another site than the alarm's.
@@ -112,7 +114,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::MalformedJson,
         Reason::BadTopic,
         Reason::PayloadTooLarge,
@@ -124,6 +126,7 @@ impl Reason {
         Reason::EmptyValues,
         Reason::BadTimestamp,
         Reason::FutureTimestamp,
+        Reason::TooManyChannels,
         Reason::UnknownAlarm,
         Reason::AlarmOfOtherSite,
     ];
@@ -140,9 +143,19 @@ impl Reason {
             Reason::EmptyValues => "empty_values",
             Reason::BadTimestamp => "bad_timestamp",
             Reason::FutureTimestamp => "future_timestamp",
+            Reason::TooManyChannels => "too_many_channels",
             Reason::UnknownAlarm => "unknown_alarm",
             Reason::AlarmOfOtherSite => "alarm_of_other_site",
         }
+    }
+}
+
+/// At most `n` characters of `s`, marked when cut: hostile input is named in messages and
+/// logs without being copied into them whole.
+pub fn shorten(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 

@@ -383,6 +383,10 @@ fn lookup_rejection(
     origin: Origin,
     received_ms: i64,
 ) -> Rejection {
+    let (site, device) = (
+        super::event::shorten(site, 64),
+        super::event::shorten(device, 64),
+    );
     let (reason, detail) = match e {
         LookupError::UnknownSite => (
             Reason::UnknownSite,

@@ -258,8 +258,9 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     let api_addr = listener
         .local_addr()
         .map_err(|e| StartError::ApiBind(cfg.api.listen, e))?;
-    let auth = api::auth::Auth::new(&cfg.tokens, metrics.clone()).map(Arc::new);
-    let app = api::router(shared.clone(), auth);
+    let rate = (cfg.api.rate_limit_per_s, cfg.api.rate_limit_burst);
+    let auth = api::auth::Auth::new(&cfg.tokens, rate, metrics.clone()).map(Arc::new);
+    let app = api::router(shared.clone(), auth, cfg.api.max_body_bytes);
     let mut rx = shutdown.subscribe();
     tasks.push(tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -86,7 +86,7 @@ pub struct Metrics {
     pub alarm_events: Family<AlarmLabel, Counter>,
     pub alarms_active: Gauge,
     pub alarms_published: Counter,
-    pub api_auth_failures: Family<ReasonLabel, Counter>,
+    pub api_refused: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -118,12 +118,12 @@ impl Metrics {
             alarm_events: Family::default(),
             alarms_active: Gauge::default(),
             alarms_published: Counter::default(),
-            api_auth_failures: Family::default(),
+            api_refused: Family::default(),
         };
         r.register(
-            "safegate_api_auth_failures",
-            "API requests refused: missing_token, invalid_token, wrong_role",
-            m.api_auth_failures.clone(),
+            "safegate_api_refused",
+            "API requests refused: missing_token, invalid_token, wrong_role, rate_limited",
+            m.api_refused.clone(),
         );
         r.register(
             "safegate_alarm_events",

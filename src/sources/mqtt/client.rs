@@ -79,6 +79,7 @@ pub async fn run(
     let limits = Limits {
         max_payload_bytes: cfg.max_payload_bytes,
         max_batch_len: cfg.max_batch_len,
+        max_channels: cfg.max_channels,
     };
     let mut backoff = Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms);
     let warn = RateLimitedLog::new(10_000);

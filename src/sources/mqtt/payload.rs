@@ -19,7 +19,16 @@ use std::sync::Arc;
 pub struct Limits {
     pub max_payload_bytes: usize,
     pub max_batch_len: usize,
+    pub max_channels: usize,
 }
+
+/// Ids are at most this long (the configuration's rule): a longer topic level cannot name a
+/// site or device, and is not echoed whole into logs.
+pub const MAX_ID_LEN: usize = 128;
+/// Channel names become store field keys.
+pub const MAX_CHANNEL_LEN: usize = 64;
+
+pub use crate::core::event::shorten;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Topic<'a> {
@@ -222,8 +231,13 @@ pub fn parse_message(
     limits: Limits,
     out: &mut Vec<SourceEvent>,
 ) {
+    // Topics are named in rejections and logs; a hostile one is kept to a readable length.
     let origin = Origin {
-        topic: Arc::from(topic),
+        topic: if topic.len() > 2 * MAX_ID_LEN + 64 {
+            Arc::from(shorten(topic, 2 * MAX_ID_LEN))
+        } else {
+            Arc::from(topic)
+        },
         element: None,
     };
     let reject = |reason: Reason, detail: String, origin: Origin| {
@@ -241,6 +255,23 @@ pub fn parse_message(
                 "payload is {} bytes, the limit is {} (mqtt.max_payload_bytes)",
                 payload.len(),
                 limits.max_payload_bytes
+            ),
+            origin,
+        ));
+        return;
+    }
+    if let Some(level) = topic
+        .strip_prefix(prefix)
+        .into_iter()
+        .flat_map(|r| r.split('/'))
+        .find(|l| l.len() > MAX_ID_LEN)
+    {
+        out.push(reject(
+            Reason::BadTopic,
+            format!(
+                "a topic level is {} bytes ({:?}); ids are at most {MAX_ID_LEN}",
+                level.len(),
+                shorten(level, 32)
             ),
             origin,
         ));
@@ -287,7 +318,14 @@ pub fn parse_message(
             )),
         },
         Topic::Data { site, device } => match serde_json::from_slice::<DataMsg>(payload) {
-            Ok(msg) => out.push(reading_event(site, device, msg, origin, received_ms)),
+            Ok(msg) => out.push(reading_event(
+                site,
+                device,
+                msg,
+                origin,
+                received_ms,
+                limits,
+            )),
             Err(e) => out.push(reject(Reason::MalformedJson, e.to_string(), origin)),
         },
         Topic::State { site, device } => {
@@ -346,9 +384,14 @@ pub fn parse_message(
                 };
                 match serde_json::from_str::<DataMsg>(raw.get()) {
                     Ok(mut msg) => match msg.device.take() {
-                        Some(device) => {
-                            out.push(reading_event(site, &device, msg, origin, received_ms))
-                        }
+                        Some(device) => out.push(reading_event(
+                            site,
+                            &device,
+                            msg,
+                            origin,
+                            received_ms,
+                            limits,
+                        )),
                         None => out.push(reject(
                             Reason::MalformedJson,
                             "batch element has no \"device\"".into(),
@@ -368,6 +411,7 @@ fn reading_event(
     msg: DataMsg,
     origin: Origin,
     received_ms: i64,
+    limits: Limits,
 ) -> SourceEvent {
     let reject = |reason, detail| {
         SourceEvent::Rejected(Rejection {
@@ -378,10 +422,34 @@ fn reading_event(
         })
     };
     let values = msg.values.unwrap_or_default();
+    let channels = values.items.len() + values.bad.is_some() as usize;
+    if channels > limits.max_channels {
+        return reject(
+            Reason::TooManyChannels,
+            format!(
+                "the reading has {channels} channels, the limit is {} (mqtt.max_channels)",
+                limits.max_channels
+            ),
+        );
+    }
+    if let Some((ch, _)) = values
+        .items
+        .iter()
+        .find(|(c, _)| c.is_empty() || c.len() > MAX_CHANNEL_LEN)
+    {
+        return reject(
+            Reason::InvalidValue,
+            format!(
+                "channel name {:?} is {} bytes; channel names are 1 to {MAX_CHANNEL_LEN} bytes",
+                shorten(ch, 32),
+                ch.len()
+            ),
+        );
+    }
     if let Some((ch, what)) = values.bad {
         return reject(
             Reason::InvalidValue,
-            format!("channel {ch:?} is {what}, not a number"),
+            format!("channel {:?} is {what}, not a number", shorten(&ch, 32)),
         );
     }
     let ts_ms = match msg.ts {
@@ -420,6 +488,7 @@ mod tests {
     const L: Limits = Limits {
         max_payload_bytes: 1024,
         max_batch_len: 3,
+        max_channels: 4,
     };
 
     fn parse(topic: &str, payload: &str) -> Vec<SourceEvent> {

@@ -1,0 +1,109 @@
+//! Input bounds through a real broker: each limit refuses its message with a reason, the
+//! gateway keeps serving, and the good readings around the bad ones arrive.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const INV: &str = r#"
+[[sites]]
+id = "p1"
+name = "Park"
+kind = "park"
+
+[[devices]]
+id = "g1"
+site = "p1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 60
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_limit_refuses_its_message_and_the_good_ones_arrive() {
+    let mq = Mosquitto::start();
+    let settings = settings(&mq.url(), "gw-limits", None).replace(
+        "reconnect_min_ms",
+        "max_payload_bytes = 2048\nmax_batch_len = 5\nmax_channels = 8\nreconnect_min_ms",
+    );
+    let cfg = TestConfig::new(&settings, INV);
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
+        v["mqtt"]["connected"] == true
+    })
+    .await;
+    let p = Publisher::connect(mq.port, "pub-limits").await;
+    let good = |i: u32| json!({"values": {"lel": i as f64}}).to_string();
+    let many: serde_json::Map<String, Value> =
+        (0..9).map(|i| (format!("c{i}"), json!(1.0))).collect();
+    let long_id = "d".repeat(1000);
+    let bad: Vec<(String, String, &str)> = vec![
+        (
+            "safegate/v1/p1/g1/data".into(),
+            json!({"values": {"lel": 1.0}, "pad": "x".repeat(3000)}).to_string(),
+            "payload_too_large",
+        ),
+        (
+            "safegate/v1/p1/batch".into(),
+            json!((0..6)
+                .map(|_| json!({"device": "g1", "values": {"lel": 1}}))
+                .collect::<Vec<_>>())
+            .to_string(),
+            "batch_too_large",
+        ),
+        (
+            "safegate/v1/p1/g1/data".into(),
+            json!({ "values": many }).to_string(),
+            "too_many_channels",
+        ),
+        (
+            format!("safegate/v1/p1/{long_id}/data"),
+            good(1),
+            "bad_topic",
+        ),
+        (
+            "safegate/v1/p1/g1/data".into(),
+            json!({"values": {"c".repeat(100): 1.0}}).to_string(),
+            "invalid_value",
+        ),
+    ];
+    let mut sent_good = 0;
+    for (i, (topic, payload, _)) in bad.iter().enumerate() {
+        p.send("safegate/v1/p1/g1/data", good(i as u32)).await;
+        sent_good += 1;
+        p.send(topic, payload.clone()).await;
+    }
+    p.send("safegate/v1/p1/g1/data", good(99)).await;
+    sent_good += 1;
+    let rej = wait_json(
+        &format!("{api}/api/v1/rejections"),
+        Duration::from_secs(20),
+        |v| {
+            bad.iter()
+                .all(|(_, _, r)| v["counts"][r].as_u64() >= Some(1))
+        },
+    )
+    .await;
+    for (_, _, r) in &bad {
+        assert_eq!(rej["counts"][r], 1, "{r}: {rej}");
+    }
+    // The long id is named, shortened, never copied whole into the log.
+    let text = rej.to_string();
+    assert!(!text.contains(&long_id), "{text}");
+    let metrics = wait_json(
+        &format!("{api}/api/v1/devices"),
+        Duration::from_secs(20),
+        |v| device(v, "g1")["last_values"]["lel"] == json!(99.0),
+    )
+    .await;
+    let _ = metrics;
+    let text = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(
+        metric(&text, "safegate_readings_accepted_total"),
+        Some(sent_good as f64)
+    );
+    gw.stop().await;
+}
