@@ -511,6 +511,12 @@ pub struct SiteConfig {
     /// The site's alarm scheme and response deadlines, over `[alarms]`.
     #[serde(default)]
     pub alarms: Option<alarms::SiteAlarmConfig>,
+    /// Refuse MQTT messages for this site that are not signed with its key. Default false.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// Environment variable holding the site's HMAC-SHA256 signing key.
+    #[serde(default)]
+    pub signing_key_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]

@@ -278,6 +278,15 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         if let Some(p) = id_problem(&s.id) {
             push("sites", o.sites[i], &s.id, "id", p);
         }
+        if s.require_signature && s.signing_key_env.is_none() {
+            push(
+                "sites",
+                o.sites[i],
+                &s.id,
+                "require_signature",
+                "needs signing_key_env, the environment variable that holds the site's key".into(),
+            );
+        }
         if sites.insert(&s.id, s.kind).is_some() {
             push(
                 "sites",

@@ -107,6 +107,10 @@ pub enum Reason {
     FutureTimestamp,
     /// More channels in one reading than `mqtt.max_channels`.
     TooManyChannels,
+    /// Unsigned, for a site with `require_signature = true`.
+    MissingSignature,
+    /// A signature that does not verify under the site's key (or a site with no key).
+    BadSignature,
     /// An acknowledgement for an alarm id the gateway does not know.
     UnknownAlarm,
     /// An acknowledgement published under another site than the alarm's.
@@ -114,7 +118,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 16] = [
         Reason::MalformedJson,
         Reason::BadTopic,
         Reason::PayloadTooLarge,
@@ -127,6 +131,8 @@ impl Reason {
         Reason::BadTimestamp,
         Reason::FutureTimestamp,
         Reason::TooManyChannels,
+        Reason::MissingSignature,
+        Reason::BadSignature,
         Reason::UnknownAlarm,
         Reason::AlarmOfOtherSite,
     ];
@@ -144,6 +150,8 @@ impl Reason {
             Reason::BadTimestamp => "bad_timestamp",
             Reason::FutureTimestamp => "future_timestamp",
             Reason::TooManyChannels => "too_many_channels",
+            Reason::MissingSignature => "missing_signature",
+            Reason::BadSignature => "bad_signature",
             Reason::UnknownAlarm => "unknown_alarm",
             Reason::AlarmOfOtherSite => "alarm_of_other_site",
         }

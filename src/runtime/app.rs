@@ -54,6 +54,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Mqtt(#[from] sources::mqtt::MqttSourceError),
+    #[error(transparent)]
+    SigningKey(#[from] sources::mqtt::signature::MissingKey),
     #[error("the API cannot listen on {0}: {1} (set api.listen to a free address)")]
     ApiBind(SocketAddr, std::io::Error),
     #[error("refusing to serve the API on {0} without [[tokens]]: anyone who can reach it could read the fleet and acknowledge alarms; add [[tokens]] (see docs/security.md) or listen on 127.0.0.1")]
@@ -140,6 +142,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         );
     }
     let metrics = Arc::new(Metrics::new());
+    let signing = sources::mqtt::signature::SigningKeys::from_config(&cfg)?;
     let (modbus_endpoints, modbus_status) = sources::modbus::endpoints(&cfg, &metrics);
     // Release the configuration's copy of the inventory: at 100k devices it matters.
     cfg.inventory = Default::default();
@@ -194,7 +197,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         let (st, m) = (mqtt_status.clone(), metrics.clone());
         let tx = src_tx.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = sources::mqtt::run(mqtt, tx, st, m, rx).await {
+            if let Err(e) = sources::mqtt::run(mqtt, signing, tx, st, m, rx).await {
                 tracing::error!(error = %e, "MQTT source stopped");
             }
         }));

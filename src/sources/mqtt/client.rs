@@ -1,7 +1,9 @@
-use super::payload::{parse_message, Limits};
+use super::payload::{parse_message, parse_topic, Limits, Topic};
+use super::signature::SigningKeys;
 use crate::backoff::Backoff;
 use crate::config::MqttSettings;
 use crate::core::SourceEvent;
+use crate::core::{Origin, Rejection};
 use crate::telemetry::{now_ms, LinkStatus, Metrics, RateLimitedLog};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use std::sync::Arc;
@@ -63,6 +65,7 @@ pub fn options(cfg: &MqttSettings) -> Result<MqttOptions, MqttSourceError> {
 /// stops reading from the socket: the broker holds the rest.
 pub async fn run(
     cfg: MqttSettings,
+    keys: SigningKeys,
     tx: mpsc::Sender<SourceEvent>,
     status: Arc<LinkStatus>,
     metrics: Arc<Metrics>,
@@ -118,14 +121,42 @@ pub async fn run(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 metrics.messages_received.inc();
-                parse_message(
-                    &cfg.topic_prefix,
-                    &p.topic,
-                    &p.payload,
-                    now_ms(),
-                    limits,
-                    &mut events,
-                );
+                let now = now_ms();
+                // Signed sites: verify and unwrap before parsing (the gateway's own alarm
+                // board is not signed, and ignored by the parser anyway).
+                let site = match parse_topic(&cfg.topic_prefix, &p.topic) {
+                    _ if keys.is_empty() => None,
+                    Some(
+                        Topic::Data { site, .. }
+                        | Topic::State { site, .. }
+                        | Topic::Batch { site }
+                        | Topic::AlarmAck { site, .. },
+                    ) => Some(site),
+                    _ => None,
+                };
+                let checked = match site {
+                    Some(site) => keys.check(site, &p.payload),
+                    None => Ok(std::borrow::Cow::Borrowed(&p.payload[..])),
+                };
+                match checked {
+                    Ok(payload) => parse_message(
+                        &cfg.topic_prefix,
+                        &p.topic,
+                        &payload,
+                        now,
+                        limits,
+                        &mut events,
+                    ),
+                    Err((reason, detail)) => events.push(SourceEvent::Rejected(Rejection {
+                        reason,
+                        origin: Origin {
+                            topic: Arc::from(crate::core::event::shorten(&p.topic, 320)),
+                            element: None,
+                        },
+                        detail,
+                        received_ms: now,
+                    })),
+                }
                 for e in events.drain(..) {
                     if tx.send(e).await.is_err() {
                         return Ok(()); // the core has stopped: we are shutting down

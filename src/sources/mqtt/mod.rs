@@ -2,6 +2,7 @@
 
 mod client;
 pub mod payload;
+pub mod signature;
 
 pub use client::{options, run, MqttSourceError};
 pub use payload::Limits;

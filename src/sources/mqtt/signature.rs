@@ -1,0 +1,182 @@
+//! Optional message signing per site, for platforms the broker's ACL alone cannot be trusted
+//! with. A signed message is the envelope `{"payload": <the message>, "signature": "<hex>"}`
+//! where the signature is HMAC-SHA256, with the site's key, over the exact bytes of
+//! `payload` as they appear in the envelope. A site with `require_signature = true` refuses
+//! unsigned messages; any site with a key refuses a wrong signature.
+
+use crate::config::Config;
+use crate::core::Reason;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+type HmacSha256 = Hmac<Sha256>;
+use sha2::Sha256;
+
+#[derive(Debug, Clone)]
+struct SiteKey {
+    key: Vec<u8>,
+    required: bool,
+}
+
+/// Signing keys by site; empty when no site signs (then checking costs nothing).
+#[derive(Debug, Clone, Default)]
+pub struct SigningKeys {
+    sites: HashMap<String, SiteKey>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("site {site:?}: signing_key_env names {var:?}, which is not set in the environment")]
+pub struct MissingKey {
+    pub site: String,
+    pub var: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    payload: &'a RawValue,
+    signature: &'a str,
+}
+
+/// The hex HMAC-SHA256 of `payload` under `key` (what a platform sends as `signature`).
+pub fn sign(key: &[u8], payload: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(payload);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+impl SigningKeys {
+    /// Keys from the environment variables the sites name.
+    pub fn from_config(cfg: &Config) -> Result<SigningKeys, MissingKey> {
+        let mut sites = HashMap::new();
+        for s in &cfg.inventory.sites {
+            let Some(var) = &s.signing_key_env else {
+                continue;
+            };
+            let key = std::env::var(var).map_err(|_| MissingKey {
+                site: s.id.clone(),
+                var: var.clone(),
+            })?;
+            sites.insert(
+                s.id.clone(),
+                SiteKey {
+                    key: key.into_bytes(),
+                    required: s.require_signature,
+                },
+            );
+        }
+        Ok(SigningKeys { sites })
+    }
+
+    /// Keys given directly (tests, simulators).
+    pub fn with(sites: &[(&str, &[u8], bool)]) -> SigningKeys {
+        SigningKeys {
+            sites: sites
+                .iter()
+                .map(|(s, k, r)| {
+                    (
+                        s.to_string(),
+                        SiteKey {
+                            key: k.to_vec(),
+                            required: *r,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sites.is_empty()
+    }
+
+    /// The message to parse for `site`: the payload itself, or the inside of a verified
+    /// envelope; or why it is refused.
+    pub fn check<'a>(
+        &self,
+        site: &str,
+        payload: &'a [u8],
+    ) -> Result<Cow<'a, [u8]>, (Reason, String)> {
+        let envelope = serde_json::from_slice::<Envelope>(payload).ok();
+        let key = self.sites.get(site);
+        match (envelope, key) {
+            (None, Some(k)) if k.required => Err((
+                Reason::MissingSignature,
+                format!(
+                    "site {site:?} requires signed messages: {{\"payload\": …, \"signature\": \"<hex HMAC-SHA256>\"}}"
+                ),
+            )),
+            (None, _) => Ok(Cow::Borrowed(payload)),
+            (Some(_), None) => Err((
+                Reason::BadSignature,
+                format!("the message is signed but site {site:?} has no signing key configured"),
+            )),
+            (Some(e), Some(k)) => {
+                let mut mac =
+                    HmacSha256::new_from_slice(&k.key).expect("HMAC takes keys of any length");
+                mac.update(e.payload.get().as_bytes());
+                let given = hex::decode(e.signature.trim()).unwrap_or_default();
+                match mac.verify_slice(&given) {
+                    Ok(()) => Ok(Cow::Owned(e.payload.get().as_bytes().to_vec())),
+                    Err(_) => Err((
+                        Reason::BadSignature,
+                        format!("the signature does not match the payload under site {site:?}'s key"),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_missing_and_forged() {
+        let keys = SigningKeys::with(&[("a", b"key-a", true), ("b", b"key-b", false)]);
+        let inner = br#"{"values":{"lel":1.5}}"#;
+        let env = |key: &[u8]| {
+            format!(
+                r#"{{"payload": {}, "signature": "{}"}}"#,
+                std::str::from_utf8(inner).unwrap(),
+                sign(key, inner)
+            )
+        };
+        assert_eq!(
+            keys.check("a", env(b"key-a").as_bytes()).unwrap().as_ref(),
+            inner
+        );
+        assert_eq!(
+            keys.check("a", inner).unwrap_err().0,
+            Reason::MissingSignature
+        );
+        assert_eq!(
+            keys.check("a", env(b"key-b").as_bytes()).unwrap_err().0,
+            Reason::BadSignature,
+            "another site's key is a forgery here"
+        );
+        // Not required: unsigned passes, a wrong signature still does not.
+        assert_eq!(keys.check("b", inner).unwrap().as_ref(), inner);
+        assert_eq!(
+            keys.check("b", env(b"key-a").as_bytes()).unwrap_err().0,
+            Reason::BadSignature
+        );
+        // A site without a key cannot verify a signature.
+        assert_eq!(
+            keys.check("c", env(b"key-a").as_bytes()).unwrap_err().0,
+            Reason::BadSignature
+        );
+        assert_eq!(keys.check("c", inner).unwrap().as_ref(), inner);
+        // One changed byte inside the payload breaks it.
+        let tampered = env(b"key-a").replace("1.5", "0.5");
+        assert_eq!(
+            keys.check("a", tampered.as_bytes()).unwrap_err().0,
+            Reason::BadSignature
+        );
+    }
+}
