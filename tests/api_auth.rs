@@ -243,3 +243,57 @@ async fn request_rate_per_token_and_body_size_are_bounded() {
     assert_eq!(call("GET", &format!("{api}/healthz"), None).await.0, 200);
     gw.stop().await;
 }
+
+async fn preflight(url: &str, origin: &str) -> (u16, Option<String>) {
+    let r = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, url)
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    let allow = r
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), allow)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_closed_unless_an_origin_is_configured() {
+    for (extra, allowed) in [
+        ("", false),
+        ("cors_origins = [\"https://ops.example.org\"]\n", true),
+    ] {
+        let cfg = TestConfig::new(
+            &format!(
+                "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n{extra}\n{}",
+                tokens_toml()
+            ),
+            INV,
+        );
+        let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+        let url = format!("http://{}/api/v1/alarms/1/ack", gw.api_addr);
+        let (_, allow) = preflight(&url, "https://ops.example.org").await;
+        if allowed {
+            assert_eq!(allow.as_deref(), Some("https://ops.example.org"));
+        } else {
+            assert_eq!(allow, None, "closed by default");
+        }
+        // Another origin is never allowed.
+        let (_, other) = preflight(&url, "https://evil.example.com").await;
+        assert_eq!(other, None);
+        // A simple cross-origin GET gets no allow header either (the browser withholds it).
+        let r = reqwest::Client::new()
+            .get(format!("http://{}/api/v1/sites", gw.api_addr))
+            .bearer_auth("tok-viewer-1")
+            .header("origin", "https://evil.example.com")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.headers().get("access-control-allow-origin").is_none());
+        gw.stop().await;
+    }
+}

@@ -18,6 +18,7 @@ pub fn router(
     shared: Arc<Shared>,
     auth: Option<Arc<super::auth::Auth>>,
     max_body_bytes: usize,
+    cors_origins: &[String],
 ) -> Router {
     let r = Router::new()
         .route("/healthz", get(healthz))
@@ -38,10 +39,26 @@ pub fn router(
         })
         .with_state(shared)
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes));
-    match auth {
+    let r = match auth {
         Some(a) => r.layer(axum::middleware::from_fn_with_state(a, super::auth::check)),
         None => r,
+    };
+    // Outermost, so a browser's preflight is answered before the token check. Without
+    // configured origins there is no CORS layer at all: browsers refuse cross-origin calls.
+    let origins: Vec<axum::http::HeaderValue> =
+        cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+    if origins.is_empty() {
+        return r;
     }
+    r.layer(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+            ]),
+    )
 }
 
 async fn healthz() -> Json<Value> {

@@ -300,6 +300,10 @@ pub struct ApiSettings {
     /// Requests a token may make at once before the average applies. Default 200.
     #[serde(default = "default_burst")]
     pub rate_limit_burst: u32,
+    /// Web origins allowed to call the API from a browser (`https://ops.example`); none by
+    /// default, so a page elsewhere cannot use an operator's browser against the API.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiSettings {
@@ -309,6 +313,7 @@ impl Default for ApiSettings {
             max_body_bytes: default_max_body(),
             rate_limit_per_s: default_rate(),
             rate_limit_burst: default_burst(),
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -77,6 +77,17 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             "max_payload_bytes, max_batch_len and max_channels must be positive".into(),
         );
     }
+    for o in &c.api.cors_origins {
+        let ok = url::Url::parse(o).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.path() == "/" && !o.ends_with('/')
+        });
+        if !ok || o.parse::<axum::http::HeaderValue>().is_err() {
+            err_main(
+                "api.cors_origins",
+                format!("{o:?} is not an origin like \"https://ops.example.org\" (scheme, host, optional port; no path)"),
+            );
+        }
+    }
     if c.api.max_body_bytes == 0 || c.api.rate_limit_per_s == 0 || c.api.rate_limit_burst == 0 {
         err_main(
             "api.max_body_bytes",

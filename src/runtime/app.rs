@@ -263,7 +263,12 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         .map_err(|e| StartError::ApiBind(cfg.api.listen, e))?;
     let rate = (cfg.api.rate_limit_per_s, cfg.api.rate_limit_burst);
     let auth = api::auth::Auth::new(&cfg.tokens, rate, metrics.clone()).map(Arc::new);
-    let app = api::router(shared.clone(), auth, cfg.api.max_body_bytes);
+    let app = api::router(
+        shared.clone(),
+        auth,
+        cfg.api.max_body_bytes,
+        &cfg.api.cors_origins,
+    );
     let mut rx = shutdown.subscribe();
     tasks.push(tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
