@@ -297,3 +297,65 @@ async fn cors_is_closed_unless_an_origin_is_configured() {
         gw.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_https_with_the_configured_certificate() {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("api.crt"), dir.path().join("api.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let cfg = TestConfig::new(
+        &format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n\n{}",
+            cert_path.display(),
+            key_path.display(),
+            tokens_toml()
+        ),
+        INV,
+    );
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let port = gw.api_addr.port();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("https://127.0.0.1:{port}/api/v1/sites"))
+        .bearer_auth("tok-viewer-1")
+        .send()
+        .await
+        .expect("HTTPS with the configured certificate");
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["sites"][0]["id"], "p1");
+    // Plain HTTP on the TLS port gets no API answer.
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    assert!(
+        plain.map_or(true, |r| r.status().as_u16() != 200),
+        "plain HTTP must not be served"
+    );
+    // A client that does not trust the certificate refuses the connection.
+    assert!(reqwest::get(format!("https://127.0.0.1:{port}/healthz"))
+        .await
+        .is_err());
+    gw.stop().await;
+
+    // A missing key file stops the start, naming the files.
+    let bad = TestConfig::new(
+        &format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\ntls_cert_file = \"{}\"\ntls_key_file = \"/nonexistent/api.key\"\n",
+            cert_path.display()
+        ),
+        INV,
+    );
+    match safegate::runtime::start(bad.load()).await {
+        Ok(gw) => {
+            gw.stop().await;
+            panic!("must not start without the key file");
+        }
+        Err(e) => assert!(e.to_string().contains("/nonexistent/api.key"), "{e}"),
+    }
+}

@@ -304,6 +304,12 @@ pub struct ApiSettings {
     /// default, so a page elsewhere cannot use an operator's browser against the API.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs `tls_key_file`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ApiSettings {
@@ -314,6 +320,8 @@ impl Default for ApiSettings {
             rate_limit_per_s: default_rate(),
             rate_limit_burst: default_burst(),
             cors_origins: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

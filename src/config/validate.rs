@@ -77,6 +77,12 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             "max_payload_bytes, max_batch_len and max_channels must be positive".into(),
         );
     }
+    if c.api.tls_cert_file.is_some() != c.api.tls_key_file.is_some() {
+        err_main(
+            "api.tls_cert_file",
+            "give both tls_cert_file and tls_key_file, or neither".into(),
+        );
+    }
     for o in &c.api.cors_origins {
         let ok = url::Url::parse(o).is_ok_and(|u| {
             matches!(u.scheme(), "http" | "https") && u.path() == "/" && !o.ends_with('/')

@@ -58,6 +58,8 @@ pub enum StartError {
     SigningKey(#[from] sources::mqtt::signature::MissingKey),
     #[error("the API cannot listen on {0}: {1} (set api.listen to a free address)")]
     ApiBind(SocketAddr, std::io::Error),
+    #[error("api.tls_cert_file / tls_key_file ({0}): {1}")]
+    ApiTls(String, std::io::Error),
     #[error("refusing to serve the API on {0} without [[tokens]]: anyone who can reach it could read the fleet and acknowledge alarms; add [[tokens]] (see docs/security.md) or listen on 127.0.0.1")]
     OpenApi(SocketAddr),
 }
@@ -102,6 +104,15 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         }
         tracing::warn!(listen = %cfg.api.listen, "no [[tokens]]: the API is open to anyone on this machine (loopback only)");
     }
+    // A bad certificate stops the start before anything runs.
+    let api_tls = match (&cfg.api.tls_cert_file, &cfg.api.tls_key_file) {
+        (Some(c), Some(k)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k)
+                .await
+                .map_err(|e| StartError::ApiTls(format!("{} / {}", c.display(), k.display()), e))?,
+        ),
+        _ => None,
+    };
     if cfg.mqtt.embedded {
         super::broker::start_embedded(cfg.mqtt.listen, cfg.mqtt.max_payload_bytes)?;
         cfg.mqtt.url = format!("mqtt://{}", cfg.mqtt.listen);
@@ -270,15 +281,36 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         &cfg.api.cors_origins,
     );
     let mut rx = shutdown.subscribe();
-    tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = rx.recv().await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "API server stopped");
+    match api_tls {
+        None => tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = rx.recv().await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        })),
+        Some(tls) => {
+            let std_listener = listener
+                .into_std()
+                .map_err(|e| StartError::ApiBind(cfg.api.listen, e))?;
+            let handle = axum_server::Handle::new();
+            let stop = handle.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = rx.recv().await;
+                stop.graceful_shutdown(Some(Duration::from_secs(2)));
+            }));
+            tasks.push(tokio::spawn(async move {
+                let serve = axum_server::from_tcp_rustls(std_listener, tls)
+                    .handle(handle)
+                    .serve(app.into_make_service());
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "API server (TLS) stopped");
+                }
+            }));
         }
-    }));
-    tracing::info!(api = %api_addr, "API listening");
+    }
+    tracing::info!(api = %api_addr, tls = cfg.api.tls_cert_file.is_some(), "API listening");
 
     Ok(Gateway {
         api_addr,
