@@ -359,3 +359,141 @@ async fn the_api_serves_https_with_the_configured_certificate() {
         Err(e) => assert!(e.to_string().contains("/nonexistent/api.key"), "{e}"),
     }
 }
+
+fn audit_lines(cfg: &TestConfig) -> Vec<Value> {
+    std::fs::read_to_string(cfg.dir.path().join("state/audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an audit line is JSON"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_records_the_configuration_acknowledgements_and_refusals() {
+    let mq = Mosquitto::start();
+    let vm = Victoria::start();
+    let cfg = TestConfig::new(
+        &format!(
+            "{}{}",
+            settings(&mq.url(), "gw-audit", Some(&vm.url())),
+            tokens_toml()
+        ),
+        INV,
+    );
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    let ready = |v: &Value| v["mqtt"]["connected"] == true;
+    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), ready).await;
+
+    // The configuration in force, with the main file's SHA-256.
+    let lines = audit_lines(&cfg);
+    let loaded = lines
+        .iter()
+        .find(|l| l["action"] == "config_loaded")
+        .unwrap();
+    let main = std::fs::read(&cfg.path).unwrap();
+    assert_eq!(
+        loaded["detail"]["files"][0]["sha256"],
+        hex::encode(Sha256::digest(&main))
+    );
+    assert_eq!(loaded["detail"]["tokens"], 5);
+
+    // Five refusals in a burst are one line, naming the reason and the peer.
+    for _ in 0..5 {
+        assert_eq!(
+            call("GET", &format!("{api}/api/v1/sites"), Some("bad"))
+                .await
+                .0,
+            401
+        );
+    }
+    let refused: Vec<Value> = audit_lines(&cfg)
+        .into_iter()
+        .filter(|l| l["action"] == "api_refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["detail"]["reason"], "invalid_token");
+    assert!(refused[0]["from"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+
+    // Acknowledgements over HTTP and MQTT: who, when, from where.
+    let p = Publisher::connect(mq.port, "pub-audit").await;
+    p.send("safegate/v1/p1/g1/data", r#"{"values":{"lel":30}}"#)
+        .await;
+    p.send("safegate/v1/p1/g1/data", r#"{"values":{"lel":1}}"#)
+        .await;
+    p.send("safegate/v1/p1/g1/data", r#"{"values":{"lel":31}}"#)
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let ids = loop {
+        let (_, v, _) = call("GET", &format!("{api}/api/v1/alarms"), Some("tok-viewer-1")).await;
+        let ids: Vec<u64> = v["alarms"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["id"].as_u64()).collect())
+            .unwrap_or_default();
+        if ids.len() == 2 {
+            break ids;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (code, _, _) = call(
+        "POST",
+        &format!("{api}/api/v1/alarms/{}/ack", ids[0]),
+        Some("tok-operator-1"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    p.send(
+        &format!("safegate/v1/p1/alarms/{}/ack", ids[1]),
+        r#"{"by":"platform-p1","note":"on it"}"#,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let acks = loop {
+        let acks: Vec<Value> = audit_lines(&cfg)
+            .into_iter()
+            .filter(|l| l["action"] == "alarm_acknowledged")
+            .collect();
+        if acks.len() == 2 {
+            break acks;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{acks:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let http = acks
+        .iter()
+        .find(|a| a["detail"]["alarm"] == ids[0])
+        .unwrap();
+    assert_eq!(http["who"], "tester");
+    assert_eq!(http["detail"]["via"], "http:operator-desk");
+    assert!(
+        http["from"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{http}"
+    );
+    let mqtt = acks
+        .iter()
+        .find(|a| a["detail"]["alarm"] == ids[1])
+        .unwrap();
+    assert_eq!(mqtt["who"], "platform-p1");
+    assert_eq!(
+        mqtt["from"],
+        format!("mqtt p1/alarms/{}/ack", ids[1]),
+        "{mqtt}"
+    );
+
+    // The same events in the store, measurement audit.
+    vm.wait_for(
+        r#"{__name__="audit_count"}"#,
+        Duration::from_secs(20),
+        |s| {
+            ["config_loaded", "api_refused", "alarm_acknowledged"]
+                .iter()
+                .all(|a| s.iter().any(|x| x.label("action") == *a))
+        },
+    )
+    .await;
+    gw.stop().await;
+}

@@ -145,6 +145,7 @@ pub async fn ack(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
     caller: Option<axum::Extension<super::auth::Caller>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: Result<Json<AckBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let id = alarm_id(&id)?;
@@ -168,6 +169,7 @@ pub async fn ack(
             b.note.len()
         )));
     }
+    let by = b.by.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let cmd = Command::Ack {
         id,
@@ -188,6 +190,22 @@ pub async fn ack(
         Ok(r) => {
             let inv = s.evaluator.inventory.clone();
             let view = AlarmView::of(&r.record, &inv, now, true);
+            if r.first {
+                s.audit.record(
+                    "alarm_acknowledged",
+                    &by,
+                    &peer.map_or_else(|| "-".into(), |p| p.0 .0.to_string()),
+                    1,
+                    json!({
+                        "alarm": id,
+                        "site": view.site,
+                        "device": view.device,
+                        "via": view.acknowledged_via,
+                        "note": view.note,
+                        "outcome": view.outcome,
+                    }),
+                );
+            }
             Ok(Json(json!({
                 "acknowledged": r.first,
                 "message": if r.first {

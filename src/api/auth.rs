@@ -25,6 +25,7 @@ type Limiter = governor::DefaultKeyedRateLimiter<Arc<str>>;
 pub struct Auth {
     tokens: Vec<([u8; 32], Caller)>,
     metrics: Arc<Metrics>,
+    audit: Arc<crate::sinks::audit::AuditLog>,
     /// Requests per token name.
     limiter: Limiter,
 }
@@ -60,6 +61,13 @@ fn allowed(need: Need, role: Role) -> bool {
     }
 }
 
+/// The peer's address, when the server was started with connection info.
+pub fn peer(req: &Request) -> String {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "-".to_string(), |c| c.0.to_string())
+}
+
 fn refuse(status: StatusCode, code: &str, message: String) -> Response {
     let body = Json(serde_json::json!({"error": {"code": code, "message": message}}));
     let mut r = (status, body).into_response();
@@ -75,7 +83,12 @@ fn refuse(status: StatusCode, code: &str, message: String) -> Response {
 impl Auth {
     /// `None` when no tokens are configured: the API is open (the caller checks it listens
     /// on loopback only).
-    pub fn new(tokens: &[TokenConfig], rate: (u32, u32), metrics: Arc<Metrics>) -> Option<Auth> {
+    pub fn new(
+        tokens: &[TokenConfig],
+        rate: (u32, u32),
+        metrics: Arc<Metrics>,
+        audit: Arc<crate::sinks::audit::AuditLog>,
+    ) -> Option<Auth> {
         if tokens.is_empty() {
             return None;
         }
@@ -100,6 +113,7 @@ impl Auth {
         Some(Auth {
             tokens,
             metrics,
+            audit,
             limiter,
         })
     }
@@ -117,11 +131,12 @@ impl Auth {
         found
     }
 
-    fn fail(&self, reason: &'static str) {
+    fn fail(&self, reason: &'static str, who: &str, from: &str) {
         self.metrics
             .api_refused
             .get_or_create(&crate::telemetry::ReasonLabel { reason })
             .inc();
+        self.audit.refused(reason, who, from);
     }
 }
 
@@ -130,6 +145,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     if need == Need::Open {
         return next.run(req).await;
     }
+    let from = peer(&req);
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -140,7 +156,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         })
         .map(str::trim);
     let Some(token) = presented.filter(|t| !t.is_empty()) else {
-        auth.fail("missing_token");
+        auth.fail("missing_token", "-", &from);
         return refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -148,7 +164,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         );
     };
     let Some(caller) = auth.identify(token).cloned() else {
-        auth.fail("invalid_token");
+        auth.fail("invalid_token", "-", &from);
         return refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -156,7 +172,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         );
     };
     if !allowed(need, caller.role) {
-        auth.fail("wrong_role");
+        auth.fail("wrong_role", &caller.name, &from);
         let wants = match need {
             Need::Metrics => "admin or scrape".to_string(),
             Need::Role(r) => format!("{} or above", r.as_str()),
@@ -173,7 +189,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         );
     }
     if auth.limiter.check_key(&caller.name).is_err() {
-        auth.fail("rate_limited");
+        auth.fail("rate_limited", &caller.name, &from);
         let mut r = refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

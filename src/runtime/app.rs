@@ -58,6 +58,8 @@ pub enum StartError {
     SigningKey(#[from] sources::mqtt::signature::MissingKey),
     #[error("the API cannot listen on {0}: {1} (set api.listen to a free address)")]
     ApiBind(SocketAddr, std::io::Error),
+    #[error("cannot open the audit log under {0}: {1}")]
+    Audit(std::path::PathBuf, std::io::Error),
     #[error("api.tls_cert_file / tls_key_file ({0}): {1}")]
     ApiTls(String, std::io::Error),
     #[error("refusing to serve the API on {0} without [[tokens]]: anyone who can reach it could read the fleet and acknowledge alarms; add [[tokens]] (see docs/security.md) or listen on 127.0.0.1")]
@@ -97,6 +99,7 @@ fn init_tls() {
 
 pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     init_tls();
+    let loaded_files = loaded.files;
     let mut cfg: Config = loaded.config;
     if cfg.tokens.is_empty() {
         if !cfg.api.listen.ip().is_loopback() {
@@ -120,6 +123,21 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     }
     let inventory = Inventory::from_config(&cfg);
     let mut journal = Journal::open(&cfg.gateway.data_dir)?;
+    let audit = Arc::new(
+        crate::sinks::audit::AuditLog::open(&cfg.gateway.data_dir)
+            .map_err(|e| StartError::Audit(cfg.gateway.data_dir.clone(), e))?,
+    );
+    // Which configuration is in force, so an auditor can tie every figure to it.
+    let files: Vec<serde_json::Value> = loaded_files
+        .iter()
+        .map(|f| {
+            use sha2::Digest;
+            let sha = std::fs::read(f)
+                .map(|b| hex::encode(sha2::Sha256::digest(&b)))
+                .unwrap_or_else(|e| format!("unreadable: {e}"));
+            serde_json::json!({"file": f.display().to_string(), "sha256": sha})
+        })
+        .collect();
     let closed = journal.close_open_links()?;
     if closed > 0 {
         tracing::warn!(
@@ -168,6 +186,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     });
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let shared = Arc::new(Shared {
+        audit: audit.clone(),
         commands: cmd_tx,
         evaluator,
         core: Mutex::new(core),
@@ -194,6 +213,15 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
             None
         }
     };
+
+    audit.set_store(store_queue.clone());
+    audit.record(
+        "config_loaded",
+        "gateway",
+        "local",
+        1,
+        serde_json::json!({ "files": files, "tokens": cfg.tokens.len() }),
+    );
 
     let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
     let journal_thread = std::thread::Builder::new()
@@ -273,7 +301,8 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         .local_addr()
         .map_err(|e| StartError::ApiBind(cfg.api.listen, e))?;
     let rate = (cfg.api.rate_limit_per_s, cfg.api.rate_limit_burst);
-    let auth = api::auth::Auth::new(&cfg.tokens, rate, metrics.clone()).map(Arc::new);
+    let auth =
+        api::auth::Auth::new(&cfg.tokens, rate, metrics.clone(), audit.clone()).map(Arc::new);
     let app = api::router(
         shared.clone(),
         auth,
@@ -283,6 +312,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     let mut rx = shutdown.subscribe();
     match api_tls {
         None => tasks.push(tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = rx.recv().await;
             });
@@ -303,7 +333,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
             tasks.push(tokio::spawn(async move {
                 let serve = axum_server::from_tcp_rustls(std_listener, tls)
                     .handle(handle)
-                    .serve(app.into_make_service());
+                    .serve(app.into_make_service_with_connect_info::<SocketAddr>());
                 if let Err(e) = serve.await {
                     tracing::error!(error = %e, "API server (TLS) stopped");
                 }
@@ -360,6 +390,7 @@ async fn core_task(
 ) {
     let metrics = shared.metrics.clone();
     let mut ctx = Dispatch {
+        audit: shared.audit.clone(),
         store,
         board,
         metrics: metrics.clone(),
@@ -454,6 +485,7 @@ async fn core_task(
 
 /// What the core task routes outputs through.
 struct Dispatch {
+    audit: Arc<crate::sinks::audit::AuditLog>,
     store: Option<StoreQueue>,
     board: BoardQueue,
     metrics: Arc<Metrics>,
@@ -496,6 +528,25 @@ impl Dispatch {
             for c in self.out.alarms.drain(..) {
                 let view = AlarmView::of(&c.record, &core.inventory, now, false);
                 let ev = EventView::of(&c.event);
+                // HTTP acknowledgements are audited by the API, which knows the peer.
+                if c.event.kind == crate::core::alarms::EventKind::Acknowledged
+                    && ev.via.as_deref() == Some("mqtt")
+                {
+                    self.audit.record(
+                        "alarm_acknowledged",
+                        ev.by.as_deref().unwrap_or("-"),
+                        &format!("mqtt {}/alarms/{}/ack", view.site, view.id),
+                        1,
+                        serde_json::json!({
+                            "alarm": view.id,
+                            "site": view.site,
+                            "device": view.device,
+                            "via": "mqtt",
+                            "note": ev.note,
+                            "outcome": view.outcome,
+                        }),
+                    );
+                }
                 if let Some(q) = &self.store {
                     q.push(Record::alarm(&view, &ev));
                 }

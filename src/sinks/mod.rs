@@ -2,6 +2,7 @@
 //! board (alarm states, retained, on MQTT).
 
 pub mod alarm_board;
+pub mod audit;
 pub mod record;
 pub mod store;
 

@@ -66,6 +66,8 @@ pub enum Record {
         target: Option<f64>,
         completion: Option<f64>,
     },
+    /// An audit event: measurement `audit`.
+    Audit(crate::sinks::audit::AuditEvent),
     /// One alarm change: measurement `alarm`.
     Alarm {
         site: String,
@@ -195,6 +197,21 @@ impl Record {
                 }
                 b.timestamp(*at_ms).build()
             }
+            Record::Audit(a) => DataPoint::builder("audit")
+                .tag("action", a.action)
+                .tag(
+                    "who",
+                    if a.who.is_empty() {
+                        "-"
+                    } else {
+                        a.who.as_str()
+                    },
+                )
+                .field("from", a.from.as_str())
+                .field("count", a.count as i64)
+                .field("detail", a.detail.to_string())
+                .timestamp(a.at_ms)
+                .build(),
             Record::Alarm {
                 site,
                 device,
