@@ -48,6 +48,18 @@ enum Cmd {
     },
     /// The demo: embedded broker, a simulated park and mine, and the API.
     Demo(safegate::runtime::demo::DemoArgs),
+    /// Print the external broker's ACL file, generated from the inventory: each platform may
+    /// publish only under the sites that list it in `platforms`.
+    BrokerAcl {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only `mosquitto` for now.
+        #[arg(long, default_value = "mosquitto")]
+        format: String,
+        /// The gateway's MQTT username (or client-certificate CN).
+        #[arg(long, default_value = "safegate")]
+        gateway_user: String,
+    },
 }
 
 fn init_logging() {
@@ -112,6 +124,33 @@ fn main() -> ExitCode {
         Cmd::Demo(args) => {
             init_logging();
             run_async(safegate::runtime::demo::run(args))
+        }
+        Cmd::BrokerAcl {
+            config: file,
+            format,
+            gateway_user,
+        } => {
+            if format != "mosquitto" {
+                eprintln!("error: --format {format:?} is not supported (mosquitto)");
+                return ExitCode::from(2);
+            }
+            match config::load(&file) {
+                Ok(loaded) => {
+                    print!(
+                        "{}",
+                        config::broker_acl::mosquitto(
+                            &loaded.config,
+                            &gateway_user,
+                            &file.display().to_string()
+                        )
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    print_errors(&errors);
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! and in `docs/configuration.md`.
 
 pub mod alarms;
+pub mod broker_acl;
 mod load;
 pub mod modbus;
 mod validate;
@@ -185,6 +186,15 @@ pub struct MqttSettings {
     /// Reconnect back-off: cap. Default 30000 ms.
     #[serde(default = "default_backoff_max")]
     pub reconnect_max_ms: u64,
+    /// `mqtts://`: the CA that signed the broker's certificate (PEM); default: the system's
+    /// web roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://` with mutual TLS: the gateway's client certificate and key (PEM).
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for MqttSettings {
@@ -205,6 +215,9 @@ impl Default for MqttSettings {
             keep_alive_s: default_keep_alive(),
             reconnect_min_ms: default_backoff_min(),
             reconnect_max_ms: default_backoff_max(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -530,6 +543,10 @@ pub struct SiteConfig {
     /// Environment variable holding the site's HMAC-SHA256 signing key.
     #[serde(default)]
     pub signing_key_env: Option<String>,
+    /// The platform identities (MQTT usernames, or client-certificate CNs) allowed to publish
+    /// for this site; `safegate broker-acl` turns them into the broker's ACL.
+    #[serde(default)]
+    pub platforms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]

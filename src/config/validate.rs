@@ -62,6 +62,29 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             format!("{prefix:?} must be non-empty, without wildcards and without a trailing '/'"),
         );
     }
+    if c.mqtt.client_cert_file.is_some() != c.mqtt.client_key_file.is_some() {
+        err_main(
+            "mqtt.client_cert_file",
+            "give both client_cert_file and client_key_file, or neither".into(),
+        );
+    }
+    if c.mqtt.client_cert_file.is_some() && c.mqtt.ca_file.is_none() {
+        err_main(
+            "mqtt.ca_file",
+            "a client certificate needs ca_file, the CA of the broker's certificate".into(),
+        );
+    }
+    if (c.mqtt.ca_file.is_some() || c.mqtt.client_cert_file.is_some())
+        && !c.mqtt.url.starts_with("mqtts://")
+    {
+        err_main(
+            "mqtt.ca_file",
+            format!(
+                "TLS files are set but mqtt.url {:?} is not mqtts://",
+                c.mqtt.url
+            ),
+        );
+    }
     if c.mqtt.qos > 1 {
         err_main("mqtt.qos", format!("{} is not 0 or 1", c.mqtt.qos));
     }
@@ -294,6 +317,11 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
     for (i, s) in inv.sites.iter().enumerate() {
         if let Some(p) = id_problem(&s.id) {
             push("sites", o.sites[i], &s.id, "id", p);
+        }
+        for p in &s.platforms {
+            if let Some(msg) = id_problem(p) {
+                push("sites", o.sites[i], &s.id, "platforms", msg);
+            }
         }
         if s.require_signature && s.signing_key_env.is_none() {
             push(

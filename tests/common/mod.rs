@@ -41,8 +41,10 @@ fn which(bin: &str) -> PathBuf {
 /// A Mosquitto broker on a free loopback port. Killed on drop.
 pub struct Mosquitto {
     pub port: u16,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     child: Option<Child>,
+    /// A whole configuration instead of the default plain listener.
+    conf: Option<String>,
 }
 
 impl Mosquitto {
@@ -52,6 +54,22 @@ impl Mosquitto {
             port: free_port(),
             dir,
             child: None,
+            conf: None,
+        };
+        m.spawn();
+        m
+    }
+
+    /// A broker with the configuration `conf(port, dir)` writes (TLS listeners, ACLs …).
+    pub fn start_with(conf: impl FnOnce(u16, &Path) -> String) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let text = conf(port, dir.path());
+        let mut m = Mosquitto {
+            port,
+            dir,
+            child: None,
+            conf: Some(text),
         };
         m.spawn();
         m
@@ -59,15 +77,14 @@ impl Mosquitto {
 
     fn spawn(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
+        let text = self.conf.clone().unwrap_or_else(|| {
             format!(
                 "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\nlog_dest none\n",
                 self.port,
                 self.dir.path().display()
-            ),
-        )
-        .unwrap();
+            )
+        });
+        std::fs::write(&conf, text).unwrap();
         let child = Command::new(which("mosquitto"))
             .arg("-c")
             .arg(&conf)

@@ -16,6 +16,8 @@ pub enum MqttSourceError {
     BadUrl(String, String),
     #[error("mqtt.password_env names {0:?}, which is not set in the environment")]
     MissingPassword(String),
+    #[error("mqtt TLS file {0}: {1}")]
+    TlsFile(std::path::PathBuf, std::io::Error),
 }
 
 /// Client options from `[mqtt]` (also used by the alarm board's own connection).
@@ -56,7 +58,21 @@ pub fn options(cfg: &MqttSettings) -> Result<MqttOptions, MqttSourceError> {
         o.set_credentials(user.clone(), password.unwrap_or_default());
     }
     if tls {
-        o.set_transport(Transport::tls_with_default_config());
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read(p).map_err(|e| MqttSourceError::TlsFile(p.clone(), e))
+        };
+        let client_auth = match (&cfg.client_cert_file, &cfg.client_key_file) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        match &cfg.ca_file {
+            Some(ca) => o.set_transport(Transport::Tls(rumqttc::TlsConfiguration::Simple {
+                ca: read(ca)?,
+                alpn: None,
+                client_auth,
+            })),
+            None => o.set_transport(Transport::tls_with_default_config()),
+        };
     }
     Ok(o)
 }

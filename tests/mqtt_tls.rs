@@ -1,0 +1,251 @@
+//! MQTT over mutual TLS to a real Mosquitto whose ACL `safegate broker-acl` generated from the
+//! inventory: a platform's readings for its own site arrive; for another site, and forged
+//! alarm-board states, the broker refuses them; a client without a certificate cannot connect.
+
+mod common;
+
+use common::*;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+struct Pki {
+    ca_pem: String,
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "safegate test CA");
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = p.self_signed(&ca_key).unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            ca,
+            ca_key,
+        }
+    }
+
+    /// (certificate PEM, key PEM) for `cn`, signed by the CA.
+    fn issue(&self, cn: &str, server: bool) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let sans = if server {
+            vec!["127.0.0.1".to_string()]
+        } else {
+            vec![]
+        };
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.extended_key_usages = vec![if server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let cert = p.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+const INV: &str = r#"
+[[sites]]
+id = "p1"
+name = "Park one"
+kind = "park"
+platforms = ["plat-a"]
+
+[[sites]]
+id = "p2"
+name = "Park two"
+kind = "park"
+platforms = ["plat-b"]
+
+[[devices]]
+id = "d1"
+site = "p1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 60
+
+[[devices]]
+id = "d2"
+site = "p2"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 60
+"#;
+
+/// A platform's client over TLS with its certificate; returns once connected.
+async fn platform(port: u16, pki: &Pki, cn: &str) -> (AsyncClient, tokio::task::JoinHandle<()>) {
+    let (cert, key) = pki.issue(cn, false);
+    let mut o = MqttOptions::new(cn, "127.0.0.1", port);
+    o.set_transport(Transport::Tls(TlsConfiguration::Simple {
+        ca: pki.ca_pem.clone().into_bytes(),
+        alpn: None,
+        client_auth: Some((cert.into_bytes(), key.into_bytes())),
+    }));
+    let (client, mut el) = AsyncClient::new(o, 100);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let task = tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .unwrap_or_else(|_| panic!("{cn} connected over TLS within 10 s"))
+        .unwrap();
+    (client, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new();
+    let work = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| {
+        let p = work.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ca = w("ca.pem", &pki.ca_pem);
+    let (scert, skey) = pki.issue("broker", true);
+    let (server_cert, server_key) = (w("server.pem", &scert), w("server.key", &skey));
+    let (gcert, gkey) = pki.issue("safegate", false);
+    let (gw_cert, gw_key) = (w("gw.pem", &gcert), w("gw.key", &gkey));
+
+    // The gateway's configuration, then the ACL generated from it by the binary.
+    let settings_for = |port: u16| {
+        format!(
+            "[mqtt]\nurl = \"mqtts://127.0.0.1:{port}\"\nclient_id = \"gw-tls\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
+            ca.display(),
+            gw_cert.display(),
+            gw_key.display()
+        )
+    };
+    let acl_cfg = TestConfig::new(&settings_for(1), INV);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
+        .args(["broker-acl", "--config"])
+        .arg(&acl_cfg.path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let acl = w("acl", &String::from_utf8(out.stdout).unwrap());
+
+    let conf = |port: u16, dir: &Path| {
+        format!(
+            "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nuse_identity_as_username true\nacl_file {}\npersistence false\nlog_dest file {}/mosquitto.log\nlog_type all\n# Started as root (CI), Mosquitto would drop to its own user and could not write the\n# test's log; as any other user this line does nothing.\nuser root\n",
+            ca.display(),
+            server_cert.display(),
+            server_key.display(),
+            acl.display(),
+            dir.display()
+        )
+    };
+    let mq = Mosquitto::start_with(conf);
+    let cfg = TestConfig::new(&settings_for(mq.port), INV);
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
+        v["mqtt"]["connected"] == true
+    })
+    .await;
+
+    let (a, _ta) = platform(mq.port, &pki, "plat-a").await;
+    let (b, _tb) = platform(mq.port, &pki, "plat-b").await;
+    let reading = |v: f64| json!({"values": {"lel": v}}).to_string();
+    // plat-a: its own site, then another site's device, then a forged alarm-board state.
+    a.publish(
+        "safegate/v1/p1/d1/data",
+        QoS::AtLeastOnce,
+        false,
+        reading(1.0),
+    )
+    .await
+    .unwrap();
+    a.publish(
+        "safegate/v1/p2/d2/data",
+        QoS::AtLeastOnce,
+        false,
+        reading(66.0),
+    )
+    .await
+    .unwrap();
+    a.publish(
+        "safegate/v1/p1/alarms/99",
+        QoS::AtLeastOnce,
+        true,
+        json!({"state": "cleared_acked"}).to_string(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // plat-b: its own site.
+    b.publish(
+        "safegate/v1/p2/d2/data",
+        QoS::AtLeastOnce,
+        false,
+        reading(5.0),
+    )
+    .await
+    .unwrap();
+
+    let devs = wait_json(
+        &format!("{api}/api/v1/devices"),
+        Duration::from_secs(20),
+        |v| device(v, "d2")["last_values"]["lel"] == json!(5.0),
+    )
+    .await;
+    assert_eq!(device(&devs, "d1")["last_values"]["lel"], json!(1.0));
+    let text = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(
+        metric(&text, "safegate_readings_accepted_total"),
+        Some(2.0),
+        "plat-a's reading for p2 never reached the gateway"
+    );
+    let log = std::fs::read_to_string(mq.dir.path().join("mosquitto.log")).unwrap_or_default();
+    assert!(
+        log.contains("Denied PUBLISH from plat-a") && log.contains("safegate/v1/p2/d2/data"),
+        "the broker refused it:\n{log}"
+    );
+    assert!(log.contains("safegate/v1/p1/alarms/99"), "{log}");
+
+    // No certificate, no connection.
+    let mut o = MqttOptions::new("intruder", "127.0.0.1", mq.port);
+    o.set_transport(Transport::Tls(TlsConfiguration::Simple {
+        ca: pki.ca_pem.clone().into_bytes(),
+        alpn: None,
+        client_auth: None,
+    }));
+    let (_c, mut el) = AsyncClient::new(o, 10);
+    let first = tokio::time::timeout(Duration::from_secs(10), el.poll())
+        .await
+        .expect("an answer within 10 s");
+    assert!(
+        !matches!(first, Ok(Event::Incoming(Packet::ConnAck(_)))),
+        "a client without a certificate must not connect: {first:?}"
+    );
+    gw.stop().await;
+}
