@@ -59,6 +59,10 @@ enum Cmd {
         /// The gateway's MQTT username (or client-certificate CN).
         #[arg(long, default_value = "safegate")]
         gateway_user: String,
+        /// Also write Mosquitto's password file here, with each identity's password from
+        /// SAFEGATE_MQTT_PASSWORD_<ID> (the gateway's from mqtt.password_env).
+        #[arg(long)]
+        passwords_out: Option<PathBuf>,
     },
 }
 
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
             config: file,
             format,
             gateway_user,
+            passwords_out,
         } => {
             if format != "mosquitto" {
                 eprintln!("error: --format {format:?} is not supported (mosquitto)");
@@ -136,6 +141,25 @@ fn main() -> ExitCode {
             }
             match config::load(&file) {
                 Ok(loaded) => {
+                    if let Some(out) = &passwords_out {
+                        let text = match config::broker_acl::mosquitto_passwords(
+                            &loaded.config,
+                            &gateway_user,
+                        ) {
+                            Ok(t) => t,
+                            Err(missing) => {
+                                eprintln!("error: passwords missing from the environment:");
+                                for m in missing {
+                                    eprintln!("  - {m}");
+                                }
+                                return ExitCode::from(2);
+                            }
+                        };
+                        if let Err(e) = write_private(out, &text) {
+                            eprintln!("error: cannot write {}: {e}", out.display());
+                            return ExitCode::from(2);
+                        }
+                    }
                     print!(
                         "{}",
                         config::broker_acl::mosquitto(
@@ -153,6 +177,19 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Write a file only its owner can read (a password file).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
 }
 
 fn run_async<F>(f: F) -> ExitCode

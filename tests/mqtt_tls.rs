@@ -249,3 +249,113 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_password_file_and_acl_with_usernames() {
+    std::env::set_var("SAFEGATE_TEST_GW_MQTT_PW", "gateway-secret");
+    let work = tempfile::tempdir().unwrap();
+    let settings_for = |port: u16| {
+        format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"gw-pw\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_GW_MQTT_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
+        )
+    };
+    let acl_cfg = TestConfig::new(&settings_for(1), INV);
+    let (acl, passwd) = (work.path().join("acl"), work.path().join("passwd"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
+        .args(["broker-acl", "--config"])
+        .arg(&acl_cfg.path)
+        .arg("--passwords-out")
+        .arg(&passwd)
+        .env("SAFEGATE_MQTT_PASSWORD_PLAT_A", "a-secret")
+        .env("SAFEGATE_MQTT_PASSWORD_PLAT_B", "b-secret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&acl, &out.stdout).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&passwd).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A missing password is named, and nothing is written.
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
+        .args(["broker-acl", "--config"])
+        .arg(&acl_cfg.path)
+        .arg("--passwords-out")
+        .arg(work.path().join("never"))
+        .env("SAFEGATE_MQTT_PASSWORD_PLAT_A", "a-secret")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("SAFEGATE_MQTT_PASSWORD_PLAT_B"));
+    assert!(!work.path().join("never").exists());
+
+    let conf = |port: u16, dir: &Path| {
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\npersistence false\nlog_dest file {}/mosquitto.log\nlog_type all\nuser root\n",
+            passwd.display(),
+            acl.display(),
+            dir.display()
+        )
+    };
+    let mq = Mosquitto::start_with(conf);
+    let cfg = TestConfig::new(&settings_for(mq.port), INV);
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
+        v["mqtt"]["connected"] == true
+    })
+    .await;
+    let connect = |user: &str, pw: &str| {
+        let mut o = MqttOptions::new(format!("{user}-client"), "127.0.0.1", mq.port);
+        o.set_credentials(user, pw);
+        AsyncClient::new(o, 10)
+    };
+    // plat-a with its password: its own site arrives, another site's is denied.
+    let (a, mut ela) = connect("plat-a", "a-secret");
+    let drive = tokio::spawn(async move { while ela.poll().await.is_ok() {} });
+    let reading = |v: f64| json!({"values": {"lel": v}}).to_string();
+    a.publish(
+        "safegate/v1/p2/d2/data",
+        QoS::AtLeastOnce,
+        false,
+        reading(66.0),
+    )
+    .await
+    .unwrap();
+    a.publish(
+        "safegate/v1/p1/d1/data",
+        QoS::AtLeastOnce,
+        false,
+        reading(1.0),
+    )
+    .await
+    .unwrap();
+    wait_json(
+        &format!("{api}/api/v1/devices"),
+        Duration::from_secs(20),
+        |v| device(v, "d1")["last_values"]["lel"] == json!(1.0),
+    )
+    .await;
+    let devs = get(&format!("{api}/api/v1/devices")).await.1;
+    assert_eq!(
+        device(&devs, "d2")["state"],
+        "never",
+        "denied by the broker"
+    );
+    // A wrong password is refused at connect.
+    let (_c, mut elw) = connect("plat-b", "wrong");
+    let first = tokio::time::timeout(Duration::from_secs(10), elw.poll())
+        .await
+        .expect("an answer within 10 s");
+    assert!(
+        !matches!(first, Ok(Event::Incoming(Packet::ConnAck(ref c))) if c.code == rumqttc::ConnectReturnCode::Success),
+        "{first:?}"
+    );
+    drive.abort();
+    gw.stop().await;
+}
