@@ -127,3 +127,100 @@ async fn a_missing_key_variable_stops_the_start_with_its_name() {
         Err(e) => assert!(e.to_string().contains("SAFEGATE_TEST_KEY_UNSET_9"), "{e}"),
     }
 }
+
+/// The embedded broker (rumqttd) has no per-topic ACL: it logs platforms in, and per-site
+/// signatures decide which site a platform can publish for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_logs_platforms_in_and_signatures_authorize_their_sites() {
+    std::env::set_var("SAFEGATE_TEST_EMB_GW_PW", "gw-pass");
+    std::env::set_var("SAFEGATE_MQTT_PASSWORD_EMB_PLAT_A", "a-pass");
+    std::env::set_var("SAFEGATE_MQTT_PASSWORD_EMB_PLAT_B", "b-pass");
+    std::env::set_var("SAFEGATE_TEST_EMB_KEY_P1", "p1-key");
+    std::env::set_var("SAFEGATE_TEST_EMB_KEY_P2", "p2-key");
+    let port = free_port();
+    let settings = format!(
+        "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\nclient_id = \"gw-emb\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_EMB_GW_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    let inv = r#"
+[[sites]]
+id = "p1"
+name = "P1"
+kind = "park"
+platforms = ["emb-plat-a"]
+require_signature = true
+signing_key_env = "SAFEGATE_TEST_EMB_KEY_P1"
+
+[[sites]]
+id = "p2"
+name = "P2"
+kind = "park"
+platforms = ["emb-plat-b"]
+require_signature = true
+signing_key_env = "SAFEGATE_TEST_EMB_KEY_P2"
+
+[[devices]]
+id = "d1"
+site = "p1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 60
+
+[[devices]]
+id = "d2"
+site = "p2"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 60
+"#;
+    let cfg = TestConfig::new(&settings, inv);
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
+        v["mqtt"]["connected"] == true
+    })
+    .await;
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let login = |user: &str, pw: &str| {
+        let mut o = MqttOptions::new(format!("{user}-c"), "127.0.0.1", port);
+        o.set_credentials(user, pw);
+        AsyncClient::new(o, 10)
+    };
+    // Platform A, logged in, holding only p1's key.
+    let (a, mut el) = login("emb-plat-a", "a-pass");
+    let drive = tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let reading = |v: f64| json!({"values": {"lel": v}}).to_string();
+    let p1_key = b"p1-key".as_slice();
+    for (topic, payload) in [
+        ("safegate/v1/p2/d2/data", signed(p1_key, &reading(66.0))), // another site: its key fails
+        ("safegate/v1/p2/d2/data", reading(67.0)),                  // unsigned: refused
+        ("safegate/v1/p1/d1/data", signed(p1_key, &reading(1.0))),  // its own site
+    ] {
+        a.publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    wait_json(
+        &format!("{api}/api/v1/devices"),
+        Duration::from_secs(20),
+        |v| device(v, "d1")["last_values"]["lel"] == json!(1.0),
+    )
+    .await;
+    let devs = get(&format!("{api}/api/v1/devices")).await.1;
+    assert_eq!(device(&devs, "d2")["state"], "never");
+    let rej = get(&format!("{api}/api/v1/rejections")).await.1;
+    assert_eq!(rej["counts"]["bad_signature"], 1, "{rej}");
+    assert_eq!(rej["counts"]["missing_signature"], 1, "{rej}");
+    // No login, or a wrong password: the embedded broker refuses the connection.
+    for (user, pw) in [("emb-plat-b", "wrong"), ("nobody", "")] {
+        let (_c, mut el) = login(user, pw);
+        let first = tokio::time::timeout(Duration::from_secs(10), el.poll())
+            .await
+            .expect("an answer within 10 s");
+        assert!(
+            !matches!(first, Ok(Event::Incoming(Packet::ConnAck(ref c))) if c.code == rumqttc::ConnectReturnCode::Success),
+            "{user}: {first:?}"
+        );
+    }
+    drive.abort();
+    gw.stop().await;
+}

@@ -117,7 +117,8 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         _ => None,
     };
     if cfg.mqtt.embedded {
-        super::broker::start_embedded(cfg.mqtt.listen, cfg.mqtt.max_payload_bytes)?;
+        let logins = super::broker::logins(&cfg)?;
+        super::broker::start_embedded(cfg.mqtt.listen, cfg.mqtt.max_payload_bytes, logins)?;
         cfg.mqtt.url = format!("mqtt://{}", cfg.mqtt.listen);
         tracing::info!(listen = %cfg.mqtt.listen, "embedded MQTT broker started");
     }
