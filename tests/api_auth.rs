@@ -99,6 +99,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/api/v1/indicators", "evaluator"),
         ("GET", "/api/v1/report", "evaluator"),
         ("GET", "/api/v1/rejections", "admin"),
+        ("GET", "/api/v1/config", "admin"),
     ];
     let mut refused = 0;
     for (method, path, need) in matrix {
@@ -134,6 +135,17 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
                 refused += 1;
             }
         }
+    }
+    // The configuration as admins see it: no secrets, tokens by name and role.
+    let (_, cfgv, _) = call("GET", &format!("{api}/api/v1/config"), Some("tok-admin-1")).await;
+    assert_eq!(cfgv["tokens"].as_array().unwrap().len(), 5, "{cfgv}");
+    assert!(
+        cfgv["summary"].as_str().unwrap().contains("devices: 1"),
+        "{cfgv}"
+    );
+    for (_, tok) in ROLES {
+        let hash = hex::encode(Sha256::digest(tok.as_bytes()));
+        assert!(!cfgv.to_string().contains(&hash), "no token hash in {cfgv}");
     }
     // Refusals are counted by reason.
     let (_, text, _) = call("GET", &format!("{api}/metrics"), Some("tok-admin-1")).await;

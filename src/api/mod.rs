@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 /// What handlers read. The core is behind a mutex held only briefly by the ingest task.
 pub struct Shared {
     pub core: Mutex<Core>,
+    /// The configuration in force, secrets left out (`GET /api/v1/config`, admin).
+    pub config_view: serde_json::Value,
     /// Who did what, when, from where.
     pub audit: Arc<crate::sinks::audit::AuditLog>,
     /// Requests to the core task (alarm acknowledgements).

@@ -31,6 +31,7 @@ pub fn router(
         .route("/api/v1/indicators", get(super::indicators::indicators))
         .route("/api/v1/report", get(super::indicators::report))
         .route("/api/v1/endpoints", get(endpoints))
+        .route("/api/v1/config", get(config))
         .route("/api/v1/alarms", get(super::alarms::list))
         .route("/api/v1/alarms/{id}", get(super::alarms::get_one))
         .route("/api/v1/alarms/{id}/ack", post(super::alarms::ack))
@@ -59,6 +60,10 @@ pub fn router(
                 axum::http::header::CONTENT_TYPE,
             ]),
     )
+}
+
+async fn config(State(s): State<Arc<Shared>>) -> Json<Value> {
+    Json(s.config_view.clone())
 }
 
 async fn healthz() -> Json<Value> {

@@ -171,6 +171,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
             "inventory changes recorded in the registry history"
         );
     }
+    let view = config_view(&cfg, &files, &crate::config::summary(&cfg));
     let metrics = Arc::new(Metrics::new());
     let signing = sources::mqtt::signature::SigningKeys::from_config(&cfg)?;
     let (modbus_endpoints, modbus_status) = sources::modbus::endpoints(&cfg, &metrics);
@@ -187,6 +188,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     });
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let shared = Arc::new(Shared {
+        config_view: view,
         audit: audit.clone(),
         commands: cmd_tx,
         evaluator,
@@ -349,6 +351,47 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         shutdown,
         tasks,
         journal_thread,
+    })
+}
+
+/// What `GET /api/v1/config` shows: the files and their hashes, the inventory summary and the
+/// settings that matter for trusting the figures. No passwords, keys or token hashes.
+fn config_view(cfg: &Config, files: &[serde_json::Value], summary: &str) -> serde_json::Value {
+    serde_json::json!({
+        "files": files,
+        "summary": summary,
+        "mqtt": {
+            "url": cfg.mqtt.url,
+            "client_id": cfg.mqtt.client_id,
+            "username": cfg.mqtt.username,
+            "topic_prefix": cfg.mqtt.topic_prefix,
+            "qos": cfg.mqtt.qos,
+            "embedded": cfg.mqtt.embedded,
+            "tls_ca_file": cfg.mqtt.ca_file,
+            "client_certificate": cfg.mqtt.client_cert_file.is_some(),
+            "max_payload_bytes": cfg.mqtt.max_payload_bytes,
+            "max_batch_len": cfg.mqtt.max_batch_len,
+            "max_channels": cfg.mqtt.max_channels,
+        },
+        "store": cfg.store.as_ref().map(|s| serde_json::json!({
+            "url": s.url, "org": s.org, "bucket": s.bucket,
+        })),
+        "api": {
+            "listen": cfg.api.listen,
+            "tls": cfg.api.tls_cert_file.is_some(),
+            "cors_origins": cfg.api.cors_origins,
+            "max_body_bytes": cfg.api.max_body_bytes,
+            "rate_limit_per_s": cfg.api.rate_limit_per_s,
+            "rate_limit_burst": cfg.api.rate_limit_burst,
+        },
+        "tokens": cfg.tokens.iter().map(|t| serde_json::json!({"name": t.name, "role": t.role})).collect::<Vec<_>>(),
+        "indicators": cfg.indicators.policy(),
+        "alarms": {
+            "enabled": cfg.alarms.enabled,
+            "scheme": cfg.alarms.scheme,
+            "response_deadline_s": cfg.alarms.response_deadline_s.0,
+        },
+        "signed_sites": cfg.inventory.sites.iter().filter(|s| s.signing_key_env.is_some()).map(|s| serde_json::json!({"site": s.id, "required": s.require_signature})).collect::<Vec<_>>(),
     })
 }
 
