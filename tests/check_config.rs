@@ -212,6 +212,10 @@ fn tokens_are_checked() {
             format!("[[tokens]]\nname = \"a\"\nrole = \"root\"\nsha256 = \"{good}\"\n"),
             "unknown variant `root`",
         ),
+        (
+            "[mqtt]\nembedded = true\n[[sites]]\nid = \"p9\"\nname = \"P\"\nkind = \"park\"\nplatforms = [\"plat-x\"]\n".to_string(),
+            "sites[0] (id \"p9\").require_signature: with the embedded broker and platform logins, every site must set require_signature = true",
+        ),
     ];
     for (snippet, want) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -313,6 +313,7 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
     };
 
     // Sites.
+    let any_platforms = inv.sites.iter().any(|s| !s.platforms.is_empty());
     let mut sites: HashMap<&str, SiteKind> = HashMap::new();
     for (i, s) in inv.sites.iter().enumerate() {
         if let Some(p) = id_problem(&s.id) {
@@ -322,6 +323,17 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             if let Some(msg) = id_problem(p) {
                 push("sites", o.sites[i], &s.id, "platforms", msg);
             }
+        }
+        // rumqttd cannot restrict a login to topics: on the embedded broker the per-site rule
+        // holds only through signatures, so once platforms log in, every site needs them.
+        if c.mqtt.embedded && any_platforms && !s.require_signature {
+            push(
+                "sites",
+                o.sites[i],
+                &s.id,
+                "require_signature",
+                "with the embedded broker and platform logins, every site must set require_signature = true (and signing_key_env): the embedded broker cannot restrict a platform to its own sites' topics, the signature does".into(),
+            );
         }
         if s.require_signature && s.signing_key_env.is_none() {
             push(
