@@ -34,6 +34,43 @@ pub struct RawReading {
     pub status: ReadingStatus,
 }
 
+/// Field names the store writes beside a reading's channels (`sinks::record`): a channel of
+/// the same name would overwrite one of them or be overwritten.
+pub const RESERVED_CHANNELS: [&str; 2] = ["status_code", "ts_from_gateway"];
+
+/// Why a reading's channel names cannot be stored, if they cannot: an empty name, a control
+/// character or a backslash (line protocol cannot carry them), a name the store uses for its
+/// own fields, or a name given twice (one value would silently replace the other).
+pub fn channel_names_problem(values: &[(String, f64)]) -> Option<String> {
+    for (ch, _) in values {
+        if ch.is_empty() {
+            return Some("a channel name is empty".into());
+        }
+        if let Some(c) = ch.chars().find(|c| c.is_control() || *c == '\\') {
+            return Some(format!(
+                "channel {ch:?} contains {c:?}, which the store cannot take"
+            ));
+        }
+        if RESERVED_CHANNELS.contains(&ch.as_str()) {
+            return Some(format!(
+                "channel {ch:?} is a field the gateway writes itself"
+            ));
+        }
+    }
+    let twice = if values.len() <= 8 {
+        values
+            .iter()
+            .enumerate()
+            .find(|(i, (ch, _))| values[..*i].iter().any(|(p, _)| p == ch))
+            .map(|(_, (ch, _))| ch.as_str())
+    } else {
+        let mut names: Vec<&str> = values.iter().map(|(ch, _)| ch.as_str()).collect();
+        names.sort_unstable();
+        names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+    };
+    twice.map(|ch| format!("channel {ch:?} is given twice"))
+}
+
 /// Where an event came from, for rejection messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Origin {

@@ -8,7 +8,10 @@ pub mod inventory;
 pub mod liveness;
 pub mod stats;
 
-pub use event::{Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent};
+pub use event::{
+    channel_names_problem, Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent,
+    RESERVED_CHANNELS,
+};
 pub use ingest::{Accepted, Core, Outputs};
 pub use inventory::{DeviceIdx, Inventory, SiteIdx};
 pub use liveness::{Cause, DeviceState, Liveness, Transition};

@@ -249,11 +249,29 @@ impl Record {
     }
 }
 
+/// Why a record cannot be written as one line of line protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error(transparent)]
+    Point(#[from] DataPointError),
+    /// Line protocol has no NaN or infinity; the crate would write `NaN` and the store would
+    /// refuse the whole batch.
+    #[error("field {field:?} is {value}, not a finite number")]
+    NotFinite { field: String, value: f64 },
+    /// A channel name the crate would write unescaped (a newline, a backslash), an empty one,
+    /// one of the record's own fields, or a repeated one.
+    #[error("{0}")]
+    Channels(String),
+    #[error("tag {key} = {value:?} is empty, has a control character or ends in a backslash")]
+    Tag { key: &'static str, value: String },
+}
+
 /// Line-protocol encoder for the store writer. Readings are the hot path: their tag set is
 /// the same for every reading of a device, so it is encoded once per device (by the influxdb2
-/// crate, which does the escaping) and reused; the fields are channel names the parser has
-/// already restricted to characters that need no escaping, and finite floats. Everything
-/// else goes through the crate's `DataPoint` as is.
+/// crate, which does the escaping) and reused; channel names that need no escaping and
+/// finite floats are written directly, anything else goes through the crate. A reading the
+/// crate would write as a broken line (NaN, a newline or backslash in a name, a repeated
+/// field) is refused. Records other than readings go through the crate's `DataPoint` as is.
 #[derive(Default)]
 pub struct LineEncoder {
     /// Device id `Arc` address → `reading,<tags>` (the inventory's `Arc`s live as long as
@@ -263,7 +281,7 @@ pub struct LineEncoder {
 
 impl LineEncoder {
     /// Append one line; on error nothing is written.
-    pub fn encode(&mut self, r: &Record, out: &mut Vec<u8>) -> Result<(), DataPointError> {
+    pub fn encode(&mut self, r: &Record, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         use influxdb2::models::WriteDataPoint;
         use std::io::Write;
         let Record::Reading {
@@ -277,10 +295,17 @@ impl LineEncoder {
             let _ = r.to_point()?.write_data_point_to(&mut *out);
             return Ok(());
         };
-        if values
-            .iter()
-            .any(|(ch, v)| !v.is_finite() || !plain_key(ch))
-        {
+        if let Some((ch, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(EncodeError::NotFinite {
+                field: ch.clone(),
+                value: *v,
+            });
+        }
+        if let Some(problem) = crate::core::channel_names_problem(values) {
+            return Err(EncodeError::Channels(problem));
+        }
+        if values.iter().any(|(ch, _)| !plain_key(ch)) {
+            check_tags(tags)?;
             let _ = r.to_point()?.write_data_point_to(&mut *out);
             return Ok(());
         }
@@ -288,6 +313,7 @@ impl LineEncoder {
         let prefix = match self.prefixes.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
+                check_tags(tags)?;
                 let mut line = Vec::new();
                 let p = device_tags(DataPoint::builder("reading"), tags)
                     .field("_", 0i64)
@@ -333,6 +359,40 @@ fn plain_key(k: &str) -> bool {
         && !k
             .bytes()
             .any(|b| matches!(b, b',' | b'=' | b' ' | b'\\' | b'"' | b'\n'))
+}
+
+/// Tag values come from the configuration; one the crate would write as a broken line is
+/// refused rather than sent.
+fn check_tags(t: &Tags) -> Result<(), EncodeError> {
+    let optional = [
+        ("enterprise", &t.enterprise),
+        ("zone", &t.zone),
+        ("system", &t.system),
+        ("gas", &t.gas),
+    ];
+    let all = [("site", Some(&t.site)), ("device", Some(&t.device))]
+        .into_iter()
+        .chain(optional.into_iter().map(|(k, v)| (k, v.as_ref())));
+    for (key, value) in all {
+        if let Some(v) = value {
+            if v.is_empty() || v.chars().any(char::is_control) || escapes_a_delimiter(v) {
+                return Err(EncodeError::Tag {
+                    key,
+                    value: v.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A backslash at the end, or before a character the crate escapes, would escape the
+/// crate's own escape (`x\,` is written `x\\,`) and run into the next tag.
+fn escapes_a_delimiter(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.iter().enumerate().any(|(i, c)| {
+        *c == b'\\' && matches!(b.get(i + 1), None | Some(b',' | b'=' | b' ' | b'\\'))
+    })
 }
 
 fn device_tags(
@@ -423,6 +483,59 @@ mod tests {
             let mut fast = Vec::new();
             enc.encode(&r, &mut fast).unwrap();
             assert_eq!(String::from_utf8(fast).unwrap(), line(&r));
+        }
+    }
+
+    /// Found by tests/fuzz_inputs.rs: these used to be written as lines the store refuses
+    /// (`x=NaN`, a newline inside a key) or that lose a value (`status_code` twice), and a
+    /// refused line makes the store drop the whole batch, other devices' readings with it.
+    #[test]
+    fn readings_line_protocol_cannot_carry_are_refused_and_nothing_is_written() {
+        let tags = Tags {
+            site: "p1".into(),
+            device: "d1".into(),
+            kind: "gas_toxic",
+            enterprise: None,
+            zone: None,
+            system: None,
+            gas: Some("H2S".into()),
+        };
+        let reading = |tags: &Tags, values: Vec<(String, f64)>| Record::Reading {
+            tags: tags.clone(),
+            ts_ms: 0,
+            ts_from_gateway: false,
+            status: ReadingStatus::Normal,
+            values,
+        };
+        let mut enc = LineEncoder::default();
+        for values in [
+            vec![(String::new(), f64::NAN)],
+            vec![("x".to_string(), f64::INFINITY)],
+            vec![("odd key".to_string(), f64::NEG_INFINITY)],
+            vec![("status_code".to_string(), 0.0)],
+            vec![("x".to_string(), 1.0), ("x".to_string(), 2.0)],
+            vec![("a\nb".to_string(), 1.0)],
+            vec![("a\\".to_string(), 1.0)],
+            vec![(String::new(), 1.0)],
+        ] {
+            let mut out = b"kept\n".to_vec();
+            let r = reading(&tags, values.clone());
+            assert!(enc.encode(&r, &mut out).is_err(), "{values:?}");
+            assert_eq!(out, b"kept\n", "{values:?}");
+        }
+        for gas in ["H2S\\", "a\\,b", "", "H2S\n"] {
+            let tags = Tags {
+                device: "d2".into(),
+                gas: Some(gas.into()),
+                ..tags.clone()
+            };
+            for ch in ["plain", "needs escaping"] {
+                let mut out = Vec::new();
+                let r = reading(&tags, vec![(ch.to_string(), 1.0)]);
+                let e = enc.encode(&r, &mut out).unwrap_err();
+                assert!(e.to_string().contains("tag gas"), "{e}");
+                assert!(out.is_empty());
+            }
         }
     }
 
