@@ -156,6 +156,10 @@ fn alarm_rules_are_checked_like_the_rest() {
             "no occupational exposure limit is known for gas \"VOC\"",
         ),
         (
+            dev("d1", "p1", "gas = \"H2S\\\\\"").replace("gas_combustible", "gas_toxic"),
+            "devices[0] (id \"d1\").gas: \"H2S\\\\\" must name the gas, without control characters or backslashes",
+        ),
+        (
             "\n[alarms]\nresponse_deadline_s = { level2 = 300 }\n".into(),
             "from level1 up without gaps",
         ),
@@ -351,6 +355,10 @@ fn each_invalid_modbus_map_is_reported_by_name() {
         (
             mdev("d1", &regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\" },\n{ channel = \"a\", table = \"holding\", address = 5, type = \"u16\" }")),
             "modbus.registers[1].channel: channel \"a\" is already read by registers[0]",
+        ),
+        (
+            mdev("d1", &regs("{ channel = \"status_code\", table = \"holding\", address = 0, type = \"u16\" }")),
+            "modbus.registers[0].channel: \"status_code\" is a field the gateway writes itself",
         ),
         (
             mdev("d1", &regs("{ channel = \"a\", table = \"holding\", address = 0, type = \"u16\", word_order = \"little\" }")),

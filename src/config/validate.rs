@@ -581,6 +581,18 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
                 "gas",
                 "a gas_toxic device must name its gas (H2S, CO, NH3, Cl2, …)".into(),
             ),
+            // The gas is a tag of every stored reading: line protocol cannot carry these.
+            (DeviceKind::GasToxic, Some(g))
+                if g.trim().is_empty() || g.chars().any(|c| c.is_control() || c == '\\') =>
+            {
+                push(
+                    "devices",
+                    org,
+                    &d.id,
+                    "gas",
+                    format!("{g:?} must name the gas, without control characters or backslashes"),
+                )
+            }
             (DeviceKind::GasToxic, Some(_)) | (_, None) => {}
             (k, Some(_)) => push(
                 "devices",
@@ -758,6 +770,15 @@ pub(crate) fn modbus_problems(m: &ModbusConfig, interval_s: f64) -> Vec<(String,
         let key = |f: &str| format!("registers[{i}].{f}");
         if let Some(p) = id_problem(&r.channel) {
             err(&key("channel"), p.replace("id", "channel"));
+        }
+        if crate::core::RESERVED_CHANNELS.contains(&r.channel.as_str()) {
+            err(
+                &key("channel"),
+                format!(
+                    "{:?} is a field the gateway writes itself; name the channel otherwise",
+                    r.channel
+                ),
+            );
         }
         if let Some(first) = channels.insert(&r.channel, i) {
             err(
