@@ -254,6 +254,39 @@ fn all_errors_are_listed_at_once_with_the_included_file_named() {
     );
 }
 
+/// Values the runtime would have panicked on (an Instant or capacity overflow) or turned into
+/// nonsense: each is an error with its key, all listed at once.
+#[test]
+fn settings_past_their_bounds_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = i64::MAX;
+    let main = format!(
+        "[gateway]\nmax_future_skew_s = {huge}\nrecent_rejections = 100001\n\n\
+         [mqtt]\nmax_payload_bytes = {huge}\nkeep_alive_s = 65536\n\n\
+         [store]\nurl = \"http://127.0.0.1:8086\"\norg = \"o\"\nbucket = \"b\"\n\
+         batch_size = {huge}\nqueue_capacity = {huge}\nflush_interval_ms = {huge}\n\
+         indicator_interval_s = 86401\ntimeout_ms = {huge}\n\n\
+         [alarms]\nretain_closed_s = {huge}\n{SITES}"
+    );
+    let (code, out) = check(dir.path(), &main, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("10 error(s)"), "{out}");
+    for key in [
+        "gateway.max_future_skew_s: 9223372036854775807 is above 2592000 (30 days)",
+        "gateway.recent_rejections: 100001 is above 100000",
+        "mqtt.max_payload_bytes",
+        "mqtt.keep_alive_s: 65536 is above 65535",
+        "store.batch_size",
+        "store.queue_capacity",
+        "store.flush_interval_ms",
+        "store.indicator_interval_s: 86401 is above 86400 (a day)",
+        "store.timeout_ms",
+        "alarms.retain_closed_s",
+    ] {
+        assert!(out.contains(key), "{key} missing from {out}");
+    }
+}
+
 #[test]
 fn a_syntax_error_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();

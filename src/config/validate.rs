@@ -261,6 +261,75 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
     if al.retain_closed_s == 0 {
         err_main("alarms.retain_closed_s", "must be positive".into());
     }
+    // Upper bounds. The runtime turns these into instants, capacities and preallocated
+    // buffers: past them it panicked (an Instant or multiplication overflow, a channel or Vec
+    // capacity overflow), wrapped to nonsense, or let memory grow without bound.
+    let mut bounds: Vec<(&str, u64, u64, &str)> = vec![
+        (
+            "gateway.max_future_skew_s",
+            c.gateway.max_future_skew_s,
+            30 * 86_400,
+            "30 days",
+        ),
+        (
+            "gateway.recent_rejections",
+            c.gateway.recent_rejections as u64,
+            100_000,
+            "100000",
+        ),
+        (
+            "mqtt.max_payload_bytes",
+            c.mqtt.max_payload_bytes as u64,
+            268_435_455,
+            "MQTT's largest packet",
+        ),
+        (
+            "mqtt.keep_alive_s",
+            c.mqtt.keep_alive_s,
+            65_535,
+            "MQTT's 16-bit field",
+        ),
+        (
+            "alarms.retain_closed_s",
+            al.retain_closed_s,
+            366 * 86_400,
+            "366 days",
+        ),
+    ];
+    if let Some(s) = &c.store {
+        bounds.extend([
+            (
+                "store.batch_size",
+                s.batch_size as u64,
+                100_000,
+                "100000 points",
+            ),
+            (
+                "store.queue_capacity",
+                s.queue_capacity as u64,
+                10_000_000,
+                "10000000 points",
+            ),
+            (
+                "store.flush_interval_ms",
+                s.flush_interval_ms,
+                3_600_000,
+                "an hour",
+            ),
+            (
+                "store.indicator_interval_s",
+                s.indicator_interval_s,
+                86_400,
+                "a day",
+            ),
+            ("store.timeout_ms", s.timeout_ms, 3_600_000, "an hour"),
+        ]);
+    }
+    for (key, value, max, what) in bounds {
+        if value > max {
+            err_main(key, format!("{value} is above {max} ({what})"));
+        }
+    }
     for (gas, v) in &al.toxic_oel_ppm {
         if !(v.is_finite() && *v > 0.0) {
             err_main(
