@@ -15,6 +15,7 @@ const LIMITS: Limits = Limits {
     max_payload_bytes: 256 * 1024,
     max_batch_len: 10_000,
     max_channels: 64,
+    ..Limits::DEFAULT
 };
 
 fn core_with(n: usize) -> Core {

@@ -36,6 +36,7 @@ const ROOMY: Limits = Limits {
     max_payload_bytes: 1 << 20,
     max_batch_len: 4,
     max_channels: 4,
+    ..Limits::DEFAULT
 };
 
 /// Reason and detail of a rejection, `None` for any other event.
@@ -254,7 +255,7 @@ proptest! {
         max_payload_bytes in 0usize..256,
         max_batch_len in 1usize..5,
     ) {
-        let limits = Limits { max_payload_bytes, max_batch_len, max_channels: 3 };
+        let limits = Limits { max_payload_bytes, max_batch_len, max_channels: 3, ..Limits::DEFAULT };
         let out = parse(&topic, &payload, limits);
         check_any_message(&topic, &payload, limits, &out);
     }
@@ -799,7 +800,7 @@ proptest! {
     fn the_size_limit_comes_first(site in id(), device in id(), r in reading_gen(Just(None)), limit in 0usize..200) {
         let topic = format!("{PREFIX}/{site}/{device}/data");
         let payload = r.json();
-        let limits = Limits { max_payload_bytes: limit, max_batch_len: 1, max_channels: 4 };
+        let limits = Limits { max_payload_bytes: limit, max_batch_len: 1, max_channels: 4, ..Limits::DEFAULT };
         let out = parse(&topic, payload.as_bytes(), limits);
         check_any_message(&topic, payload.as_bytes(), limits, &out);
         if payload.len() <= limit {

@@ -26,7 +26,7 @@ async fn each_limit_refuses_its_message_and_the_good_ones_arrive() {
     let mq = Mosquitto::start();
     let settings = settings(&mq.url(), "gw-limits", None).replace(
         "reconnect_min_ms",
-        "max_payload_bytes = 2048\nmax_batch_len = 5\nmax_channels = 8\nreconnect_min_ms",
+        "max_payload_bytes = 2048\nmax_batch_len = 5\nmax_channels = 8\nmax_id_bytes = 32\nmax_channel_name_bytes = 16\nmax_note_bytes = 100\nreconnect_min_ms",
     );
     let cfg = TestConfig::new(&settings, INV);
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
@@ -69,6 +69,23 @@ async fn each_limit_refuses_its_message_and_the_good_ones_arrive() {
             json!({"values": {"c".repeat(100): 1.0}}).to_string(),
             "invalid_value",
         ),
+        // The configured bounds, below the defaults: a 40-byte id, a 20-byte channel name, a
+        // 200-byte acknowledgement note.
+        (
+            format!("safegate/v1/p1/{}/data", "e".repeat(40)),
+            good(2),
+            "bad_topic",
+        ),
+        (
+            "safegate/v1/p1/g1/data".into(),
+            json!({"values": {"c".repeat(20): 1.0}}).to_string(),
+            "invalid_value",
+        ),
+        (
+            "safegate/v1/p1/alarms/1/ack".into(),
+            json!({"by": "platform", "note": "n".repeat(200)}).to_string(),
+            "invalid_value",
+        ),
     ];
     let mut sent_good = 0;
     for (i, (topic, payload, _)) in bad.iter().enumerate() {
@@ -82,13 +99,24 @@ async fn each_limit_refuses_its_message_and_the_good_ones_arrive() {
         &format!("{api}/api/v1/rejections"),
         Duration::from_secs(20),
         |v| {
-            bad.iter()
-                .all(|(_, _, r)| v["counts"][r].as_u64() >= Some(1))
+            let n: u64 = v["counts"]
+                .as_object()
+                .map_or(0, |m| m.values().filter_map(|x| x.as_u64()).sum());
+            n >= bad.len() as u64
         },
     )
     .await;
     for (_, _, r) in &bad {
-        assert_eq!(rej["counts"][r], 1, "{r}: {rej}");
+        let want = bad.iter().filter(|(_, _, x)| x == r).count();
+        assert_eq!(rej["counts"][r], want, "{r}: {rej}");
+    }
+    let details = rej.to_string();
+    for what in [
+        "mqtt.max_id_bytes",
+        "mqtt.max_channel_name_bytes",
+        "mqtt.max_note_bytes",
+    ] {
+        assert!(details.contains(what), "{what}: {details}");
     }
     // The long id is named, shortened, never copied whole into the log.
     let text = rej.to_string();

@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         },
         max_batch_len: 1 + (*limits as usize >> 3 & 0x7),
         max_channels: 1 + (*shape as usize >> 3),
+        ..Limits::DEFAULT
     };
     let (topic, payload) = match shape % 8 {
         0 => (format!("{PREFIX}/s/d/data"), rest),

@@ -5,7 +5,6 @@ use crate::core::alarms::view::AlarmView;
 use crate::core::alarms::AckError;
 use crate::runtime::app::Command;
 use crate::runtime::evaluate::parse_time;
-use crate::sources::mqtt::payload::{MAX_ACK_BY, MAX_ACK_NOTE};
 use crate::state::{AlarmFilter, Journal};
 use crate::telemetry::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -158,14 +157,15 @@ pub async fn ack(
             e.body_text()
         ))
     })?;
-    if b.by.trim().is_empty() || b.by.len() > MAX_ACK_BY {
+    let (max_by, max_note) = s.ack_limits;
+    if b.by.trim().is_empty() || b.by.len() > max_by {
         return Err(ApiError::BadRequest(format!(
-            "\"by\" must name who acknowledged, 1 to {MAX_ACK_BY} bytes"
+            "\"by\" must name who acknowledged, 1 to {max_by} bytes"
         )));
     }
-    if b.note.len() > MAX_ACK_NOTE {
+    if b.note.len() > max_note {
         return Err(ApiError::BadRequest(format!(
-            "\"note\" is {} bytes, the limit is {MAX_ACK_NOTE}",
+            "\"note\" is {} bytes, the limit is {max_note}",
             b.note.len()
         )));
     }

@@ -19,6 +19,9 @@ pub struct Shared {
     pub core: Mutex<Core>,
     /// The configuration in force, secrets left out (`GET /api/v1/config`, admin).
     pub config_view: serde_json::Value,
+    /// `by` and `note` bounds of an acknowledgement (`mqtt.max_id_bytes`, `max_note_bytes`),
+    /// the same over HTTP as over MQTT.
+    pub ack_limits: (usize, usize),
     /// Who did what, when, from where.
     pub audit: Arc<crate::sinks::audit::AuditLog>,
     /// Requests to the core task (alarm acknowledgements).

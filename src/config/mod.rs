@@ -177,6 +177,16 @@ pub struct MqttSettings {
     /// Readings with more channels are rejected (`too_many_channels`). Default 64.
     #[serde(default = "default_max_channels")]
     pub max_channels: usize,
+    /// Longest topic level (site, device, alarm id) and acknowledgement `by`, bytes; at most
+    /// 128, the configuration's own id limit. Default 128.
+    #[serde(default = "default_max_id")]
+    pub max_id_bytes: usize,
+    /// Longest channel name, bytes. Default 64.
+    #[serde(default = "default_max_channel_name")]
+    pub max_channel_name_bytes: usize,
+    /// Longest acknowledgement `note`, bytes. Default 2000.
+    #[serde(default = "default_max_note")]
+    pub max_note_bytes: usize,
     /// Default 30 s.
     #[serde(default = "default_keep_alive")]
     pub keep_alive_s: u64,
@@ -212,6 +222,9 @@ impl Default for MqttSettings {
             max_payload_bytes: default_max_payload(),
             max_batch_len: default_max_batch(),
             max_channels: default_max_channels(),
+            max_id_bytes: default_max_id(),
+            max_channel_name_bytes: default_max_channel_name(),
+            max_note_bytes: default_max_note(),
             keep_alive_s: default_keep_alive(),
             reconnect_min_ms: default_backoff_min(),
             reconnect_max_ms: default_backoff_max(),
@@ -245,6 +258,15 @@ fn default_max_batch() -> usize {
 }
 fn default_max_channels() -> usize {
     64
+}
+fn default_max_id() -> usize {
+    128
+}
+fn default_max_channel_name() -> usize {
+    64
+}
+fn default_max_note() -> usize {
+    2000
 }
 fn default_keep_alive() -> u64 {
     30

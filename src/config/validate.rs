@@ -117,6 +117,19 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             );
         }
     }
+    for (k, v, max) in [
+        ("mqtt.max_id_bytes", c.mqtt.max_id_bytes, 128),
+        (
+            "mqtt.max_channel_name_bytes",
+            c.mqtt.max_channel_name_bytes,
+            1024,
+        ),
+        ("mqtt.max_note_bytes", c.mqtt.max_note_bytes, 65_536),
+    ] {
+        if !(1..=max).contains(&v) {
+            err_main(k, format!("{v} is not in 1..={max}"));
+        }
+    }
     if c.api.max_body_bytes == 0 || c.api.rate_limit_per_s == 0 || c.api.rate_limit_burst == 0 {
         err_main(
             "api.max_body_bytes",

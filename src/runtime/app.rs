@@ -189,6 +189,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let shared = Arc::new(Shared {
         config_view: view,
+        ack_limits: (cfg.mqtt.max_id_bytes, cfg.mqtt.max_note_bytes),
         audit: audit.clone(),
         commands: cmd_tx,
         evaluator,

@@ -99,6 +99,9 @@ pub async fn run(
         max_payload_bytes: cfg.max_payload_bytes,
         max_batch_len: cfg.max_batch_len,
         max_channels: cfg.max_channels,
+        max_id_bytes: cfg.max_id_bytes,
+        max_channel_name_bytes: cfg.max_channel_name_bytes,
+        max_note_bytes: cfg.max_note_bytes,
     };
     let mut backoff = Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms);
     let warn = RateLimitedLog::new(10_000);

@@ -20,11 +20,29 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     pub max_batch_len: usize,
     pub max_channels: usize,
+    /// Topic levels (site, device, alarm id) and an acknowledgement's `by`.
+    pub max_id_bytes: usize,
+    pub max_channel_name_bytes: usize,
+    /// An acknowledgement's `note`.
+    pub max_note_bytes: usize,
+}
+
+impl Limits {
+    /// The defaults of `[mqtt]`.
+    pub const DEFAULT: Limits = Limits {
+        max_payload_bytes: 256 * 1024,
+        max_batch_len: 10_000,
+        max_channels: 64,
+        max_id_bytes: MAX_ID_LEN,
+        max_channel_name_bytes: MAX_CHANNEL_LEN,
+        max_note_bytes: MAX_ACK_NOTE,
+    };
 }
 
 /// Ids are at most this long (the configuration's rule): a longer topic level cannot name a
 /// site or device, and is not echoed whole into logs.
 pub const MAX_ID_LEN: usize = 128;
+// (The defaults below are `[mqtt]`'s; `Limits` carries the configured values.)
 /// Channel names become store field keys.
 pub const MAX_CHANNEL_LEN: usize = 64;
 
@@ -264,14 +282,15 @@ pub fn parse_message(
         .strip_prefix(prefix)
         .into_iter()
         .flat_map(|r| r.split('/'))
-        .find(|l| l.len() > MAX_ID_LEN)
+        .find(|l| l.len() > limits.max_id_bytes)
     {
         out.push(reject(
             Reason::BadTopic,
             format!(
-                "a topic level is {} bytes ({:?}); ids are at most {MAX_ID_LEN}",
+                "a topic level is {} bytes ({:?}); ids are at most {} (mqtt.max_id_bytes)",
                 level.len(),
-                shorten(level, 32)
+                shorten(level, 32),
+                limits.max_id_bytes
             ),
             origin,
         ));
@@ -290,16 +309,22 @@ pub fn parse_message(
     match parsed {
         Topic::AlarmState => {}
         Topic::AlarmAck { site, alarm } => match serde_json::from_slice::<AckMsg>(payload) {
-            Ok(m) if m.by.trim().is_empty() || m.by.len() > MAX_ACK_BY => out.push(reject(
-                Reason::InvalidValue,
-                format!("\"by\" must name who acknowledged, 1 to {MAX_ACK_BY} bytes"),
-                origin,
-            )),
-            Ok(m) if m.note.len() > MAX_ACK_NOTE => out.push(reject(
+            Ok(m) if m.by.trim().is_empty() || m.by.len() > limits.max_id_bytes => {
+                out.push(reject(
+                    Reason::InvalidValue,
+                    format!(
+                        "\"by\" must name who acknowledged, 1 to {} bytes (mqtt.max_id_bytes)",
+                        limits.max_id_bytes
+                    ),
+                    origin,
+                ))
+            }
+            Ok(m) if m.note.len() > limits.max_note_bytes => out.push(reject(
                 Reason::InvalidValue,
                 format!(
-                    "\"note\" is {} bytes, the limit is {MAX_ACK_NOTE}",
-                    m.note.len()
+                    "\"note\" is {} bytes, the limit is {} (mqtt.max_note_bytes)",
+                    m.note.len(),
+                    limits.max_note_bytes
                 ),
                 origin,
             )),
@@ -435,14 +460,15 @@ fn reading_event(
     if let Some((ch, _)) = values
         .items
         .iter()
-        .find(|(c, _)| c.is_empty() || c.len() > MAX_CHANNEL_LEN)
+        .find(|(c, _)| c.is_empty() || c.len() > limits.max_channel_name_bytes)
     {
         return reject(
             Reason::InvalidValue,
             format!(
-                "channel name {:?} is {} bytes; channel names are 1 to {MAX_CHANNEL_LEN} bytes",
+                "channel name {:?} is {} bytes; channel names are 1 to {} bytes (mqtt.max_channel_name_bytes)",
                 shorten(ch, 32),
-                ch.len()
+                ch.len(),
+                limits.max_channel_name_bytes
             ),
         );
     }
@@ -489,6 +515,7 @@ mod tests {
         max_payload_bytes: 1024,
         max_batch_len: 3,
         max_channels: 4,
+        ..Limits::DEFAULT
     };
 
     fn parse(topic: &str, payload: &str) -> Vec<SourceEvent> {
