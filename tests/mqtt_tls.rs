@@ -85,7 +85,7 @@ interval_s = 60
 "#;
 
 /// A platform's client over TLS with its certificate; returns once connected.
-async fn platform(port: u16, pki: &Pki, cn: &str) -> (AsyncClient, tokio::task::JoinHandle<()>) {
+async fn platform(port: u16, pki: &Pki, cn: &str) -> Publisher {
     let (cert, key) = pki.issue(cn, false);
     let mut o = MqttOptions::new(cn, "127.0.0.1", port);
     o.set_transport(Transport::Tls(TlsConfiguration::Simple {
@@ -93,27 +93,7 @@ async fn platform(port: u16, pki: &Pki, cn: &str) -> (AsyncClient, tokio::task::
         alpn: None,
         client_auth: Some((cert.into_bytes(), key.into_bytes())),
     }));
-    let (client, mut el) = AsyncClient::new(o, 100);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut tx = Some(tx);
-    let task = tokio::spawn(async move {
-        loop {
-            match el.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    if let Some(t) = tx.take() {
-                        let _ = t.send(());
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), rx)
-        .await
-        .unwrap_or_else(|_| panic!("{cn} connected over TLS within 10 s"))
-        .unwrap();
-    (client, task)
+    Publisher::connect_with(o).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,8 +153,12 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
     })
     .await;
 
-    let (a, _ta) = platform(mq.port, &pki, "plat-a").await;
-    let (b, _tb) = platform(mq.port, &pki, "plat-b").await;
+    // Kept alive for the test: dropping a Publisher stops its connection.
+    let (pa, pb) = (
+        platform(mq.port, &pki, "plat-a").await,
+        platform(mq.port, &pki, "plat-b").await,
+    );
+    let (a, b) = (&pa.client, &pb.client);
     let reading = |v: f64| json!({"values": {"lel": v}}).to_string();
     // plat-a: its own site, then another site's device, then a forged alarm-board state.
     a.publish(

@@ -298,6 +298,11 @@ impl Publisher {
     pub async fn connect(port: u16, id: &str) -> Publisher {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(30));
+        Publisher::connect_with(o).await
+    }
+
+    /// Connect with these options (TLS, credentials …); returns once the broker accepted.
+    pub async fn connect_with(o: MqttOptions) -> Publisher {
         let (client, mut el) = AsyncClient::new(o, 1000);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut tx = Some(tx);
