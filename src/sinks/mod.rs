@@ -3,6 +3,7 @@
 
 pub mod alarm_board;
 pub mod audit;
+pub mod forward;
 pub mod outbox;
 pub mod record;
 pub mod store;
