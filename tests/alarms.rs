@@ -13,16 +13,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn start(cfg: &TestConfig) -> (safegate::runtime::Gateway, String) {
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
-    let api = format!("http://{}", gw.api_addr);
-    wait_json(&format!("{api}/readyz"), WAIT, |v| {
-        v["mqtt"]["connected"] == true
-    })
-    .await;
-    (gw, api)
-}
-
 /// The alarms matching `query`, once `done` holds for them.
 async fn alarms_when(api: &str, query: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let v = wait_json(&format!("{api}/api/v1/alarms?{query}"), WAIT, |v| {
@@ -120,7 +110,7 @@ async fn every_alarm_type_through_the_broker_and_into_the_store() {
         &settings(&mq.url(), "gw-alarm-types", Some(&vm.url())),
         TYPES_INV,
     );
-    let (gw, api) = start(&cfg).await;
+    let (gw, api) = start_ready(&cfg).await;
     let p = Publisher::connect(mq.port, "pub-alarm-types").await;
     let data = |site: &str, d: &str| format!("safegate/v1/{site}/{d}/data");
 
@@ -376,7 +366,7 @@ async fn retained(port: u16, filter: &str) -> BTreeMap<String, Value> {
 async fn acknowledgements_over_http_and_mqtt_give_the_exact_response_rate() {
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-ack", None), ACK_INV);
-    let (gw, api) = start(&cfg).await;
+    let (gw, api) = start_ready(&cfg).await;
     let from = now_ms();
     let p = Publisher::connect(mq.port, "pub-alarm-ack").await;
     // a, b, c, d: level 1 (deadline 3 s); e: level 2 (deadline 600 s, still pending); z: p2.
@@ -568,7 +558,7 @@ interval_s = 60
 async fn alarms_and_their_deadlines_survive_a_restart() {
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-restart", None), RESTART_INV);
-    let (gw, api) = start(&cfg).await;
+    let (gw, api) = start_ready(&cfg).await;
     let p = Publisher::connect(mq.port, "pub-alarm-restart").await;
     // a: level 2 (600 s deadline); b: level 1 (2 s deadline).
     p.send("safegate/v1/p1/a/data", reading(60.0)).await;
@@ -578,7 +568,7 @@ async fn alarms_and_their_deadlines_survive_a_restart() {
     // b's deadline passes while the gateway is down.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
 
-    let (gw, api) = start(&cfg).await;
+    let (gw, api) = start_ready(&cfg).await;
     let after = get(&format!("{api}/api/v1/alarms")).await.1["alarms"].clone();
     for a in &before {
         let b = after

@@ -392,10 +392,7 @@ async fn the_audit_trail_records_the_configuration_acknowledgements_and_refusals
         ),
         INV,
     );
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
-    let api = format!("http://{}", gw.api_addr);
-    let ready = |v: &Value| v["mqtt"]["connected"] == true;
-    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), ready).await;
+    let (gw, api) = start_ready(&cfg).await;
 
     // The configuration in force, with the main file's SHA-256.
     let lines = audit_lines(&cfg);

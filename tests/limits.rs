@@ -29,12 +29,7 @@ async fn each_limit_refuses_its_message_and_the_good_ones_arrive() {
         "max_payload_bytes = 2048\nmax_batch_len = 5\nmax_channels = 8\nmax_id_bytes = 32\nmax_channel_name_bytes = 16\nmax_note_bytes = 100\nreconnect_min_ms",
     );
     let cfg = TestConfig::new(&settings, INV);
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
-    let api = format!("http://{}", gw.api_addr);
-    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
-        v["mqtt"]["connected"] == true
-    })
-    .await;
+    let (gw, api) = start_ready(&cfg).await;
     let p = Publisher::connect(mq.port, "pub-limits").await;
     let good = |i: u32| json!({"values": {"lel": i as f64}}).to_string();
     let many: serde_json::Map<String, Value> =

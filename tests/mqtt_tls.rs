@@ -146,12 +146,7 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
     };
     let mq = Mosquitto::start_with(conf);
     let cfg = TestConfig::new(&settings_for(mq.port), INV);
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
-    let api = format!("http://{}", gw.api_addr);
-    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
-        v["mqtt"]["connected"] == true
-    })
-    .await;
+    let (gw, api) = start_ready(&cfg).await;
 
     // Kept alive for the test: dropping a Publisher stops its connection.
     let (pa, pb) = (
@@ -288,12 +283,7 @@ async fn generated_password_file_and_acl_with_usernames() {
     };
     let mq = Mosquitto::start_with(conf);
     let cfg = TestConfig::new(&settings_for(mq.port), INV);
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
-    let api = format!("http://{}", gw.api_addr);
-    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
-        v["mqtt"]["connected"] == true
-    })
-    .await;
+    let (gw, api) = start_ready(&cfg).await;
     let connect = |user: &str, pw: &str| {
         let mut o = MqttOptions::new(format!("{user}-client"), "127.0.0.1", mq.port);
         o.set_credentials(user, pw);

@@ -51,12 +51,7 @@ async fn good_missing_and_forged_signatures_with_require_signature_on_and_off() 
     std::env::set_var("SAFEGATE_TEST_KEY_S2", "key-of-site-two");
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-signing", None), INV);
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
-    let api = format!("http://{}", gw.api_addr);
-    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
-        v["mqtt"]["connected"] == true
-    })
-    .await;
+    let (gw, api) = start_ready(&cfg).await;
     let p = Publisher::connect(mq.port, "pub-signing").await;
     let reading = |v: f64| json!({"values": {"lel": v}}).to_string();
     let (t1, t2) = ("safegate/v1/s1/d1/data", "safegate/v1/s2/d2/data");
@@ -173,12 +168,7 @@ protocol = "mqtt"
 interval_s = 60
 "#;
     let cfg = TestConfig::new(&settings, inv);
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
-    let api = format!("http://{}", gw.api_addr);
-    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
-        v["mqtt"]["connected"] == true
-    })
-    .await;
+    let (gw, api) = start_ready(&cfg).await;
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let login = |user: &str, pw: &str| {
         let mut o = MqttOptions::new(format!("{user}-c"), "127.0.0.1", port);

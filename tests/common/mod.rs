@@ -354,6 +354,18 @@ pub async fn get_text(url: &str) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
+/// Start the gateway on `cfg` and wait until it is subscribed to MQTT; returns it and the
+/// API's base URL.
+pub async fn start_ready(cfg: &TestConfig) -> (safegate::runtime::Gateway, String) {
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
+        v["mqtt"]["connected"] == true
+    })
+    .await;
+    (gw, api)
+}
+
 /// Poll `url` until `done` holds on its JSON, or panic after `within`.
 pub async fn wait_json(url: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + within;
