@@ -26,6 +26,9 @@ if ! python3 -c 'import pymodbus' >/dev/null 2>&1; then
     || python3 -m pip install --quiet --break-system-packages 'pymodbus==3.16.*'
 fi
 
+# Incremental caches only help repeated local builds; on a clean CI clone they double the disk used.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 log=$(mktemp)
