@@ -100,6 +100,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/api/v1/report", "evaluator"),
         ("GET", "/api/v1/rejections", "admin"),
         ("GET", "/api/v1/config", "admin"),
+        ("GET", "/api/v1/outbox", "admin"),
     ];
     let mut refused = 0;
     for (method, path, need) in matrix {

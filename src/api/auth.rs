@@ -44,7 +44,7 @@ pub fn needed(method: &Method, path: &str) -> Need {
     match path {
         "/healthz" | "/readyz" => Need::Open,
         "/metrics" => Need::Metrics,
-        "/api/v1/rejections" | "/api/v1/config" => Need::Role(Role::Admin),
+        "/api/v1/rejections" | "/api/v1/config" | "/api/v1/outbox" => Need::Role(Role::Admin),
         "/api/v1/indicators" | "/api/v1/report" => Need::Role(Role::Evaluator),
         p if *method == Method::POST && p.starts_with("/api/v1/alarms/") && p.ends_with("/ack") => {
             Need::Role(Role::Operator)

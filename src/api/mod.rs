@@ -11,7 +11,7 @@ pub use routes::router;
 
 use crate::core::Core;
 use crate::sources::modbus::ModbusStatus;
-use crate::telemetry::{LinkStatus, Metrics, StoreStatus};
+use crate::telemetry::{LinkStatus, Metrics, OutboxStatus, StoreStatus};
 use std::sync::{Arc, Mutex};
 
 /// What handlers read. The core is behind a mutex held only briefly by the ingest task.
@@ -29,6 +29,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub mqtt: Arc<LinkStatus>,
     pub store: Arc<StoreStatus>,
+    /// The outbox's backlog and budget (disabled without `[store]`).
+    pub outbox_status: Arc<OutboxStatus>,
+    /// The outbox itself, for its dead letters (none without `[store]`).
+    pub outbox: Option<Arc<Mutex<crate::sinks::outbox::Outbox>>>,
     pub evaluator: Arc<crate::runtime::evaluate::Evaluator>,
     /// Modbus endpoints and devices with their counters (empty without Modbus devices).
     pub modbus: Arc<ModbusStatus>,

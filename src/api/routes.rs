@@ -32,6 +32,7 @@ pub fn router(
         .route("/api/v1/report", get(super::indicators::report))
         .route("/api/v1/endpoints", get(endpoints))
         .route("/api/v1/config", get(config))
+        .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/alarms", get(super::alarms::list))
         .route("/api/v1/alarms/{id}", get(super::alarms::get_one))
         .route("/api/v1/alarms/{id}/ack", post(super::alarms::ack))
@@ -66,14 +67,74 @@ async fn config(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(s.config_view.clone())
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Alive (always 200 while the process serves), with the outbox's backlog and budget.
+async fn healthz(State(s): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({"status": "ok", "outbox": outbox_json(&s)}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboxQuery {
+    /// Dead letters to list, oldest first. Default 100, at most 10000.
+    limit: Option<u32>,
+}
+
+/// The outbox: backlog, budget and the lines the store refused for good (admin).
+async fn outbox(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<OutboxQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let mut body = outbox_json(&s);
+    if let Some(o) = s.outbox.clone() {
+        let list = tokio::task::spawn_blocking(move || {
+            o.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .dead_letters(limit)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        body["dead_letter_lines"] = list
+            .into_iter()
+            .map(|d| {
+                json!({
+                    "line": String::from_utf8_lossy(&d.line).trim_end(),
+                    "status": d.status,
+                    "store_said": d.message,
+                    "at": rfc3339_ms(d.at_ms),
+                })
+            })
+            .collect();
+    }
+    Ok(Json(body))
+}
+
+/// The outbox as health shows it: backlog, oldest pending age, budget state.
+fn outbox_json(s: &Shared) -> Value {
+    let o = s.outbox_status.snapshot();
+    if !o.enabled {
+        return json!({"enabled": false});
+    }
+    json!({
+        "enabled": true,
+        "state": if o.full { "full" } else { "ok" },
+        "backlog_bytes": o.bytes,
+        "max_bytes": o.max_bytes,
+        "backlog_points": o.points,
+        "backlog_batches": o.batches,
+        "oldest_pending": o.oldest_ms.map(rfc3339_ms),
+        "oldest_pending_age_s": o.oldest_ms.map(|t| (crate::telemetry::now_ms() - t).max(0) as f64 / 1000.0),
+        "dead_letters": o.dead_letters,
+    })
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     let mqtt_ok = s.mqtt.connected();
     let store = s.store.health();
-    let store_ok = store != StoreHealth::Failing;
+    // At the budget the gateway holds acknowledgements: not ready for more.
+    let store_ok = store != StoreHealth::Failing && !s.outbox_status.snapshot().full;
     let body = json!({
         "ready": mqtt_ok && store_ok,
         "mqtt": {
@@ -83,6 +144,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
             "last_error": s.mqtt.last_error(),
         },
         "store": {"health": store, "last_error": s.store.last_error()},
+        "outbox": outbox_json(&s),
     });
     let code = if mqtt_ok && store_ok {
         StatusCode::OK

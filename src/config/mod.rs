@@ -26,6 +26,7 @@ pub struct Config {
     pub mqtt: MqttSettings,
     /// No `[store]` section: the gateway runs without a store and says so at start.
     pub store: Option<StoreSettings>,
+    pub outbox: OutboxSettings,
     pub api: ApiSettings,
     pub indicators: IndicatorSettings,
     pub targets: Vec<TargetConfig>,
@@ -47,6 +48,8 @@ pub(crate) struct MainFile {
     #[serde(default)]
     mqtt: MqttSettings,
     store: Option<StoreSettings>,
+    #[serde(default)]
+    outbox: OutboxSettings,
     #[serde(default)]
     api: ApiSettings,
     #[serde(default)]
@@ -76,6 +79,7 @@ impl From<MainFile> for Config {
             gateway: m.gateway,
             mqtt: m.mqtt,
             store: m.store,
+            outbox: m.outbox,
             api: m.api,
             indicators: m.indicators,
             targets: m.targets,
@@ -120,6 +124,20 @@ pub struct GatewaySettings {
     /// How many recent rejections `GET /api/v1/rejections` keeps. Default 200.
     #[serde(default = "default_recent_rejections")]
     pub recent_rejections: usize,
+    /// What to do at start when `state.db` or `outbox.db` under `data_dir` is damaged:
+    /// `refuse` to start (default), or `move_aside` (rename it `<file>.damaged-<ms>`, keep it,
+    /// start a new one). Neither ever deletes the file.
+    #[serde(default)]
+    pub on_damaged_file: OnDamage,
+}
+
+/// See `gateway.on_damaged_file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDamage {
+    #[default]
+    Refuse,
+    MoveAside,
 }
 
 impl Default for GatewaySettings {
@@ -128,6 +146,7 @@ impl Default for GatewaySettings {
             data_dir: default_data_dir(),
             max_future_skew_s: default_future_skew(),
             recent_rejections: default_recent_rejections(),
+            on_damaged_file: OnDamage::Refuse,
         }
     }
 }
@@ -168,6 +187,11 @@ pub struct MqttSettings {
     /// Subscription QoS, 0 or 1. Default 1.
     #[serde(default = "default_qos")]
     pub qos: u8,
+    /// When a QoS 1 message is acknowledged to the broker: `after_commit` (default), once every
+    /// reading in it is committed to the outbox and the state journal, so a crash never loses
+    /// it; or `on_receive`, at once (lower latency, but a crash loses what was in memory).
+    #[serde(default)]
+    pub ack: AckPolicy,
     /// Larger payloads are rejected (`payload_too_large`). Default 262144.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: usize,
@@ -219,6 +243,7 @@ impl Default for MqttSettings {
             embedded: false,
             listen: default_broker_listen(),
             qos: default_qos(),
+            ack: AckPolicy::AfterCommit,
             max_payload_bytes: default_max_payload(),
             max_batch_len: default_max_batch(),
             max_channels: default_max_channels(),
@@ -233,6 +258,15 @@ impl Default for MqttSettings {
             client_key_file: None,
         }
     }
+}
+
+/// See `mqtt.ack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckPolicy {
+    #[default]
+    AfterCommit,
+    OnReceive,
 }
 
 fn default_mqtt_url() -> String {
@@ -293,7 +327,9 @@ pub struct StoreSettings {
     /// A partial batch is written after this long. Default 1000 ms.
     #[serde(default = "default_flush_ms")]
     pub flush_interval_ms: u64,
-    /// In-memory queue bound in points; when full, new points are dropped and counted. Default 200000.
+    /// Records held in memory on their way to the outbox commit. When full, readings wait
+    /// (back-pressure to the sources); indicator snapshots and audit copies are dropped and
+    /// counted (both are recomputable or kept elsewhere). Default 200000.
     #[serde(default = "default_queue")]
     pub queue_capacity: usize,
     /// Cadence of site and region indicator snapshots. Default 60 s.
@@ -302,6 +338,37 @@ pub struct StoreSettings {
     /// Per-request timeout. Default 10000 ms.
     #[serde(default = "default_store_timeout")]
     pub timeout_ms: u64,
+}
+
+/// `[outbox]`: the durable queue on disk between the core and the store (`data_dir/outbox.db`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Disk budget for pending line protocol, bytes. When it is reached the gateway stops
+    /// acknowledging MQTT messages and pauses Modbus polling until the store drains the
+    /// backlog; nothing is dropped. Default 1073741824 (1 GiB).
+    #[serde(default = "default_outbox_bytes")]
+    pub max_bytes: u64,
+    /// Group commit: records are committed (one fsync) at least this often while they arrive;
+    /// an MQTT acknowledgement waits for its commit. Default 50 ms.
+    #[serde(default = "default_commit_ms")]
+    pub commit_interval_ms: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: default_outbox_bytes(),
+            commit_interval_ms: default_commit_ms(),
+        }
+    }
+}
+
+fn default_outbox_bytes() -> u64 {
+    1 << 30
+}
+fn default_commit_ms() -> u64 {
+    50
 }
 
 fn default_batch_size() -> usize {

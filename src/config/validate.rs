@@ -162,6 +162,18 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
                 ),
             );
         }
+        if c.outbox.max_bytes < 4096 {
+            err_main(
+                "outbox.max_bytes",
+                format!(
+                    "{} is below 4096: the outbox could not hold even one batch",
+                    c.outbox.max_bytes
+                ),
+            );
+        }
+        if c.outbox.commit_interval_ms == 0 {
+            err_main("outbox.commit_interval_ms", "must be positive".into());
+        }
         if s.indicator_interval_s == 0 || s.flush_interval_ms == 0 {
             err_main(
                 "store.indicator_interval_s",
@@ -336,6 +348,12 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
                 "a day",
             ),
             ("store.timeout_ms", s.timeout_ms, 3_600_000, "an hour"),
+            (
+                "outbox.commit_interval_ms",
+                c.outbox.commit_interval_ms,
+                60_000,
+                "a minute: every MQTT acknowledgement waits for it",
+            ),
         ]);
     }
     for (key, value, max, what) in bounds {

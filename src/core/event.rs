@@ -125,6 +125,9 @@ pub enum SourceEvent {
         up: bool,
         at_ms: i64,
     },
+    /// Everything the source sent before this is one message; complete the receipt once it
+    /// is durable (passed through to `Outputs::receipts`, in order).
+    Checkpoint(crate::core::Receipt),
 }
 
 /// The small, fixed set of reasons an input is refused. They are metric labels: keep stable.

@@ -44,6 +44,9 @@ pub struct Outputs {
     pub polls: Vec<(Arc<str>, i64, bool)>,
     /// Alarm raises, escalations, acknowledgements and clears, in order.
     pub alarms: Vec<AlarmChange>,
+    /// Receipts of the messages applied, for the caller to complete once their effects are
+    /// durable.
+    pub receipts: Vec<crate::core::Receipt>,
 }
 
 impl Outputs {
@@ -60,6 +63,7 @@ impl Outputs {
         self.links.clear();
         self.polls.clear();
         self.alarms.clear();
+        self.receipts.clear();
     }
 }
 
@@ -267,6 +271,7 @@ impl Core {
             }
             SourceEvent::Link { link, up, at_ms } => out.links.push((link, at_ms, up)),
             SourceEvent::Poll { link, ok, at_ms } => out.polls.push((link, at_ms, ok)),
+            SourceEvent::Checkpoint(r) => out.receipts.push(r),
         }
     }
 

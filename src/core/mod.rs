@@ -6,6 +6,7 @@ pub mod indicators;
 pub mod ingest;
 pub mod inventory;
 pub mod liveness;
+pub mod receipt;
 pub mod stats;
 
 pub use event::{
@@ -15,3 +16,4 @@ pub use event::{
 pub use ingest::{Accepted, Core, Outputs};
 pub use inventory::{DeviceIdx, Inventory, SiteIdx};
 pub use liveness::{Cause, DeviceState, Liveness, Transition};
+pub use receipt::Receipt;

@@ -8,11 +8,12 @@ use crate::core::alarms::{AckError, AckReply, AlarmId};
 use crate::core::indicators::history::latency_bucket;
 use crate::core::{Core, DeviceState, Inventory, Outputs, SourceEvent};
 use crate::sinks::alarm_board::BoardQueue;
-use crate::sinks::store::{self, StoreQueue};
+use crate::sinks::outbox::{Outbox, OutboxError};
+use crate::sinks::store::{self, Item, StoreQueue};
 use crate::sinks::Record;
 use crate::sources;
 use crate::state::{Journal, JournalMsg, StateError, TransitionRow};
-use crate::telemetry::{now_ms, LinkStatus, Metrics, RateLimitedLog, StoreStatus};
+use crate::telemetry::{now_ms, LinkStatus, Metrics, OutboxStatus, RateLimitedLog, StoreStatus};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,8 +21,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 /// Channel sizes. Policies: source → core blocks (back-pressure to the broker); core →
-/// journal blocks (transitions are never dropped); core → store drops new points when full
-/// and counts them (see `sinks::store`).
+/// journal blocks (transitions are never dropped); core → outbox commit blocks (readings are
+/// never dropped; indicator snapshots and audit copies from other tasks are dropped and
+/// counted when it is full, see `sinks::store`).
 const SOURCE_QUEUE: usize = 16_384;
 const JOURNAL_QUEUE: usize = 1_024;
 const CORE_BATCH: usize = 1_024;
@@ -52,6 +54,8 @@ pub enum StartError {
     State(#[from] StateError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     #[error(transparent)]
     Mqtt(#[from] sources::mqtt::MqttSourceError),
     #[error(transparent)]
@@ -123,7 +127,19 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         tracing::info!(listen = %cfg.mqtt.listen, "embedded MQTT broker started");
     }
     let inventory = Inventory::from_config(&cfg);
-    let mut journal = Journal::open(&cfg.gateway.data_dir)?;
+    let mut journal =
+        Journal::open_with(&cfg.gateway.data_dir, cfg.gateway.on_damaged_file, now_ms())?;
+    // The outbox is opened (and checked) before anything connects: a damaged one stops the
+    // start here, with its path.
+    let outbox = match &cfg.store {
+        Some(_) => Some(Arc::new(Mutex::new(Outbox::open(
+            &cfg.gateway.data_dir,
+            cfg.outbox.max_bytes,
+            cfg.gateway.on_damaged_file,
+            now_ms(),
+        )?))),
+        None => None,
+    };
     let audit = Arc::new(
         crate::sinks::audit::AuditLog::open(&cfg.gateway.data_dir)
             .map_err(|e| StartError::Audit(cfg.gateway.data_dir.clone(), e))?,
@@ -180,6 +196,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
 
     let mqtt_status = Arc::new(LinkStatus::default());
     let store_status = Arc::new(StoreStatus::new(cfg.store.is_some()));
+    let outbox_status = Arc::new(OutboxStatus::default());
     let evaluator = Arc::new(super::evaluate::Evaluator {
         data_dir: cfg.gateway.data_dir.clone(),
         inventory: core.inventory.clone(),
@@ -197,20 +214,60 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         metrics: metrics.clone(),
         mqtt: mqtt_status.clone(),
         store: store_status.clone(),
+        outbox_status: outbox_status.clone(),
+        outbox: outbox.clone(),
         modbus: modbus_status,
     });
     let (shutdown, _) = broadcast::channel(4);
     let mut tasks = Vec::new();
 
-    let store_queue = match &cfg.store {
-        Some(s) => {
-            let (queue, writer) = store::channel(s, metrics.clone(), store_status.clone())?;
-            let rx = shutdown.subscribe();
-            tasks.push(tokio::spawn(writer.run(rx)));
-            tracing::info!(url = %s.url, bucket = %s.bucket, "writing to the store");
+    // True while the outbox is at its budget: Modbus polling pauses.
+    let (hold_tx, hold_rx) = tokio::sync::watch::channel(false);
+    let store_queue = match (&cfg.store, &outbox) {
+        (Some(s), Some(outbox)) => {
+            let client = store::StoreClient::new(s)?;
+            let (queue, rx) = StoreQueue::new(s.queue_capacity, CORE_BATCH, metrics.clone());
+            let committed = Arc::new(tokio::sync::Notify::new());
+            let freed = Arc::new(tokio::sync::Notify::new());
+            outbox_status.enable(cfg.outbox.max_bytes);
+            {
+                let o = outbox.lock().unwrap_or_else(|p| p.into_inner());
+                let b = o.backlog()?;
+                crate::sinks::commit::publish_backlog(&outbox_status, &metrics, &b);
+                if b.batches > 0 {
+                    tracing::info!(points = b.points, bytes = b.bytes, file = %o.path().display(),
+                        "the outbox holds points from before the start; replaying them to the store first");
+                }
+            }
+            let committer = crate::sinks::commit::Committer {
+                outbox: outbox.clone(),
+                rx,
+                max_points: s.batch_size,
+                interval: Duration::from_millis(cfg.outbox.commit_interval_ms),
+                committed: committed.clone(),
+                freed: freed.clone(),
+                hold: hold_tx,
+                metrics: metrics.clone(),
+                status: outbox_status.clone(),
+            };
+            tasks.push(tokio::spawn(committer.run(shutdown.subscribe())));
+            let forwarder = crate::sinks::forward::Forwarder {
+                outbox: outbox.clone(),
+                client,
+                max_points: s.batch_size as u64,
+                url: s.url.clone(),
+                committed,
+                freed,
+                metrics: metrics.clone(),
+                store: store_status.clone(),
+                status: outbox_status.clone(),
+            };
+            tasks.push(tokio::spawn(forwarder.run(shutdown.subscribe())));
+            tracing::info!(url = %s.url, bucket = %s.bucket, outbox = %cfg.gateway.data_dir.join("outbox.db").display(),
+                max_bytes = cfg.outbox.max_bytes, "writing to the store through the outbox");
             Some(queue)
         }
-        None => {
+        _ => {
             tracing::warn!(
                 "no [store] configured: readings are not stored, only served by the API"
             );
@@ -284,7 +341,12 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
             "polling Modbus devices"
         );
     }
-    tasks.extend(sources::modbus::spawn(modbus_endpoints, src_tx, &shutdown));
+    tasks.extend(sources::modbus::spawn(
+        modbus_endpoints,
+        src_tx,
+        hold_rx,
+        &shutdown,
+    ));
     let indicator_every =
         Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
     tasks.push(tokio::spawn(core_task(
@@ -367,6 +429,7 @@ fn config_view(cfg: &Config, files: &[serde_json::Value], summary: &str) -> serd
             "username": cfg.mqtt.username,
             "topic_prefix": cfg.mqtt.topic_prefix,
             "qos": cfg.mqtt.qos,
+            "ack": cfg.mqtt.ack,
             "embedded": cfg.mqtt.embedded,
             "tls_ca_file": cfg.mqtt.ca_file,
             "client_certificate": cfg.mqtt.client_cert_file.is_some(),
@@ -377,6 +440,11 @@ fn config_view(cfg: &Config, files: &[serde_json::Value], summary: &str) -> serd
         "store": cfg.store.as_ref().map(|s| serde_json::json!({
             "url": s.url, "org": s.org, "bucket": s.bucket,
         })),
+        "outbox": {
+            "max_bytes": cfg.outbox.max_bytes,
+            "commit_interval_ms": cfg.outbox.commit_interval_ms,
+            "on_damaged_file": cfg.gateway.on_damaged_file,
+        },
         "api": {
             "listen": cfg.api.listen,
             "tls": cfg.api.tls_cert_file.is_some(),
@@ -437,6 +505,7 @@ async fn core_task(
     let mut ctx = Dispatch {
         audit: shared.audit.clone(),
         store,
+        to_store: Vec::new(),
         board,
         metrics: metrics.clone(),
         warn: RateLimitedLog::new(10_000),
@@ -465,19 +534,19 @@ async fn core_task(
             n = rx.recv_many(&mut buf, CORE_BATCH) => {
                 if n == 0 { break }
                 let msgs = ctx.apply(&shared, &mut buf, None);
-                if send_all(&journal, msgs).await.is_err() {
+                if ctx.deliver(&journal, msgs).await.is_err() {
                     break;
                 }
             }
             _ = tokio::time::sleep_until(wake) => {
                 let msgs = ctx.apply(&shared, &mut buf, Some(now_ms()));
-                if send_all(&journal, msgs).await.is_err() {
+                if ctx.deliver(&journal, msgs).await.is_err() {
                     break;
                 }
             }
             Some(cmd) = commands.recv() => {
                 let (msgs, reply) = ctx.command(&shared, cmd);
-                let sent = send_all(&journal, msgs).await;
+                let sent = ctx.deliver(&journal, msgs).await;
                 reply();
                 if sent.is_err() {
                     break;
@@ -510,7 +579,7 @@ async fn core_task(
                         break;
                     }
                     let msgs = ctx.apply(&shared, &mut buf, None);
-                    if send_all(&journal, msgs).await.is_err() {
+                    if ctx.deliver(&journal, msgs).await.is_err() {
                         break;
                     }
                 }
@@ -532,6 +601,8 @@ async fn core_task(
 struct Dispatch {
     audit: Arc<crate::sinks::audit::AuditLog>,
     store: Option<StoreQueue>,
+    /// Records of this round, sent after the core lock is released.
+    to_store: Vec<Record>,
     board: BoardQueue,
     metrics: Arc<Metrics>,
     warn: RateLimitedLog,
@@ -559,10 +630,11 @@ impl Dispatch {
     }
 
     fn route(&mut self, core: &Core) -> Vec<JournalMsg> {
+        let to_store = self.store.is_some().then_some(&mut self.to_store);
         let mut msgs = dispatch(
             core,
             &mut self.out,
-            self.store.as_ref(),
+            to_store,
             &self.metrics,
             &self.warn,
             &mut self.latency,
@@ -592,8 +664,8 @@ impl Dispatch {
                         }),
                     );
                 }
-                if let Some(q) = &self.store {
-                    q.push(Record::alarm(&view, &ev));
+                if self.store.is_some() {
+                    self.to_store.push(Record::alarm(&view, &ev));
                 }
                 self.board.publish(&view);
                 self.metrics
@@ -610,7 +682,41 @@ impl Dispatch {
                 .set(core.alarms.active_count() as i64);
             msgs.push(JournalMsg::Alarms(rows));
         }
+        if !self.out.receipts.is_empty() {
+            msgs.push(JournalMsg::Receipts(std::mem::take(&mut self.out.receipts)));
+        }
         msgs
+    }
+
+    /// Hand a round's results on, outside the core lock: state changes to the journal, then
+    /// records to the outbox commit (waiting for room: nothing is dropped). A message's
+    /// receipt goes to both, behind its effects, and completes when both have committed.
+    async fn deliver(
+        &mut self,
+        journal: &mpsc::Sender<JournalMsg>,
+        msgs: Vec<JournalMsg>,
+    ) -> Result<(), ()> {
+        let mut for_store = Vec::new();
+        for m in msgs {
+            let m = match (m, &self.store) {
+                (JournalMsg::Receipts(rs), Some(_)) => {
+                    for_store = rs.iter().map(crate::core::Receipt::share).collect();
+                    JournalMsg::Receipts(rs)
+                }
+                (m, _) => m,
+            };
+            journal.send(m).await.map_err(|_| ())?;
+        }
+        if let Some(q) = &self.store {
+            if !self.to_store.is_empty() {
+                let records = std::mem::replace(&mut self.to_store, Vec::with_capacity(CORE_BATCH));
+                q.send(Item::Records(records)).await?;
+            }
+            if !for_store.is_empty() {
+                q.send(Item::Receipts(for_store)).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Run an API command under the core lock; returns what to persist and how to answer
@@ -644,16 +750,6 @@ impl Dispatch {
     }
 }
 
-async fn send_all(
-    journal: &mpsc::Sender<JournalMsg>,
-    msgs: Vec<JournalMsg>,
-) -> Result<(), mpsc::error::SendError<JournalMsg>> {
-    for m in msgs {
-        journal.send(m).await?;
-    }
-    Ok(())
-}
-
 /// Per-minute latency histograms per site, flushed to the journal with the persist tick.
 #[derive(Default)]
 struct LatencyAcc {
@@ -682,7 +778,7 @@ impl LatencyAcc {
 fn dispatch(
     core: &Core,
     out: &mut Outputs,
-    store: Option<&StoreQueue>,
+    mut store: Option<&mut Vec<Record>>,
     metrics: &Metrics,
     warn: &RateLimitedLog,
     latency: &mut LatencyAcc,
@@ -694,7 +790,7 @@ fn dispatch(
             metrics.reading_latency.observe(l.max(0) as f64 / 1000.0);
             latency.add(inv.devices[a.device as usize].site, a.received_ms, l);
         }
-        if let Some(q) = store {
+        if let Some(q) = store.as_deref_mut() {
             q.push(Record::reading(inv, a));
         }
     }
@@ -713,7 +809,7 @@ fn dispatch(
         metrics.transitions.inc_by(out.transitions.len() as u64);
         for t in out.transitions.drain(..) {
             let d = &inv.devices[t.device as usize];
-            if let Some(q) = store {
+            if let Some(q) = store.as_deref_mut() {
                 q.push(Record::transition(inv, &t));
             }
             rows.push(TransitionRow {

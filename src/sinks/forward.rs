@@ -1,5 +1,6 @@
-//! What the outbox forwarder does with the store's answer to a batch (groundwork for the
-//! durability issue, not yet wired). Pure: the answer in, the next step out.
+//! The outbox forwarder: replays the outbox to the store, oldest first, and deletes only what
+//! the store accepted. `classify` and `next_step` decide what to do with each answer (pure,
+//! unit-tested); `Forwarder::run` does it.
 //!
 //! - 2xx: the batch is stored; delete it.
 //! - 429, 5xx, no answer: retry the same batch later (`Retry-After` when the store gives one,
@@ -9,7 +10,14 @@
 //!   refused line stands alone, then dead-letter it with the store's message, so the good
 //!   lines around it are written and the queue never blocks on it.
 
+use super::commit::publish_backlog;
+use super::outbox::{Batch, Outbox, OutboxError};
+use super::store::StoreClient;
+use crate::backoff::Backoff;
+use crate::telemetry::{now_ms, Metrics, OutboxStatus, RateLimitedLog, StoreHealth, StoreStatus};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -89,6 +97,161 @@ pub fn next_step(lines: &[u8], answer: Answer, backoff: &mut crate::backoff::Bac
             Some(h) => Step::Split(h.to_vec()),
             None => Step::DeadLetter { status, message },
         },
+    }
+}
+
+pub struct Forwarder {
+    pub outbox: Arc<Mutex<Outbox>>,
+    pub client: StoreClient,
+    /// Points per write (`store.batch_size`); whole outbox batches are merged up to it.
+    pub max_points: u64,
+    pub url: String,
+    /// Woken by the committer after each commit.
+    pub committed: Arc<Notify>,
+    /// We wake the committer when we free space (it may be waiting at the budget).
+    pub freed: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<StoreStatus>,
+    pub status: Arc<OutboxStatus>,
+}
+
+impl Forwarder {
+    async fn with_outbox<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Outbox) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        let outbox = self.outbox.clone();
+        let metrics = self.metrics.clone();
+        let status = self.status.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut o = outbox.lock().unwrap_or_else(|p| p.into_inner());
+            let r = f(&mut o);
+            if let Ok(b) = o.backlog() {
+                publish_backlog(&status, &metrics, &b);
+            }
+            r
+        })
+        .await
+        .unwrap_or_else(|e| Err(OutboxError::Task(e.to_string())))
+    }
+
+    /// Replay until shutdown. Nothing needs flushing at the end: the outbox is on disk.
+    pub async fn run(self, mut shutdown: broadcast::Receiver<()>) {
+        let mut backoff = Backoff::new(200, 30_000);
+        let warn = RateLimitedLog::new(10_000);
+        // After the store refused a merged write, send the oldest batch alone so that a bad
+        // line is isolated within its own batch.
+        let mut single = false;
+        if let Ok(n) = self.with_outbox(|o| o.dead_letter_count()).await {
+            self.status.set_dead_letters(n);
+        }
+        loop {
+            let limit = if single { 1 } else { self.max_points };
+            let head = match self.with_outbox(move |o| o.head(limit)).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox; retrying");
+                    tokio::select! {
+                        _ = shutdown.recv() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if head.is_empty() {
+                tokio::select! {
+                    _ = shutdown.recv() => return,
+                    _ = self.committed.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            let points: u64 = head.iter().map(|b| b.points as u64).sum();
+            let body: Vec<u8> = head.iter().flat_map(|b| b.lines.iter().copied()).collect();
+            let answer = tokio::select! {
+                _ = shutdown.recv() => return,
+                a = self.client.write(body) => a,
+            };
+            let summary = match answer.status {
+                Some(s) => format!(
+                    "HTTP {s}: {}",
+                    answer.body.chars().take(300).collect::<String>()
+                ),
+                None => answer.body.clone(),
+            };
+            let answer = classify(answer.status, answer.retry_after.as_deref(), &answer.body);
+            match answer {
+                Answer::Accepted => {
+                    let ids: Vec<i64> = head.iter().map(|b| b.id).collect();
+                    if let Err(e) = self.with_outbox(move |o| o.delete_all(&ids)).await {
+                        // Written but not deleted: sent again later, a harmless duplicate.
+                        tracing::error!(error = %e, "cannot delete written batches from the outbox");
+                    }
+                    self.metrics.store_points_written.inc_by(points);
+                    self.store.set(StoreHealth::Ok, None);
+                    backoff.reset();
+                    single = false;
+                    self.freed.notify_one();
+                }
+                Answer::Retry(after) => {
+                    self.metrics.store_write_failures.inc();
+                    self.store.set(StoreHealth::Failing, Some(summary.clone()));
+                    let wait = after.unwrap_or_else(|| backoff.next_delay());
+                    if let Some(suppressed) = warn.allow("store_write", now_ms()) {
+                        tracing::warn!(url = %self.url, error = %summary, retry_in_ms = wait.as_millis() as u64, suppressed,
+                            "store write failed; the batch stays in the outbox and is retried");
+                    }
+                    tokio::select! {
+                        _ = shutdown.recv() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Answer::TooLarge | Answer::Refused { .. } if head.len() > 1 => {
+                    self.metrics.store_write_failures.inc();
+                    single = true;
+                }
+                answer => {
+                    self.metrics.store_write_failures.inc();
+                    let first: Batch = head.into_iter().next().expect("head is not empty");
+                    match next_step(&first.lines, answer, &mut backoff) {
+                        Step::Split(parts) => {
+                            let id = first.id;
+                            if let Err(e) = self.with_outbox(move |o| o.split(id, &parts)).await {
+                                tracing::error!(error = %e, "cannot split a refused batch in the outbox");
+                            }
+                        }
+                        Step::DeadLetter { status, message } => {
+                            let line = first.lines.clone();
+                            tracing::error!(status, store_said = %message, line = %String::from_utf8_lossy(&line).trim_end(),
+                                "the store refused a line for good; it is kept in the outbox's dead-letter table");
+                            let (id, msg) = (first.id, message.clone());
+                            let r = self
+                                .with_outbox(move |o| {
+                                    o.dead_letter(&line, status, &msg, now_ms())?;
+                                    o.delete(id)?;
+                                    o.dead_letter_count()
+                                })
+                                .await;
+                            match r {
+                                Ok(n) => {
+                                    self.metrics.outbox_dead_letters.inc();
+                                    self.status.set_dead_letters(n);
+                                    self.freed.notify_one();
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot dead-letter a refused line")
+                                }
+                            }
+                            single = false;
+                        }
+                        Step::RetryIn(d) => tokio::select! {
+                            _ = shutdown.recv() => return,
+                            _ = tokio::time::sleep(d) => {}
+                        },
+                        Step::Delete => {}
+                    }
+                }
+            }
+        }
     }
 }
 

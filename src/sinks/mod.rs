@@ -1,8 +1,10 @@
-//! Sinks: where accepted data goes: the store (InfluxDB 2 line protocol) and the alarm
-//! board (alarm states, retained, on MQTT).
+//! Sinks: where accepted data goes: the store (InfluxDB 2 line protocol), through the durable
+//! outbox (`store` queue → `commit` → `outbox` on disk → `forward`), and the alarm board
+//! (alarm states, retained, on MQTT).
 
 pub mod alarm_board;
 pub mod audit;
+pub mod commit;
 pub mod forward;
 pub mod outbox;
 pub mod record;

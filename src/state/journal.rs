@@ -18,6 +18,8 @@ pub enum StateError {
     Db(PathBuf, rusqlite::Error),
     #[error("no state database at {0}: has the gateway run with this data_dir?")]
     Missing(PathBuf),
+    #[error(transparent)]
+    File(#[from] super::files::DbFileError),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +56,9 @@ pub enum JournalMsg {
     Polls(Vec<(String, i64, u64, u64)>),
     /// Alarm changes, in order.
     Alarms(Vec<super::alarms::AlarmRow>),
+    /// Receipts of messages whose state changes came before this: completed once those are
+    /// committed, dropped (not durable) when a write failed.
+    Receipts(Vec<crate::core::Receipt>),
 }
 
 /// Transitions folded into the timeline after this many new ones (and at shutdown).
@@ -112,7 +117,7 @@ pub struct Journal {
 
 const SCHEMA: &str = "
     PRAGMA journal_mode=WAL;
-    PRAGMA synchronous=NORMAL;
+    PRAGMA synchronous=FULL;
     CREATE TABLE IF NOT EXISTS units (
         key INTEGER PRIMARY KEY,
         kind TEXT NOT NULL,
@@ -162,9 +167,18 @@ const SCHEMA: &str = "
 impl Journal {
     /// Open (creating if needed) `data_dir/state.db` for writing.
     pub fn open(data_dir: &Path) -> Result<Journal, StateError> {
+        Self::open_with(data_dir, crate::config::OnDamage::Refuse, 0)
+    }
+
+    /// `open`, with what to do when the file is damaged (`gateway.on_damaged_file`).
+    pub fn open_with(
+        data_dir: &Path,
+        on_damage: crate::config::OnDamage,
+        now_ms: i64,
+    ) -> Result<Journal, StateError> {
         std::fs::create_dir_all(data_dir).map_err(|e| StateError::Dir(data_dir.into(), e))?;
         let path = data_dir.join("state.db");
-        let conn = Connection::open(&path).map_err(|e| StateError::Db(path.clone(), e))?;
+        let conn = super::files::open_checked(&path, on_damage, now_ms)?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| StateError::Db(path.clone(), e))?;
         conn.execute_batch(super::alarms::SCHEMA)
@@ -810,7 +824,16 @@ impl Journal {
     /// Folds the transition tail into the timeline every `COMPACT_EVERY` transitions.
     pub fn serve(mut self, mut rx: tokio::sync::mpsc::Receiver<JournalMsg>) {
         let mut since_compaction = 0usize;
+        // Whether every write since the last receipts went to disk.
+        let mut clean = true;
         while let Some(msg) = rx.blocking_recv() {
+            if let JournalMsg::Receipts(rs) = msg {
+                if clean {
+                    rs.into_iter().for_each(crate::core::Receipt::done);
+                }
+                clean = true;
+                continue;
+            }
             if let JournalMsg::Transitions(rows) = &msg {
                 since_compaction += rows.len();
             }
@@ -821,8 +844,10 @@ impl Journal {
                 JournalMsg::Latency(rows) => self.add_latency(rows),
                 JournalMsg::Polls(rows) => self.add_polls(rows),
                 JournalMsg::Alarms(rows) => self.save_alarms(rows),
+                JournalMsg::Receipts(_) => Ok(()),
             };
             if let Err(e) = r {
+                clean = false;
                 // Keep serving: a full disk may clear; the error names the file.
                 let _ = self.conn.execute_batch("ROLLBACK");
                 tracing::error!(error = %e, "cannot persist liveness state");

@@ -1,6 +1,7 @@
 //! The gateway's own durable state under `data_dir`: the liveness transition journal.
 
 mod alarms;
+pub mod files;
 mod journal;
 
 pub use alarms::{AlarmFilter, AlarmRow};

@@ -79,6 +79,13 @@ pub struct Metrics {
     pub store_write_failures: Counter,
     pub store_points_dropped: Counter,
     pub store_queue_depth: Gauge,
+    pub outbox_bytes: Gauge,
+    pub outbox_points: Gauge,
+    pub outbox_oldest_age_s: Gauge,
+    pub outbox_full: Gauge,
+    pub outbox_commits: Counter,
+    pub outbox_dead_letters: Counter,
+    pub mqtt_acks_pending: Gauge,
     pub mqtt_connected: Gauge,
     pub mqtt_reconnects: Counter,
     pub devices: Family<StateLabel, Gauge>,
@@ -107,6 +114,13 @@ impl Metrics {
             store_write_failures: Counter::default(),
             store_points_dropped: Counter::default(),
             store_queue_depth: Gauge::default(),
+            outbox_bytes: Gauge::default(),
+            outbox_points: Gauge::default(),
+            outbox_oldest_age_s: Gauge::default(),
+            outbox_full: Gauge::default(),
+            outbox_commits: Counter::default(),
+            outbox_dead_letters: Counter::default(),
+            mqtt_acks_pending: Gauge::default(),
             mqtt_connected: Gauge::default(),
             mqtt_reconnects: Counter::default(),
             devices: Family::default(),
@@ -172,13 +186,48 @@ impl Metrics {
         );
         r.register(
             "safegate_store_points_dropped",
-            "Points dropped because the in-memory store queue was full",
+            "Indicator snapshots and audit copies dropped because the queue to the outbox was full (readings are never dropped: they wait)",
             m.store_points_dropped.clone(),
         );
         r.register(
             "safegate_store_queue_depth",
-            "Points waiting for the store",
+            "Record chunks in memory waiting for the outbox commit",
             m.store_queue_depth.clone(),
+        );
+        r.register(
+            "safegate_outbox_bytes",
+            "Line protocol bytes committed to the outbox and not yet accepted by the store",
+            m.outbox_bytes.clone(),
+        );
+        r.register(
+            "safegate_outbox_points",
+            "Points in the outbox not yet accepted by the store",
+            m.outbox_points.clone(),
+        );
+        r.register(
+            "safegate_outbox_oldest_age_seconds",
+            "Age of the oldest batch waiting in the outbox (0 when empty)",
+            m.outbox_oldest_age_s.clone(),
+        );
+        r.register(
+            "safegate_outbox_full",
+            "1 while the outbox is at its disk budget (MQTT acknowledgements held, Modbus polling paused)",
+            m.outbox_full.clone(),
+        );
+        r.register(
+            "safegate_outbox_commits",
+            "Group commits to the outbox",
+            m.outbox_commits.clone(),
+        );
+        r.register(
+            "safegate_outbox_dead_letters",
+            "Lines the store refused for good, kept in the outbox's dead-letter table",
+            m.outbox_dead_letters.clone(),
+        );
+        r.register(
+            "safegate_mqtt_acks_pending",
+            "MQTT QoS 1 messages received and not yet acknowledged (waiting for their commit)",
+            m.mqtt_acks_pending.clone(),
         );
         r.register(
             "safegate_mqtt_connected",

@@ -97,3 +97,63 @@ impl StoreStatus {
             .clone()
     }
 }
+
+/// The outbox's backlog and budget, for `/readyz`, `/healthz` and the outbox endpoint.
+#[derive(Debug, Default)]
+pub struct OutboxStatus {
+    enabled: AtomicBool,
+    bytes: AtomicU64,
+    points: AtomicU64,
+    batches: AtomicU64,
+    /// 0 when empty.
+    oldest_ms: AtomicI64,
+    max_bytes: AtomicU64,
+    full: AtomicBool,
+    dead_letters: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxSnapshot {
+    pub enabled: bool,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub points: u64,
+    pub batches: u64,
+    pub oldest_ms: Option<i64>,
+    /// At the budget: MQTT acknowledgements held, Modbus polling paused.
+    pub full: bool,
+    pub dead_letters: u64,
+}
+
+impl OutboxStatus {
+    pub fn enable(&self, max_bytes: u64) {
+        self.enabled.store(true, Ordering::Relaxed);
+        self.max_bytes.store(max_bytes, Ordering::Relaxed);
+    }
+    pub fn set_backlog(&self, bytes: u64, points: u64, batches: u64, oldest_ms: Option<i64>) {
+        self.bytes.store(bytes, Ordering::Relaxed);
+        self.points.store(points, Ordering::Relaxed);
+        self.batches.store(batches, Ordering::Relaxed);
+        self.oldest_ms
+            .store(oldest_ms.unwrap_or(0), Ordering::Relaxed);
+    }
+    pub fn set_full(&self, full: bool) {
+        self.full.store(full, Ordering::Relaxed);
+    }
+    pub fn set_dead_letters(&self, n: u64) {
+        self.dead_letters.store(n, Ordering::Relaxed);
+    }
+    pub fn snapshot(&self) -> OutboxSnapshot {
+        let oldest = self.oldest_ms.load(Ordering::Relaxed);
+        OutboxSnapshot {
+            enabled: self.enabled.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            max_bytes: self.max_bytes.load(Ordering::Relaxed),
+            points: self.points.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            oldest_ms: (oldest != 0).then_some(oldest),
+            full: self.full.load(Ordering::Relaxed),
+            dead_letters: self.dead_letters.load(Ordering::Relaxed),
+        }
+    }
+}

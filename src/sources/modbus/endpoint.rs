@@ -251,9 +251,13 @@ pub fn unit_backoff(period: Duration, fails: u32, cap: Duration) -> Option<Durat
 }
 
 /// Poll every unit of `ep` on its schedule until shutdown.
+///
+/// While `hold` is true (the outbox is at its disk budget) no poll starts: a poll whose
+/// readings cannot be committed would only be lost. Polling resumes on schedule after.
 pub async fn run(
     ep: EndpointSpec,
     tx: mpsc::Sender<SourceEvent>,
+    mut hold: tokio::sync::watch::Receiver<bool>,
     mut shutdown: broadcast::Receiver<()>,
 ) {
     let st = ep.status.clone();
@@ -277,6 +281,13 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep_until(due) => {}
             _ = shutdown.recv() => break,
+        }
+        if *hold.borrow() {
+            tracing::info!(endpoint = %ep.key, "Modbus polling paused: the outbox is at its disk budget");
+            tokio::select! {
+                _ = hold.wait_for(|h| !*h) => {}
+                _ = shutdown.recv() => break,
+            }
         }
         let d = &ep.devices[i];
         let started = Instant::now();

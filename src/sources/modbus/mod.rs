@@ -112,13 +112,22 @@ pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<Mod
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// Start one polling task per endpoint.
+/// `hold`: true while the outbox is at its budget (polling pauses).
 pub fn spawn(
     specs: Vec<EndpointSpec>,
     tx: mpsc::Sender<SourceEvent>,
+    hold: tokio::sync::watch::Receiver<bool>,
     shutdown: &broadcast::Sender<()>,
 ) -> Vec<JoinHandle<()>> {
     specs
         .into_iter()
-        .map(|ep| tokio::spawn(endpoint::run(ep, tx.clone(), shutdown.subscribe())))
+        .map(|ep| {
+            tokio::spawn(endpoint::run(
+                ep,
+                tx.clone(),
+                hold.clone(),
+                shutdown.subscribe(),
+            ))
+        })
         .collect()
 }

@@ -1,11 +1,12 @@
 use super::payload::{parse_message, parse_topic, Limits, Topic};
 use super::signature::SigningKeys;
 use crate::backoff::Backoff;
-use crate::config::MqttSettings;
-use crate::core::SourceEvent;
+use crate::config::{AckPolicy, MqttSettings};
 use crate::core::{Origin, Rejection};
+use crate::core::{Receipt, SourceEvent};
 use crate::telemetry::{now_ms, LinkStatus, Metrics, RateLimitedLog};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, Transport};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -77,8 +78,56 @@ pub fn options(cfg: &MqttSettings) -> Result<MqttOptions, MqttSourceError> {
     Ok(o)
 }
 
+/// QoS 1 messages received and not yet acknowledged, in arrival order: PUBACKs go out in
+/// that order, each once its receipt completed durable (`mqtt.ack = "after_commit"`).
+#[derive(Default)]
+struct Unacked {
+    /// (sequence, connection epoch, the publish to acknowledge, completion: None = waiting)
+    queue: VecDeque<(u64, u64, Publish, Option<bool>)>,
+    next_seq: u64,
+}
+
+impl Unacked {
+    fn push(&mut self, epoch: u64, p: &Publish) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        // Only what PUBACK needs: the packet id and QoS.
+        let mut ack = Publish::new("", p.qos, Vec::<u8>::new());
+        ack.pkid = p.pkid;
+        self.queue.push_back((seq, epoch, ack, None));
+        seq
+    }
+
+    fn complete(&mut self, seq: u64, durable: bool) {
+        if let Some(front) = self.queue.front().map(|e| e.0) {
+            if let Some(e) = seq
+                .checked_sub(front)
+                .and_then(|i| self.queue.get_mut(i as usize))
+            {
+                e.3 = Some(durable);
+            }
+        }
+    }
+
+    /// The completed prefix: (epoch, publish, durable).
+    fn pop_ready(&mut self) -> Option<(u64, Publish, bool)> {
+        match self.queue.front() {
+            Some((_, _, _, Some(_))) => self
+                .queue
+                .pop_front()
+                .map(|(_, ep, p, d)| (ep, p, d == Some(true))),
+            _ => None,
+        }
+    }
+}
+
 /// Run the MQTT source until shutdown. Events go to `tx`; a full channel blocks us, which
 /// stops reading from the socket: the broker holds the rest.
+///
+/// With `ack = "after_commit"` (and QoS 1), each message is followed by a receipt; its PUBACK
+/// is sent only when the receipt completes, after the outbox commit and the journal. A
+/// receipt completed as not durable (a failed write) makes us reconnect without
+/// acknowledging, so the broker delivers that message and the ones after it again.
 pub async fn run(
     cfg: MqttSettings,
     keys: SigningKeys,
@@ -87,13 +136,21 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut shutdown: broadcast::Receiver<()>,
 ) -> Result<(), MqttSourceError> {
-    let opts = options(&cfg)?;
-    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let mut opts = options(&cfg)?;
     let qos = if cfg.qos == 0 {
         QoS::AtMostOnce
     } else {
         QoS::AtLeastOnce
     };
+    let manual = qos == QoS::AtLeastOnce && cfg.ack == AckPolicy::AfterCommit;
+    opts.set_manual_acks(manual);
+    // Room for a PUBACK per message the broker may have in flight to us.
+    let (client, mut eventloop) = AsyncClient::new(opts, 8_192);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, bool)>();
+    let mut unacked = Unacked::default();
+    // Bumped on every connection loss: acknowledgements of an older connection are not sent
+    // (the broker delivers those messages again; duplicates are harmless).
+    let mut epoch = 0u64;
     let filter = format!("{}/#", cfg.topic_prefix);
     let limits = Limits {
         max_payload_bytes: cfg.max_payload_bytes,
@@ -110,6 +167,36 @@ pub async fn run(
     loop {
         let ev = tokio::select! {
             _ = shutdown.recv() => break,
+            Some((seq, durable)) = done_rx.recv() => {
+                unacked.complete(seq, durable);
+                while let Ok((seq, durable)) = done_rx.try_recv() {
+                    unacked.complete(seq, durable);
+                }
+                let mut reconnect = false;
+                while let Some((ep, p, durable)) = unacked.pop_ready() {
+                    if ep != epoch {
+                        continue;
+                    }
+                    if !durable {
+                        reconnect = true;
+                        break;
+                    }
+                    if let Err(e) = client.try_ack(&p) {
+                        if let Some(suppressed) = warn.allow("ack", now_ms()) {
+                            tracing::warn!(error = %e, suppressed, "cannot queue an MQTT acknowledgement; the broker will deliver the message again");
+                        }
+                    }
+                }
+                metrics.mqtt_acks_pending.set(unacked.queue.len() as i64);
+                if reconnect {
+                    // Everything after the failed message is unacknowledged too: reconnect
+                    // so the broker delivers it all again.
+                    tracing::error!("a message could not be made durable; reconnecting so the broker delivers it again");
+                    epoch += 1;
+                    let _ = client.try_disconnect();
+                }
+                continue;
+            }
             ev = eventloop.poll() => ev,
         };
         match ev {
@@ -176,6 +263,13 @@ pub async fn run(
                         received_ms: now,
                     })),
                 }
+                if manual && p.qos == QoS::AtLeastOnce {
+                    let seq = unacked.push(epoch, &p);
+                    let done = done_tx.clone();
+                    events.push(SourceEvent::Checkpoint(Receipt::new(move |durable| {
+                        let _ = done.send((seq, durable));
+                    })));
+                }
                 for e in events.drain(..) {
                     if tx.send(e).await.is_err() {
                         return Ok(()); // the core has stopped: we are shutting down
@@ -185,6 +279,7 @@ pub async fn run(
             Ok(_) => {}
             Err(e) => {
                 let now = now_ms();
+                epoch += 1;
                 if status.set_disconnected(now, e.to_string()) {
                     metrics.mqtt_connected.set(0);
                     let down = SourceEvent::Link {
