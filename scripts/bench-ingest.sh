@@ -17,7 +17,11 @@
 #      threshold and the next one clears it: M/50 alarms (10,000 at the defaults, over 1,000
 #      devices, in a few seconds). VictoriaMetrics must hold all M readings and the gateway
 #      must have raised exactly M/50 alarms. Target: S ≥ 0.8 × B.
-#   A, B and S alternate for BENCH_ROUNDS rounds; the summary gives medians and
+#   D  durability on: as B, but at QoS 1 with mqtt.ack = "after_commit": every PUBACK waits
+#      for the outbox group commit (fsync) of its readings. Target: D ≥ 20,000 readings/s.
+#   E  as D with mqtt.ack = "on_receive" (QoS 1, acknowledged at once): the price of the
+#      guarantee is D / E; B is the QoS 0 figure of the same run.
+#   A, B, S, D and E alternate for BENCH_ROUNDS rounds; the summary gives medians and
 #   ratio = median(B) / median(A). Targets: ratio ≥ 0.8 at QoS 0, B ≥ 50,000 readings/s.
 #   C  a gateway with a 100,000-device inventory receives one reading per device; VmRSS from
 #      /proc/PID/status once the store queue is empty and one journal cycle (5 s) has passed
@@ -29,10 +33,10 @@
 #   BENCH_MESSAGES=500000  BENCH_DEVICES=1000  BENCH_MEM_DEVICES=100000  BENCH_QOS=0
 #   BENCH_ROUNDS=3         rounds of phase A, B then S
 #   BENCH_ALARM_EVERY=50   phase S: every n-th reading of a device is an alarm (0: skip S)
+#   BENCH_DURABLE=1        phases D and E (QoS 1 with and without ack after commit); 0: skip
 #   BENCH_QUEUE_CAPACITY   store.queue_capacity (default: the gateway's default)
 #   BENCH_BATCH_SIZE       store.batch_size (default: the gateway's default)
-#   BENCH_FLUSH_MS         store.flush_interval_ms (default: the gateway's, 1000 ms; the last
-#                          partial batch waits for it, which adds up to that much to phase B)
+#   BENCH_FLUSH_MS         store.flush_interval_ms (unused since the outbox; kept for old runs)
 #   BENCH_TIMEOUT_S=300    bound on every wait (each drain, publish, start-up)
 #   BENCH_WAIT_IDLE_S=120  before each round, wait up to this long for other load to stop
 #   BENCH_BUILD=1          0: use the existing target/release binaries
@@ -66,6 +70,10 @@ ROUNDS=${BENCH_ROUNDS:-3}
 WAIT_IDLE_S=${BENCH_WAIT_IDLE_S:-120}
 GATEWAY_ENV=${BENCH_GATEWAY_ENV:-}
 ALARM_EVERY=${BENCH_ALARM_EVERY:-50}
+DURABLE=${BENCH_DURABLE:-1}
+TARGET_DURABLE=20000
+# Per phase: QoS and acknowledgement policy of the preload and the gateway (D and E set them).
+CUR_QOS=""; CUR_ACK=""
 TARGET_RATIO=0.8
 TARGET_RATE=50000
 TARGET_RSS_MB=100
@@ -200,11 +208,11 @@ log "mosquitto on $BROKER (pid $MOSQ_PID), VictoriaMetrics on $VM (pid $VM_PID),
 
 # Offline persistent session + a preload of `count` readings for it, fully taken by the broker.
 preload() { # client_id, devices, count, site, [extra loadgen publish arguments]
-  "$BIN/loadgen" session --broker "$BROKER" --client-id "$1" --filter "$FILTER" --qos "$QOS" \
+  "$BIN/loadgen" session --broker "$BROKER" --client-id "$1" --filter "$FILTER" --qos "${CUR_QOS:-$QOS}" \
     || die "loadgen session $1"
   local out
   out=$(timeout "$((TIMEOUT_S + 30))" "$BIN/loadgen" publish --broker "$BROKER" --site "$4" \
-    --devices "$2" --count "$3" --qos "$QOS" --max-duration-s "$TIMEOUT_S" "${@:5}") || die "loadgen publish"
+    --devices "$2" --count "$3" --qos "${CUR_QOS:-$QOS}" --max-duration-s "$TIMEOUT_S" "${@:5}") || die "loadgen publish"
   log "preload for $1: $out"
   case "$out" in "sent $3 "*) ;; *) die "preload sent fewer than $3 messages" ;; esac
   wait_idle "$MOSQ_PID" "$TIMEOUT_S" || die "broker still busy after the preload"
@@ -277,7 +285,8 @@ max_future_skew_s = 86400
 [mqtt]
 url = "mqtt://$BROKER"
 client_id = "$2"
-qos = $QOS
+qos = ${CUR_QOS:-$QOS}
+ack = "${CUR_ACK:-after_commit}"
 
 [store]
 url = "$VM"
@@ -308,15 +317,21 @@ scrape() { # api_port → sets METRICS to "received accepted rejected written dr
 # ---------------------------------------------------------------- phase B: gateway drain
 B_RATE=(); B_ACC_RATE=(); B_DESC=(); B_OK=(); B_RSS=(); B_HWM=(); B_OTHER=()
 S_RATE=(); S_DESC=(); S_OK=(); S_OTHER=()
+D_RATE=(); D_DESC=(); D_OK=(); D_OTHER=()
+E_RATE=(); E_DESC=(); E_OK=(); E_OTHER=()
 CPU_LINES=""; TIMELINE=""
 phase_b() { # round, [storm]
   local r=$1 mode=${2:-quiet} P=B site api t0 t1 t_acc="" at_acc="" end snap0="" snap1="" perf_pid="" gw
   local c0_all c0_idle c1_all c1_idle m0 m1 v0 v1 f0 rcv=0 acc=0 rej=0 wr=0 drp=0 depth=0 ev=0 raised=0 s s_acc vm i
   local last=$((r == ROUNDS)) extra=() want_alarms=0
-  if [ "$mode" = storm ]; then
-    P=S; extra=(--alarm-every "$ALARM_EVERY"); last=0
-    want_alarms=$(( (M / DEVICES + ALARM_EVERY - 1) / ALARM_EVERY * DEVICES ))
-  fi
+  CUR_QOS=""; CUR_ACK=""
+  case "$mode" in
+    storm)
+      P=S; extra=(--alarm-every "$ALARM_EVERY"); last=0
+      want_alarms=$(( (M / DEVICES + ALARM_EVERY - 1) / ALARM_EVERY * DEVICES )) ;;
+    durable) P=D; CUR_QOS=1; CUR_ACK=after_commit; last=0 ;;
+    qos1fast) P=E; CUR_QOS=1; CUR_ACK=on_receive; last=0 ;;
+  esac
   local B=$WORK/${P,,}$r
   site="bench${P,,}$r"
   log "round $r phase $P: preload $M readings for the gateway's session, then the gateway drains them"
@@ -385,6 +400,12 @@ phase_b() { # round, [storm]
   if [ "$P" = S ]; then
     S_RATE[r]=$(rate "$acc" "$s"); S_OK[r]=$ok; S_OTHER[r]=$other; S_DESC[r]=$desc
     log "round $r phase S: ${S_RATE[r]} readings/s ($desc)"
+  elif [ "$P" = D ]; then
+    D_RATE[r]=$(rate "$acc" "$s"); D_OK[r]=$ok; D_OTHER[r]=$other; D_DESC[r]="$desc; $(grep -c 'outbox' "$B/gateway.log" || true) outbox log lines"
+    log "round $r phase D: ${D_RATE[r]} readings/s ($desc)"
+  elif [ "$P" = E ]; then
+    E_RATE[r]=$(rate "$acc" "$s"); E_OK[r]=$ok; E_OTHER[r]=$other; E_DESC[r]=$desc
+    log "round $r phase E: ${E_RATE[r]} readings/s ($desc)"
   else
     B_RATE[r]=$(rate "$acc" "$s"); B_ACC_RATE[r]=$(rate "$acc" "$s_acc"); B_OK[r]=$ok; B_OTHER[r]=$other; B_DESC[r]=$desc
     B_RSS[r]=$(rss_kb "$gw" VmRSS); B_HWM[r]=$(rss_kb "$gw" VmHWM)
@@ -432,13 +453,15 @@ for r in $(seq "$ROUNDS"); do
   phase_a "$r"
   phase_b "$r"
   if [ "$ALARM_EVERY" -gt 0 ]; then phase_b "$r" storm; fi
+  if [ "$DURABLE" = 1 ]; then phase_b "$r" durable; phase_b "$r" qos1fast; fi
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)) }'; }
 # Rounds where other programs (other sessions) used more than 15% of a core are disturbed:
 # medians leave them out, unless every round was disturbed.
 CLEAN=(); CLEAN_NOTE="undisturbed"
 for r in $(seq "$ROUNDS"); do
-  [ "${A_OTHER[r]}" -gt 15 ] || [ "${B_OTHER[r]}" -gt 15 ] || [ "${S_OTHER[r]:-0}" -gt 15 ] || CLEAN+=("$r")
+  [ "${A_OTHER[r]}" -gt 15 ] || [ "${B_OTHER[r]}" -gt 15 ] || [ "${S_OTHER[r]:-0}" -gt 15 ] \
+    || [ "${D_OTHER[r]:-0}" -gt 15 ] || [ "${E_OTHER[r]:-0}" -gt 15 ] || CLEAN+=("$r")
 done
 if [ ${#CLEAN[@]} -eq 0 ]; then
   log "WARNING: every round was disturbed by other load; the medians include them"
@@ -457,6 +480,14 @@ if [ "$ALARM_EVERY" -gt 0 ]; then
   S_MED=$(median $(pick S_RATE))
   S_RATIO=$(awk -v s="$S_MED" -v b="$B_MED" 'BEGIN { printf "%.3f", (b > 0 ? s / b : 0) }')
   for r in $(seq "$ROUNDS"); do [ "${S_OK[r]}" = 1 ] || STORM_OK=0; done
+fi
+
+D_MED=0; E_MED=0; D_RATIO=0; DURABLE_OK=1
+if [ "$DURABLE" = 1 ]; then
+  D_MED=$(median $(pick D_RATE))
+  E_MED=$(median $(pick E_RATE))
+  D_RATIO=$(awk -v d="$D_MED" -v e="$E_MED" 'BEGIN { printf "%.3f", (e > 0 ? d / e : 0) }')
+  for r in $(seq "$ROUNDS"); do [ "${D_OK[r]}" = 1 ] && [ "${E_OK[r]}" = 1 ] || DURABLE_OK=0; done
 fi
 
 # ---------------------------------------------------------------- phase C: memory at 100k devices
@@ -505,8 +536,9 @@ v_rate=$(verdict "$(awk -v r="$B_MED" -v t="$TARGET_RATE" 'BEGIN { print (r >= t
 v_rss=$(verdict "$(awk -v k="$C_RSS" -v t="$TARGET_RSS_MB" 'BEGIN { print (k / 1024 <= t) }')")
 v_vm=$(verdict "$VM_OK")
 v_storm=$(verdict "$(awk -v r="$S_RATIO" -v ok="$STORM_OK" -v on="$ALARM_EVERY" 'BEGIN { print (on == 0 || (r >= 0.8 && ok == 1)) }')")
+v_durable=$(verdict "$(awk -v d="$D_MED" -v t="$TARGET_DURABLE" -v ok="$DURABLE_OK" -v on="$DURABLE" 'BEGIN { print (on == 0 || (d >= t && ok == 1)) }')")
 MISSED=0
-case "$v_ratio $v_rate $v_rss $v_vm $v_storm" in *FAIL*) MISSED=1 ;; esac
+case "$v_ratio $v_rate $v_rss $v_vm $v_storm $v_durable" in *FAIL*) MISSED=1 ;; esac
 TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
 {
   echo
@@ -523,10 +555,15 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
     echo "(s) alarm storm → VictoriaMetrics  $S_MED readings/s (every ${ALARM_EVERY}th reading of each device raises an alarm: $((M / ALARM_EVERY)) alarms per round)"
     echo "    ratio (s)/(b)                  $S_RATIO   [target ≥ 0.8, all readings stored, all alarms raised: $v_storm]"
   fi
+  if [ "$DURABLE" = 1 ]; then
+    echo "(d) QoS 1, ack after commit        $D_MED readings/s (every PUBACK after the outbox fsync of its readings)   [target ≥ $TARGET_DURABLE, all stored: $v_durable]"
+    echo "(e) QoS 1, ack on receive          $E_MED readings/s (same run, no guarantee); (d)/(e) = $D_RATIO; QoS 0 is (b)"
+  fi
   for r in $(seq "$ROUNDS"); do
     echo "  round $r  (a) ${A_RATE[r]} msg/s: ${A_DESC[r]}"
     echo "           (b) ${B_RATE[r]} readings/s: ${B_DESC[r]}"
     [ "$ALARM_EVERY" -gt 0 ] && echo "           (s) ${S_RATE[r]} readings/s: ${S_DESC[r]}"
+    [ "$DURABLE" = 1 ] && echo "           (d) ${D_RATE[r]} readings/s: ${D_DESC[r]}" && echo "           (e) ${E_RATE[r]} readings/s: ${E_DESC[r]}"
   done
   echo "    gateway VmRSS after phase B    $(mb "${B_RSS[ROUNDS]}") MB (peak $(mb "${B_HWM[ROUNDS]}") MB; last round)"
   echo "(c) gateway VmRSS, $MEM_DEVICES devices  $(mb "$C_RSS") MB (at last accept $(mb "$C_RSS_ACC") MB, peak $(mb "$C_HWM") MB; $C_ACC accepted)   [target ≤ $TARGET_RSS_MB MB: $v_rss]"

@@ -324,7 +324,8 @@ pub struct StoreSettings {
     /// Points per write request. Default 5000.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// A partial batch is written after this long. Default 1000 ms.
+    /// Accepted so older files load; unused since the outbox (the forwarder writes what is
+    /// committed at once). Default 1000 ms.
     #[serde(default = "default_flush_ms")]
     pub flush_interval_ms: u64,
     /// Records held in memory on their way to the outbox commit. When full, readings wait

@@ -2,6 +2,8 @@
 //! gateway in-process, and small HTTP/MQTT helpers. Nothing is mocked.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use std::net::TcpListener;
@@ -401,4 +403,208 @@ pub fn device<'a>(list: &'a Value, id: &str) -> &'a Value {
         .iter()
         .find(|d| d["id"] == id)
         .unwrap_or_else(|| panic!("device {id} not listed in {list}"))
+}
+
+impl Mosquitto {
+    /// A broker with the tuned settings shipped in `config/mosquitto/mosquitto.conf` (from its
+    /// marker line down), persistence in the test's directory.
+    pub fn start_tuned() -> Mosquitto {
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mosquitto/mosquitto.conf"),
+        )
+        .expect("config/mosquitto/mosquitto.conf");
+        let tuning = shipped
+            .split_once("# --- safegate tuning")
+            .expect("marker line in the shipped mosquitto.conf")
+            .1
+            .to_string();
+        Mosquitto::start_with(move |port, dir| {
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence_location {}/\nlog_dest none\n# --- safegate tuning{tuning}",
+                dir.display()
+            )
+        })
+    }
+}
+
+/// The gateway as its own process (the `safegate` binary), so a test can `kill -9` it.
+/// Its log goes to `gateway.log` beside the configuration.
+pub struct GatewayProc {
+    child: Option<Child>,
+    config: PathBuf,
+    log: PathBuf,
+    pub api: String,
+}
+
+impl GatewayProc {
+    /// Not started yet; `api_port` must be the one in the configuration.
+    pub fn new(cfg: &TestConfig, api_port: u16) -> GatewayProc {
+        GatewayProc {
+            child: None,
+            config: cfg.path.clone(),
+            log: cfg.dir.path().join("gateway.log"),
+            api: format!("http://127.0.0.1:{api_port}"),
+        }
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_safegate"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the safegate binary");
+        self.child = Some(child);
+    }
+
+    /// Start and wait until it is subscribed to MQTT.
+    pub async fn start_ready(&mut self) {
+        self.spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/readyz", self.api)).await {
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                if v["mqtt"]["connected"] == true {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "gateway exited ({status}) before it was ready:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway not ready in 30 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the gateway's orderly shutdown.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Wait up to `within` for the process to exit by itself.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.as_mut()?.try_wait().unwrap() {
+                self.child = None;
+                return Some(s);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for GatewayProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A QoS 1 publisher with a persistent session that counts the broker's PUBACKs, so a test
+/// knows when the broker has taken responsibility for everything it sent. rumqttc sends
+/// unacknowledged messages again after a reconnect.
+pub struct AckedPublisher {
+    pub client: AsyncClient,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    sent: u64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AckedPublisher {
+    pub async fn connect(port: u16, id: &str) -> AckedPublisher {
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30));
+        o.set_clean_session(false);
+        o.set_inflight(200);
+        let (client, mut el) = AsyncClient::new(o, 10_000);
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut tx = Some(tx);
+        let a = acked.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if let Some(t) = tx.take() {
+                            let _ = t.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("publisher connected within 10 s")
+            .unwrap();
+        AckedPublisher {
+            client,
+            acked,
+            sent: 0,
+            task,
+        }
+    }
+
+    pub async fn send(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await
+            .expect("publish");
+        self.sent += 1;
+    }
+
+    /// Wait until the broker acknowledged every message sent (panics after `within`).
+    pub async fn wait_acked(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.acked.load(std::sync::atomic::Ordering::Relaxed) < self.sent {
+            assert!(
+                Instant::now() < deadline,
+                "broker acknowledged {} of {} messages",
+                self.acked.load(std::sync::atomic::Ordering::Relaxed),
+                self.sent
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for AckedPublisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -265,6 +265,7 @@ pub async fn run(
                 }
                 if manual && p.qos == QoS::AtLeastOnce {
                     let seq = unacked.push(epoch, &p);
+                    metrics.mqtt_acks_pending.set(unacked.queue.len() as i64);
                     let done = done_tx.clone();
                     events.push(SourceEvent::Checkpoint(Receipt::new(move |durable| {
                         let _ = done.send((seq, durable));

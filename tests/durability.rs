@@ -1,0 +1,557 @@
+//! Nothing lost: the durability guarantee (docs/durability.md) shown with real processes that
+//! the harness kills and restarts: the gateway binary (SIGKILL), Mosquitto with persistence
+//! (restarted), VictoriaMetrics (stopped for two minutes). Every reading is counted back from
+//! VictoriaMetrics per device.
+
+mod common;
+
+use common::proxy::{Rules, StoreProxy};
+use common::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Site p1 with `n` MQTT gas detectors d0…; long intervals, so no liveness noise.
+fn inventory(n: usize, extra_devices: &[&str]) -> String {
+    let mut s = "[[sites]]\nid = \"p1\"\nname = \"Park\"\nkind = \"park\"\n\n".to_string();
+    let ids = (0..n)
+        .map(|i| format!("d{i}"))
+        .chain(extra_devices.iter().map(|d| d.to_string()));
+    for id in ids {
+        s.push_str(&format!(
+            "[[devices]]\nid = \"{id}\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 3600\n\n"
+        ));
+    }
+    s
+}
+
+/// Settings for the gateway binary: a fixed API port (the test must know it) and `extra`.
+fn proc_settings(mqtt: &str, client_id: &str, store: &str, api_port: u16, extra: &str) -> String {
+    settings(mqtt, client_id, Some(store)).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{api_port}\""),
+    ) + extra
+}
+
+/// One batch message: `(device, ts)` readings with a value below every alarm threshold.
+fn batch(items: impl IntoIterator<Item = (String, i64)>) -> String {
+    Value::Array(
+        items
+            .into_iter()
+            .map(|(d, ts)| json!({"device": d, "ts": ts, "values": {"lel": (ts % 200) as f64 / 10.0}}))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// Distinct reading timestamps per device in the store.
+fn per_device(series: &[Series]) -> BTreeMap<String, BTreeSet<i64>> {
+    let mut m: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for s in series {
+        m.entry(s.label("device").to_string())
+            .or_default()
+            .extend(s.timestamps.iter().copied());
+    }
+    m
+}
+
+/// Wait until the store holds exactly `want` for each of its devices (panics with the
+/// shortfall). Other devices (a polled Modbus unit) are not compared.
+async fn wait_all_stored(vm: &Victoria, want: &BTreeMap<String, BTreeSet<i64>>, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut got = per_device(&vm.export("reading_lel{site=\"p1\"}").await);
+        got.retain(|d, _| want.contains_key(d));
+        if &got == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            let short: Vec<String> = want
+                .iter()
+                .map(|(d, ts)| {
+                    let have = got.get(d).map_or(0, |g| g.intersection(ts).count());
+                    format!("{d}: {have} of {}", ts.len())
+                })
+                .collect();
+            panic!("the store is missing readings: {}", short.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A small xorshift generator: the kill moments differ per run and the seed is printed.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_loses_no_acknowledged_reading() {
+    const DEVICES: usize = 10;
+    const PER_DEVICE: usize = 10_000;
+    const PER_MESSAGE: usize = 20;
+    let mq = Mosquitto::start_tuned();
+    let vm = Victoria::start();
+    let api_port = free_port();
+    let cfg = TestConfig::new(
+        &proc_settings(&mq.url(), "gw-kill", &vm.url(), api_port, ""),
+        &inventory(DEVICES, &[]),
+    );
+    let mut gw = GatewayProc::new(&cfg, api_port);
+    gw.start_ready().await;
+
+    let ts0 = now_ms() - 3_600_000;
+    let mut want: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for j in 0..DEVICES * PER_DEVICE {
+        want.entry(format!("d{}", j % DEVICES))
+            .or_default()
+            .insert(ts0 + (j / DEVICES) as i64 * 10);
+    }
+    let port = mq.port;
+    let publishing = tokio::spawn(async move {
+        let mut p = AckedPublisher::connect(port, "pub-kill").await;
+        for (m, first) in (0..DEVICES * PER_DEVICE).step_by(PER_MESSAGE).enumerate() {
+            let items = (first..first + PER_MESSAGE)
+                .map(|j| (format!("d{}", j % DEVICES), ts0 + (j / DEVICES) as i64 * 10));
+            p.send("safegate/v1/p1/batch", batch(items)).await;
+            // About 1,000 messages (20,000 readings) a second: the kills land mid-stream.
+            if m % 100 == 99 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        p.wait_acked(Duration::from_secs(120)).await;
+        p
+    });
+
+    let mut seed = (now_ms() as u64) | 1;
+    eprintln!("kill schedule seed {seed}");
+    for round in 1..=4 {
+        let wait = 300 + next(&mut seed) % 1200;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        gw.kill9();
+        eprintln!("round {round}: SIGKILL after {wait} ms");
+        gw.start_ready().await;
+    }
+    let _publisher = publishing.await.unwrap();
+    wait_all_stored(&vm, &want, Duration::from_secs(180)).await;
+    let total: usize = want.values().map(BTreeSet::len).sum();
+    assert_eq!(total, DEVICES * PER_DEVICE);
+    let (_, health) = get(&format!("{}/healthz", gw.api)).await;
+    assert_eq!(health["outbox"]["state"], "ok", "{health}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_minute_store_outage_loses_nothing_and_keeps_order_per_device() {
+    const DEVICES: usize = 5;
+    let mq = Mosquitto::start_tuned();
+    let mut vm = Victoria::start();
+    let proxy = StoreProxy::start(vm.url(), Rules::default()).await;
+    let cfg = TestConfig::new(
+        &settings(&mq.url(), "gw-outage", Some(&proxy.url())),
+        &inventory(DEVICES, &[]),
+    );
+    let (gw, api) = start_ready(&cfg).await;
+    let mut p = AckedPublisher::connect(mq.port, "pub-outage").await;
+    let ts0 = now_ms() - 3_600_000;
+    let mut seq = 0i64;
+    let mut want: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    // One reading per device every 100 ms for `secs`.
+    let mut publish_for = async |secs: u64, seq: &mut i64| {
+        let until = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < until {
+            let ts = ts0 + *seq * 100;
+            let items: Vec<(String, i64)> = (0..DEVICES).map(|d| (format!("d{d}"), ts)).collect();
+            for (d, ts) in &items {
+                want.entry(d.clone()).or_default().insert(*ts);
+            }
+            p.send("safegate/v1/p1/batch", batch(items)).await;
+            *seq += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    publish_for(3, &mut seq).await;
+    vm.stop();
+    let outage = Instant::now();
+    publish_for(60, &mut seq).await;
+    let (_, h) = get(&format!("{api}/healthz")).await;
+    assert!(
+        h["outbox"]["backlog_points"].as_u64().unwrap() >= 60 * 10 * DEVICES as u64 * 9 / 10,
+        "the outage's readings wait in the outbox: {h}"
+    );
+    assert!(
+        h["outbox"]["oldest_pending_age_s"].as_f64().unwrap() >= 50.0,
+        "{h}"
+    );
+    let (code, ready) = get(&format!("{api}/readyz")).await;
+    assert_eq!(code, 503, "{ready}");
+    assert_eq!(ready["store"]["health"], "failing", "{ready}");
+    publish_for(60, &mut seq).await;
+    assert!(outage.elapsed() >= Duration::from_secs(120));
+    vm.start_again();
+    publish_for(3, &mut seq).await;
+    p.wait_acked(WAIT).await;
+    wait_all_stored(&vm, &want, Duration::from_secs(120)).await;
+
+    // In order per device, each reading once: what the store accepted, in the order written.
+    let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for line in proxy.accepted_lines() {
+        if !line.starts_with("reading,") {
+            continue;
+        }
+        let device = line
+            .split([',', ' '])
+            .find_map(|t| t.strip_prefix("device="))
+            .unwrap()
+            .to_string();
+        let ts: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        seen.entry(device).or_default().push(ts);
+    }
+    for (d, ts) in &seen {
+        assert!(
+            ts.windows(2).all(|w| w[0] < w[1]),
+            "{d}: written out of order or twice"
+        );
+        assert_eq!(ts.len(), want[d].len(), "{d}");
+    }
+    assert_eq!(seen.len(), DEVICES);
+    let h = wait_json(&format!("{api}/healthz"), WAIT, |v| {
+        v["outbox"]["backlog_points"] == 0
+    })
+    .await;
+    assert_eq!(h["outbox"]["state"], "ok");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_nothing() {
+    const DEVICES: usize = 10;
+    const MESSAGES: usize = 2_000;
+    let mut mq = Mosquitto::start_tuned();
+    let vm = Victoria::start();
+    let cfg = TestConfig::new(
+        &settings(&mq.url(), "gw-brestart", Some(&vm.url())),
+        &inventory(DEVICES, &[]),
+    );
+    let (gw, _api) = start_ready(&cfg).await;
+    let ts0 = now_ms() - 3_600_000;
+    let mut want: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for m in 0..MESSAGES {
+        for d in 0..DEVICES {
+            want.entry(format!("d{d}"))
+                .or_default()
+                .insert(ts0 + m as i64 * 10);
+        }
+    }
+    let port = mq.port;
+    let publishing = tokio::spawn(async move {
+        let mut p = AckedPublisher::connect(port, "pub-brestart").await;
+        for m in 0..MESSAGES {
+            let ts = ts0 + m as i64 * 10;
+            p.send(
+                "safegate/v1/p1/batch",
+                batch((0..DEVICES).map(|d| (format!("d{d}"), ts))),
+            )
+            .await;
+            if m % 50 == 49 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        p.wait_acked(Duration::from_secs(60)).await;
+        p
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // SIGTERM: Mosquitto saves its persistence file, as a service restart would.
+    mq.restart();
+    let _publisher = publishing.await.unwrap();
+    wait_all_stored(&vm, &want, Duration::from_secs(90)).await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_disk_budget_holds_acks_pauses_modbus_and_loses_nothing() {
+    use safegate::simulators::modbus_sim::ModbusSim;
+    const DEVICES: usize = 5;
+    const MESSAGES: usize = 800;
+    let mq = Mosquitto::start_tuned();
+    let mut vm = Victoria::start();
+    vm.stop();
+    let mb_port = free_port();
+    let mut inv = inventory(DEVICES, &[]);
+    inv.push_str(&format!(
+        "[[devices]]\nid = \"mb1\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"modbus\"\ninterval_s = 0.2\noffline_after_s = 3600\n[devices.modbus]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{mb_port}\"\nunit = 1\ntimeout_ms = 100\nregisters = [{{ channel = \"lel\", table = \"holding\", address = 0, type = \"u16\", scale = 0.01 }}]\n\n"
+    ));
+    let cfg = TestConfig::new(
+        &(settings(&mq.url(), "gw-budget", Some(&vm.url()))
+            + "[outbox]\nmax_bytes = 16384\ncommit_interval_ms = 20\n\n"),
+        &inv,
+    );
+    let loaded = cfg.load();
+    let sim = ModbusSim::from_config(&loaded.config, false);
+    let _sim = sim.serve_tcp().await.unwrap();
+    let gw = safegate::runtime::start(loaded).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    wait_json(&format!("{api}/readyz"), WAIT, |v| {
+        v["mqtt"]["connected"] == true
+    })
+    .await;
+
+    let mut p = AckedPublisher::connect(mq.port, "pub-budget").await;
+    let ts0 = now_ms() - 3_600_000;
+    let mut want: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for m in 0..MESSAGES {
+        let ts = ts0 + m as i64 * 10;
+        let items: Vec<(String, i64)> = (0..DEVICES).map(|d| (format!("d{d}"), ts)).collect();
+        for (d, ts) in &items {
+            want.entry(d.clone()).or_default().insert(*ts);
+        }
+        p.send("safegate/v1/p1/batch", batch(items)).await;
+    }
+    // Back-pressure, visible in health, readiness and metrics.
+    let h = wait_json(&format!("{api}/healthz"), WAIT, |v| {
+        v["outbox"]["state"] == "full"
+    })
+    .await;
+    assert!(
+        h["outbox"]["backlog_bytes"].as_u64().unwrap() <= 16384,
+        "never over the budget: {h}"
+    );
+    assert_eq!(h["outbox"]["max_bytes"], 16384);
+    let (code, ready) = get(&format!("{api}/readyz")).await;
+    assert_eq!(code, 503);
+    assert_eq!(ready["outbox"]["state"], "full", "{ready}");
+    let text = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(metric(&text, "safegate_outbox_full"), Some(1.0), "{text}");
+    assert!(metric(&text, "safegate_mqtt_acks_pending").unwrap() > 0.0);
+    assert!(metric(&text, "safegate_outbox_bytes").unwrap() > 0.0);
+    // Modbus polling is paused: at most the poll already under way completes.
+    let polls = |v: &Value| device(v, "mb1")["modbus"]["polls"].as_u64().unwrap();
+    let (_, before) = get(&format!("{api}/api/v1/devices")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, after) = get(&format!("{api}/api/v1/devices")).await;
+    assert!(
+        polls(&after) <= polls(&before) + 1,
+        "polling goes on while the outbox is full: {} then {}",
+        polls(&before),
+        polls(&after)
+    );
+
+    vm.start_again();
+    p.wait_acked(Duration::from_secs(60)).await;
+    wait_all_stored(&vm, &want, Duration::from_secs(90)).await;
+    let h = wait_json(&format!("{api}/healthz"), WAIT, |v| {
+        v["outbox"]["state"] == "ok"
+    })
+    .await;
+    assert_eq!(h["outbox"]["state"], "ok");
+    let text = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(metric(&text, "safegate_outbox_full"), Some(0.0));
+    // And polling resumed.
+    let resumed = polls(&get(&format!("{api}/api/v1/devices")).await.1);
+    wait_json(&format!("{api}/api/v1/devices"), WAIT, |v| {
+        polls(v) >= resumed + 3
+    })
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_outbox_or_state_file_stops_the_start_or_is_moved_aside_never_deleted() {
+    let mq = Mosquitto::start();
+    let mut vm = Victoria::start();
+    vm.stop(); // the store is down: what the gateway receives stays in the outbox
+    let api_port = free_port();
+    let cfg = TestConfig::new(
+        &proc_settings(&mq.url(), "gw-damage", &vm.url(), api_port, ""),
+        &inventory(5, &[]),
+    );
+    let data = cfg.dir.path().join("state");
+    let outbox = data.join("outbox.db");
+    let mut gw = GatewayProc::new(&cfg, api_port);
+    gw.start_ready().await;
+    let mut p = AckedPublisher::connect(mq.port, "pub-damage").await;
+    let ts0 = now_ms() - 3_600_000;
+    for m in 0..300 {
+        let ts = ts0 + m * 10;
+        p.send(
+            "safegate/v1/p1/batch",
+            batch((0..5).map(|d| (format!("d{d}"), ts))),
+        )
+        .await;
+    }
+    p.wait_acked(WAIT).await;
+    wait_json(&format!("{}/healthz", gw.api), WAIT, |v| {
+        v["outbox"]["backlog_points"].as_u64().unwrap_or(0) >= 1500
+    })
+    .await;
+    gw.stop();
+    // Fold the WAL into the main file, so the damage below is not masked by it.
+    let c = rusqlite::Connection::open(&outbox).unwrap();
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    drop(c);
+    let good = std::fs::read(&outbox).unwrap();
+    assert!(good.len() > 64 * 1024, "a backlog of several pages");
+
+    let refused =
+        async |gw: &mut GatewayProc, file: &str, damaged: &[u8], path: &std::path::Path| {
+            let before = gw.log().len();
+            gw.spawn();
+            let status = gw
+                .wait_exit(Duration::from_secs(20))
+                .await
+                .expect("the gateway refuses to start");
+            assert!(!status.success());
+            let log = gw.log()[before..].to_string();
+            assert!(
+                log.contains(&format!("{file} is damaged")) && log.contains("nothing was deleted"),
+                "the error names the file: {log}"
+            );
+            assert!(log.contains("on_damaged_file"), "and the option: {log}");
+            assert_eq!(
+                std::fs::read(path).unwrap(),
+                damaged,
+                "{file} left as it was"
+            );
+        };
+
+    // Truncated: the second half of the file is gone.
+    let truncated = good[..good.len() / 2].to_vec();
+    std::fs::write(&outbox, &truncated).unwrap();
+    refused(&mut gw, "outbox.db", &truncated, &outbox).await;
+
+    // Corrupted: 8 KiB of garbage in the middle.
+    let mut corrupted = good.clone();
+    let mid = corrupted.len() / 2;
+    for (i, b) in corrupted[mid..mid + 8192].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151) ^ 0x5a;
+    }
+    std::fs::write(&outbox, &corrupted).unwrap();
+    refused(&mut gw, "outbox.db", &corrupted, &outbox).await;
+
+    // The state journal is held to the same rule.
+    std::fs::write(&outbox, &good).unwrap();
+    let state = data.join("state.db");
+    let c = rusqlite::Connection::open(&state).unwrap();
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    drop(c);
+    let mut bad_state = std::fs::read(&state).unwrap();
+    let n = bad_state.len();
+    bad_state[n - 4096..].fill(0xee);
+    bad_state[100..4096].fill(0xee);
+    std::fs::write(&state, &bad_state).unwrap();
+    refused(&mut gw, "state.db", &bad_state, &state).await;
+    std::fs::remove_file(&state).unwrap();
+
+    // The documented option: move it aside (kept, byte for byte) and start afresh.
+    std::fs::write(&outbox, &corrupted).unwrap();
+    let text = std::fs::read_to_string(&cfg.path).unwrap().replace(
+        "[gateway]\n",
+        "[gateway]\non_damaged_file = \"move_aside\"\n",
+    );
+    std::fs::write(&cfg.path, text).unwrap();
+    gw.start_ready().await;
+    let aside: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("outbox.db.damaged-")
+                && !p.to_string_lossy().ends_with("-wal")
+                && !p.to_string_lossy().ends_with("-shm")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), corrupted);
+    assert!(gw.log().contains("moved aside"), "the log says where");
+    let (_, h) = get(&format!("{}/healthz", gw.api)).await;
+    assert_eq!(h["outbox"]["state"], "ok", "{h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_line_is_dead_lettered_and_everything_else_arrives() {
+    let mq = Mosquitto::start();
+    let vm = Victoria::start();
+    // The store answers the first write with 429 and Retry-After: 2, and refuses (400, as
+    // InfluxDB refuses a field type conflict) any batch holding a reading of `d-poison`.
+    let proxy = StoreProxy::start(
+        vm.url(),
+        Rules {
+            refuse_device: Some("d-poison".into()),
+            throttle_first: 1,
+            retry_after_s: 2,
+        },
+    )
+    .await;
+    let cfg = TestConfig::new(
+        &settings(&mq.url(), "gw-dead", Some(&proxy.url())),
+        &inventory(5, &["d-poison"]),
+    );
+    let (gw, api) = start_ready(&cfg).await;
+    let mut p = AckedPublisher::connect(mq.port, "pub-dead").await;
+    let ts0 = now_ms() - 3_600_000;
+    let mut want: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut items = Vec::new();
+    for k in 0..4 {
+        for d in 0..5 {
+            items.push((format!("d{d}"), ts0 + k * 10));
+        }
+        if k == 1 {
+            items.push(("d-poison".to_string(), ts0 + 15));
+        }
+    }
+    for (d, ts) in items.iter().filter(|i| i.0 != "d-poison") {
+        want.entry(d.clone()).or_default().insert(*ts);
+    }
+    p.send("safegate/v1/p1/batch", batch(items)).await;
+    p.wait_acked(WAIT).await;
+    wait_all_stored(&vm, &want, WAIT).await;
+
+    // Later traffic is not blocked behind the refused line.
+    let later: Vec<(String, i64)> = (0..5).map(|d| (format!("d{d}"), ts0 + 1000)).collect();
+    for (d, ts) in &later {
+        want.get_mut(d).unwrap().insert(*ts);
+    }
+    p.send("safegate/v1/p1/batch", batch(later)).await;
+    wait_all_stored(&vm, &want, WAIT).await;
+
+    let (_, o) = get(&format!("{api}/api/v1/outbox")).await;
+    let dead = o["dead_letter_lines"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{o}");
+    assert!(
+        dead[0]["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("reading,device=d-poison,"),
+        "{o}"
+    );
+    assert_eq!(dead[0]["status"], 400);
+    assert!(
+        dead[0]["store_said"]
+            .as_str()
+            .unwrap()
+            .contains("field type conflict"),
+        "{o}"
+    );
+    assert_eq!(o["dead_letters"], 1);
+    let text = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(
+        metric(&text, "safegate_outbox_dead_letters_total"),
+        Some(1.0)
+    );
+    assert!(vm
+        .export("reading_lel{device=\"d-poison\"}")
+        .await
+        .is_empty());
+
+    // Retry-After was honoured: the second write came at least 2 s after the 429.
+    let answers = proxy.answers();
+    assert_eq!(answers[0].1, 429);
+    let gap = answers[1].0 - answers[0].0;
+    assert!(gap >= Duration::from_millis(1950), "retried after {gap:?}");
+    gw.stop().await;
+}
