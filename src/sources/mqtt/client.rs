@@ -145,7 +145,7 @@ pub async fn run(
     let manual = qos == QoS::AtLeastOnce && cfg.ack == AckPolicy::AfterCommit;
     opts.set_manual_acks(manual);
     // Room for a PUBACK per message the broker may have in flight to us.
-    let (client, mut eventloop) = AsyncClient::new(opts, 8_192);
+    let (client, eventloop) = AsyncClient::new(opts, 8_192);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, bool)>();
     let mut unacked = Unacked::default();
     // Bumped on every connection loss: acknowledgements of an older connection are not sent
@@ -160,7 +160,15 @@ pub async fn run(
         max_channel_name_bytes: cfg.max_channel_name_bytes,
         max_note_bytes: cfg.max_note_bytes,
     };
-    let mut backoff = Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms);
+    let backoff = Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms);
+    let (ev_tx, mut ev_rx) = mpsc::channel(1);
+    let poller = tokio::spawn(drive(eventloop, backoff, ev_tx));
+    // PUBACKs go out through a task of their own: waiting for room in rumqttc's request
+    // channel here could deadlock with the poller waiting for us, and dropping one would leak
+    // a broker in-flight slot for the life of the connection.
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel::<(u64, Publish)>();
+    let current_epoch = Arc::new(std::sync::atomic::AtomicU64::new(epoch));
+    let acker = tokio::spawn(send_acks(client.clone(), ack_rx, current_epoch.clone()));
     let warn = RateLimitedLog::new(10_000);
     let mut events = Vec::with_capacity(16);
     let link: Arc<str> = Arc::from("mqtt");
@@ -181,11 +189,7 @@ pub async fn run(
                         reconnect = true;
                         break;
                     }
-                    if let Err(e) = client.try_ack(&p) {
-                        if let Some(suppressed) = warn.allow("ack", now_ms()) {
-                            tracing::warn!(error = %e, suppressed, "cannot queue an MQTT acknowledgement; the broker will deliver the message again");
-                        }
-                    }
+                    let _ = ack_tx.send((ep, p));
                 }
                 metrics.mqtt_acks_pending.set(unacked.queue.len() as i64);
                 if reconnect {
@@ -193,15 +197,18 @@ pub async fn run(
                     // so the broker delivers it all again.
                     tracing::error!("a message could not be made durable; reconnecting so the broker delivers it again");
                     epoch += 1;
+                    current_epoch.store(epoch, std::sync::atomic::Ordering::Relaxed);
                     let _ = client.try_disconnect();
                 }
                 continue;
             }
-            ev = eventloop.poll() => ev,
+            ev = ev_rx.recv() => match ev {
+                Some(ev) => ev,
+                None => break,
+            },
         };
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff.reset();
                 tracing::info!(url = %cfg.url, session_present = ack.session_present, "MQTT connected");
                 // Always (re)subscribe: a broker restarted without persistence forgot us.
                 if let Err(e) = client.try_subscribe(filter.clone(), qos) {
@@ -281,6 +288,7 @@ pub async fn run(
             Err(e) => {
                 let now = now_ms();
                 epoch += 1;
+                current_epoch.store(epoch, std::sync::atomic::Ordering::Relaxed);
                 if status.set_disconnected(now, e.to_string()) {
                     metrics.mqtt_connected.set(0);
                     let down = SourceEvent::Link {
@@ -297,11 +305,6 @@ pub async fn run(
                 }
                 status.count_reconnect();
                 metrics.mqtt_reconnects.inc();
-                let delay = backoff.next_delay();
-                tokio::select! {
-                    _ = shutdown.recv() => break,
-                    _ = tokio::time::sleep(delay) => {}
-                }
             }
         }
     }
@@ -316,6 +319,53 @@ pub async fn run(
     }
     // Best effort: a clean DISCONNECT keeps the session but skips the broker's keep-alive wait.
     let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        while ev_rx.recv().await.is_some() {}
+    })
+    .await;
+    poller.abort();
+    acker.abort();
     Ok(())
+}
+
+/// Send PUBACKs in order; those of a connection that has since dropped are skipped (rumqttc
+/// also discards the ones still in its channel at a disconnect): the broker delivers those
+/// messages again.
+async fn send_acks(
+    client: AsyncClient,
+    mut rx: mpsc::UnboundedReceiver<(u64, Publish)>,
+    epoch: Arc<std::sync::atomic::AtomicU64>,
+) {
+    while let Some((ep, p)) = rx.recv().await {
+        if ep != epoch.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
+        if client.ack(&p).await.is_err() {
+            return; // the event loop is gone: shutting down
+        }
+    }
+}
+
+/// Poll the event loop in a task of its own: `EventLoop::poll` must not be cancelled midway
+/// (a packet being read or written would be lost), and the source waits on other things too.
+/// After a connection error, wait the back-off before the next attempt (rumqttc itself
+/// reconnects at once). A full `tx` stops the polling: the broker holds the rest.
+async fn drive(
+    mut eventloop: rumqttc::EventLoop,
+    mut backoff: Backoff,
+    tx: mpsc::Sender<Result<Event, rumqttc::ConnectionError>>,
+) {
+    loop {
+        let ev = eventloop.poll().await;
+        let failed = ev.is_err();
+        if matches!(ev, Ok(Event::Incoming(Packet::ConnAck(_)))) {
+            backoff.reset();
+        }
+        if tx.send(ev).await.is_err() {
+            return;
+        }
+        if failed {
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
 }
