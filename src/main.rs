@@ -7,9 +7,9 @@ use std::process::ExitCode;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Return freed memory to the system within a second, from a background thread, so a large
-/// inventory's parse does not stay resident.
+/// inventory's parse does not stay resident. (jemalloc is unprefixed: it reads `malloc_conf`.)
 #[allow(non_upper_case_globals)]
-#[export_name = "_rjem_malloc_conf"]
+#[export_name = "malloc_conf"]
 pub static malloc_conf: &[u8; 60] =
     b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
