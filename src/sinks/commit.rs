@@ -14,6 +14,10 @@ use tokio::sync::{broadcast, mpsc, watch, Notify};
 
 /// How long an idle queue may hold back a partial batch.
 const LINGER: Duration = Duration::from_millis(5);
+/// At shutdown the core still hands over what its sources give up (for up to 2 s): keep
+/// committing until the queue has been idle this long, within `SHUTDOWN_GRACE` in all.
+const SHUTDOWN_IDLE: Duration = Duration::from_millis(300);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 pub struct Committer {
     pub outbox: Arc<Mutex<Outbox>>,
@@ -31,8 +35,9 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Run until shutdown, then commit what has already arrived, once.
+    /// Run until shutdown, then commit what still arrives until the queue falls idle.
     pub async fn run(mut self, mut shutdown: broadcast::Receiver<()>) {
+        let mut grace_until: Option<tokio::time::Instant> = None;
         let mut items: Vec<Item> = Vec::new();
         let mut body = Vec::with_capacity(self.max_points * 128);
         let mut encoder = LineEncoder::default();
@@ -63,8 +68,17 @@ impl Committer {
                 }
             }
             if stopping {
-                while let Ok(i) = self.rx.try_recv() {
-                    items.push(i);
+                let until = *grace_until
+                    .get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                while points < self.max_points {
+                    let idle = tokio::time::Instant::now() + SHUTDOWN_IDLE;
+                    match tokio::time::timeout_at(idle.min(until), self.rx.recv()).await {
+                        Ok(Some(i)) => {
+                            points += i.points();
+                            items.push(i);
+                        }
+                        _ => break,
+                    }
                 }
             }
             self.metrics.store_queue_depth.set(self.rx.len() as i64);
@@ -98,9 +112,6 @@ impl Committer {
                 return;
             }
             receipts.into_iter().for_each(Receipt::done);
-            if stopping && self.rx.is_empty() {
-                return;
-            }
         }
     }
 
