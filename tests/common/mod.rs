@@ -78,6 +78,9 @@ impl Mosquitto {
     }
 
     fn spawn(&mut self) {
+        // Started as root, Mosquitto drops to its own user: let it write its persistence file.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o777));
         let conf = self.dir.path().join("mosquitto.conf");
         let text = self.conf.clone().unwrap_or_else(|| {
             format!(
@@ -496,6 +499,17 @@ impl GatewayProc {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// SIGSTOP / SIGCONT: freeze the process (its sockets stay open, nothing is read).
+    pub fn pause(&self, frozen: bool) {
+        if let Some(c) = &self.child {
+            let sig = if frozen { "-STOP" } else { "-CONT" };
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
         }
     }
 
