@@ -129,9 +129,11 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_reading() {
 
     let mut seed = (now_ms() as u64) | 1;
     eprintln!("kill schedule seed {seed}");
+    let mut first_kill_at = None;
     for round in 1..=4 {
         let wait = 300 + next(&mut seed) % 1200;
         tokio::time::sleep(Duration::from_millis(wait)).await;
+        first_kill_at.get_or_insert(now_ms());
         gw.kill9();
         eprintln!("round {round}: SIGKILL after {wait} ms");
         gw.start_ready().await;
@@ -142,6 +144,21 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_reading() {
     assert_eq!(total, DEVICES * PER_DEVICE);
     let (_, health) = get(&format!("{}/healthz", gw.api)).await;
     assert_eq!(health["outbox"]["state"], "ok", "{health}");
+    // Nor was the gateway's own state rewound: every device has been online since its first
+    // reading, before the first kill, not since a restart.
+    let (_, list) = get(&format!("{}/api/v1/devices?site=p1", gw.api)).await;
+    for d in 0..DEVICES {
+        let dev = device(&list, &format!("d{d}"));
+        assert_eq!(dev["state"], "online", "{dev}");
+        let since = safegate::sources::mqtt::payload::parse_rfc3339_ms(
+            dev["state_since"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert!(
+            since < first_kill_at.unwrap(),
+            "online since a restart: {dev}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
