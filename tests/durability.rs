@@ -496,12 +496,14 @@ async fn a_damaged_outbox_or_state_file_stops_the_start_or_is_moved_aside_never_
 async fn a_refused_line_is_dead_lettered_and_everything_else_arrives() {
     let mq = Mosquitto::start();
     let vm = Victoria::start();
-    // The store answers the first write with 429 and Retry-After: 2, and refuses (400, as
-    // InfluxDB refuses a field type conflict) any batch holding a reading of `d-poison`.
+    // The store answers the first write with 429 and Retry-After: 2, refuses (413) any write
+    // over 2 KiB, and refuses (400, as InfluxDB refuses a field type conflict) any batch
+    // holding a reading of `d-poison`.
     let proxy = StoreProxy::start(
         vm.url(),
         Rules {
             refuse_device: Some("d-poison".into()),
+            max_body_bytes: Some(2048),
             throttle_first: 1,
             retry_after_s: 2,
         },
@@ -568,8 +570,10 @@ async fn a_refused_line_is_dead_lettered_and_everything_else_arrives() {
         .await
         .is_empty());
 
-    // Retry-After was honoured: the second write came at least 2 s after the 429.
+    // Retry-After was honoured: the second write came at least 2 s after the 429; batches
+    // over the store's size limit were split (413) until they fitted, and nothing was lost.
     let answers = proxy.answers();
+    assert!(answers.iter().any(|a| a.1 == 413), "{answers:?}");
     assert_eq!(answers[0].1, 429);
     let gap = answers[1].0 - answers[0].0;
     assert!(gap >= Duration::from_millis(1950), "retried after {gap:?}");

@@ -15,6 +15,8 @@ use std::time::Instant;
 pub struct Rules {
     /// Refuse (400) every batch holding a reading of this device.
     pub refuse_device: Option<String>,
+    /// Refuse (413) any write whose body is larger than this.
+    pub max_body_bytes: Option<usize>,
     /// Answer the first N writes with 429 and `Retry-After: retry_after_s`.
     pub throttle_first: u32,
     pub retry_after_s: u64,
@@ -103,6 +105,14 @@ async fn write(State(c): State<Ctx>, RawQuery(q): RawQuery, body: Bytes) -> Resp
             StatusCode::TOO_MANY_REQUESTS,
             [("Retry-After", c.rules.retry_after_s.to_string())],
             r#"{"code":"too many requests","message":"write limit reached"}"#,
+        )
+            .into_response();
+    }
+    if c.rules.max_body_bytes.is_some_and(|max| body.len() > max) {
+        answer(413);
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            r#"{"code":"request too large","message":"unable to read data: points batch is too large"}"#,
         )
             .into_response();
     }
