@@ -293,6 +293,44 @@ pub fn settings(mqtt_url: &str, client_id: &str, store_url: Option<&str>) -> Str
     s
 }
 
+/// Connect a client and drive its event loop in the background (retrying after errors), counting
+/// the broker's PUBACKs; returns once the broker accepted the connection.
+async fn drive_client(
+    o: MqttOptions,
+    cap: usize,
+) -> (
+    AsyncClient,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (client, mut el) = AsyncClient::new(o, cap);
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let a = acked.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("publisher connected within 10 s")
+        .unwrap();
+    (client, acked, task)
+}
+
 /// A publishing MQTT client, driven in the background.
 pub struct Publisher {
     pub client: AsyncClient,
@@ -308,26 +346,7 @@ impl Publisher {
 
     /// Connect with these options (TLS, credentials …); returns once the broker accepted.
     pub async fn connect_with(o: MqttOptions) -> Publisher {
-        let (client, mut el) = AsyncClient::new(o, 1000);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut tx = Some(tx);
-        let task = tokio::spawn(async move {
-            loop {
-                match el.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        if let Some(t) = tx.take() {
-                            let _ = t.send(());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
-        tokio::time::timeout(Duration::from_secs(10), rx)
-            .await
-            .expect("publisher connected within 10 s")
-            .unwrap();
+        let (client, _, task) = drive_client(o, 1000).await;
         Publisher { client, task }
     }
 
@@ -561,31 +580,7 @@ impl AckedPublisher {
         o.set_keep_alive(Duration::from_secs(30));
         o.set_clean_session(false);
         o.set_inflight(200);
-        let (client, mut el) = AsyncClient::new(o, 10_000);
-        let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut tx = Some(tx);
-        let a = acked.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                match el.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        if let Some(t) = tx.take() {
-                            let _ = t.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::PubAck(_))) => {
-                        a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
-        tokio::time::timeout(Duration::from_secs(10), rx)
-            .await
-            .expect("publisher connected within 10 s")
-            .unwrap();
+        let (client, acked, task) = drive_client(o, 10_000).await;
         AckedPublisher {
             client,
             acked,
