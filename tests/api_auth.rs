@@ -27,19 +27,10 @@ fn tokens_toml() -> String {
         .collect()
 }
 
-const INV: &str = r#"
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
-
-[[devices]]
-id = "g1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-"#;
+/// Park p1 with one detector, g1.
+fn inv() -> String {
+    park_with_detectors(&["g1"], 60)
+}
 
 async fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Value, Option<String>) {
     let c = reqwest::Client::new();
@@ -79,7 +70,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(
         &format!("{}{}", settings(&mq.url(), "gw-auth", None), tokens_toml()),
-        INV,
+        &inv(),
     );
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
     let api = format!("http://{}", gw.api_addr);
@@ -193,7 +184,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
 async fn without_tokens_the_api_is_refused_off_loopback() {
     let cfg = TestConfig::new(
         "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"0.0.0.0:0\"\n",
-        INV,
+        &inv(),
     );
     let err = match safegate::runtime::start(cfg.load()).await {
         Ok(gw) => {
@@ -215,7 +206,7 @@ async fn request_rate_per_token_and_body_size_are_bounded() {
             "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\nrate_limit_per_s = 1\nrate_limit_burst = 5\nmax_body_bytes = 4096\n\n{}",
             tokens_toml()
         ),
-        INV,
+        &inv(),
     );
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
     let api = format!("http://{}", gw.api_addr);
@@ -284,7 +275,7 @@ async fn cors_is_closed_unless_an_origin_is_configured() {
                 "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n{extra}\n{}",
                 tokens_toml()
             ),
-            INV,
+            &inv(),
         );
         let gw = safegate::runtime::start(cfg.load()).await.unwrap();
         let url = format!("http://{}/api/v1/alarms/1/ack", gw.api_addr);
@@ -327,7 +318,7 @@ async fn the_api_serves_https_with_the_configured_certificate() {
             key_path.display(),
             tokens_toml()
         ),
-        INV,
+        &inv(),
     );
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
     let port = gw.api_addr.port();
@@ -362,7 +353,7 @@ async fn the_api_serves_https_with_the_configured_certificate() {
             "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\ntls_cert_file = \"{}\"\ntls_key_file = \"/nonexistent/api.key\"\n",
             cert_path.display()
         ),
-        INV,
+        &inv(),
     );
     match safegate::runtime::start(bad.load()).await {
         Ok(gw) => {
@@ -391,7 +382,7 @@ async fn the_audit_trail_records_the_configuration_acknowledgements_and_refusals
             settings(&mq.url(), "gw-audit", Some(&vm.url())),
             tokens_toml()
         ),
-        INV,
+        &inv(),
     );
     let (gw, api) = start_ready(&cfg).await;
 

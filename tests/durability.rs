@@ -13,18 +13,13 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Site p1 with `n` MQTT gas detectors d0…; long intervals, so no liveness noise.
+/// Site p1 with `n` MQTT gas detectors d0… and `extra_devices`; long intervals, so no
+/// liveness noise.
 fn inventory(n: usize, extra_devices: &[&str]) -> String {
-    let mut s = "[[sites]]\nid = \"p1\"\nname = \"Park\"\nkind = \"park\"\n\n".to_string();
-    let ids = (0..n)
-        .map(|i| format!("d{i}"))
-        .chain(extra_devices.iter().map(|d| d.to_string()));
-    for id in ids {
-        s.push_str(&format!(
-            "[[devices]]\nid = \"{id}\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 3600\n\n"
-        ));
-    }
-    s
+    let ids: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+    let mut all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    all.extend_from_slice(extra_devices);
+    park_with_detectors(&all, 3600)
 }
 
 /// Settings for the gateway binary: a fixed API port (the test must know it) and `extra`.

@@ -7,19 +7,10 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const INV: &str = r#"
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
-
-[[devices]]
-id = "g1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-"#;
+/// Park p1 with one detector, g1.
+fn inv() -> String {
+    park_with_detectors(&["g1"], 60)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_limit_refuses_its_message_and_the_good_ones_arrive() {
@@ -28,7 +19,7 @@ async fn each_limit_refuses_its_message_and_the_good_ones_arrive() {
         "reconnect_min_ms",
         "max_payload_bytes = 2048\nmax_batch_len = 5\nmax_channels = 8\nmax_id_bytes = 32\nmax_channel_name_bytes = 16\nmax_note_bytes = 100\nreconnect_min_ms",
     );
-    let cfg = TestConfig::new(&settings, INV);
+    let cfg = TestConfig::new(&settings, &inv());
     let (gw, api) = start_ready(&cfg).await;
     let p = Publisher::connect(mq.port, "pub-limits").await;
     let good = |i: u32| json!({"values": {"lel": i as f64}}).to_string();
