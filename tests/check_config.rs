@@ -218,7 +218,11 @@ fn tokens_are_checked() {
         ),
         (
             "[mqtt]\nembedded = true\n[[sites]]\nid = \"p9\"\nname = \"P\"\nkind = \"park\"\nplatforms = [\"plat-x\"]\n".to_string(),
-            "sites[0] (id \"p9\").require_signature: with the embedded broker and platform logins, every site must set require_signature = true",
+            "mqtt.username: sites list platforms, so the embedded broker requires logins",
+        ),
+        (
+            "[mqtt]\nusername = \"plat-x\"\n[[sites]]\nid = \"p9\"\nname = \"P\"\nkind = \"park\"\nplatforms = [\"plat-x\"]\n".to_string(),
+            "mqtt.username: \"plat-x\" is also a platform of a site",
         ),
     ];
     for (snippet, want) in cases {

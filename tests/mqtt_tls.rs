@@ -1,6 +1,7 @@
 //! MQTT over mutual TLS to a real Mosquitto whose ACL `safegate broker-acl` generated from the
 //! inventory: a platform's readings for its own site arrive; for another site, and forged
 //! alarm-board states, the broker refuses them; a client without a certificate cannot connect.
+//! And the same rules on the embedded broker, where safegate's guard enforces them.
 
 mod common;
 
@@ -331,5 +332,216 @@ async fn generated_password_file_and_acl_with_usernames() {
         "{first:?}"
     );
     drive.abort();
+    gw.stop().await;
+}
+
+/// The next packet the platform received, within 10 s.
+async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Packet>) -> Packet {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a packet within 10 s")
+        .expect("the connection is up")
+}
+
+/// The embedded broker: safegate's guard enforces the inventory's ACL itself. A platform's
+/// reading for its own site arrives; for another site (QoS 0, 1 and 2) and a forged alarm
+/// state are dropped, acknowledged so its session goes on, counted and audited; subscribing
+/// to another site's board fails, to its own board works; bad logins cannot connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_enforces_the_same_acl_itself() {
+    std::env::set_var("SAFEGATE_TEST_GUARD_GW_PW", "gw-pass");
+    std::env::set_var("SAFEGATE_MQTT_PASSWORD_GUARD_PLAT_A", "a-pass");
+    std::env::set_var("SAFEGATE_MQTT_PASSWORD_GUARD_PLAT_B", "b-pass");
+    let port = free_port();
+    let settings = format!(
+        "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\nclient_id = \"gw-guard\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_GUARD_GW_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    let inv = INV
+        .replace("\"plat-a\"", "\"guard-plat-a\"")
+        .replace("\"plat-b\"", "\"guard-plat-b\"");
+    let cfg = TestConfig::new(&settings, &inv);
+    let (gw, api) = start_ready(&cfg).await;
+    let login = |user: &str, pw: &str| {
+        let mut o = MqttOptions::new(format!("{user}-c"), "127.0.0.1", port);
+        o.set_credentials(user, pw);
+        o.set_keep_alive(Duration::from_secs(30));
+        AsyncClient::new(o, 100)
+    };
+    // Platform A: every packet it receives goes to the test.
+    let (a, mut ela) = login("guard-plat-a", "a-pass");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let drive = tokio::spawn(async move {
+        while let Ok(ev) = ela.poll().await {
+            if let Event::Incoming(p) = ev {
+                let _ = tx.send(p);
+            }
+        }
+    });
+    assert!(
+        matches!(next(&mut rx).await, Packet::ConnAck(c) if c.code == rumqttc::ConnectReturnCode::Success)
+    );
+    let reading = |v: f64| json!({"values": {"lel": v}}).to_string();
+    // Another site at QoS 1, 2 and 0, and a forged alarm-board state: each dropped by the
+    // guard, and the QoS 1 and 2 ones still acknowledged to the platform.
+    a.publish(
+        "safegate/v1/p2/d2/data",
+        QoS::AtLeastOnce,
+        false,
+        reading(66.0),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(next(&mut rx).await, Packet::PubAck(_)),
+        "denied but acknowledged"
+    );
+    a.publish(
+        "safegate/v1/p2/d2/data",
+        QoS::ExactlyOnce,
+        false,
+        reading(67.0),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(next(&mut rx).await, Packet::PubRec(_)));
+    assert!(matches!(next(&mut rx).await, Packet::PubComp(_)));
+    a.publish(
+        "safegate/v1/p2/d2/data",
+        QoS::AtMostOnce,
+        false,
+        reading(68.0),
+    )
+    .await
+    .unwrap();
+    a.publish(
+        "safegate/v1/p1/alarms/1",
+        QoS::AtLeastOnce,
+        true,
+        json!({"state": "cleared_acked"}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(next(&mut rx).await, Packet::PubAck(_)));
+    // Another site's board: refused; its own board: granted, and the gateway's states arrive.
+    a.subscribe("safegate/v1/p2/alarms/+", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    match next(&mut rx).await {
+        Packet::SubAck(s) => {
+            assert_eq!(s.return_codes, vec![rumqttc::SubscribeReasonCode::Failure])
+        }
+        p => panic!("expected a SUBACK, got {p:?}"),
+    }
+    a.subscribe("safegate/v1/p1/alarms/+", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert!(
+        matches!(next(&mut rx).await, Packet::SubAck(s) if s.return_codes == vec![rumqttc::SubscribeReasonCode::Success(QoS::AtLeastOnce)])
+    );
+    // Its own site, on the same connection: arrives, and raises an alarm on the board.
+    a.publish(
+        "safegate/v1/p1/d1/data",
+        QoS::AtLeastOnce,
+        false,
+        reading(30.0),
+    )
+    .await
+    .unwrap();
+    wait_json(
+        &format!("{api}/api/v1/devices"),
+        Duration::from_secs(20),
+        |v| device(v, "d1")["last_values"]["lel"] == json!(30.0),
+    )
+    .await;
+    let board = loop {
+        match next(&mut rx).await {
+            Packet::Publish(p) if p.topic.starts_with("safegate/v1/p1/alarms/") => break p,
+            _ => continue,
+        }
+    };
+    let state: serde_json::Value = serde_json::from_slice(&board.payload).unwrap();
+    assert_eq!(state["device"], "d1");
+    assert_eq!(state["state"], "active_unacked");
+    // Platform B, for its own site: arrives.
+    let (b, mut elb) = login("guard-plat-b", "b-pass");
+    let drive_b = tokio::spawn(async move { while elb.poll().await.is_ok() {} });
+    b.publish(
+        "safegate/v1/p2/d2/data",
+        QoS::AtLeastOnce,
+        false,
+        reading(2.0),
+    )
+    .await
+    .unwrap();
+    wait_json(
+        &format!("{api}/api/v1/devices"),
+        Duration::from_secs(20),
+        |v| device(v, "d2")["last_values"]["lel"] == json!(2.0),
+    )
+    .await;
+    // Wrong password, unknown user, no login at all: refused at connect.
+    for (user, pw) in [("guard-plat-b", "wrong"), ("nobody", "x")] {
+        let (_c, mut el) = login(user, pw);
+        let first = tokio::time::timeout(Duration::from_secs(10), el.poll())
+            .await
+            .expect("an answer within 10 s");
+        assert!(
+            matches!(
+                first,
+                Err(rumqttc::ConnectionError::ConnectionRefused(
+                    rumqttc::ConnectReturnCode::BadUserNamePassword
+                ))
+            ),
+            "{user}: {first:?}"
+        );
+    }
+    let mut anon = MqttOptions::new("anon-c", "127.0.0.1", port);
+    anon.set_keep_alive(Duration::from_secs(30));
+    let (_c, mut el) = AsyncClient::new(anon, 10);
+    let first = tokio::time::timeout(Duration::from_secs(10), el.poll())
+        .await
+        .expect("an answer within 10 s");
+    assert!(
+        matches!(
+            first,
+            Err(rumqttc::ConnectionError::ConnectionRefused(
+                rumqttc::ConnectReturnCode::NotAuthorized
+            ))
+        ),
+        "{first:?}"
+    );
+    // Counted by reason, and in the audit trail with who and from where.
+    let metrics = get_text(&format!("{api}/metrics")).await;
+    let refused = |r: &str| {
+        metric(
+            &metrics,
+            &format!("safegate_broker_refused_total{{reason=\"{r}\"}}"),
+        )
+    };
+    assert_eq!(refused("publish_denied"), Some(4.0), "{metrics}");
+    assert_eq!(
+        metric(&metrics, "safegate_readings_accepted_total"),
+        Some(2.0),
+        "only the two readings for their own sites reached the gateway"
+    );
+    assert_eq!(refused("subscribe_denied"), Some(1.0));
+    assert_eq!(refused("bad_login"), Some(3.0));
+    let audit = std::fs::read_to_string(cfg.dir.path().join("state/audit.log")).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &serde_json::Value| l["action"] == "mqtt_refused")
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["who"] == "guard-plat-a" && l["detail"]["reason"] == "publish_denied"),
+        "{lines:?}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l["from"].as_str().unwrap().starts_with("127.0.0.1")));
+    drive.abort();
+    drive_b.abort();
     gw.stop().await;
 }

@@ -6,18 +6,100 @@ use super::Config;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// A Mosquitto `acl_file`. The gateway (`gateway_user`) reads everything under the prefix and
-/// writes the alarm board; each platform writes readings, batches, device states and alarm
-/// acknowledgements of the sites that list it, and reads those sites' alarm board. Anything
-/// not listed is denied (Mosquitto denies by default once an ACL file is in use).
-pub fn mosquitto(cfg: &Config, gateway_user: &str, source: &str) -> String {
-    let p = &cfg.mqtt.topic_prefix;
-    let mut platforms: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for s in &cfg.inventory.sites {
-        for pl in &s.platforms {
-            platforms.entry(pl).or_default().push(&s.id);
+/// One access rule: a topic pattern (MQTT wildcards `+` and `#`) and whether it allows
+/// publishing (write) or subscribing (read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub write: bool,
+    pub pattern: String,
+}
+
+/// Who may publish and subscribe to what, from the inventory: the gateway (`gateway_user`)
+/// reads everything under the prefix and alone writes the alarm board; each platform writes
+/// readings, batches, device states and alarm acknowledgements of the sites that list it, and
+/// reads those sites' alarm board. Anything not listed is denied. The same rules become
+/// Mosquitto's `acl_file` and are enforced by the embedded broker's guard.
+#[derive(Debug, Clone)]
+pub struct Acl {
+    pub gateway_user: String,
+    /// Platform identity → (its sites, its rules), ordered by identity.
+    pub platforms: BTreeMap<String, (Vec<String>, Vec<Rule>)>,
+    pub gateway_rules: Vec<Rule>,
+}
+
+impl Acl {
+    pub fn from_config(cfg: &Config, gateway_user: &str) -> Acl {
+        let p = &cfg.mqtt.topic_prefix;
+        let rule = |write: bool, pattern: String| Rule { write, pattern };
+        let mut platforms: BTreeMap<String, (Vec<String>, Vec<Rule>)> = BTreeMap::new();
+        for s in &cfg.inventory.sites {
+            for pl in &s.platforms {
+                let (sites, rules) = platforms.entry(pl.clone()).or_default();
+                sites.push(s.id.clone());
+                for t in ["+/data", "+/state", "batch", "alarms/+/ack"] {
+                    rules.push(rule(true, format!("{p}/{}/{t}", s.id)));
+                }
+                rules.push(rule(false, format!("{p}/{}/alarms/+", s.id)));
+            }
+        }
+        Acl {
+            gateway_user: gateway_user.to_string(),
+            platforms,
+            gateway_rules: vec![
+                rule(false, format!("{p}/#")),
+                rule(true, format!("{p}/+/alarms/+")),
+            ],
         }
     }
+
+    fn rules_of(&self, user: &str) -> &[Rule] {
+        if user == self.gateway_user {
+            return &self.gateway_rules;
+        }
+        self.platforms.get(user).map_or(&[], |(_, r)| r.as_slice())
+    }
+
+    /// May `user` publish on `topic`?
+    pub fn may_publish(&self, user: &str, topic: &str) -> bool {
+        self.rules_of(user)
+            .iter()
+            .any(|r| r.write && covers(&r.pattern, topic))
+    }
+
+    /// May `user` subscribe to `filter`? Only if a read rule covers every topic the filter
+    /// can match (a platform cannot widen `+/alarms/+` into `#`).
+    pub fn may_subscribe(&self, user: &str, filter: &str) -> bool {
+        self.rules_of(user)
+            .iter()
+            .any(|r| !r.write && covers(&r.pattern, filter))
+    }
+}
+
+/// Does `pattern` cover `filter`, level by level? A topic name is a filter without wildcards.
+/// `#` in the pattern covers the rest; `+` covers one level but not a `#` in the filter; a
+/// wildcard in the filter is covered only by a wildcard in the pattern. Topics beginning with
+/// `$` are never covered by a leading wildcard (MQTT 3.1.1, 4.7.2).
+pub fn covers(pattern: &str, filter: &str) -> bool {
+    if filter.starts_with('$') && (pattern.starts_with('+') || pattern.starts_with('#')) {
+        return false;
+    }
+    let mut p = pattern.split('/');
+    let mut f = filter.split('/');
+    loop {
+        match (p.next(), f.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(l)) if l != "#" => {}
+            (Some(a), Some(b)) if a == b && a != "+" && a != "#" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// A Mosquitto `acl_file` with the rules of [`Acl`]; Mosquitto denies by default once an ACL
+/// file is in use.
+pub fn mosquitto(cfg: &Config, gateway_user: &str, source: &str) -> String {
+    let acl = Acl::from_config(cfg, gateway_user);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -31,18 +113,18 @@ pub fn mosquitto(cfg: &Config, gateway_user: &str, source: &str) -> String {
         out,
         "\n# The gateway: reads every message under the prefix, publishes the alarm board."
     );
+    let write_rules = |out: &mut String, rules: &[Rule]| {
+        for r in rules {
+            let rw = if r.write { "write" } else { "read" };
+            let _ = writeln!(out, "topic {rw} {}", r.pattern);
+        }
+    };
     let _ = writeln!(out, "user {gateway_user}");
-    let _ = writeln!(out, "topic read {p}/#");
-    let _ = writeln!(out, "topic write {p}/+/alarms/+");
-    for (pl, sites) in &platforms {
+    write_rules(&mut out, &acl.gateway_rules);
+    for (pl, (sites, rules)) in &acl.platforms {
         let _ = writeln!(out, "\n# Platform {pl}: sites {}.", sites.join(", "));
         let _ = writeln!(out, "user {pl}");
-        for s in sites {
-            for t in ["+/data", "+/state", "batch", "alarms/+/ack"] {
-                let _ = writeln!(out, "topic write {p}/{s}/{t}");
-            }
-            let _ = writeln!(out, "topic read {p}/{s}/alarms/+");
-        }
+        write_rules(&mut out, rules);
     }
     out
 }
@@ -102,6 +184,47 @@ platforms = ["plat-b", "plat-a"]
                 "topic write safegate/v1/+/alarms/+"
             ]
         );
+        let guard = Acl::from_config(&cfg, "safegate");
+        assert!(guard.may_publish("plat-b", "safegate/v1/p2/d1/data"));
+        assert!(guard.may_publish("plat-a", "safegate/v1/p1/alarms/7/ack"));
+        assert!(!guard.may_publish("plat-b", "safegate/v1/p1/d1/data"));
+        assert!(
+            !guard.may_publish("plat-b", "safegate/v1/p2/alarms/7"),
+            "the board"
+        );
+        assert!(!guard.may_publish("plat-b", "safegate/v1/p2/d1/data/x"));
+        assert!(!guard.may_publish("nobody", "safegate/v1/p2/d1/data"));
+        assert!(guard.may_publish("safegate", "safegate/v1/p2/alarms/7"));
+        assert!(!guard.may_publish("safegate", "safegate/v1/p2/d1/data"));
+        assert!(guard.may_subscribe("plat-b", "safegate/v1/p2/alarms/+"));
+        assert!(guard.may_subscribe("plat-b", "safegate/v1/p2/alarms/12"));
+        assert!(!guard.may_subscribe("plat-b", "safegate/v1/+/alarms/+"));
+        assert!(!guard.may_subscribe("plat-b", "safegate/v1/p2/#"));
+        assert!(!guard.may_subscribe("plat-b", "#"));
+        assert!(guard.may_subscribe("safegate", "safegate/v1/+/+/data"));
+        assert!(guard.may_subscribe("safegate", "safegate/v1/#"));
+        assert!(!guard.may_subscribe("safegate", "$SYS/#"));
+    }
+
+    #[test]
+    fn pattern_coverage_follows_mqtt_wildcards() {
+        for (pattern, filter, want) in [
+            ("a/+/c", "a/b/c", true),
+            ("a/+/c", "a/+/c", true),
+            ("a/+/c", "a/#", false),
+            ("a/+/c", "a/b/c/d", false),
+            ("a/+/c", "a/b", false),
+            ("a/#", "a/b/c", true),
+            ("a/#", "a", true),
+            ("a/#", "a/+/#", true),
+            ("a/b", "a/+", false),
+            ("a/b", "a/b", true),
+            ("#", "$SYS/x", false),
+            ("+/x", "$SYS/x", false),
+            ("a//b", "a//b", true),
+        ] {
+            assert_eq!(covers(pattern, filter), want, "{pattern} covers {filter}");
+        }
     }
 }
 

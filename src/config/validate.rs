@@ -94,6 +94,31 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             "give either password or password_env, not both".into(),
         );
     }
+    // Platform logins: the gateway's own identity must be set and must not be a platform's
+    // (it would get the gateway's rights), nor the embedded broker guard's internal one.
+    let platform_ids: std::collections::BTreeSet<&str> = c
+        .inventory
+        .sites
+        .iter()
+        .flat_map(|s| s.platforms.iter().map(String::as_str))
+        .collect();
+    if !platform_ids.is_empty() {
+        match c.mqtt.username.as_deref() {
+            None if c.mqtt.embedded => err_main(
+                "mqtt.username",
+                "sites list platforms, so the embedded broker requires logins: set mqtt.username and mqtt.password_env for the gateway".into(),
+            ),
+            Some(u) if platform_ids.contains(u) => err_main(
+                "mqtt.username",
+                format!("{u:?} is also a platform of a site: the gateway needs an identity of its own"),
+            ),
+            Some(crate::runtime::broker_guard::GUARD_USER) if c.mqtt.embedded => err_main(
+                "mqtt.username",
+                format!("{:?} is the embedded broker's internal login; choose another", crate::runtime::broker_guard::GUARD_USER),
+            ),
+            _ => {}
+        }
+    }
     if c.mqtt.max_payload_bytes == 0 || c.mqtt.max_batch_len == 0 || c.mqtt.max_channels == 0 {
         err_main(
             "mqtt.max_payload_bytes",
@@ -413,7 +438,6 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
     };
 
     // Sites.
-    let any_platforms = inv.sites.iter().any(|s| !s.platforms.is_empty());
     let mut sites: HashMap<&str, SiteKind> = HashMap::new();
     for (i, s) in inv.sites.iter().enumerate() {
         if let Some(p) = id_problem(&s.id) {
@@ -423,17 +447,6 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             if let Some(msg) = id_problem(p) {
                 push("sites", o.sites[i], &s.id, "platforms", msg);
             }
-        }
-        // rumqttd cannot restrict a login to topics: on the embedded broker the per-site rule
-        // holds only through signatures, so once platforms log in, every site needs them.
-        if c.mqtt.embedded && any_platforms && !s.require_signature {
-            push(
-                "sites",
-                o.sites[i],
-                &s.id,
-                "require_signature",
-                "with the embedded broker and platform logins, every site must set require_signature = true (and signing_key_env): the embedded broker cannot restrict a platform to its own sites' topics, the signature does".into(),
-            );
         }
         if s.require_signature && s.signing_key_env.is_none() {
             push(

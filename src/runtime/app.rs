@@ -120,12 +120,6 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         ),
         _ => None,
     };
-    if cfg.mqtt.embedded {
-        let logins = super::broker::logins(&cfg)?;
-        super::broker::start_embedded(cfg.mqtt.listen, cfg.mqtt.max_payload_bytes, logins)?;
-        cfg.mqtt.url = format!("mqtt://{}", cfg.mqtt.listen);
-        tracing::info!(listen = %cfg.mqtt.listen, "embedded MQTT broker started");
-    }
     let inventory = Inventory::from_config(&cfg);
     let mut journal =
         Journal::open_with(&cfg.gateway.data_dir, cfg.gateway.on_damaged_file, now_ms())?;
@@ -189,6 +183,11 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     }
     let view = config_view(&cfg, &files, &crate::config::summary(&cfg));
     let metrics = Arc::new(Metrics::new());
+    if cfg.mqtt.embedded {
+        let own = super::broker::start_embedded(&cfg, metrics.clone(), audit.clone()).await?;
+        cfg.mqtt.url = format!("mqtt://{own}");
+        tracing::info!(listen = %cfg.mqtt.listen, "embedded MQTT broker started");
+    }
     let signing = sources::mqtt::signature::SigningKeys::from_config(&cfg)?;
     let (modbus_endpoints, modbus_status) = sources::modbus::endpoints(&cfg, &metrics);
     // Release the configuration's copy of the inventory: at 100k devices it matters.

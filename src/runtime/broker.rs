@@ -62,18 +62,68 @@ pub fn logins(cfg: &crate::config::Config) -> Result<Option<HashMap<String, Stri
     Ok(Some(map))
 }
 
-/// Start rumqttd on `listen`, on its own threads, for the life of the process.
-pub fn start_embedded(
+/// Start the embedded broker for the life of the process; returns the address the gateway's
+/// own clients connect to. With no platform logins, rumqttd listens on `mqtt.listen` for
+/// anyone. With them, the guard (`broker_guard`) listens there and enforces the inventory's
+/// ACL, and rumqttd listens on an internal loopback port for the gateway and the guard only.
+pub async fn start_embedded(
+    cfg: &crate::config::Config,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
+    audit: std::sync::Arc<crate::sinks::audit::AuditLog>,
+) -> Result<SocketAddr, BrokerError> {
+    let listen = cfg.mqtt.listen;
+    // Above the gateway's own limit, so oversize payloads reach us and are counted.
+    let max_packet = cfg.mqtt.max_payload_bytes.saturating_mul(4).max(1 << 20);
+    let Some(logins) = logins(cfg)? else {
+        // rumqttd reports a busy port only in its log; find out first, with a clear message.
+        drop(std::net::TcpListener::bind(listen).map_err(|e| BrokerError::Bind(listen, e))?);
+        run_rumqttd(listen, max_packet, None)?;
+        return Ok(listen);
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| BrokerError::Bind(listen, e))?;
+    let internal = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .and_then(|l| l.local_addr())
+        .map_err(|e| BrokerError::Start(format!("no free loopback port for rumqttd: {e}")))?;
+    let mut secret = [0u8; 32];
+    getrandom::getrandom(&mut secret)
+        .map_err(|e| BrokerError::Start(format!("the system's random source failed: {e}")))?;
+    let guard_password = hex::encode(secret);
+    let gateway_user = cfg.mqtt.username.clone().unwrap_or_default();
+    let internal_logins = HashMap::from([
+        (gateway_user.clone(), logins[&gateway_user].clone()),
+        (
+            super::broker_guard::GUARD_USER.to_string(),
+            guard_password.clone(),
+        ),
+    ]);
+    run_rumqttd(internal, max_packet, Some(internal_logins))?;
+    let guard = super::broker_guard::Guard {
+        acl: crate::config::broker_acl::Acl::from_config(cfg, &gateway_user),
+        logins,
+        guard_password,
+        upstream: internal,
+        max_packet_bytes: max_packet,
+        metrics,
+        audit,
+    };
+    tokio::spawn(super::broker_guard::serve(
+        listener,
+        std::sync::Arc::new(guard),
+    ));
+    Ok(internal)
+}
+
+/// rumqttd on `listen`, on its own threads, for the life of the process.
+fn run_rumqttd(
     listen: SocketAddr,
-    max_payload_bytes: usize,
+    max_packet: usize,
     auth: Option<HashMap<String, String>>,
 ) -> Result<(), BrokerError> {
-    // rumqttd reports a busy port only in its log; find out first, with a clear message.
-    drop(std::net::TcpListener::bind(listen).map_err(|e| BrokerError::Bind(listen, e))?);
     let connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 60_000,
-        // Above the gateway's own limit, so oversize payloads reach us and are counted.
-        max_payload_size: max_payload_bytes.saturating_mul(4).max(1 << 20),
+        max_payload_size: max_packet,
         max_inflight_count: 500,
         auth,
         external_auth: None,

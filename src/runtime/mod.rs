@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod broker_guard;
 pub mod cadence;
 pub mod demo;
 pub mod evaluate;

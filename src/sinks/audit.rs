@@ -17,7 +17,7 @@ use std::sync::Mutex;
 pub struct AuditEvent {
     pub at: String,
     pub at_ms: i64,
-    /// `config_loaded`, `alarm_acknowledged`, `api_refused`.
+    /// `config_loaded`, `alarm_acknowledged`, `api_refused`, `mqtt_refused`.
     pub action: &'static str,
     /// A token name, the `by` of an acknowledgement, or `-` when unknown.
     pub who: String,
@@ -100,10 +100,22 @@ impl AuditLog {
     /// A refused API request: the first of a (reason, peer) is written at once, the rest of
     /// its burst as one event with the count when the next one comes after the window.
     pub fn refused(&self, reason: &'static str, who: &str, from: &str) {
-        self.refused_at(reason, who, from, now_ms())
+        self.refused_at("api_refused", reason, who, from, now_ms())
     }
 
-    fn refused_at(&self, reason: &'static str, who: &str, from: &str, now: i64) {
+    /// The same for the embedded broker's guard: a refused login, publish or subscribe.
+    pub fn mqtt_refused(&self, reason: &'static str, who: &str, from: &str) {
+        self.refused_at("mqtt_refused", reason, who, from, now_ms())
+    }
+
+    fn refused_at(
+        &self,
+        action: &'static str,
+        reason: &'static str,
+        who: &str,
+        from: &str,
+        now: i64,
+    ) {
         // By address, not port: each request of a burst may come on a new connection.
         let host = from.rsplit_once(':').map_or(from, |(h, _)| h);
         let key = (reason, host.to_string());
@@ -131,7 +143,7 @@ impl AuditLog {
         };
         if let Some(count) = emit {
             self.record(
-                "api_refused",
+                action,
                 who,
                 from,
                 count,
@@ -151,14 +163,16 @@ mod tests {
         let log = AuditLog::open(dir.path()).unwrap();
         for i in 0..5 {
             log.refused_at(
+                "api_refused",
                 "invalid_token",
                 "-",
                 &format!("10.0.0.7:{}", 4000 + i),
                 1_000 + i,
             );
         }
-        log.refused_at("invalid_token", "-", "10.0.0.8:5000", 1_010);
+        log.refused_at("api_refused", "invalid_token", "-", "10.0.0.8:5000", 1_010);
         log.refused_at(
+            "api_refused",
             "invalid_token",
             "-",
             "10.0.0.7:4999",

@@ -94,6 +94,7 @@ pub struct Metrics {
     pub alarms_active: Gauge,
     pub alarms_published: Counter,
     pub api_refused: Family<ReasonLabel, Counter>,
+    pub broker_refused: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -133,11 +134,17 @@ impl Metrics {
             alarms_active: Gauge::default(),
             alarms_published: Counter::default(),
             api_refused: Family::default(),
+            broker_refused: Family::default(),
         };
         r.register(
             "safegate_api_refused",
             "API requests refused: missing_token, invalid_token, wrong_role, rate_limited",
             m.api_refused.clone(),
+        );
+        r.register(
+            "safegate_broker_refused",
+            "Embedded broker guard refusals: bad_login, not_connect_first, publish_denied, subscribe_denied",
+            m.broker_refused.clone(),
         );
         r.register(
             "safegate_alarm_events",
