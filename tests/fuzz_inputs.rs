@@ -1,6 +1,6 @@
-//! Property tests of the three parsers that take outside input: the MQTT payload parser, the
-//! line-protocol encoder (which must write what the influxdb2 crate writes, or refuse) and the
-//! configuration loader. They run in the normal suite; `PROPTEST_CASES=20000 cargo test --test
+//! Property tests of the parsers that take outside input: the MQTT payload parser, the
+//! line-protocol encoder (which must write what the influxdb2 crate writes, or refuse), the
+//! configuration loader, and the embedded broker guard's packet judge. They run in the normal suite; `PROPTEST_CASES=20000 cargo test --test
 //! fuzz_inputs` runs them longer. The `cargo fuzz` targets in fuzz/ take the same entry points;
 //! see docs/fuzzing.md.
 
@@ -1343,5 +1343,155 @@ proptest! {
         let text = mutate(VALID, &ms);
         prop_assume!(!may_include(&text));
         check_config_outcome(&text);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The embedded broker's guard: MQTT packets from any client.
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{Connect, Publish, Subscribe};
+use rumqttc::mqttbytes::QoS;
+use safegate::config::broker_acl::Acl;
+use safegate::runtime::broker_guard::{take_frame, Session, Verdict};
+
+fn guard_acl() -> Acl {
+    let text = "[[sites]]\nid = \"p1\"\nname = \"P1\"\nkind = \"park\"\nplatforms = [\"plat-a\"]\n\n[[sites]]\nid = \"p2\"\nname = \"P2\"\nkind = \"park\"\nplatforms = [\"plat-b\"]\n";
+    let cfg = load_str(Path::new("t.toml"), text, Path::new("."))
+        .unwrap()
+        .config;
+    Acl::from_config(&cfg, "safegate")
+}
+
+/// Feed `bytes` through the guard's framing and judge, as a connection would after its
+/// CONNECT: no panic; a frame error or a `Close` ends it, as the connection would end.
+fn judge_stream(acl: &Acl, who: &str, bytes: &[u8], max: usize) -> Vec<Verdict> {
+    let mut buf = BytesMut::from(bytes);
+    let mut session = Session::new(acl, who);
+    let mut out = Vec::new();
+    while let Ok(Some((fh, frame))) = take_frame(&mut buf, max) {
+        assert_eq!(frame.len(), fh.frame_length());
+        if matches!(
+            fh.packet_type(),
+            Ok(rumqttc::mqttbytes::PacketType::Connect)
+        ) {
+            let _ = Connect::read(fh, frame.clone());
+        }
+        let v = session.inspect(fh, &frame);
+        let end = matches!(v, Verdict::Close(_));
+        out.push(v);
+        if end {
+            break;
+        }
+    }
+    out
+}
+
+fn topic_level() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("safegate".to_string()),
+        Just("v1".to_string()),
+        Just("p1".to_string()),
+        Just("p2".to_string()),
+        Just("alarms".to_string()),
+        Just("data".to_string()),
+        Just("ack".to_string()),
+        Just("+".to_string()),
+        Just("#".to_string()),
+        Just(String::new()),
+        "[a-z0-9$]{1,6}",
+    ]
+}
+
+fn topic() -> impl Strategy<Value = String> {
+    prop::collection::vec(topic_level(), 1..7).prop_map(|l| l.join("/"))
+}
+
+fn qos() -> impl Strategy<Value = QoS> {
+    prop_oneof![
+        Just(QoS::AtMostOnce),
+        Just(QoS::AtLeastOnce),
+        Just(QoS::ExactlyOnce)
+    ]
+}
+
+fn who() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        Just("plat-a"),
+        Just("plat-b"),
+        Just("safegate"),
+        Just("nobody")
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(1000))]
+
+    /// Any bytes, as any identity, under any size limit: no panic, and every frame taken is
+    /// exactly as long as its header says.
+    #[test]
+    fn the_guard_takes_any_bytes(who in who(), bytes in prop::collection::vec(any::<u8>(), 0..600), max in 0usize..2048) {
+        judge_stream(&guard_acl(), who, &bytes, max);
+    }
+
+    /// Well-formed packets, any topics and filters, possibly cut short or with a byte changed:
+    /// a whole PUBLISH is forwarded exactly when the ACL allows it, and a SUBSCRIBE exactly
+    /// when the ACL allows every filter; denied ones answer as their QoS requires.
+    #[test]
+    fn the_guard_judges_publishes_and_subscriptions_by_the_acl(
+        who in who(),
+        packets in prop::collection::vec((topic(), qos(), 1u16..=u16::MAX, any::<bool>(), prop::collection::vec(topic(), 1..4)), 1..8),
+        cut in prop::option::of(0usize..400),
+        flip in prop::option::of((0usize..400, any::<u8>())),
+    ) {
+        let acl = guard_acl();
+        let mut bytes = BytesMut::new();
+        let mut expect = Vec::new();
+        for (t, q, pkid, is_sub, filters) in &packets {
+            if *is_sub {
+                let mut s = Subscribe::new(filters[0].clone(), *q);
+                for f in &filters[1..] {
+                    s.add(f.clone(), *q);
+                }
+                s.pkid = *pkid;
+                if s.write(&mut bytes).is_err() {
+                    return Ok(());
+                }
+                expect.push(filters.iter().all(|f| acl.may_subscribe(who, f)));
+            } else {
+                let mut p = Publish::new(t.clone(), *q, b"{}".to_vec());
+                p.pkid = if *q == QoS::AtMostOnce { 0 } else { *pkid };
+                if p.write(&mut bytes).is_err() {
+                    return Ok(());
+                }
+                expect.push(acl.may_publish(who, t));
+            }
+        }
+        let mutated = cut.is_some() || flip.is_some();
+        let mut raw = bytes.to_vec();
+        if let Some(c) = cut {
+            raw.truncate(c.min(raw.len()));
+        }
+        if let Some((i, b)) = flip {
+            if let Some(x) = raw.get_mut(i) {
+                *x ^= b | 1;
+            }
+        }
+        let verdicts = judge_stream(&acl, who, &raw, 1 << 16);
+        if !mutated {
+            prop_assert_eq!(verdicts.len(), packets.len());
+            for ((v, allowed), (_, q, _, is_sub, _)) in verdicts.iter().zip(&expect).zip(&packets) {
+                match v {
+                    Verdict::Forward => prop_assert!(*allowed, "{:?} forwarded", v),
+                    Verdict::Refuse { answer, reason, .. } => {
+                        prop_assert!(!*allowed);
+                        prop_assert_eq!(*reason, if *is_sub { "subscribe_denied" } else { "publish_denied" });
+                        // No answer only to a denied QoS 0 publish.
+                        prop_assert_eq!(answer.is_empty(), !*is_sub && *q == QoS::AtMostOnce);
+                    }
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+        }
     }
 }

@@ -61,9 +61,12 @@ impl Acl {
 
     /// May `user` publish on `topic`?
     pub fn may_publish(&self, user: &str, topic: &str) -> bool {
-        self.rules_of(user)
-            .iter()
-            .any(|r| r.write && covers(&r.pattern, topic))
+        // A topic name with a wildcard is no topic at all (MQTT 3.1.1, 3.3.2.1).
+        !topic.contains(['+', '#'])
+            && self
+                .rules_of(user)
+                .iter()
+                .any(|r| r.write && covers(&r.pattern, topic))
     }
 
     /// May `user` subscribe to `filter`? Only if a read rule covers every topic the filter
@@ -193,6 +196,10 @@ platforms = ["plat-b", "plat-a"]
             "the board"
         );
         assert!(!guard.may_publish("plat-b", "safegate/v1/p2/d1/data/x"));
+        assert!(
+            !guard.may_publish("plat-b", "safegate/v1/p2/+/data"),
+            "a wildcard"
+        );
         assert!(!guard.may_publish("nobody", "safegate/v1/p2/d1/data"));
         assert!(guard.may_publish("safegate", "safegate/v1/p2/alarms/7"));
         assert!(!guard.may_publish("safegate", "safegate/v1/p2/d1/data"));

@@ -103,20 +103,32 @@ enum ConnError {
     NotConnect,
     #[error("refused login")]
     Login,
+    #[error("{0}")]
+    Protocol(String),
 }
 
-/// Read from `r` until `buf` holds one whole packet; return its fixed header. `None` at a
-/// clean end of stream between packets.
+/// The next whole packet at the front of `buf`, taken out of it; `None` until one is whole.
+pub fn take_frame(
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<(FixedHeader, Bytes)>, FrameError> {
+    match check(buf.iter(), max) {
+        Ok(fh) => Ok(Some((fh, buf.split_to(fh.frame_length()).freeze()))),
+        Err(FrameError::InsufficientBytes(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Read from `r` until a whole packet is in `buf`, and take it. `None` at a clean end of
+/// stream between packets.
 async fn next_frame(
     r: &mut OwnedReadHalf,
     buf: &mut BytesMut,
     max: usize,
-) -> Result<Option<FixedHeader>, ConnError> {
+) -> Result<Option<(FixedHeader, Bytes)>, ConnError> {
     loop {
-        match check(buf.iter(), max) {
-            Ok(fh) => return Ok(Some(fh)),
-            Err(FrameError::InsufficientBytes(_)) => {}
-            Err(e) => return Err(ConnError::Frame(e)),
+        if let Some(f) = take_frame(buf, max).map_err(ConnError::Frame)? {
+            return Ok(Some(f));
         }
         if r.read_buf(buf).await? == 0 {
             return if buf.is_empty() {
@@ -124,6 +136,105 @@ async fn next_frame(
             } else {
                 Err(ConnError::Io(std::io::ErrorKind::UnexpectedEof.into()))
             };
+        }
+    }
+}
+
+/// What the guard does with one packet from a logged-in client.
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    /// Pass it to the broker unchanged.
+    Forward,
+    /// Not for the broker: send the client these bytes instead (none for a denied QoS 0).
+    Answer(Bytes),
+    /// Refused by the ACL: count and log it, and send the client `answer`.
+    Refuse {
+        reason: &'static str,
+        what: String,
+        answer: Bytes,
+    },
+    /// A protocol violation (a second CONNECT, a packet that does not parse): close.
+    Close(String),
+}
+
+/// One logged-in client's side of the guard: no I/O, so it is tested and fuzzed on bytes.
+pub struct Session<'a> {
+    pub acl: &'a Acl,
+    pub who: String,
+    /// QoS 2 publishes that were denied: their PUBREL is answered here, not by the broker.
+    /// At most 65,536 packet ids.
+    denied_qos2: HashSet<u16>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(acl: &'a Acl, who: &str) -> Session<'a> {
+        Session {
+            acl,
+            who: who.to_string(),
+            denied_qos2: HashSet::new(),
+        }
+    }
+
+    pub fn inspect(&mut self, fh: FixedHeader, frame: &Bytes) -> Verdict {
+        let bad = |e: FrameError| Verdict::Close(format!("malformed packet: {e:?}"));
+        match fh.packet_type() {
+            Ok(PacketType::Publish) => {
+                let p = match Publish::read(fh, frame.clone()) {
+                    Ok(p) => p,
+                    Err(e) => return bad(e),
+                };
+                if self.acl.may_publish(&self.who, &p.topic) {
+                    return Verdict::Forward;
+                }
+                let answer = match p.qos {
+                    QoS::AtMostOnce => Bytes::new(),
+                    QoS::AtLeastOnce => encode(|b| PubAck::new(p.pkid).write(b)),
+                    QoS::ExactlyOnce => {
+                        self.denied_qos2.insert(p.pkid);
+                        encode(|b| PubRec::new(p.pkid).write(b))
+                    }
+                };
+                Verdict::Refuse {
+                    reason: "publish_denied",
+                    what: p.topic,
+                    answer,
+                }
+            }
+            Ok(PacketType::PubRel) if !self.denied_qos2.is_empty() => {
+                match PubRel::read(fh, frame.clone()) {
+                    Ok(r) if self.denied_qos2.remove(&r.pkid) => {
+                        Verdict::Answer(encode(|b| PubComp::new(r.pkid).write(b)))
+                    }
+                    Ok(_) => Verdict::Forward,
+                    Err(e) => bad(e),
+                }
+            }
+            Ok(PacketType::Subscribe) => {
+                let s = match Subscribe::read(fh, frame.clone()) {
+                    Ok(s) => s,
+                    Err(e) => return bad(e),
+                };
+                match s
+                    .filters
+                    .iter()
+                    .find(|f| !self.acl.may_subscribe(&self.who, &f.path))
+                {
+                    None => Verdict::Forward,
+                    // One filter out of bounds refuses the whole request: forwarding part of
+                    // it would need the broker's SUBACK rewritten.
+                    Some(f) => Verdict::Refuse {
+                        reason: "subscribe_denied",
+                        what: f.path.clone(),
+                        answer: encode(|b| {
+                            SubAck::new(s.pkid, vec![SubscribeReasonCode::Failure; s.filters.len()])
+                                .write(b)
+                        }),
+                    },
+                }
+            }
+            Ok(PacketType::Connect) => Verdict::Close("a second CONNECT".into()),
+            // Everything else is the broker's to judge (it closes on what it cannot parse).
+            _ => Verdict::Forward,
         }
     }
 }
@@ -144,7 +255,7 @@ async fn connection(
     let (mut cr, mut cw) = stream.into_split();
     let max = guard.max_packet_bytes;
     let mut buf = BytesMut::with_capacity(4096);
-    let fh = tokio::time::timeout(CONNECT_TIMEOUT, next_frame(&mut cr, &mut buf, max))
+    let (fh, frame) = tokio::time::timeout(CONNECT_TIMEOUT, next_frame(&mut cr, &mut buf, max))
         .await
         .map_err(|_| ConnError::ConnectTimeout(CONNECT_TIMEOUT))??
         .ok_or(ConnError::NotConnect)?;
@@ -152,7 +263,6 @@ async fn connection(
         guard.refuse("not_connect_first", "-", peer, "first packet");
         return Err(ConnError::NotConnect);
     }
-    let frame = buf.split_to(fh.frame_length()).freeze();
     let mut connect = Connect::read(fh, frame).map_err(ConnError::Frame)?;
     let Some(who) = guard.authenticate(&connect) else {
         let user = connect
@@ -201,7 +311,7 @@ async fn connection(
     result
 }
 
-/// Client → broker: check each packet, forward what is allowed unchanged.
+/// Client → broker: judge each packet, forward what is allowed unchanged.
 async fn relay_up(
     cr: &mut OwnedReadHalf,
     mut buf: BytesMut,
@@ -211,62 +321,26 @@ async fn relay_up(
     who: &str,
     peer: SocketAddr,
 ) -> Result<(), ConnError> {
-    let max = guard.max_packet_bytes;
-    // QoS 2 publishes that were denied: their PUBREL is answered here, not by the broker.
-    let mut denied_qos2: HashSet<u16> = HashSet::new();
-    while let Some(fh) = next_frame(cr, &mut buf, max).await? {
-        let frame = buf.split_to(fh.frame_length()).freeze();
-        let reply = match fh.packet_type() {
-            Ok(PacketType::Publish) => {
-                let p = Publish::read(fh, frame.clone()).map_err(ConnError::Frame)?;
-                if guard.acl.may_publish(who, &p.topic) {
-                    None
-                } else {
-                    guard.refuse("publish_denied", who, peer, &p.topic);
-                    match p.qos {
-                        QoS::AtMostOnce => Some(Bytes::new()),
-                        QoS::AtLeastOnce => Some(encode(|b| PubAck::new(p.pkid).write(b))),
-                        QoS::ExactlyOnce => {
-                            denied_qos2.insert(p.pkid);
-                            Some(encode(|b| PubRec::new(p.pkid).write(b)))
-                        }
-                    }
-                }
+    let mut session = Session::new(&guard.acl, who);
+    while let Some((fh, frame)) = next_frame(cr, &mut buf, guard.max_packet_bytes).await? {
+        let answer = match session.inspect(fh, &frame) {
+            Verdict::Forward => {
+                uw.write_all(&frame).await?;
+                continue;
             }
-            Ok(PacketType::PubRel) if !denied_qos2.is_empty() => {
-                let r = PubRel::read(fh, frame.clone()).map_err(ConnError::Frame)?;
-                denied_qos2
-                    .remove(&r.pkid)
-                    .then(|| encode(|b| PubComp::new(r.pkid).write(b)))
+            Verdict::Answer(a) => a,
+            Verdict::Refuse {
+                reason,
+                what,
+                answer,
+            } => {
+                guard.refuse(reason, who, peer, &what);
+                answer
             }
-            Ok(PacketType::Subscribe) => {
-                let s = Subscribe::read(fh, frame.clone()).map_err(ConnError::Frame)?;
-                match s
-                    .filters
-                    .iter()
-                    .find(|f| !guard.acl.may_subscribe(who, &f.path))
-                {
-                    None => None,
-                    Some(f) => {
-                        // One filter out of bounds refuses the whole request: forwarding
-                        // part of it would need the broker's SUBACK rewritten.
-                        guard.refuse("subscribe_denied", who, peer, &f.path);
-                        let codes = vec![SubscribeReasonCode::Failure; s.filters.len()];
-                        Some(encode(|b| SubAck::new(s.pkid, codes).write(b)))
-                    }
-                }
-            }
-            Ok(PacketType::Connect) => return Err(ConnError::NotConnect),
-            _ => None,
+            Verdict::Close(why) => return Err(ConnError::Protocol(why)),
         };
-        match reply {
-            None => uw.write_all(&frame).await?,
-            Some(r) if r.is_empty() => {}
-            Some(r) => {
-                if to_client.send(r).await.is_err() {
-                    return Ok(());
-                }
-            }
+        if !answer.is_empty() && to_client.send(answer).await.is_err() {
+            return Ok(());
         }
     }
     Ok(())
@@ -305,4 +379,125 @@ async fn write_client(mut cw: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
         }
     }
     let _ = cw.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use rumqttc::mqttbytes::v4::{Publish, Subscribe};
+    use std::path::Path;
+
+    fn acl() -> Acl {
+        let text = "[[sites]]\nid = \"p1\"\nname = \"P1\"\nkind = \"park\"\nplatforms = [\"plat-a\"]\n\n[[sites]]\nid = \"p2\"\nname = \"P2\"\nkind = \"park\"\nplatforms = [\"plat-b\"]\n";
+        let cfg = load_str(Path::new("t.toml"), text, Path::new("."))
+            .unwrap()
+            .config;
+        Acl::from_config(&cfg, "safegate")
+    }
+
+    /// The one packet `write` encodes, as the guard would take it off the wire.
+    fn frame(
+        write: impl FnOnce(&mut BytesMut) -> Result<usize, FrameError>,
+    ) -> (FixedHeader, Bytes) {
+        let mut b = BytesMut::new();
+        write(&mut b).unwrap();
+        take_frame(&mut b, 1 << 20).unwrap().unwrap()
+    }
+
+    fn publish(topic: &str, qos: QoS, pkid: u16) -> (FixedHeader, Bytes) {
+        let mut p = Publish::new(topic, qos, "{}");
+        p.pkid = pkid;
+        frame(|b| p.write(b))
+    }
+
+    #[test]
+    fn publishes_are_judged_by_the_identitys_rules() {
+        let acl = acl();
+        let mut a = Session::new(&acl, "plat-a");
+        let (fh, f) = publish("safegate/v1/p1/d1/data", QoS::AtLeastOnce, 1);
+        assert_eq!(a.inspect(fh, &f), Verdict::Forward);
+        let (fh, f) = publish("safegate/v1/p2/d2/data", QoS::AtLeastOnce, 2);
+        assert_eq!(
+            a.inspect(fh, &f),
+            Verdict::Refuse {
+                reason: "publish_denied",
+                what: "safegate/v1/p2/d2/data".into(),
+                answer: encode(|b| PubAck::new(2).write(b)),
+            }
+        );
+        let (fh, f) = publish("safegate/v1/p2/d2/data", QoS::AtMostOnce, 0);
+        assert!(matches!(a.inspect(fh, &f), Verdict::Refuse { answer, .. } if answer.is_empty()));
+        // The board is the gateway's to write.
+        let (fh, f) = publish("safegate/v1/p1/alarms/4", QoS::AtLeastOnce, 3);
+        assert!(matches!(a.inspect(fh, &f), Verdict::Refuse { .. }));
+        let mut gw = Session::new(&acl, "safegate");
+        assert_eq!(gw.inspect(fh, &f), Verdict::Forward);
+    }
+
+    #[test]
+    fn a_denied_qos2_publish_completes_here_and_only_its_own_pubrel_is_kept() {
+        let acl = acl();
+        let mut a = Session::new(&acl, "plat-a");
+        let (fh, f) = publish("safegate/v1/p2/d2/data", QoS::ExactlyOnce, 9);
+        assert!(
+            matches!(a.inspect(fh, &f), Verdict::Refuse { answer, .. } if answer == encode(|b| PubRec::new(9).write(b)))
+        );
+        let (fh, f) = frame(|b| PubRel::new(9).write(b));
+        assert_eq!(
+            a.inspect(fh, &f),
+            Verdict::Answer(encode(|b| PubComp::new(9).write(b)))
+        );
+        // An allowed QoS 2 publish's PUBREL is the broker's.
+        let (fh, f) = publish("safegate/v1/p2/d2/data", QoS::ExactlyOnce, 10);
+        let _ = a.inspect(fh, &f);
+        let (fh, f) = frame(|b| PubRel::new(11).write(b));
+        assert_eq!(a.inspect(fh, &f), Verdict::Forward);
+        let (fh, f) = frame(|b| PubRel::new(9).write(b));
+        assert_eq!(
+            a.inspect(fh, &f),
+            Verdict::Forward,
+            "9 was completed already"
+        );
+    }
+
+    #[test]
+    fn subscriptions_stay_within_the_read_rules() {
+        let acl = acl();
+        let mut a = Session::new(&acl, "plat-a");
+        let sub = |filters: &[&str]| {
+            let mut s = Subscribe::new(filters[0], QoS::AtLeastOnce);
+            for f in &filters[1..] {
+                s.add(f.to_string(), QoS::AtLeastOnce);
+            }
+            s.pkid = 5;
+            frame(|b| s.write(b))
+        };
+        let (fh, f) = sub(&["safegate/v1/p1/alarms/+"]);
+        assert_eq!(a.inspect(fh, &f), Verdict::Forward);
+        let (fh, f) = sub(&["safegate/v1/p1/alarms/+", "safegate/v1/#"]);
+        assert_eq!(
+            a.inspect(fh, &f),
+            Verdict::Refuse {
+                reason: "subscribe_denied",
+                what: "safegate/v1/#".into(),
+                answer: encode(|b| SubAck::new(5, vec![SubscribeReasonCode::Failure; 2]).write(b)),
+            }
+        );
+    }
+
+    #[test]
+    fn a_second_connect_or_a_broken_packet_closes() {
+        let acl = acl();
+        let mut a = Session::new(&acl, "plat-a");
+        let (fh, f) = frame(|b| Connect::new("again").write(b));
+        assert!(matches!(a.inspect(fh, &f), Verdict::Close(_)));
+        // A PUBLISH whose topic length runs past the packet.
+        let mut b = BytesMut::from(&[0x30u8, 3, 0, 9, b'a'][..]);
+        let (fh, f) = take_frame(&mut b, 1024).unwrap().unwrap();
+        assert!(matches!(a.inspect(fh, &f), Verdict::Close(_)));
+        // A packet over the size limit is refused before it is read whole.
+        let mut b = BytesMut::from(&[0x30u8, 0xff, 0xff, 0x03][..]);
+        assert!(take_frame(&mut b, 1024).is_err());
+    }
 }
