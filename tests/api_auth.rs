@@ -93,6 +93,27 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/api/v1/config", "admin"),
         ("GET", "/api/v1/outbox", "admin"),
     ];
+    // Every route the router serves is in the matrix (a new endpoint must be added here).
+    let routes = include_str!("../src/api/routes.rs");
+    for line in routes
+        .lines()
+        .filter(|l| l.trim_start().starts_with(".route(\""))
+    {
+        let path = line.split('"').nth(1).unwrap().replace("{id}", "X");
+        let method = if line.contains("post(") {
+            "POST"
+        } else {
+            "GET"
+        };
+        assert!(
+            matrix.iter().any(|(m, p, _)| *m == method
+                && p.split('/').count() == path.split('/').count()
+                && p.split('/')
+                    .zip(path.split('/'))
+                    .all(|(a, b)| a == b || b == "X")),
+            "{method} {path} is served but not in the role matrix"
+        );
+    }
     let mut refused = 0;
     for (method, path, need) in matrix {
         let url = format!("{api}{path}");

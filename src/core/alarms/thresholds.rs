@@ -122,7 +122,9 @@ pub struct RateRule {
     pub levels: LevelRule,
 }
 
-/// Samples kept for a rate rule: bounded, oldest dropped first.
+/// Samples kept for a rate rule: at most about `RATE_SAMPLES`, spread over the window (one
+/// per `window / RATE_SAMPLES`, plus the newest), so the rate is measured over the whole
+/// window whatever the reporting interval, in bounded memory and O(1) per reading.
 #[derive(Debug, Clone, Default)]
 pub struct RateState {
     samples: VecDeque<(i64, f64)>,
@@ -142,10 +144,17 @@ impl RateState {
         {
             self.samples.pop_front();
         }
-        if self.samples.len() == RATE_SAMPLES {
+        // The newest sample stands in for its slot until the next slot begins.
+        let step = (rule.window_ms / RATE_SAMPLES as i64).max(1);
+        let n = self.samples.len();
+        if n >= 2 && ts - self.samples[n - 2].0 < step {
+            self.samples[n - 1] = (ts, v);
+        } else {
+            self.samples.push_back((ts, v));
+        }
+        if self.samples.len() > RATE_SAMPLES + 2 {
             self.samples.pop_front();
         }
-        self.samples.push_back((ts, v));
         let (t0, v0) = self.samples[0];
         let span = ts - t0;
         if span < rule.window_ms / 10 || span <= 0 {
@@ -326,5 +335,32 @@ mod tests {
             raised = raised.or(c);
         }
         assert_eq!(raised, Some(Change::Raised(1)));
+    }
+
+    #[test]
+    fn the_rate_spans_the_whole_window_at_any_reporting_interval() {
+        // One reading a minute for two days, rising 12 mm/d: measured over the day, not over
+        // the last 64 readings (which span an hour, under the tenth of a window needed).
+        let rule = default_slope_rate();
+        let mut s = RateState::default();
+        let min = 60_000;
+        let mut raised = None;
+        let mut last = None;
+        for i in 0..2 * 1440 {
+            let (rate, c) = s.observe(&rule, i * min, 12.0 * i as f64 / 1440.0);
+            raised = raised.or(c.map(|c| (i, c)));
+            last = rate.or(last);
+            assert!(s.samples.len() <= RATE_SAMPLES + 2);
+        }
+        assert!((last.unwrap() - 12.0).abs() < 1e-6, "{last:?}");
+        let (i, c) = raised.expect("12 mm/d is over the 10 mm/d level");
+        assert_eq!(c, Change::Raised(1));
+        // Raised once the window spans a tenth of a day (144 minutes), not later.
+        assert!((144..=170).contains(&i), "raised at minute {i}");
+        let span = s.samples.back().unwrap().0 - s.samples[0].0;
+        assert!(
+            span > 86_400_000 - 2 * 86_400_000 / 64,
+            "window used: {span} ms"
+        );
     }
 }
