@@ -224,6 +224,14 @@ fn tokens_are_checked() {
             "[mqtt]\nusername = \"plat-x\"\n[[sites]]\nid = \"p9\"\nname = \"P\"\nkind = \"park\"\nplatforms = [\"plat-x\"]\n".to_string(),
             "mqtt.username: \"plat-x\" is also a platform of a site",
         ),
+        (
+            "[mqtt]\nembedded = true\nlisten_tls_client_ca_file = \"ca.pem\"\n".to_string(),
+            "mqtt.listen_tls_client_ca_file: client certificates need TLS",
+        ),
+        (
+            "[mqtt]\nlisten_tls_cert_file = \"c.pem\"\nlisten_tls_key_file = \"k.pem\"\n".to_string(),
+            "the listen_tls_* settings are for the embedded broker",
+        ),
     ];
     for (snippet, want) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -545,3 +545,109 @@ async fn the_embedded_broker_enforces_the_same_acl_itself() {
     drive_b.abort();
     gw.stop().await;
 }
+
+/// The embedded broker over mutual TLS: the guard takes each client's identity from its
+/// certificate's common name (as Mosquitto's `use_identity_as_username`) and applies the same
+/// ACL; an unknown name, a missing certificate and plain TCP are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    std::env::set_var("SAFEGATE_TEST_GUARD_TLS_GW_PW", "gw-pass");
+    let pki = Pki::new();
+    let work = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| {
+        let p = work.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ca = w("ca.pem", &pki.ca_pem);
+    let (scert, skey) = pki.issue("embedded broker", true);
+    let (scert, skey) = (w("server.pem", &scert), w("server.key", &skey));
+    let port = free_port();
+    let settings = format!(
+        "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\nclient_id = \"gw-guard-tls\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_GUARD_TLS_GW_PW\"\nlisten_tls_cert_file = \"{}\"\nlisten_tls_key_file = \"{}\"\nlisten_tls_client_ca_file = \"{}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        scert.display(),
+        skey.display(),
+        ca.display()
+    );
+    let inv = INV
+        .replace("\"plat-a\"", "\"tls-plat-a\"")
+        .replace("\"plat-b\"", "\"tls-plat-b\"");
+    let cfg = TestConfig::new(&settings, &inv);
+    let (gw, api) = start_ready(&cfg).await;
+    let reading = |v: f64| json!({"values": {"lel": v}}).to_string();
+    let lel_of = |d: &'static str, v: f64| {
+        move |devs: &serde_json::Value| device(devs, d)["last_values"]["lel"] == json!(v)
+    };
+    let devices = format!("{api}/api/v1/devices");
+    // Platform A, by its certificate alone: another site's reading is dropped, its own arrives.
+    let a = platform(port, &pki, "tls-plat-a").await;
+    a.send("safegate/v1/p2/d2/data", reading(66.0)).await;
+    a.send("safegate/v1/p1/d1/data", reading(1.0)).await;
+    wait_json(&devices, Duration::from_secs(20), lel_of("d1", 1.0)).await;
+    let b = platform(port, &pki, "tls-plat-b").await;
+    b.send("safegate/v1/p2/d2/data", reading(2.0)).await;
+    wait_json(&devices, Duration::from_secs(20), lel_of("d2", 2.0)).await;
+
+    let first_answer = |o: MqttOptions| async move {
+        let (_c, mut el) = AsyncClient::new(o, 10);
+        tokio::time::timeout(Duration::from_secs(10), el.poll())
+            .await
+            .expect("an answer within 10 s")
+    };
+    // A certificate from the same CA, for a name the inventory does not know.
+    let (cert, key) = pki.issue("stranger", false);
+    let mut o = MqttOptions::new("stranger", "127.0.0.1", port);
+    o.set_transport(Transport::Tls(TlsConfiguration::Simple {
+        ca: pki.ca_pem.clone().into_bytes(),
+        alpn: None,
+        client_auth: Some((cert.into_bytes(), key.into_bytes())),
+    }));
+    let r = first_answer(o).await;
+    assert!(
+        matches!(
+            r,
+            Err(rumqttc::ConnectionError::ConnectionRefused(
+                rumqttc::ConnectReturnCode::NotAuthorized
+            ))
+        ),
+        "{r:?}"
+    );
+    // No client certificate, and no TLS at all: no connection.
+    let mut o = MqttOptions::new("no-cert", "127.0.0.1", port);
+    o.set_transport(Transport::Tls(TlsConfiguration::Simple {
+        ca: pki.ca_pem.clone().into_bytes(),
+        alpn: None,
+        client_auth: None,
+    }));
+    let r = first_answer(o).await;
+    assert!(
+        !matches!(r, Ok(Event::Incoming(Packet::ConnAck(_)))),
+        "{r:?}"
+    );
+    let r = first_answer(MqttOptions::new("plain", "127.0.0.1", port)).await;
+    assert!(
+        !matches!(r, Ok(Event::Incoming(Packet::ConnAck(_)))),
+        "{r:?}"
+    );
+
+    let metrics = get_text(&format!("{api}/metrics")).await;
+    let refused = |r: &str| {
+        metric(
+            &metrics,
+            &format!("safegate_broker_refused_total{{reason=\"{r}\"}}"),
+        )
+    };
+    assert_eq!(refused("publish_denied"), Some(1.0), "{metrics}");
+    assert_eq!(refused("bad_login"), Some(1.0), "the stranger");
+    assert!(
+        refused("tls_refused") >= Some(2.0),
+        "no certificate, no TLS"
+    );
+    assert_eq!(
+        metric(&metrics, "safegate_readings_accepted_total"),
+        Some(2.0)
+    );
+    drop((a, b));
+    gw.stop().await;
+}

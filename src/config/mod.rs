@@ -229,6 +229,17 @@ pub struct MqttSettings {
     pub client_cert_file: Option<PathBuf>,
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
+    /// The embedded broker serves MQTT over TLS on `listen` with this certificate chain and
+    /// key (PEM). Default: plain TCP.
+    #[serde(default)]
+    pub listen_tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub listen_tls_key_file: Option<PathBuf>,
+    /// With TLS on the embedded broker: require a client certificate signed by this CA (PEM).
+    /// Its common name is then the client's identity (a site's platform, or `username` for
+    /// the gateway), as Mosquitto's `use_identity_as_username`. Default: no client certificate.
+    #[serde(default)]
+    pub listen_tls_client_ca_file: Option<PathBuf>,
 }
 
 impl Default for MqttSettings {
@@ -256,6 +267,9 @@ impl Default for MqttSettings {
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
+            listen_tls_cert_file: None,
+            listen_tls_key_file: None,
+            listen_tls_client_ca_file: None,
         }
     }
 }

@@ -85,6 +85,29 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             ),
         );
     }
+    let m = &c.mqtt;
+    if m.listen_tls_cert_file.is_some() != m.listen_tls_key_file.is_some() {
+        err_main(
+            "mqtt.listen_tls_cert_file",
+            "give both listen_tls_cert_file and listen_tls_key_file, or neither".into(),
+        );
+    }
+    if m.listen_tls_client_ca_file.is_some() && m.listen_tls_cert_file.is_none() {
+        err_main(
+            "mqtt.listen_tls_client_ca_file",
+            "client certificates need TLS: set listen_tls_cert_file and listen_tls_key_file".into(),
+        );
+    }
+    if !m.embedded
+        && (m.listen_tls_cert_file.is_some()
+            || m.listen_tls_key_file.is_some()
+            || m.listen_tls_client_ca_file.is_some())
+    {
+        err_main(
+            "mqtt.listen_tls_cert_file",
+            "the listen_tls_* settings are for the embedded broker (mqtt.embedded = true)".into(),
+        );
+    }
     if c.mqtt.qos > 1 {
         err_main("mqtt.qos", format!("{} is not 0 or 1", c.mqtt.qos));
     }

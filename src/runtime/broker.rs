@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -11,12 +12,18 @@ pub enum BrokerError {
     Start(String),
     #[error("the embedded broker's logins: {0}")]
     Auth(String),
+    #[error("the embedded broker's TLS: {0}")]
+    Tls(String),
 }
 
-/// Logins for the embedded broker when sites list platforms: each platform with its password
-/// from `SAFEGATE_MQTT_PASSWORD_<ID>`, and the gateway with `mqtt.username` and its password.
-/// `None` (anyone may connect) when no site lists a platform.
-pub fn logins(cfg: &crate::config::Config) -> Result<Option<HashMap<String, String>>, BrokerError> {
+/// Logins for the embedded broker when sites list platforms: the gateway with `mqtt.username`
+/// and its password, and (unless `platforms` is false: identities come from certificates)
+/// each platform with its password from `SAFEGATE_MQTT_PASSWORD_<ID>`. `None` (anyone may
+/// connect) when no site lists a platform.
+pub fn logins(
+    cfg: &crate::config::Config,
+    platforms_too: bool,
+) -> Result<Option<HashMap<String, String>>, BrokerError> {
     let platforms: std::collections::BTreeSet<&String> = cfg
         .inventory
         .sites
@@ -44,7 +51,7 @@ pub fn logins(cfg: &crate::config::Config) -> Result<Option<HashMap<String, Stri
     };
     let mut map = HashMap::from([(user, gw_pw)]);
     let mut missing = Vec::new();
-    for p in platforms {
+    for p in platforms.into_iter().filter(|_| platforms_too) {
         let var = crate::config::broker_acl::password_env(p);
         match std::env::var(&var) {
             Ok(pw) if !pw.is_empty() => {
@@ -74,12 +81,15 @@ pub async fn start_embedded(
     let listen = cfg.mqtt.listen;
     // Above the gateway's own limit, so oversize payloads reach us and are counted.
     let max_packet = cfg.mqtt.max_payload_bytes.saturating_mul(4).max(1 << 20);
-    let Some(logins) = logins(cfg)? else {
+    let tls = tls_acceptor(&cfg.mqtt)?;
+    let by_certificate = cfg.mqtt.listen_tls_client_ca_file.is_some();
+    let logins = logins(cfg, !by_certificate)?;
+    if logins.is_none() && tls.is_none() {
         // rumqttd reports a busy port only in its log; find out first, with a clear message.
         drop(std::net::TcpListener::bind(listen).map_err(|e| BrokerError::Bind(listen, e))?);
         run_rumqttd(listen, max_packet, None)?;
         return Ok(listen);
-    };
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| BrokerError::Bind(listen, e))?;
@@ -91,28 +101,82 @@ pub async fn start_embedded(
         .map_err(|e| BrokerError::Start(format!("the system's random source failed: {e}")))?;
     let guard_password = hex::encode(secret);
     let gateway_user = cfg.mqtt.username.clone().unwrap_or_default();
-    let internal_logins = HashMap::from([
-        (gateway_user.clone(), logins[&gateway_user].clone()),
-        (
-            super::broker_guard::GUARD_USER.to_string(),
-            guard_password.clone(),
-        ),
-    ]);
-    run_rumqttd(internal, max_packet, Some(internal_logins))?;
+    let gateway_password = logins.as_ref().map(|l| l[&gateway_user].clone());
+    // With platforms, the internal port takes the gateway's login and the guard's only.
+    let internal_logins = gateway_password.as_ref().map(|pw| {
+        HashMap::from([
+            (gateway_user.clone(), pw.clone()),
+            (
+                super::broker_guard::GUARD_USER.to_string(),
+                guard_password.clone(),
+            ),
+        ])
+    });
+    run_rumqttd(internal, max_packet, internal_logins)?;
+    use super::broker_guard::Identify;
+    let identify = match logins {
+        None => Identify::Open,
+        Some(_) if by_certificate => Identify::Certificates,
+        Some(l) => Identify::Logins(l),
+    };
     let guard = super::broker_guard::Guard {
         acl: crate::config::broker_acl::Acl::from_config(cfg, &gateway_user),
-        logins,
+        identify,
+        gateway_password,
         guard_password,
+        tls,
         upstream: internal,
         max_packet_bytes: max_packet,
         metrics,
         audit,
     };
-    tokio::spawn(super::broker_guard::serve(
-        listener,
-        std::sync::Arc::new(guard),
-    ));
+    tokio::spawn(super::broker_guard::serve(listener, Arc::new(guard)));
     Ok(internal)
+}
+
+/// The embedded broker's TLS server configuration, from `mqtt.listen_tls_*`; a file that
+/// cannot be read or used stops the start, naming it.
+fn tls_acceptor(
+    m: &crate::config::MqttSettings,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, BrokerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&m.listen_tls_cert_file, &m.listen_tls_key_file) else {
+        return Ok(None);
+    };
+    let err = |what: &std::path::Path, e: &dyn std::fmt::Display| {
+        BrokerError::Tls(format!("{}: {e}", what.display()))
+    };
+    let read_certs = |path: &std::path::Path| -> Result<Vec<CertificateDer<'static>>, BrokerError> {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| err(path, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(path, &e))?;
+        if certs.is_empty() {
+            return Err(err(path, &"no certificate in the file"));
+        }
+        Ok(certs)
+    };
+    let chain = read_certs(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| err(key, &e))?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = match &m.listen_tls_client_ca_file {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in read_certs(ca)? {
+                roots.add(c).map_err(|e| err(ca, &e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .map_err(|e| err(ca, &e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| err(cert, &e))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
 }
 
 /// rumqttd on `listen`, on its own threads, for the life of the process.

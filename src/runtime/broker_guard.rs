@@ -1,10 +1,11 @@
 //! The embedded broker's guard. rumqttd checks a login at connect but cannot restrict a login
-//! to topics, so when sites list platforms, clients connect to this guard instead. It checks
-//! each CONNECT against the logins, then every PUBLISH and SUBSCRIBE against the inventory's
-//! ACL (the rules `safegate broker-acl` gives Mosquitto), and relays what passes, byte for
-//! byte, to rumqttd on an internal loopback port that accepts only the gateway's and the
-//! guard's own logins. A platform therefore cannot publish for another park, nor forge the
-//! alarm board, on the embedded broker either.
+//! to topics, so when sites list platforms (or the embedded broker serves TLS), clients connect
+//! to this guard instead. It identifies each client (a login, or the common name of its TLS
+//! client certificate), then checks every PUBLISH and SUBSCRIBE against the inventory's ACL
+//! (the rules `safegate broker-acl` gives Mosquitto), and relays what passes, byte for byte,
+//! to rumqttd on an internal loopback port that accepts only the gateway's and the guard's own
+//! logins. A platform therefore cannot publish for another park, nor forge the alarm board,
+//! on the embedded broker either.
 //!
 //! A denied PUBLISH is dropped and still acknowledged (PUBACK, or PUBREC then PUBCOMP), as
 //! Mosquitto does with MQTT 3.1.1, so the platform's session does not stall on it; a denied
@@ -25,29 +26,43 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 /// The login the guard itself uses towards rumqttd for every platform it lets through.
 pub const GUARD_USER: &str = "safegate-guard";
 
-/// A client must send CONNECT within this time, as rumqttd's own connection timeout.
+/// A client must finish its TLS handshake and send CONNECT within this time.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Frames queued towards one client; when full, reading from the broker waits (block).
 const CLIENT_QUEUE: usize = 64;
 
+/// How the guard knows who a client is.
+pub enum Identify {
+    /// No platforms are listed: anyone may connect and publish (the demo's open broker), the
+    /// guard only carries TLS.
+    Open,
+    /// The CONNECT's user name and password: the gateway's or a listed platform's.
+    Logins(HashMap<String, String>),
+    /// The common name of the client's certificate (verified against the client CA during
+    /// the handshake); the CONNECT's own login is ignored, as Mosquitto's
+    /// `use_identity_as_username` does.
+    Certificates,
+}
+
 pub struct Guard {
     pub acl: Acl,
-    /// Identity → password: the gateway and every platform.
-    pub logins: HashMap<String, String>,
+    pub identify: Identify,
+    /// The gateway's password towards rumqttd, for a gateway identified by its certificate.
+    pub gateway_password: Option<String>,
     /// The guard's own password towards rumqttd.
     pub guard_password: String,
     /// rumqttd's internal listener.
     pub upstream: SocketAddr,
     pub max_packet_bytes: usize,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<AuditLog>,
 }
@@ -62,12 +77,29 @@ impl Guard {
         self.audit.mqtt_refused(reason, who, &peer.to_string());
     }
 
-    /// The identity of a login, if its password matches (compared in constant time).
-    fn authenticate(&self, connect: &Connect) -> Option<String> {
-        let login = connect.login.as_ref()?;
-        let want = self.logins.get(&login.username)?;
-        bool::from(want.as_bytes().ct_eq(login.password.as_bytes())).then(|| login.username.clone())
+    /// The client's identity: `Some("")` on an open broker, `None` when refused.
+    fn identify(&self, connect: &Connect, cert_name: Option<&str>) -> Option<String> {
+        match &self.identify {
+            Identify::Open => Some(String::new()),
+            Identify::Certificates => cert_name
+                .filter(|n| *n == self.acl.gateway_user || self.acl.platforms.contains_key(*n))
+                .map(str::to_string),
+            Identify::Logins(logins) => {
+                let login = connect.login.as_ref()?;
+                let want = logins.get(&login.username)?;
+                // Compared in constant time, so the answer's timing tells nothing of the password.
+                bool::from(want.as_bytes().ct_eq(login.password.as_bytes()))
+                    .then(|| login.username.clone())
+            }
+        }
     }
+}
+
+/// The common name of a DER certificate's subject.
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
 }
 
 /// Serve clients on `listener` for the life of the process.
@@ -77,7 +109,34 @@ pub async fn serve(listener: TcpListener, guard: Arc<Guard>) {
             Ok((stream, peer)) => {
                 let guard = guard.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, peer, guard).await {
+                    let _ = stream.set_nodelay(true);
+                    let ended = match guard.tls.clone() {
+                        None => connection(stream, peer, guard, None).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(tls)) => {
+                                    let name = tls
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .and_then(|c| common_name(c));
+                                    connection(tls, peer, guard, name).await
+                                }
+                                Ok(Err(e)) => {
+                                    guard.refuse("tls_refused", "-", peer, &e.to_string());
+                                    Err(ConnError::Io(e))
+                                }
+                                Err(_) => {
+                                    guard.refuse("tls_refused", "-", peer, "handshake timed out");
+                                    Err(ConnError::ConnectTimeout(CONNECT_TIMEOUT))
+                                }
+                            }
+                        }
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(peer = %peer, error = %e, "guarded MQTT connection ended");
                     }
                 });
@@ -122,7 +181,7 @@ pub fn take_frame(
 /// Read from `r` until a whole packet is in `buf`, and take it. `None` at a clean end of
 /// stream between packets.
 async fn next_frame(
-    r: &mut OwnedReadHalf,
+    r: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<Option<(FixedHeader, Bytes)>, ConnError> {
@@ -159,7 +218,8 @@ pub enum Verdict {
 
 /// One logged-in client's side of the guard: no I/O, so it is tested and fuzzed on bytes.
 pub struct Session<'a> {
-    pub acl: &'a Acl,
+    /// `None` on an open broker: everything is forwarded.
+    pub acl: Option<&'a Acl>,
     pub who: String,
     /// QoS 2 publishes that were denied: their PUBREL is answered here, not by the broker.
     /// At most 65,536 packet ids.
@@ -169,21 +229,36 @@ pub struct Session<'a> {
 impl<'a> Session<'a> {
     pub fn new(acl: &'a Acl, who: &str) -> Session<'a> {
         Session {
-            acl,
+            acl: Some(acl),
             who: who.to_string(),
+            denied_qos2: HashSet::new(),
+        }
+    }
+
+    /// A client of an open broker (no platforms listed): nothing to check.
+    pub fn unguarded() -> Session<'a> {
+        Session {
+            acl: None,
+            who: String::new(),
             denied_qos2: HashSet::new(),
         }
     }
 
     pub fn inspect(&mut self, fh: FixedHeader, frame: &Bytes) -> Verdict {
         let bad = |e: FrameError| Verdict::Close(format!("malformed packet: {e:?}"));
+        let Some(acl) = self.acl else {
+            return match fh.packet_type() {
+                Ok(PacketType::Connect) => Verdict::Close("a second CONNECT".into()),
+                _ => Verdict::Forward,
+            };
+        };
         match fh.packet_type() {
             Ok(PacketType::Publish) => {
                 let p = match Publish::read(fh, frame.clone()) {
                     Ok(p) => p,
                     Err(e) => return bad(e),
                 };
-                if self.acl.may_publish(&self.who, &p.topic) {
+                if acl.may_publish(&self.who, &p.topic) {
                     return Verdict::Forward;
                 }
                 let answer = match p.qos {
@@ -217,7 +292,7 @@ impl<'a> Session<'a> {
                 match s
                     .filters
                     .iter()
-                    .find(|f| !self.acl.may_subscribe(&self.who, &f.path))
+                    .find(|f| !acl.may_subscribe(&self.who, &f.path))
                 {
                     None => Verdict::Forward,
                     // One filter out of bounds refuses the whole request: forwarding part of
@@ -246,13 +321,16 @@ fn encode(write: impl FnOnce(&mut BytesMut) -> Result<usize, FrameError>) -> Byt
     b.freeze()
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
     guard: Arc<Guard>,
-) -> Result<(), ConnError> {
-    let _ = stream.set_nodelay(true);
-    let (mut cr, mut cw) = stream.into_split();
+    cert_name: Option<String>,
+) -> Result<(), ConnError>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut cr, mut cw) = tokio::io::split(stream);
     let max = guard.max_packet_bytes;
     let mut buf = BytesMut::with_capacity(4096);
     let (fh, frame) = tokio::time::timeout(CONNECT_TIMEOUT, next_frame(&mut cr, &mut buf, max))
@@ -264,13 +342,14 @@ async fn connection(
         return Err(ConnError::NotConnect);
     }
     let mut connect = Connect::read(fh, frame).map_err(ConnError::Frame)?;
-    let Some(who) = guard.authenticate(&connect) else {
-        let user = connect
-            .login
-            .as_ref()
-            .map_or("-".to_string(), |l| l.username.clone());
+    let Some(who) = guard.identify(&connect, cert_name.as_deref()) else {
+        let user = match (&guard.identify, &connect.login) {
+            (Identify::Certificates, _) => cert_name.unwrap_or_else(|| "-".into()),
+            (_, Some(l)) => l.username.clone(),
+            (_, None) => "-".into(),
+        };
         guard.refuse("bad_login", &user, peer, &connect.client_id);
-        let code = if connect.login.is_some() {
+        let code = if connect.login.is_some() && matches!(guard.identify, Identify::Logins(_)) {
             ConnectReturnCode::BadUserNamePassword
         } else {
             ConnectReturnCode::NotAuthorized
@@ -282,8 +361,12 @@ async fn connection(
     };
     // Towards rumqttd, everyone but the gateway goes in under the guard's own login, so the
     // internal port does not accept a platform's password without the guard in between.
-    if who != guard.acl.gateway_user {
-        connect.set_login(GUARD_USER, guard.guard_password.clone());
+    if !matches!(guard.identify, Identify::Open) {
+        if who != guard.acl.gateway_user {
+            connect.set_login(GUARD_USER, guard.guard_password.clone());
+        } else if let Some(pw) = &guard.gateway_password {
+            connect.set_login(&who, pw.clone());
+        }
     }
     let upstream = TcpStream::connect(guard.upstream).await?;
     let _ = upstream.set_nodelay(true);
@@ -313,15 +396,18 @@ async fn connection(
 
 /// Client → broker: judge each packet, forward what is allowed unchanged.
 async fn relay_up(
-    cr: &mut OwnedReadHalf,
+    cr: &mut (impl AsyncRead + Unpin),
     mut buf: BytesMut,
-    uw: &mut OwnedWriteHalf,
+    uw: &mut (impl AsyncWrite + Unpin),
     to_client: &mpsc::Sender<Bytes>,
     guard: &Guard,
     who: &str,
     peer: SocketAddr,
 ) -> Result<(), ConnError> {
-    let mut session = Session::new(&guard.acl, who);
+    let mut session = match guard.identify {
+        Identify::Open => Session::unguarded(),
+        _ => Session::new(&guard.acl, who),
+    };
     while let Some((fh, frame)) = next_frame(cr, &mut buf, guard.max_packet_bytes).await? {
         let answer = match session.inspect(fh, &frame) {
             Verdict::Forward => {
@@ -348,7 +434,7 @@ async fn relay_up(
 
 /// Broker → client: whole packets only, so the guard's own replies never split one.
 async fn relay_down(
-    mut ur: OwnedReadHalf,
+    mut ur: tokio::net::tcp::OwnedReadHalf,
     to_client: mpsc::Sender<Bytes>,
     max: usize,
 ) -> Result<(), ConnError> {
@@ -372,7 +458,7 @@ async fn relay_down(
     }
 }
 
-async fn write_client(mut cw: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+async fn write_client(mut cw: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(b) = rx.recv().await {
         if cw.write_all(&b).await.is_err() {
             break;
