@@ -354,3 +354,63 @@ fn time_after_now_is_not_measured() {
         }
     );
 }
+
+#[test]
+fn alarm_response_rate_by_scope_type_and_level() {
+    use crate::core::alarms::AlarmType;
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -1);
+    let fact = |id, d: &str, t, level, raised, deadline, ack| AlarmFact {
+        id,
+        device: dev(&inv, d) as u32,
+        alarm_type: t,
+        level,
+        raised_ms: raised,
+        deadline_ms: deadline,
+        ack_ms: ack,
+    };
+    h.alarms = vec![
+        // Acknowledged exactly at the deadline: responded.
+        fact(1, "p0", AlarmType::Value, 1, 1_000, 1_900, Some(1_900)),
+        // One millisecond late.
+        fact(2, "p0", AlarmType::Value, 2, 2_000, 2_300, Some(2_301)),
+        // Never acknowledged, deadline passed: missed.
+        fact(3, "p1", AlarmType::Offline, 1, 3_000, 3_900, None),
+        fact(4, "m0", AlarmType::Rate, 1, 4_000, 4_900, Some(4_500)),
+        // Deadline at `to`, not before it: pending, in neither count.
+        fact(5, "m1", AlarmType::Fault, 1, 90_000, W, None),
+        // Acknowledged, but its deadline is after `to`: pending too (the rate of a closed
+        // window never changes later).
+        fact(6, "p1", AlarmType::Value, 1, 95_000, 200_000, Some(96_000)),
+    ];
+    let c = run(&inv, &h, Policy::default());
+    let of = |scope, q: Option<&str>| {
+        let v = c.indicators(&inv, scope);
+        let r = |id: &str| {
+            v.iter()
+                .find(|i| i.id == id && i.qualifier.as_deref() == q)
+                .map(|i| (i.ratio.num, i.ratio.den))
+                .unwrap()
+        };
+        let counts = q
+            .is_none()
+            .then(|| (r("alarms_pending").0, r("alarms_raised").0));
+        (r("alarm_response_rate"), counts)
+    };
+    let site = |id| Scope::Site(inv.site(id).unwrap());
+    let ent = |id: &str| {
+        Scope::Enterprise(inv.enterprises.iter().position(|e| &*e.id == id).unwrap() as u32)
+    };
+    assert_eq!(of(Scope::Region, None), ((2, 4), Some((2, 6))));
+    assert_eq!(of(site("park"), None), ((1, 3), Some((1, 4))));
+    assert_eq!(of(site("mine"), None), ((1, 1), Some((1, 2))));
+    assert_eq!(of(ent("e1"), None), ((1, 2), Some((0, 2))));
+    assert_eq!(of(ent("e2"), None), ((0, 1), Some((1, 2))));
+    assert_eq!(of(Scope::Region, Some("type:value")).0, (1, 2));
+    assert_eq!(of(Scope::Region, Some("type:offline")).0, (0, 1));
+    assert_eq!(of(Scope::Region, Some("type:rate")).0, (1, 1));
+    assert_eq!(of(Scope::Region, Some("type:fault")).0, (0, 0));
+    assert_eq!(of(Scope::Region, Some("level:1")).0, (2, 3));
+    assert_eq!(of(Scope::Region, Some("level:2")).0, (0, 1));
+    assert_eq!(of(site("park"), Some("level:2")).0, (0, 1));
+}
