@@ -232,6 +232,10 @@ fn tokens_are_checked() {
             "[mqtt]\nlisten_tls_cert_file = \"c.pem\"\nlisten_tls_key_file = \"k.pem\"\n".to_string(),
             "the listen_tls_* settings are for the embedded broker",
         ),
+        (
+            "[mqtt]\nlisten_max_connections = 0\n".to_string(),
+            "mqtt.listen_max_connections: 0 is not between 1 and 10000",
+        ),
     ];
     for (snippet, want) in cases {
         let dir = tempfile::tempdir().unwrap();

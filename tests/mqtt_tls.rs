@@ -651,3 +651,91 @@ async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates(
     drop((a, b));
     gw.stop().await;
 }
+
+/// The guard serves at most `listen_max_connections` clients at once: one more is closed at
+/// accept and counted, the ones connected keep working, and a freed slot is taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_guard_bounds_its_connections() {
+    std::env::set_var("SAFEGATE_TEST_CAP_GW_PW", "gw-pass");
+    std::env::set_var("SAFEGATE_MQTT_PASSWORD_CAP_PLAT_A", "a-pass");
+    std::env::set_var("SAFEGATE_MQTT_PASSWORD_CAP_PLAT_B", "b-pass");
+    let port = free_port();
+    let settings = format!(
+        "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\nlisten_max_connections = 2\nclient_id = \"gw-cap\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_CAP_GW_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    let inv = INV
+        .replace("\"plat-a\"", "\"cap-plat-a\"")
+        .replace("\"plat-b\"", "\"cap-plat-b\"");
+    let cfg = TestConfig::new(&settings, &inv);
+    let (gw, api) = start_ready(&cfg).await;
+    let opts = |id: &str, user: &str, pw: &str| {
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_credentials(user, pw);
+        o.set_keep_alive(Duration::from_secs(30));
+        o
+    };
+    let first = Publisher::connect_with(opts("cap-1", "cap-plat-a", "a-pass")).await;
+    let second = Publisher::connect_with(opts("cap-2", "cap-plat-b", "b-pass")).await;
+    // A third client: closed before any CONNACK.
+    let (_c, mut el) = AsyncClient::new(opts("cap-3", "cap-plat-a", "a-pass"), 10);
+    let r = tokio::time::timeout(Duration::from_secs(10), el.poll())
+        .await
+        .expect("an answer within 10 s");
+    assert!(
+        !matches!(r, Ok(Event::Incoming(Packet::ConnAck(_)))),
+        "{r:?}"
+    );
+    // The connected ones keep working.
+    second
+        .send(
+            "safegate/v1/p2/d2/data",
+            json!({"values": {"lel": 3.0}}).to_string(),
+        )
+        .await;
+    let devices = format!("{api}/api/v1/devices");
+    wait_json(&devices, Duration::from_secs(20), |v| {
+        device(v, "d2")["last_values"]["lel"] == json!(3.0)
+    })
+    .await;
+    // A slot freed is a slot taken again.
+    first.client.disconnect().await.unwrap();
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        let (c, mut el) = AsyncClient::new(opts("cap-4", "cap-plat-a", "a-pass"), 10);
+        if let Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) =
+            tokio::time::timeout(Duration::from_secs(5), el.poll()).await
+        {
+            break (
+                c,
+                tokio::spawn(async move { while el.poll().await.is_ok() {} }),
+            );
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no slot was freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    again
+        .0
+        .publish(
+            "safegate/v1/p1/d1/data",
+            QoS::AtLeastOnce,
+            false,
+            json!({"values": {"lel": 4.0}}).to_string(),
+        )
+        .await
+        .unwrap();
+    wait_json(&devices, Duration::from_secs(20), |v| {
+        device(v, "d1")["last_values"]["lel"] == json!(4.0)
+    })
+    .await;
+    let metrics = get_text(&format!("{api}/metrics")).await;
+    assert!(
+        metric(
+            &metrics,
+            "safegate_broker_refused_total{reason=\"too_many_connections\"}"
+        ) >= Some(1.0),
+        "{metrics}"
+    );
+    again.1.abort();
+    gw.stop().await;
+}

@@ -240,6 +240,14 @@ pub struct MqttSettings {
     /// the gateway), as Mosquitto's `use_identity_as_username`. Default: no client certificate.
     #[serde(default)]
     pub listen_tls_client_ca_file: Option<PathBuf>,
+    /// The embedded broker's guard serves at most this many connections at once; more are
+    /// closed at accept (`too_many_connections`). 1 to 10000 (rumqttd's own limit). Default 10000.
+    #[serde(default = "default_listen_max_connections")]
+    pub listen_max_connections: usize,
+}
+
+fn default_listen_max_connections() -> usize {
+    10_000
 }
 
 impl Default for MqttSettings {
@@ -270,6 +278,7 @@ impl Default for MqttSettings {
             listen_tls_cert_file: None,
             listen_tls_key_file: None,
             listen_tls_client_ca_file: None,
+            listen_max_connections: default_listen_max_connections(),
         }
     }
 }

@@ -92,6 +92,15 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             "give both listen_tls_cert_file and listen_tls_key_file, or neither".into(),
         );
     }
+    if !(1..=10_000).contains(&m.listen_max_connections) {
+        err_main(
+            "mqtt.listen_max_connections",
+            format!(
+                "{} is not between 1 and 10000 (the embedded broker's limit)",
+                m.listen_max_connections
+            ),
+        );
+    }
     if m.listen_tls_client_ca_file.is_some() && m.listen_tls_cert_file.is_none() {
         err_main(
             "mqtt.listen_tls_client_ca_file",

@@ -127,6 +127,7 @@ pub async fn start_embedded(
         tls,
         upstream: internal,
         max_packet_bytes: max_packet,
+        max_connections: cfg.mqtt.listen_max_connections,
         metrics,
         audit,
     };

@@ -62,6 +62,8 @@ pub struct Guard {
     /// rumqttd's internal listener.
     pub upstream: SocketAddr,
     pub max_packet_bytes: usize,
+    /// Connections served at once; more are closed at accept.
+    pub max_connections: usize,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<AuditLog>,
@@ -104,11 +106,19 @@ fn common_name(der: &[u8]) -> Option<String> {
 
 /// Serve clients on `listener` for the life of the process.
 pub async fn serve(listener: TcpListener, guard: Arc<Guard>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(guard.max_connections));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // A flood of connections must not exhaust memory or file descriptors.
+                    guard.refuse("too_many_connections", "-", peer, "connection");
+                    drop(stream);
+                    continue;
+                };
                 let guard = guard.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let _ = stream.set_nodelay(true);
                     let ended = match guard.tls.clone() {
                         None => connection(stream, peer, guard, None).await,
