@@ -335,6 +335,29 @@ async fn generated_password_file_and_acl_with_usernames() {
     gw.stop().await;
 }
 
+/// A gateway on its embedded broker behind the guard: sites p1 and p2 of `INV` with platforms
+/// `{tag}-plat-a` and `{tag}-plat-b` (passwords `a-pass` and `b-pass` in the environment), the
+/// gateway logging in as `safegate`; `extra` adds `[mqtt]` settings, one per line.
+async fn embedded_gateway(
+    tag: &str,
+    extra: &str,
+) -> (TestConfig, u16, safegate::runtime::Gateway, String) {
+    let up = tag.to_uppercase();
+    std::env::set_var(format!("SAFEGATE_TEST_{up}_GW_PW"), "gw-pass");
+    std::env::set_var(format!("SAFEGATE_MQTT_PASSWORD_{up}_PLAT_A"), "a-pass");
+    std::env::set_var(format!("SAFEGATE_MQTT_PASSWORD_{up}_PLAT_B"), "b-pass");
+    let port = free_port();
+    let settings = format!(
+        "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\n{extra}client_id = \"gw-{tag}\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_{up}_GW_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    let inv = INV
+        .replace("\"plat-a\"", &format!("\"{tag}-plat-a\""))
+        .replace("\"plat-b\"", &format!("\"{tag}-plat-b\""));
+    let cfg = TestConfig::new(&settings, &inv);
+    let (gw, api) = start_ready(&cfg).await;
+    (cfg, port, gw, api)
+}
+
 /// The next packet the platform received, within 10 s.
 async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Packet>) -> Packet {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
@@ -349,18 +372,7 @@ async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Packet>) -> Packet {
 /// to another site's board fails, to its own board works; bad logins cannot connect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_enforces_the_same_acl_itself() {
-    std::env::set_var("SAFEGATE_TEST_GUARD_GW_PW", "gw-pass");
-    std::env::set_var("SAFEGATE_MQTT_PASSWORD_GUARD_PLAT_A", "a-pass");
-    std::env::set_var("SAFEGATE_MQTT_PASSWORD_GUARD_PLAT_B", "b-pass");
-    let port = free_port();
-    let settings = format!(
-        "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\nclient_id = \"gw-guard\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_GUARD_GW_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
-    );
-    let inv = INV
-        .replace("\"plat-a\"", "\"guard-plat-a\"")
-        .replace("\"plat-b\"", "\"guard-plat-b\"");
-    let cfg = TestConfig::new(&settings, &inv);
-    let (gw, api) = start_ready(&cfg).await;
+    let (cfg, port, gw, api) = embedded_gateway("guard", "").await;
     let login = |user: &str, pw: &str| {
         let mut o = MqttOptions::new(format!("{user}-c"), "127.0.0.1", port);
         o.set_credentials(user, pw);
@@ -552,7 +564,6 @@ async fn the_embedded_broker_enforces_the_same_acl_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    std::env::set_var("SAFEGATE_TEST_GUARD_TLS_GW_PW", "gw-pass");
     let pki = Pki::new();
     let work = tempfile::tempdir().unwrap();
     let w = |name: &str, text: &str| {
@@ -563,18 +574,13 @@ async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates(
     let ca = w("ca.pem", &pki.ca_pem);
     let (scert, skey) = pki.issue("embedded broker", true);
     let (scert, skey) = (w("server.pem", &scert), w("server.key", &skey));
-    let port = free_port();
-    let settings = format!(
-        "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\nclient_id = \"gw-guard-tls\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_GUARD_TLS_GW_PW\"\nlisten_tls_cert_file = \"{}\"\nlisten_tls_key_file = \"{}\"\nlisten_tls_client_ca_file = \"{}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
+    let extra = format!(
+        "listen_tls_cert_file = \"{}\"\nlisten_tls_key_file = \"{}\"\nlisten_tls_client_ca_file = \"{}\"\n",
         scert.display(),
         skey.display(),
         ca.display()
     );
-    let inv = INV
-        .replace("\"plat-a\"", "\"tls-plat-a\"")
-        .replace("\"plat-b\"", "\"tls-plat-b\"");
-    let cfg = TestConfig::new(&settings, &inv);
-    let (gw, api) = start_ready(&cfg).await;
+    let (_cfg, port, gw, api) = embedded_gateway("tls", &extra).await;
     let reading = |v: f64| json!({"values": {"lel": v}}).to_string();
     let lel_of = |d: &'static str, v: f64| {
         move |devs: &serde_json::Value| device(devs, d)["last_values"]["lel"] == json!(v)
@@ -656,18 +662,7 @@ async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates(
 /// accept and counted, the ones connected keep working, and a freed slot is taken again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_guard_bounds_its_connections() {
-    std::env::set_var("SAFEGATE_TEST_CAP_GW_PW", "gw-pass");
-    std::env::set_var("SAFEGATE_MQTT_PASSWORD_CAP_PLAT_A", "a-pass");
-    std::env::set_var("SAFEGATE_MQTT_PASSWORD_CAP_PLAT_B", "b-pass");
-    let port = free_port();
-    let settings = format!(
-        "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\nlisten_max_connections = 2\nclient_id = \"gw-cap\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_CAP_GW_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
-    );
-    let inv = INV
-        .replace("\"plat-a\"", "\"cap-plat-a\"")
-        .replace("\"plat-b\"", "\"cap-plat-b\"");
-    let cfg = TestConfig::new(&settings, &inv);
-    let (gw, api) = start_ready(&cfg).await;
+    let (_cfg, port, gw, api) = embedded_gateway("cap", "listen_max_connections = 2\n").await;
     let opts = |id: &str, user: &str, pw: &str| {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_credentials(user, pw);
