@@ -12,7 +12,7 @@ use rcgen::{
 };
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 struct Pki {
@@ -55,6 +55,23 @@ impl Pki {
         let cert = p.signed_by(&key, &self.ca, &self.ca_key).unwrap();
         (cert.pem(), key.serialize_pem())
     }
+
+    /// The CA and a server certificate for 127.0.0.1 named `cn`, as files in `dir`:
+    /// (CA, certificate, key).
+    fn server_files(&self, dir: &Path, cn: &str) -> (PathBuf, PathBuf, PathBuf) {
+        let (cert, key) = self.issue(cn, true);
+        (
+            write(dir, "ca.pem", &self.ca_pem),
+            write(dir, "server.pem", &cert),
+            write(dir, "server.key", &key),
+        )
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
 }
 
 const INV: &str = r#"
@@ -102,16 +119,12 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new();
     let work = tempfile::tempdir().unwrap();
-    let w = |name: &str, text: &str| {
-        let p = work.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
-    let ca = w("ca.pem", &pki.ca_pem);
-    let (scert, skey) = pki.issue("broker", true);
-    let (server_cert, server_key) = (w("server.pem", &scert), w("server.key", &skey));
+    let (ca, server_cert, server_key) = pki.server_files(work.path(), "broker");
     let (gcert, gkey) = pki.issue("safegate", false);
-    let (gw_cert, gw_key) = (w("gw.pem", &gcert), w("gw.key", &gkey));
+    let (gw_cert, gw_key) = (
+        write(work.path(), "gw.pem", &gcert),
+        write(work.path(), "gw.key", &gkey),
+    );
 
     // The gateway's configuration, then the ACL generated from it by the binary.
     let settings_for = |port: u16| {
@@ -133,7 +146,7 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let acl = w("acl", &String::from_utf8(out.stdout).unwrap());
+    let acl = write(work.path(), "acl", &String::from_utf8(out.stdout).unwrap());
 
     let conf = |port: u16, dir: &Path| {
         format!(
@@ -566,14 +579,7 @@ async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new();
     let work = tempfile::tempdir().unwrap();
-    let w = |name: &str, text: &str| {
-        let p = work.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
-    let ca = w("ca.pem", &pki.ca_pem);
-    let (scert, skey) = pki.issue("embedded broker", true);
-    let (scert, skey) = (w("server.pem", &scert), w("server.key", &skey));
+    let (ca, scert, skey) = pki.server_files(work.path(), "embedded broker");
     let extra = format!(
         "listen_tls_cert_file = \"{}\"\nlisten_tls_key_file = \"{}\"\nlisten_tls_client_ca_file = \"{}\"\n",
         scert.display(),
