@@ -165,7 +165,11 @@ for d in after:
     if hi > 1100 or lo < 900:
         outside += 1
     polls += m["polls"] - b["polls"]
-    fails += (m["polls"] - b["polls"]) - (m["successes"] - b["successes"])
+    # Failures from their own counters: polls minus successes would count the polls in flight
+    # at each snapshot (a poll is counted when it starts, a success when it ends).
+    def failed(x):
+        return x["timeouts"] + x["transport_errors"] + sum(x["exceptions"].values())
+    fails += failed(m) - failed(b)
     online += d["state"] == "online"
 print(f"devices={len(after)} online={online} polls={polls} failed={fails} polls_per_s={polls / measure:.0f} "
       f"worst_mean_dev_ms={worst_mean:.2f} max_period_ms={worst_max:.1f} min_period_ms={worst_min:.1f} outside_10pct={outside}")
