@@ -17,9 +17,9 @@ pub enum BrokerError {
 }
 
 /// Logins for the embedded broker when sites list platforms: the gateway with `mqtt.username`
-/// and its password, and (unless `platforms` is false: identities come from certificates)
-/// each platform with its password from `SAFEGATE_MQTT_PASSWORD_<ID>`. `None` (anyone may
-/// connect) when no site lists a platform.
+/// and its password, and, when `platforms_too` (false when identities come from client
+/// certificates), each platform with its password from `SAFEGATE_MQTT_PASSWORD_<ID>`. `None`
+/// (anyone may connect) when no site lists a platform.
 pub fn logins(
     cfg: &crate::config::Config,
     platforms_too: bool,
@@ -75,8 +75,8 @@ pub fn logins(
 /// ACL, and rumqttd listens on an internal loopback port for the gateway and the guard only.
 pub async fn start_embedded(
     cfg: &crate::config::Config,
-    metrics: std::sync::Arc<crate::telemetry::Metrics>,
-    audit: std::sync::Arc<crate::sinks::audit::AuditLog>,
+    metrics: Arc<crate::telemetry::Metrics>,
+    audit: Arc<crate::sinks::audit::AuditLog>,
 ) -> Result<SocketAddr, BrokerError> {
     let listen = cfg.mqtt.listen;
     // Above the gateway's own limit, so oversize payloads reach us and are counted.
@@ -101,7 +101,7 @@ pub async fn start_embedded(
         .map_err(|e| BrokerError::Start(format!("the system's random source failed: {e}")))?;
     let guard_password = hex::encode(secret);
     let gateway_user = cfg.mqtt.username.clone().unwrap_or_default();
-    let gateway_password = logins.as_ref().map(|l| l[&gateway_user].clone());
+    let gateway_password = logins.as_ref().and_then(|l| l.get(&gateway_user).cloned());
     // With platforms, the internal port takes the gateway's login and the guard's only.
     let internal_logins = gateway_password.as_ref().map(|pw| {
         HashMap::from([
