@@ -382,7 +382,8 @@ async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Packet>) -> Packet {
 /// The embedded broker: safegate's guard enforces the inventory's ACL itself. A platform's
 /// reading for its own site arrives; for another site (QoS 0, 1 and 2) and a forged alarm
 /// state are dropped, acknowledged so its session goes on, counted and audited; subscribing
-/// to another site's board fails, to its own board works; bad logins cannot connect.
+/// to another site's board fails, to its own board works; a last will on another site's
+/// topic and bad logins cannot connect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_enforces_the_same_acl_itself() {
     let (cfg, port, gw, api) = embedded_gateway("guard", "").await;
@@ -520,6 +521,28 @@ async fn the_embedded_broker_enforces_the_same_acl_itself() {
             "{user}: {first:?}"
         );
     }
+    // A last will on another site's state topic: the broker would publish it for A later.
+    let mut o = MqttOptions::new("guard-plat-a-will", "127.0.0.1", port);
+    o.set_credentials("guard-plat-a", "a-pass");
+    o.set_last_will(rumqttc::LastWill::new(
+        "safegate/v1/p2/d2/state",
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (_c, mut el) = AsyncClient::new(o, 10);
+    let first = tokio::time::timeout(Duration::from_secs(10), el.poll())
+        .await
+        .expect("an answer within 10 s");
+    assert!(
+        matches!(
+            first,
+            Err(rumqttc::ConnectionError::ConnectionRefused(
+                rumqttc::ConnectReturnCode::NotAuthorized
+            ))
+        ),
+        "{first:?}"
+    );
     let mut anon = MqttOptions::new("anon-c", "127.0.0.1", port);
     anon.set_keep_alive(Duration::from_secs(30));
     let (_c, mut el) = AsyncClient::new(anon, 10);
@@ -551,6 +574,7 @@ async fn the_embedded_broker_enforces_the_same_acl_itself() {
     );
     assert_eq!(refused("subscribe_denied"), Some(1.0));
     assert_eq!(refused("bad_login"), Some(3.0));
+    assert_eq!(refused("will_denied"), Some(1.0));
     let audit = std::fs::read_to_string(cfg.dir.path().join("state/audit.log")).unwrap();
     let lines: Vec<serde_json::Value> = audit
         .lines()

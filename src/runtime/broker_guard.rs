@@ -369,6 +369,19 @@ where
             .await;
         return Err(ConnError::Login);
     };
+    // A last will is a publish the broker makes for the client later: it must be allowed now,
+    // or a platform could leave another site's `offline` behind it. Refused like Mosquitto.
+    if let (Some(will), false) = (&connect.last_will, matches!(guard.identify, Identify::Open)) {
+        if !guard.acl.may_publish(&who, &will.topic) {
+            guard.refuse("will_denied", &who, peer, &will.topic);
+            let _ = cw
+                .write_all(&encode(|b| {
+                    ConnAck::new(ConnectReturnCode::NotAuthorized, false).write(b)
+                }))
+                .await;
+            return Err(ConnError::Login);
+        }
+    }
     // Towards rumqttd, everyone but the gateway goes in under the guard's own login, so the
     // internal port does not accept a platform's password without the guard in between.
     if !matches!(guard.identify, Identify::Open) {

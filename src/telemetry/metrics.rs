@@ -143,7 +143,7 @@ impl Metrics {
         );
         r.register(
             "safegate_broker_refused",
-            "Embedded broker guard refusals: tls_refused, too_many_connections, bad_login, not_connect_first, publish_denied, subscribe_denied",
+            "Embedded broker guard refusals: tls_refused, too_many_connections, bad_login, not_connect_first, will_denied, publish_denied, subscribe_denied",
             m.broker_refused.clone(),
         );
         r.register(
