@@ -102,6 +102,32 @@ protocol = "mqtt"
 interval_s = 60
 "#;
 
+/// The first thing a new client with options `o` hears, within 10 s.
+async fn first_answer(o: MqttOptions) -> Result<Event, rumqttc::ConnectionError> {
+    let (_c, mut el) = AsyncClient::new(o, 10);
+    tokio::time::timeout(Duration::from_secs(10), el.poll())
+        .await
+        .expect("an answer within 10 s")
+}
+
+/// A client with options `o` is refused at connect with `code`.
+async fn refused_with(o: MqttOptions, code: rumqttc::ConnectReturnCode) {
+    let r = first_answer(o).await;
+    assert!(
+        matches!(r, Err(rumqttc::ConnectionError::ConnectionRefused(c)) if c == code),
+        "expected CONNACK {code:?}: {r:?}"
+    );
+}
+
+/// A client with options `o` gets no CONNACK at all.
+async fn never_connects(o: MqttOptions) {
+    let r = first_answer(o).await;
+    assert!(
+        !matches!(r, Ok(Event::Incoming(Packet::ConnAck(_)))),
+        "{r:?}"
+    );
+}
+
 /// A platform's client over TLS with its certificate; returns once connected.
 async fn platform(port: u16, pki: &Pki, cn: &str) -> Publisher {
     let (cert, key) = pki.issue(cn, false);
@@ -232,14 +258,7 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
         alpn: None,
         client_auth: None,
     }));
-    let (_c, mut el) = AsyncClient::new(o, 10);
-    let first = tokio::time::timeout(Duration::from_secs(10), el.poll())
-        .await
-        .expect("an answer within 10 s");
-    assert!(
-        !matches!(first, Ok(Event::Incoming(Packet::ConnAck(_)))),
-        "a client without a certificate must not connect: {first:?}"
-    );
+    never_connects(o).await;
     gw.stop().await;
 }
 
@@ -507,19 +526,9 @@ async fn the_embedded_broker_enforces_the_same_acl_itself() {
     .await;
     // Wrong password, unknown user, no login at all: refused at connect.
     for (user, pw) in [("guard-plat-b", "wrong"), ("nobody", "x")] {
-        let (_c, mut el) = login(user, pw);
-        let first = tokio::time::timeout(Duration::from_secs(10), el.poll())
-            .await
-            .expect("an answer within 10 s");
-        assert!(
-            matches!(
-                first,
-                Err(rumqttc::ConnectionError::ConnectionRefused(
-                    rumqttc::ConnectReturnCode::BadUserNamePassword
-                ))
-            ),
-            "{user}: {first:?}"
-        );
+        let mut o = MqttOptions::new(format!("{user}-c"), "127.0.0.1", port);
+        o.set_credentials(user, pw);
+        refused_with(o, rumqttc::ConnectReturnCode::BadUserNamePassword).await;
     }
     // A last will on another site's state topic: the broker would publish it for A later.
     let mut o = MqttOptions::new("guard-plat-a-will", "127.0.0.1", port);
@@ -530,34 +539,12 @@ async fn the_embedded_broker_enforces_the_same_acl_itself() {
         QoS::AtLeastOnce,
         true,
     ));
-    let (_c, mut el) = AsyncClient::new(o, 10);
-    let first = tokio::time::timeout(Duration::from_secs(10), el.poll())
-        .await
-        .expect("an answer within 10 s");
-    assert!(
-        matches!(
-            first,
-            Err(rumqttc::ConnectionError::ConnectionRefused(
-                rumqttc::ConnectReturnCode::NotAuthorized
-            ))
-        ),
-        "{first:?}"
-    );
-    let mut anon = MqttOptions::new("anon-c", "127.0.0.1", port);
-    anon.set_keep_alive(Duration::from_secs(30));
-    let (_c, mut el) = AsyncClient::new(anon, 10);
-    let first = tokio::time::timeout(Duration::from_secs(10), el.poll())
-        .await
-        .expect("an answer within 10 s");
-    assert!(
-        matches!(
-            first,
-            Err(rumqttc::ConnectionError::ConnectionRefused(
-                rumqttc::ConnectReturnCode::NotAuthorized
-            ))
-        ),
-        "{first:?}"
-    );
+    refused_with(o, rumqttc::ConnectReturnCode::NotAuthorized).await;
+    refused_with(
+        MqttOptions::new("anon-c", "127.0.0.1", port),
+        rumqttc::ConnectReturnCode::NotAuthorized,
+    )
+    .await;
     // Counted by reason, and in the audit trail with who and from where.
     let metrics = get_text(&format!("{api}/metrics")).await;
     let refused = |r: &str| {
@@ -625,12 +612,6 @@ async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates(
     b.send("safegate/v1/p2/d2/data", reading(2.0)).await;
     wait_json(&devices, Duration::from_secs(20), lel_of("d2", 2.0)).await;
 
-    let first_answer = |o: MqttOptions| async move {
-        let (_c, mut el) = AsyncClient::new(o, 10);
-        tokio::time::timeout(Duration::from_secs(10), el.poll())
-            .await
-            .expect("an answer within 10 s")
-    };
     // A certificate from the same CA, for a name the inventory does not know.
     let (cert, key) = pki.issue("stranger", false);
     let mut o = MqttOptions::new("stranger", "127.0.0.1", port);
@@ -639,16 +620,7 @@ async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates(
         alpn: None,
         client_auth: Some((cert.into_bytes(), key.into_bytes())),
     }));
-    let r = first_answer(o).await;
-    assert!(
-        matches!(
-            r,
-            Err(rumqttc::ConnectionError::ConnectionRefused(
-                rumqttc::ConnectReturnCode::NotAuthorized
-            ))
-        ),
-        "{r:?}"
-    );
+    refused_with(o, rumqttc::ConnectReturnCode::NotAuthorized).await;
     // No client certificate, and no TLS at all: no connection.
     let mut o = MqttOptions::new("no-cert", "127.0.0.1", port);
     o.set_transport(Transport::Tls(TlsConfiguration::Simple {
@@ -656,16 +628,8 @@ async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates(
         alpn: None,
         client_auth: None,
     }));
-    let r = first_answer(o).await;
-    assert!(
-        !matches!(r, Ok(Event::Incoming(Packet::ConnAck(_)))),
-        "{r:?}"
-    );
-    let r = first_answer(MqttOptions::new("plain", "127.0.0.1", port)).await;
-    assert!(
-        !matches!(r, Ok(Event::Incoming(Packet::ConnAck(_)))),
-        "{r:?}"
-    );
+    never_connects(o).await;
+    never_connects(MqttOptions::new("plain", "127.0.0.1", port)).await;
 
     let metrics = get_text(&format!("{api}/metrics")).await;
     let refused = |r: &str| {
@@ -702,14 +666,7 @@ async fn the_embedded_broker_guard_bounds_its_connections() {
     let first = Publisher::connect_with(opts("cap-1", "cap-plat-a", "a-pass")).await;
     let second = Publisher::connect_with(opts("cap-2", "cap-plat-b", "b-pass")).await;
     // A third client: closed before any CONNACK.
-    let (_c, mut el) = AsyncClient::new(opts("cap-3", "cap-plat-a", "a-pass"), 10);
-    let r = tokio::time::timeout(Duration::from_secs(10), el.poll())
-        .await
-        .expect("an answer within 10 s");
-    assert!(
-        !matches!(r, Ok(Event::Incoming(Packet::ConnAck(_)))),
-        "{r:?}"
-    );
+    never_connects(opts("cap-3", "cap-plat-a", "a-pass")).await;
     // The connected ones keep working.
     second
         .send(
