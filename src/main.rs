@@ -106,10 +106,12 @@ fn main() -> ExitCode {
                 }
             };
             run_async(async move {
-                let gw = safegate::runtime::start(loaded).await?;
+                let gw = tokio::select! {
+                    gw = safegate::runtime::start(loaded) => gw?,
+                    _ = wait_for_signal() => return Ok(()),
+                };
                 wait_for_signal().await;
-                tracing::info!("shutting down");
-                gw.stop().await;
+                stop_within_bound(gw).await;
                 Ok(())
             })
         }
@@ -206,12 +208,31 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(f) {
+    let code = match rt.block_on(f) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    };
+    // A blocking task stuck on a dead disk must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+/// SIGTERM ends the process within this bound whatever the disk, store or broker state
+/// (docs/durability.md): the commit grace is 3 s, the core's 2 s, the API's 2 s.
+const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Stop in order, but never for longer than `STOP_BOUND`, and at once on a second signal.
+/// Whatever was not committed by then was never acknowledged: the broker delivers it again.
+async fn stop_within_bound(gw: safegate::runtime::Gateway) {
+    tracing::info!(bound_s = STOP_BOUND.as_secs(), "shutting down");
+    tokio::select! {
+        _ = gw.stop() => tracing::info!("stopped"),
+        _ = tokio::time::sleep(STOP_BOUND) => tracing::error!(bound_s = STOP_BOUND.as_secs(),
+            "the orderly stop did not finish in time; exiting anyway (what was not committed was not acknowledged and is delivered again)"),
+        _ = wait_for_signal() => tracing::warn!("a second signal: exiting now (what was not committed was not acknowledged)"),
     }
 }
 

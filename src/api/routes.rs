@@ -119,7 +119,7 @@ fn outbox_json(s: &Shared) -> Value {
     }
     json!({
         "enabled": true,
-        "state": if o.full { "full" } else { "ok" },
+        "state": if o.full { "full" } else if o.disk.low { "disk_low" } else { "ok" },
         "backlog_bytes": o.bytes,
         "max_bytes": o.max_bytes,
         "backlog_points": o.points,
@@ -127,14 +127,16 @@ fn outbox_json(s: &Shared) -> Value {
         "oldest_pending": o.oldest_ms.map(rfc3339_ms),
         "oldest_pending_age_s": o.oldest_ms.map(|t| (crate::telemetry::now_ms() - t).max(0) as f64 / 1000.0),
         "dead_letters": o.dead_letters,
+        "disk": o.disk,
     })
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     let mqtt_ok = s.mqtt.connected();
     let store = s.store.health();
-    // At the budget the gateway holds acknowledgements: not ready for more.
-    let store_ok = store != StoreHealth::Failing && !s.outbox_status.snapshot().full;
+    // At the budget or the disk floor the gateway holds acknowledgements: not ready for more.
+    let o = s.outbox_status.snapshot();
+    let store_ok = store != StoreHealth::Failing && !o.full && !o.disk.low;
     let body = json!({
         "ready": mqtt_ok && store_ok,
         "mqtt": {

@@ -377,6 +377,23 @@ pub struct OutboxSettings {
     /// an MQTT acknowledgement waits for its commit. Default 50 ms.
     #[serde(default = "default_commit_ms")]
     pub commit_interval_ms: u64,
+    /// Free-space watermark on the filesystem of `data_dir`: below it the gateway holds MQTT
+    /// acknowledgements and pauses Modbus polling, as at the budget. The floor in effect is
+    /// the smaller of this and `min_free_percent` of the filesystem. Default 268435456 (256 MiB).
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
+    /// The same floor as a share of the filesystem's size, for small disks. Default 5.
+    #[serde(default = "default_min_free_percent")]
+    pub min_free_percent: f64,
+    /// A file of this size (`data_dir/space.reserve`) kept so that deletes and checkpoints
+    /// have room when another process fills the disk; released then, written again once
+    /// space returns. 0: none. Default 8388608 (8 MiB).
+    #[serde(default = "default_reserve_bytes")]
+    pub reserve_bytes: u64,
+    /// Bound on the write-ahead log of `outbox.db` and `state.db`: checkpointed at this size
+    /// and truncated back to it after each checkpoint. Default 4194304 (4 MiB).
+    #[serde(default = "default_wal_max_bytes")]
+    pub wal_max_bytes: u64,
 }
 
 impl Default for OutboxSettings {
@@ -384,8 +401,25 @@ impl Default for OutboxSettings {
         Self {
             max_bytes: default_outbox_bytes(),
             commit_interval_ms: default_commit_ms(),
+            min_free_bytes: default_min_free_bytes(),
+            min_free_percent: default_min_free_percent(),
+            reserve_bytes: default_reserve_bytes(),
+            wal_max_bytes: default_wal_max_bytes(),
         }
     }
+}
+
+fn default_min_free_bytes() -> u64 {
+    256 << 20
+}
+fn default_min_free_percent() -> f64 {
+    5.0
+}
+fn default_reserve_bytes() -> u64 {
+    8 << 20
+}
+fn default_wal_max_bytes() -> u64 {
+    4 << 20
 }
 
 fn default_outbox_bytes() -> u64 {

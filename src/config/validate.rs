@@ -231,6 +231,22 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         if c.outbox.commit_interval_ms == 0 {
             err_main("outbox.commit_interval_ms", "must be positive".into());
         }
+        let pct = c.outbox.min_free_percent;
+        if !(pct.is_finite() && (0.0..=100.0).contains(&pct)) {
+            err_main(
+                "outbox.min_free_percent",
+                format!("{pct} is not a share of the disk between 0 and 100"),
+            );
+        }
+        if c.outbox.wal_max_bytes < 65_536 {
+            err_main(
+                "outbox.wal_max_bytes",
+                format!(
+                    "{} is below 65536: SQLite would checkpoint on nearly every commit",
+                    c.outbox.wal_max_bytes
+                ),
+            );
+        }
         if s.indicator_interval_s == 0 || s.flush_interval_ms == 0 {
             err_main(
                 "store.indicator_interval_s",
@@ -410,6 +426,18 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
                 c.outbox.commit_interval_ms,
                 60_000,
                 "a minute: every MQTT acknowledgement waits for it",
+            ),
+            (
+                "outbox.reserve_bytes",
+                c.outbox.reserve_bytes,
+                1 << 30,
+                "1 GiB: it is written in full at every start",
+            ),
+            (
+                "outbox.wal_max_bytes",
+                c.outbox.wal_max_bytes,
+                1 << 30,
+                "1 GiB",
             ),
         ]);
     }

@@ -30,6 +30,8 @@ const CORE_BATCH: usize = 1_024;
 const PERSIST_EVERY: Duration = Duration::from_secs(5);
 /// Requests from the API to the core task (acknowledgements). Blocks the API caller when full.
 const COMMAND_QUEUE: usize = 256;
+/// The gateway's own client must subscribe to the embedded broker within this time.
+const EMBEDDED_SUBSCRIBE_WITHIN: Duration = Duration::from_secs(30);
 
 /// What the API asks of the core task; the answer comes back on `reply`.
 #[derive(Debug)]
@@ -123,15 +125,29 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     let inventory = Inventory::from_config(&cfg);
     let mut journal =
         Journal::open_with(&cfg.gateway.data_dir, cfg.gateway.on_damaged_file, now_ms())?;
+    // One reserve on the disk of data_dir, for whichever file meets a full disk first.
+    let reserve = Arc::new(crate::state::space::Reserve::open(
+        &cfg.gateway.data_dir,
+        cfg.outbox.reserve_bytes,
+    ));
+    journal.guard_disk(reserve.clone(), cfg.outbox.wal_max_bytes)?;
     // The outbox is opened (and checked) before anything connects: a damaged one stops the
     // start here, with its path.
     let outbox = match &cfg.store {
-        Some(_) => Some(Arc::new(Mutex::new(Outbox::open(
-            &cfg.gateway.data_dir,
-            cfg.outbox.max_bytes,
-            cfg.gateway.on_damaged_file,
-            now_ms(),
-        )?))),
+        Some(_) => {
+            let mut o = Outbox::open(
+                &cfg.gateway.data_dir,
+                cfg.outbox.max_bytes,
+                cfg.gateway.on_damaged_file,
+                now_ms(),
+            )?;
+            let floor = crate::state::space::Watermark::new(
+                cfg.outbox.min_free_bytes,
+                cfg.outbox.min_free_percent,
+            );
+            o.guard_disk(floor, reserve, cfg.outbox.wal_max_bytes)?;
+            Some(Arc::new(Mutex::new(o)))
+        }
         None => None,
     };
     let audit = Arc::new(
@@ -183,11 +199,14 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     }
     let view = config_view(&cfg, &files, &crate::config::summary(&cfg));
     let metrics = Arc::new(Metrics::new());
-    if cfg.mqtt.embedded {
-        let own = super::broker::start_embedded(&cfg, metrics.clone(), audit.clone()).await?;
-        cfg.mqtt.url = format!("mqtt://{own}");
-        tracing::info!(listen = %cfg.mqtt.listen, "embedded MQTT broker started");
-    }
+    let embedded = match cfg.mqtt.embedded {
+        true => {
+            let e = super::broker::start_embedded(&cfg, metrics.clone(), audit.clone()).await?;
+            cfg.mqtt.url = format!("mqtt://{}", e.internal);
+            Some(e)
+        }
+        false => None,
+    };
     let signing = sources::mqtt::signature::SigningKeys::from_config(&cfg)?;
     let (modbus_endpoints, modbus_status) = sources::modbus::endpoints(&cfg, &metrics);
     // Release the configuration's copy of the inventory: at 100k devices it matters.
@@ -300,6 +319,15 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
                 tracing::error!(error = %e, "MQTT source stopped");
             }
         }));
+    }
+
+    // Platforms are let in only once the gateway reads what they publish: the broker
+    // acknowledges a QoS 1 message whether anyone is subscribed or not.
+    if let Some(e) = embedded {
+        let addr = e
+            .open_when_subscribed(&mqtt_status, EMBEDDED_SUBSCRIBE_WITHIN)
+            .await?;
+        tracing::info!(listen = %addr, "embedded MQTT broker accepting platforms");
     }
 
     // The alarm board: its own MQTT connection, publishing alarm states retained.

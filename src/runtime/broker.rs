@@ -69,30 +69,79 @@ pub fn logins(
     Ok(Some(map))
 }
 
-/// Start the embedded broker for the life of the process; returns the address the gateway's
-/// own clients connect to. With no platform logins, rumqttd listens on `mqtt.listen` for
-/// anyone. With them, the guard (`broker_guard`) listens there and enforces the inventory's
-/// ACL, and rumqttd listens on an internal loopback port for the gateway and the guard only.
+/// The embedded broker, started, with its platform-facing port reserved but not yet open.
+pub struct Embedded {
+    /// rumqttd's internal loopback address, for the gateway's own clients.
+    pub internal: SocketAddr,
+    listen: SocketAddr,
+    /// Bound to `mqtt.listen`, not listening: a platform's connection is refused until the
+    /// gate opens, so it cannot publish before the gateway subscribed.
+    socket: tokio::net::TcpSocket,
+    guard: Arc<super::broker_guard::Guard>,
+}
+
+impl Embedded {
+    /// Open `mqtt.listen` to platforms once `mqtt` (the gateway's own source) is subscribed;
+    /// at most `within`, since without that subscription nothing published would be read.
+    pub async fn open_when_subscribed(
+        self,
+        mqtt: &crate::telemetry::LinkStatus,
+        within: std::time::Duration,
+    ) -> Result<SocketAddr, BrokerError> {
+        if tokio::time::timeout(within, mqtt.wait_connected())
+            .await
+            .is_err()
+        {
+            return Err(BrokerError::Start(format!(
+                "the gateway's own client did not subscribe to the embedded broker within {} s ({}); platforms are not let in",
+                within.as_secs(),
+                mqtt.last_error().unwrap_or_else(|| "no error reported".into())
+            )));
+        }
+        let listener = self
+            .socket
+            .listen(1024)
+            .map_err(|e| BrokerError::Bind(self.listen, e))?;
+        let addr = listener.local_addr().unwrap_or(self.listen);
+        tokio::spawn(super::broker_guard::serve(listener, self.guard));
+        Ok(addr)
+    }
+}
+
+/// Reserve `listen` now (a busy port is reported at start, with a clear message) without
+/// accepting anyone yet.
+fn reserve_port(listen: SocketAddr) -> Result<tokio::net::TcpSocket, BrokerError> {
+    let socket = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| BrokerError::Bind(listen, e))?;
+    socket
+        .set_reuseaddr(true)
+        .map_err(|e| BrokerError::Bind(listen, e))?;
+    socket
+        .bind(listen)
+        .map_err(|e| BrokerError::Bind(listen, e))?;
+    Ok(socket)
+}
+
+/// Start the embedded broker for the life of the process. rumqttd listens on an internal
+/// loopback port, where the gateway's own clients connect; the guard (`broker_guard`) serves
+/// `mqtt.listen`, enforcing the inventory's ACL when sites list platforms (and only relaying
+/// otherwise). `mqtt.listen` is reserved here and opened by `Embedded::open_when_subscribed`.
 pub async fn start_embedded(
     cfg: &crate::config::Config,
     metrics: Arc<crate::telemetry::Metrics>,
     audit: Arc<crate::sinks::audit::AuditLog>,
-) -> Result<SocketAddr, BrokerError> {
+) -> Result<Embedded, BrokerError> {
     let listen = cfg.mqtt.listen;
     // Above the gateway's own limit, so oversize payloads reach us and are counted.
     let max_packet = cfg.mqtt.max_payload_bytes.saturating_mul(4).max(1 << 20);
     let tls = tls_acceptor(&cfg.mqtt)?;
     let by_certificate = cfg.mqtt.listen_tls_client_ca_file.is_some();
     let logins = logins(cfg, !by_certificate)?;
-    if logins.is_none() && tls.is_none() {
-        // rumqttd reports a busy port only in its log; find out first, with a clear message.
-        drop(std::net::TcpListener::bind(listen).map_err(|e| BrokerError::Bind(listen, e))?);
-        run_rumqttd(listen, max_packet, None)?;
-        return Ok(listen);
-    }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| BrokerError::Bind(listen, e))?;
+    let socket = reserve_port(listen)?;
     let internal = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .and_then(|l| l.local_addr())
         .map_err(|e| BrokerError::Start(format!("no free loopback port for rumqttd: {e}")))?;
@@ -130,9 +179,14 @@ pub async fn start_embedded(
         max_connections: cfg.mqtt.listen_max_connections,
         metrics,
         audit,
+        warn: crate::telemetry::RateLimitedLog::new(10_000),
     };
-    tokio::spawn(super::broker_guard::serve(listener, Arc::new(guard)));
-    Ok(internal)
+    Ok(Embedded {
+        internal,
+        listen,
+        socket,
+        guard: Arc::new(guard),
+    })
 }
 
 /// The embedded broker's TLS server configuration, from `mqtt.listen_tls_*`; a file that

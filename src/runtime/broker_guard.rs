@@ -67,6 +67,8 @@ pub struct Guard {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<AuditLog>,
+    /// A flood of refused clients must not flood the log: one line per reason per 10 s.
+    pub warn: crate::telemetry::RateLimitedLog,
 }
 
 impl Guard {
@@ -75,7 +77,9 @@ impl Guard {
             .broker_refused
             .get_or_create(&ReasonLabel { reason })
             .inc();
-        tracing::warn!(reason, who, peer = %peer, what = %crate::core::event::shorten(what, 320), "MQTT refused by the embedded broker's guard");
+        if let Some(suppressed) = self.warn.allow(reason, crate::telemetry::now_ms()) {
+            tracing::warn!(reason, who, peer = %peer, what = %crate::core::event::shorten(what, 320), suppressed, "MQTT refused by the embedded broker's guard");
+        }
         self.audit.mqtt_refused(reason, who, &peer.to_string());
     }
 
@@ -153,7 +157,9 @@ pub async fn serve(listener: TcpListener, guard: Arc<Guard>) {
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait rather than spin.
-                tracing::warn!(error = %e, "the embedded broker's guard cannot accept");
+                if let Some(suppressed) = guard.warn.allow("accept", crate::telemetry::now_ms()) {
+                    tracing::warn!(error = %e, suppressed, "the embedded broker's guard cannot accept");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -39,6 +39,8 @@ pub struct AuditLog {
     file: Mutex<Option<std::fs::File>>,
     store: Mutex<Option<StoreQueue>>,
     bursts: Mutex<HashMap<BurstKey, (i64, u64)>>,
+    /// A full disk fails every write: one line per 10 s, with the count in between.
+    warn: crate::telemetry::RateLimitedLog,
 }
 
 impl AuditLog {
@@ -54,6 +56,7 @@ impl AuditLog {
             file: Mutex::new(Some(file)),
             store: Mutex::new(None),
             bursts: Mutex::default(),
+            warn: crate::telemetry::RateLimitedLog::new(10_000),
         })
     }
 
@@ -84,7 +87,9 @@ impl AuditLog {
         line.push(b'\n');
         if let Some(f) = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             if let Err(e) = f.write_all(&line).and_then(|_| f.flush()) {
-                tracing::error!(path = %self.path.display(), error = %e, "cannot write the audit log");
+                if let Some(suppressed) = self.warn.allow("audit_write", at_ms) {
+                    tracing::error!(path = %self.path.display(), error = %e, suppressed, "cannot write the audit log");
+                }
             }
         }
         if let Some(q) = self

@@ -1,13 +1,15 @@
 //! Group commit into the outbox: records from the core are encoded as line protocol and
 //! committed in batches bounded by size and time (one fsync each); the receipts queued behind
-//! them are completed only after their commit. At the disk budget, the commit waits for the
-//! forwarder to drain, and sets `hold` so polled sources pause: nothing is dropped.
+//! them are completed only after their commit. At the disk budget, or below the free-space
+//! floor of the disk, the commit waits (for the forwarder to drain, or for space), and sets
+//! `hold` so polled sources pause: nothing is dropped.
 
 use super::outbox::{Outbox, OutboxError};
 use super::record::LineEncoder;
 use super::store::Item;
 use crate::core::Receipt;
-use crate::telemetry::{now_ms, Metrics, OutboxStatus, RateLimitedLog};
+use crate::telemetry::{now_ms, DiskSnapshot, Metrics, OutboxStatus, RateLimitedLog};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
@@ -34,56 +36,78 @@ pub struct Committer {
     pub status: Arc<OutboxStatus>,
 }
 
+/// While idle, the disk is measured this often, so health and the reserve stay current.
+const DISK_REFRESH: Duration = Duration::from_secs(5);
+
+/// Why commits wait: the outbox's own budget, or the disk's free-space floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Budget,
+    Disk,
+}
+
 impl Committer {
     /// Run until shutdown, then commit what still arrives until the queue falls idle.
     pub async fn run(mut self, mut shutdown: broadcast::Receiver<()>) {
         let mut grace_until: Option<tokio::time::Instant> = None;
         let mut items: Vec<Item> = Vec::new();
+        // Received but beyond the current commit: the next one starts with them.
+        let mut pending: VecDeque<Item> = VecDeque::new();
+        let mut buf: Vec<Item> = Vec::new();
         let mut body = Vec::with_capacity(self.max_points * 128);
         let mut encoder = LineEncoder::default();
         let warn = RateLimitedLog::new(10_000);
         let mut stopping = false;
+        let mut held = None;
+        let max = self.max_points;
         loop {
             let mut points = 0usize;
-            if !stopping {
+            take(&mut pending, &mut items, &mut points, max);
+            if items.is_empty() && !stopping {
                 tokio::select! {
                     _ = shutdown.recv() => stopping = true,
-                    n = self.rx.recv_many(&mut items, 64) => if n == 0 { stopping = true },
+                    n = self.rx.recv_many(&mut buf, 64) => if n == 0 { stopping = true },
+                    _ = tokio::time::sleep(DISK_REFRESH) => {
+                        self.refresh_disk().await;
+                        continue;
+                    }
                 }
+                pending.extend(buf.drain(..));
+                take(&mut pending, &mut items, &mut points, max);
             }
-            points += items.iter().map(Item::points).sum::<usize>();
             if !stopping {
                 // Commit when the batch is full, `interval` after its first item, or as soon
                 // as the queue has been idle for LINGER.
                 let deadline = tokio::time::Instant::now() + self.interval;
-                while points < self.max_points {
+                while points < max {
                     let idle = tokio::time::Instant::now() + LINGER;
-                    let before = items.len();
                     tokio::select! {
                         _ = shutdown.recv() => { stopping = true; break }
                         _ = tokio::time::sleep_until(deadline.min(idle)) => break,
-                        n = self.rx.recv_many(&mut items, 64) => if n == 0 { stopping = true; break },
+                        n = self.rx.recv_many(&mut buf, 64) => if n == 0 { stopping = true; break },
                     }
-                    points += items[before..].iter().map(Item::points).sum::<usize>();
+                    pending.extend(buf.drain(..));
+                    take(&mut pending, &mut items, &mut points, max);
                 }
             }
             if stopping {
                 let until = *grace_until
                     .get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
-                while points < self.max_points {
+                loop {
+                    take(&mut pending, &mut items, &mut points, max);
+                    if points >= max {
+                        break;
+                    }
                     let idle = tokio::time::Instant::now() + SHUTDOWN_IDLE;
                     match tokio::time::timeout_at(idle.min(until), self.rx.recv()).await {
-                        Ok(Some(i)) => {
-                            points += i.points();
-                            items.push(i);
-                        }
+                        Ok(Some(i)) => pending.push_back(i),
                         _ => break,
                     }
                 }
             }
             self.metrics.store_queue_depth.set(self.rx.len() as i64);
             if items.is_empty() {
-                if stopping {
+                if stopping && pending.is_empty() {
                     return;
                 }
                 continue;
@@ -98,7 +122,9 @@ impl Committer {
                             match encoder.encode(&r, &mut body) {
                                 Ok(()) => encoded += 1,
                                 Err(e) => {
-                                    tracing::error!(error = %e, record = ?r, "cannot encode a point; skipped")
+                                    if let Some(suppressed) = warn.allow("encode", now_ms()) {
+                                        tracing::error!(error = %e, record = ?r, suppressed, "cannot encode a point; skipped");
+                                    }
                                 }
                             }
                         }
@@ -106,7 +132,13 @@ impl Committer {
                     Item::Receipts(rs) => receipts.extend(rs),
                 }
             }
-            if !body.is_empty() && !self.commit(&body, encoded, stopping, &warn).await {
+            let mut wait = Wait {
+                shutdown: &mut shutdown,
+                stopping: &mut stopping,
+                held: &mut held,
+                warn: &warn,
+            };
+            if !body.is_empty() && !self.commit(&body, encoded, &mut wait).await {
                 // Shutting down with this batch uncommitted: its receipts are dropped, so
                 // its messages stay unacknowledged and the broker delivers them again.
                 return;
@@ -115,14 +147,23 @@ impl Committer {
         }
     }
 
-    /// Commit one batch, waiting at the budget; false when shutdown came first.
-    async fn commit(
-        &mut self,
-        body: &[u8],
-        points: u32,
-        stopping: bool,
-        warn: &RateLimitedLog,
-    ) -> bool {
+    /// Measure the disk while idle (it may fill or free up with nothing to commit).
+    async fn refresh_disk(&self) {
+        let outbox = self.outbox.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let mut o = outbox.lock().unwrap_or_else(|p| p.into_inner());
+            o.refresh_disk();
+            o.backlog()
+        })
+        .await;
+        if let Ok(Ok(b)) = r {
+            publish_backlog(&self.status, &self.metrics, &b);
+        }
+    }
+
+    /// Commit one batch, waiting at the budget or the disk floor; false when shutdown came
+    /// first (then nothing of the batch is acknowledged).
+    async fn commit(&mut self, body: &[u8], points: u32, wait: &mut Wait<'_>) -> bool {
         let mut backoff = crate::backoff::Backoff::new(100, 5_000);
         loop {
             let outbox = self.outbox.clone();
@@ -143,46 +184,84 @@ impl Committer {
             if let Ok(b) = backlog {
                 publish_backlog(&self.status, &self.metrics, &b);
             }
-            match r {
+            let pause = match r {
                 Ok(_) => {
                     self.metrics.outbox_commits.inc();
-                    if *self.hold.borrow() {
-                        tracing::info!(
-                            "outbox below its budget again: acknowledging and polling resume"
-                        );
-                        let _ = self.hold.send(false);
-                        self.status.set_full(false);
-                        self.metrics.outbox_full.set(0);
-                    }
+                    self.set_hold(wait, None);
                     self.committed.notify_one();
                     return true;
                 }
-                Err(OutboxError::Full { used, max }) => {
-                    if !*self.hold.borrow() {
-                        tracing::warn!(used, max, "outbox at its disk budget: MQTT acknowledgements held and Modbus polling paused until the store drains it");
-                        let _ = self.hold.send(true);
-                        self.status.set_full(true);
-                        self.metrics.outbox_full.set(1);
+                Err(e) if e.is_hold() => {
+                    let why = match e {
+                        OutboxError::Full { .. } => Hold::Budget,
+                        _ => Hold::Disk,
+                    };
+                    if *wait.held != Some(why) {
+                        if let Some(suppressed) = wait.warn.allow("hold", now_ms()) {
+                            tracing::warn!(reason = %e, suppressed, "MQTT acknowledgements held and Modbus polling paused");
+                        }
                     }
-                    if stopping {
-                        return false;
-                    }
-                    // The forwarder wakes us when it frees space; poll too, in case.
-                    let _ = tokio::time::timeout(Duration::from_millis(500), self.freed.notified())
-                        .await;
+                    self.set_hold(wait, Some(why));
+                    // The forwarder wakes us when it frees space; poll too, for the disk.
+                    Duration::from_millis(500)
                 }
                 Err(e) => {
-                    if let Some(suppressed) = warn.allow("outbox_commit", now_ms()) {
+                    if let Some(suppressed) = wait.warn.allow("outbox_commit", now_ms()) {
                         tracing::error!(error = %e, suppressed, "cannot commit to the outbox; retrying (nothing is acknowledged meanwhile)");
                     }
-                    if stopping {
-                        return false;
-                    }
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    backoff.next_delay()
                 }
+            };
+            if *wait.stopping {
+                return false;
+            }
+            tokio::select! {
+                _ = wait.shutdown.recv() => { *wait.stopping = true; return false }
+                _ = self.freed.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
+
+    /// Enter, change or leave back-pressure; polled sources follow `hold`.
+    fn set_hold(&self, wait: &mut Wait<'_>, now: Option<Hold>) {
+        let held = &mut *wait.held;
+        if *held == now {
+            return;
+        }
+        if now.is_none() {
+            // At the budget, hold and resume can alternate with every commit: rate-limited.
+            if let Some(suppressed) = wait.warn.allow("resume", now_ms()) {
+                tracing::info!(
+                    suppressed,
+                    "the outbox takes commits again: acknowledging and polling resume"
+                );
+            }
+        }
+        let _ = self.hold.send(now.is_some());
+        let budget = now == Some(Hold::Budget);
+        self.status.set_full(budget);
+        self.metrics.outbox_full.set(budget as i64);
+        *held = now;
+    }
+}
+
+/// Move items from `pending` into `items` in order while the commit has fewer than `max`
+/// points, so one commit (one transaction) holds at most `max` points plus one chunk.
+fn take(pending: &mut VecDeque<Item>, items: &mut Vec<Item>, points: &mut usize, max: usize) {
+    while *points < max {
+        let Some(i) = pending.pop_front() else { break };
+        *points += i.points();
+        items.push(i);
+    }
+}
+
+/// What a commit waits with: the shutdown signal, and the run's state across batches.
+struct Wait<'a> {
+    shutdown: &'a mut broadcast::Receiver<()>,
+    stopping: &'a mut bool,
+    held: &'a mut Option<Hold>,
+    warn: &'a RateLimitedLog,
 }
 
 pub fn publish_backlog(status: &OutboxStatus, metrics: &Metrics, b: &super::outbox::Backlog) {
@@ -191,4 +270,22 @@ pub fn publish_backlog(status: &OutboxStatus, metrics: &Metrics, b: &super::outb
     metrics.outbox_points.set(b.points as i64);
     let age = b.oldest_ms.map_or(0, |t| (now_ms() - t).max(0) / 1000);
     metrics.outbox_oldest_age_s.set(age);
+    let d = b.disk;
+    if d.measured {
+        status.set_disk(DiskSnapshot {
+            measured: true,
+            low: d.low,
+            free_bytes: d.free,
+            floor_bytes: d.floor,
+            reserve_bytes: d.reserve_held,
+        });
+        metrics
+            .disk_free_bytes
+            .set(d.free.min(i64::MAX as u64) as i64);
+        metrics
+            .disk_floor_bytes
+            .set(d.floor.min(i64::MAX as u64) as i64);
+        metrics.disk_low.set(d.low as i64);
+        metrics.disk_reserve_bytes.set(d.reserve_held as i64);
+    }
 }

@@ -138,23 +138,51 @@ impl Forwarder {
     /// Replay until shutdown. Nothing needs flushing at the end: the outbox is on disk.
     pub async fn run(self, mut shutdown: broadcast::Receiver<()>) {
         let mut backoff = Backoff::new(200, 30_000);
+        // Failures of our own disk (not the store's): their own back-off, so a full disk
+        // never turns into a hot loop.
+        let mut local = Backoff::new(200, 10_000);
         let warn = RateLimitedLog::new(10_000);
         // After the store refused a merged write, send the oldest batch alone so that a bad
         // line is isolated within its own batch.
         let mut single = false;
+        // Batches the store accepted but the outbox could not forget yet: deleted before
+        // anything is posted again, so the store is never sent them twice in a loop.
+        let mut undeleted: Vec<i64> = Vec::new();
         if let Ok(n) = self.with_outbox(|o| o.dead_letter_count()).await {
             self.status.set_dead_letters(n);
         }
         loop {
+            if !undeleted.is_empty() {
+                let ids = undeleted.clone();
+                match self.with_outbox(move |o| o.delete_all(&ids)).await {
+                    Ok(()) => {
+                        undeleted.clear();
+                        local.reset();
+                        self.freed.notify_one();
+                    }
+                    Err(e) => {
+                        if let Some(suppressed) = warn.allow("outbox_delete", now_ms()) {
+                            tracing::error!(error = %e, batches = undeleted.len(), suppressed,
+                                "the store has these batches but the outbox cannot forget them yet; retrying the delete, not the write");
+                        }
+                        if self.pause(&mut shutdown, local.next_delay()).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
             let limit = if single { 1 } else { self.max_points };
             let head = match self.with_outbox(move |o| o.head(limit)).await {
                 Ok(h) => h,
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot read the outbox; retrying");
-                    tokio::select! {
-                        _ = shutdown.recv() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    if let Some(suppressed) = warn.allow("outbox_read", now_ms()) {
+                        tracing::error!(error = %e, suppressed, "cannot read the outbox; retrying");
                     }
+                    if self.pause(&mut shutdown, local.next_delay()).await {
+                        return;
+                    }
+                    continue;
                 }
             };
             if head.is_empty() {
@@ -181,16 +209,11 @@ impl Forwarder {
             let answer = classify(answer.status, answer.retry_after.as_deref(), &answer.body);
             match answer {
                 Answer::Accepted => {
-                    let ids: Vec<i64> = head.iter().map(|b| b.id).collect();
-                    if let Err(e) = self.with_outbox(move |o| o.delete_all(&ids)).await {
-                        // Written but not deleted: sent again later, a harmless duplicate.
-                        tracing::error!(error = %e, "cannot delete written batches from the outbox");
-                    }
+                    undeleted = head.iter().map(|b| b.id).collect();
                     self.metrics.store_points_written.inc_by(points);
                     self.store.set(StoreHealth::Ok, None);
                     backoff.reset();
                     single = false;
-                    self.freed.notify_one();
                 }
                 Answer::Retry(after) => {
                     self.metrics.store_write_failures.inc();
@@ -200,9 +223,8 @@ impl Forwarder {
                         tracing::warn!(url = %self.url, error = %summary, retry_in_ms = wait.as_millis() as u64, suppressed,
                             "store write failed; the batch stays in the outbox and is retried");
                     }
-                    tokio::select! {
-                        _ = shutdown.recv() => return,
-                        _ = tokio::time::sleep(wait) => {}
+                    if self.pause(&mut shutdown, wait).await {
+                        return;
                     }
                 }
                 Answer::TooLarge | Answer::Refused { .. } if head.len() > 1 => {
@@ -212,45 +234,74 @@ impl Forwarder {
                 answer => {
                     self.metrics.store_write_failures.inc();
                     let first: Batch = head.into_iter().next().expect("head is not empty");
-                    match next_step(&first.lines, answer, &mut backoff) {
-                        Step::Split(parts) => {
-                            let id = first.id;
-                            if let Err(e) = self.with_outbox(move |o| o.split(id, &parts)).await {
-                                tracing::error!(error = %e, "cannot split a refused batch in the outbox");
-                            }
+                    let step = next_step(&first.lines, answer, &mut backoff);
+                    let ok = match step {
+                        Step::RetryIn(d) => !self.pause(&mut shutdown, d).await,
+                        step => self.refused(first, step, &warn).await,
+                    };
+                    if ok {
+                        local.reset();
+                    } else if self.pause(&mut shutdown, local.next_delay()).await {
+                        return;
+                    }
+                    single = false;
+                }
+            }
+        }
+    }
+
+    /// Wait `d` unless shutdown comes first (then true).
+    async fn pause(&self, shutdown: &mut broadcast::Receiver<()>, d: Duration) -> bool {
+        tokio::select! {
+            _ = shutdown.recv() => true,
+            _ = tokio::time::sleep(d) => false,
+        }
+    }
+
+    /// Split a refused batch, or dead-letter its one line; false when the outbox failed
+    /// (the caller backs off before the store sees the batch again).
+    async fn refused(&self, first: Batch, step: Step, warn: &RateLimitedLog) -> bool {
+        match step {
+            Step::Split(parts) => {
+                let id = first.id;
+                if let Err(e) = self.with_outbox(move |o| o.split(id, &parts)).await {
+                    if let Some(suppressed) = warn.allow("outbox_split", now_ms()) {
+                        tracing::error!(error = %e, suppressed, "cannot split a refused batch in the outbox");
+                    }
+                    return false;
+                }
+                true
+            }
+            Step::DeadLetter { status, message } => {
+                let line = first.lines.clone();
+                if let Some(suppressed) = warn.allow("dead_letter", now_ms()) {
+                    tracing::error!(status, store_said = %message, line = %String::from_utf8_lossy(&line).trim_end(), suppressed,
+                        "the store refused a line for good; it is kept in the outbox's dead-letter table");
+                }
+                let (id, msg) = (first.id, message.clone());
+                let r = self
+                    .with_outbox(move |o| {
+                        o.dead_letter(&line, status, &msg, now_ms())?;
+                        o.delete(id)?;
+                        o.dead_letter_count()
+                    })
+                    .await;
+                match r {
+                    Ok(n) => {
+                        self.metrics.outbox_dead_letters.inc();
+                        self.status.set_dead_letters(n);
+                        self.freed.notify_one();
+                        true
+                    }
+                    Err(e) => {
+                        if let Some(suppressed) = warn.allow("dead_letter_write", now_ms()) {
+                            tracing::error!(error = %e, suppressed, "cannot dead-letter a refused line");
                         }
-                        Step::DeadLetter { status, message } => {
-                            let line = first.lines.clone();
-                            tracing::error!(status, store_said = %message, line = %String::from_utf8_lossy(&line).trim_end(),
-                                "the store refused a line for good; it is kept in the outbox's dead-letter table");
-                            let (id, msg) = (first.id, message.clone());
-                            let r = self
-                                .with_outbox(move |o| {
-                                    o.dead_letter(&line, status, &msg, now_ms())?;
-                                    o.delete(id)?;
-                                    o.dead_letter_count()
-                                })
-                                .await;
-                            match r {
-                                Ok(n) => {
-                                    self.metrics.outbox_dead_letters.inc();
-                                    self.status.set_dead_letters(n);
-                                    self.freed.notify_one();
-                                }
-                                Err(e) => {
-                                    tracing::error!(error = %e, "cannot dead-letter a refused line")
-                                }
-                            }
-                            single = false;
-                        }
-                        Step::RetryIn(d) => tokio::select! {
-                            _ = shutdown.recv() => return,
-                            _ = tokio::time::sleep(d) => {}
-                        },
-                        Step::Delete => {}
+                        false
                     }
                 }
             }
+            Step::Delete | Step::RetryIn(_) => true,
         }
     }
 }

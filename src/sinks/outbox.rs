@@ -9,8 +9,10 @@
 
 use crate::config::OnDamage;
 use crate::state::files::{open_checked, DbFileError};
+use crate::state::space::{self, Reserve, Watermark};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -26,6 +28,45 @@ pub enum OutboxError {
     NotOldest(i64),
     #[error("the outbox is over its budget ({used} of {max} bytes): back-pressure until the store drains it")]
     Full { used: u64, max: u64 },
+    #[error("the disk of {dir} has {room} bytes left for the outbox, below the floor of {floor} (outbox.min_free_bytes, min_free_percent): nothing more is committed or acknowledged until the store drains the outbox or space is freed")]
+    DiskLow { dir: PathBuf, room: u64, floor: u64 },
+    #[error(
+        "the disk of {0} is full: nothing more is committed or acknowledged until space is freed"
+    )]
+    DiskFull(PathBuf),
+}
+
+impl OutboxError {
+    /// Back-pressure (budget or disk), as opposed to a failure.
+    pub fn is_hold(&self) -> bool {
+        matches!(
+            self,
+            OutboxError::Full { .. } | OutboxError::DiskLow { .. } | OutboxError::DiskFull(_)
+        )
+    }
+}
+
+/// The disk as the outbox last measured it, for health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiskReport {
+    /// Whether the disk is watched at all (`guard_disk` was called and statvfs answered).
+    pub measured: bool,
+    /// Free bytes on the filesystem of `data_dir`.
+    pub free: u64,
+    /// Free pages inside `outbox.db`, reused before the file grows.
+    pub reusable: u64,
+    pub floor: u64,
+    /// Below the floor (or a write met a full disk): commits wait.
+    pub low: bool,
+    /// Bytes of the reserve file held now.
+    pub reserve_held: u64,
+}
+
+struct Disk {
+    dir: PathBuf,
+    watermark: Watermark,
+    reserve: Arc<Reserve>,
+    report: DiskReport,
 }
 
 /// One stored batch.
@@ -53,6 +94,7 @@ pub struct Backlog {
     pub points: u64,
     pub bytes: u64,
     pub oldest_ms: Option<i64>,
+    pub disk: DiskReport,
 }
 
 pub struct Outbox {
@@ -63,6 +105,7 @@ pub struct Outbox {
     bytes: u64,
     points: u64,
     batches: u64,
+    disk: Option<Disk>,
 }
 
 const SCHEMA: &str = "
@@ -109,7 +152,84 @@ impl Outbox {
             bytes: bytes.max(0) as u64,
             points: points.max(0) as u64,
             batches: batches.max(0) as u64,
+            disk: None,
         })
+    }
+
+    /// Watch the disk of `dir` (the filesystem `outbox.db` is on): refuse commits below the
+    /// watermark, release `reserve` when a delete meets a full disk, and bound the WAL.
+    pub fn guard_disk(
+        &mut self,
+        watermark: Watermark,
+        reserve: Arc<Reserve>,
+        wal_max_bytes: u64,
+    ) -> Result<(), OutboxError> {
+        space::bound_wal(&self.conn, wal_max_bytes).map_err(|e| self.err(e))?;
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        self.disk = Some(Disk {
+            dir,
+            watermark,
+            reserve,
+            report: DiskReport::default(),
+        });
+        self.measure(0);
+        Ok(())
+    }
+
+    /// Measure the disk with `incoming` bytes about to be written; true while commits must
+    /// wait. Written again here: the reserve, once there is room for it.
+    fn measure(&mut self, incoming: u64) -> bool {
+        let Some(d) = &mut self.disk else {
+            return false;
+        };
+        let Ok(mut u) = space::usage(&d.dir) else {
+            // Not measurable now: keep the last decision rather than guess.
+            return d.watermark.low();
+        };
+        let floor = d.watermark.floor(u.total);
+        if d.reserve.held_bytes() == 0 && d.reserve.refill(u.free, floor) {
+            u = space::usage(&d.dir).unwrap_or(u);
+        }
+        let reusable = space::reusable_bytes(&self.conn).unwrap_or(0);
+        let room = (u.free + reusable).saturating_sub(incoming);
+        let low = d.watermark.update(room, u.total);
+        d.report = DiskReport {
+            measured: true,
+            free: u.free,
+            reusable,
+            floor,
+            low,
+            reserve_held: d.reserve.held_bytes(),
+        };
+        low
+    }
+
+    /// Measure the disk now (the committer does this while idle, so health stays current).
+    pub fn refresh_disk(&mut self) -> DiskReport {
+        self.measure(0);
+        self.disk_report()
+    }
+
+    pub fn disk_report(&self) -> DiskReport {
+        self.disk.as_ref().map(|d| d.report).unwrap_or_default()
+    }
+
+    /// Run `f`; when it meets a full disk, release the reserve and run it once more, so that
+    /// deleting what the store accepted never waits for space.
+    fn with_room<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, OutboxError> {
+        let r = match f(&mut self.conn) {
+            Err(e)
+                if space::is_disk_full(&e)
+                    && self.disk.as_ref().is_some_and(|d| d.reserve.release()) =>
+            {
+                f(&mut self.conn)
+            }
+            r => r,
+        };
+        r.map_err(|e| self.err(e))
     }
 
     pub fn path(&self) -> &Path {
@@ -135,12 +255,35 @@ impl Outbox {
                 max: self.max_bytes,
             });
         }
-        self.conn
-            .execute(
-                "INSERT INTO batches (created_ms, points, lines) VALUES (?1, ?2, ?3)",
-                params![now_ms, points, lines],
-            )
-            .map_err(|e| self.err(e))?;
+        // Unlike the budget, the disk floor holds even for an empty outbox: the disk is shared.
+        if self.measure(size) {
+            let r = self.disk_report();
+            return Err(OutboxError::DiskLow {
+                dir: self
+                    .disk
+                    .as_ref()
+                    .map(|d| d.dir.clone())
+                    .unwrap_or_default(),
+                room: (r.free + r.reusable).saturating_sub(size),
+                floor: r.floor,
+            });
+        }
+        let inserted = self.conn.execute(
+            "INSERT INTO batches (created_ms, points, lines) VALUES (?1, ?2, ?3)",
+            params![now_ms, points, lines],
+        );
+        match inserted {
+            Ok(_) => {}
+            // The reserve is not spent on new data: it is there so the backlog can drain.
+            Err(e) if space::is_disk_full(&e) => {
+                if let Some(d) = &mut self.disk {
+                    d.watermark.set_low();
+                    d.report.low = true;
+                }
+                return Err(OutboxError::DiskFull(self.path.clone()));
+            }
+            Err(e) => return Err(self.err(e)),
+        }
         self.bytes += size;
         self.points += points as u64;
         self.batches += 1;
@@ -199,33 +342,9 @@ impl Outbox {
 
     /// The store accepted these batches: forget them, in one transaction.
     pub fn delete_all(&mut self, ids: &[i64]) -> Result<(), OutboxError> {
-        let path = self.path.clone();
-        let db = |e| OutboxError::Db(path.clone(), e);
-        let tx = self.conn.transaction().map_err(db)?;
-        let (mut freed, mut points, mut batches) = (0i64, 0i64, 0u64);
-        {
-            let mut size = tx
-                .prepare_cached("SELECT length(lines), points FROM batches WHERE id = ?1")
-                .map_err(db)?;
-            let mut del = tx
-                .prepare_cached("DELETE FROM batches WHERE id = ?1")
-                .map_err(db)?;
-            for id in ids {
-                let n: Option<(i64, i64)> = size
-                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-                    .map_err(db)?;
-                if let Some((b, p)) = n {
-                    freed += b.max(0);
-                    points += p.max(0);
-                    batches += 1;
-                }
-                del.execute([id]).map_err(db)?;
-            }
-        }
-        tx.commit().map_err(db)?;
-        self.bytes = self.bytes.saturating_sub(freed as u64);
-        self.points = self.points.saturating_sub(points as u64);
+        let (freed, points, batches) = self.with_room(|conn| delete_rows(conn, ids))?;
+        self.bytes = self.bytes.saturating_sub(freed);
+        self.points = self.points.saturating_sub(points);
         self.batches = self.batches.saturating_sub(batches);
         Ok(())
     }
@@ -256,35 +375,12 @@ impl Outbox {
         if older > 0 {
             return Err(OutboxError::NotOldest(id));
         }
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| OutboxError::Db(self.path.clone(), e))?;
-        let (created, old_bytes, old_points): (i64, i64, i64) = tx
-            .query_row(
-                "SELECT created_ms, length(lines), points FROM batches WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .map_err(|e| OutboxError::Db(self.path.clone(), e))?;
-        tx.execute("DELETE FROM batches WHERE id = ?1", [id])
-            .map_err(|e| OutboxError::Db(self.path.clone(), e))?;
-        // Nothing is older than `id`, so the ids just below it are free: the parts go there.
-        let base = id - parts.len() as i64 - 1;
-        for (i, (lines, points)) in parts.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO batches (id, created_ms, points, lines) VALUES (?1, ?2, ?3, ?4)",
-                params![base + i as i64 + 1, created, points, lines],
-            )
-            .map_err(|e| OutboxError::Db(self.path.clone(), e))?;
-        }
-        tx.commit()
-            .map_err(|e| OutboxError::Db(self.path.clone(), e))?;
+        let (old_bytes, old_points) = self.with_room(|conn| split_rows(conn, id, parts))?;
         self.batches = (self.batches + parts.len() as u64).saturating_sub(1);
         let new_bytes: u64 = parts.iter().map(|p| p.0.len() as u64).sum();
         let new_points: u64 = parts.iter().map(|p| p.1 as u64).sum();
-        self.bytes = (self.bytes + new_bytes).saturating_sub(old_bytes.max(0) as u64);
-        self.points = (self.points + new_points).saturating_sub(old_points.max(0) as u64);
+        self.bytes = (self.bytes + new_bytes).saturating_sub(old_bytes);
+        self.points = (self.points + new_points).saturating_sub(old_points);
         Ok(())
     }
 
@@ -296,12 +392,12 @@ impl Outbox {
         message: &str,
         now_ms: i64,
     ) -> Result<(), OutboxError> {
-        self.conn
-            .execute(
+        self.with_room(|conn| {
+            conn.execute(
                 "INSERT INTO dead_letters (at_ms, line, status, message) VALUES (?1, ?2, ?3, ?4)",
                 params![now_ms, line, status, message],
             )
-            .map_err(|e| self.err(e))?;
+        })?;
         Ok(())
     }
 
@@ -339,8 +435,58 @@ impl Outbox {
             points: self.points,
             bytes: self.bytes,
             oldest_ms,
+            disk: self.disk_report(),
         })
     }
+}
+
+/// Delete `ids` in one transaction; returns the (bytes, points, batches) freed.
+fn delete_rows(conn: &mut Connection, ids: &[i64]) -> rusqlite::Result<(u64, u64, u64)> {
+    let tx = conn.transaction()?;
+    let (mut freed, mut points, mut batches) = (0u64, 0u64, 0u64);
+    {
+        let mut size =
+            tx.prepare_cached("SELECT length(lines), points FROM batches WHERE id = ?1")?;
+        let mut del = tx.prepare_cached("DELETE FROM batches WHERE id = ?1")?;
+        for id in ids {
+            let n: Option<(i64, i64)> = size
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((b, p)) = n {
+                freed += b.max(0) as u64;
+                points += p.max(0) as u64;
+                batches += 1;
+            }
+            del.execute([id])?;
+        }
+    }
+    tx.commit()?;
+    Ok((freed, points, batches))
+}
+
+/// Replace batch `id` (the oldest) by `parts` in one transaction; returns its (bytes, points).
+fn split_rows(
+    conn: &mut Connection,
+    id: i64,
+    parts: &[(Vec<u8>, u32)],
+) -> rusqlite::Result<(u64, u64)> {
+    let tx = conn.transaction()?;
+    let (created, old_bytes, old_points): (i64, i64, i64) = tx.query_row(
+        "SELECT created_ms, length(lines), points FROM batches WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    tx.execute("DELETE FROM batches WHERE id = ?1", [id])?;
+    // Nothing is older than `id`, so the ids just below it are free: the parts go there.
+    let base = id - parts.len() as i64 - 1;
+    for (i, (lines, points)) in parts.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO batches (id, created_ms, points, lines) VALUES (?1, ?2, ?3, ?4)",
+            params![base + i as i64 + 1, created, points, lines],
+        )?;
+    }
+    tx.commit()?;
+    Ok((old_bytes.max(0) as u64, old_points.max(0) as u64))
 }
 
 #[cfg(test)]
@@ -361,7 +507,8 @@ mod tests {
                 batches: 2,
                 points: 3,
                 bytes: 24,
-                oldest_ms: Some(10)
+                oldest_ms: Some(10),
+                disk: DiskReport::default(),
             }
         );
         assert_eq!(o.oldest().unwrap().unwrap().id, a);
@@ -451,6 +598,58 @@ mod tests {
         assert_eq!(ids(o.head(1).unwrap()), vec![a], "at least one");
         o.delete_all(&[a, b]).unwrap();
         assert_eq!(o.backlog().unwrap().bytes, 2);
+    }
+
+    #[test]
+    fn below_the_disk_floor_nothing_is_committed_not_even_to_an_empty_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path(), 1 << 20, OnDamage::Refuse, 1).unwrap();
+        let reserve = Arc::new(Reserve::open(dir.path(), 0));
+        // A floor of the whole filesystem can never be met.
+        o.guard_disk(Watermark::new(u64::MAX, 100.0), reserve.clone(), 1 << 20)
+            .unwrap();
+        let e = o.append(b"m v=1 1\n", 1, 1).unwrap_err();
+        assert!(matches!(e, OutboxError::DiskLow { .. }), "{e}");
+        assert!(e.is_hold());
+        assert!(e.to_string().contains("outbox.min_free_bytes"), "{e}");
+        let b = o.backlog().unwrap();
+        assert_eq!(b.batches, 0);
+        assert!(b.disk.measured && b.disk.low && b.disk.floor > 0, "{b:?}");
+        // With no floor it commits, and the report says how much is free.
+        o.guard_disk(Watermark::new(0, 0.0), reserve, 1 << 20)
+            .unwrap();
+        o.append(b"m v=1 1\n", 1, 1).unwrap();
+        let d = o.refresh_disk();
+        assert!(d.measured && !d.low && d.free > 0, "{d:?}");
+    }
+
+    #[test]
+    fn the_wal_stays_within_its_bound_across_a_long_drain() {
+        const WAL_MAX: u64 = 256 << 10;
+        const BATCH: usize = 42_000; // 500 points of line protocol
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path(), 1 << 30, OnDamage::Refuse, 1).unwrap();
+        let reserve = Arc::new(Reserve::open(dir.path(), 0));
+        o.guard_disk(Watermark::new(0, 0.0), reserve, WAL_MAX)
+            .unwrap();
+        let wal = dir.path().join("outbox.db-wal");
+        let mut max = 0;
+        // A backlog of 200 batches, then a drain that keeps committing as it deletes.
+        for i in 0..200 {
+            o.append(&vec![b'x'; BATCH], 500, i).unwrap();
+            max = max.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        for i in 0..400 {
+            let ids: Vec<i64> = o.head(5_000).unwrap().iter().map(|b| b.id).collect();
+            o.delete_all(&ids).unwrap();
+            max = max.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+            if i % 2 == 0 {
+                o.append(&vec![b'y'; BATCH], 500, i).unwrap();
+            }
+            max = max.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        assert_eq!(o.backlog().unwrap().batches, 0);
+        assert!(max <= WAL_MAX + 2 * BATCH as u64, "WAL reached {max} bytes");
     }
 
     #[test]

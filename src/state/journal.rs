@@ -113,6 +113,8 @@ pub struct Journal {
     pub(super) path: PathBuf,
     pub(super) conn: Connection,
     keys: HashMap<UnitId, i64>,
+    /// Released when a write meets a full disk, so the journal can still write and checkpoint.
+    reserve: Option<std::sync::Arc<super::space::Reserve>>,
 }
 
 const SCHEMA: &str = "
@@ -187,6 +189,7 @@ impl Journal {
             path,
             conn,
             keys: HashMap::new(),
+            reserve: None,
         };
         j.load_keys()?;
         Ok(j)
@@ -208,9 +211,22 @@ impl Journal {
             path,
             conn,
             keys: HashMap::new(),
+            reserve: None,
         };
         j.load_keys()?;
         Ok(j)
+    }
+
+    /// Bound the write-ahead log (`outbox.wal_max_bytes`) and, on a full disk, release
+    /// `reserve` and try once more.
+    pub fn guard_disk(
+        &mut self,
+        reserve: std::sync::Arc<super::space::Reserve>,
+        wal_max_bytes: u64,
+    ) -> Result<(), StateError> {
+        super::space::bound_wal(&self.conn, wal_max_bytes).map_err(|e| self.err(e))?;
+        self.reserve = Some(reserve);
+        Ok(())
     }
 
     pub(super) fn err(&self, e: rusqlite::Error) -> StateError {
@@ -826,6 +842,8 @@ impl Journal {
         let mut since_compaction = 0usize;
         // Whether every write since the last receipts went to disk.
         let mut clean = true;
+        let warn = crate::telemetry::RateLimitedLog::new(10_000);
+        let now = crate::telemetry::now_ms;
         while let Some(msg) = rx.blocking_recv() {
             if let JournalMsg::Receipts(rs) = msg {
                 if clean {
@@ -837,32 +855,66 @@ impl Journal {
             if let JournalMsg::Transitions(rows) = &msg {
                 since_compaction += rows.len();
             }
-            let r = match &msg {
-                JournalMsg::Transitions(rows) => self.append(rows),
-                JournalMsg::LastSeen(rows) => self.save_last_seen(rows),
-                JournalMsg::Links(rows) => self.append_links(rows),
-                JournalMsg::Latency(rows) => self.add_latency(rows),
-                JournalMsg::Polls(rows) => self.add_polls(rows),
-                JournalMsg::Alarms(rows) => self.save_alarms(rows),
-                JournalMsg::Receipts(_) => Ok(()),
+            let r = match self.write(&msg) {
+                Err(e) if e.is_disk_full() && self.release_reserve() => {
+                    self.recover();
+                    self.write(&msg)
+                }
+                r => r,
             };
             if let Err(e) = r {
                 clean = false;
                 // Keep serving: a full disk may clear; the error names the file.
-                let _ = self.conn.execute_batch("ROLLBACK");
-                tracing::error!(error = %e, "cannot persist liveness state");
+                self.recover();
+                if let Some(suppressed) = warn.allow("journal_write", now()) {
+                    tracing::error!(error = %e, suppressed, "cannot persist liveness state (the messages behind it are not acknowledged)");
+                }
             }
             if since_compaction >= COMPACT_EVERY {
                 since_compaction = 0;
                 if let Err(e) = self.compact() {
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                    tracing::error!(error = %e, "cannot compact the transition timeline");
+                    self.recover();
+                    if let Some(suppressed) = warn.allow("journal_compact", now()) {
+                        tracing::error!(error = %e, suppressed, "cannot compact the transition timeline");
+                    }
                 }
             }
         }
         if let Err(e) = self.compact() {
             tracing::error!(error = %e, "cannot compact the transition timeline");
         }
+    }
+
+    fn write(&mut self, msg: &JournalMsg) -> Result<(), StateError> {
+        match msg {
+            JournalMsg::Transitions(rows) => self.append(rows),
+            JournalMsg::LastSeen(rows) => self.save_last_seen(rows),
+            JournalMsg::Links(rows) => self.append_links(rows),
+            JournalMsg::Latency(rows) => self.add_latency(rows),
+            JournalMsg::Polls(rows) => self.add_polls(rows),
+            JournalMsg::Alarms(rows) => self.save_alarms(rows),
+            JournalMsg::Receipts(_) => Ok(()),
+        }
+    }
+
+    fn release_reserve(&self) -> bool {
+        self.reserve.as_ref().is_some_and(|r| r.release())
+    }
+
+    /// After a failed write: end its transaction, and forget unit keys it may have handed
+    /// out, since their rows were rolled back with it.
+    fn recover(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+        if self.load_keys().is_err() {
+            self.keys.clear();
+        }
+    }
+}
+
+impl StateError {
+    /// A write found no room on the disk.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StateError::Db(_, e) if super::space::is_disk_full(e))
     }
 }
 

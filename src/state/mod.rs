@@ -1,8 +1,10 @@
-//! The gateway's own durable state under `data_dir`: the liveness transition journal.
+//! The gateway's own durable state under `data_dir`: the liveness transition journal, and the
+//! room on its disk (`space`).
 
 mod alarms;
 pub mod files;
 mod journal;
+pub mod space;
 
 pub use alarms::{AlarmFilter, AlarmRow};
 

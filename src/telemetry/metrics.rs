@@ -85,6 +85,10 @@ pub struct Metrics {
     pub outbox_full: Gauge,
     pub outbox_commits: Counter,
     pub outbox_dead_letters: Counter,
+    pub disk_free_bytes: Gauge,
+    pub disk_floor_bytes: Gauge,
+    pub disk_low: Gauge,
+    pub disk_reserve_bytes: Gauge,
     pub mqtt_acks_pending: Gauge,
     pub mqtt_connected: Gauge,
     pub mqtt_reconnects: Counter,
@@ -121,6 +125,10 @@ impl Metrics {
             outbox_full: Gauge::default(),
             outbox_commits: Counter::default(),
             outbox_dead_letters: Counter::default(),
+            disk_free_bytes: Gauge::default(),
+            disk_floor_bytes: Gauge::default(),
+            disk_low: Gauge::default(),
+            disk_reserve_bytes: Gauge::default(),
             mqtt_acks_pending: Gauge::default(),
             mqtt_connected: Gauge::default(),
             mqtt_reconnects: Counter::default(),
@@ -230,6 +238,26 @@ impl Metrics {
             "safegate_outbox_dead_letters",
             "Lines the store refused for good, kept in the outbox's dead-letter table",
             m.outbox_dead_letters.clone(),
+        );
+        r.register(
+            "safegate_disk_free_bytes",
+            "Free bytes on the filesystem of data_dir, as the outbox last measured it",
+            m.disk_free_bytes.clone(),
+        );
+        r.register(
+            "safegate_disk_floor_bytes",
+            "The free-space floor in effect (outbox.min_free_bytes / min_free_percent)",
+            m.disk_floor_bytes.clone(),
+        );
+        r.register(
+            "safegate_disk_low",
+            "1 while the disk of data_dir is below its free-space floor (MQTT acknowledgements held, Modbus polling paused)",
+            m.disk_low.clone(),
+        );
+        r.register(
+            "safegate_disk_reserve_bytes",
+            "Bytes of the disk reserve file held now (0 once released on a full disk)",
+            m.disk_reserve_bytes.clone(),
         );
         r.register(
             "safegate_mqtt_acks_pending",

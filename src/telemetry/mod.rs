@@ -9,7 +9,9 @@ pub use metrics::{
     ModbusMetrics,
 };
 pub use ratelimit::RateLimitedLog;
-pub use status::{LinkStatus, OutboxSnapshot, OutboxStatus, StoreHealth, StoreStatus};
+pub use status::{
+    DiskSnapshot, LinkStatus, OutboxSnapshot, OutboxStatus, StoreHealth, StoreStatus,
+};
 
 /// Wall-clock now, epoch milliseconds: the one place the edges read the clock.
 pub fn now_ms() -> i64 {

@@ -10,12 +10,26 @@ pub struct LinkStatus {
     reconnects: AtomicU64,
     since_ms: AtomicI64,
     last_error: Mutex<Option<String>>,
+    /// Woken when the link goes up.
+    up: tokio::sync::Notify,
 }
 
 impl LinkStatus {
     pub fn set_connected(&self, now_ms: i64) {
         self.connected.store(true, Ordering::Relaxed);
         self.since_ms.store(now_ms, Ordering::Relaxed);
+        self.up.notify_waiters();
+    }
+    /// Return once the link is up (at once if it is).
+    pub async fn wait_connected(&self) {
+        loop {
+            // Registered before the check, so a change between the two is not missed.
+            let up = self.up.notified();
+            if self.connected() {
+                return;
+            }
+            up.await;
+        }
     }
     /// Returns true when this call is the one that took the link down.
     pub fn set_disconnected(&self, now_ms: i64, error: String) -> bool {
@@ -110,6 +124,23 @@ pub struct OutboxStatus {
     max_bytes: AtomicU64,
     full: AtomicBool,
     dead_letters: AtomicU64,
+    disk_measured: AtomicBool,
+    disk_low: AtomicBool,
+    disk_free: AtomicU64,
+    disk_floor: AtomicU64,
+    reserve_held: AtomicU64,
+}
+
+/// The disk of `data_dir` as the outbox last measured it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct DiskSnapshot {
+    pub measured: bool,
+    /// Below the free-space floor: MQTT acknowledgements held, Modbus polling paused.
+    pub low: bool,
+    pub free_bytes: u64,
+    pub floor_bytes: u64,
+    /// Bytes of the reserve file held now (0 once released on a full disk).
+    pub reserve_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -123,6 +154,7 @@ pub struct OutboxSnapshot {
     /// At the budget: MQTT acknowledgements held, Modbus polling paused.
     pub full: bool,
     pub dead_letters: u64,
+    pub disk: DiskSnapshot,
 }
 
 impl OutboxStatus {
@@ -140,6 +172,13 @@ impl OutboxStatus {
     pub fn set_full(&self, full: bool) {
         self.full.store(full, Ordering::Relaxed);
     }
+    pub fn set_disk(&self, d: DiskSnapshot) {
+        self.disk_measured.store(d.measured, Ordering::Relaxed);
+        self.disk_low.store(d.low, Ordering::Relaxed);
+        self.disk_free.store(d.free_bytes, Ordering::Relaxed);
+        self.disk_floor.store(d.floor_bytes, Ordering::Relaxed);
+        self.reserve_held.store(d.reserve_bytes, Ordering::Relaxed);
+    }
     pub fn set_dead_letters(&self, n: u64) {
         self.dead_letters.store(n, Ordering::Relaxed);
     }
@@ -154,6 +193,13 @@ impl OutboxStatus {
             oldest_ms: (oldest != 0).then_some(oldest),
             full: self.full.load(Ordering::Relaxed),
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
+            disk: DiskSnapshot {
+                measured: self.disk_measured.load(Ordering::Relaxed),
+                low: self.disk_low.load(Ordering::Relaxed),
+                free_bytes: self.disk_free.load(Ordering::Relaxed),
+                floor_bytes: self.disk_floor.load(Ordering::Relaxed),
+                reserve_bytes: self.reserve_held.load(Ordering::Relaxed),
+            },
         }
     }
 }

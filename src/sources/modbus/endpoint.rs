@@ -15,7 +15,7 @@ use super::status::{Counted, DeviceStatus, EndpointStatus};
 use crate::backoff::Backoff;
 use crate::config::modbus::{Parity, RegisterConfig, StatusConfig, Table};
 use crate::core::{Origin, RawReading, ReadingStatus, SourceEvent};
-use crate::telemetry::now_ms;
+use crate::telemetry::{now_ms, RateLimitedLog};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
@@ -276,6 +276,8 @@ pub async fn run(
     let mut reconnect_at = start;
     let link_name: std::sync::Arc<str> = std::sync::Arc::from(format!("modbus:{}", ep.key));
     let mut link_up = false;
+    // A flapping endpoint must not flood the log: one line per kind per 10 s.
+    let warn = RateLimitedLog::new(10_000);
 
     while let Some(Reverse((due, i))) = heap.pop() {
         tokio::select! {
@@ -283,7 +285,7 @@ pub async fn run(
             _ = shutdown.recv() => break,
         }
         if *hold.borrow() {
-            tracing::info!(endpoint = %ep.key, "Modbus polling paused: the outbox is at its disk budget");
+            tracing::info!(endpoint = %ep.key, "Modbus polling paused: the outbox holds commits (its budget or the disk's free-space floor)");
             tokio::select! {
                 _ = hold.wait_for(|h| !*h) => {}
                 _ = shutdown.recv() => break,
@@ -323,7 +325,9 @@ pub async fn run(
                     Err(e) => {
                         reconnect_at = Instant::now() + backoff.next_delay();
                         if st.link.set_disconnected(now_ms(), e.to_string()) {
-                            tracing::warn!(endpoint = %ep.key, error = %e, "Modbus endpoint unreachable");
+                            if let Some(suppressed) = warn.allow("unreachable", now_ms()) {
+                                tracing::warn!(endpoint = %ep.key, error = %e, suppressed, "Modbus endpoint unreachable");
+                            }
                         }
                         st.connected.set(0);
                         break Err(e);
@@ -341,7 +345,9 @@ pub async fn run(
                 Err(e) => {
                     ctx = None;
                     if st.link.set_disconnected(now_ms(), e.to_string()) {
-                        tracing::warn!(endpoint = %ep.key, error = %e, "Modbus connection lost");
+                        if let Some(suppressed) = warn.allow("lost", now_ms()) {
+                            tracing::warn!(endpoint = %ep.key, error = %e, suppressed, "Modbus connection lost");
+                        }
                     }
                     st.connected.set(0);
                     if attempt < d.retries {

@@ -195,7 +195,9 @@ pub async fn run(
                 if reconnect {
                     // Everything after the failed message is unacknowledged too: reconnect
                     // so the broker delivers it all again.
-                    tracing::error!("a message could not be made durable; reconnecting so the broker delivers it again");
+                    if let Some(suppressed) = warn.allow("not_durable", now_ms()) {
+                        tracing::error!(suppressed, "a message could not be made durable; reconnecting so the broker delivers it again");
+                    }
                     epoch += 1;
                     current_epoch.store(epoch, std::sync::atomic::Ordering::Relaxed);
                     let _ = client.try_disconnect();
@@ -212,24 +214,21 @@ pub async fn run(
                 tracing::info!(url = %cfg.url, session_present = ack.session_present, "MQTT connected");
                 // Always (re)subscribe: a broker restarted without persistence forgot us.
                 if let Err(e) = client.try_subscribe(filter.clone(), qos) {
-                    tracing::error!(error = %e, "MQTT subscribe request failed");
+                    if let Some(suppressed) = warn.allow("subscribe", now_ms()) {
+                        tracing::error!(error = %e, suppressed, "MQTT subscribe request failed");
+                    }
+                }
+                // A kept session still holds our subscription: subscribed already, even if
+                // the SUBACK waits behind the messages queued for us (a held outbox).
+                if ack.session_present && !link_up(&status, &metrics, &tx, &link).await {
+                    return Ok(());
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 // Ready only once subscribed: before that, publishes would pass us by.
-                let now = now_ms();
-                if !status.connected() {
-                    let up = SourceEvent::Link {
-                        link: link.clone(),
-                        up: true,
-                        at_ms: now,
-                    };
-                    if tx.send(up).await.is_err() {
-                        return Ok(());
-                    }
+                if !link_up(&status, &metrics, &tx, &link).await {
+                    return Ok(());
                 }
-                status.set_connected(now);
-                metrics.mqtt_connected.set(1);
                 tracing::info!(filter = %filter, ?qos, "MQTT subscribed");
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -299,7 +298,9 @@ pub async fn run(
                     if tx.send(down).await.is_err() {
                         return Ok(());
                     }
-                    tracing::warn!(url = %cfg.url, error = %e, "MQTT connection lost; reconnecting with back-off");
+                    if let Some(suppressed) = warn.allow("lost", now) {
+                        tracing::warn!(url = %cfg.url, error = %e, suppressed, "MQTT connection lost; reconnecting with back-off");
+                    }
                 } else if let Some(suppressed) = warn.allow("connect", now) {
                     tracing::warn!(url = %cfg.url, error = %e, suppressed, "MQTT broker unreachable; retrying");
                 }
@@ -368,4 +369,27 @@ async fn drive(
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
+}
+
+/// The link is up (subscribed): tell the core once, and health. False when the core is gone.
+async fn link_up(
+    status: &LinkStatus,
+    metrics: &Metrics,
+    tx: &mpsc::Sender<SourceEvent>,
+    link: &Arc<str>,
+) -> bool {
+    let now = now_ms();
+    if !status.connected() {
+        let up = SourceEvent::Link {
+            link: link.clone(),
+            up: true,
+            at_ms: now,
+        };
+        if tx.send(up).await.is_err() {
+            return false;
+        }
+    }
+    status.set_connected(now);
+    metrics.mqtt_connected.set(1);
+    true
 }
