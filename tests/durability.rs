@@ -574,3 +574,373 @@ async fn a_refused_line_is_dead_lettered_and_everything_else_arrives() {
     assert!(gap >= Duration::from_millis(1950), "retried after {gap:?}");
     gw.stop().await;
 }
+
+/// The disk settings of the full-disk tests, on an 8 MiB tmpfs: commits stop while less than
+/// 3 MiB would stay free, a 512 KiB reserve, WALs bounded at 256 KiB.
+const SMALL_DISK: u64 = 8 << 20;
+const DISK_FLOOR: u64 = 3 << 20;
+const RESERVE: u64 = 512 << 10;
+const WAL_MAX: u64 = 256 << 10;
+/// `store.batch_size` in the test settings: the largest transaction is one commit of it.
+const BATCH_POINTS: u64 = 500;
+/// The documented bound (docs/durability.md): wal_max_bytes plus one transaction, at most
+/// 512 bytes of WAL per point of a commit.
+const WAL_BOUND: u64 = WAL_MAX + BATCH_POINTS * 512;
+/// SIGTERM ends the process within this (docs/durability.md).
+const STOP_BOUND: Duration = Duration::from_secs(10);
+
+fn disk_settings() -> String {
+    format!(
+        "[outbox]\ncommit_interval_ms = 20\nmin_free_bytes = {DISK_FLOOR}\nmin_free_percent = 100\nreserve_bytes = {RESERVE}\nwal_max_bytes = {WAL_MAX}\n\n"
+    )
+}
+
+/// The gateway binary, subscribed, with `data_dir` on an 8 MiB tmpfs (`disk_settings`), tuned
+/// Mosquitto, the store down. Bind its fields so the gateway drops before its disk is
+/// unmounted, and the disk before its directory is removed.
+struct OnSmallDisk {
+    gw: GatewayProc,
+    disk: SmallDisk,
+    _cfg: TestConfig,
+    vm: Victoria,
+    mq: Mosquitto,
+}
+
+async fn on_small_disk(client_id: &str, devices: usize) -> OnSmallDisk {
+    let mq = Mosquitto::start_tuned();
+    let mut vm = Victoria::start();
+    vm.stop();
+    let api_port = free_port();
+    let settings = proc_settings(&mq.url(), client_id, &vm.url(), api_port, &disk_settings());
+    let cfg = TestConfig::new(&settings, &inventory(devices, &[]));
+    let disk = SmallDisk::mount(&cfg.dir.path().join("state"), SMALL_DISK);
+    let mut gw = GatewayProc::new(&cfg, api_port);
+    gw.start_ready().await;
+    OnSmallDisk {
+        gw,
+        disk,
+        _cfg: cfg,
+        vm,
+        mq,
+    }
+}
+
+/// Publish `messages` batches of one reading per device (`devices` of them), timestamps
+/// from `ts0` on; adds what was sent to `want`.
+async fn publish_readings(
+    p: &mut AckedPublisher,
+    devices: usize,
+    messages: usize,
+    ts0: i64,
+    want: &mut BTreeMap<String, BTreeSet<i64>>,
+) {
+    for m in 0..messages {
+        let ts = ts0 + m as i64 * 10;
+        let items: Vec<(String, i64)> = (0..devices).map(|d| (format!("d{d}"), ts)).collect();
+        for (d, ts) in &items {
+            want.entry(d.clone()).or_default().insert(*ts);
+        }
+        p.send("safegate/v1/p1/batch", batch(items)).await;
+    }
+}
+
+/// SIGTERM, and the time until the process is gone (panics past twice the bound).
+async fn terminate_timed(gw: &mut GatewayProc) -> Duration {
+    let t = Instant::now();
+    gw.terminate();
+    gw.wait_exit(STOP_BOUND * 2).await.unwrap_or_else(|| {
+        panic!(
+            "still running {:?} after SIGTERM:\n{}",
+            STOP_BOUND * 2,
+            gw.log()
+        )
+    });
+    t.elapsed()
+}
+
+/// The largest size each WAL of `dir` reached while watched, sampled every 10 ms.
+struct WalWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(u64, u64)>,
+}
+
+impl WalWatch {
+    fn start(dir: &std::path::Path) -> WalWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, dir) = (stop.clone(), dir.to_path_buf());
+        let task = tokio::spawn(async move {
+            let size = |f: &str| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len());
+            let (mut outbox, mut state) = (0, 0);
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                outbox = outbox.max(size("outbox.db-wal"));
+                state = state.max(size("state.db-wal"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (outbox, state)
+        });
+        WalWatch { stop, task }
+    }
+
+    /// (outbox.db-wal, state.db-wal) at their largest.
+    async fn finish(self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// A disk smaller than the backlog: the watermark holds acknowledgements before the disk is
+/// full, SIGTERM ends the process within its bound in that state, and once the store is back
+/// every reading arrives, each sent a bounded number of times, with both WALs in bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_disk_holds_acks_before_it_fills_and_then_drains_every_reading() {
+    const DEVICES: usize = 20;
+    const MESSAGES: usize = 5_000; // 100,000 readings, about 8.5 MB of line protocol
+                                   // Bound in this order, dropped in the reverse: the gateway first, even on a panic.
+    let OnSmallDisk {
+        mq,
+        mut vm,
+        _cfg,
+        disk,
+        mut gw,
+    } = on_small_disk("gw-disk", DEVICES).await;
+    let api = gw.api.clone();
+
+    let mut p = AckedPublisher::connect(mq.port, "pub-disk").await;
+    let mut want = BTreeMap::new();
+    publish_readings(&mut p, DEVICES, MESSAGES, now_ms() - 3_600_000, &mut want).await;
+    p.wait_acked(Duration::from_secs(60)).await; // Mosquitto has them all
+
+    // Held at the watermark, well before the disk is full.
+    let h = wait_json(&format!("{api}/healthz"), Duration::from_secs(60), |v| {
+        v["outbox"]["state"] == "disk_low"
+    })
+    .await;
+    assert!(
+        disk.free() > 1 << 20,
+        "held with room to spare: {} bytes free",
+        disk.free()
+    );
+    assert_eq!(h["outbox"]["disk"]["low"], true, "{h}");
+    assert_eq!(h["outbox"]["disk"]["floor_bytes"], DISK_FLOOR, "{h}");
+    assert_eq!(
+        h["outbox"]["disk"]["reserve_bytes"], RESERVE,
+        "the reserve is untouched: {h}"
+    );
+    let (code, ready) = get(&format!("{api}/readyz")).await;
+    assert_eq!(code, 503, "{ready}");
+    assert_eq!(ready["outbox"]["state"], "disk_low", "{ready}");
+    let text = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(metric(&text, "safegate_disk_low"), Some(1.0), "{text}");
+    assert!(metric(&text, "safegate_disk_free_bytes").unwrap() > 0.0);
+    assert!(
+        metric(&text, "safegate_mqtt_acks_pending").unwrap() > 0.0,
+        "acks held"
+    );
+    assert!(
+        !gw.log().contains("disk is full"),
+        "the disk never filled:\n{}",
+        gw.log()
+    );
+
+    // SIGTERM while held ends the process within the bound; the restart holds again.
+    let took = terminate_timed(&mut gw).await;
+    eprintln!("SIGTERM while held: stopped in {took:?}");
+    assert!(took < STOP_BOUND, "stopped in {took:?}:\n{}", gw.log());
+    gw.start_ready().await;
+    wait_json(&format!("{api}/healthz"), WAIT, |v| {
+        v["outbox"]["state"] == "disk_low"
+    })
+    .await;
+
+    // The store returns: everything drains and nothing is posted in a loop.
+    let wal = WalWatch::start(&disk.path);
+    vm.start_again();
+    wait_all_stored(&vm, &want, Duration::from_secs(240)).await;
+    let (outbox_wal, state_wal) = wal.finish().await;
+    let h = wait_json(&format!("{api}/healthz"), WAIT, |v| {
+        v["outbox"]["state"] == "ok" && v["outbox"]["backlog_points"] == 0
+    })
+    .await;
+    assert_eq!(h["outbox"]["disk"]["low"], false, "{h}");
+    let readings = (DEVICES * MESSAGES) as f64;
+    let rows = vm.rows_inserted().await;
+    // Two rows per reading line (the value and status_code), device states and audit
+    // events besides: a few times that at most, never the hot loop of issue #12.
+    assert!(
+        rows <= 3.0 * 2.0 * readings,
+        "the store was sent {rows} rows for {readings} readings"
+    );
+    eprintln!(
+        "small disk: {rows} rows sent for {readings} readings ({:.2} per reading line), WAL at most {outbox_wal} (outbox) / {state_wal} (state) of {WAL_BOUND}",
+        rows / readings
+    );
+    assert!(
+        outbox_wal <= WAL_BOUND && state_wal <= WAL_BOUND,
+        "WAL sizes {outbox_wal} (outbox) and {state_wal} (state) over the bound {WAL_BOUND}"
+    );
+    let took = terminate_timed(&mut gw).await;
+    assert!(took < STOP_BOUND, "stopped in {took:?}");
+}
+
+/// Another process fills the disk to the last block while the gateway runs: the API still
+/// answers, nothing more is acknowledged, the backlog drains through the reserve once the
+/// store is back, the log does not flood, SIGTERM ends the process within its bound, it
+/// starts again on the full disk, and once the filler is gone everything arrives by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_filled_by_another_process_stalls_nothing_and_recovers_by_itself() {
+    const DEVICES: usize = 10;
+    const MESSAGES: usize = 500; // per phase: 5,000 readings
+                                 // Bound in this order, dropped in the reverse: the gateway first, even on a panic.
+    let OnSmallDisk {
+        mq,
+        mut vm,
+        _cfg,
+        disk,
+        mut gw,
+    } = on_small_disk("gw-filled", DEVICES).await;
+    let api = gw.api.clone();
+    let mut p = AckedPublisher::connect(mq.port, "pub-filled").await;
+    let ts0 = now_ms() - 3_600_000;
+
+    // Phase 1 is committed (and acknowledged) while the disk has room.
+    let mut first = BTreeMap::new();
+    publish_readings(&mut p, DEVICES, MESSAGES, ts0, &mut first).await;
+    let per_phase = (DEVICES * MESSAGES) as u64;
+    wait_json(&format!("{api}/healthz"), WAIT, |v| {
+        v["outbox"]["backlog_points"].as_u64().unwrap_or(0) >= per_phase
+    })
+    .await;
+    let text = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(metric(&text, "safegate_mqtt_acks_pending"), Some(0.0));
+
+    // Filled to 100 % by dd; phase 2 arrives and is held, unacknowledged.
+    disk.fill();
+    assert!(disk.free() < 4096, "{} bytes still free", disk.free());
+    let lines_before = gw.log().lines().count();
+    let window = Instant::now();
+    let mut all = first.clone();
+    publish_readings(&mut p, DEVICES, MESSAGES, ts0 + 100_000, &mut all).await;
+    let h = wait_json(&format!("{api}/healthz"), WAIT, |v| {
+        v["outbox"]["state"] == "disk_low"
+    })
+    .await;
+    assert_eq!(h["outbox"]["disk"]["free_bytes"], 0, "{h}");
+    let pending = |t: &str| metric(t, "safegate_mqtt_acks_pending").unwrap_or(0.0);
+    let text = get_text(&format!("{api}/metrics")).await;
+    assert!(pending(&text) > 0.0, "phase 2 is not acknowledged: {text}");
+    // Twenty seconds and more on the full disk, told by the backlog's own age: every retry
+    // loop has had time to repeat.
+    let h = wait_json(&format!("{api}/healthz"), Duration::from_secs(60), |v| {
+        v["outbox"]["oldest_pending_age_s"].as_f64().unwrap_or(0.0) >= 25.0
+    })
+    .await;
+    assert_eq!(h["outbox"]["state"], "disk_low", "{h}");
+
+    // The store returns while the disk is still full: phase 1 drains (the reserve gives the
+    // deletes their room), phase 2 stays held.
+    vm.start_again();
+    wait_all_stored(&vm, &first, Duration::from_secs(120)).await;
+    let h = wait_json(&format!("{api}/healthz"), WAIT, |v| {
+        v["outbox"]["backlog_points"] == 0
+    })
+    .await;
+    assert_eq!(h["outbox"]["state"], "disk_low", "{h}");
+    let (code, _) = get(&format!("{api}/api/v1/devices")).await;
+    assert_eq!(code, 200, "the API answers on a full disk");
+    assert!(pending(&get_text(&format!("{api}/metrics")).await) > 0.0);
+
+    // No log flood while the disk was full.
+    let lines = gw.log().lines().count() - lines_before;
+    let per_minute = lines as f64 * 60.0 / window.elapsed().as_secs_f64().max(1.0);
+    eprintln!(
+        "filled disk: {lines} log lines in {:?} ({per_minute:.0} a minute)",
+        window.elapsed()
+    );
+    assert!(
+        per_minute <= 60.0,
+        "{lines} log lines in {:?} on a full disk:\n{}",
+        window.elapsed(),
+        gw.log()
+    );
+
+    // SIGTERM on the full disk, and a start on it.
+    let took = terminate_timed(&mut gw).await;
+    eprintln!("SIGTERM while held: stopped in {took:?}");
+    assert!(took < STOP_BOUND, "stopped in {took:?}:\n{}", gw.log());
+    gw.start_ready().await;
+    let (code, _) = get(&format!("{api}/healthz")).await;
+    assert_eq!(code, 200);
+
+    // The filler goes: phase 2 is committed, acknowledged and stored, by itself.
+    disk.unfill();
+    wait_all_stored(&vm, &all, Duration::from_secs(120)).await;
+    let h = wait_json(&format!("{api}/healthz"), WAIT, |v| {
+        v["outbox"]["state"] == "ok" && v["outbox"]["disk"]["reserve_bytes"] == RESERVE
+    })
+    .await;
+    assert_eq!(h["outbox"]["backlog_points"], 0, "{h}");
+    wait_json(&format!("{api}/readyz"), WAIT, |v| v["ready"] == true).await;
+    let text = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(pending(&text), 0.0, "{text}");
+    let took = terminate_timed(&mut gw).await;
+    assert!(took < STOP_BOUND, "stopped in {took:?}");
+}
+
+/// The embedded broker lets platforms in only once the gateway's own subscription is in
+/// place: a platform that connects the moment the port accepts, on each of three starts,
+/// has every acknowledged reading accepted (before the fix: 0 of 50).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_acknowledges_nothing_before_the_gateway_listens() {
+    const READINGS: usize = 50;
+    let (port, api_port) = (free_port(), free_port());
+    let cfg = TestConfig::new(
+        &format!(
+            "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\nclient_id = \"gw-embedded\"\n\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n"
+        ),
+        &inventory(1, &[]),
+    );
+    let mut gw = GatewayProc::new(&cfg, api_port);
+    for round in 0..3 {
+        gw.spawn();
+        // Connect at port-open, as a platform retrying every millisecond would.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "port never opened:\n{}",
+                gw.log()
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut p = AckedPublisher::connect(port, &format!("platform-{round}")).await;
+        let ts0 = now_ms() - 60_000 + round * 1_000;
+        for i in 0..READINGS as i64 {
+            p.send("safegate/v1/p1/batch", batch([("d0".to_string(), ts0 + i)]))
+                .await;
+        }
+        p.wait_acked(Duration::from_secs(30)).await;
+        let accepted = |t: &str| metric(t, "safegate_readings_accepted_total").unwrap_or(0.0);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            // The API may open a moment after the broker's port: not an answer yet.
+            let text = match reqwest::get(format!("{}/metrics", gw.api)).await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if accepted(&text) >= READINGS as f64 {
+                assert_eq!(accepted(&text), READINGS as f64, "round {round}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {} of {READINGS} acknowledged readings accepted:\n{}",
+                accepted(&text),
+                gw.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(p);
+        let took = terminate_timed(&mut gw).await;
+        assert!(took < STOP_BOUND, "stopped in {took:?}");
+    }
+}

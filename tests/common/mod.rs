@@ -235,6 +235,21 @@ impl Victoria {
     }
 }
 
+impl Victoria {
+    /// VictoriaMetrics' own count of the rows it was sent over InfluxDB line protocol since
+    /// it started (`vm_rows_inserted_total{type="influx"}`): what the gateway posted,
+    /// duplicates included.
+    pub async fn rows_inserted(&self) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.url()))
+            .await
+            .expect("victoria-metrics /metrics")
+            .text()
+            .await
+            .unwrap();
+        metric(&text, "vm_rows_inserted_total{type=\"influx\"}").unwrap_or(0.0)
+    }
+}
+
 impl Drop for Victoria {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -540,6 +555,13 @@ impl GatewayProc {
         }
     }
 
+    /// SIGTERM without waiting (see `wait_exit`).
+    pub fn terminate(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+        }
+    }
+
     /// Wait up to `within` for the process to exit by itself.
     pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
@@ -633,4 +655,78 @@ pub fn park_with_detectors(ids: &[&str], interval_s: u32) -> String {
         s.push_str(&gas_detector(id, "p1", interval_s));
     }
     s
+}
+
+/// A small tmpfs mounted at `path` (the test runs as root, as CI does), for tests that must
+/// meet a really full disk. Unmounted on drop whatever happened (lazily if still busy), so
+/// drop it after the processes using it: declare it before them.
+pub struct SmallDisk {
+    pub path: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(path: &Path, bytes: u64) -> SmallDisk {
+        std::fs::create_dir_all(path).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a {bytes}-byte tmpfs at {} needs root (CAP_SYS_ADMIN), as CI has: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Free bytes as an unprivileged writer sees them.
+    pub fn free(&self) -> u64 {
+        let s = rustix::fs::statvfs(&self.path).expect("statvfs");
+        s.f_bavail * s.f_frsize
+    }
+
+    /// Another process (`dd`) fills the disk to the last block: 64 KiB blocks, then what is
+    /// left of less than one in 4 KiB blocks.
+    pub fn fill(&self) {
+        for (file, bs) in [("filler", "64k"), ("filler2", "4k")] {
+            let status = Command::new("dd")
+                .arg("if=/dev/zero")
+                .arg(format!("of={}", self.path.join(file).display()))
+                .arg(format!("bs={bs}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run dd");
+            // dd ends with "No space left on device": that is the point.
+            assert!(!status.success(), "dd stopped before the disk was full");
+        }
+    }
+
+    pub fn unfill(&self) {
+        for f in ["filler", "filler2"] {
+            let _ = std::fs::remove_file(self.path.join(f));
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
 }
