@@ -34,6 +34,10 @@
 #   BENCH_ROUNDS=3         rounds of phase A, B then S
 #   BENCH_ALARM_EVERY=50   phase S: every n-th reading of a device is an alarm (0: skip S)
 #   BENCH_DURABLE=1        phases D and E (QoS 1 with and without ack after commit); 0: skip
+#   BENCH_BASELINE_BIN     a directory holding another build's `safegate` (e.g. the release
+#                          build of the previous commit in a git worktree): phase D0 runs phase
+#                          D with it in every round (alternating which goes first), and the
+#                          summary gives (d)/(d0), the same-run before/after ratio
 #   BENCH_QUEUE_CAPACITY   store.queue_capacity (default: the gateway's default)
 #   BENCH_BATCH_SIZE       store.batch_size (default: the gateway's default)
 #   BENCH_FLUSH_MS         store.flush_interval_ms (unused since the outbox; kept for old runs)
@@ -71,6 +75,7 @@ WAIT_IDLE_S=${BENCH_WAIT_IDLE_S:-120}
 GATEWAY_ENV=${BENCH_GATEWAY_ENV:-}
 ALARM_EVERY=${BENCH_ALARM_EVERY:-50}
 DURABLE=${BENCH_DURABLE:-1}
+BASE_BIN=${BENCH_BASELINE_BIN:-}
 TARGET_DURABLE=20000
 # Per phase: QoS and acknowledgement policy of the preload and the gateway (D and E set them).
 CUR_QOS=""; CUR_ACK=""
@@ -110,6 +115,7 @@ BIN=$ROOT/target/release
 for b in safegate loadgen; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing (run cargo build --release --bins)"
 done
+[ -z "$BASE_BIN" ] || [ -x "$BASE_BIN/safegate" ] || die "BENCH_BASELINE_BIN: $BASE_BIN/safegate is missing"
 
 # ---------------------------------------------------------------- processes and cleanup
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/safegate-bench.XXXXXX")
@@ -319,17 +325,19 @@ B_RATE=(); B_ACC_RATE=(); B_DESC=(); B_OK=(); B_RSS=(); B_HWM=(); B_OTHER=()
 S_RATE=(); S_DESC=(); S_OK=(); S_OTHER=()
 D_RATE=(); D_DESC=(); D_OK=(); D_OTHER=()
 E_RATE=(); E_DESC=(); E_OK=(); E_OTHER=()
+D0_RATE=(); D0_DESC=(); D0_OK=(); D0_OTHER=()
 CPU_LINES=""; TIMELINE=""
 phase_b() { # round, [storm]
   local r=$1 mode=${2:-quiet} P=B site api t0 t1 t_acc="" at_acc="" end snap0="" snap1="" perf_pid="" gw
   local c0_all c0_idle c1_all c1_idle m0 m1 v0 v1 f0 rcv=0 acc=0 rej=0 wr=0 drp=0 depth=0 ev=0 raised=0 s s_acc vm i
-  local last=$((r == ROUNDS)) extra=() want_alarms=0
+  local last=$((r == ROUNDS)) extra=() want_alarms=0 gwbin=$BIN
   CUR_QOS=""; CUR_ACK=""
   case "$mode" in
     storm)
       P=S; extra=(--alarm-every "$ALARM_EVERY"); last=0
       want_alarms=$(( (M / DEVICES + ALARM_EVERY - 1) / ALARM_EVERY * DEVICES )) ;;
     durable) P=D; CUR_QOS=1; CUR_ACK=after_commit; last=0 ;;
+    durable_base) P=D0; CUR_QOS=1; CUR_ACK=after_commit; last=0; gwbin=$BASE_BIN ;;
     qos1fast) P=E; CUR_QOS=1; CUR_ACK=on_receive; last=0 ;;
   esac
   local B=$WORK/${P,,}$r
@@ -339,14 +347,14 @@ phase_b() { # round, [storm]
   "$BIN/loadgen" inventory --site "$site" --devices "$DEVICES" --interval-s 10 >"$B/inventory.toml"
   api=$(free_port)
   write_config "$B" "safegate-bench-${P,,}$r" "$api" "${BENCH_QUEUE_CAPACITY:-}"
-  "$BIN/safegate" check-config "$B/safegate.toml" >/dev/null || die "phase $P config rejected"
+  "$gwbin/safegate" check-config "$B/safegate.toml" >/dev/null || die "phase $P config rejected"
   preload "safegate-bench-${P,,}$r" "$DEVICES" "$M" "$site" "${extra[@]}"
 
   read -r c0_all c0_idle < <(cpu_total)
   m0=$(ticks "$MOSQ_PID"); v0=$(ticks "$VM_PID")
   f0=$(foreign_snapshot)
   t0=$(now_ns)
-  env $GATEWAY_ENV "$BIN/safegate" run --config "$B/safegate.toml" >"$B/gateway.log" 2>&1 &
+  env $GATEWAY_ENV "$gwbin/safegate" run --config "$B/safegate.toml" >"$B/gateway.log" 2>&1 &
   gw=$!
   PIDS+=("$gw")
   if [ "$last" = 1 ] && [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1; then
@@ -403,6 +411,9 @@ phase_b() { # round, [storm]
   elif [ "$P" = D ]; then
     D_RATE[r]=$(rate "$acc" "$s"); D_OK[r]=$ok; D_OTHER[r]=$other; D_DESC[r]="$desc; $(grep -c 'outbox' "$B/gateway.log" || true) outbox log lines"
     log "round $r phase D: ${D_RATE[r]} readings/s ($desc)"
+  elif [ "$P" = D0 ]; then
+    D0_RATE[r]=$(rate "$acc" "$s"); D0_OK[r]=$ok; D0_OTHER[r]=$other; D0_DESC[r]=$desc
+    log "round $r phase D0 (baseline $BASE_BIN): ${D0_RATE[r]} readings/s ($desc)"
   elif [ "$P" = E ]; then
     E_RATE[r]=$(rate "$acc" "$s"); E_OK[r]=$ok; E_OTHER[r]=$other; E_DESC[r]=$desc
     log "round $r phase E: ${E_RATE[r]} readings/s ($desc)"
@@ -453,7 +464,13 @@ for r in $(seq "$ROUNDS"); do
   phase_a "$r"
   phase_b "$r"
   if [ "$ALARM_EVERY" -gt 0 ]; then phase_b "$r" storm; fi
-  if [ "$DURABLE" = 1 ]; then phase_b "$r" durable; phase_b "$r" qos1fast; fi
+  if [ "$DURABLE" = 1 ]; then
+    # With a baseline build, D and D0 alternate which goes first, so drift favours neither.
+    if [ -n "$BASE_BIN" ] && [ $((r % 2)) = 0 ]; then phase_b "$r" durable_base; fi
+    phase_b "$r" durable
+    if [ -n "$BASE_BIN" ] && [ $((r % 2)) = 1 ]; then phase_b "$r" durable_base; fi
+    phase_b "$r" qos1fast
+  fi
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)) }'; }
 # Rounds where other programs (other sessions) used more than 15% of a core are disturbed:
@@ -461,7 +478,8 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 
 CLEAN=(); CLEAN_NOTE="undisturbed"
 for r in $(seq "$ROUNDS"); do
   [ "${A_OTHER[r]}" -gt 15 ] || [ "${B_OTHER[r]}" -gt 15 ] || [ "${S_OTHER[r]:-0}" -gt 15 ] \
-    || [ "${D_OTHER[r]:-0}" -gt 15 ] || [ "${E_OTHER[r]:-0}" -gt 15 ] || CLEAN+=("$r")
+    || [ "${D_OTHER[r]:-0}" -gt 15 ] || [ "${E_OTHER[r]:-0}" -gt 15 ] \
+    || [ "${D0_OTHER[r]:-0}" -gt 15 ] || CLEAN+=("$r")
 done
 if [ ${#CLEAN[@]} -eq 0 ]; then
   log "WARNING: every round was disturbed by other load; the medians include them"
@@ -488,6 +506,12 @@ if [ "$DURABLE" = 1 ]; then
   E_MED=$(median $(pick E_RATE))
   D_RATIO=$(awk -v d="$D_MED" -v e="$E_MED" 'BEGIN { printf "%.3f", (e > 0 ? d / e : 0) }')
   for r in $(seq "$ROUNDS"); do [ "${D_OK[r]}" = 1 ] && [ "${E_OK[r]}" = 1 ] || DURABLE_OK=0; done
+fi
+D0_MED=0; D_D0=0
+if [ "$DURABLE" = 1 ] && [ -n "$BASE_BIN" ]; then
+  D0_MED=$(median $(pick D0_RATE))
+  D_D0=$(awk -v d="$D_MED" -v b="$D0_MED" 'BEGIN { printf "%.3f", (b > 0 ? d / b : 0) }')
+  for r in $(seq "$ROUNDS"); do [ "${D0_OK[r]}" = 1 ] || DURABLE_OK=0; done
 fi
 
 # ---------------------------------------------------------------- phase C: memory at 100k devices
@@ -558,12 +582,16 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
   if [ "$DURABLE" = 1 ]; then
     echo "(d) QoS 1, ack after commit        $D_MED readings/s (every PUBACK after the outbox fsync of its readings)   [target ≥ $TARGET_DURABLE, all stored: $v_durable]"
     echo "(e) QoS 1, ack on receive          $E_MED readings/s (same run, no guarantee); (d)/(e) = $D_RATIO; QoS 0 is (b)"
+    if [ -n "$BASE_BIN" ]; then
+      echo "(d0) as (d), baseline build        $D0_MED readings/s ($BASE_BIN/safegate, built $(date -r "$BASE_BIN/safegate" '+%F %T')); (d)/(d0) = $D_D0"
+    fi
   fi
   for r in $(seq "$ROUNDS"); do
     echo "  round $r  (a) ${A_RATE[r]} msg/s: ${A_DESC[r]}"
     echo "           (b) ${B_RATE[r]} readings/s: ${B_DESC[r]}"
     [ "$ALARM_EVERY" -gt 0 ] && echo "           (s) ${S_RATE[r]} readings/s: ${S_DESC[r]}"
     [ "$DURABLE" = 1 ] && echo "           (d) ${D_RATE[r]} readings/s: ${D_DESC[r]}" && echo "           (e) ${E_RATE[r]} readings/s: ${E_DESC[r]}"
+    [ "$DURABLE" = 1 ] && [ -n "$BASE_BIN" ] && echo "           (d0) ${D0_RATE[r]} readings/s: ${D0_DESC[r]}"
   done
   echo "    gateway VmRSS after phase B    $(mb "${B_RSS[ROUNDS]}") MB (peak $(mb "${B_HWM[ROUNDS]}") MB; last round)"
   echo "(c) gateway VmRSS, $MEM_DEVICES devices  $(mb "$C_RSS") MB (at last accept $(mb "$C_RSS_ACC") MB, peak $(mb "$C_HWM") MB; $C_ACC accepted)   [target ≤ $TARGET_RSS_MB MB: $v_rss]"
