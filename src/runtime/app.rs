@@ -123,33 +123,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         _ => None,
     };
     let inventory = Inventory::from_config(&cfg);
-    let mut journal =
-        Journal::open_with(&cfg.gateway.data_dir, cfg.gateway.on_damaged_file, now_ms())?;
-    // One reserve on the disk of data_dir, for whichever file meets a full disk first.
-    let reserve = Arc::new(crate::state::space::Reserve::open(
-        &cfg.gateway.data_dir,
-        cfg.outbox.reserve_bytes,
-    ));
-    journal.guard_disk(reserve.clone(), cfg.outbox.wal_max_bytes)?;
-    // The outbox is opened (and checked) before anything connects: a damaged one stops the
-    // start here, with its path.
-    let outbox = match &cfg.store {
-        Some(_) => {
-            let mut o = Outbox::open(
-                &cfg.gateway.data_dir,
-                cfg.outbox.max_bytes,
-                cfg.gateway.on_damaged_file,
-                now_ms(),
-            )?;
-            let floor = crate::state::space::Watermark::new(
-                cfg.outbox.min_free_bytes,
-                cfg.outbox.min_free_percent,
-            );
-            o.guard_disk(floor, reserve, cfg.outbox.wal_max_bytes)?;
-            Some(Arc::new(Mutex::new(o)))
-        }
-        None => None,
-    };
+    let (mut journal, outbox) = open_files(&cfg)?;
     let audit = Arc::new(
         crate::sinks::audit::AuditLog::open(&cfg.gateway.data_dir)
             .map_err(|e| StartError::Audit(cfg.gateway.data_dir.clone(), e))?,
@@ -442,6 +416,27 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         tasks,
         journal_thread,
     })
+}
+
+/// The outbox, shared by the commit, the forwarder and the API.
+type SharedOutbox = Arc<Mutex<Outbox>>;
+
+/// The journal and (with a store) the outbox, checked, with their disk guards. Opened before
+/// anything connects: a damaged file stops the start here, with its path.
+fn open_files(cfg: &Config) -> Result<(Journal, Option<SharedOutbox>), StartError> {
+    use crate::state::space::{Reserve, Watermark};
+    let (dir, o) = (&cfg.gateway.data_dir, &cfg.outbox);
+    let mut journal = Journal::open_with(dir, cfg.gateway.on_damaged_file, now_ms())?;
+    // One reserve on the disk of data_dir, for whichever file meets a full disk first.
+    let reserve = Arc::new(Reserve::open(dir, o.reserve_bytes));
+    journal.guard_disk(reserve.clone(), o.wal_max_bytes)?;
+    if cfg.store.is_none() {
+        return Ok((journal, None));
+    }
+    let mut outbox = Outbox::open(dir, o.max_bytes, cfg.gateway.on_damaged_file, now_ms())?;
+    let floor = Watermark::new(o.min_free_bytes, o.min_free_percent);
+    outbox.guard_disk(floor, reserve, o.wal_max_bytes)?;
+    Ok((journal, Some(Arc::new(Mutex::new(outbox)))))
 }
 
 /// What `GET /api/v1/config` shows: the files and their hashes, the inventory summary and the
