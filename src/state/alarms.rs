@@ -12,38 +12,6 @@ use crate::core::inventory::Inventory;
 use crate::telemetry::rfc3339_ms;
 use rusqlite::{params, OptionalExtension};
 
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS alarms (
-        id INTEGER PRIMARY KEY,
-        site TEXT NOT NULL,
-        device TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        type TEXT NOT NULL,
-        channel TEXT,
-        scheme TEXT NOT NULL,
-        level INTEGER NOT NULL,
-        raised_ms INTEGER NOT NULL,
-        deadline_ms INTEGER NOT NULL,
-        value REAL,
-        peak REAL,
-        ack_ms INTEGER,
-        ack_by TEXT,
-        ack_note TEXT,
-        ack_via TEXT,
-        cleared_ms INTEGER);
-    CREATE INDEX IF NOT EXISTS alarms_by_raise ON alarms(raised_ms);
-    CREATE INDEX IF NOT EXISTS alarms_open ON alarms(id) WHERE ack_ms IS NULL OR cleared_ms IS NULL;
-    CREATE TABLE IF NOT EXISTS alarm_events (
-        alarm INTEGER NOT NULL,
-        at_ms INTEGER NOT NULL,
-        event TEXT NOT NULL,
-        level INTEGER NOT NULL,
-        value REAL,
-        by TEXT,
-        note TEXT,
-        via TEXT);
-    CREATE INDEX IF NOT EXISTS alarm_events_by_alarm ON alarm_events(alarm);";
-
 /// One alarm change to persist: the alarm after it, and the event.
 pub type AlarmRow = (AlarmView, EventView);
 

@@ -20,6 +20,8 @@ pub enum StateError {
     Missing(PathBuf),
     #[error(transparent)]
     File(#[from] super::files::DbFileError),
+    #[error(transparent)]
+    Newer(#[from] super::schema::NewerSchema),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,55 +119,6 @@ pub struct Journal {
     reserve: Option<std::sync::Arc<super::space::Reserve>>,
 }
 
-const SCHEMA: &str = "
-    PRAGMA journal_mode=WAL;
-    PRAGMA synchronous=FULL;
-    CREATE TABLE IF NOT EXISTS units (
-        key INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL,
-        site TEXT NOT NULL,
-        id TEXT NOT NULL,
-        UNIQUE (kind, site, id));
-    CREATE TABLE IF NOT EXISTS transitions (
-        id INTEGER PRIMARY KEY,
-        unit INTEGER NOT NULL,
-        at_ms INTEGER NOT NULL,
-        online INTEGER NOT NULL,
-        cause TEXT NOT NULL);
-    CREATE INDEX IF NOT EXISTS transitions_by_unit ON transitions(unit, at_ms);
-    CREATE TABLE IF NOT EXISTS registry (
-        id INTEGER PRIMARY KEY,
-        unit INTEGER NOT NULL,
-        at_ms INTEGER NOT NULL,
-        status TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS last_seen (
-        unit INTEGER PRIMARY KEY,
-        last_seen_ms INTEGER NOT NULL,
-        fault INTEGER NOT NULL DEFAULT 0);
-    CREATE TABLE IF NOT EXISTS links (
-        id INTEGER PRIMARY KEY,
-        link TEXT NOT NULL,
-        at_ms INTEGER NOT NULL,
-        up INTEGER NOT NULL);
-    CREATE TABLE IF NOT EXISTS timeline (
-        unit INTEGER PRIMARY KEY,
-        data BLOB NOT NULL);
-    CREATE TABLE IF NOT EXISTS meta (
-        key TEXT PRIMARY KEY,
-        value INTEGER NOT NULL);
-    CREATE TABLE IF NOT EXISTS polls (
-        link TEXT NOT NULL,
-        minute_ms INTEGER NOT NULL,
-        ok INTEGER NOT NULL,
-        failed INTEGER NOT NULL,
-        PRIMARY KEY (link, minute_ms)) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS latency (
-        site TEXT NOT NULL,
-        minute_ms INTEGER NOT NULL,
-        bucket INTEGER NOT NULL,
-        count INTEGER NOT NULL,
-        PRIMARY KEY (site, minute_ms, bucket)) WITHOUT ROWID;";
-
 impl Journal {
     /// Open (creating if needed) `data_dir/state.db` for writing.
     pub fn open(data_dir: &Path) -> Result<Journal, StateError> {
@@ -181,10 +134,9 @@ impl Journal {
         std::fs::create_dir_all(data_dir).map_err(|e| StateError::Dir(data_dir.into(), e))?;
         let path = data_dir.join("state.db");
         let conn = super::files::open_checked(&path, on_damage, now_ms)?;
-        conn.execute_batch(SCHEMA)
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
             .map_err(|e| StateError::Db(path.clone(), e))?;
-        conn.execute_batch(super::alarms::SCHEMA)
-            .map_err(|e| StateError::Db(path.clone(), e))?;
+        super::schema::migrate(&conn, &path)?;
         let mut j = Journal {
             path,
             conn,
@@ -207,6 +159,8 @@ impl Journal {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| StateError::Db(path.clone(), e))?;
+        let found = super::schema::version(&conn).map_err(|e| StateError::Db(path.clone(), e))?;
+        super::schema::check_not_newer(found, &path)?;
         let mut j = Journal {
             path,
             conn,

@@ -4,6 +4,7 @@
 mod alarms;
 pub mod files;
 mod journal;
+pub mod schema;
 pub mod space;
 
 pub use alarms::{AlarmFilter, AlarmRow};
