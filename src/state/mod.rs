@@ -2,10 +2,13 @@
 //! room on its disk (`space`).
 
 mod alarms;
+mod compaction;
 pub mod files;
 mod journal;
+mod reader;
 pub mod schema;
 pub mod space;
+mod writer;
 
 pub use alarms::{AlarmFilter, AlarmRow};
 

@@ -159,8 +159,18 @@ mod tests {
         drop(before);
         let j = Journal::open(dir.path()).unwrap();
         assert_eq!(version(&j.conn).unwrap(), VERSION);
-        assert_eq!(j.load_latest().unwrap(), latest, "the same state after migration");
-        let state = |d: &str| latest.iter().find(|s| s.device == d).unwrap().last_transition;
+        assert_eq!(
+            j.load_latest().unwrap(),
+            latest,
+            "the same state after migration"
+        );
+        let state = |d: &str| {
+            latest
+                .iter()
+                .find(|s| s.device == d)
+                .unwrap()
+                .last_transition
+        };
         assert!(matches!(state("g1"), Some((true, _))), "{latest:?}");
         assert!(matches!(state("o1"), Some((false, _))), "{latest:?}");
         let f = AlarmFilter {
