@@ -105,72 +105,16 @@ fn init_tls() {
 
 pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     init_tls();
-    let loaded_files = loaded.files;
     let mut cfg: Config = loaded.config;
-    if cfg.tokens.is_empty() {
-        if !cfg.api.listen.ip().is_loopback() {
-            return Err(StartError::OpenApi(cfg.api.listen));
-        }
-        tracing::warn!(listen = %cfg.api.listen, "no [[tokens]]: the API is open to anyone on this machine (loopback only)");
-    }
-    // A bad certificate stops the start before anything runs.
-    let api_tls = match (&cfg.api.tls_cert_file, &cfg.api.tls_key_file) {
-        (Some(c), Some(k)) => Some(
-            axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k)
-                .await
-                .map_err(|e| StartError::ApiTls(format!("{} / {}", c.display(), k.display()), e))?,
-        ),
-        _ => None,
-    };
-    let inventory = Inventory::from_config(&cfg);
+    let api_tls = check_api(&cfg).await?;
     let (mut journal, outbox) = open_files(&cfg)?;
     let audit = Arc::new(
         crate::sinks::audit::AuditLog::open(&cfg.gateway.data_dir)
             .map_err(|e| StartError::Audit(cfg.gateway.data_dir.clone(), e))?,
     );
-    // Which configuration is in force, so an auditor can tie every figure to it.
-    let files: Vec<serde_json::Value> = loaded_files
-        .iter()
-        .map(|f| {
-            use sha2::Digest;
-            let sha = std::fs::read(f)
-                .map(|b| hex::encode(sha2::Sha256::digest(&b)))
-                .unwrap_or_else(|e| format!("unreadable: {e}"));
-            serde_json::json!({"file": f.display().to_string(), "sha256": sha})
-        })
-        .collect();
-    let closed = journal.close_open_links()?;
-    if closed > 0 {
-        tracing::warn!(
-            links = closed,
-            "the last run did not stop cleanly; its links are closed at its last recorded activity"
-        );
-    }
-    let mut core = Core::new(
-        inventory,
-        (cfg.gateway.max_future_skew_s * 1000) as i64,
-        cfg.gateway.recent_rejections,
-    );
-    restore(&mut core, &journal)?;
-    core.set_alarm_rules(AlarmRules::from_config(&cfg, &core.inventory));
-    let open_alarms = journal.load_open_alarms(&core.inventory)?;
-    if !open_alarms.is_empty() {
-        tracing::info!(
-            alarms = open_alarms.len(),
-            "open alarms restored from the journal"
-        );
-    }
-    core.alarms.restore(journal.next_alarm_id()?, open_alarms);
+    let files = config_files(&loaded.files);
     let retain_closed = Duration::from_secs(cfg.alarms.retain_closed_s);
-    let closed_alarms = journal
-        .closed_alarms_since(now_ms() - retain_closed.as_millis() as i64 - 7 * 86_400_000)?;
-    let changed = journal.sync_registry(&core.inventory, now_ms())?;
-    if changed > 0 {
-        tracing::info!(
-            units = changed,
-            "inventory changes recorded in the registry history"
-        );
-    }
+    let (core, closed_alarms) = restore_core(&cfg, &mut journal, retain_closed)?;
     let view = config_view(&cfg, &files, &crate::config::summary(&cfg));
     let metrics = Arc::new(Metrics::new());
     let embedded = match cfg.mqtt.embedded {
@@ -213,9 +157,181 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     let (shutdown, _) = broadcast::channel(4);
     let mut tasks = Vec::new();
 
-    // True while the outbox is at its budget: Modbus polling pauses.
+    // True while the outbox holds commits (its budget, the disk floor): Modbus polling pauses.
     let (hold_tx, hold_rx) = tokio::sync::watch::channel(false);
-    let store_queue = match (&cfg.store, &outbox) {
+    let store_queue = spawn_store(
+        &cfg,
+        outbox.as_ref(),
+        &shared,
+        hold_tx,
+        &shutdown,
+        &mut tasks,
+    )?;
+
+    audit.set_store(store_queue.clone());
+    audit.record(
+        "config_loaded",
+        "gateway",
+        "local",
+        1,
+        serde_json::json!({ "files": files, "tokens": cfg.tokens.len() }),
+    );
+
+    let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
+    let journal_thread = std::thread::Builder::new()
+        .name("journal".into())
+        .spawn(move || journal.serve(journal_rx))
+        .ok();
+
+    let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
+    {
+        let rx = shutdown.subscribe();
+        let mqtt = cfg.mqtt.clone();
+        let (st, m) = (mqtt_status.clone(), metrics.clone());
+        let tx = src_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = sources::mqtt::run(mqtt, signing, tx, st, m, rx).await {
+                tracing::error!(error = %e, "MQTT source stopped");
+            }
+        }));
+    }
+
+    // Platforms are let in only once the gateway reads what they publish: the broker
+    // acknowledges a QoS 1 message whether anyone is subscribed or not.
+    if let Some(e) = embedded {
+        let addr = e
+            .open_when_subscribed(&mqtt_status, EMBEDDED_SUBSCRIBE_WITHIN)
+            .await?;
+        tracing::info!(listen = %addr, "embedded MQTT broker accepting platforms");
+    }
+
+    let board = spawn_board(
+        &cfg,
+        &shared,
+        retain_closed,
+        closed_alarms,
+        &shutdown,
+        &mut tasks,
+    )?;
+
+    if let Some(q) = &store_queue {
+        let (ev, q, rx) = (shared.evaluator.clone(), q.clone(), shutdown.subscribe());
+        tasks.push(tokio::spawn(super::cadence::run(ev, q, rx)));
+    }
+    spawn_modbus(modbus_endpoints, src_tx, hold_rx, &shutdown, &mut tasks);
+    let indicator_every =
+        Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
+    tasks.push(tokio::spawn(core_task(
+        shared.clone(),
+        src_rx,
+        cmd_rx,
+        board,
+        store_queue,
+        journal_tx,
+        indicator_every,
+        shutdown.subscribe(),
+    )));
+
+    let api_addr = serve_api(&cfg, &shared, api_tls, &shutdown, &mut tasks).await?;
+    tracing::info!(api = %api_addr, tls = cfg.api.tls_cert_file.is_some(), "API listening");
+
+    Ok(Gateway {
+        api_addr,
+        shared,
+        shutdown,
+        tasks,
+        journal_thread,
+    })
+}
+
+/// Refuse an open API off loopback, and read the API's certificate: a bad one stops the
+/// start before anything runs.
+async fn check_api(
+    cfg: &Config,
+) -> Result<Option<axum_server::tls_rustls::RustlsConfig>, StartError> {
+    if cfg.tokens.is_empty() {
+        if !cfg.api.listen.ip().is_loopback() {
+            return Err(StartError::OpenApi(cfg.api.listen));
+        }
+        tracing::warn!(listen = %cfg.api.listen, "no [[tokens]]: the API is open to anyone on this machine (loopback only)");
+    }
+    match (&cfg.api.tls_cert_file, &cfg.api.tls_key_file) {
+        (Some(c), Some(k)) => axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k)
+            .await
+            .map(Some)
+            .map_err(|e| StartError::ApiTls(format!("{} / {}", c.display(), k.display()), e)),
+        _ => Ok(None),
+    }
+}
+
+/// Which configuration is in force, with hashes, so an auditor can tie every figure to it.
+fn config_files(files: &[std::path::PathBuf]) -> Vec<serde_json::Value> {
+    files
+        .iter()
+        .map(|f| {
+            use sha2::Digest;
+            let sha = std::fs::read(f)
+                .map(|b| hex::encode(sha2::Sha256::digest(&b)))
+                .unwrap_or_else(|e| format!("unreadable: {e}"));
+            serde_json::json!({"file": f.display().to_string(), "sha256": sha})
+        })
+        .collect()
+}
+
+/// The core with what the journal knew: liveness, open alarms, the registry brought up to
+/// the inventory; and the alarms closed within `retain_closed` (and a week) for the board.
+fn restore_core(
+    cfg: &Config,
+    journal: &mut Journal,
+    retain_closed: Duration,
+) -> Result<(Core, ClosedAlarms), StartError> {
+    let closed = journal.close_open_links()?;
+    if closed > 0 {
+        tracing::warn!(
+            links = closed,
+            "the last run did not stop cleanly; its links are closed at its last recorded activity"
+        );
+    }
+    let mut core = Core::new(
+        Inventory::from_config(cfg),
+        (cfg.gateway.max_future_skew_s * 1000) as i64,
+        cfg.gateway.recent_rejections,
+    );
+    restore(&mut core, journal)?;
+    core.set_alarm_rules(AlarmRules::from_config(cfg, &core.inventory));
+    let open_alarms = journal.load_open_alarms(&core.inventory)?;
+    if !open_alarms.is_empty() {
+        tracing::info!(
+            alarms = open_alarms.len(),
+            "open alarms restored from the journal"
+        );
+    }
+    core.alarms.restore(journal.next_alarm_id()?, open_alarms);
+    let closed_alarms = journal
+        .closed_alarms_since(now_ms() - retain_closed.as_millis() as i64 - 7 * 86_400_000)?;
+    let changed = journal.sync_registry(&core.inventory, now_ms())?;
+    if changed > 0 {
+        tracing::info!(
+            units = changed,
+            "inventory changes recorded in the registry history"
+        );
+    }
+    Ok((core, closed_alarms))
+}
+
+/// With a store: the group commit into the outbox and the forwarder from it. Returns the
+/// queue the core hands records to.
+fn spawn_store(
+    cfg: &Config,
+    outbox: Option<&SharedOutbox>,
+    shared: &Shared,
+    hold_tx: tokio::sync::watch::Sender<bool>,
+    shutdown: &broadcast::Sender<()>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<StoreQueue>, StartError> {
+    let (metrics, store_status, outbox_status) =
+        (&shared.metrics, &shared.store, &shared.outbox_status);
+    Ok(match (&cfg.store, outbox) {
         (Some(s), Some(outbox)) => {
             let client = store::StoreClient::new(s)?;
             let (queue, rx) = StoreQueue::new(s.queue_capacity, CORE_BATCH, metrics.clone());
@@ -225,7 +341,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
             {
                 let o = outbox.lock().unwrap_or_else(|p| p.into_inner());
                 let b = o.backlog()?;
-                crate::sinks::commit::publish_backlog(&outbox_status, &metrics, &b);
+                crate::sinks::commit::publish_backlog(outbox_status, metrics, &b);
                 if b.batches > 0 {
                     tracing::info!(points = b.points, bytes = b.bytes, file = %o.path().display(),
                         "the outbox holds points from before the start; replaying them to the store first");
@@ -265,46 +381,20 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
             );
             None
         }
-    };
+    })
+}
 
-    audit.set_store(store_queue.clone());
-    audit.record(
-        "config_loaded",
-        "gateway",
-        "local",
-        1,
-        serde_json::json!({ "files": files, "tokens": cfg.tokens.len() }),
-    );
-
-    let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
-    let journal_thread = std::thread::Builder::new()
-        .name("journal".into())
-        .spawn(move || journal.serve(journal_rx))
-        .ok();
-
-    let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
-    {
-        let rx = shutdown.subscribe();
-        let mqtt = cfg.mqtt.clone();
-        let (st, m) = (mqtt_status.clone(), metrics.clone());
-        let tx = src_tx.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = sources::mqtt::run(mqtt, signing, tx, st, m, rx).await {
-                tracing::error!(error = %e, "MQTT source stopped");
-            }
-        }));
-    }
-
-    // Platforms are let in only once the gateway reads what they publish: the broker
-    // acknowledges a QoS 1 message whether anyone is subscribed or not.
-    if let Some(e) = embedded {
-        let addr = e
-            .open_when_subscribed(&mqtt_status, EMBEDDED_SUBSCRIBE_WITHIN)
-            .await?;
-        tracing::info!(listen = %addr, "embedded MQTT broker accepting platforms");
-    }
-
-    // The alarm board: its own MQTT connection, publishing alarm states retained.
+/// The alarm board: its own MQTT connection, publishing alarm states retained; what is open
+/// is published again at once, since states may have changed while the gateway was down.
+fn spawn_board(
+    cfg: &Config,
+    shared: &Shared,
+    retain_closed: Duration,
+    closed_alarms: ClosedAlarms,
+    shutdown: &broadcast::Sender<()>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<BoardQueue, StartError> {
+    let metrics = &shared.metrics;
     let board = BoardQueue::new(&cfg.mqtt.topic_prefix);
     {
         let mut opts = sources::mqtt::options(&cfg.mqtt)?;
@@ -328,39 +418,18 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         metrics.alarms_active.set(core.alarms.active_count() as i64);
     }
 
-    if let Some(q) = &store_queue {
-        let (ev, q, rx) = (shared.evaluator.clone(), q.clone(), shutdown.subscribe());
-        tasks.push(tokio::spawn(super::cadence::run(ev, q, rx)));
-    }
-    if !modbus_endpoints.is_empty() {
-        tracing::info!(
-            endpoints = modbus_endpoints.len(),
-            devices = modbus_endpoints
-                .iter()
-                .map(|e| e.devices.len())
-                .sum::<usize>(),
-            "polling Modbus devices"
-        );
-    }
-    tasks.extend(sources::modbus::spawn(
-        modbus_endpoints,
-        src_tx,
-        hold_rx,
-        &shutdown,
-    ));
-    let indicator_every =
-        Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
-    tasks.push(tokio::spawn(core_task(
-        shared.clone(),
-        src_rx,
-        cmd_rx,
-        board,
-        store_queue,
-        journal_tx,
-        indicator_every,
-        shutdown.subscribe(),
-    )));
+    Ok(board)
+}
 
+/// Serve the API on `api.listen` (HTTPS with `tls`) until shutdown; returns its address.
+async fn serve_api(
+    cfg: &Config,
+    shared: &Arc<Shared>,
+    api_tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    shutdown: &broadcast::Sender<()>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<SocketAddr, StartError> {
+    let (metrics, audit) = (&shared.metrics, &shared.audit);
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)
         .await
         .map_err(|e| StartError::ApiBind(cfg.api.listen, e))?;
@@ -407,16 +476,30 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
             }));
         }
     }
-    tracing::info!(api = %api_addr, tls = cfg.api.tls_cert_file.is_some(), "API listening");
-
-    Ok(Gateway {
-        api_addr,
-        shared,
-        shutdown,
-        tasks,
-        journal_thread,
-    })
+    Ok(api_addr)
 }
+
+/// One task per Modbus endpoint, paused while `hold` is true.
+fn spawn_modbus(
+    endpoints: Vec<sources::modbus::endpoint::EndpointSpec>,
+    tx: mpsc::Sender<SourceEvent>,
+    hold: tokio::sync::watch::Receiver<bool>,
+    shutdown: &broadcast::Sender<()>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) {
+    if !endpoints.is_empty() {
+        let devices: usize = endpoints.iter().map(|e| e.devices.len()).sum();
+        tracing::info!(
+            endpoints = endpoints.len(),
+            devices,
+            "polling Modbus devices"
+        );
+    }
+    tasks.extend(sources::modbus::spawn(endpoints, tx, hold, shutdown));
+}
+
+/// Alarms closed recently, (site, id, closed at), for the board to keep retained a while.
+type ClosedAlarms = Vec<(String, u64, i64)>;
 
 /// The outbox, shared by the commit, the forwarder and the API.
 type SharedOutbox = Arc<Mutex<Outbox>>;
