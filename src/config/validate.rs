@@ -2,7 +2,7 @@
 
 use super::load::{ConfigError, LoadedConfig};
 use super::modbus::{DataType, ModbusConfig, Transport};
-use super::{DeviceKind, Protocol, SiteKind};
+use super::{Config, DeviceKind, Protocol, SiteKind};
 use std::collections::{HashMap, HashSet};
 
 /// Characters allowed in ids: they become MQTT topic levels and store tags.
@@ -39,448 +39,21 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         })
     };
 
-    // Settings.
-    match url::Url::parse(&c.mqtt.url) {
-        Ok(u) if matches!(u.scheme(), "mqtt" | "mqtts") && u.host_str().is_some() => {}
-        Ok(u) => err_main(
-            "mqtt.url",
-            format!(
-                "{:?} must look like mqtt://host:port or mqtts://host:port (scheme {:?})",
-                c.mqtt.url,
-                u.scheme()
-            ),
-        ),
-        Err(e) => err_main("mqtt.url", format!("{:?} is not a URL: {e}", c.mqtt.url)),
-    }
-    if c.mqtt.client_id.is_empty() {
-        err_main("mqtt.client_id", "must not be empty".into());
-    }
-    let prefix = &c.mqtt.topic_prefix;
-    if prefix.is_empty() || prefix.contains(['+', '#']) || prefix.ends_with('/') {
-        err_main(
-            "mqtt.topic_prefix",
-            format!("{prefix:?} must be non-empty, without wildcards and without a trailing '/'"),
-        );
-    }
-    if c.mqtt.client_cert_file.is_some() != c.mqtt.client_key_file.is_some() {
-        err_main(
-            "mqtt.client_cert_file",
-            "give both client_cert_file and client_key_file, or neither".into(),
-        );
-    }
-    if c.mqtt.client_cert_file.is_some() && c.mqtt.ca_file.is_none() {
-        err_main(
-            "mqtt.ca_file",
-            "a client certificate needs ca_file, the CA of the broker's certificate".into(),
-        );
-    }
-    if (c.mqtt.ca_file.is_some() || c.mqtt.client_cert_file.is_some())
-        && !c.mqtt.url.starts_with("mqtts://")
-    {
-        err_main(
-            "mqtt.ca_file",
-            format!(
-                "TLS files are set but mqtt.url {:?} is not mqtts://",
-                c.mqtt.url
-            ),
-        );
-    }
-    let m = &c.mqtt;
-    if m.listen_tls_cert_file.is_some() != m.listen_tls_key_file.is_some() {
-        err_main(
-            "mqtt.listen_tls_cert_file",
-            "give both listen_tls_cert_file and listen_tls_key_file, or neither".into(),
-        );
-    }
-    if !(1..=10_000).contains(&m.listen_max_connections) {
-        err_main(
-            "mqtt.listen_max_connections",
-            format!(
-                "{} is not between 1 and 10000 (the embedded broker's limit)",
-                m.listen_max_connections
-            ),
-        );
-    }
-    if m.listen_tls_client_ca_file.is_some() && m.listen_tls_cert_file.is_none() {
-        err_main(
-            "mqtt.listen_tls_client_ca_file",
-            "client certificates need TLS: set listen_tls_cert_file and listen_tls_key_file".into(),
-        );
-    }
-    if !m.embedded
-        && (m.listen_tls_cert_file.is_some()
-            || m.listen_tls_key_file.is_some()
-            || m.listen_tls_client_ca_file.is_some())
-    {
-        err_main(
-            "mqtt.listen_tls_cert_file",
-            "the listen_tls_* settings are for the embedded broker (mqtt.embedded = true)".into(),
-        );
-    }
-    if c.mqtt.qos > 1 {
-        err_main("mqtt.qos", format!("{} is not 0 or 1", c.mqtt.qos));
-    }
-    if c.mqtt.password.is_some() && c.mqtt.password_env.is_some() {
-        err_main(
-            "mqtt.password",
-            "give either password or password_env, not both".into(),
-        );
-    }
-    // Platform logins: the gateway's own identity must be set and must not be a platform's
-    // (it would get the gateway's rights), nor the embedded broker guard's internal one.
-    let platform_ids: std::collections::BTreeSet<&str> = c
-        .inventory
-        .sites
-        .iter()
-        .flat_map(|s| s.platforms.iter().map(String::as_str))
-        .collect();
-    if !platform_ids.is_empty() {
-        match c.mqtt.username.as_deref() {
-            None if c.mqtt.embedded => err_main(
-                "mqtt.username",
-                "sites list platforms, so the embedded broker requires logins: set mqtt.username and mqtt.password_env for the gateway".into(),
-            ),
-            Some(u) if platform_ids.contains(u) => err_main(
-                "mqtt.username",
-                format!("{u:?} is also a platform of a site: the gateway needs an identity of its own"),
-            ),
-            Some(crate::runtime::broker_guard::GUARD_USER) if c.mqtt.embedded => err_main(
-                "mqtt.username",
-                format!("{:?} is the embedded broker's internal login; choose another", crate::runtime::broker_guard::GUARD_USER),
-            ),
-            _ => {}
-        }
-    }
-    if c.mqtt.max_payload_bytes == 0 || c.mqtt.max_batch_len == 0 || c.mqtt.max_channels == 0 {
-        err_main(
-            "mqtt.max_payload_bytes",
-            "max_payload_bytes, max_batch_len and max_channels must be positive".into(),
-        );
-    }
-    if c.api.tls_cert_file.is_some() != c.api.tls_key_file.is_some() {
-        err_main(
-            "api.tls_cert_file",
-            "give both tls_cert_file and tls_key_file, or neither".into(),
-        );
-    }
-    for o in &c.api.cors_origins {
-        let ok = url::Url::parse(o).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https") && u.path() == "/" && !o.ends_with('/')
-        });
-        if !ok || o.parse::<axum::http::HeaderValue>().is_err() {
-            err_main(
-                "api.cors_origins",
-                format!("{o:?} is not an origin like \"https://ops.example.org\" (scheme, host, optional port; no path)"),
-            );
-        }
-    }
-    for (k, v, max) in [
-        ("mqtt.max_id_bytes", c.mqtt.max_id_bytes, 128),
-        (
-            "mqtt.max_channel_name_bytes",
-            c.mqtt.max_channel_name_bytes,
-            1024,
-        ),
-        ("mqtt.max_note_bytes", c.mqtt.max_note_bytes, 65_536),
+    // Settings, section by section, against the main file.
+    for check in [
+        mqtt_problems,
+        api_problems,
+        store_problems,
+        indicator_problems,
+        target_problems,
+        token_problems,
+        alarm_problems,
+        bound_problems,
     ] {
-        if !(1..=max).contains(&v) {
-            err_main(k, format!("{v} is not in 1..={max}"));
-        }
-    }
-    if c.api.max_body_bytes == 0 || c.api.rate_limit_per_s == 0 || c.api.rate_limit_burst == 0 {
-        err_main(
-            "api.max_body_bytes",
-            "max_body_bytes, rate_limit_per_s and rate_limit_burst must be positive".into(),
-        );
-    }
-    if c.mqtt.reconnect_min_ms == 0 || c.mqtt.reconnect_min_ms > c.mqtt.reconnect_max_ms {
-        err_main(
-            "mqtt.reconnect_min_ms",
-            "must be positive and not above reconnect_max_ms".into(),
-        );
-    }
-    if let Some(s) = &c.store {
-        match url::Url::parse(&s.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-            _ => err_main(
-                "store.url",
-                format!("{:?} must look like http://host:port", s.url),
-            ),
-        }
-        if s.org.is_empty() || s.bucket.is_empty() {
-            err_main("store.bucket", "org and bucket must not be empty".into());
-        }
-        if s.batch_size == 0 || s.queue_capacity < s.batch_size {
-            err_main(
-                "store.queue_capacity",
-                format!(
-                    "batch_size ({}) must be positive and queue_capacity ({}) at least batch_size",
-                    s.batch_size, s.queue_capacity
-                ),
-            );
-        }
-        if c.outbox.max_bytes < 4096 {
-            err_main(
-                "outbox.max_bytes",
-                format!(
-                    "{} is below 4096: the outbox could not hold even one batch",
-                    c.outbox.max_bytes
-                ),
-            );
-        }
-        if c.outbox.commit_interval_ms == 0 {
-            err_main("outbox.commit_interval_ms", "must be positive".into());
-        }
-        let pct = c.outbox.min_free_percent;
-        if !(pct.is_finite() && (0.0..=100.0).contains(&pct)) {
-            err_main(
-                "outbox.min_free_percent",
-                format!("{pct} is not a share of the disk between 0 and 100"),
-            );
-        }
-        if c.outbox.wal_max_bytes < 65_536 {
-            err_main(
-                "outbox.wal_max_bytes",
-                format!(
-                    "{} is below 65536: SQLite would checkpoint on nearly every commit",
-                    c.outbox.wal_max_bytes
-                ),
-            );
-        }
-        if s.indicator_interval_s == 0 || s.flush_interval_ms == 0 {
-            err_main(
-                "store.indicator_interval_s",
-                "indicator_interval_s and flush_interval_ms must be positive".into(),
-            );
-        }
-    }
-
-    let ind = &c.indicators;
-    if !(ind.system_online_share > 0.0 && ind.system_online_share <= 1.0) {
-        err_main(
-            "indicators.system_online_share",
-            format!("{} is not a share in (0, 1]", ind.system_online_share),
-        );
-    }
-    for w in &ind.store_windows {
-        if super::parse_window(w).is_none() {
-            err_main(
-                "indicators.store_windows",
-                format!("{w:?} is not a window like \"15m\", \"1h\" or \"1d\" (at least 1 s)"),
-            );
-        }
-    }
-    if !(-12..=14).contains(&ind.utc_offset_h) {
-        err_main(
-            "indicators.utc_offset_h",
-            format!("{} is not a UTC offset in hours", ind.utc_offset_h),
-        );
-    }
-    for (i, t) in c.targets.iter().enumerate() {
-        let key = format!("targets[{i}] ({:?})", t.label);
-        if t.declared.is_none()
-            && !crate::core::indicators::engine::MEASURED.contains(&t.indicator.as_str())
-        {
-            err_main(
-                &format!("{key}.indicator"),
-                format!(
-                    "{:?} is not a measured indicator ({}); give `declared = …` for a row telemetry cannot measure",
-                    t.indicator,
-                    crate::core::indicators::engine::MEASURED.join(", ")
-                ),
-            );
-        }
-        let scope_ok = match t.scope.split_once(':') {
-            None => t.scope == "region",
-            Some(("site", id)) => c.inventory.sites.iter().any(|s| s.id == id),
-            Some(("enterprise", id)) => c.inventory.enterprises.iter().any(|e| e.id == id),
-            Some(_) => false,
-        };
-        if !scope_ok {
-            err_main(
-                &format!("{key}.scope"),
-                format!(
-                    "{:?} is not region, site:{{id}} or enterprise:{{id}} of the inventory",
-                    t.scope
-                ),
-            );
-        }
-        if t.weight < rust_decimal::Decimal::ZERO {
-            err_main(&format!("{key}.weight"), "must not be negative".into());
-        }
-    }
-
-    let mut token_names = HashSet::new();
-    let mut token_hashes = HashSet::new();
-    for (i, t) in c.tokens.iter().enumerate() {
-        let key = format!("tokens[{i}] ({:?})", t.name);
-        if t.name.trim().is_empty() || t.name.len() > 64 {
-            err_main(&format!("{key}.name"), "must be 1 to 64 bytes".into());
-        } else if !token_names.insert(t.name.clone()) {
-            err_main(
-                &format!("{key}.name"),
-                format!("duplicate token name {:?}", t.name),
-            );
-        }
-        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            err_main(
-                &format!("{key}.sha256"),
-                "must be the 64 hex digits of the token's SHA-256 (printf %s \"$TOKEN\" | sha256sum), never the token itself".into(),
-            );
-        } else if !token_hashes.insert(t.sha256.to_ascii_lowercase()) {
-            err_main(
-                &format!("{key}.sha256"),
-                "the same token is configured twice".into(),
-            );
-        }
+        check(c, &mut err_main);
     }
 
     let al = &c.alarms;
-    if let Some(p) = super::alarms::deadline_problem(&al.response_deadline_s) {
-        err_main("alarms.response_deadline_s", p);
-    }
-    if !(al.hysteresis > 0.0 && al.hysteresis <= 1.0) {
-        err_main(
-            "alarms.hysteresis",
-            format!("{} is not a share in (0, 1]", al.hysteresis),
-        );
-    }
-    for (k, n) in [
-        ("raise_after", al.raise_after),
-        ("clear_after", al.clear_after),
-    ] {
-        if !(1..=10_000).contains(&n) {
-            err_main(
-                &format!("alarms.{k}"),
-                format!("{n} is not a count of readings in 1..=10000"),
-            );
-        }
-    }
-    if al.retain_closed_s == 0 {
-        err_main("alarms.retain_closed_s", "must be positive".into());
-    }
-    // Upper bounds. The runtime turns these into instants, capacities and preallocated
-    // buffers: past them it panicked (an Instant or multiplication overflow, a channel or Vec
-    // capacity overflow), wrapped to nonsense, or let memory grow without bound.
-    let mut bounds: Vec<(&str, u64, u64, &str)> = vec![
-        (
-            "gateway.max_future_skew_s",
-            c.gateway.max_future_skew_s,
-            30 * 86_400,
-            "30 days",
-        ),
-        (
-            "gateway.recent_rejections",
-            c.gateway.recent_rejections as u64,
-            100_000,
-            "100000",
-        ),
-        (
-            "mqtt.max_payload_bytes",
-            c.mqtt.max_payload_bytes as u64,
-            268_435_455,
-            "MQTT's largest packet",
-        ),
-        (
-            "mqtt.keep_alive_s",
-            c.mqtt.keep_alive_s,
-            65_535,
-            "MQTT's 16-bit field",
-        ),
-        (
-            "alarms.retain_closed_s",
-            al.retain_closed_s,
-            366 * 86_400,
-            "366 days",
-        ),
-    ];
-    if let Some(s) = &c.store {
-        bounds.extend([
-            (
-                "store.batch_size",
-                s.batch_size as u64,
-                100_000,
-                "100000 points",
-            ),
-            (
-                "store.queue_capacity",
-                s.queue_capacity as u64,
-                10_000_000,
-                "10000000 points",
-            ),
-            (
-                "store.flush_interval_ms",
-                s.flush_interval_ms,
-                3_600_000,
-                "an hour",
-            ),
-            (
-                "store.indicator_interval_s",
-                s.indicator_interval_s,
-                86_400,
-                "a day",
-            ),
-            ("store.timeout_ms", s.timeout_ms, 3_600_000, "an hour"),
-            (
-                "outbox.commit_interval_ms",
-                c.outbox.commit_interval_ms,
-                60_000,
-                "a minute: every MQTT acknowledgement waits for it",
-            ),
-            (
-                "outbox.reserve_bytes",
-                c.outbox.reserve_bytes,
-                1 << 30,
-                "1 GiB: it is written in full at every start",
-            ),
-            (
-                "outbox.wal_max_bytes",
-                c.outbox.wal_max_bytes,
-                1 << 30,
-                "1 GiB",
-            ),
-        ]);
-    }
-    for (key, value, max, what) in bounds {
-        if value > max {
-            err_main(key, format!("{value} is above {max} ({what})"));
-        }
-    }
-    for (gas, v) in &al.toxic_oel_ppm {
-        if !(v.is_finite() && *v > 0.0) {
-            err_main(
-                &format!("alarms.toxic_oel_ppm.{gas}"),
-                format!("{v} is not a positive limit in ppm"),
-            );
-        }
-    }
-    for (kind, rule) in &al.kinds {
-        let key = format!("alarms.kinds.{kind}");
-        let Some(k) = DeviceKind::parse(kind) else {
-            err_main(
-                &key,
-                format!(
-                    "{kind:?} is not a device kind ({})",
-                    DeviceKind::ALL.map(|k| k.as_str()).join(", ")
-                ),
-            );
-            continue;
-        };
-        if k == DeviceKind::GasToxic && rule.levels.is_none() {
-            continue; // resolved per gas, on each device
-        }
-        let input = crate::core::alarms::rules::RuleInput {
-            kind: k,
-            gas: None,
-            site_scheme: None,
-            first_channel: None,
-            device: None,
-        };
-        if let Err((field, m)) = crate::core::alarms::rules::resolve(al, &input) {
-            err_main(&format!("{key}.{}", field.trim_start_matches("alarm.")), m);
-        }
-    }
-
     let inv = &c.inventory;
     let o = &l.origins;
     let mut push = |array: &str, origin: (usize, usize), id: &str, field: &str, msg: String| {
@@ -825,6 +398,476 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         }
     }
     errs
+}
+
+/// `[mqtt]`: the broker address, TLS files, the embedded broker, logins and bounds.
+fn mqtt_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    match url::Url::parse(&c.mqtt.url) {
+        Ok(u) if matches!(u.scheme(), "mqtt" | "mqtts") && u.host_str().is_some() => {}
+        Ok(u) => err_main(
+            "mqtt.url",
+            format!(
+                "{:?} must look like mqtt://host:port or mqtts://host:port (scheme {:?})",
+                c.mqtt.url,
+                u.scheme()
+            ),
+        ),
+        Err(e) => err_main("mqtt.url", format!("{:?} is not a URL: {e}", c.mqtt.url)),
+    }
+    if c.mqtt.client_id.is_empty() {
+        err_main("mqtt.client_id", "must not be empty".into());
+    }
+    let prefix = &c.mqtt.topic_prefix;
+    if prefix.is_empty() || prefix.contains(['+', '#']) || prefix.ends_with('/') {
+        err_main(
+            "mqtt.topic_prefix",
+            format!("{prefix:?} must be non-empty, without wildcards and without a trailing '/'"),
+        );
+    }
+    if c.mqtt.client_cert_file.is_some() != c.mqtt.client_key_file.is_some() {
+        err_main(
+            "mqtt.client_cert_file",
+            "give both client_cert_file and client_key_file, or neither".into(),
+        );
+    }
+    if c.mqtt.client_cert_file.is_some() && c.mqtt.ca_file.is_none() {
+        err_main(
+            "mqtt.ca_file",
+            "a client certificate needs ca_file, the CA of the broker's certificate".into(),
+        );
+    }
+    if (c.mqtt.ca_file.is_some() || c.mqtt.client_cert_file.is_some())
+        && !c.mqtt.url.starts_with("mqtts://")
+    {
+        err_main(
+            "mqtt.ca_file",
+            format!(
+                "TLS files are set but mqtt.url {:?} is not mqtts://",
+                c.mqtt.url
+            ),
+        );
+    }
+    let m = &c.mqtt;
+    if m.listen_tls_cert_file.is_some() != m.listen_tls_key_file.is_some() {
+        err_main(
+            "mqtt.listen_tls_cert_file",
+            "give both listen_tls_cert_file and listen_tls_key_file, or neither".into(),
+        );
+    }
+    if !(1..=10_000).contains(&m.listen_max_connections) {
+        err_main(
+            "mqtt.listen_max_connections",
+            format!(
+                "{} is not between 1 and 10000 (the embedded broker's limit)",
+                m.listen_max_connections
+            ),
+        );
+    }
+    if m.listen_tls_client_ca_file.is_some() && m.listen_tls_cert_file.is_none() {
+        err_main(
+            "mqtt.listen_tls_client_ca_file",
+            "client certificates need TLS: set listen_tls_cert_file and listen_tls_key_file".into(),
+        );
+    }
+    if !m.embedded
+        && (m.listen_tls_cert_file.is_some()
+            || m.listen_tls_key_file.is_some()
+            || m.listen_tls_client_ca_file.is_some())
+    {
+        err_main(
+            "mqtt.listen_tls_cert_file",
+            "the listen_tls_* settings are for the embedded broker (mqtt.embedded = true)".into(),
+        );
+    }
+    if c.mqtt.qos > 1 {
+        err_main("mqtt.qos", format!("{} is not 0 or 1", c.mqtt.qos));
+    }
+    if c.mqtt.password.is_some() && c.mqtt.password_env.is_some() {
+        err_main(
+            "mqtt.password",
+            "give either password or password_env, not both".into(),
+        );
+    }
+    // Platform logins: the gateway's own identity must be set and must not be a platform's
+    // (it would get the gateway's rights), nor the embedded broker guard's internal one.
+    let platform_ids: std::collections::BTreeSet<&str> = c
+        .inventory
+        .sites
+        .iter()
+        .flat_map(|s| s.platforms.iter().map(String::as_str))
+        .collect();
+    if !platform_ids.is_empty() {
+        match c.mqtt.username.as_deref() {
+            None if c.mqtt.embedded => err_main(
+                "mqtt.username",
+                "sites list platforms, so the embedded broker requires logins: set mqtt.username and mqtt.password_env for the gateway".into(),
+            ),
+            Some(u) if platform_ids.contains(u) => err_main(
+                "mqtt.username",
+                format!("{u:?} is also a platform of a site: the gateway needs an identity of its own"),
+            ),
+            Some(crate::runtime::broker_guard::GUARD_USER) if c.mqtt.embedded => err_main(
+                "mqtt.username",
+                format!("{:?} is the embedded broker's internal login; choose another", crate::runtime::broker_guard::GUARD_USER),
+            ),
+            _ => {}
+        }
+    }
+    if c.mqtt.max_payload_bytes == 0 || c.mqtt.max_batch_len == 0 || c.mqtt.max_channels == 0 {
+        err_main(
+            "mqtt.max_payload_bytes",
+            "max_payload_bytes, max_batch_len and max_channels must be positive".into(),
+        );
+    }
+    if c.mqtt.reconnect_min_ms == 0 || c.mqtt.reconnect_min_ms > c.mqtt.reconnect_max_ms {
+        err_main(
+            "mqtt.reconnect_min_ms",
+            "must be positive and not above reconnect_max_ms".into(),
+        );
+    }
+}
+
+/// `[api]`: TLS files, CORS origins, limits.
+fn api_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    if c.api.tls_cert_file.is_some() != c.api.tls_key_file.is_some() {
+        err_main(
+            "api.tls_cert_file",
+            "give both tls_cert_file and tls_key_file, or neither".into(),
+        );
+    }
+    for o in &c.api.cors_origins {
+        let ok = url::Url::parse(o).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.path() == "/" && !o.ends_with('/')
+        });
+        if !ok || o.parse::<axum::http::HeaderValue>().is_err() {
+            err_main(
+                "api.cors_origins",
+                format!("{o:?} is not an origin like \"https://ops.example.org\" (scheme, host, optional port; no path)"),
+            );
+        }
+    }
+    for (k, v, max) in [
+        ("mqtt.max_id_bytes", c.mqtt.max_id_bytes, 128),
+        (
+            "mqtt.max_channel_name_bytes",
+            c.mqtt.max_channel_name_bytes,
+            1024,
+        ),
+        ("mqtt.max_note_bytes", c.mqtt.max_note_bytes, 65_536),
+    ] {
+        if !(1..=max).contains(&v) {
+            err_main(k, format!("{v} is not in 1..={max}"));
+        }
+    }
+    if c.api.max_body_bytes == 0 || c.api.rate_limit_per_s == 0 || c.api.rate_limit_burst == 0 {
+        err_main(
+            "api.max_body_bytes",
+            "max_body_bytes, rate_limit_per_s and rate_limit_burst must be positive".into(),
+        );
+    }
+}
+
+/// `[store]` and `[outbox]`.
+fn store_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    if let Some(s) = &c.store {
+        match url::Url::parse(&s.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            _ => err_main(
+                "store.url",
+                format!("{:?} must look like http://host:port", s.url),
+            ),
+        }
+        if s.org.is_empty() || s.bucket.is_empty() {
+            err_main("store.bucket", "org and bucket must not be empty".into());
+        }
+        if s.batch_size == 0 || s.queue_capacity < s.batch_size {
+            err_main(
+                "store.queue_capacity",
+                format!(
+                    "batch_size ({}) must be positive and queue_capacity ({}) at least batch_size",
+                    s.batch_size, s.queue_capacity
+                ),
+            );
+        }
+        if c.outbox.max_bytes < 4096 {
+            err_main(
+                "outbox.max_bytes",
+                format!(
+                    "{} is below 4096: the outbox could not hold even one batch",
+                    c.outbox.max_bytes
+                ),
+            );
+        }
+        if c.outbox.commit_interval_ms == 0 {
+            err_main("outbox.commit_interval_ms", "must be positive".into());
+        }
+        let pct = c.outbox.min_free_percent;
+        if !(pct.is_finite() && (0.0..=100.0).contains(&pct)) {
+            err_main(
+                "outbox.min_free_percent",
+                format!("{pct} is not a share of the disk between 0 and 100"),
+            );
+        }
+        if c.outbox.wal_max_bytes < 65_536 {
+            err_main(
+                "outbox.wal_max_bytes",
+                format!(
+                    "{} is below 65536: SQLite would checkpoint on nearly every commit",
+                    c.outbox.wal_max_bytes
+                ),
+            );
+        }
+        if s.indicator_interval_s == 0 || s.flush_interval_ms == 0 {
+            err_main(
+                "store.indicator_interval_s",
+                "indicator_interval_s and flush_interval_ms must be positive".into(),
+            );
+        }
+    }
+}
+
+/// `[indicators]`.
+fn indicator_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    let ind = &c.indicators;
+    if !(ind.system_online_share > 0.0 && ind.system_online_share <= 1.0) {
+        err_main(
+            "indicators.system_online_share",
+            format!("{} is not a share in (0, 1]", ind.system_online_share),
+        );
+    }
+    for w in &ind.store_windows {
+        if super::parse_window(w).is_none() {
+            err_main(
+                "indicators.store_windows",
+                format!("{w:?} is not a window like \"15m\", \"1h\" or \"1d\" (at least 1 s)"),
+            );
+        }
+    }
+    if !(-12..=14).contains(&ind.utc_offset_h) {
+        err_main(
+            "indicators.utc_offset_h",
+            format!("{} is not a UTC offset in hours", ind.utc_offset_h),
+        );
+    }
+}
+
+/// `[[targets]]`: the rows of the self-evaluation table.
+fn target_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    for (i, t) in c.targets.iter().enumerate() {
+        let key = format!("targets[{i}] ({:?})", t.label);
+        if t.declared.is_none()
+            && !crate::core::indicators::engine::MEASURED.contains(&t.indicator.as_str())
+        {
+            err_main(
+                &format!("{key}.indicator"),
+                format!(
+                    "{:?} is not a measured indicator ({}); give `declared = …` for a row telemetry cannot measure",
+                    t.indicator,
+                    crate::core::indicators::engine::MEASURED.join(", ")
+                ),
+            );
+        }
+        let scope_ok = match t.scope.split_once(':') {
+            None => t.scope == "region",
+            Some(("site", id)) => c.inventory.sites.iter().any(|s| s.id == id),
+            Some(("enterprise", id)) => c.inventory.enterprises.iter().any(|e| e.id == id),
+            Some(_) => false,
+        };
+        if !scope_ok {
+            err_main(
+                &format!("{key}.scope"),
+                format!(
+                    "{:?} is not region, site:{{id}} or enterprise:{{id}} of the inventory",
+                    t.scope
+                ),
+            );
+        }
+        if t.weight < rust_decimal::Decimal::ZERO {
+            err_main(&format!("{key}.weight"), "must not be negative".into());
+        }
+    }
+}
+
+/// `[[tokens]]`: unique names and tokens, known roles.
+fn token_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    let mut token_names = HashSet::new();
+    let mut token_hashes = HashSet::new();
+    for (i, t) in c.tokens.iter().enumerate() {
+        let key = format!("tokens[{i}] ({:?})", t.name);
+        if t.name.trim().is_empty() || t.name.len() > 64 {
+            err_main(&format!("{key}.name"), "must be 1 to 64 bytes".into());
+        } else if !token_names.insert(t.name.clone()) {
+            err_main(
+                &format!("{key}.name"),
+                format!("duplicate token name {:?}", t.name),
+            );
+        }
+        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            err_main(
+                &format!("{key}.sha256"),
+                "must be the 64 hex digits of the token's SHA-256 (printf %s \"$TOKEN\" | sha256sum), never the token itself".into(),
+            );
+        } else if !token_hashes.insert(t.sha256.to_ascii_lowercase()) {
+            err_main(
+                &format!("{key}.sha256"),
+                "the same token is configured twice".into(),
+            );
+        }
+    }
+}
+
+/// `[alarms]`: deadlines, hysteresis, gas limits and per-kind rules.
+fn alarm_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    let al = &c.alarms;
+    if let Some(p) = super::alarms::deadline_problem(&al.response_deadline_s) {
+        err_main("alarms.response_deadline_s", p);
+    }
+    if !(al.hysteresis > 0.0 && al.hysteresis <= 1.0) {
+        err_main(
+            "alarms.hysteresis",
+            format!("{} is not a share in (0, 1]", al.hysteresis),
+        );
+    }
+    for (k, n) in [
+        ("raise_after", al.raise_after),
+        ("clear_after", al.clear_after),
+    ] {
+        if !(1..=10_000).contains(&n) {
+            err_main(
+                &format!("alarms.{k}"),
+                format!("{n} is not a count of readings in 1..=10000"),
+            );
+        }
+    }
+    if al.retain_closed_s == 0 {
+        err_main("alarms.retain_closed_s", "must be positive".into());
+    }
+    for (gas, v) in &al.toxic_oel_ppm {
+        if !(v.is_finite() && *v > 0.0) {
+            err_main(
+                &format!("alarms.toxic_oel_ppm.{gas}"),
+                format!("{v} is not a positive limit in ppm"),
+            );
+        }
+    }
+    for (kind, rule) in &al.kinds {
+        let key = format!("alarms.kinds.{kind}");
+        let Some(k) = DeviceKind::parse(kind) else {
+            err_main(
+                &key,
+                format!(
+                    "{kind:?} is not a device kind ({})",
+                    DeviceKind::ALL.map(|k| k.as_str()).join(", ")
+                ),
+            );
+            continue;
+        };
+        if k == DeviceKind::GasToxic && rule.levels.is_none() {
+            continue; // resolved per gas, on each device
+        }
+        let input = crate::core::alarms::rules::RuleInput {
+            kind: k,
+            gas: None,
+            site_scheme: None,
+            first_channel: None,
+            device: None,
+        };
+        if let Err((field, m)) = crate::core::alarms::rules::resolve(al, &input) {
+            err_main(&format!("{key}.{}", field.trim_start_matches("alarm.")), m);
+        }
+    }
+}
+
+/// Upper bounds on the settings the runtime turns into instants, capacities and buffers.
+fn bound_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    let al = &c.alarms;
+    // Upper bounds. The runtime turns these into instants, capacities and preallocated
+    // buffers: past them it panicked (an Instant or multiplication overflow, a channel or Vec
+    // capacity overflow), wrapped to nonsense, or let memory grow without bound.
+    let mut bounds: Vec<(&str, u64, u64, &str)> = vec![
+        (
+            "gateway.max_future_skew_s",
+            c.gateway.max_future_skew_s,
+            30 * 86_400,
+            "30 days",
+        ),
+        (
+            "gateway.recent_rejections",
+            c.gateway.recent_rejections as u64,
+            100_000,
+            "100000",
+        ),
+        (
+            "mqtt.max_payload_bytes",
+            c.mqtt.max_payload_bytes as u64,
+            268_435_455,
+            "MQTT's largest packet",
+        ),
+        (
+            "mqtt.keep_alive_s",
+            c.mqtt.keep_alive_s,
+            65_535,
+            "MQTT's 16-bit field",
+        ),
+        (
+            "alarms.retain_closed_s",
+            al.retain_closed_s,
+            366 * 86_400,
+            "366 days",
+        ),
+    ];
+    if let Some(s) = &c.store {
+        bounds.extend([
+            (
+                "store.batch_size",
+                s.batch_size as u64,
+                100_000,
+                "100000 points",
+            ),
+            (
+                "store.queue_capacity",
+                s.queue_capacity as u64,
+                10_000_000,
+                "10000000 points",
+            ),
+            (
+                "store.flush_interval_ms",
+                s.flush_interval_ms,
+                3_600_000,
+                "an hour",
+            ),
+            (
+                "store.indicator_interval_s",
+                s.indicator_interval_s,
+                86_400,
+                "a day",
+            ),
+            ("store.timeout_ms", s.timeout_ms, 3_600_000, "an hour"),
+            (
+                "outbox.commit_interval_ms",
+                c.outbox.commit_interval_ms,
+                60_000,
+                "a minute: every MQTT acknowledgement waits for it",
+            ),
+            (
+                "outbox.reserve_bytes",
+                c.outbox.reserve_bytes,
+                1 << 30,
+                "1 GiB: it is written in full at every start",
+            ),
+            (
+                "outbox.wal_max_bytes",
+                c.outbox.wal_max_bytes,
+                1 << 30,
+                "1 GiB",
+            ),
+        ]);
+    }
+    for (key, value, max, what) in bounds {
+        if value > max {
+            err_main(key, format!("{value} is above {max} ({what})"));
+        }
+    }
 }
 
 /// Longest Modbus poll period and back-off: a day.
