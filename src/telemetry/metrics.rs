@@ -144,147 +144,183 @@ impl Metrics {
             api_refused: Family::default(),
             broker_refused: Family::default(),
         };
+        for register in [
+            Metrics::register_security_and_alarms,
+            Metrics::register_ingest,
+            Metrics::register_store,
+            Metrics::register_mqtt,
+            Metrics::register_modbus,
+        ] {
+            register(&m, &mut r);
+        }
+        // Every reason appears from the start, so a dashboard shows 0 rather than nothing.
+        for r in crate::core::Reason::ALL {
+            let _ = m
+                .readings_rejected
+                .get_or_create(&ReasonLabel { reason: r.as_str() });
+        }
+        Metrics { registry: r, ..m }
+    }
+
+    /// Refusals by the API and the embedded broker's guard; alarm events and states.
+    fn register_security_and_alarms(&self, r: &mut Registry) {
         r.register(
             "safegate_api_refused",
             "API requests refused: missing_token, invalid_token, wrong_role, rate_limited",
-            m.api_refused.clone(),
+            self.api_refused.clone(),
         );
         r.register(
-            "safegate_broker_refused",
-            "Embedded broker guard refusals: tls_refused, too_many_connections, bad_login, not_connect_first, will_denied, publish_denied, subscribe_denied",
-            m.broker_refused.clone(),
-        );
+        "safegate_broker_refused",
+        "Embedded broker guard refusals: tls_refused, too_many_connections, bad_login, not_connect_first, will_denied, publish_denied, subscribe_denied",
+        self.broker_refused.clone(),
+    );
         r.register(
             "safegate_alarm_events",
             "Alarm raises, escalations, acknowledgements and clears, by alarm type",
-            m.alarm_events.clone(),
+            self.alarm_events.clone(),
         );
         r.register(
             "safegate_alarms_active",
             "Alarms currently active (raised, not cleared)",
-            m.alarms_active.clone(),
+            self.alarms_active.clone(),
         );
         r.register(
             "safegate_alarm_states_published",
             "Alarm states published (retained) on MQTT",
-            m.alarms_published.clone(),
+            self.alarms_published.clone(),
         );
+    }
+
+    /// Messages, readings, rejections, transitions, devices by state and reading latency.
+    fn register_ingest(&self, r: &mut Registry) {
         r.register(
             "safegate_messages_received",
             "MQTT messages received",
-            m.messages_received.clone(),
+            self.messages_received.clone(),
         );
         r.register(
             "safegate_readings_accepted",
             "Readings accepted into the pipeline",
-            m.readings_accepted.clone(),
+            self.readings_accepted.clone(),
         );
         r.register(
             "safegate_readings_rejected",
             "Inputs rejected, by reason",
-            m.readings_rejected.clone(),
+            self.readings_rejected.clone(),
         );
         r.register(
             "safegate_device_transitions",
             "Device online/offline transitions",
-            m.transitions.clone(),
-        );
-        r.register(
-            "safegate_store_points_written",
-            "Points the store accepted",
-            m.store_points_written.clone(),
-        );
-        r.register(
-            "safegate_store_write_failures",
-            "Failed store write attempts (each is retried)",
-            m.store_write_failures.clone(),
-        );
-        r.register(
-            "safegate_store_points_dropped",
-            "Indicator snapshots and audit copies dropped because the queue to the outbox was full (readings are never dropped: they wait)",
-            m.store_points_dropped.clone(),
-        );
-        r.register(
-            "safegate_store_queue_depth",
-            "Record chunks in memory waiting for the outbox commit",
-            m.store_queue_depth.clone(),
-        );
-        r.register(
-            "safegate_outbox_bytes",
-            "Line protocol bytes committed to the outbox and not yet accepted by the store",
-            m.outbox_bytes.clone(),
-        );
-        r.register(
-            "safegate_outbox_points",
-            "Points in the outbox not yet accepted by the store",
-            m.outbox_points.clone(),
-        );
-        r.register(
-            "safegate_outbox_oldest_age_seconds",
-            "Age of the oldest batch waiting in the outbox (0 when empty)",
-            m.outbox_oldest_age_s.clone(),
-        );
-        r.register(
-            "safegate_outbox_full",
-            "1 while the outbox is at its disk budget (MQTT acknowledgements held, Modbus polling paused)",
-            m.outbox_full.clone(),
-        );
-        r.register(
-            "safegate_outbox_commits",
-            "Group commits to the outbox",
-            m.outbox_commits.clone(),
-        );
-        r.register(
-            "safegate_outbox_dead_letters",
-            "Lines the store refused for good, kept in the outbox's dead-letter table",
-            m.outbox_dead_letters.clone(),
-        );
-        r.register(
-            "safegate_disk_free_bytes",
-            "Free bytes on the filesystem of data_dir, as the outbox last measured it",
-            m.disk_free_bytes.clone(),
-        );
-        r.register(
-            "safegate_disk_floor_bytes",
-            "The free-space floor in effect (outbox.min_free_bytes / min_free_percent)",
-            m.disk_floor_bytes.clone(),
-        );
-        r.register(
-            "safegate_disk_low",
-            "1 while the disk of data_dir is below its free-space floor (MQTT acknowledgements held, Modbus polling paused)",
-            m.disk_low.clone(),
-        );
-        r.register(
-            "safegate_disk_reserve_bytes",
-            "Bytes of the disk reserve file held now (0 once released on a full disk)",
-            m.disk_reserve_bytes.clone(),
-        );
-        r.register(
-            "safegate_mqtt_acks_pending",
-            "MQTT QoS 1 messages received and not yet acknowledged (waiting for their commit)",
-            m.mqtt_acks_pending.clone(),
-        );
-        r.register(
-            "safegate_mqtt_connected",
-            "1 while the MQTT connection is up",
-            m.mqtt_connected.clone(),
-        );
-        r.register(
-            "safegate_mqtt_reconnects",
-            "MQTT connection losses followed by a reconnect attempt",
-            m.mqtt_reconnects.clone(),
+            self.transitions.clone(),
         );
         r.register(
             "safegate_devices",
             "Registered devices by liveness state",
-            m.devices.clone(),
+            self.devices.clone(),
         );
         r.register(
             "safegate_reading_latency_seconds",
             "Receive time minus reading timestamp",
-            m.reading_latency.clone(),
+            self.reading_latency.clone(),
         );
-        let mb = &m.modbus;
+    }
+
+    /// The store, the outbox and the disk under it.
+    fn register_store(&self, r: &mut Registry) {
+        r.register(
+            "safegate_store_points_written",
+            "Points the store accepted",
+            self.store_points_written.clone(),
+        );
+        r.register(
+            "safegate_store_write_failures",
+            "Failed store write attempts (each is retried)",
+            self.store_write_failures.clone(),
+        );
+        r.register(
+        "safegate_store_points_dropped",
+        "Indicator snapshots and audit copies dropped because the queue to the outbox was full (readings are never dropped: they wait)",
+        self.store_points_dropped.clone(),
+    );
+        r.register(
+            "safegate_store_queue_depth",
+            "Record chunks in memory waiting for the outbox commit",
+            self.store_queue_depth.clone(),
+        );
+        r.register(
+            "safegate_outbox_bytes",
+            "Line protocol bytes committed to the outbox and not yet accepted by the store",
+            self.outbox_bytes.clone(),
+        );
+        r.register(
+            "safegate_outbox_points",
+            "Points in the outbox not yet accepted by the store",
+            self.outbox_points.clone(),
+        );
+        r.register(
+            "safegate_outbox_oldest_age_seconds",
+            "Age of the oldest batch waiting in the outbox (0 when empty)",
+            self.outbox_oldest_age_s.clone(),
+        );
+        r.register(
+        "safegate_outbox_full",
+        "1 while the outbox is at its disk budget (MQTT acknowledgements held, Modbus polling paused)",
+        self.outbox_full.clone(),
+    );
+        r.register(
+            "safegate_outbox_commits",
+            "Group commits to the outbox",
+            self.outbox_commits.clone(),
+        );
+        r.register(
+            "safegate_outbox_dead_letters",
+            "Lines the store refused for good, kept in the outbox's dead-letter table",
+            self.outbox_dead_letters.clone(),
+        );
+        r.register(
+            "safegate_disk_free_bytes",
+            "Free bytes on the filesystem of data_dir, as the outbox last measured it",
+            self.disk_free_bytes.clone(),
+        );
+        r.register(
+            "safegate_disk_floor_bytes",
+            "The free-space floor in effect (outbox.min_free_bytes / min_free_percent)",
+            self.disk_floor_bytes.clone(),
+        );
+        r.register(
+        "safegate_disk_low",
+        "1 while the disk of data_dir is below its free-space floor (MQTT acknowledgements held, Modbus polling paused)",
+        self.disk_low.clone(),
+    );
+        r.register(
+            "safegate_disk_reserve_bytes",
+            "Bytes of the disk reserve file held now (0 once released on a full disk)",
+            self.disk_reserve_bytes.clone(),
+        );
+    }
+
+    /// The MQTT source's link and pending acknowledgements.
+    fn register_mqtt(&self, r: &mut Registry) {
+        r.register(
+            "safegate_mqtt_acks_pending",
+            "MQTT QoS 1 messages received and not yet acknowledged (waiting for their commit)",
+            self.mqtt_acks_pending.clone(),
+        );
+        r.register(
+            "safegate_mqtt_connected",
+            "1 while the MQTT connection is up",
+            self.mqtt_connected.clone(),
+        );
+        r.register(
+            "safegate_mqtt_reconnects",
+            "MQTT connection losses followed by a reconnect attempt",
+            self.mqtt_reconnects.clone(),
+        );
+    }
+
+    /// Per-endpoint Modbus polls, errors, exceptions and links.
+    fn register_modbus(&self, r: &mut Registry) {
+        let mb = &self.modbus;
         r.register(
             "safegate_modbus_polls",
             "Modbus polls started, per device",
@@ -301,10 +337,10 @@ impl Metrics {
             mb.timeouts.clone(),
         );
         r.register(
-            "safegate_modbus_transport_errors",
-            "Modbus polls ended by a connection error (refused, reset, not connected, garbled frame), per device",
-            mb.transport_errors.clone(),
-        );
+        "safegate_modbus_transport_errors",
+        "Modbus polls ended by a connection error (refused, reset, not connected, garbled frame), per device",
+        mb.transport_errors.clone(),
+    );
         r.register(
             "safegate_modbus_exceptions",
             "Modbus exception responses (device reachable, request refused), per device and code",
@@ -349,13 +385,6 @@ impl Metrics {
             "1 while the Modbus endpoint's connection is up",
             mb.connected.clone(),
         );
-        // Every reason appears from the start, so a dashboard shows 0 rather than nothing.
-        for r in crate::core::Reason::ALL {
-            let _ = m
-                .readings_rejected
-                .get_or_create(&ReasonLabel { reason: r.as_str() });
-        }
-        Metrics { registry: r, ..m }
     }
 
     pub fn encode(&self) -> String {
