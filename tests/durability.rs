@@ -747,6 +747,11 @@ async fn a_small_disk_holds_acks_before_it_fills_and_then_drains_every_reading()
     eprintln!("SIGTERM while held: stopped in {took:?}");
     assert!(took < STOP_BOUND, "stopped in {took:?}:\n{}", gw.log());
     gw.start_ready().await;
+    assert!(
+        !gw.log().contains("did not stop cleanly"),
+        "the stop while held was orderly (its link-down journaled):\n{}",
+        gw.log()
+    );
     wait_json(&format!("{api}/healthz"), WAIT, |v| {
         v["outbox"]["state"] == "disk_low"
     })

@@ -610,6 +610,7 @@ async fn core_task(
     let mut ctx = Dispatch {
         audit: shared.audit.clone(),
         store,
+        store_gone: false,
         to_store: Vec::new(),
         board,
         metrics: metrics.clone(),
@@ -706,6 +707,10 @@ async fn core_task(
 struct Dispatch {
     audit: Arc<crate::sinks::audit::AuditLog>,
     store: Option<StoreQueue>,
+    /// The commit task has ended (shutdown, with the outbox holding): records can no longer
+    /// be made durable, so receipts are dropped (never acknowledged) while the state
+    /// changes, the last link-downs among them, still reach the journal.
+    store_gone: bool,
     /// Records of this round, sent after the core lock is released.
     to_store: Vec<Record>,
     board: BoardQueue,
@@ -804,6 +809,8 @@ impl Dispatch {
         let mut for_store = Vec::new();
         for m in msgs {
             let m = match (m, &self.store) {
+                // Dropped: completes as not durable, so nothing is acknowledged.
+                (JournalMsg::Receipts(_), _) if self.store_gone => continue,
                 (JournalMsg::Receipts(rs), Some(_)) => {
                     for_store = rs.iter().map(crate::core::Receipt::share).collect();
                     JournalMsg::Receipts(rs)
@@ -812,13 +819,25 @@ impl Dispatch {
             };
             journal.send(m).await.map_err(|_| ())?;
         }
+        if self.store_gone {
+            self.to_store.clear();
+            return Ok(());
+        }
         if let Some(q) = &self.store {
-            if !self.to_store.is_empty() {
-                let records = std::mem::replace(&mut self.to_store, Vec::with_capacity(CORE_BATCH));
-                q.send(Item::Records(records)).await?;
-            }
-            if !for_store.is_empty() {
-                q.send(Item::Receipts(for_store)).await?;
+            let sent = match self.to_store.is_empty() {
+                true => Ok(()),
+                false => {
+                    let records =
+                        std::mem::replace(&mut self.to_store, Vec::with_capacity(CORE_BATCH));
+                    q.send(Item::Records(records)).await
+                }
+            };
+            let sent = match (sent, for_store.is_empty()) {
+                (Ok(()), false) => q.send(Item::Receipts(for_store)).await,
+                (r, _) => r,
+            };
+            if sent.is_err() {
+                self.store_gone = true;
             }
         }
         Ok(())
