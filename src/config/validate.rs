@@ -1,6 +1,6 @@
 //! Semantic checks on the merged configuration: ids, references, intervals, settings.
 
-use super::load::{ConfigError, LoadedConfig};
+use super::load::{ConfigError, LoadedConfig, Origins};
 use super::modbus::{DataType, ModbusConfig, Transport};
 use super::{Config, DeviceKind, Protocol, SiteKind};
 use std::collections::{HashMap, HashSet};
@@ -53,7 +53,6 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         check(c, &mut err_main);
     }
 
-    let al = &c.alarms;
     let inv = &c.inventory;
     let o = &l.origins;
     let mut push = |array: &str, origin: (usize, usize), id: &str, field: &str, msg: String| {
@@ -166,6 +165,37 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         );
     }
 
+    device_problems(
+        c,
+        o,
+        &Known {
+            sites: &sites,
+            enterprises: &enterprises,
+            zones: &zones,
+            systems: &systems,
+        },
+        &mut push,
+    );
+    alarm_rule_problems(c, o, &mut push);
+    errs
+}
+
+/// Where an inventory problem is reported: (array, origin in the files, id, field, message).
+type Push<'a> = dyn FnMut(&str, (usize, usize), &str, &str, String) + 'a;
+
+/// The ids the sections before the devices declared, for the devices' references.
+struct Known<'a> {
+    sites: &'a HashMap<&'a str, SiteKind>,
+    enterprises: &'a HashSet<(String, String)>,
+    zones: &'a HashSet<(String, String)>,
+    systems: &'a HashSet<(String, String)>,
+}
+
+/// `[[devices]]`: ids, references, intervals, protocol settings, Modbus units and lines.
+fn device_problems(c: &Config, o: &Origins, known: &Known<'_>, push: &mut Push<'_>) {
+    let inv = &c.inventory;
+    let (sites, enterprises, zones, systems) =
+        (known.sites, known.enterprises, known.zones, known.systems);
     let mut devices = HashSet::new();
     let mut units: HashMap<(String, u8), String> = HashMap::new();
     type SerialSettings = (u32, super::modbus::Parity, u8, u8);
@@ -352,10 +382,13 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             ),
         }
     }
+}
 
-    // Alarm rules, resolved as the gateway will resolve them. A problem that comes from a
-    // kind default or a site's scheme, not the device's own rule, is reported once per site
-    // and kind rather than for every device.
+/// Alarm rules, resolved as the gateway will resolve them. A problem that comes from a kind
+/// default or a site's scheme, not the device's own rule, is reported once per site and kind
+/// rather than for every device.
+fn alarm_rule_problems(c: &Config, o: &Origins, push: &mut Push<'_>) {
+    let (inv, al) = (&c.inventory, &c.alarms);
     let mut site_scheme: HashMap<&str, Option<super::alarms::Scheme>> = HashMap::new();
     for (i, s) in inv.sites.iter().enumerate() {
         let a = s.alarms.as_ref();
@@ -397,7 +430,6 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
             }
         }
     }
-    errs
 }
 
 /// `[mqtt]`: the broker address, TLS files, the embedded broker, logins and bounds.
