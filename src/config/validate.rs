@@ -69,36 +69,7 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         });
     };
 
-    // Sites.
-    let mut sites: HashMap<&str, SiteKind> = HashMap::new();
-    for (i, s) in inv.sites.iter().enumerate() {
-        if let Some(p) = id_problem(&s.id) {
-            push("sites", o.sites[i], &s.id, "id", p);
-        }
-        for p in &s.platforms {
-            if let Some(msg) = id_problem(p) {
-                push("sites", o.sites[i], &s.id, "platforms", msg);
-            }
-        }
-        if s.require_signature && s.signing_key_env.is_none() {
-            push(
-                "sites",
-                o.sites[i],
-                &s.id,
-                "require_signature",
-                "needs signing_key_env, the environment variable that holds the site's key".into(),
-            );
-        }
-        if sites.insert(&s.id, s.kind).is_some() {
-            push(
-                "sites",
-                o.sites[i],
-                &s.id,
-                "id",
-                format!("duplicate site id {:?}", s.id),
-            );
-        }
-    }
+    let sites = site_problems(c, o, &mut push);
 
     // Per-site unique children, checked for the site and kind they belong to.
     let mut check_child = |array: &str,
@@ -178,6 +149,45 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
     );
     alarm_rule_problems(c, o, &mut push);
     errs
+}
+
+/// `[[sites]]`: ids, platforms, signatures, duplicates; returns each site's kind by id.
+fn site_problems<'a>(
+    c: &'a Config,
+    o: &Origins,
+    push: &mut Push<'_>,
+) -> HashMap<&'a str, SiteKind> {
+    let inv = &c.inventory;
+    let mut sites: HashMap<&str, SiteKind> = HashMap::new();
+    for (i, s) in inv.sites.iter().enumerate() {
+        if let Some(p) = id_problem(&s.id) {
+            push("sites", o.sites[i], &s.id, "id", p);
+        }
+        for p in &s.platforms {
+            if let Some(msg) = id_problem(p) {
+                push("sites", o.sites[i], &s.id, "platforms", msg);
+            }
+        }
+        if s.require_signature && s.signing_key_env.is_none() {
+            push(
+                "sites",
+                o.sites[i],
+                &s.id,
+                "require_signature",
+                "needs signing_key_env, the environment variable that holds the site's key".into(),
+            );
+        }
+        if sites.insert(&s.id, s.kind).is_some() {
+            push(
+                "sites",
+                o.sites[i],
+                &s.id,
+                "id",
+                format!("duplicate site id {:?}", s.id),
+            );
+        }
+    }
+    sites
 }
 
 /// Where an inventory problem is reported: (array, origin in the files, id, field, message).
