@@ -222,8 +222,13 @@ pub fn bound_wal(conn: &Connection, max_bytes: u64) -> rusqlite::Result<()> {
 
 /// Pages of `conn`'s main file that are free for reuse, in bytes.
 pub fn reusable_bytes(conn: &Connection) -> rusqlite::Result<u64> {
-    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    // Measured before every commit: prepared once.
+    let free: i64 = conn
+        .prepare_cached("PRAGMA freelist_count")?
+        .query_row([], |r| r.get(0))?;
+    let page: i64 = conn
+        .prepare_cached("PRAGMA page_size")?
+        .query_row([], |r| r.get(0))?;
     Ok((free.max(0) as u64).saturating_mul(page.max(0) as u64))
 }
 
