@@ -919,6 +919,13 @@ const MAX_PERIOD_S: f64 = 86_400.0;
 pub(crate) fn modbus_problems(m: &ModbusConfig, interval_s: f64) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut err = |k: &str, msg: String| out.push((k.to_string(), msg));
+    link_problems(m, interval_s, &mut err);
+    register_problems(m, &mut err);
+    out
+}
+
+/// The transport, serial settings, unit, poll period, timeout, retries and back-off.
+fn link_problems(m: &ModbusConfig, interval_s: f64, err: &mut dyn FnMut(&str, String)) {
     match m.transport {
         Transport::Tcp | Transport::RtuOverTcp => {
             match m.address.as_deref() {
@@ -1015,6 +1022,11 @@ pub(crate) fn modbus_problems(m: &ModbusConfig, interval_s: f64) -> Vec<(String,
             ),
         );
     }
+}
+
+/// The register map: each register's table, address, type and channel, the status register,
+/// and overlaps between registers.
+fn register_problems(m: &ModbusConfig, err: &mut dyn FnMut(&str, String)) {
     if m.registers.is_empty() {
         err(
             "registers",
@@ -1136,5 +1148,4 @@ pub(crate) fn modbus_problems(m: &ModbusConfig, interval_s: f64) -> Vec<(String,
             );
         }
     }
-    out
 }
