@@ -207,9 +207,7 @@ fn device_problems(c: &Config, o: &Origins, known: &Known<'_>, push: &mut Push<'
     let (sites, enterprises, zones, systems) =
         (known.sites, known.enterprises, known.zones, known.systems);
     let mut devices = HashSet::new();
-    let mut units: HashMap<(String, u8), String> = HashMap::new();
-    type SerialSettings = (u32, super::modbus::Parity, u8, u8);
-    let mut serial_lines: HashMap<String, (String, SerialSettings)> = HashMap::new();
+    let mut lines = Lines::default();
     for (i, d) in inv.devices.iter().enumerate() {
         let org = o.devices[i];
         if let Some(p) = id_problem(&d.id) {
@@ -303,94 +301,124 @@ fn device_problems(c: &Config, o: &Origins, known: &Known<'_>, push: &mut Push<'
                 );
             }
         }
-        match (d.protocol, &d.modbus) {
-            (Protocol::Modbus, None) => push(
-                "devices",
-                org,
-                &d.id,
-                "modbus",
-                "a modbus device needs a [devices.modbus] table (transport, address, registers, …)"
-                    .into(),
-            ),
-            (Protocol::Modbus, Some(m)) => {
-                for (field, msg) in modbus_problems(m, d.interval_s) {
-                    push("devices", org, &d.id, &format!("modbus.{field}"), msg);
-                }
-                let key = m.endpoint_key();
-                let serial = (m.baud, m.parity, m.data_bits, m.stop_bits);
-                if m.transport == Transport::Rtu {
-                    match serial_lines.get(&key) {
-                        Some((first, s)) if *s != serial => push(
-                            "devices",
-                            org,
-                            &d.id,
-                            "modbus.baud",
-                            format!(
-                                "serial line {:?} is also used by device {first:?} with other settings (baud, parity, data_bits, stop_bits must agree on one line)",
-                                m.serial.as_deref().unwrap_or("")
-                            ),
-                        ),
-                        Some(_) => {}
-                        None => {
-                            serial_lines.insert(key.clone(), (d.id.clone(), serial));
-                        }
-                    }
-                }
-                if let Some(first) = units.insert((key, m.unit), d.id.clone()) {
-                    push(
+        protocol_problems(d, org, &mut lines, push);
+        gas_problems(d, org, push);
+    }
+}
+
+/// Serial settings of a line: baud, parity, data bits, stop bits.
+type SerialSettings = (u32, super::modbus::Parity, u8, u8);
+
+/// What the devices so far claimed on Modbus links: units per endpoint, settings per line.
+#[derive(Default)]
+struct Lines {
+    units: HashMap<(String, u8), String>,
+    serial_lines: HashMap<String, (String, SerialSettings)>,
+}
+
+/// A device's protocol table: a Modbus device's settings, its unit unique on its endpoint,
+/// one set of serial settings per line; none for an MQTT device.
+fn protocol_problems(
+    d: &super::DeviceConfig,
+    org: (usize, usize),
+    lines: &mut Lines,
+    push: &mut Push<'_>,
+) {
+    let Lines {
+        units,
+        serial_lines,
+    } = lines;
+    match (d.protocol, &d.modbus) {
+        (Protocol::Modbus, None) => push(
+            "devices",
+            org,
+            &d.id,
+            "modbus",
+            "a modbus device needs a [devices.modbus] table (transport, address, registers, …)"
+                .into(),
+        ),
+        (Protocol::Modbus, Some(m)) => {
+            for (field, msg) in modbus_problems(m, d.interval_s) {
+                push("devices", org, &d.id, &format!("modbus.{field}"), msg);
+            }
+            let key = m.endpoint_key();
+            let serial = (m.baud, m.parity, m.data_bits, m.stop_bits);
+            if m.transport == Transport::Rtu {
+                match serial_lines.get(&key) {
+                    Some((first, s)) if *s != serial => push(
                         "devices",
                         org,
                         &d.id,
-                        "modbus.unit",
+                        "modbus.baud",
                         format!(
-                            "unit {} on {} is already polled as device {first:?}",
-                            m.unit,
-                            m.endpoint_key()
+                            "serial line {:?} is also used by device {first:?} with other settings (baud, parity, data_bits, stop_bits must agree on one line)",
+                            m.serial.as_deref().unwrap_or("")
                         ),
-                    );
+                    ),
+                    Some(_) => {}
+                    None => {
+                        serial_lines.insert(key.clone(), (d.id.clone(), serial));
+                    }
                 }
             }
-            (Protocol::Mqtt, Some(_)) => push(
-                "devices",
-                org,
-                &d.id,
-                "modbus",
-                "only protocol = \"modbus\" devices take a [devices.modbus] table".into(),
-            ),
-            (Protocol::Mqtt, None) => {}
-        }
-        match (d.kind, &d.gas) {
-            (DeviceKind::GasToxic, None) => push(
-                "devices",
-                org,
-                &d.id,
-                "gas",
-                "a gas_toxic device must name its gas (H2S, CO, NH3, Cl2, …)".into(),
-            ),
-            // The gas is a tag of every stored reading: line protocol cannot carry these.
-            (DeviceKind::GasToxic, Some(g))
-                if g.trim().is_empty() || g.chars().any(|c| c.is_control() || c == '\\') =>
-            {
+            if let Some(first) = units.insert((key, m.unit), d.id.clone()) {
                 push(
                     "devices",
                     org,
                     &d.id,
-                    "gas",
-                    format!("{g:?} must name the gas, without control characters or backslashes"),
-                )
+                    "modbus.unit",
+                    format!(
+                        "unit {} on {} is already polled as device {first:?}",
+                        m.unit,
+                        m.endpoint_key()
+                    ),
+                );
             }
-            (DeviceKind::GasToxic, Some(_)) | (_, None) => {}
-            (k, Some(_)) => push(
+        }
+        (Protocol::Mqtt, Some(_)) => push(
+            "devices",
+            org,
+            &d.id,
+            "modbus",
+            "only protocol = \"modbus\" devices take a [devices.modbus] table".into(),
+        ),
+        (Protocol::Mqtt, None) => {}
+    }
+}
+
+/// A toxic-gas detector names its gas (a tag of every reading); other kinds take none.
+fn gas_problems(d: &super::DeviceConfig, org: (usize, usize), push: &mut Push<'_>) {
+    match (d.kind, &d.gas) {
+        (DeviceKind::GasToxic, None) => push(
+            "devices",
+            org,
+            &d.id,
+            "gas",
+            "a gas_toxic device must name its gas (H2S, CO, NH3, Cl2, …)".into(),
+        ),
+        // The gas is a tag of every stored reading: line protocol cannot carry these.
+        (DeviceKind::GasToxic, Some(g))
+            if g.trim().is_empty() || g.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            push(
                 "devices",
                 org,
                 &d.id,
                 "gas",
-                format!(
-                    "only gas_toxic devices take `gas`, this one is {}",
-                    k.as_str()
-                ),
-            ),
+                format!("{g:?} must name the gas, without control characters or backslashes"),
+            )
         }
+        (DeviceKind::GasToxic, Some(_)) | (_, None) => {}
+        (k, Some(_)) => push(
+            "devices",
+            org,
+            &d.id,
+            "gas",
+            format!(
+                "only gas_toxic devices take `gas`, this one is {}",
+                k.as_str()
+            ),
+        ),
     }
 }
 
