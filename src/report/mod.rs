@@ -165,245 +165,24 @@ pub fn reasons(
     scope: Scope,
     qualifier: Option<&str>,
 ) -> Vec<Reason> {
-    let site_of = |s: u32| inv.sites[s as usize].id.to_string();
-    let in_site = |s: u32| match scope {
-        Scope::Region => true,
-        Scope::Site(x) => x == s,
-        Scope::Enterprise(_) => false,
+    let why = Why {
+        inv,
+        c,
+        scope,
+        qualifier,
     };
-    let dev_in = |i: usize| {
-        let d = &inv.devices[i];
-        match scope {
-            Scope::Region => true,
-            Scope::Site(x) => d.site == x,
-            Scope::Enterprise(e) => d.enterprise == Some(e),
-        }
-    };
-    let span = |l: Option<(i64, i64)>| (l.map(|x| rfc3339_ms(x.0)), l.map(|x| rfc3339_ms(x.1)));
     let mut out = Vec::new();
     match indicator {
-        "online_rate" | "online_rate_at_end" => {
-            let mine_devices = c.policy.mine_units == crate::core::indicators::MineUnits::Devices;
-            for (i, f) in c.devices.iter().enumerate() {
-                let d = &inv.devices[i];
-                let unit = inv.sites[d.site as usize].kind == crate::config::SiteKind::Park
-                    || mine_devices;
-                let down = if indicator == "online_rate" {
-                    f.down_ms > 0
-                } else {
-                    f.counted_at_to && !f.online_at_to
-                };
-                if unit && dev_in(i) && down {
-                    let (a, b) = span(f.longest);
-                    out.push(Reason {
-                        unit: "device",
-                        id: d.id.to_string(),
-                        site: site_of(d.site),
-                        down_ms: f.down_ms,
-                        outages: f.outages,
-                        longest_from: a,
-                        longest_to: b,
-                        never_reported: !f.reported_by_to,
-                        note: if f.reported_by_to {
-                            format!(
-                                "offline {} in the window ({} outage(s))",
-                                hours(f.down_ms),
-                                f.outages
-                            )
-                        } else {
-                            "never reported".into()
-                        },
-                    });
-                }
-            }
-            if !mine_devices {
-                for (i, f) in c.systems.iter().enumerate() {
-                    let s = &inv.systems[i];
-                    let down = if indicator == "online_rate" {
-                        f.down_ms > 0
-                    } else {
-                        f.counted_at_to && !f.online_at_to
-                    };
-                    if in_site(s.site) && down {
-                        out.push(Reason::group(
-                            "system",
-                            s.id.to_string(),
-                            site_of(s.site),
-                            f,
-                            format!("below its device quorum {} in the window", hours(f.down_ms)),
-                        ));
-                    }
-                }
-            }
-        }
-        "alarm_response_rate" => {
-            let kind_ok = |a: &crate::core::indicators::history::AlarmFact| match qualifier {
-                Some(q) if q.starts_with("type:") => a.alarm_type.as_str() == &q[5..],
-                Some(q) if q.starts_with("level:") => q[6..].parse() == Ok(a.level),
-                _ => true,
-            };
-            for a in &c.alarms {
-                let i = a.device as usize;
-                if !dev_in(i)
-                    || !kind_ok(a)
-                    || !crate::core::indicators::engine::alarm_decided(a, c.to)
-                    || crate::core::indicators::engine::alarm_responded(a)
-                {
-                    continue;
-                }
-                let d = &inv.devices[i];
-                let deadline_s = (a.deadline_ms - a.raised_ms) as f64 / 1000.0;
-                let what = format!(
-                    "{} alarm level {} on device {:?} raised {}",
-                    a.alarm_type.as_str(),
-                    a.level,
-                    &*d.id,
-                    rfc3339_ms(a.raised_ms)
-                );
-                let note = match a.ack_ms {
-                    Some(t) if t < c.to => format!(
-                        "{what}: acknowledged late, {} s after the raise (deadline {deadline_s} s)",
-                        (t - a.raised_ms) as f64 / 1000.0
-                    ),
-                    _ => format!(
-                        "{what}: not acknowledged by its deadline ({deadline_s} s, at {})",
-                        rfc3339_ms(a.deadline_ms)
-                    ),
-                };
-                out.push(Reason::fact(
-                    "alarm",
-                    a.id.to_string(),
-                    site_of(d.site),
-                    note,
-                ));
-            }
-        }
-        "coverage_rate" => {
-            for (i, f) in c.zones.iter().enumerate() {
-                let z = &inv.zones[i];
-                if in_site(z.site) && f.down_ms > 0 {
-                    let has = inv.devices.iter().any(|d| d.zone == Some(i as u32));
-                    out.push(Reason {
-                        never_reported: !has,
-                        ..Reason::group(
-                            "zone",
-                            z.id.to_string(),
-                            site_of(z.site),
-                            f,
-                            if has {
-                                format!("no device online for {}", hours(f.down_ms))
-                            } else {
-                                "no monitoring device assigned".into()
-                            },
-                        )
-                    });
-                }
-            }
-        }
-        "device_build_rate" => {
-            for (i, f) in c.devices.iter().enumerate() {
-                let d = &inv.devices[i];
-                if dev_in(i) && f.registered_at_to && !f.reported_by_to {
-                    out.push(Reason {
-                        never_reported: true,
-                        ..Reason::fact(
-                            "device",
-                            d.id.to_string(),
-                            site_of(d.site),
-                            format!("never reported (status {})", d.status.as_str()),
-                        )
-                    });
-                }
-            }
-        }
+        "online_rate" | "online_rate_at_end" => why.online(indicator, &mut out),
+        "alarm_response_rate" => why.alarm_response(&mut out),
+        "coverage_rate" => why.coverage(&mut out),
+        "device_build_rate" => why.device_build(&mut out),
         "enterprise_platform_rate" | "enterprise_access_rate" => {
-            for (i, (counted, platform, access)) in c.enterprises.iter().enumerate() {
-                let e = &inv.enterprises[i];
-                let inside = match scope {
-                    Scope::Region => true,
-                    Scope::Site(s) => e.site == s,
-                    Scope::Enterprise(x) => x as usize == i,
-                };
-                let missed = if indicator == "enterprise_access_rate" {
-                    !access
-                } else {
-                    !platform
-                };
-                if inside && *counted && missed {
-                    out.push(Reason::fact(
-                        "enterprise",
-                        e.id.to_string(),
-                        site_of(e.site),
-                        if indicator == "enterprise_access_rate" {
-                            "no device online in the window".into()
-                        } else {
-                            "platform not built and no data pushed".into()
-                        },
-                    ));
-                }
-            }
+            why.enterprise_access(indicator, &mut out)
         }
-        "system_count" => {
-            for (i, f) in c.systems.iter().enumerate() {
-                let s = &inv.systems[i];
-                let kind_ok = qualifier
-                    .is_none_or(|q| crate::core::indicators::engine::system_kind_str(s.kind) == q);
-                let share = if f.counted_ms > 0 {
-                    f.online_ms as f64 / f.counted_ms as f64
-                } else {
-                    0.0
-                };
-                if in_site(s.site)
-                    && kind_ok
-                    && (!f.built_at_to || share < c.policy.system_online_share)
-                {
-                    out.push(Reason::group(
-                        "system",
-                        s.id.to_string(),
-                        site_of(s.site),
-                        f,
-                        if f.built_at_to {
-                            format!(
-                                "online {:.2}% of the window, needs {:.2}%",
-                                share * 100.0,
-                                c.policy.system_online_share * 100.0
-                            )
-                        } else {
-                            format!("not built (status {})", s.status.as_str())
-                        },
-                    ));
-                }
-            }
-        }
-        "link_stability" => {
-            for (name, up, total) in &c.links {
-                if qualifier.is_none_or(|q| q == name) && up < total {
-                    out.push(Reason {
-                        unit: "link",
-                        id: name.clone(),
-                        site: String::new(),
-                        down_ms: total - up,
-                        outages: 0,
-                        longest_from: None,
-                        longest_to: None,
-                        never_reported: false,
-                        note: format!("down {} in the window", hours(total - up)),
-                    });
-                }
-            }
-        }
-        "poll_success_ratio" => {
-            for (name, ok, failed) in &c.polls {
-                if qualifier.is_none_or(|q| q == name) && *failed > 0 {
-                    out.push(Reason::fact(
-                        "link",
-                        name.clone(),
-                        String::new(),
-                        format!("{failed} of {} polls failed", ok + failed),
-                    ));
-                }
-            }
-        }
+        "system_count" => why.system_count(&mut out),
+        "link_stability" => why.link_stability(&mut out),
+        "poll_success_ratio" => why.poll_success(&mut out),
         _ => {}
     }
     out.sort_by(|a, b| {
@@ -413,6 +192,273 @@ pub fn reasons(
             .then(a.id.cmp(&b.id))
     });
     out
+}
+
+/// What `reasons` looks at: the inventory, the computation, and the scope asked about.
+struct Why<'a> {
+    inv: &'a Inventory,
+    c: &'a Computation,
+    scope: Scope,
+    qualifier: Option<&'a str>,
+}
+
+/// A longest outage as (from, to) timestamps.
+fn span(l: Option<(i64, i64)>) -> (Option<String>, Option<String>) {
+    (l.map(|x| rfc3339_ms(x.0)), l.map(|x| rfc3339_ms(x.1)))
+}
+
+impl Why<'_> {
+    fn site_of(&self, s: u32) -> String {
+        self.inv.sites[s as usize].id.to_string()
+    }
+
+    fn in_site(&self, s: u32) -> bool {
+        match self.scope {
+            Scope::Region => true,
+            Scope::Site(x) => x == s,
+            Scope::Enterprise(_) => false,
+        }
+    }
+
+    fn dev_in(&self, i: usize) -> bool {
+        let d = &self.inv.devices[i];
+        match self.scope {
+            Scope::Region => true,
+            Scope::Site(x) => d.site == x,
+            Scope::Enterprise(e) => d.enterprise == Some(e),
+        }
+    }
+
+    fn online(&self, indicator: &str, out: &mut Vec<Reason>) {
+        let mine_devices = self.c.policy.mine_units == crate::core::indicators::MineUnits::Devices;
+        for (i, f) in self.c.devices.iter().enumerate() {
+            let d = &self.inv.devices[i];
+            let unit = self.inv.sites[d.site as usize].kind == crate::config::SiteKind::Park
+                || mine_devices;
+            let down = if indicator == "online_rate" {
+                f.down_ms > 0
+            } else {
+                f.counted_at_to && !f.online_at_to
+            };
+            if unit && self.dev_in(i) && down {
+                let (a, b) = span(f.longest);
+                out.push(Reason {
+                    unit: "device",
+                    id: d.id.to_string(),
+                    site: self.site_of(d.site),
+                    down_ms: f.down_ms,
+                    outages: f.outages,
+                    longest_from: a,
+                    longest_to: b,
+                    never_reported: !f.reported_by_to,
+                    note: if f.reported_by_to {
+                        format!(
+                            "offline {} in the window ({} outage(s))",
+                            hours(f.down_ms),
+                            f.outages
+                        )
+                    } else {
+                        "never reported".into()
+                    },
+                });
+            }
+        }
+        if !mine_devices {
+            for (i, f) in self.c.systems.iter().enumerate() {
+                let s = &self.inv.systems[i];
+                let down = if indicator == "online_rate" {
+                    f.down_ms > 0
+                } else {
+                    f.counted_at_to && !f.online_at_to
+                };
+                if self.in_site(s.site) && down {
+                    out.push(Reason::group(
+                        "system",
+                        s.id.to_string(),
+                        self.site_of(s.site),
+                        f,
+                        format!("below its device quorum {} in the window", hours(f.down_ms)),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn alarm_response(&self, out: &mut Vec<Reason>) {
+        let kind_ok = |a: &crate::core::indicators::history::AlarmFact| match self.qualifier {
+            Some(q) if q.starts_with("type:") => a.alarm_type.as_str() == &q[5..],
+            Some(q) if q.starts_with("level:") => q[6..].parse() == Ok(a.level),
+            _ => true,
+        };
+        for a in &self.c.alarms {
+            let i = a.device as usize;
+            if !self.dev_in(i)
+                || !kind_ok(a)
+                || !crate::core::indicators::engine::alarm_decided(a, self.c.to)
+                || crate::core::indicators::engine::alarm_responded(a)
+            {
+                continue;
+            }
+            let d = &self.inv.devices[i];
+            let deadline_s = (a.deadline_ms - a.raised_ms) as f64 / 1000.0;
+            let what = format!(
+                "{} alarm level {} on device {:?} raised {}",
+                a.alarm_type.as_str(),
+                a.level,
+                &*d.id,
+                rfc3339_ms(a.raised_ms)
+            );
+            let note = match a.ack_ms {
+                Some(t) if t < self.c.to => format!(
+                    "{what}: acknowledged late, {} s after the raise (deadline {deadline_s} s)",
+                    (t - a.raised_ms) as f64 / 1000.0
+                ),
+                _ => format!(
+                    "{what}: not acknowledged by its deadline ({deadline_s} s, at {})",
+                    rfc3339_ms(a.deadline_ms)
+                ),
+            };
+            out.push(Reason::fact(
+                "alarm",
+                a.id.to_string(),
+                self.site_of(d.site),
+                note,
+            ));
+        }
+    }
+
+    fn coverage(&self, out: &mut Vec<Reason>) {
+        for (i, f) in self.c.zones.iter().enumerate() {
+            let z = &self.inv.zones[i];
+            if self.in_site(z.site) && f.down_ms > 0 {
+                let has = self.inv.devices.iter().any(|d| d.zone == Some(i as u32));
+                out.push(Reason {
+                    never_reported: !has,
+                    ..Reason::group(
+                        "zone",
+                        z.id.to_string(),
+                        self.site_of(z.site),
+                        f,
+                        if has {
+                            format!("no device online for {}", hours(f.down_ms))
+                        } else {
+                            "no monitoring device assigned".into()
+                        },
+                    )
+                });
+            }
+        }
+    }
+
+    fn device_build(&self, out: &mut Vec<Reason>) {
+        for (i, f) in self.c.devices.iter().enumerate() {
+            let d = &self.inv.devices[i];
+            if self.dev_in(i) && f.registered_at_to && !f.reported_by_to {
+                out.push(Reason {
+                    never_reported: true,
+                    ..Reason::fact(
+                        "device",
+                        d.id.to_string(),
+                        self.site_of(d.site),
+                        format!("never reported (status {})", d.status.as_str()),
+                    )
+                });
+            }
+        }
+    }
+
+    fn enterprise_access(&self, indicator: &str, out: &mut Vec<Reason>) {
+        for (i, (counted, platform, access)) in self.c.enterprises.iter().enumerate() {
+            let e = &self.inv.enterprises[i];
+            let inside = match self.scope {
+                Scope::Region => true,
+                Scope::Site(s) => e.site == s,
+                Scope::Enterprise(x) => x as usize == i,
+            };
+            let missed = if indicator == "enterprise_access_rate" {
+                !access
+            } else {
+                !platform
+            };
+            if inside && *counted && missed {
+                out.push(Reason::fact(
+                    "enterprise",
+                    e.id.to_string(),
+                    self.site_of(e.site),
+                    if indicator == "enterprise_access_rate" {
+                        "no device online in the window".into()
+                    } else {
+                        "platform not built and no data pushed".into()
+                    },
+                ));
+            }
+        }
+    }
+
+    fn system_count(&self, out: &mut Vec<Reason>) {
+        for (i, f) in self.c.systems.iter().enumerate() {
+            let s = &self.inv.systems[i];
+            let kind_ok = self
+                .qualifier
+                .is_none_or(|q| crate::core::indicators::engine::system_kind_str(s.kind) == q);
+            let share = if f.counted_ms > 0 {
+                f.online_ms as f64 / f.counted_ms as f64
+            } else {
+                0.0
+            };
+            if self.in_site(s.site)
+                && kind_ok
+                && (!f.built_at_to || share < self.c.policy.system_online_share)
+            {
+                out.push(Reason::group(
+                    "system",
+                    s.id.to_string(),
+                    self.site_of(s.site),
+                    f,
+                    if f.built_at_to {
+                        format!(
+                            "online {:.2}% of the window, needs {:.2}%",
+                            share * 100.0,
+                            self.c.policy.system_online_share * 100.0
+                        )
+                    } else {
+                        format!("not built (status {})", s.status.as_str())
+                    },
+                ));
+            }
+        }
+    }
+
+    fn link_stability(&self, out: &mut Vec<Reason>) {
+        for (name, up, total) in &self.c.links {
+            if self.qualifier.is_none_or(|q| q == name) && up < total {
+                out.push(Reason {
+                    unit: "link",
+                    id: name.clone(),
+                    site: String::new(),
+                    down_ms: total - up,
+                    outages: 0,
+                    longest_from: None,
+                    longest_to: None,
+                    never_reported: false,
+                    note: format!("down {} in the window", hours(total - up)),
+                });
+            }
+        }
+    }
+
+    fn poll_success(&self, out: &mut Vec<Reason>) {
+        for (name, ok, failed) in &self.c.polls {
+            if self.qualifier.is_none_or(|q| q == name) && *failed > 0 {
+                out.push(Reason::fact(
+                    "link",
+                    name.clone(),
+                    String::new(),
+                    format!("{failed} of {} polls failed", ok + failed),
+                ));
+            }
+        }
+    }
 }
 
 /// Build the table for the configured targets.
