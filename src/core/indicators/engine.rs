@@ -239,6 +239,130 @@ fn down_facts(counted: &[Span], online: &[Span]) -> (i64, u32, Option<Span>) {
     (iv::total(&gaps), gaps.len() as u32, longest)
 }
 
+/// The window a computation covers, and its policy.
+struct Window {
+    from: i64,
+    to: i64,
+    /// The last instant inside the window.
+    at_to: i64,
+    policy: Policy,
+}
+
+/// A site's registry history (empty for a site the history does not know).
+fn site_hist(h: &History, s: u32) -> &[(i64, Reg)] {
+    h.sites.get(s as usize).map_or(&[], |v| v.as_slice())
+}
+
+/// Each system: counted while built, online while its member devices meet the quorum.
+fn system_facts(
+    inv: &Inventory,
+    h: &History,
+    w: &Window,
+    members: &[Vec<(Vec<Span>, Vec<Span>)>],
+) -> Vec<GroupFacts> {
+    inv.systems
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let status = h.systems.get(i).map_or(&[][..], |v| v.as_slice());
+            let counted_all =
+                counted_spans(status, site_hist(h, s.site), w.policy.denominator, w.to);
+            let counted = iv::clip(&counted_all, w.from, w.to);
+            let online = iv::quorum_spans(&members[i], w.from, w.to, |n| {
+                w.policy.online_quorum.need(n)
+            });
+            let (down_ms, _, longest) = down_facts(&counted, &online);
+            GroupFacts {
+                counted_ms: iv::total(&counted),
+                online_ms: iv::overlap(&online, &counted),
+                counted_at_to: iv::contains(&counted_all, w.at_to),
+                online_at_to: iv::contains(&online, w.at_to),
+                registered_at_to: iv::contains(&registered(status, w.to), w.at_to),
+                built_at_to: iv::contains(
+                    &iv::spans_where(status, Reg::Removed, w.to, |r| r == Reg::Built),
+                    w.at_to,
+                ),
+                down_ms,
+                longest,
+            }
+        })
+        .collect()
+}
+
+/// Each zone: covered while at least one of its devices is online.
+fn zone_facts(
+    inv: &Inventory,
+    h: &History,
+    w: &Window,
+    members: &[Vec<(Vec<Span>, Vec<Span>)>],
+) -> Vec<GroupFacts> {
+    inv.zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| {
+            let reg_at = h.zones.get(i).copied().flatten();
+            let status: Vec<(i64, Reg)> = reg_at.map(|t| vec![(t, Reg::Built)]).unwrap_or_default();
+            let counted_all =
+                counted_spans(&status, site_hist(h, z.site), w.policy.denominator, w.to);
+            let counted = iv::clip(&counted_all, w.from, w.to);
+            let covered = iv::quorum_spans(&members[i], w.from, w.to, |n| 1.min(n));
+            let (down_ms, _, longest) = down_facts(&counted, &covered);
+            GroupFacts {
+                counted_ms: iv::total(&counted),
+                online_ms: iv::overlap(&covered, &counted),
+                counted_at_to: iv::contains(&counted_all, w.at_to),
+                online_at_to: iv::contains(&covered, w.at_to),
+                registered_at_to: reg_at.is_some_and(|t| t < w.to),
+                built_at_to: true,
+                down_ms,
+                longest,
+            }
+        })
+        .collect()
+}
+
+/// Each enterprise: (counted; connected: its platform built or one of its devices reported by
+/// the end; one of its devices online in the window).
+fn enterprise_facts(
+    inv: &Inventory,
+    h: &History,
+    w: &Window,
+    devices: &[DeviceFacts],
+) -> Vec<(bool, bool, bool)> {
+    let mut enterprises: Vec<(bool, bool, bool)> = inv
+        .enterprises
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let reg = h
+                .enterprises
+                .get(i)
+                .copied()
+                .flatten()
+                .is_some_and(|t| t < w.to);
+            let site_ok = match w.policy.denominator {
+                Denominator::Planned => true,
+                Denominator::Active => iv::contains(
+                    &iv::spans_where(site_hist(h, e.site), Reg::Removed, w.to, |r| {
+                        r == Reg::Built
+                    }),
+                    w.at_to,
+                ),
+            };
+            (reg && site_ok, e.platform == PlatformStatus::Built, false)
+        })
+        .collect();
+    for (i, d) in inv.devices.iter().enumerate() {
+        if let Some(e) = d.enterprise {
+            let f = &devices[i];
+            let ent = &mut enterprises[e as usize];
+            ent.1 |= f.reported_by_to;
+            ent.2 |= f.online_in_window;
+        }
+    }
+    enterprises
+}
+
 pub fn compute(
     inv: &Inventory,
     h: &History,
@@ -249,8 +373,6 @@ pub fn compute(
 ) -> Computation {
     let to = to.min(now).max(from);
     let at_to = to - 1;
-    let empty: Vec<(i64, Reg)> = Vec::new();
-    let site_hist = |s: u32| h.sites.get(s as usize).unwrap_or(&empty);
 
     let mut system_members: Vec<Vec<(Vec<Span>, Vec<Span>)>> = vec![Vec::new(); inv.systems.len()];
     let mut zone_members: Vec<Vec<(Vec<Span>, Vec<Span>)>> = vec![Vec::new(); inv.zones.len()];
@@ -260,7 +382,7 @@ pub fn compute(
             devices.push(DeviceFacts::default());
             continue;
         };
-        let counted_all = counted_spans(&dh.status, site_hist(d.site), policy.denominator, to);
+        let counted_all = counted_spans(&dh.status, site_hist(h, d.site), policy.denominator, to);
         let online_all = iv::spans_where(&dh.transitions, false, to, |v| v);
         let counted = iv::clip(&counted_all, from, to);
         let online = iv::clip(&online_all, from, to);
@@ -293,86 +415,15 @@ pub fn compute(
         }
     }
 
-    let quorum = policy.online_quorum;
-    let systems = inv
-        .systems
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let status = h.systems.get(i).unwrap_or(&empty);
-            let counted_all = counted_spans(status, site_hist(s.site), policy.denominator, to);
-            let counted = iv::clip(&counted_all, from, to);
-            let online = iv::quorum_spans(&system_members[i], from, to, |n| quorum.need(n));
-            let (down_ms, _, longest) = down_facts(&counted, &online);
-            GroupFacts {
-                counted_ms: iv::total(&counted),
-                online_ms: iv::overlap(&online, &counted),
-                counted_at_to: iv::contains(&counted_all, at_to),
-                online_at_to: iv::contains(&online, at_to),
-                registered_at_to: iv::contains(&registered(status, to), at_to),
-                built_at_to: iv::contains(
-                    &iv::spans_where(status, Reg::Removed, to, |r| r == Reg::Built),
-                    at_to,
-                ),
-                down_ms,
-                longest,
-            }
-        })
-        .collect();
-
-    let zones = inv
-        .zones
-        .iter()
-        .enumerate()
-        .map(|(i, z)| {
-            let reg_at = h.zones.get(i).copied().flatten();
-            let status: Vec<(i64, Reg)> = reg_at.map(|t| vec![(t, Reg::Built)]).unwrap_or_default();
-            let counted_all = counted_spans(&status, site_hist(z.site), policy.denominator, to);
-            let counted = iv::clip(&counted_all, from, to);
-            let covered = iv::quorum_spans(&zone_members[i], from, to, |n| 1.min(n));
-            let (down_ms, _, longest) = down_facts(&counted, &covered);
-            GroupFacts {
-                counted_ms: iv::total(&counted),
-                online_ms: iv::overlap(&covered, &counted),
-                counted_at_to: iv::contains(&counted_all, at_to),
-                online_at_to: iv::contains(&covered, at_to),
-                registered_at_to: reg_at.is_some_and(|t| t < to),
-                built_at_to: true,
-                down_ms,
-                longest,
-            }
-        })
-        .collect();
-
-    let mut enterprises: Vec<(bool, bool, bool)> = inv
-        .enterprises
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let reg = h
-                .enterprises
-                .get(i)
-                .copied()
-                .flatten()
-                .is_some_and(|t| t < to);
-            let site_ok = match policy.denominator {
-                Denominator::Planned => true,
-                Denominator::Active => iv::contains(
-                    &iv::spans_where(site_hist(e.site), Reg::Removed, to, |r| r == Reg::Built),
-                    at_to,
-                ),
-            };
-            (reg && site_ok, e.platform == PlatformStatus::Built, false)
-        })
-        .collect();
-    for (i, d) in inv.devices.iter().enumerate() {
-        if let Some(e) = d.enterprise {
-            let f = &devices[i];
-            let ent = &mut enterprises[e as usize];
-            ent.1 |= f.reported_by_to;
-            ent.2 |= f.online_in_window;
-        }
-    }
+    let w = Window {
+        from,
+        to,
+        at_to,
+        policy,
+    };
+    let systems = system_facts(inv, h, &w, &system_members);
+    let zones = zone_facts(inv, h, &w, &zone_members);
+    let enterprises = enterprise_facts(inv, h, &w, &devices);
 
     let links = h
         .links
