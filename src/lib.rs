@@ -8,6 +8,7 @@ pub mod api;
 pub mod backoff;
 pub mod config;
 pub mod core;
+pub mod model;
 pub mod report;
 pub mod runtime;
 pub mod sinks;

@@ -3,10 +3,10 @@
 use super::{ApiError, Shared};
 use crate::core::alarms::view::AlarmView;
 use crate::core::alarms::AckError;
+use crate::model::now_ms;
 use crate::runtime::app::Command;
 use crate::runtime::evaluate::parse_time;
 use crate::state::{AlarmFilter, Journal};
-use crate::telemetry::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;

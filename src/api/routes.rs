@@ -1,8 +1,9 @@
 use super::{ApiError, Shared};
-use crate::config::{DeviceKind, SiteStatus};
 use crate::core::stats::{Counts, Rate};
 use crate::core::{Core, DeviceState, SiteIdx};
-use crate::telemetry::{rfc3339_ms, StoreHealth};
+use crate::model::rfc3339_ms;
+use crate::model::{DeviceKind, SiteStatus};
+use crate::telemetry::StoreHealth;
 use axum::extract::{rejection::QueryRejection, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -125,7 +126,7 @@ fn outbox_json(s: &Shared) -> Value {
         "backlog_points": o.points,
         "backlog_batches": o.batches,
         "oldest_pending": o.oldest_ms.map(rfc3339_ms),
-        "oldest_pending_age_s": o.oldest_ms.map(|t| (crate::telemetry::now_ms() - t).max(0) as f64 / 1000.0),
+        "oldest_pending_age_s": o.oldest_ms.map(|t| (crate::model::now_ms() - t).max(0) as f64 / 1000.0),
         "dead_letters": o.dead_letters,
         "disk": o.disk,
     })
@@ -171,7 +172,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
 struct SiteView {
     id: String,
     name: String,
-    kind: crate::config::SiteKind,
+    kind: crate::model::SiteKind,
     status: SiteStatus,
     devices: Counts,
     online_rate: Rate,

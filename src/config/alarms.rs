@@ -2,54 +2,11 @@
 //! Defaults and their sources are in `docs/alarms.md`.
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// How levels are named: 一级/二级, or 蓝/黄/橙/红.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Scheme {
-    #[default]
-    TwoLevel,
-    FourColour,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::TwoLevel => "two_level",
-            Scheme::FourColour => "four_colour",
-        }
-    }
-
-    pub fn max_levels(self) -> usize {
-        match self {
-            Scheme::TwoLevel => 2,
-            Scheme::FourColour => 4,
-        }
-    }
-
-    /// The level's name as operators say it.
-    pub fn level_name(self, level: u8) -> &'static str {
-        match (self, level) {
-            (Scheme::TwoLevel, 1) => "一级",
-            (Scheme::TwoLevel, _) => "二级",
-            (Scheme::FourColour, 1) => "蓝",
-            (Scheme::FourColour, 2) => "黄",
-            (Scheme::FourColour, 3) => "橙",
-            (Scheme::FourColour, _) => "红",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Scheme> {
-        match s {
-            "two_level" => Some(Scheme::TwoLevel),
-            "four_colour" => Some(Scheme::FourColour),
-            _ => None,
-        }
-    }
-}
+pub use crate::model::Scheme;
 
 /// `response_deadline_s`: one number of seconds for every level, or `{ level1 = …, level2 = … }`.
 /// Levels past the last one given use the last one.

@@ -10,6 +10,10 @@ mod load;
 pub mod modbus;
 mod validate;
 
+pub use crate::model::{
+    parse_window, DeviceKind, OnDamage, PlatformStatus, Protocol, Role, SiteKind, SiteStatus,
+    SystemKind, UnitStatus,
+};
 pub use load::{load, load_str, ConfigError, LoadedConfig};
 pub use modbus::ModbusConfig;
 
@@ -129,15 +133,6 @@ pub struct GatewaySettings {
     /// start a new one). Neither ever deletes the file.
     #[serde(default)]
     pub on_damaged_file: OnDamage,
-}
-
-/// See `gateway.on_damaged_file`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnDamage {
-    #[default]
-    Refuse,
-    MoveAside,
 }
 
 impl Default for GatewaySettings {
@@ -500,34 +495,6 @@ fn default_api_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
-/// What a token may do. Each role can do what the one before it can, and more: `viewer`
-/// reads sites, devices, alarms and endpoints; `operator` also acknowledges alarms;
-/// `evaluator` also reads indicators and reports; `admin` also rejections and metrics.
-/// `scrape` reads `/metrics` only.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Scrape,
-    Viewer,
-    Operator,
-    Evaluator,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Scrape => "scrape",
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Evaluator => "evaluator",
-            Role::Admin => "admin",
-        }
-    }
-}
-
 /// `[[tokens]]`: an API bearer token, stored only as its SHA-256.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -587,20 +554,6 @@ impl IndicatorSettings {
     }
 }
 
-/// A window length like `30s`, `15m`, `1h`, `1d`, in milliseconds (at least one second).
-pub fn parse_window(s: &str) -> Option<i64> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = n.parse().ok()?;
-    let ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    (n > 0).then(|| n.checked_mul(ms)).flatten()
-}
-
 fn default_system_share() -> f64 {
     0.9
 }
@@ -658,21 +611,6 @@ fn default_scope() -> String {
     "region".into()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SiteKind {
-    Park,
-    Mine,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SiteStatus {
-    #[default]
-    Active,
-    Suspended,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
@@ -696,15 +634,6 @@ pub struct SiteConfig {
     pub platforms: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PlatformStatus {
-    #[default]
-    None,
-    Building,
-    Built,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnterpriseConfig {
@@ -723,35 +652,6 @@ pub struct ZoneConfig {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SystemKind {
-    SlopeMonitoring,
-    VideoMonitoring,
-    AiVideo,
-    MajorHazard,
-    Positioning,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum UnitStatus {
-    Planned,
-    #[default]
-    Built,
-    Suspended,
-}
-
-impl UnitStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnitStatus::Planned => "planned",
-            UnitStatus::Built => "built",
-            UnitStatus::Suspended => "suspended",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SystemConfig {
@@ -762,98 +662,6 @@ pub struct SystemConfig {
     pub kind: SystemKind,
     #[serde(default)]
     pub status: UnitStatus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceKind {
-    /// Combustible gas, %LEL.
-    GasCombustible,
-    /// Toxic gas, ppm; `gas` names which.
-    GasToxic,
-    /// Methane, %CH4.
-    Methane,
-    /// Carbon monoxide, ppm.
-    CarbonMonoxide,
-    /// °C.
-    Temperature,
-    /// m.
-    WaterLevel,
-    /// mm.
-    SlopeDisplacement,
-    /// J.
-    Microseismic,
-    /// MPa.
-    RoofPressure,
-    Positioning,
-    Video,
-}
-
-impl DeviceKind {
-    pub const ALL: [DeviceKind; 11] = [
-        DeviceKind::GasCombustible,
-        DeviceKind::GasToxic,
-        DeviceKind::Methane,
-        DeviceKind::CarbonMonoxide,
-        DeviceKind::Temperature,
-        DeviceKind::WaterLevel,
-        DeviceKind::SlopeDisplacement,
-        DeviceKind::Microseismic,
-        DeviceKind::RoofPressure,
-        DeviceKind::Positioning,
-        DeviceKind::Video,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceKind::GasCombustible => "gas_combustible",
-            DeviceKind::GasToxic => "gas_toxic",
-            DeviceKind::Methane => "methane",
-            DeviceKind::CarbonMonoxide => "carbon_monoxide",
-            DeviceKind::Temperature => "temperature",
-            DeviceKind::WaterLevel => "water_level",
-            DeviceKind::SlopeDisplacement => "slope_displacement",
-            DeviceKind::Microseismic => "microseismic",
-            DeviceKind::RoofPressure => "roof_pressure",
-            DeviceKind::Positioning => "positioning",
-            DeviceKind::Video => "video",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DeviceKind> {
-        DeviceKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// The unit of the kind's main channel, for display.
-    pub fn unit(self) -> &'static str {
-        match self {
-            DeviceKind::GasCombustible => "%LEL",
-            DeviceKind::GasToxic | DeviceKind::CarbonMonoxide => "ppm",
-            DeviceKind::Methane => "%CH4",
-            DeviceKind::Temperature => "°C",
-            DeviceKind::WaterLevel => "m",
-            DeviceKind::SlopeDisplacement => "mm",
-            DeviceKind::Microseismic => "J",
-            DeviceKind::RoofPressure => "MPa",
-            DeviceKind::Positioning | DeviceKind::Video => "",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    Mqtt,
-    Modbus,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Mqtt => "mqtt",
-            Protocol::Modbus => "modbus",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,7 @@
 //! What sources hand to the core: parsed readings, device state messages, and rejections
 //! the source could already decide (bad JSON, bad topic, oversize).
 
+pub use crate::model::Reason;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -128,74 +129,6 @@ pub enum SourceEvent {
     /// Everything the source sent before this is one message; complete the receipt once it
     /// is durable (passed through to `Outputs::receipts`, in order).
     Checkpoint(crate::core::Receipt),
-}
-
-/// The small, fixed set of reasons an input is refused. They are metric labels: keep stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    MalformedJson,
-    BadTopic,
-    PayloadTooLarge,
-    BatchTooLarge,
-    UnknownSite,
-    UnknownDevice,
-    WrongSite,
-    InvalidValue,
-    EmptyValues,
-    BadTimestamp,
-    FutureTimestamp,
-    /// More channels in one reading than `mqtt.max_channels`.
-    TooManyChannels,
-    /// Unsigned, for a site with `require_signature = true`.
-    MissingSignature,
-    /// A signature that does not verify under the site's key (or a site with no key).
-    BadSignature,
-    /// An acknowledgement for an alarm id the gateway does not know.
-    UnknownAlarm,
-    /// An acknowledgement published under another site than the alarm's.
-    AlarmOfOtherSite,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 16] = [
-        Reason::MalformedJson,
-        Reason::BadTopic,
-        Reason::PayloadTooLarge,
-        Reason::BatchTooLarge,
-        Reason::UnknownSite,
-        Reason::UnknownDevice,
-        Reason::WrongSite,
-        Reason::InvalidValue,
-        Reason::EmptyValues,
-        Reason::BadTimestamp,
-        Reason::FutureTimestamp,
-        Reason::TooManyChannels,
-        Reason::MissingSignature,
-        Reason::BadSignature,
-        Reason::UnknownAlarm,
-        Reason::AlarmOfOtherSite,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::MalformedJson => "malformed_json",
-            Reason::BadTopic => "bad_topic",
-            Reason::PayloadTooLarge => "payload_too_large",
-            Reason::BatchTooLarge => "batch_too_large",
-            Reason::UnknownSite => "unknown_site",
-            Reason::UnknownDevice => "unknown_device",
-            Reason::WrongSite => "wrong_site",
-            Reason::InvalidValue => "invalid_value",
-            Reason::EmptyValues => "empty_values",
-            Reason::BadTimestamp => "bad_timestamp",
-            Reason::FutureTimestamp => "future_timestamp",
-            Reason::TooManyChannels => "too_many_channels",
-            Reason::MissingSignature => "missing_signature",
-            Reason::BadSignature => "bad_signature",
-            Reason::UnknownAlarm => "unknown_alarm",
-            Reason::AlarmOfOtherSite => "alarm_of_other_site",
-        }
-    }
 }
 
 /// At most `n` characters of `s`, marked when cut: hostile input is named in messages and

@@ -1,7 +1,8 @@
 //! The registered fleet, indexed for O(1) lookup of a device by (site, id).
 
-use crate::config::{
-    Config, DeviceKind, PlatformStatus, Protocol, SiteKind, SiteStatus, SystemKind, UnitStatus,
+use crate::config::Config;
+use crate::model::{
+    DeviceKind, PlatformStatus, Protocol, SiteKind, SiteStatus, SystemKind, UnitStatus,
 };
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 use super::ingest::Core;
 use super::inventory::SiteIdx;
 use super::liveness::DeviceState;
-use crate::config::UnitStatus;
+use crate::model::UnitStatus;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

@@ -8,7 +8,7 @@ use crate::config::TargetConfig;
 use crate::core::indicators::engine::{Computation, Indicator, Scope, Unit};
 use crate::core::indicators::targets::{assess, ratio_pct, ratio_pct_exact, Comparator};
 use crate::core::inventory::Inventory;
-use crate::telemetry::rfc3339_ms;
+use crate::model::rfc3339_ms;
 use rust_decimal::prelude::*;
 use serde::Serialize;
 
@@ -233,7 +233,7 @@ impl Why<'_> {
         let mine_devices = self.c.policy.mine_units == crate::core::indicators::MineUnits::Devices;
         for (i, f) in self.c.devices.iter().enumerate() {
             let d = &self.inv.devices[i];
-            let unit = self.inv.sites[d.site as usize].kind == crate::config::SiteKind::Park
+            let unit = self.inv.sites[d.site as usize].kind == crate::model::SiteKind::Park
                 || mine_devices;
             let down = if indicator == "online_rate" {
                 f.down_ms > 0

@@ -77,7 +77,7 @@ impl Guard {
             .broker_refused
             .get_or_create(&ReasonLabel { reason })
             .inc();
-        if let Some(suppressed) = self.warn.allow(reason, crate::telemetry::now_ms()) {
+        if let Some(suppressed) = self.warn.allow(reason, crate::model::now_ms()) {
             tracing::warn!(reason, who, peer = %peer, what = %crate::core::event::shorten(what, 320), suppressed, "MQTT refused by the embedded broker's guard");
         }
         self.audit.mqtt_refused(reason, who, &peer.to_string());
@@ -157,7 +157,7 @@ pub async fn serve(listener: TcpListener, guard: Arc<Guard>) {
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait rather than spin.
-                if let Some(suppressed) = guard.warn.allow("accept", crate::telemetry::now_ms()) {
+                if let Some(suppressed) = guard.warn.allow("accept", crate::model::now_ms()) {
                     tracing::warn!(error = %e, suppressed, "the embedded broker's guard cannot accept");
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -3,10 +3,10 @@
 
 use super::evaluate::Evaluator;
 use crate::core::indicators::Scope;
+use crate::model::now_ms;
 use crate::report::{display_value, parse_scope};
 use crate::sinks::store::StoreQueue;
 use crate::sinks::Record;
-use crate::telemetry::now_ms;
 use rust_decimal::prelude::ToPrimitive;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,7 +85,7 @@ pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast:
         .settings
         .store_windows
         .iter()
-        .filter_map(|w| crate::config::parse_window(w).map(|ms| (ms, w.clone())))
+        .filter_map(|w| crate::model::parse_window(w).map(|ms| (ms, w.clone())))
         .collect();
     if sizes.is_empty() {
         return;
@@ -134,7 +134,7 @@ pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast:
 mod tests {
     #[test]
     fn window_lengths() {
-        use crate::config::parse_window;
+        use crate::model::parse_window;
         assert_eq!(parse_window("15m"), Some(900_000));
         assert_eq!(parse_window("1d"), Some(super::DAY));
         assert_eq!(parse_window("2s"), Some(2_000));

@@ -32,10 +32,4 @@ impl Evaluator {
     }
 }
 
-/// A time given as RFC 3339 or epoch milliseconds.
-pub fn parse_time(s: &str) -> Option<i64> {
-    s.trim()
-        .parse::<i64>()
-        .ok()
-        .or_else(|| crate::sources::mqtt::payload::parse_rfc3339_ms(s.trim()))
-}
+pub use crate::model::parse_time;

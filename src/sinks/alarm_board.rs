@@ -9,7 +9,8 @@
 
 use crate::backoff::Backoff;
 use crate::core::alarms::view::AlarmView;
-use crate::telemetry::{now_ms, Metrics, RateLimitedLog};
+use crate::model::now_ms;
+use crate::telemetry::{Metrics, RateLimitedLog};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};

@@ -4,9 +4,9 @@
 //! force at start (with each file's SHA-256), every alarm acknowledgement, and bursts of
 //! refused API requests.
 
+use crate::model::{now_ms, rfc3339_ms};
 use crate::sinks::store::StoreQueue;
 use crate::sinks::Record;
-use crate::telemetry::{now_ms, rfc3339_ms};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;

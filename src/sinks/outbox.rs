@@ -7,7 +7,7 @@
 //! file format has its own integrity check, and the gateway already depends on it for its
 //! state journal.
 
-use crate::config::OnDamage;
+use crate::model::OnDamage;
 use crate::state::files::{open_checked, DbFileError};
 use crate::state::space::{self, Reserve, Watermark};
 use rusqlite::{params, Connection, OptionalExtension};

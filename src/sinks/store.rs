@@ -9,7 +9,8 @@
 use super::record::Record;
 use crate::config::StoreSettings;
 use crate::core::Receipt;
-use crate::telemetry::{now_ms, Metrics, RateLimitedLog};
+use crate::model::now_ms;
+use crate::telemetry::{Metrics, RateLimitedLog};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

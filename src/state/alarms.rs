@@ -3,13 +3,13 @@
 //! are restored from here after a restart, with their raise times and deadlines unchanged.
 
 use super::journal::{Journal, StateError};
-use crate::config::alarms::Scheme;
 use crate::core::alarms::book::{AlarmEvent, AlarmRecord, AlarmType, EventKind};
 use crate::core::alarms::lifecycle::{Ack, Alarm};
 use crate::core::alarms::view::{outcome_of, outcome_str, state_of, AlarmView, EventView};
 use crate::core::indicators::history::AlarmFact;
 use crate::core::inventory::Inventory;
-use crate::telemetry::rfc3339_ms;
+use crate::model::rfc3339_ms;
+use crate::model::Scheme;
 use rusqlite::{params, OptionalExtension};
 
 /// One alarm change to persist: the alarm after it, and the event.

@@ -1,7 +1,7 @@
 //! Opening the gateway's SQLite files (`state.db`, `outbox.db`) with an integrity check, so a
 //! damaged file is reported at start instead of being written over, and is never deleted.
 
-use crate::config::OnDamage;
+use crate::model::OnDamage;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 

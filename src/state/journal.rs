@@ -108,13 +108,13 @@ pub struct Journal {
 impl Journal {
     /// Open (creating if needed) `data_dir/state.db` for writing.
     pub fn open(data_dir: &Path) -> Result<Journal, StateError> {
-        Self::open_with(data_dir, crate::config::OnDamage::Refuse, 0)
+        Self::open_with(data_dir, crate::model::OnDamage::Refuse, 0)
     }
 
     /// `open`, with what to do when the file is damaged (`gateway.on_damaged_file`).
     pub fn open_with(
         data_dir: &Path,
-        on_damage: crate::config::OnDamage,
+        on_damage: crate::model::OnDamage,
         now_ms: i64,
     ) -> Result<Journal, StateError> {
         std::fs::create_dir_all(data_dir).map_err(|e| StateError::Dir(data_dir.into(), e))?;
@@ -232,7 +232,7 @@ impl Journal {
         // Whether every write since the last receipts went to disk.
         let mut clean = true;
         let warn = crate::telemetry::RateLimitedLog::new(10_000);
-        let now = crate::telemetry::now_ms;
+        let now = crate::model::now_ms;
         while let Some(msg) = rx.blocking_recv() {
             if let JournalMsg::Receipts(rs) = msg {
                 if clean {

@@ -154,7 +154,7 @@ impl Metrics {
             register(&m, &mut r);
         }
         // Every reason appears from the start, so a dashboard shows 0 rather than nothing.
-        for r in crate::core::Reason::ALL {
+        for r in crate::model::Reason::ALL {
             let _ = m
                 .readings_rejected
                 .get_or_create(&ReasonLabel { reason: r.as_str() });

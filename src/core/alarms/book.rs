@@ -6,12 +6,12 @@
 use super::lifecycle::{AckResult, Alarm, AlarmState, Outcome};
 use super::rules::AlarmRules;
 use super::thresholds::{Change, LevelState, RateState};
-use crate::config::alarms::Scheme;
-use crate::config::{SiteStatus, UnitStatus};
 use crate::core::event::ReadingStatus;
 use crate::core::ingest::Accepted;
 use crate::core::inventory::{DeviceIdx, Inventory, SiteIdx};
 use crate::core::liveness::Transition;
+use crate::model::Scheme;
+use crate::model::{SiteStatus, UnitStatus};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 

@@ -5,9 +5,11 @@
 
 use super::lifecycle::Deadlines;
 use super::thresholds::{default_rule, default_slope_rate, toxic_oel_ppm, LevelRule, RateRule};
-use crate::config::alarms::{AlarmRuleConfig, AlarmSettings, Scheme};
-use crate::config::{parse_window, Config, DeviceKind};
+use crate::config::alarms::{AlarmRuleConfig, AlarmSettings};
+use crate::config::Config;
 use crate::core::inventory::Inventory;
+use crate::model::Scheme;
+use crate::model::{parse_window, DeviceKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -102,7 +104,7 @@ pub fn resolve(s: &AlarmSettings, input: &RuleInput) -> Result<Option<DeviceRule
     let explicit = own_levels.is_some();
     let base = if let Some(levels) = own_levels {
         Some(LevelRule::new(levels))
-    } else if input.kind == crate::config::DeviceKind::GasToxic {
+    } else if input.kind == crate::model::DeviceKind::GasToxic {
         let gas = input.gas.unwrap_or("");
         let oel = s
             .toxic_oel_ppm

@@ -9,7 +9,7 @@
 //! clear level is `clear_below` when given (methane: power is restored below 1.0 %), else
 //! `hysteresis` × the first raise level, so noise around a threshold does not flap.
 
-use crate::config::DeviceKind;
+use crate::model::DeviceKind;
 use std::collections::VecDeque;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@
 use super::book::{AlarmEvent, AlarmRecord};
 use super::lifecycle::Outcome;
 use crate::core::inventory::Inventory;
-use crate::telemetry::rfc3339_ms;
+use crate::model::rfc3339_ms;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

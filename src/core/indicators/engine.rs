@@ -8,9 +8,9 @@
 
 use super::history::{bucket_upper_ms, AlarmFact, History, Reg};
 use super::intervals::{self as iv, Span};
-use crate::config::{PlatformStatus, SiteKind, SystemKind};
 use crate::core::alarms::AlarmType;
 use crate::core::inventory::Inventory;
+use crate::model::{PlatformStatus, SiteKind, SystemKind};
 use serde::{Deserialize, Serialize};
 
 /// Which units count in rate denominators.

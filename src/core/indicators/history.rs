@@ -2,8 +2,8 @@
 //! the liveness transitions of every device, up to the end of the window. Plain data, so
 //! tests can build timelines by hand and the journal can load them from disk.
 
-use crate::config::{SiteStatus, UnitStatus};
 use crate::core::inventory::Inventory;
+use crate::model::{SiteStatus, UnitStatus};
 
 /// A unit's registry status over time. Before its first entry a unit was not registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,9 @@ pub use error::ModbusError;
 pub use status::{DeviceStatus, EndpointStatus, ModbusStatus};
 
 use crate::config::modbus::Transport;
-use crate::config::{Config, UnitStatus};
+use crate::config::Config;
 use crate::core::SourceEvent;
+use crate::model::UnitStatus;
 use crate::telemetry::Metrics;
 use endpoint::{DeviceSpec, EndpointSpec, Link};
 use std::collections::HashMap;

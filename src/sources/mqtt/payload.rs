@@ -7,7 +7,8 @@
 //! - `{site}/alarms/{id}/ack`: `{"by", "note"}`, a platform acknowledging an alarm
 //! - `{site}/alarms/{id}`: the gateway's own retained alarm states, ignored on the way in
 
-use crate::core::{Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent};
+use crate::core::{Origin, RawReading, ReadingStatus, Rejection, SourceEvent};
+use crate::model::Reason;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -222,10 +223,7 @@ impl<'de> Deserialize<'de> for Ts {
     }
 }
 
-pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
-}
+pub use crate::model::parse_rfc3339_ms;
 
 /// One reading; `device` is used in batches (on a data topic the topic names the device).
 #[derive(Deserialize)]

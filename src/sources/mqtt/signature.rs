@@ -5,7 +5,7 @@
 //! unsigned messages; any site with a key refuses a wrong signature.
 
 use crate::config::Config;
-use crate::core::Reason;
+use crate::model::Reason;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::value::RawValue;
