@@ -21,8 +21,8 @@ const LIMITS: Limits = Limits {
 fn core_with(n: usize) -> Core {
     let text = inventory_toml("bench", n, 10.0);
     let loaded = load_str(Path::new("bench.toml"), &text, Path::new(".")).expect("bench inventory");
-    let inv = Inventory::from_config(&loaded.config);
-    let rules = AlarmRules::from_config(&loaded.config, &inv);
+    let inv = Inventory::from_config(&loaded.config.inventory);
+    let rules = AlarmRules::from_config(&loaded.config.alarms, &loaded.config.inventory, &inv);
     let mut core = Core::new(inv, 300_000, 100);
     core.set_alarm_rules(rules);
     core

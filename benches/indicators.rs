@@ -36,7 +36,7 @@ fn build(dir: &Path, n: usize, days: i64, per_day: i64) -> Evaluator {
         ));
     }
     let l = load_str(Path::new("bench.toml"), &text, Path::new(".")).expect("inventory");
-    let inv = Arc::new(Inventory::from_config(&l.config));
+    let inv = Arc::new(Inventory::from_config(&l.config.inventory));
     let mut j = Journal::open(dir).unwrap();
     j.sync_registry(&inv, T0).unwrap();
     let start = Instant::now();

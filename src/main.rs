@@ -280,7 +280,7 @@ fn report(
     let cfg = loaded.config;
     let ev = Evaluator {
         data_dir: cfg.gateway.data_dir.clone(),
-        inventory: std::sync::Arc::new(safegate::core::Inventory::from_config(&cfg)),
+        inventory: std::sync::Arc::new(safegate::core::Inventory::from_config(&cfg.inventory)),
         settings: cfg.indicators.clone(),
         targets: cfg.targets.clone(),
     };

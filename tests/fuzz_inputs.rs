@@ -999,7 +999,7 @@ fn core_for_encoding() -> safegate::core::Core {
                 protocol = \"mqtt\"\ninterval_s = 1\n";
     let l = load_str(Path::new("t.toml"), text, Path::new(".")).unwrap();
     safegate::core::Core::new(
-        safegate::core::Inventory::from_config(&l.config),
+        safegate::core::Inventory::from_config(&l.config.inventory),
         300_000,
         10,
     )
@@ -1176,8 +1176,12 @@ status = { table = "holding", address = 1, fault_mask = 0x0004 }
 /// Load, then build what the gateway builds from a loaded configuration.
 fn load(text: &str) -> Result<(), Vec<safegate::config::ConfigError>> {
     let l = load_str(Path::new("t.toml"), text, Path::new("."))?;
-    let inv = safegate::core::Inventory::from_config(&l.config);
-    let rules = safegate::core::alarms::rules::AlarmRules::from_config(&l.config, &inv);
+    let inv = safegate::core::Inventory::from_config(&l.config.inventory);
+    let rules = safegate::core::alarms::rules::AlarmRules::from_config(
+        &l.config.alarms,
+        &l.config.inventory,
+        &inv,
+    );
     let _ = safegate::config::summary(&l.config);
     let mut core = safegate::core::Core::new(inv, 300_000, l.config.gateway.recent_rejections);
     core.set_alarm_rules(rules);

@@ -4,18 +4,25 @@
 //! with a location, never a silently ignored setting. Defaults are documented on each field
 //! and in `docs/configuration.md`.
 
-pub mod alarms;
 pub mod broker_acl;
 mod load;
 pub mod modbus;
 mod validate;
 
+pub use crate::core::alarms::config as alarms;
+pub use crate::core::indicators::config::{IndicatorSettings, TargetConfig};
+pub use crate::core::inventory::{EnterpriseConfig, SiteConfig, SystemConfig, ZoneConfig};
 pub use crate::model::{
     parse_window, DeviceKind, OnDamage, PlatformStatus, Protocol, Role, SiteKind, SiteStatus,
     SystemKind, UnitStatus,
 };
 pub use load::{load, load_str, ConfigError, LoadedConfig};
 pub use modbus::ModbusConfig;
+
+/// A device as the inventory files declare it, with its Modbus section typed.
+pub type DeviceConfig = crate::core::inventory::DeviceConfig<ModbusConfig>;
+/// The inventory part, which may also stand alone in an included file.
+pub type InventoryConfig = crate::core::inventory::InventoryConfig<ModbusConfig>;
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -98,22 +105,6 @@ impl From<MainFile> for Config {
             },
         }
     }
-}
-
-/// The inventory part, which may also stand alone in an included file.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct InventoryConfig {
-    #[serde(default)]
-    pub sites: Vec<SiteConfig>,
-    #[serde(default)]
-    pub enterprises: Vec<EnterpriseConfig>,
-    #[serde(default)]
-    pub zones: Vec<ZoneConfig>,
-    #[serde(default)]
-    pub systems: Vec<SystemConfig>,
-    #[serde(default)]
-    pub devices: Vec<DeviceConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -504,205 +495,6 @@ pub struct TokenConfig {
     pub role: Role,
     /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`); never the token itself.
     pub sha256: String,
-}
-
-/// `[indicators]`: the counting policy and the store cadence (see `docs/indicators.md`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IndicatorSettings {
-    /// `"active"` (default): built units of active sites; `"planned"`: every registered unit.
-    #[serde(default)]
-    pub denominator: crate::core::indicators::Denominator,
-    /// `"systems"` (default) or `"devices"`: what a mine's online rate counts.
-    #[serde(default)]
-    pub mine_units: crate::core::indicators::MineUnits,
-    /// `"any"` (default), `"all"`, or a fraction of a system's built devices.
-    #[serde(default)]
-    pub online_quorum: crate::core::indicators::Quorum,
-    /// Share of the window a built system must be online to count in `system_count`. Default 0.9.
-    #[serde(default = "default_system_share")]
-    pub system_online_share: f64,
-    /// Windows written to the store when they close (`"15m"`, `"1h"`, `"1d"` …). Default 1h and 1d.
-    #[serde(default = "default_store_windows")]
-    pub store_windows: Vec<String>,
-    /// Days (and hours) are aligned to this UTC offset, in hours. Default 8 (Beijing time).
-    #[serde(default = "default_utc_offset")]
-    pub utc_offset_h: i64,
-}
-
-impl Default for IndicatorSettings {
-    fn default() -> Self {
-        IndicatorSettings {
-            denominator: Default::default(),
-            mine_units: Default::default(),
-            online_quorum: Default::default(),
-            system_online_share: default_system_share(),
-            store_windows: default_store_windows(),
-            utc_offset_h: default_utc_offset(),
-        }
-    }
-}
-
-impl IndicatorSettings {
-    pub fn policy(&self) -> crate::core::indicators::Policy {
-        crate::core::indicators::Policy {
-            denominator: self.denominator,
-            mine_units: self.mine_units,
-            online_quorum: self.online_quorum,
-            system_online_share: self.system_online_share,
-        }
-    }
-}
-
-fn default_system_share() -> f64 {
-    0.9
-}
-fn default_store_windows() -> Vec<String> {
-    vec!["1h".into(), "1d".into()]
-}
-fn default_utc_offset() -> i64 {
-    8
-}
-
-/// `[[targets]]`: one row of the self-evaluation table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    /// A measured indicator id (`online_rate`, `coverage_rate`, …) or, for a declared row,
-    /// any id.
-    pub indicator: String,
-    /// `"region"` (default), `"site:{id}"` or `"enterprise:{id}"`.
-    #[serde(default = "default_scope")]
-    pub scope: String,
-    /// The system kind of `system_count`, the link of `link_stability`.
-    #[serde(default)]
-    pub qualifier: Option<String>,
-    pub comparator: crate::core::indicators::targets::Comparator,
-    /// The target, in the indicator's display unit: percent for rates, a count, ms.
-    #[serde(deserialize_with = "crate::core::indicators::targets::de_decimal")]
-    pub value: rust_decimal::Decimal,
-    /// The row's wording in the target table (三级指标).
-    pub label: String,
-    /// 一级指标, e.g. 产出指标.
-    #[serde(default)]
-    pub level1: String,
-    /// 二级指标, e.g. 数量指标.
-    #[serde(default)]
-    pub level2: String,
-    /// Points.
-    #[serde(
-        default,
-        deserialize_with = "crate::core::indicators::targets::de_decimal"
-    )]
-    pub weight: rust_decimal::Decimal,
-    /// For rows telemetry cannot measure (budget execution, satisfaction …): the declared
-    /// actual value. The report marks such rows as declared.
-    #[serde(
-        default,
-        deserialize_with = "crate::core::indicators::targets::de_opt_decimal"
-    )]
-    pub declared: Option<rust_decimal::Decimal>,
-    /// Display unit of a declared row (e.g. 万元); measured rows know their own.
-    #[serde(default)]
-    pub unit: Option<String>,
-}
-
-fn default_scope() -> String {
-    "region".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SiteConfig {
-    pub id: String,
-    pub name: String,
-    pub kind: SiteKind,
-    #[serde(default)]
-    pub status: SiteStatus,
-    /// The site's alarm scheme and response deadlines, over `[alarms]`.
-    #[serde(default)]
-    pub alarms: Option<alarms::SiteAlarmConfig>,
-    /// Refuse MQTT messages for this site that are not signed with its key. Default false.
-    #[serde(default)]
-    pub require_signature: bool,
-    /// Environment variable holding the site's HMAC-SHA256 signing key.
-    #[serde(default)]
-    pub signing_key_env: Option<String>,
-    /// The platform identities (MQTT usernames, or client-certificate CNs) allowed to publish
-    /// for this site; `safegate broker-acl` turns them into the broker's ACL.
-    #[serde(default)]
-    pub platforms: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnterpriseConfig {
-    pub id: String,
-    pub site: String,
-    pub name: String,
-    #[serde(default)]
-    pub platform: PlatformStatus,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ZoneConfig {
-    pub id: String,
-    pub site: String,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SystemConfig {
-    pub id: String,
-    pub site: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    pub kind: SystemKind,
-    #[serde(default)]
-    pub status: UnitStatus,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceConfig {
-    /// Unique within its site.
-    pub id: String,
-    pub site: String,
-    pub kind: DeviceKind,
-    #[serde(default)]
-    pub name: Option<String>,
-    /// For `gas_toxic`: H2S, CO, NH3, Cl2, …
-    #[serde(default)]
-    pub gas: Option<String>,
-    #[serde(default)]
-    pub enterprise: Option<String>,
-    #[serde(default)]
-    pub zone: Option<String>,
-    #[serde(default)]
-    pub system: Option<String>,
-    pub protocol: Protocol,
-    /// Expected reporting interval, seconds (> 0).
-    pub interval_s: f64,
-    #[serde(default)]
-    pub status: UnitStatus,
-    /// Default 3 × `interval_s`.
-    #[serde(default)]
-    pub offline_after_s: Option<f64>,
-    /// How to poll the device; required when `protocol = "modbus"`, forbidden otherwise.
-    #[serde(default)]
-    pub modbus: Option<ModbusConfig>,
-    /// The device's own alarm rule, over `[alarms.kinds.<kind>]` and the built-in default.
-    #[serde(default)]
-    pub alarm: Option<alarms::AlarmRuleConfig>,
-}
-
-impl DeviceConfig {
-    pub fn offline_after_ms(&self) -> i64 {
-        let s = self.offline_after_s.unwrap_or(3.0 * self.interval_s);
-        (s * 1000.0).round() as i64
-    }
 }
 
 /// The `check-config` summary: sites, and devices by kind, protocol and status.

@@ -233,3 +233,9 @@ impl ModbusConfig {
         }
     }
 }
+
+impl crate::core::inventory::ProtocolSection for ModbusConfig {
+    fn first_channel(&self) -> Option<&str> {
+        self.registers.first().map(|r| r.channel.as_str())
+    }
+}

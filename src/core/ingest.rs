@@ -420,8 +420,6 @@ fn lookup_rejection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_str;
-    use std::path::Path;
 
     const INV: &str = r#"
 [[sites]]
@@ -458,8 +456,8 @@ interval_s = 1
 "#;
 
     fn core() -> Core {
-        let l = load_str(Path::new("t.toml"), INV, Path::new(".")).unwrap();
-        Core::new(Inventory::from_config(&l.config), 60_000, 10)
+        let f = crate::core::inventory::config::test_file(INV);
+        Core::new(Inventory::from_config(&f.inventory), 60_000, 10)
     }
 
     fn reading(site: &str, dev: &str, ts: Option<i64>, at: i64) -> SourceEvent {

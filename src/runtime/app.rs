@@ -294,12 +294,16 @@ fn restore_core(
         );
     }
     let mut core = Core::new(
-        Inventory::from_config(cfg),
+        Inventory::from_config(&cfg.inventory),
         (cfg.gateway.max_future_skew_s * 1000) as i64,
         cfg.gateway.recent_rejections,
     );
     restore(&mut core, journal)?;
-    core.set_alarm_rules(AlarmRules::from_config(cfg, &core.inventory));
+    core.set_alarm_rules(AlarmRules::from_config(
+        &cfg.alarms,
+        &cfg.inventory,
+        &core.inventory,
+    ));
     let open_alarms = journal.load_open_alarms(&core.inventory)?;
     if !open_alarms.is_empty() {
         tracing::info!(

@@ -328,3 +328,54 @@ impl Journal {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::alarms::tests::{core, feed, kinds, T0};
+    use crate::core::alarms::EventKind;
+    use crate::core::Outputs;
+    use crate::state::Journal;
+
+    #[test]
+    fn open_alarms_survive_a_restart_through_the_journal() {
+        use crate::core::alarms::view::{AlarmView, EventView};
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = core();
+        let ch = feed(&mut c, "p1", "lel", &[(0, 30.0), (1, 60.0)]);
+        let closed = feed(
+            &mut c,
+            "p1",
+            "slow",
+            &[(0, 30.0), (1, 30.0), (2, 1.0), (3, 1.0)],
+        );
+        let mut out = Outputs::default();
+        c.acknowledge(2, None, "op", "", "http", T0 + 5_000, &mut out)
+            .unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let rows: Vec<_> = ch
+            .iter()
+            .chain(&closed)
+            .chain(&out.alarms)
+            .map(|a| {
+                (
+                    AlarmView::of(&a.record, &c.inventory, T0, false),
+                    EventView::of(&a.event),
+                )
+            })
+            .collect();
+        j.save_alarms(&rows).unwrap();
+
+        let mut fresh = core();
+        let open = j.load_open_alarms(&fresh.inventory).unwrap();
+        assert_eq!(open.len(), 1, "alarm 2 is closed");
+        assert_eq!(open[0], c.alarms.get(1).unwrap().clone());
+        fresh.alarms.restore(j.next_alarm_id().unwrap(), open);
+        // The active level-2 alarm continues: no new raise, and it clears as before.
+        let ch = feed(&mut fresh, "p1", "lel", &[(10, 55.0), (11, 10.0)]);
+        assert_eq!(kinds(&ch), vec![(1, EventKind::Cleared, 2)]);
+        assert_eq!(ch[0].record.alarm.raised_ms, T0);
+        // Ids continue after the highest.
+        let ch = feed(&mut fresh, "p1", "lel", &[(12, 30.0)]);
+        assert_eq!(ch[0].record.id, 3);
+    }
+}

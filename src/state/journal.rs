@@ -367,10 +367,8 @@ mod tests {
 
     #[test]
     fn compaction_keeps_history_identical() {
-        use crate::config::load_str;
         let t = "[[sites]]\nid = \"s\"\nname = \"S\"\nkind = \"park\"\n\n[[devices]]\nid = \"a\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\n";
-        let l = load_str(Path::new("t.toml"), t, Path::new(".")).unwrap();
-        let inv = Inventory::from_config(&l.config);
+        let inv = Inventory::from_config(&crate::core::inventory::config::test_file(t).inventory);
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         let row = |at, online| TransitionRow {
@@ -398,7 +396,6 @@ mod tests {
 
     #[test]
     fn registry_history_records_changes_and_removals() {
-        use crate::config::load_str;
         let inv_of = |status: &str, with_b: bool| {
             let mut t = format!(
                 "[[sites]]\nid = \"s\"\nname = \"S\"\nkind = \"park\"\n\n[[devices]]\nid = \"a\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"{status}\"\n"
@@ -406,8 +403,7 @@ mod tests {
             if with_b {
                 t.push_str("[[devices]]\nid = \"b\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\n");
             }
-            let l = load_str(Path::new("t.toml"), &t, Path::new(".")).unwrap();
-            Inventory::from_config(&l.config)
+            Inventory::from_config(&crate::core::inventory::config::test_file(&t).inventory)
         };
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();

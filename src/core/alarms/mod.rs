@@ -3,12 +3,13 @@
 //! the default values: `docs/alarms.md`.
 
 pub mod book;
+pub mod config;
 pub mod lifecycle;
 pub mod rules;
 pub mod thresholds;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use book::{
     AckError, AckReply, AlarmBook, AlarmChange, AlarmEvent, AlarmId, AlarmRecord, AlarmType,

@@ -5,9 +5,9 @@
 
 use super::lifecycle::Deadlines;
 use super::thresholds::{default_rule, default_slope_rate, toxic_oel_ppm, LevelRule, RateRule};
-use crate::config::alarms::{AlarmRuleConfig, AlarmSettings};
-use crate::config::Config;
+use crate::core::alarms::config::{AlarmRuleConfig, AlarmSettings};
 use crate::core::inventory::Inventory;
+use crate::core::inventory::{InventoryConfig, ProtocolSection, SiteConfig};
 use crate::model::Scheme;
 use crate::model::{parse_window, DeviceKind};
 use std::collections::HashMap;
@@ -240,16 +240,19 @@ pub struct AlarmRules {
 impl AlarmRules {
     /// Resolve from a validated configuration (a rule that does not resolve is left off and
     /// logged; `check-config` reports it).
-    pub fn from_config(cfg: &Config, inv: &Inventory) -> AlarmRules {
-        let s = &cfg.alarms;
-        let mut by_site: HashMap<&str, &crate::config::SiteConfig> = HashMap::new();
-        for site in &cfg.inventory.sites {
+    pub fn from_config<P: ProtocolSection>(
+        s: &AlarmSettings,
+        decl: &InventoryConfig<P>,
+        inv: &Inventory,
+    ) -> AlarmRules {
+        let mut by_site: HashMap<&str, &SiteConfig> = HashMap::new();
+        for site in &decl.sites {
             by_site.insert(&site.id, site);
         }
         let mut devices: Vec<Option<Arc<DeviceRule>>> = vec![None; inv.devices.len()];
         // Devices without their own override share one rule per (kind, gas, scheme, channel).
         let mut shared: HashMap<SharedKey, Option<Arc<DeviceRule>>> = HashMap::new();
-        for d in &cfg.inventory.devices {
+        for d in &decl.devices {
             let Ok(idx) = inv.lookup(&d.site, &d.id) else {
                 continue;
             };
@@ -257,11 +260,7 @@ impl AlarmRules {
                 .get(d.site.as_str())
                 .and_then(|s| s.alarms.as_ref())
                 .and_then(|a| a.scheme);
-            let first = d
-                .modbus
-                .as_ref()
-                .and_then(|m| m.registers.first())
-                .map(|r| r.channel.as_str());
+            let first = d.modbus.as_ref().and_then(|m| m.first_channel());
             let input = RuleInput {
                 kind: d.kind,
                 gas: d.gas.as_deref(),

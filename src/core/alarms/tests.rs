@@ -3,13 +3,11 @@
 use super::lifecycle::Outcome;
 use super::rules::AlarmRules;
 use super::{AckError, AlarmChange, AlarmType, EventKind};
-use crate::config::load_str;
 use crate::core::event::{Origin, RawReading, ReadingStatus, SourceEvent};
 use crate::core::{Core, Inventory, Outputs};
-use std::path::Path;
 use std::sync::Arc;
 
-const T0: i64 = 1_790_000_000_000;
+pub(crate) const T0: i64 = 1_790_000_000_000;
 
 const CFG: &str = r#"
 [alarms]
@@ -79,10 +77,10 @@ protocol = "mqtt"
 interval_s = 1
 "#;
 
-fn core() -> Core {
-    let l = load_str(Path::new("t.toml"), CFG, Path::new(".")).unwrap();
-    let inv = Inventory::from_config(&l.config);
-    let rules = AlarmRules::from_config(&l.config, &inv);
+pub(crate) fn core() -> Core {
+    let f = crate::core::inventory::config::test_file(CFG);
+    let inv = Inventory::from_config(&f.inventory);
+    let rules = AlarmRules::from_config(&f.alarms, &f.inventory, &inv);
     let mut c = Core::new(inv, 60_000, 10);
     c.set_alarm_rules(rules);
     c
@@ -106,7 +104,7 @@ fn reading(site: &str, dev: &str, at: i64, v: f64, status: ReadingStatus) -> Sou
 }
 
 /// Feed (device, seconds after T0, value) readings; return the alarm changes.
-fn feed(c: &mut Core, site: &str, dev: &str, vals: &[(i64, f64)]) -> Vec<AlarmChange> {
+pub(crate) fn feed(c: &mut Core, site: &str, dev: &str, vals: &[(i64, f64)]) -> Vec<AlarmChange> {
     let mut out = Outputs::default();
     for (s, v) in vals {
         c.apply(
@@ -117,7 +115,7 @@ fn feed(c: &mut Core, site: &str, dev: &str, vals: &[(i64, f64)]) -> Vec<AlarmCh
     out.alarms
 }
 
-fn kinds(ch: &[AlarmChange]) -> Vec<(u64, EventKind, u8)> {
+pub(crate) fn kinds(ch: &[AlarmChange]) -> Vec<(u64, EventKind, u8)> {
     ch.iter()
         .map(|c| (c.record.id, c.event.kind, c.event.level))
         .collect()
@@ -332,47 +330,4 @@ fn acknowledgements_outcomes_and_errors() {
             .unwrap()
             .first
     );
-}
-
-#[test]
-fn open_alarms_survive_a_restart_through_the_journal() {
-    use crate::core::alarms::view::{AlarmView, EventView};
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = core();
-    let ch = feed(&mut c, "p1", "lel", &[(0, 30.0), (1, 60.0)]);
-    let closed = feed(
-        &mut c,
-        "p1",
-        "slow",
-        &[(0, 30.0), (1, 30.0), (2, 1.0), (3, 1.0)],
-    );
-    let mut out = Outputs::default();
-    c.acknowledge(2, None, "op", "", "http", T0 + 5_000, &mut out)
-        .unwrap();
-    let mut j = crate::state::Journal::open(dir.path()).unwrap();
-    let rows: Vec<_> = ch
-        .iter()
-        .chain(&closed)
-        .chain(&out.alarms)
-        .map(|a| {
-            (
-                AlarmView::of(&a.record, &c.inventory, T0, false),
-                EventView::of(&a.event),
-            )
-        })
-        .collect();
-    j.save_alarms(&rows).unwrap();
-
-    let mut fresh = core();
-    let open = j.load_open_alarms(&fresh.inventory).unwrap();
-    assert_eq!(open.len(), 1, "alarm 2 is closed");
-    assert_eq!(open[0], c.alarms.get(1).unwrap().clone());
-    fresh.alarms.restore(j.next_alarm_id().unwrap(), open);
-    // The active level-2 alarm continues: no new raise, and it clears as before.
-    let ch = feed(&mut fresh, "p1", "lel", &[(10, 55.0), (11, 10.0)]);
-    assert_eq!(kinds(&ch), vec![(1, EventKind::Cleared, 2)]);
-    assert_eq!(ch[0].record.alarm.raised_ms, T0);
-    // Ids continue after the highest.
-    let ch = feed(&mut fresh, "p1", "lel", &[(12, 30.0)]);
-    assert_eq!(ch[0].record.id, 3);
 }

@@ -2,9 +2,7 @@
 
 use super::engine::*;
 use super::history::*;
-use crate::config::load_str;
 use crate::core::inventory::Inventory;
-use std::path::Path;
 
 const INV: &str = r#"
 [[sites]]
@@ -99,8 +97,7 @@ interval_s = 1
 const W: i64 = 100_000;
 
 fn inv() -> Inventory {
-    let l = load_str(Path::new("t.toml"), INV, Path::new(".")).unwrap();
-    Inventory::from_config(&l.config)
+    Inventory::from_config(&crate::core::inventory::config::test_file(INV).inventory)
 }
 
 fn dev(inv: &Inventory, id: &str) -> usize {

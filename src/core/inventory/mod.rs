@@ -1,11 +1,17 @@
 //! The registered fleet, indexed for O(1) lookup of a device by (site, id).
 
-use crate::config::Config;
 use crate::model::{
     DeviceKind, PlatformStatus, Protocol, SiteKind, SiteStatus, SystemKind, UnitStatus,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
+
+pub mod config;
+
+pub use config::{
+    DeviceConfig, EnterpriseConfig, InventoryConfig, ProtocolSection, SiteConfig, SystemConfig,
+    ZoneConfig,
+};
 
 pub type SiteIdx = u32;
 pub type DeviceIdx = u32;
@@ -80,8 +86,7 @@ pub struct Inventory {
 
 impl Inventory {
     /// Build from a validated configuration (references are known to resolve).
-    pub fn from_config(c: &Config) -> Inventory {
-        let inv = &c.inventory;
+    pub fn from_config<P>(inv: &InventoryConfig<P>) -> Inventory {
         let mut out = Inventory::default();
         for s in &inv.sites {
             let idx = out.sites.len() as SiteIdx;

@@ -1,0 +1,161 @@
+//! The declared fleet as the inventory files write it: sites, enterprises, zones, systems and
+//! devices. A device's protocol section (`[devices.modbus]`) belongs to its source, so it is a
+//! type parameter here: the core reads it only through [`ProtocolSection`].
+
+use crate::core::alarms::config::{AlarmRuleConfig, SiteAlarmConfig};
+use crate::model::{
+    DeviceKind, PlatformStatus, Protocol, SiteKind, SiteStatus, SystemKind, UnitStatus,
+};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+/// What the core needs of a device's protocol section: the channel a default alarm rule
+/// watches when the device names several (the first register of a Modbus map).
+pub trait ProtocolSection {
+    fn first_channel(&self) -> Option<&str>;
+}
+
+/// For the core's own tests and tools: a protocol section read and ignored.
+impl ProtocolSection for IgnoredAny {
+    fn first_channel(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The inventory part, which may also stand alone in an included file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "P: Deserialize<'de>"))]
+pub struct InventoryConfig<P = IgnoredAny> {
+    #[serde(default)]
+    pub sites: Vec<SiteConfig>,
+    #[serde(default)]
+    pub enterprises: Vec<EnterpriseConfig>,
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    pub systems: Vec<SystemConfig>,
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig<P>>,
+}
+
+impl<P> Default for InventoryConfig<P> {
+    fn default() -> Self {
+        InventoryConfig {
+            sites: Vec::new(),
+            enterprises: Vec::new(),
+            zones: Vec::new(),
+            systems: Vec::new(),
+            devices: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub id: String,
+    pub name: String,
+    pub kind: SiteKind,
+    #[serde(default)]
+    pub status: SiteStatus,
+    /// The site's alarm scheme and response deadlines, over `[alarms]`.
+    #[serde(default)]
+    pub alarms: Option<SiteAlarmConfig>,
+    /// Refuse MQTT messages for this site that are not signed with its key. Default false.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// Environment variable holding the site's HMAC-SHA256 signing key.
+    #[serde(default)]
+    pub signing_key_env: Option<String>,
+    /// The platform identities (MQTT usernames, or client-certificate CNs) allowed to publish
+    /// for this site; `safegate broker-acl` turns them into the broker's ACL.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnterpriseConfig {
+    pub id: String,
+    pub site: String,
+    pub name: String,
+    #[serde(default)]
+    pub platform: PlatformStatus,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub id: String,
+    pub site: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemConfig {
+    pub id: String,
+    pub site: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub kind: SystemKind,
+    #[serde(default)]
+    pub status: UnitStatus,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "P: Deserialize<'de>"))]
+pub struct DeviceConfig<P = IgnoredAny> {
+    /// Unique within its site.
+    pub id: String,
+    pub site: String,
+    pub kind: DeviceKind,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// For `gas_toxic`: H2S, CO, NH3, Cl2, …
+    #[serde(default)]
+    pub gas: Option<String>,
+    #[serde(default)]
+    pub enterprise: Option<String>,
+    #[serde(default)]
+    pub zone: Option<String>,
+    #[serde(default)]
+    pub system: Option<String>,
+    pub protocol: Protocol,
+    /// Expected reporting interval, seconds (> 0).
+    pub interval_s: f64,
+    #[serde(default)]
+    pub status: UnitStatus,
+    /// Default 3 × `interval_s`.
+    #[serde(default)]
+    pub offline_after_s: Option<f64>,
+    /// How to poll the device; required when `protocol = "modbus"`, forbidden otherwise.
+    #[serde(default)]
+    pub modbus: Option<P>,
+    /// The device's own alarm rule, over `[alarms.kinds.<kind>]` and the built-in default.
+    #[serde(default)]
+    pub alarm: Option<AlarmRuleConfig>,
+}
+
+impl<P> DeviceConfig<P> {
+    pub fn offline_after_ms(&self) -> i64 {
+        let s = self.offline_after_s.unwrap_or(3.0 * self.interval_s);
+        (s * 1000.0).round() as i64
+    }
+}
+
+/// A whole test file of the core's own sections, read without the gateway's loader (which
+/// would validate and tie the core's tests to `config`).
+#[cfg(test)]
+#[derive(Debug, Deserialize)]
+pub(crate) struct TestFile {
+    #[serde(default)]
+    pub alarms: crate::core::alarms::config::AlarmSettings,
+    #[serde(flatten)]
+    pub inventory: InventoryConfig,
+}
+
+#[cfg(test)]
+pub(crate) fn test_file(text: &str) -> TestFile {
+    toml::from_str(text).unwrap_or_else(|e| panic!("test inventory: {e}"))
+}
