@@ -6,6 +6,10 @@ use super::Config;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// The login the embedded broker's guard itself uses towards rumqttd for every platform it
+/// lets through; no site platform or gateway may take it.
+pub const GUARD_USER: &str = "safegate-guard";
+
 /// One access rule: a topic pattern (MQTT wildcards `+` and `#`) and whether it allows
 /// publishing (write) or subscribing (read).
 #[derive(Debug, Clone, PartialEq, Eq)]

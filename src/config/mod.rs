@@ -6,7 +6,6 @@
 
 pub mod broker_acl;
 mod load;
-pub mod modbus;
 mod validate;
 
 pub use crate::core::alarms::config as alarms;
@@ -16,8 +15,10 @@ pub use crate::model::{
     parse_window, DeviceKind, OnDamage, PlatformStatus, Protocol, Role, SiteKind, SiteStatus,
     SystemKind, UnitStatus,
 };
+pub use crate::sources::modbus::config as modbus;
+pub use crate::sources::modbus::config::ModbusConfig;
+pub use crate::sources::mqtt::config::{AckPolicy, MqttSettings};
 pub use load::{load, load_str, ConfigError, LoadedConfig};
-pub use modbus::ModbusConfig;
 
 /// A device as the inventory files declare it, with its Modbus section typed.
 pub type DeviceConfig = crate::core::inventory::DeviceConfig<ModbusConfig>;
@@ -145,180 +146,6 @@ fn default_future_skew() -> u64 {
 }
 fn default_recent_rejections() -> usize {
     200
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MqttSettings {
-    /// `mqtt://host:port` or `mqtts://host:port`. Default `mqtt://127.0.0.1:1883`.
-    #[serde(default = "default_mqtt_url")]
-    pub url: String,
-    /// Stable client id: the broker keeps our persistent session under it. Default `safegate`.
-    #[serde(default = "default_client_id")]
-    pub client_id: String,
-    pub username: Option<String>,
-    /// Password in the file; prefer `password_env`.
-    pub password: Option<String>,
-    /// Name of the environment variable that holds the password.
-    pub password_env: Option<String>,
-    /// Default `safegate/v1`.
-    #[serde(default = "default_prefix")]
-    pub topic_prefix: String,
-    /// Start the embedded broker (rumqttd) on `listen` and connect to it. Default false.
-    #[serde(default)]
-    pub embedded: bool,
-    /// Address of the embedded broker. Default `127.0.0.1:1883`.
-    #[serde(default = "default_broker_listen")]
-    pub listen: SocketAddr,
-    /// Subscription QoS, 0 or 1. Default 1.
-    #[serde(default = "default_qos")]
-    pub qos: u8,
-    /// When a QoS 1 message is acknowledged to the broker: `after_commit` (default), once every
-    /// reading in it is committed to the outbox and the state journal, so a crash never loses
-    /// it; or `on_receive`, at once (lower latency, but a crash loses what was in memory).
-    #[serde(default)]
-    pub ack: AckPolicy,
-    /// Larger payloads are rejected (`payload_too_large`). Default 262144.
-    #[serde(default = "default_max_payload")]
-    pub max_payload_bytes: usize,
-    /// Longer batches are rejected whole (`batch_too_large`). Default 10000.
-    #[serde(default = "default_max_batch")]
-    pub max_batch_len: usize,
-    /// Readings with more channels are rejected (`too_many_channels`). Default 64.
-    #[serde(default = "default_max_channels")]
-    pub max_channels: usize,
-    /// Longest topic level (site, device, alarm id) and acknowledgement `by`, bytes; at most
-    /// 128, the configuration's own id limit. Default 128.
-    #[serde(default = "default_max_id")]
-    pub max_id_bytes: usize,
-    /// Longest channel name, bytes. Default 64.
-    #[serde(default = "default_max_channel_name")]
-    pub max_channel_name_bytes: usize,
-    /// Longest acknowledgement `note`, bytes. Default 2000.
-    #[serde(default = "default_max_note")]
-    pub max_note_bytes: usize,
-    /// Default 30 s.
-    #[serde(default = "default_keep_alive")]
-    pub keep_alive_s: u64,
-    /// Reconnect back-off: first delay. Default 200 ms.
-    #[serde(default = "default_backoff_min")]
-    pub reconnect_min_ms: u64,
-    /// Reconnect back-off: cap. Default 30000 ms.
-    #[serde(default = "default_backoff_max")]
-    pub reconnect_max_ms: u64,
-    /// `mqtts://`: the CA that signed the broker's certificate (PEM); default: the system's
-    /// web roots.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// `mqtts://` with mutual TLS: the gateway's client certificate and key (PEM).
-    #[serde(default)]
-    pub client_cert_file: Option<PathBuf>,
-    #[serde(default)]
-    pub client_key_file: Option<PathBuf>,
-    /// The embedded broker serves MQTT over TLS on `listen` with this certificate chain and
-    /// key (PEM). Default: plain TCP.
-    #[serde(default)]
-    pub listen_tls_cert_file: Option<PathBuf>,
-    #[serde(default)]
-    pub listen_tls_key_file: Option<PathBuf>,
-    /// With TLS on the embedded broker: require a client certificate signed by this CA (PEM).
-    /// Its common name is then the client's identity (a site's platform, or `username` for
-    /// the gateway), as Mosquitto's `use_identity_as_username`. Default: no client certificate.
-    #[serde(default)]
-    pub listen_tls_client_ca_file: Option<PathBuf>,
-    /// The embedded broker's guard serves at most this many connections at once; more are
-    /// closed at accept (`too_many_connections`). 1 to 10000 (rumqttd's own limit). Default 10000.
-    #[serde(default = "default_listen_max_connections")]
-    pub listen_max_connections: usize,
-}
-
-fn default_listen_max_connections() -> usize {
-    10_000
-}
-
-impl Default for MqttSettings {
-    fn default() -> Self {
-        Self {
-            url: default_mqtt_url(),
-            client_id: default_client_id(),
-            username: None,
-            password: None,
-            password_env: None,
-            topic_prefix: default_prefix(),
-            embedded: false,
-            listen: default_broker_listen(),
-            qos: default_qos(),
-            ack: AckPolicy::AfterCommit,
-            max_payload_bytes: default_max_payload(),
-            max_batch_len: default_max_batch(),
-            max_channels: default_max_channels(),
-            max_id_bytes: default_max_id(),
-            max_channel_name_bytes: default_max_channel_name(),
-            max_note_bytes: default_max_note(),
-            keep_alive_s: default_keep_alive(),
-            reconnect_min_ms: default_backoff_min(),
-            reconnect_max_ms: default_backoff_max(),
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
-            listen_tls_cert_file: None,
-            listen_tls_key_file: None,
-            listen_tls_client_ca_file: None,
-            listen_max_connections: default_listen_max_connections(),
-        }
-    }
-}
-
-/// See `mqtt.ack`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AckPolicy {
-    #[default]
-    AfterCommit,
-    OnReceive,
-}
-
-fn default_mqtt_url() -> String {
-    "mqtt://127.0.0.1:1883".into()
-}
-fn default_client_id() -> String {
-    "safegate".into()
-}
-fn default_prefix() -> String {
-    "safegate/v1".into()
-}
-fn default_broker_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 1883))
-}
-fn default_qos() -> u8 {
-    1
-}
-fn default_max_payload() -> usize {
-    256 * 1024
-}
-fn default_max_batch() -> usize {
-    10_000
-}
-fn default_max_channels() -> usize {
-    64
-}
-fn default_max_id() -> usize {
-    128
-}
-fn default_max_channel_name() -> usize {
-    64
-}
-fn default_max_note() -> usize {
-    2000
-}
-fn default_keep_alive() -> u64 {
-    30
-}
-fn default_backoff_min() -> u64 {
-    200
-}
-fn default_backoff_max() -> u64 {
-    30_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

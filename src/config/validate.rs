@@ -1,28 +1,10 @@
 //! Semantic checks on the merged configuration: ids, references, intervals, settings.
 
 use super::load::{ConfigError, LoadedConfig, Origins};
-use super::modbus::{DataType, ModbusConfig, Transport};
 use super::{Config, DeviceKind, Protocol, SiteKind};
+use crate::model::id_problem;
+use crate::sources::modbus::config::{modbus_problems, Transport};
 use std::collections::{HashMap, HashSet};
-
-/// Characters allowed in ids: they become MQTT topic levels and store tags.
-pub fn id_problem(id: &str) -> Option<String> {
-    if id.is_empty() {
-        return Some("id is empty".into());
-    }
-    if id.len() > 128 {
-        return Some(format!("id is {} bytes long, the limit is 128", id.len()));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
-    {
-        return Some(format!(
-            "id {id:?} contains {c:?}; use letters, digits, '-', '_', '.', ':'"
-        ));
-    }
-    None
-}
 
 /// Longest reporting interval or offline delay accepted (30 days).
 const MAX_INTERVAL_S: f64 = 30.0 * 86_400.0;
@@ -307,7 +289,7 @@ fn device_problems(c: &Config, o: &Origins, known: &Known<'_>, push: &mut Push<'
 }
 
 /// Serial settings of a line: baud, parity, data bits, stop bits.
-type SerialSettings = (u32, super::modbus::Parity, u8, u8);
+type SerialSettings = (u32, crate::sources::modbus::config::Parity, u8, u8);
 
 /// What the devices so far claimed on Modbus links: units per endpoint, settings per line.
 #[derive(Default)]
@@ -470,94 +452,9 @@ fn alarm_rule_problems(c: &Config, o: &Origins, push: &mut Push<'_>) {
     }
 }
 
-/// `[mqtt]`: the broker address, TLS files, the embedded broker, logins and bounds.
+/// `[mqtt]`: the section's own rules, then the logins against the sites' platforms.
 fn mqtt_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
-    match url::Url::parse(&c.mqtt.url) {
-        Ok(u) if matches!(u.scheme(), "mqtt" | "mqtts") && u.host_str().is_some() => {}
-        Ok(u) => err_main(
-            "mqtt.url",
-            format!(
-                "{:?} must look like mqtt://host:port or mqtts://host:port (scheme {:?})",
-                c.mqtt.url,
-                u.scheme()
-            ),
-        ),
-        Err(e) => err_main("mqtt.url", format!("{:?} is not a URL: {e}", c.mqtt.url)),
-    }
-    if c.mqtt.client_id.is_empty() {
-        err_main("mqtt.client_id", "must not be empty".into());
-    }
-    let prefix = &c.mqtt.topic_prefix;
-    if prefix.is_empty() || prefix.contains(['+', '#']) || prefix.ends_with('/') {
-        err_main(
-            "mqtt.topic_prefix",
-            format!("{prefix:?} must be non-empty, without wildcards and without a trailing '/'"),
-        );
-    }
-    if c.mqtt.client_cert_file.is_some() != c.mqtt.client_key_file.is_some() {
-        err_main(
-            "mqtt.client_cert_file",
-            "give both client_cert_file and client_key_file, or neither".into(),
-        );
-    }
-    if c.mqtt.client_cert_file.is_some() && c.mqtt.ca_file.is_none() {
-        err_main(
-            "mqtt.ca_file",
-            "a client certificate needs ca_file, the CA of the broker's certificate".into(),
-        );
-    }
-    if (c.mqtt.ca_file.is_some() || c.mqtt.client_cert_file.is_some())
-        && !c.mqtt.url.starts_with("mqtts://")
-    {
-        err_main(
-            "mqtt.ca_file",
-            format!(
-                "TLS files are set but mqtt.url {:?} is not mqtts://",
-                c.mqtt.url
-            ),
-        );
-    }
-    let m = &c.mqtt;
-    if m.listen_tls_cert_file.is_some() != m.listen_tls_key_file.is_some() {
-        err_main(
-            "mqtt.listen_tls_cert_file",
-            "give both listen_tls_cert_file and listen_tls_key_file, or neither".into(),
-        );
-    }
-    if !(1..=10_000).contains(&m.listen_max_connections) {
-        err_main(
-            "mqtt.listen_max_connections",
-            format!(
-                "{} is not between 1 and 10000 (the embedded broker's limit)",
-                m.listen_max_connections
-            ),
-        );
-    }
-    if m.listen_tls_client_ca_file.is_some() && m.listen_tls_cert_file.is_none() {
-        err_main(
-            "mqtt.listen_tls_client_ca_file",
-            "client certificates need TLS: set listen_tls_cert_file and listen_tls_key_file".into(),
-        );
-    }
-    if !m.embedded
-        && (m.listen_tls_cert_file.is_some()
-            || m.listen_tls_key_file.is_some()
-            || m.listen_tls_client_ca_file.is_some())
-    {
-        err_main(
-            "mqtt.listen_tls_cert_file",
-            "the listen_tls_* settings are for the embedded broker (mqtt.embedded = true)".into(),
-        );
-    }
-    if c.mqtt.qos > 1 {
-        err_main("mqtt.qos", format!("{} is not 0 or 1", c.mqtt.qos));
-    }
-    if c.mqtt.password.is_some() && c.mqtt.password_env.is_some() {
-        err_main(
-            "mqtt.password",
-            "give either password or password_env, not both".into(),
-        );
-    }
+    c.mqtt.problems(err_main);
     // Platform logins: the gateway's own identity must be set and must not be a platform's
     // (it would get the gateway's rights), nor the embedded broker guard's internal one.
     let platform_ids: std::collections::BTreeSet<&str> = c
@@ -566,34 +463,23 @@ fn mqtt_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
         .iter()
         .flat_map(|s| s.platforms.iter().map(String::as_str))
         .collect();
-    if !platform_ids.is_empty() {
-        match c.mqtt.username.as_deref() {
-            None if c.mqtt.embedded => err_main(
-                "mqtt.username",
-                "sites list platforms, so the embedded broker requires logins: set mqtt.username and mqtt.password_env for the gateway".into(),
-            ),
-            Some(u) if platform_ids.contains(u) => err_main(
-                "mqtt.username",
-                format!("{u:?} is also a platform of a site: the gateway needs an identity of its own"),
-            ),
-            Some(crate::runtime::broker_guard::GUARD_USER) if c.mqtt.embedded => err_main(
-                "mqtt.username",
-                format!("{:?} is the embedded broker's internal login; choose another", crate::runtime::broker_guard::GUARD_USER),
-            ),
-            _ => {}
-        }
+    if platform_ids.is_empty() {
+        return;
     }
-    if c.mqtt.max_payload_bytes == 0 || c.mqtt.max_batch_len == 0 || c.mqtt.max_channels == 0 {
-        err_main(
-            "mqtt.max_payload_bytes",
-            "max_payload_bytes, max_batch_len and max_channels must be positive".into(),
-        );
-    }
-    if c.mqtt.reconnect_min_ms == 0 || c.mqtt.reconnect_min_ms > c.mqtt.reconnect_max_ms {
-        err_main(
-            "mqtt.reconnect_min_ms",
-            "must be positive and not above reconnect_max_ms".into(),
-        );
+    match c.mqtt.username.as_deref() {
+        None if c.mqtt.embedded => err_main(
+            "mqtt.username",
+            "sites list platforms, so the embedded broker requires logins: set mqtt.username and mqtt.password_env for the gateway".into(),
+        ),
+        Some(u) if platform_ids.contains(u) => err_main(
+            "mqtt.username",
+            format!("{u:?} is also a platform of a site: the gateway needs an identity of its own"),
+        ),
+        Some(super::broker_acl::GUARD_USER) if c.mqtt.embedded => err_main(
+            "mqtt.username",
+            format!("{:?} is the embedded broker's internal login; choose another", super::broker_acl::GUARD_USER),
+        ),
+        _ => {}
     }
 }
 
@@ -614,19 +500,6 @@ fn api_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
                 "api.cors_origins",
                 format!("{o:?} is not an origin like \"https://ops.example.org\" (scheme, host, optional port; no path)"),
             );
-        }
-    }
-    for (k, v, max) in [
-        ("mqtt.max_id_bytes", c.mqtt.max_id_bytes, 128),
-        (
-            "mqtt.max_channel_name_bytes",
-            c.mqtt.max_channel_name_bytes,
-            1024,
-        ),
-        ("mqtt.max_note_bytes", c.mqtt.max_note_bytes, 65_536),
-    ] {
-        if !(1..=max).contains(&v) {
-            err_main(k, format!("{v} is not in 1..={max}"));
         }
     }
     if c.api.max_body_bytes == 0 || c.api.rate_limit_per_s == 0 || c.api.rate_limit_burst == 0 {
@@ -936,244 +809,6 @@ fn bound_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     for (key, value, max, what) in bounds {
         if value > max {
             err_main(key, format!("{value} is above {max} ({what})"));
-        }
-    }
-}
-
-/// Longest Modbus poll period and back-off: a day.
-const MAX_PERIOD_S: f64 = 86_400.0;
-
-/// Problems in one device's Modbus settings and register map, as (key under `modbus.`, message).
-pub(crate) fn modbus_problems(m: &ModbusConfig, interval_s: f64) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut err = |k: &str, msg: String| out.push((k.to_string(), msg));
-    link_problems(m, interval_s, &mut err);
-    register_problems(m, &mut err);
-    out
-}
-
-/// The transport, serial settings, unit, poll period, timeout, retries and back-off.
-fn link_problems(m: &ModbusConfig, interval_s: f64, err: &mut dyn FnMut(&str, String)) {
-    match m.transport {
-        Transport::Tcp | Transport::RtuOverTcp => {
-            match m.address.as_deref() {
-                None => err(
-                    "address",
-                    format!(
-                        "transport {:?} needs address = \"host:port\"",
-                        m.transport.as_str()
-                    ),
-                ),
-                Some(a) => {
-                    let ok = a.rsplit_once(':').is_some_and(|(h, p)| {
-                        !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
-                    });
-                    if !ok {
-                        err(
-                            "address",
-                            format!("{a:?} must look like host:port (port 1…65535)"),
-                        );
-                    }
-                }
-            }
-            if m.serial.is_some() {
-                err(
-                    "serial",
-                    format!(
-                        "transport {:?} takes address, not serial",
-                        m.transport.as_str()
-                    ),
-                );
-            }
-        }
-        Transport::Rtu => {
-            if m.serial.as_deref().is_none_or(str::is_empty) {
-                err(
-                    "serial",
-                    "transport \"rtu\" needs serial = \"/dev/ttyUSB0\" (the serial device)".into(),
-                );
-            }
-            if m.address.is_some() {
-                err("address", "transport \"rtu\" takes serial, not address (for a serial server use rtu_over_tcp)".into());
-            }
-        }
-    }
-    if m.baud == 0 {
-        err("baud", "must be positive".into());
-    }
-    if !(5..=8).contains(&m.data_bits) {
-        err("data_bits", format!("{} is not 5, 6, 7 or 8", m.data_bits));
-    }
-    if !(1..=2).contains(&m.stop_bits) {
-        err("stop_bits", format!("{} is not 1 or 2", m.stop_bits));
-    }
-    if m.unit > 247 {
-        err(
-            "unit",
-            format!("{} is past 247, the highest unit id", m.unit),
-        );
-    }
-    if let Some(p) = m.poll_s {
-        if !(p.is_finite() && p > 0.0 && p <= MAX_PERIOD_S) {
-            err(
-                "poll_s",
-                format!(
-                    "must be a positive number of seconds up to {MAX_PERIOD_S} (a day), not {p}"
-                ),
-            );
-        }
-    }
-    let poll_s = m.poll_s.unwrap_or(interval_s);
-    if m.timeout_ms == 0 {
-        err("timeout_ms", "must be positive".into());
-    } else if poll_s.is_finite() && poll_s > 0.0 && m.timeout_ms as f64 > poll_s * 1000.0 {
-        err(
-            "timeout_ms",
-            format!(
-                "{} ms is longer than the poll period ({poll_s} s): one slow answer would make the device miss its period",
-                m.timeout_ms
-            ),
-        );
-    }
-    if m.retries > 5 {
-        err("retries", format!("{} is more than 5", m.retries));
-    }
-    if !(m.backoff_max_s.is_finite()
-        && m.backoff_max_s >= poll_s
-        && m.backoff_max_s <= MAX_PERIOD_S)
-    {
-        err(
-            "backoff_max_s",
-            format!(
-                "{} must be a number of seconds not below the poll period ({poll_s} s) and at most {MAX_PERIOD_S}",
-                m.backoff_max_s
-            ),
-        );
-    }
-}
-
-/// The register map: each register's table, address, type and channel, the status register,
-/// and overlaps between registers.
-fn register_problems(m: &ModbusConfig, err: &mut dyn FnMut(&str, String)) {
-    if m.registers.is_empty() {
-        err(
-            "registers",
-            "a modbus device needs at least one register".into(),
-        );
-    }
-    // (table, first, last, index) of every valid register, for the overlap check.
-    let mut spans: Vec<(super::modbus::Table, u32, u32, usize)> = Vec::new();
-    let mut channels: HashMap<&str, usize> = HashMap::new();
-    for (i, r) in m.registers.iter().enumerate() {
-        let key = |f: &str| format!("registers[{i}].{f}");
-        if let Some(p) = id_problem(&r.channel) {
-            err(&key("channel"), p.replace("id", "channel"));
-        }
-        if crate::core::RESERVED_CHANNELS.contains(&r.channel.as_str()) {
-            err(
-                &key("channel"),
-                format!(
-                    "{:?} is a field the gateway writes itself; name the channel otherwise",
-                    r.channel
-                ),
-            );
-        }
-        if let Some(first) = channels.insert(&r.channel, i) {
-            err(
-                &key("channel"),
-                format!(
-                    "channel {:?} is already read by registers[{first}]",
-                    r.channel
-                ),
-            );
-        }
-        let bits = r.table.is_bits();
-        match (bits, r.data_type) {
-            (true, DataType::Bool) | (false, _) => {}
-            (true, t) => err(
-                &key("type"),
-                format!(
-                    "a {} holds single bits: its type can only be bool, not {}",
-                    r.table.as_str(),
-                    t.as_str()
-                ),
-            ),
-        }
-        if bits && (r.word_order != Default::default() || r.byte_swap) {
-            err(
-                &key("word_order"),
-                format!(
-                    "word_order and byte_swap mean nothing for a {}",
-                    r.table.as_str()
-                ),
-            );
-        }
-        if r.data_type.width() == 1 && r.word_order != Default::default() {
-            err(
-                &key("word_order"),
-                format!(
-                    "a {} is one word: word_order does not apply",
-                    r.data_type.as_str()
-                ),
-            );
-        }
-        let last = r.address + r.data_type.width() as u32 - 1;
-        if last > 65_535 {
-            err(
-                &key("address"),
-                format!(
-                    "{} {} at {} ends at {last}, past 65535, the last Modbus address",
-                    r.data_type.as_str(),
-                    r.table.as_str(),
-                    r.address
-                ),
-            );
-            continue;
-        }
-        if !(r.scale.is_finite() && r.scale != 0.0) {
-            err(
-                &key("scale"),
-                format!("must be a finite non-zero number, not {}", r.scale),
-            );
-        }
-        if !r.offset.is_finite() {
-            err(&key("offset"), format!("must be finite, not {}", r.offset));
-        }
-        spans.push((r.table, r.address, last, i));
-    }
-    if let Some(s) = &m.status {
-        if s.address > 65_535 {
-            err(
-                "status.address",
-                format!("{} is past 65535, the last Modbus address", s.address),
-            );
-        } else {
-            spans.push((s.table, s.address, s.address, usize::MAX));
-        }
-        if s.fault_mask == 0 {
-            err("status.fault_mask", "0 would never mark a fault".into());
-        }
-    }
-    spans.sort_by_key(|&(t, a, _, _)| (t.as_str(), a));
-    for w in spans.windows(2) {
-        let (t0, _, last0, i0) = w[0];
-        let (t1, first1, _, i1) = w[1];
-        if t0 == t1 && first1 <= last0 {
-            let name = |i: usize| {
-                if i == usize::MAX {
-                    "status".to_string()
-                } else {
-                    format!("registers[{i}]")
-                }
-            };
-            err(
-                &format!("{}.address", name(i1)),
-                format!(
-                    "overlaps {}: {} address {first1} would be read by both",
-                    name(i0),
-                    t1.as_str()
-                ),
-            );
         }
     }
 }

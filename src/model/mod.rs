@@ -2,10 +2,12 @@
 //! was refused, and how time is written. It imports nothing from the crate, so any module may
 //! use it without creating a cycle (`tests/layering.rs` keeps it so).
 
+mod ids;
 mod kinds;
 mod reason;
 mod time;
 
+pub use ids::id_problem;
 pub use kinds::{
     DeviceKind, OnDamage, PlatformStatus, Protocol, Role, Scheme, SiteKind, SiteStatus, SystemKind,
     UnitStatus,

@@ -126,8 +126,8 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         }
         false => None,
     };
-    let signing = sources::mqtt::signature::SigningKeys::from_config(&cfg)?;
-    let (modbus_endpoints, modbus_status) = sources::modbus::endpoints(&cfg, &metrics);
+    let signing = sources::mqtt::signature::SigningKeys::from_config(&cfg.inventory.sites)?;
+    let (modbus_endpoints, modbus_status) = sources::modbus::endpoints(&cfg.inventory, &metrics);
     // Release the configuration's copy of the inventory: at 100k devices it matters.
     cfg.inventory = Default::default();
 

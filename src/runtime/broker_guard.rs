@@ -30,8 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-/// The login the guard itself uses towards rumqttd for every platform it lets through.
-pub const GUARD_USER: &str = "safegate-guard";
+pub use crate::config::broker_acl::GUARD_USER;
 
 /// A client must finish its TLS handshake and send CONNECT within this time.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

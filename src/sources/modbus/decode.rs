@@ -2,7 +2,7 @@
 //! order, byte swap, then `raw × scale + offset`. Pure functions, and their inverse (`encode`)
 //! for the simulator.
 
-use crate::config::modbus::{DataType, RegisterConfig, WordOrder};
+use super::config::{DataType, RegisterConfig, WordOrder};
 
 /// The raw value of a word-table register from its `width()` words, as read in address order.
 /// `words` must hold at least `width()` words; fewer is a bug in the plan, reported as `None`.

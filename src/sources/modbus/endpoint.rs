@@ -8,12 +8,12 @@
 //! answer can never be taken for the next request's. Connection failures make the endpoint
 //! reconnect with capped, jittered exponential back-off; polls due meanwhile fail at once.
 
+use super::config::{Parity, RegisterConfig, StatusConfig, Table};
 use super::decode::{decode_words, scaled};
 use super::error::{exception_code, Kind, ModbusError};
 use super::plan::{Request, Target};
 use super::status::{Counted, DeviceStatus, EndpointStatus};
 use crate::backoff::Backoff;
-use crate::config::modbus::{Parity, RegisterConfig, StatusConfig, Table};
 use crate::core::{Origin, RawReading, ReadingStatus, SourceEvent};
 use crate::model::now_ms;
 use crate::telemetry::RateLimitedLog;

@@ -2,6 +2,7 @@
 //! to the core exactly like the MQTT source does. One task per endpoint (see `endpoint`);
 //! request planning (`plan`) and value decoding (`decode`) are pure and unit-tested.
 
+pub mod config;
 pub mod decode;
 pub mod endpoint;
 pub mod error;
@@ -11,11 +12,12 @@ pub mod status;
 pub use error::ModbusError;
 pub use status::{DeviceStatus, EndpointStatus, ModbusStatus};
 
-use crate::config::modbus::Transport;
-use crate::config::Config;
+use crate::core::inventory::InventoryConfig;
 use crate::core::SourceEvent;
 use crate::model::UnitStatus;
 use crate::telemetry::Metrics;
+use config::ModbusConfig;
+use config::Transport;
 use endpoint::{DeviceSpec, EndpointSpec, Link};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +27,10 @@ use tokio::task::JoinHandle;
 
 /// Group the configuration's Modbus devices by endpoint. Only `built` devices are polled:
 /// a planned or suspended unit would only cost its neighbours timeouts.
-pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<ModbusStatus>) {
+pub fn endpoints(
+    inventory: &InventoryConfig<ModbusConfig>,
+    metrics: &Metrics,
+) -> (Vec<EndpointSpec>, Arc<ModbusStatus>) {
     /// An endpoint being assembled: its link, connect bound, devices and their status.
     struct Group {
         link: Link,
@@ -35,7 +40,7 @@ pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<Mod
     }
     let mut order: Vec<String> = Vec::new();
     let mut groups: HashMap<String, Group> = HashMap::new();
-    for d in &cfg.inventory.devices {
+    for d in &inventory.devices {
         let Some(m) = &d.modbus else { continue };
         if d.status != UnitStatus::Built {
             continue;

@@ -2,7 +2,7 @@
 //! protocol allows. Ranges of one table are merged when the gap between them is at most
 //! `max_gap` and the merged request stays within 125 registers or 2000 bits. Pure.
 
-use crate::config::modbus::{ModbusConfig, Table};
+use super::config::{ModbusConfig, Table};
 
 /// Protocol limits per request (Modbus application protocol, functions 01–04).
 pub const MAX_WORDS: u16 = 125;

@@ -1,7 +1,7 @@
+use super::config::{AckPolicy, MqttSettings};
 use super::payload::{parse_message, parse_topic, Limits, Topic};
 use super::signature::SigningKeys;
 use crate::backoff::Backoff;
-use crate::config::{AckPolicy, MqttSettings};
 use crate::core::{Origin, Rejection};
 use crate::core::{Receipt, SourceEvent};
 use crate::model::now_ms;

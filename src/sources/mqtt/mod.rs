@@ -1,6 +1,7 @@
 //! MQTT ingest: a persistent-session rumqttc client with our own reconnect back-off.
 
 mod client;
+pub mod config;
 pub mod payload;
 pub mod signature;
 

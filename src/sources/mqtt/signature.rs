@@ -4,7 +4,7 @@
 //! `payload` as they appear in the envelope. A site with `require_signature = true` refuses
 //! unsigned messages; any site with a key refuses a wrong signature.
 
-use crate::config::Config;
+use crate::core::inventory::SiteConfig;
 use crate::model::Reason;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -51,9 +51,9 @@ pub fn sign(key: &[u8], payload: &[u8]) -> String {
 
 impl SigningKeys {
     /// Keys from the environment variables the sites name.
-    pub fn from_config(cfg: &Config) -> Result<SigningKeys, MissingKey> {
+    pub fn from_config(declared: &[SiteConfig]) -> Result<SigningKeys, MissingKey> {
         let mut sites = HashMap::new();
-        for s in &cfg.inventory.sites {
+        for s in declared {
             let Some(var) = &s.signing_key_env else {
                 continue;
             };
