@@ -2,7 +2,7 @@
 //! presented token is hashed and compared in constant time with every configured hash.
 //! `/healthz` and `/readyz` stay open; everything else needs a role (see [`needed`]).
 
-use crate::config::TokenConfig;
+use super::config::TokenConfig;
 use crate::model::Role;
 use crate::telemetry::Metrics;
 use axum::extract::{Request, State};

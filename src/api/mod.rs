@@ -2,6 +2,7 @@
 
 mod alarms;
 pub mod auth;
+pub mod config;
 mod error;
 mod indicators;
 mod routes;

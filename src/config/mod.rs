@@ -8,6 +8,7 @@ pub mod broker_acl;
 mod load;
 mod validate;
 
+pub use crate::api::config::{ApiSettings, TokenConfig};
 pub use crate::core::alarms::config as alarms;
 pub use crate::core::indicators::config::{IndicatorSettings, TargetConfig};
 pub use crate::core::inventory::{EnterpriseConfig, SiteConfig, SystemConfig, ZoneConfig};
@@ -15,6 +16,7 @@ pub use crate::model::{
     parse_window, DeviceKind, OnDamage, PlatformStatus, Protocol, Role, SiteKind, SiteStatus,
     SystemKind, UnitStatus,
 };
+pub use crate::sinks::store::config::{OutboxSettings, StoreSettings};
 pub use crate::sources::modbus::config as modbus;
 pub use crate::sources::modbus::config::ModbusConfig;
 pub use crate::sources::mqtt::config::{AckPolicy, MqttSettings};
@@ -26,7 +28,6 @@ pub type DeviceConfig = crate::core::inventory::DeviceConfig<ModbusConfig>;
 pub type InventoryConfig = crate::core::inventory::InventoryConfig<ModbusConfig>;
 
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The whole configuration after includes are merged.
@@ -108,220 +109,30 @@ impl From<MainFile> for Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GatewaySettings {
     /// Directory for the gateway's own state (transition journal). Default `var/safegate`.
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// Readings stamped further than this in the future are rejected. Default 300 s.
-    #[serde(default = "default_future_skew")]
     pub max_future_skew_s: u64,
     /// How many recent rejections `GET /api/v1/rejections` keeps. Default 200.
-    #[serde(default = "default_recent_rejections")]
     pub recent_rejections: usize,
     /// What to do at start when `state.db` or `outbox.db` under `data_dir` is damaged:
     /// `refuse` to start (default), or `move_aside` (rename it `<file>.damaged-<ms>`, keep it,
     /// start a new one). Neither ever deletes the file.
-    #[serde(default)]
     pub on_damaged_file: OnDamage,
 }
 
 impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
-            data_dir: default_data_dir(),
-            max_future_skew_s: default_future_skew(),
-            recent_rejections: default_recent_rejections(),
+            data_dir: PathBuf::from("var/safegate"),
+            max_future_skew_s: 300,
+            recent_rejections: 200,
             on_damaged_file: OnDamage::Refuse,
         }
     }
-}
-
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("var/safegate")
-}
-fn default_future_skew() -> u64 {
-    300
-}
-fn default_recent_rejections() -> usize {
-    200
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSettings {
-    /// InfluxDB 2 base URL, e.g. `http://127.0.0.1:8086`.
-    pub url: String,
-    pub org: String,
-    pub bucket: String,
-    /// Name of the environment variable holding the API token (empty or unset: no token).
-    pub token_env: Option<String>,
-    /// Points per write request. Default 5000.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Accepted so older files load; unused since the outbox (the forwarder writes what is
-    /// committed at once). Default 1000 ms.
-    #[serde(default = "default_flush_ms")]
-    pub flush_interval_ms: u64,
-    /// Records held in memory on their way to the outbox commit. When full, readings wait
-    /// (back-pressure to the sources); indicator snapshots and audit copies are dropped and
-    /// counted (both are recomputable or kept elsewhere). Default 200000.
-    #[serde(default = "default_queue")]
-    pub queue_capacity: usize,
-    /// Cadence of site and region indicator snapshots. Default 60 s.
-    #[serde(default = "default_indicator_interval")]
-    pub indicator_interval_s: u64,
-    /// Per-request timeout. Default 10000 ms.
-    #[serde(default = "default_store_timeout")]
-    pub timeout_ms: u64,
-}
-
-/// `[outbox]`: the durable queue on disk between the core and the store (`data_dir/outbox.db`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutboxSettings {
-    /// Disk budget for pending line protocol, bytes. When it is reached the gateway stops
-    /// acknowledging MQTT messages and pauses Modbus polling until the store drains the
-    /// backlog; nothing is dropped. Default 1073741824 (1 GiB).
-    #[serde(default = "default_outbox_bytes")]
-    pub max_bytes: u64,
-    /// Group commit: records are committed (one fsync) at least this often while they arrive;
-    /// an MQTT acknowledgement waits for its commit. Default 50 ms.
-    #[serde(default = "default_commit_ms")]
-    pub commit_interval_ms: u64,
-    /// Free-space watermark on the filesystem of `data_dir`: below it the gateway holds MQTT
-    /// acknowledgements and pauses Modbus polling, as at the budget. The floor in effect is
-    /// the smaller of this and `min_free_percent` of the filesystem. Default 268435456 (256 MiB).
-    #[serde(default = "default_min_free_bytes")]
-    pub min_free_bytes: u64,
-    /// The same floor as a share of the filesystem's size, for small disks. Default 5.
-    #[serde(default = "default_min_free_percent")]
-    pub min_free_percent: f64,
-    /// A file of this size (`data_dir/space.reserve`) kept so that deletes and checkpoints
-    /// have room when another process fills the disk; released then, written again once
-    /// space returns. 0: none. Default 8388608 (8 MiB).
-    #[serde(default = "default_reserve_bytes")]
-    pub reserve_bytes: u64,
-    /// Bound on the write-ahead log of `outbox.db` and `state.db`: checkpointed at this size
-    /// and truncated back to it after each checkpoint. Default 4194304 (4 MiB).
-    #[serde(default = "default_wal_max_bytes")]
-    pub wal_max_bytes: u64,
-}
-
-impl Default for OutboxSettings {
-    fn default() -> Self {
-        Self {
-            max_bytes: default_outbox_bytes(),
-            commit_interval_ms: default_commit_ms(),
-            min_free_bytes: default_min_free_bytes(),
-            min_free_percent: default_min_free_percent(),
-            reserve_bytes: default_reserve_bytes(),
-            wal_max_bytes: default_wal_max_bytes(),
-        }
-    }
-}
-
-fn default_min_free_bytes() -> u64 {
-    256 << 20
-}
-fn default_min_free_percent() -> f64 {
-    5.0
-}
-fn default_reserve_bytes() -> u64 {
-    8 << 20
-}
-fn default_wal_max_bytes() -> u64 {
-    4 << 20
-}
-
-fn default_outbox_bytes() -> u64 {
-    1 << 30
-}
-fn default_commit_ms() -> u64 {
-    50
-}
-
-fn default_batch_size() -> usize {
-    5000
-}
-fn default_flush_ms() -> u64 {
-    1000
-}
-fn default_queue() -> usize {
-    200_000
-}
-fn default_indicator_interval() -> u64 {
-    60
-}
-fn default_store_timeout() -> u64 {
-    10_000
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiSettings {
-    /// Default `127.0.0.1:8080`.
-    #[serde(default = "default_api_listen")]
-    pub listen: SocketAddr,
-    /// Larger request bodies are refused with 413. Default 65536.
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
-    /// Requests per second each token may make, on average (429 beyond). Default 50.
-    #[serde(default = "default_rate")]
-    pub rate_limit_per_s: u32,
-    /// Requests a token may make at once before the average applies. Default 200.
-    #[serde(default = "default_burst")]
-    pub rate_limit_burst: u32,
-    /// Web origins allowed to call the API from a browser (`https://ops.example`); none by
-    /// default, so a page elsewhere cannot use an operator's browser against the API.
-    #[serde(default)]
-    pub cors_origins: Vec<String>,
-    /// Serve HTTPS with this certificate chain (PEM); needs `tls_key_file`.
-    #[serde(default)]
-    pub tls_cert_file: Option<PathBuf>,
-    /// The certificate's private key (PEM).
-    #[serde(default)]
-    pub tls_key_file: Option<PathBuf>,
-}
-
-impl Default for ApiSettings {
-    fn default() -> Self {
-        Self {
-            listen: default_api_listen(),
-            max_body_bytes: default_max_body(),
-            rate_limit_per_s: default_rate(),
-            rate_limit_burst: default_burst(),
-            cors_origins: Vec::new(),
-            tls_cert_file: None,
-            tls_key_file: None,
-        }
-    }
-}
-
-fn default_max_body() -> usize {
-    64 * 1024
-}
-fn default_rate() -> u32 {
-    50
-}
-fn default_burst() -> u32 {
-    200
-}
-
-fn default_api_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-
-/// `[[tokens]]`: an API bearer token, stored only as its SHA-256.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    /// Who holds it (shown in acknowledgements and the log).
-    pub name: String,
-    pub role: Role,
-    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`); never the token itself.
-    pub sha256: String,
 }
 
 /// The `check-config` summary: sites, and devices by kind, protocol and status.

@@ -485,87 +485,14 @@ fn mqtt_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
 
 /// `[api]`: TLS files, CORS origins, limits.
 fn api_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
-    if c.api.tls_cert_file.is_some() != c.api.tls_key_file.is_some() {
-        err_main(
-            "api.tls_cert_file",
-            "give both tls_cert_file and tls_key_file, or neither".into(),
-        );
-    }
-    for o in &c.api.cors_origins {
-        let ok = url::Url::parse(o).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https") && u.path() == "/" && !o.ends_with('/')
-        });
-        if !ok || o.parse::<axum::http::HeaderValue>().is_err() {
-            err_main(
-                "api.cors_origins",
-                format!("{o:?} is not an origin like \"https://ops.example.org\" (scheme, host, optional port; no path)"),
-            );
-        }
-    }
-    if c.api.max_body_bytes == 0 || c.api.rate_limit_per_s == 0 || c.api.rate_limit_burst == 0 {
-        err_main(
-            "api.max_body_bytes",
-            "max_body_bytes, rate_limit_per_s and rate_limit_burst must be positive".into(),
-        );
-    }
+    c.api.problems(err_main);
 }
 
 /// `[store]` and `[outbox]`.
 fn store_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     if let Some(s) = &c.store {
-        match url::Url::parse(&s.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-            _ => err_main(
-                "store.url",
-                format!("{:?} must look like http://host:port", s.url),
-            ),
-        }
-        if s.org.is_empty() || s.bucket.is_empty() {
-            err_main("store.bucket", "org and bucket must not be empty".into());
-        }
-        if s.batch_size == 0 || s.queue_capacity < s.batch_size {
-            err_main(
-                "store.queue_capacity",
-                format!(
-                    "batch_size ({}) must be positive and queue_capacity ({}) at least batch_size",
-                    s.batch_size, s.queue_capacity
-                ),
-            );
-        }
-        if c.outbox.max_bytes < 4096 {
-            err_main(
-                "outbox.max_bytes",
-                format!(
-                    "{} is below 4096: the outbox could not hold even one batch",
-                    c.outbox.max_bytes
-                ),
-            );
-        }
-        if c.outbox.commit_interval_ms == 0 {
-            err_main("outbox.commit_interval_ms", "must be positive".into());
-        }
-        let pct = c.outbox.min_free_percent;
-        if !(pct.is_finite() && (0.0..=100.0).contains(&pct)) {
-            err_main(
-                "outbox.min_free_percent",
-                format!("{pct} is not a share of the disk between 0 and 100"),
-            );
-        }
-        if c.outbox.wal_max_bytes < 65_536 {
-            err_main(
-                "outbox.wal_max_bytes",
-                format!(
-                    "{} is below 65536: SQLite would checkpoint on nearly every commit",
-                    c.outbox.wal_max_bytes
-                ),
-            );
-        }
-        if s.indicator_interval_s == 0 || s.flush_interval_ms == 0 {
-            err_main(
-                "store.indicator_interval_s",
-                "indicator_interval_s and flush_interval_ms must be positive".into(),
-            );
-        }
+        s.problems(err_main);
+        c.outbox.problems(err_main);
     }
 }
 
@@ -633,30 +560,7 @@ fn target_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
 
 /// `[[tokens]]`: unique names and tokens, known roles.
 fn token_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
-    let mut token_names = HashSet::new();
-    let mut token_hashes = HashSet::new();
-    for (i, t) in c.tokens.iter().enumerate() {
-        let key = format!("tokens[{i}] ({:?})", t.name);
-        if t.name.trim().is_empty() || t.name.len() > 64 {
-            err_main(&format!("{key}.name"), "must be 1 to 64 bytes".into());
-        } else if !token_names.insert(t.name.clone()) {
-            err_main(
-                &format!("{key}.name"),
-                format!("duplicate token name {:?}", t.name),
-            );
-        }
-        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            err_main(
-                &format!("{key}.sha256"),
-                "must be the 64 hex digits of the token's SHA-256 (printf %s \"$TOKEN\" | sha256sum), never the token itself".into(),
-            );
-        } else if !token_hashes.insert(t.sha256.to_ascii_lowercase()) {
-            err_main(
-                &format!("{key}.sha256"),
-                "the same token is configured twice".into(),
-            );
-        }
-    }
+    crate::api::config::token_problems(&c.tokens, err_main);
 }
 
 /// `[alarms]`: deadlines, hysteresis, gas limits and per-kind rules.

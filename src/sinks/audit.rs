@@ -5,28 +5,12 @@
 //! refused API requests.
 
 use crate::model::{now_ms, rfc3339_ms};
+use crate::sinks::record::{AuditEvent, Record};
 use crate::sinks::store::StoreQueue;
-use crate::sinks::Record;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEvent {
-    pub at: String,
-    pub at_ms: i64,
-    /// `config_loaded`, `alarm_acknowledged`, `api_refused`, `mqtt_refused`.
-    pub action: &'static str,
-    /// A token name, the `by` of an acknowledgement, or `-` when unknown.
-    pub who: String,
-    /// A peer address, `mqtt {topic}`, or the gateway itself.
-    pub from: String,
-    /// How many times (bursts of refusals are one event).
-    pub count: u64,
-    pub detail: serde_json::Value,
-}
 
 /// Refusals from one (reason, peer address) are written once per this window, with their count.
 const BURST_WINDOW_MS: i64 = 10_000;

@@ -4,10 +4,8 @@
 
 pub mod alarm_board;
 pub mod audit;
-pub mod commit;
-pub mod forward;
-pub mod outbox;
-pub mod record;
 pub mod store;
 
-pub use record::Record;
+pub use store::{commit, forward, outbox, record};
+
+pub use record::{AuditEvent, Record};

@@ -111,40 +111,29 @@ pub struct SiteAlarmConfig {
 
 /// `[alarms]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AlarmSettings {
     /// Evaluate alarms at all. Default true.
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// Default `two_level`.
-    #[serde(default)]
     pub scheme: Scheme,
     /// Default `{ level1 = 900, level2 = 300 }`.
-    #[serde(default)]
     pub response_deadline_s: DeadlineSetting,
     /// Consecutive readings over a level before it is raised. Default 1.
-    #[serde(default = "one")]
     pub raise_after: u32,
     /// Consecutive readings under the clear level before the alarm clears. Default 1.
-    #[serde(default = "one")]
     pub clear_after: u32,
     /// Clear level as a share of the first raise level. Default 0.9.
-    #[serde(default = "default_hysteresis")]
     pub hysteresis: f64,
     /// Raise `offline` alarms when a built device goes silent. Default true.
-    #[serde(default = "yes")]
     pub offline: bool,
     /// Raise `fault` alarms on readings with status fault. Default true.
-    #[serde(default = "yes")]
     pub fault: bool,
     /// A closed alarm's retained MQTT message is removed after this long. Default 86400.
-    #[serde(default = "default_retain_closed")]
     pub retain_closed_s: u64,
     /// Extra or corrected occupational exposure limits for `gas_toxic`, ppm by gas.
-    #[serde(default)]
     pub toxic_oel_ppm: BTreeMap<String, f64>,
     /// Per-kind rules that replace the built-in defaults, keyed by device kind.
-    #[serde(default)]
     pub kinds: BTreeMap<String, AlarmRuleConfig>,
 }
 
@@ -156,27 +145,14 @@ impl Default for AlarmSettings {
             response_deadline_s: DeadlineSetting::default(),
             raise_after: 1,
             clear_after: 1,
-            hysteresis: default_hysteresis(),
+            hysteresis: 0.9,
             offline: true,
             fault: true,
-            retain_closed_s: default_retain_closed(),
+            retain_closed_s: 86_400,
             toxic_oel_ppm: BTreeMap::new(),
             kinds: BTreeMap::new(),
         }
     }
-}
-
-fn yes() -> bool {
-    true
-}
-fn one() -> u32 {
-    1
-}
-fn default_hysteresis() -> f64 {
-    0.9
-}
-fn default_retain_closed() -> u64 {
-    86_400
 }
 
 /// Problems with a deadline setting, as a message.

@@ -6,7 +6,7 @@
 
 use super::outbox::{Outbox, OutboxError};
 use super::record::LineEncoder;
-use super::store::Item;
+use super::Item;
 use crate::core::Receipt;
 use crate::model::now_ms;
 use crate::telemetry::{DiskSnapshot, Metrics, OutboxStatus, RateLimitedLog};

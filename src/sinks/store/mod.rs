@@ -5,12 +5,21 @@
 //! sources: nothing accepted is dropped). Side producers that must never stall (indicator
 //! snapshots, audit copies) use `push`, which drops and counts when it is full; both are kept
 //! elsewhere too (recomputable from the journal; `audit.log`).
+//!
+//! Beside it, the rest of the way: `commit` (group commit into the outbox), `outbox` (the
+//! durable queue on disk), `forward` (outbox to store) and `record` (the line-protocol shapes).
 
-use super::record::Record;
-use crate::config::StoreSettings;
+pub mod commit;
+pub mod config;
+pub mod forward;
+pub mod outbox;
+pub mod record;
+
 use crate::core::Receipt;
 use crate::model::now_ms;
 use crate::telemetry::{Metrics, RateLimitedLog};
+use config::StoreSettings;
+use record::Record;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

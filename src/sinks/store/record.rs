@@ -9,6 +9,22 @@ use influxdb2::models::data_point::DataPointError;
 use influxdb2::models::DataPoint;
 use std::sync::Arc;
 
+/// What the audit log records (`data_dir/audit.log`), and the store as measurement `audit`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEvent {
+    pub at: String,
+    pub at_ms: i64,
+    /// `config_loaded`, `alarm_acknowledged`, `api_refused`, `mqtt_refused`.
+    pub action: &'static str,
+    /// A token name, the `by` of an acknowledgement, or `-` when unknown.
+    pub who: String,
+    /// A peer address, `mqtt {topic}`, or the gateway itself.
+    pub from: String,
+    /// How many times (bursts of refusals are one event).
+    pub count: u64,
+    pub detail: serde_json::Value,
+}
+
 #[derive(Debug, Clone)]
 pub struct Tags {
     pub site: Arc<str>,
@@ -67,7 +83,7 @@ pub enum Record {
         completion: Option<f64>,
     },
     /// An audit event: measurement `audit`.
-    Audit(crate::sinks::audit::AuditEvent),
+    Audit(AuditEvent),
     /// One alarm change: measurement `alarm`.
     Alarm {
         site: String,

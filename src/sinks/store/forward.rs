@@ -12,7 +12,7 @@
 
 use super::commit::publish_backlog;
 use super::outbox::{Batch, Outbox, OutboxError};
-use super::store::StoreClient;
+use super::StoreClient;
 use crate::backoff::Backoff;
 use crate::model::now_ms;
 use crate::telemetry::{Metrics, OutboxStatus, RateLimitedLog, StoreHealth, StoreStatus};
