@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use safegate::config::load_str;
 use safegate::core::indicators::Scope;
 use safegate::core::Inventory;
-use safegate::runtime::evaluate::Evaluator;
+use safegate::report::evaluate::Evaluator;
 use safegate::state::{Journal, TransitionRow};
 use std::path::Path;
 use std::sync::Arc;
@@ -74,7 +74,7 @@ fn build(dir: &Path, n: usize, days: i64, per_day: i64) -> Evaluator {
         start.elapsed().as_secs_f64()
     );
     Evaluator {
-        data_dir: dir.to_path_buf(),
+        journal: Arc::new(safegate::state::ReadPool::new(dir)),
         inventory: inv,
         settings: Default::default(),
         targets: vec![],

@@ -257,7 +257,8 @@ fn report(
     to: Option<&str>,
     format: &str,
 ) -> Result<(), String> {
-    use safegate::runtime::evaluate::{parse_time, Evaluator};
+    use safegate::model::parse_time;
+    use safegate::report::evaluate::Evaluator;
     use std::io::Write;
     let loaded = config::load(file).map_err(|errs| {
         errs.iter()
@@ -279,7 +280,7 @@ fn report(
     }
     let cfg = loaded.config;
     let ev = Evaluator {
-        data_dir: cfg.gateway.data_dir.clone(),
+        journal: std::sync::Arc::new(safegate::state::ReadPool::new(&cfg.gateway.data_dir)),
         inventory: std::sync::Arc::new(safegate::core::Inventory::from_config(&cfg.inventory)),
         settings: cfg.indicators.clone(),
         targets: cfg.targets.clone(),

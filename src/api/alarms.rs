@@ -1,11 +1,11 @@
 //! `GET /api/v1/alarms`, `GET /api/v1/alarms/{id}`, `POST /api/v1/alarms/{id}/ack`.
 
+use super::Command;
 use super::{ApiError, Shared};
 use crate::core::alarms::view::AlarmView;
 use crate::core::alarms::AckError;
 use crate::model::now_ms;
-use crate::runtime::app::Command;
-use crate::runtime::evaluate::parse_time;
+use crate::model::parse_time;
 use crate::state::{AlarmFilter, Journal};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -46,14 +46,11 @@ async fn with_journal<T: Send + 'static>(
     s: &Arc<Shared>,
     f: impl FnOnce(&Journal) -> Result<T, crate::state::StateError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let dir = s.evaluator.data_dir.clone();
-    tokio::task::spawn_blocking(move || {
-        let j = Journal::open_read(&dir)?;
-        f(&j)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("state query failed: {e}")))?
-    .map_err(|e| ApiError::Internal(e.to_string()))
+    let pool = s.evaluator.journal.clone();
+    tokio::task::spawn_blocking(move || pool.with(f))
+        .await
+        .map_err(|e| ApiError::Internal(format!("state query failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 pub async fn list(

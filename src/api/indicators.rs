@@ -3,9 +3,9 @@
 use super::{ApiError, Shared};
 use crate::core::indicators::targets::assess;
 use crate::core::indicators::Computation;
+use crate::model::parse_time;
 use crate::model::{now_ms, rfc3339_ms};
 use crate::report::{self, display_value, parse_scope};
-use crate::runtime::evaluate::parse_time;
 use axum::extract::{rejection::QueryRejection, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

@@ -2,11 +2,13 @@
 
 mod alarms;
 pub mod auth;
+mod command;
 pub mod config;
 mod error;
 mod indicators;
 mod routes;
 
+pub use command::Command;
 pub use error::ApiError;
 pub use routes::router;
 
@@ -26,7 +28,7 @@ pub struct Shared {
     /// Who did what, when, from where.
     pub audit: Arc<crate::sinks::audit::AuditLog>,
     /// Requests to the core task (alarm acknowledgements).
-    pub commands: tokio::sync::mpsc::Sender<crate::runtime::app::Command>,
+    pub commands: tokio::sync::mpsc::Sender<Command>,
     pub metrics: Arc<Metrics>,
     pub mqtt: Arc<LinkStatus>,
     pub store: Arc<StoreStatus>,
@@ -34,7 +36,7 @@ pub struct Shared {
     pub outbox_status: Arc<OutboxStatus>,
     /// The outbox itself, for its dead letters (none without `[store]`).
     pub outbox: Option<Arc<Mutex<crate::sinks::outbox::Outbox>>>,
-    pub evaluator: Arc<crate::runtime::evaluate::Evaluator>,
+    pub evaluator: Arc<crate::report::evaluate::Evaluator>,
     /// Modbus endpoints and devices with their counters (empty without Modbus devices).
     pub modbus: Arc<ModbusStatus>,
 }

@@ -1,10 +1,11 @@
 //! The self-evaluation table (自评表) and the measured reasons behind every shortfall.
 
+pub mod evaluate;
 mod format;
 
 pub use format::{to_csv, to_markdown};
 
-use crate::config::TargetConfig;
+use crate::core::indicators::config::TargetConfig;
 use crate::core::indicators::engine::{Computation, Indicator, Scope, Unit};
 use crate::core::indicators::targets::{assess, ratio_pct, ratio_pct_exact, Comparator};
 use crate::core::inventory::Inventory;

@@ -4,7 +4,6 @@ use crate::api::{self, Shared};
 use crate::config::{Config, LoadedConfig};
 use crate::core::alarms::rules::AlarmRules;
 use crate::core::alarms::view::{AlarmView, EventView};
-use crate::core::alarms::{AckError, AckReply, AlarmId};
 use crate::core::indicators::history::latency_bucket;
 use crate::core::{Core, DeviceState, Inventory, Outputs, SourceEvent};
 use crate::model::now_ms;
@@ -34,20 +33,7 @@ const COMMAND_QUEUE: usize = 256;
 /// The gateway's own client must subscribe to the embedded broker within this time.
 const EMBEDDED_SUBSCRIBE_WITHIN: Duration = Duration::from_secs(30);
 
-/// What the API asks of the core task; the answer comes back on `reply`.
-#[derive(Debug)]
-pub enum Command {
-    Ack {
-        id: AlarmId,
-        /// When the acknowledger is bound to a site.
-        site: Option<String>,
-        by: String,
-        note: String,
-        /// `http`, or `http:{token name}` when the API has tokens.
-        via: String,
-        reply: tokio::sync::oneshot::Sender<Result<AckReply, AckError>>,
-    },
-}
+pub use crate::api::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -134,8 +120,8 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     let mqtt_status = Arc::new(LinkStatus::default());
     let store_status = Arc::new(StoreStatus::new(cfg.store.is_some()));
     let outbox_status = Arc::new(OutboxStatus::default());
-    let evaluator = Arc::new(super::evaluate::Evaluator {
-        data_dir: cfg.gateway.data_dir.clone(),
+    let evaluator = Arc::new(crate::report::evaluate::Evaluator {
+        journal: Arc::new(crate::state::ReadPool::new(&cfg.gateway.data_dir)),
         inventory: core.inventory.clone(),
         settings: cfg.indicators.clone(),
         targets: cfg.targets.clone(),

@@ -1,9 +1,9 @@
 //! Closed windows (hourly, daily) of every indicator, for every scope, written to the store
 //! as they close, so evaluators can chart measured values without asking the API.
 
-use super::evaluate::Evaluator;
 use crate::core::indicators::Scope;
 use crate::model::now_ms;
+use crate::report::evaluate::Evaluator;
 use crate::report::{display_value, parse_scope};
 use crate::sinks::store::StoreQueue;
 use crate::sinks::Record;

@@ -5,6 +5,5 @@ pub mod broker;
 pub mod broker_guard;
 pub mod cadence;
 pub mod demo;
-pub mod evaluate;
 
 pub use app::{start, Gateway, StartError};

@@ -185,6 +185,19 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// Reload the unit keys when the writer has added units since they were read.
+    pub(super) fn reload_keys_if_grown(&mut self) -> Result<(), StateError> {
+        let newest: Option<i64> = self
+            .conn
+            .query_row("SELECT max(key) FROM units", [], |r| r.get(0))
+            .map_err(|e| StateError::Db(self.path.clone(), e))?;
+        let known = self.keys.values().copied().max();
+        if newest != known {
+            self.load_keys()?;
+        }
+        Ok(())
+    }
+
     fn load_keys(&mut self) -> Result<(), StateError> {
         let mut st = self
             .conn

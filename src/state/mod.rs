@@ -5,12 +5,14 @@ mod alarms;
 mod compaction;
 pub mod files;
 mod journal;
+mod pool;
 mod reader;
 pub mod schema;
 pub mod space;
 mod writer;
 
 pub use alarms::{AlarmFilter, AlarmRow};
+pub use pool::ReadPool;
 
 pub use journal::{
     DeviceSnapshot, Journal, JournalMsg, LatencyRow, StateError, TransitionRow, UnitKind,

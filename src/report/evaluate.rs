@@ -1,17 +1,17 @@
 //! Evaluating indicators from the persisted history: shared by the API, the `report`
 //! command and the store cadence. Blocking (SQLite): call from `spawn_blocking`.
 
-use crate::config::{IndicatorSettings, TargetConfig};
+use crate::core::indicators::config::{IndicatorSettings, TargetConfig};
 use crate::core::indicators::{compute, Computation};
 use crate::core::inventory::Inventory;
-use crate::state::{Journal, StateError};
-use std::path::PathBuf;
+use crate::state::{ReadPool, StateError};
 use std::sync::Arc;
 
 /// What an evaluation needs besides the window.
 #[derive(Debug, Clone)]
 pub struct Evaluator {
-    pub data_dir: PathBuf,
+    /// Read connections to `data_dir/state.db`, kept open between queries.
+    pub journal: Arc<ReadPool>,
     pub inventory: Arc<Inventory>,
     pub settings: IndicatorSettings,
     pub targets: Vec<TargetConfig>,
@@ -19,8 +19,9 @@ pub struct Evaluator {
 
 impl Evaluator {
     pub fn compute(&self, from: i64, to: i64, now: i64) -> Result<Computation, StateError> {
-        let journal = Journal::open_read(&self.data_dir)?;
-        let history = journal.load_history(&self.inventory, from, to.min(now))?;
+        let history = self
+            .journal
+            .with(|j| j.load_history(&self.inventory, from, to.min(now)))?;
         Ok(compute(
             &self.inventory,
             &history,
@@ -31,5 +32,3 @@ impl Evaluator {
         ))
     }
 }
-
-pub use crate::model::parse_time;
