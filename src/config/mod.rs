@@ -9,8 +9,8 @@ mod load;
 mod validate;
 
 pub use crate::api::config::{ApiSettings, TokenConfig};
-pub use crate::core::alarms::config as alarms;
-pub use crate::core::indicators::config::{IndicatorSettings, TargetConfig};
+pub use crate::core::config::alarms;
+pub use crate::core::config::indicators::{IndicatorSettings, TargetConfig};
 pub use crate::core::inventory::{EnterpriseConfig, SiteConfig, SystemConfig, ZoneConfig};
 pub use crate::model::{
     parse_window, DeviceKind, OnDamage, PlatformStatus, Protocol, Role, SiteKind, SiteStatus,

@@ -153,3 +153,22 @@ pub struct Rejection {
 fn ser_origin<S: serde::Serializer>(o: &Origin, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(o)
 }
+
+/// A reading that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub device: crate::core::inventory::DeviceIdx,
+    /// Device timestamp, or the receive time when the payload had none.
+    pub ts_ms: i64,
+    pub ts_from_gateway: bool,
+    pub received_ms: i64,
+    pub values: Vec<(String, f64)>,
+    pub status: ReadingStatus,
+}
+
+impl Accepted {
+    /// Receive time − reading time; `None` when the gateway stamped it.
+    pub fn latency_ms(&self) -> Option<i64> {
+        (!self.ts_from_gateway).then_some(self.received_ms - self.ts_ms)
+    }
+}

@@ -3,6 +3,7 @@
 
 use super::alarms::rules::AlarmRules;
 use super::alarms::{AckError, AckReply, AlarmBook, AlarmChange, AlarmId};
+pub use super::event::Accepted;
 use super::event::{Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent};
 use super::inventory::{DeviceIdx, Inventory, LookupError};
 use super::liveness::{Liveness, Transition};
@@ -12,25 +13,6 @@ use std::sync::Arc;
 /// Readings stamped before 2000-01-01 are refused: almost always epoch seconds sent where
 /// milliseconds are expected, and a store may reject the whole batch around them.
 const EARLIEST_TS_MS: i64 = 946_684_800_000;
-
-/// A reading that passed every check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Accepted {
-    pub device: DeviceIdx,
-    /// Device timestamp, or the receive time when the payload had none.
-    pub ts_ms: i64,
-    pub ts_from_gateway: bool,
-    pub received_ms: i64,
-    pub values: Vec<(String, f64)>,
-    pub status: ReadingStatus,
-}
-
-impl Accepted {
-    /// Receive time − reading time; `None` when the gateway stamped it.
-    pub fn latency_ms(&self) -> Option<i64> {
-        (!self.ts_from_gateway).then_some(self.received_ms - self.ts_ms)
-    }
-}
 
 /// What one call produced; the caller routes it to sinks, the journal and the logs.
 #[derive(Debug, Default)]
@@ -456,7 +438,7 @@ interval_s = 1
 "#;
 
     fn core() -> Core {
-        let f = crate::core::inventory::config::test_file(INV);
+        let f = crate::core::config::inventory::test_file(INV);
         Core::new(Inventory::from_config(&f.inventory), 60_000, 10)
     }
 

@@ -1,6 +1,7 @@
 //! The core: plain, synchronous, deterministic. Every function takes the time as an input.
 
 pub mod alarms;
+pub mod config;
 pub mod event;
 pub mod indicators;
 pub mod ingest;

@@ -1,7 +1,7 @@
 //! Evaluating indicators from the persisted history: shared by the API, the `report`
 //! command and the store cadence. Blocking (SQLite): call from `spawn_blocking`.
 
-use crate::core::indicators::config::{IndicatorSettings, TargetConfig};
+use crate::core::config::indicators::{IndicatorSettings, TargetConfig};
 use crate::core::indicators::{compute, Computation};
 use crate::core::inventory::Inventory;
 use crate::state::{ReadPool, StateError};

@@ -5,7 +5,7 @@ mod format;
 
 pub use format::{to_csv, to_markdown};
 
-use crate::core::indicators::config::TargetConfig;
+use crate::core::config::indicators::TargetConfig;
 use crate::core::indicators::engine::{Computation, Indicator, Scope, Unit};
 use crate::core::indicators::targets::{assess, ratio_pct, ratio_pct_exact, Comparator};
 use crate::core::inventory::Inventory;

@@ -381,7 +381,7 @@ mod tests {
     #[test]
     fn compaction_keeps_history_identical() {
         let t = "[[sites]]\nid = \"s\"\nname = \"S\"\nkind = \"park\"\n\n[[devices]]\nid = \"a\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\n";
-        let inv = Inventory::from_config(&crate::core::inventory::config::test_file(t).inventory);
+        let inv = Inventory::from_config(&crate::core::config::inventory::test_file(t).inventory);
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         let row = |at, online| TransitionRow {
@@ -416,7 +416,7 @@ mod tests {
             if with_b {
                 t.push_str("[[devices]]\nid = \"b\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\n");
             }
-            Inventory::from_config(&crate::core::inventory::config::test_file(&t).inventory)
+            Inventory::from_config(&crate::core::config::inventory::test_file(&t).inventory)
         };
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();

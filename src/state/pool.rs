@@ -61,7 +61,7 @@ impl std::fmt::Debug for ReadPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::inventory::config::test_file;
+    use crate::core::config::inventory::test_file;
     use crate::core::Inventory;
 
     fn inventory(devices: &[&str]) -> Inventory {

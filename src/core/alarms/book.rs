@@ -6,8 +6,8 @@
 use super::lifecycle::{AckResult, Alarm, AlarmState, Outcome};
 use super::rules::AlarmRules;
 use super::thresholds::{Change, LevelState, RateState};
+use crate::core::event::Accepted;
 use crate::core::event::ReadingStatus;
-use crate::core::ingest::Accepted;
 use crate::core::inventory::{DeviceIdx, Inventory, SiteIdx};
 use crate::core::liveness::Transition;
 use crate::model::Scheme;

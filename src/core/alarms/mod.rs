@@ -3,7 +3,7 @@
 //! the default values: `docs/alarms.md`.
 
 pub mod book;
-pub mod config;
+
 pub mod lifecycle;
 pub mod rules;
 pub mod thresholds;

@@ -5,7 +5,7 @@
 
 use super::lifecycle::Deadlines;
 use super::thresholds::{default_rule, default_slope_rate, toxic_oel_ppm, LevelRule, RateRule};
-use crate::core::alarms::config::{AlarmRuleConfig, AlarmSettings};
+use crate::core::config::alarms::{AlarmRuleConfig, AlarmSettings};
 use crate::core::inventory::Inventory;
 use crate::core::inventory::{InventoryConfig, ProtocolSection, SiteConfig};
 use crate::model::Scheme;

@@ -78,7 +78,7 @@ interval_s = 1
 "#;
 
 pub(crate) fn core() -> Core {
-    let f = crate::core::inventory::config::test_file(CFG);
+    let f = crate::core::config::inventory::test_file(CFG);
     let inv = Inventory::from_config(&f.inventory);
     let rules = AlarmRules::from_config(&f.alarms, &f.inventory, &inv);
     let mut c = Core::new(inv, 60_000, 10);

@@ -1,6 +1,5 @@
 //! Indicators over any time window, targets and the self-evaluation table.
 
-pub mod config;
 pub mod engine;
 pub mod history;
 pub mod intervals;

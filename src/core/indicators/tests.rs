@@ -97,7 +97,7 @@ interval_s = 1
 const W: i64 = 100_000;
 
 fn inv() -> Inventory {
-    Inventory::from_config(&crate::core::inventory::config::test_file(INV).inventory)
+    Inventory::from_config(&crate::core::config::inventory::test_file(INV).inventory)
 }
 
 fn dev(inv: &Inventory, id: &str) -> usize {

@@ -6,9 +6,7 @@ use crate::model::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub mod config;
-
-pub use config::{
+pub use crate::core::config::inventory::{
     DeviceConfig, EnterpriseConfig, InventoryConfig, ProtocolSection, SiteConfig, SystemConfig,
     ZoneConfig,
 };

@@ -2,7 +2,7 @@
 //! devices. A device's protocol section (`[devices.modbus]`) belongs to its source, so it is a
 //! type parameter here: the core reads it only through [`ProtocolSection`].
 
-use crate::core::alarms::config::{AlarmRuleConfig, SiteAlarmConfig};
+use crate::core::config::alarms::{AlarmRuleConfig, SiteAlarmConfig};
 use crate::model::{
     DeviceKind, PlatformStatus, Protocol, SiteKind, SiteStatus, SystemKind, UnitStatus,
 };
@@ -150,7 +150,7 @@ impl<P> DeviceConfig<P> {
 #[derive(Debug, Deserialize)]
 pub(crate) struct TestFile {
     #[serde(default)]
-    pub alarms: crate::core::alarms::config::AlarmSettings,
+    pub alarms: crate::core::config::alarms::AlarmSettings,
     #[serde(flatten)]
     pub inventory: InventoryConfig,
 }

@@ -1,8 +1,8 @@
 //! `[indicators]` and `[[targets]]`: the counting policy, the store cadence and the
 //! self-evaluation table (see `docs/indicators.md`).
 
-use super::targets::{de_decimal, de_opt_decimal, Comparator};
-use super::{Denominator, MineUnits, Policy, Quorum};
+use crate::core::indicators::targets::{de_decimal, de_opt_decimal, Comparator};
+use crate::core::indicators::{Denominator, MineUnits, Policy, Quorum};
 use serde::Deserialize;
 
 /// `[indicators]`: the counting policy and the store cadence. A key left out takes its value
