@@ -449,10 +449,10 @@ pub fn compute(
     }
 }
 
-fn ratio_ind(id: &'static str, num: i128, den: i128, window: i64) -> Indicator {
+fn ratio_ind(id: IndicatorId, num: i128, den: i128, window: i64) -> Indicator {
     let w = window.max(1) as f64;
     Indicator {
-        id,
+        id: id.name(),
         qualifier: None,
         unit: Unit::Ratio,
         ratio: Ratio { num, den },
@@ -462,14 +462,14 @@ fn ratio_ind(id: &'static str, num: i128, den: i128, window: i64) -> Indicator {
 }
 
 fn count_ind(
-    id: &'static str,
+    id: IndicatorId,
     qualifier: Option<String>,
     unit: Unit,
     num: i128,
     den: i128,
 ) -> Indicator {
     Indicator {
-        id,
+        id: id.name(),
         qualifier,
         unit,
         ratio: Ratio { num, den },
@@ -529,54 +529,98 @@ impl Computation {
         (0..sites.len()).filter(move |&i| site.is_none_or(|s| sites[i] == s))
     }
 
-    /// Every indicator for `scope`.
+    /// Every indicator for `scope`, in [`IndicatorId::ALL`] order (API responses, reports and
+    /// the store keep this order).
     pub fn indicators(&self, inv: &Inventory, scope: Scope) -> Vec<Indicator> {
-        let w = self.window_ms();
         let mut out = Vec::new();
-        let mine_systems = self.policy.mine_units == MineUnits::Systems;
+        for id in IndicatorId::ALL {
+            self.measure(id, inv, scope, &mut out);
+        }
+        out
+    }
 
-        // Online rate (time-weighted) and its snapshot at `to`.
-        let (mut on, mut cnt, mut on_now, mut cnt_now) = (0i128, 0i128, 0i128, 0i128);
+    /// Appends indicator `id` for `scope` to `out`: one row, one per qualifier, or none where
+    /// the indicator does not apply to the scope.
+    fn measure(&self, id: IndicatorId, inv: &Inventory, scope: Scope, out: &mut Vec<Indicator>) {
+        use IndicatorId as I;
+        match id {
+            I::OnlineRate => out.push(self.online_rate(inv, scope)),
+            I::OnlineRateAtEnd => out.push(self.online_rate_at_end(inv, scope)),
+            I::CoverageRate => out.extend(self.coverage_rate(inv, scope)),
+            I::DeviceBuildRate => out.push(self.device_build_rate(inv, scope)),
+            I::EnterprisePlatformRate => out.push(self.enterprise_platform_rate(inv, scope)),
+            I::EnterpriseAccessRate => out.push(self.enterprise_access_rate(inv, scope)),
+            I::SystemCount => self.system_count(inv, scope, out),
+            I::LatencyP50Ms => out.extend(self.latency(I::LatencyP50Ms, 0.50, scope)),
+            I::LatencyP95Ms => out.extend(self.latency(I::LatencyP95Ms, 0.95, scope)),
+            I::LatencyP99Ms => out.extend(self.latency(I::LatencyP99Ms, 0.99, scope)),
+            I::AlarmResponseRate => self.alarm_response_rate(inv, scope, out),
+            I::AlarmsPending => out.push(self.alarms_pending(inv, scope)),
+            I::AlarmsRaised => out.push(self.alarms_raised(inv, scope)),
+            I::LinkStability => self.link_stability(scope, out),
+            I::PollSuccessRatio => self.poll_success_ratio(scope, out),
+        }
+    }
+
+    /// Online-rate units of `scope`: park devices, and mine systems or devices per
+    /// `mine_units`.
+    fn online_tally(&self, inv: &Inventory, scope: Scope) -> OnlineTally {
+        let mut t = OnlineTally::default();
         for (i, f) in self.devices.iter().enumerate() {
             if self.device_in(inv, i, scope) && self.device_is_unit(inv, i) {
-                on += f.online_ms as i128;
-                cnt += f.counted_ms as i128;
-                cnt_now += f.counted_at_to as i128;
-                on_now += (f.counted_at_to && f.online_at_to) as i128;
+                t.add(f.online_ms, f.counted_ms, f.counted_at_to, f.online_at_to);
             }
         }
-        if mine_systems {
+        if self.policy.mine_units == MineUnits::Systems {
             for i in self.systems_in(inv, scope) {
                 let f = &self.systems[i];
-                on += f.online_ms as i128;
-                cnt += f.counted_ms as i128;
-                cnt_now += f.counted_at_to as i128;
-                on_now += (f.counted_at_to && f.online_at_to) as i128;
+                t.add(f.online_ms, f.counted_ms, f.counted_at_to, f.online_at_to);
             }
         }
-        out.push(ratio_ind("online_rate", on, cnt, w));
-        out.push(count_ind(
-            "online_rate_at_end",
-            None,
-            Unit::Ratio,
-            on_now,
-            cnt_now,
-        ));
+        t
+    }
 
-        // Coverage of public-area zones.
-        if !matches!(scope, Scope::Enterprise(_)) {
-            let (mut cov, mut cnt) = (0i128, 0i128);
-            for (i, z) in inv.zones.iter().enumerate() {
-                if matches!(scope, Scope::Site(s) if s != z.site) {
-                    continue;
-                }
-                cov += self.zones[i].online_ms as i128;
-                cnt += self.zones[i].counted_ms as i128;
-            }
-            out.push(ratio_ind("coverage_rate", cov, cnt, w));
+    /// Time-weighted online rate.
+    fn online_rate(&self, inv: &Inventory, scope: Scope) -> Indicator {
+        let t = self.online_tally(inv, scope);
+        ratio_ind(
+            IndicatorId::OnlineRate,
+            t.on_ms,
+            t.counted_ms,
+            self.window_ms(),
+        )
+    }
+
+    /// The online rate's snapshot at `to`.
+    fn online_rate_at_end(&self, inv: &Inventory, scope: Scope) -> Indicator {
+        let t = self.online_tally(inv, scope);
+        let id = IndicatorId::OnlineRateAtEnd;
+        count_ind(id, None, Unit::Ratio, t.on_at_to, t.counted_at_to)
+    }
+
+    /// Coverage of public-area zones (zones belong to sites, not enterprises).
+    fn coverage_rate(&self, inv: &Inventory, scope: Scope) -> Option<Indicator> {
+        if matches!(scope, Scope::Enterprise(_)) {
+            return None;
         }
+        let (mut cov, mut cnt) = (0i128, 0i128);
+        for (i, z) in inv.zones.iter().enumerate() {
+            if matches!(scope, Scope::Site(s) if s != z.site) {
+                continue;
+            }
+            cov += self.zones[i].online_ms as i128;
+            cnt += self.zones[i].counted_ms as i128;
+        }
+        Some(ratio_ind(
+            IndicatorId::CoverageRate,
+            cov,
+            cnt,
+            self.window_ms(),
+        ))
+    }
 
-        // Device build completion: reported at least once by `to`, over registered devices.
+    /// Device build completion: reported at least once by `to`, over registered devices.
+    fn device_build_rate(&self, inv: &Inventory, scope: Scope) -> Indicator {
         let (mut rep, mut reg) = (0i128, 0i128);
         for (i, f) in self.devices.iter().enumerate() {
             if self.device_in(inv, i, scope) && f.registered_at_to {
@@ -584,9 +628,11 @@ impl Computation {
                 rep += f.reported_by_to as i128;
             }
         }
-        out.push(count_ind("device_build_rate", None, Unit::Ratio, rep, reg));
+        count_ind(IndicatorId::DeviceBuildRate, None, Unit::Ratio, rep, reg)
+    }
 
-        // Enterprises.
+    /// Counted enterprises of `scope`: (how many, with a platform, with a device online).
+    fn enterprise_tally(&self, inv: &Inventory, scope: Scope) -> (i128, i128, i128) {
         let (mut n, mut platform, mut access) = (0i128, 0i128, 0i128);
         for (i, e) in inv.enterprises.iter().enumerate() {
             let inside = match scope {
@@ -601,88 +647,96 @@ impl Computation {
                 access += acc as i128;
             }
         }
-        out.push(count_ind(
-            "enterprise_platform_rate",
-            None,
-            Unit::Ratio,
-            platform,
-            n,
-        ));
-        out.push(count_ind(
-            "enterprise_access_rate",
-            None,
-            Unit::Ratio,
-            access,
-            n,
-        ));
+        (n, platform, access)
+    }
 
-        // Systems built and online for at least the configured share of the window, by kind.
-        if !matches!(scope, Scope::Enterprise(_)) {
-            for kind in SYSTEM_KINDS {
-                let (mut ok, mut built) = (0i128, 0i128);
-                for i in self.systems_in(inv, scope) {
-                    if inv.systems[i].kind != kind {
-                        continue;
-                    }
-                    let f = &self.systems[i];
-                    if f.built_at_to {
-                        built += 1;
-                        if f.counted_ms > 0
-                            && f.online_ms as f64
-                                >= self.policy.system_online_share * f.counted_ms as f64
-                        {
-                            ok += 1;
-                        }
+    fn enterprise_platform_rate(&self, inv: &Inventory, scope: Scope) -> Indicator {
+        let (n, platform, _) = self.enterprise_tally(inv, scope);
+        let id = IndicatorId::EnterprisePlatformRate;
+        count_ind(id, None, Unit::Ratio, platform, n)
+    }
+
+    fn enterprise_access_rate(&self, inv: &Inventory, scope: Scope) -> Indicator {
+        let (n, _, access) = self.enterprise_tally(inv, scope);
+        let id = IndicatorId::EnterpriseAccessRate;
+        count_ind(id, None, Unit::Ratio, access, n)
+    }
+
+    /// Systems built and online for at least the configured share of the window, by kind.
+    fn system_count(&self, inv: &Inventory, scope: Scope, out: &mut Vec<Indicator>) {
+        if matches!(scope, Scope::Enterprise(_)) {
+            return;
+        }
+        for kind in SYSTEM_KINDS {
+            let (mut ok, mut built) = (0i128, 0i128);
+            for i in self.systems_in(inv, scope) {
+                if inv.systems[i].kind != kind {
+                    continue;
+                }
+                let f = &self.systems[i];
+                if f.built_at_to {
+                    built += 1;
+                    if f.counted_ms > 0
+                        && f.online_ms as f64
+                            >= self.policy.system_online_share * f.counted_ms as f64
+                    {
+                        ok += 1;
                     }
                 }
-                out.push(count_ind(
-                    "system_count",
-                    Some(system_kind_str(kind).into()),
-                    Unit::Count,
-                    ok,
-                    built,
-                ));
             }
+            out.push(count_ind(
+                IndicatorId::SystemCount,
+                Some(system_kind_str(kind).into()),
+                Unit::Count,
+                ok,
+                built,
+            ));
         }
+    }
 
-        // Latency percentiles.
-        if !matches!(scope, Scope::Enterprise(_)) {
-            let hist: Vec<(u32, u64)> = self
-                .latency
-                .iter()
-                .enumerate()
-                .filter(|(s, _)| !matches!(scope, Scope::Site(x) if x as usize != *s))
-                .flat_map(|(_, h)| h.iter().copied())
-                .collect();
-            let n: u64 = hist.iter().map(|(_, c)| c).sum();
-            for (id, p) in [
-                ("latency_p50_ms", 0.50),
-                ("latency_p95_ms", 0.95),
-                ("latency_p99_ms", 0.99),
-            ] {
-                let v = percentile(&hist, p);
-                out.push(Indicator {
-                    id,
-                    qualifier: None,
-                    unit: Unit::Milliseconds,
-                    ratio: Ratio {
-                        num: v.unwrap_or(0) as i128,
-                        den: v.is_some() as i128,
-                    },
-                    numerator: v.unwrap_or(0) as f64,
-                    denominator: n as f64,
-                });
-            }
+    /// Latency percentile `p` (id is the matching `latency_p…_ms`).
+    fn latency(&self, id: IndicatorId, p: f64, scope: Scope) -> Option<Indicator> {
+        if matches!(scope, Scope::Enterprise(_)) {
+            return None;
         }
-
-        // Alarm response rate: of the alarms raised in the window whose deadline passed
-        // before `to`, the share acknowledged by their deadline. Alarms still inside their
-        // deadline are pending and counted in neither.
-        let alarms: Vec<&AlarmFact> = self
-            .alarms
+        let hist: Vec<(u32, u64)> = self
+            .latency
             .iter()
-            .filter(|a| self.device_in(inv, a.device as usize, scope))
+            .enumerate()
+            .filter(|(s, _)| !matches!(scope, Scope::Site(x) if x as usize != *s))
+            .flat_map(|(_, h)| h.iter().copied())
             .collect();
+        let n: u64 = hist.iter().map(|(_, c)| c).sum();
+        let v = percentile(&hist, p);
+        Some(Indicator {
+            id: id.name(),
+            qualifier: None,
+            unit: Unit::Milliseconds,
+            ratio: Ratio {
+                num: v.unwrap_or(0) as i128,
+                den: v.is_some() as i128,
+            },
+            numerator: v.unwrap_or(0) as f64,
+            denominator: n as f64,
+        })
+    }
+
+    /// Alarms raised in the window on devices of `scope`.
+    fn alarms_in<'a>(
+        &'a self,
+        inv: &'a Inventory,
+        scope: Scope,
+    ) -> impl Iterator<Item = &'a AlarmFact> + 'a {
+        self.alarms
+            .iter()
+            .filter(move |a| self.device_in(inv, a.device as usize, scope))
+    }
+
+    /// Alarm response rate: of the alarms raised in the window whose deadline passed before
+    /// `to`, the share acknowledged by their deadline; overall, by type, then by level. Alarms
+    /// still inside their deadline are pending and counted in neither.
+    fn alarm_response_rate(&self, inv: &Inventory, scope: Scope, out: &mut Vec<Indicator>) {
+        let alarms: Vec<&AlarmFact> = self.alarms_in(inv, scope).collect();
         let tally = |keep: &dyn Fn(&AlarmFact) -> bool| {
             let (mut ok, mut decided) = (0i128, 0i128);
             for a in alarms.iter().filter(|a| keep(a)) {
@@ -693,69 +747,94 @@ impl Computation {
             }
             (ok, decided)
         };
-        let (ok, decided) = tally(&|_| true);
-        out.push(count_ind(
-            "alarm_response_rate",
-            None,
-            Unit::Ratio,
-            ok,
-            decided,
-        ));
+        let mut row = |qualifier: Option<String>, (ok, decided)| {
+            let id = IndicatorId::AlarmResponseRate;
+            out.push(count_ind(id, qualifier, Unit::Ratio, ok, decided));
+        };
+        row(None, tally(&|_| true));
         for t in AlarmType::ALL {
-            let (ok, decided) = tally(&|a| a.alarm_type == t);
-            out.push(count_ind(
-                "alarm_response_rate",
+            row(
                 Some(format!("type:{}", t.as_str())),
-                Unit::Ratio,
-                ok,
-                decided,
-            ));
+                tally(&|a| a.alarm_type == t),
+            );
         }
         let top = alarms.iter().map(|a| a.level).max().unwrap_or(0).max(2);
         for level in 1..=top {
-            let (ok, decided) = tally(&|a| a.level == level);
-            out.push(count_ind(
-                "alarm_response_rate",
-                Some(format!("level:{level}")),
-                Unit::Ratio,
-                ok,
-                decided,
-            ));
+            row(Some(format!("level:{level}")), tally(&|a| a.level == level));
         }
-        let pending = alarms.iter().filter(|a| !alarm_decided(a, self.to)).count();
-        out.push(count_ind(
-            "alarms_pending",
+    }
+
+    fn alarms_pending(&self, inv: &Inventory, scope: Scope) -> Indicator {
+        let pending = self
+            .alarms_in(inv, scope)
+            .filter(|a| !alarm_decided(a, self.to))
+            .count();
+        count_ind(
+            IndicatorId::AlarmsPending,
             None,
             Unit::Count,
             pending as i128,
             1,
-        ));
-        out.push(count_ind(
-            "alarms_raised",
+        )
+    }
+
+    fn alarms_raised(&self, inv: &Inventory, scope: Scope) -> Indicator {
+        let raised = self.alarms_in(inv, scope).count();
+        count_ind(
+            IndicatorId::AlarmsRaised,
             None,
             Unit::Count,
-            alarms.len() as i128,
+            raised as i128,
             1,
-        ));
+        )
+    }
 
-        // Link stability (region only: links belong to the gateway).
-        if scope == Scope::Region {
-            for (name, up, total) in &self.links {
-                let mut ind = ratio_ind("link_stability", *up as i128, *total as i128, w);
-                ind.qualifier = Some(name.clone());
-                out.push(ind);
-            }
-            for (name, ok, failed) in &self.polls {
-                out.push(count_ind(
-                    "poll_success_ratio",
-                    Some(name.clone()),
-                    Unit::Ratio,
-                    *ok as i128,
-                    (*ok + *failed) as i128,
-                ));
-            }
+    /// Share of the window each link was up (region only: links belong to the gateway).
+    fn link_stability(&self, scope: Scope, out: &mut Vec<Indicator>) {
+        if scope != Scope::Region {
+            return;
         }
-        out
+        for (name, up, total) in &self.links {
+            let id = IndicatorId::LinkStability;
+            let mut ind = ratio_ind(id, *up as i128, *total as i128, self.window_ms());
+            ind.qualifier = Some(name.clone());
+            out.push(ind);
+        }
+    }
+
+    /// Successful polls of each polled link (region only, as `link_stability`).
+    fn poll_success_ratio(&self, scope: Scope, out: &mut Vec<Indicator>) {
+        if scope != Scope::Region {
+            return;
+        }
+        for (name, ok, failed) in &self.polls {
+            out.push(count_ind(
+                IndicatorId::PollSuccessRatio,
+                Some(name.clone()),
+                Unit::Ratio,
+                *ok as i128,
+                (*ok + *failed) as i128,
+            ));
+        }
+    }
+}
+
+/// Sums over the online-rate units: unit-milliseconds online and counted, and units online
+/// and counted at the window's last instant.
+#[derive(Default)]
+struct OnlineTally {
+    on_ms: i128,
+    counted_ms: i128,
+    on_at_to: i128,
+    counted_at_to: i128,
+}
+
+impl OnlineTally {
+    fn add(&mut self, online_ms: i64, counted_ms: i64, counted_at_to: bool, online_at_to: bool) {
+        self.on_ms += online_ms as i128;
+        self.counted_ms += counted_ms as i128;
+        self.counted_at_to += counted_at_to as i128;
+        self.on_at_to += (counted_at_to && online_at_to) as i128;
     }
 }
 
@@ -769,24 +848,101 @@ pub fn alarm_responded(a: &AlarmFact) -> bool {
     a.ack_ms.is_some_and(|t| t <= a.deadline_ms)
 }
 
-/// The indicator ids the engine measures (targets may name these).
-pub const MEASURED: [&str; 15] = [
-    "online_rate",
-    "online_rate_at_end",
-    "coverage_rate",
-    "device_build_rate",
-    "enterprise_platform_rate",
-    "enterprise_access_rate",
-    "system_count",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "link_stability",
-    "poll_success_ratio",
-    "alarm_response_rate",
-    "alarms_pending",
-    "alarms_raised",
-];
+/// Every indicator the engine measures. [`IndicatorId::ALL`] is the order in which they are
+/// computed and reported; the names are the documented ids (`docs/indicators.md`) that the API,
+/// the store and `[[targets]]` use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndicatorId {
+    OnlineRate,
+    OnlineRateAtEnd,
+    CoverageRate,
+    DeviceBuildRate,
+    EnterprisePlatformRate,
+    EnterpriseAccessRate,
+    SystemCount,
+    LatencyP50Ms,
+    LatencyP95Ms,
+    LatencyP99Ms,
+    AlarmResponseRate,
+    AlarmsPending,
+    AlarmsRaised,
+    LinkStability,
+    PollSuccessRatio,
+}
+
+impl IndicatorId {
+    pub const ALL: [IndicatorId; 15] = [
+        IndicatorId::OnlineRate,
+        IndicatorId::OnlineRateAtEnd,
+        IndicatorId::CoverageRate,
+        IndicatorId::DeviceBuildRate,
+        IndicatorId::EnterprisePlatformRate,
+        IndicatorId::EnterpriseAccessRate,
+        IndicatorId::SystemCount,
+        IndicatorId::LatencyP50Ms,
+        IndicatorId::LatencyP95Ms,
+        IndicatorId::LatencyP99Ms,
+        IndicatorId::AlarmResponseRate,
+        IndicatorId::AlarmsPending,
+        IndicatorId::AlarmsRaised,
+        IndicatorId::LinkStability,
+        IndicatorId::PollSuccessRatio,
+    ];
+
+    /// The stable id (documented; part of the API and the store's `indicator` tag).
+    pub const fn name(self) -> &'static str {
+        match self {
+            IndicatorId::OnlineRate => "online_rate",
+            IndicatorId::OnlineRateAtEnd => "online_rate_at_end",
+            IndicatorId::CoverageRate => "coverage_rate",
+            IndicatorId::DeviceBuildRate => "device_build_rate",
+            IndicatorId::EnterprisePlatformRate => "enterprise_platform_rate",
+            IndicatorId::EnterpriseAccessRate => "enterprise_access_rate",
+            IndicatorId::SystemCount => "system_count",
+            IndicatorId::LatencyP50Ms => "latency_p50_ms",
+            IndicatorId::LatencyP95Ms => "latency_p95_ms",
+            IndicatorId::LatencyP99Ms => "latency_p99_ms",
+            IndicatorId::AlarmResponseRate => "alarm_response_rate",
+            IndicatorId::AlarmsPending => "alarms_pending",
+            IndicatorId::AlarmsRaised => "alarms_raised",
+            IndicatorId::LinkStability => "link_stability",
+            IndicatorId::PollSuccessRatio => "poll_success_ratio",
+        }
+    }
+}
+
+impl std::fmt::Display for IndicatorId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of [`IndicatorId::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a measured indicator")]
+pub struct UnknownIndicator(pub String);
+
+impl std::str::FromStr for IndicatorId {
+    type Err = UnknownIndicator;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IndicatorId::ALL
+            .into_iter()
+            .find(|id| id.name() == s)
+            .ok_or_else(|| UnknownIndicator(s.to_string()))
+    }
+}
+
+/// The indicator ids the engine measures (targets may name these), in [`IndicatorId::ALL`]
+/// order.
+pub const MEASURED: [&str; IndicatorId::ALL.len()] = {
+    let mut names = [""; IndicatorId::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = IndicatorId::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 pub const SYSTEM_KINDS: [SystemKind; 5] = [
     SystemKind::SlopeMonitoring,
@@ -829,6 +985,21 @@ mod tests {
         assert_eq!(Quorum::All.need(4), 4);
         assert_eq!(Quorum::Fraction(0.5).need(3), 2);
         assert_eq!(Quorum::Any.need(0), 0);
+    }
+
+    #[test]
+    fn indicator_ids_round_trip_and_all_lists_each_variant_once_in_order() {
+        for (i, id) in IndicatorId::ALL.into_iter().enumerate() {
+            assert_eq!(id as usize, i, "{id} out of declaration order");
+            assert_eq!(id.name().parse(), Ok(id));
+            assert_eq!(MEASURED[i], id.name());
+        }
+        let names: std::collections::BTreeSet<_> = MEASURED.into_iter().collect();
+        assert_eq!(names.len(), MEASURED.len());
+        assert_eq!(
+            "online".parse::<IndicatorId>(),
+            Err(UnknownIndicator("online".into()))
+        );
     }
 
     #[test]

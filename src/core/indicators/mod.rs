@@ -6,7 +6,8 @@ pub mod intervals;
 pub mod targets;
 
 pub use engine::{
-    compute, Computation, Denominator, Indicator, MineUnits, Policy, Quorum, Scope, Unit,
+    compute, Computation, Denominator, Indicator, IndicatorId, MineUnits, Policy, Quorum, Scope,
+    Unit, UnknownIndicator,
 };
 pub use history::{DeviceHistory, History, Reg};
 

@@ -411,3 +411,56 @@ fn alarm_response_rate_by_scope_type_and_level() {
     assert_eq!(of(Scope::Region, Some("level:2")).0, (0, 1));
     assert_eq!(of(site("park"), Some("level:2")).0, (0, 1));
 }
+
+/// The order of the rows is part of the API (responses and reports list them as computed).
+#[test]
+fn rows_come_in_the_documented_order_with_their_qualifiers() {
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -1);
+    h.links = vec![("mqtt".into(), vec![(-5, true)])];
+    h.polls = vec![("plc".into(), 9, 1)];
+    let rows = |scope| -> Vec<(&'static str, Option<String>)> {
+        run(&inv, &h, Policy::default())
+            .indicators(&inv, scope)
+            .into_iter()
+            .map(|i| (i.id, i.qualifier))
+            .collect()
+    };
+    let q = |s: &str| Some(s.to_string());
+    let mut expected = vec![
+        ("online_rate", None),
+        ("online_rate_at_end", None),
+        ("coverage_rate", None),
+        ("device_build_rate", None),
+        ("enterprise_platform_rate", None),
+        ("enterprise_access_rate", None),
+        ("system_count", q("slope_monitoring")),
+        ("system_count", q("video_monitoring")),
+        ("system_count", q("ai_video")),
+        ("system_count", q("major_hazard")),
+        ("system_count", q("positioning")),
+        ("latency_p50_ms", None),
+        ("latency_p95_ms", None),
+        ("latency_p99_ms", None),
+        ("alarm_response_rate", None),
+        ("alarm_response_rate", q("type:value")),
+        ("alarm_response_rate", q("type:rate")),
+        ("alarm_response_rate", q("type:offline")),
+        ("alarm_response_rate", q("type:fault")),
+        ("alarm_response_rate", q("level:1")),
+        ("alarm_response_rate", q("level:2")),
+        ("alarms_pending", None),
+        ("alarms_raised", None),
+        ("link_stability", q("mqtt")),
+        ("poll_success_ratio", q("plc")),
+    ];
+    assert_eq!(rows(Scope::Region), expected);
+    // Links belong to the gateway, not to a site.
+    expected.truncate(expected.len() - 2);
+    assert_eq!(rows(park(&inv)), expected);
+    // Zones, systems and latency belong to sites, not enterprises.
+    expected.retain(|(id, _)| {
+        !matches!(*id, "coverage_rate" | "system_count") && !id.starts_with("latency_")
+    });
+    assert_eq!(rows(Scope::Enterprise(0)), expected);
+}

@@ -19,6 +19,7 @@ use crate::model::now_ms;
 use crate::telemetry::RateLimitedLog;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -261,213 +262,341 @@ pub async fn run(
     mut hold: tokio::sync::watch::Receiver<bool>,
     mut shutdown: broadcast::Receiver<()>,
 ) {
-    let st = ep.status.clone();
-    let n = ep.devices.len().max(1);
     let start = Instant::now();
-    let mut heap: BinaryHeap<Reverse<(Instant, usize)>> = ep
-        .devices
+    let mut heap = schedule(&ep.devices, start);
+    let mut e = Endpoint::new(ep, tx, start);
+    while let Some(Reverse((due, i))) = heap.pop() {
+        if !wait_turn(due, &e.ep.key, &mut hold, &mut shutdown).await {
+            break;
+        }
+        e.poll_started(i);
+        let outcome = e.poll(i).await;
+        let ControlFlow::Continue(next) = e.settle(i, due, outcome).await else {
+            break; // the core has stopped
+        };
+        heap.push(Reverse((next, i)));
+    }
+    e.stop().await;
+}
+
+/// Each unit's first poll, staggered across its period so the units of an endpoint do not
+/// all fall due at once.
+fn schedule(devices: &[DeviceSpec], start: Instant) -> BinaryHeap<Reverse<(Instant, usize)>> {
+    let n = devices.len().max(1);
+    devices
         .iter()
         .enumerate()
         .map(|(i, d)| Reverse((start + d.period.mul_f64(i as f64 / n as f64), i)))
-        .collect();
-    let mut last_start: Vec<Option<Instant>> = vec![None; ep.devices.len()];
-    let mut ctx: Option<Context> = None;
-    let mut ever_connected = false;
-    let mut backoff = Backoff::new(RECONNECT_MIN_MS, RECONNECT_MAX_MS);
-    let mut reconnect_at = start;
-    let link_name: std::sync::Arc<str> = std::sync::Arc::from(format!("modbus:{}", ep.key));
-    let mut link_up = false;
-    // A flapping endpoint must not flood the log: one line per kind per 10 s.
-    let warn = RateLimitedLog::new(10_000);
+        .collect()
+}
 
-    while let Some(Reverse((due, i))) = heap.pop() {
+/// Wait until `due`, and then while the outbox holds commits. False at shutdown.
+async fn wait_turn(
+    due: Instant,
+    key: &str,
+    hold: &mut tokio::sync::watch::Receiver<bool>,
+    shutdown: &mut broadcast::Receiver<()>,
+) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(due) => {}
+        _ = shutdown.recv() => return false,
+    }
+    if *hold.borrow() {
+        tracing::info!(endpoint = %key, "Modbus polling paused: the outbox holds commits (its budget or the disk's free-space floor)");
         tokio::select! {
-            _ = tokio::time::sleep_until(due) => {}
-            _ = shutdown.recv() => break,
+            _ = hold.wait_for(|h| !*h) => {}
+            _ = shutdown.recv() => return false,
         }
-        if *hold.borrow() {
-            tracing::info!(endpoint = %ep.key, "Modbus polling paused: the outbox holds commits (its budget or the disk's free-space floor)");
-            tokio::select! {
-                _ = hold.wait_for(|h| !*h) => {}
-                _ = shutdown.recv() => break,
+    }
+    true
+}
+
+/// The endpoint's one connection, and when to try again after it failed.
+struct Conn {
+    ctx: Option<Context>,
+    ever_connected: bool,
+    backoff: Backoff,
+    reconnect_at: Instant,
+}
+
+impl Conn {
+    /// Connected, or why not: still inside the reconnect back-off, or the attempt failed.
+    async fn ensure(
+        &mut self,
+        ep: &EndpointSpec,
+        warn: &RateLimitedLog,
+    ) -> Result<(), ModbusError> {
+        if self.ctx.is_some() {
+            return Ok(());
+        }
+        let st = &ep.status;
+        let now = Instant::now();
+        if now < self.reconnect_at {
+            return Err(ModbusError::NotConnected {
+                endpoint: ep.key.clone(),
+                retry_in_ms: (self.reconnect_at - now).as_millis() as u64,
+            });
+        }
+        match connect(&ep.link, &ep.key, ep.connect_timeout).await {
+            Ok(c) => {
+                self.ctx = Some(c);
+                if self.ever_connected {
+                    st.reconnects.inc();
+                    st.link.count_reconnect();
+                }
+                self.ever_connected = true;
+                st.link.set_connected(now_ms());
+                st.connected.set(1);
+                self.backoff.reset();
+                Ok(())
+            }
+            Err(e) => {
+                self.reconnect_at = Instant::now() + self.backoff.next_delay();
+                if st.link.set_disconnected(now_ms(), e.to_string()) {
+                    if let Some(suppressed) = warn.allow("unreachable", now_ms()) {
+                        tracing::warn!(endpoint = %ep.key, error = %e, suppressed, "Modbus endpoint unreachable");
+                    }
+                }
+                st.connected.set(0);
+                Err(e)
             }
         }
-        let d = &ep.devices[i];
+    }
+
+    /// The link failed under a poll: drop it (the next poll reconnects).
+    fn lost(&mut self, ep: &EndpointSpec, warn: &RateLimitedLog, e: &ModbusError) {
+        self.ctx = None;
+        let st = &ep.status;
+        if st.link.set_disconnected(now_ms(), e.to_string()) {
+            if let Some(suppressed) = warn.allow("lost", now_ms()) {
+                tracing::warn!(endpoint = %ep.key, error = %e, suppressed, "Modbus connection lost");
+            }
+        }
+        st.connected.set(0);
+    }
+}
+
+/// One endpoint's polling task: its units, connection, and what the core was last told.
+/// Its async methods take `&mut self`: `Context` is not `Sync`, so a `&Endpoint` held across
+/// an await would make the task's future not `Send`.
+struct Endpoint {
+    ep: EndpointSpec,
+    tx: mpsc::Sender<SourceEvent>,
+    conn: Conn,
+    /// When each unit's current poll started (its achieved period).
+    last_start: Vec<Option<Instant>>,
+    link_name: Arc<str>,
+    /// The link state last sent to the core.
+    link_up: bool,
+    /// A flapping endpoint must not flood the log: one line per kind per 10 s.
+    warn: RateLimitedLog,
+}
+
+impl Endpoint {
+    fn new(ep: EndpointSpec, tx: mpsc::Sender<SourceEvent>, start: Instant) -> Endpoint {
+        Endpoint {
+            last_start: vec![None; ep.devices.len()],
+            link_name: Arc::from(format!("modbus:{}", ep.key)),
+            ep,
+            tx,
+            conn: Conn {
+                ctx: None,
+                ever_connected: false,
+                backoff: Backoff::new(RECONNECT_MIN_MS, RECONNECT_MAX_MS),
+                reconnect_at: start,
+            },
+            link_up: false,
+            warn: RateLimitedLog::new(10_000),
+        }
+    }
+
+    /// Count the poll of unit `i` and the period since its last one.
+    fn poll_started(&mut self, i: usize) {
+        let d = &self.ep.devices[i];
         let started = Instant::now();
-        if let Some(p) = last_start[i] {
+        if let Some(p) = self.last_start[i] {
             d.stats
                 .record_period(started.duration_since(p).as_secs_f64() * 1000.0);
         }
-        last_start[i] = Some(started);
+        self.last_start[i] = Some(started);
         d.stats.count(Counted::Poll);
+    }
 
+    /// Poll unit `i`, connecting first if need be. A link error is retried on a new connection
+    /// up to the unit's `retries`; a timeout is not (the unit is not answering).
+    async fn poll(&mut self, i: usize) -> Result<Polled, ModbusError> {
+        let d = &self.ep.devices[i];
         let mut attempt = 0u32;
-        let outcome = loop {
-            if ctx.is_none() {
-                let now = Instant::now();
-                if now < reconnect_at {
-                    break Err(ModbusError::NotConnected {
-                        endpoint: ep.key.clone(),
-                        retry_in_ms: (reconnect_at - now).as_millis() as u64,
-                    });
-                }
-                match connect(&ep.link, &ep.key, ep.connect_timeout).await {
-                    Ok(c) => {
-                        ctx = Some(c);
-                        if ever_connected {
-                            st.reconnects.inc();
-                            st.link.count_reconnect();
-                        }
-                        ever_connected = true;
-                        st.link.set_connected(now_ms());
-                        st.connected.set(1);
-                        backoff.reset();
-                    }
-                    Err(e) => {
-                        reconnect_at = Instant::now() + backoff.next_delay();
-                        if st.link.set_disconnected(now_ms(), e.to_string()) {
-                            if let Some(suppressed) = warn.allow("unreachable", now_ms()) {
-                                tracing::warn!(endpoint = %ep.key, error = %e, suppressed, "Modbus endpoint unreachable");
-                            }
-                        }
-                        st.connected.set(0);
-                        break Err(e);
-                    }
-                }
-            }
-            let Some(c) = ctx.as_mut() else { continue };
-            match poll_unit(c, &ep.key, d).await {
-                Ok(p) => break Ok(p),
+        loop {
+            self.conn.ensure(&self.ep, &self.warn).await?;
+            let Some(c) = self.conn.ctx.as_mut() else {
+                continue;
+            };
+            match poll_unit(c, &self.ep.key, d).await {
+                Ok(p) => return Ok(p),
                 Err(e) if e.kind() == Kind::Timeout => {
                     // A late answer must not be read as the next request's: renew the link.
-                    ctx = None;
-                    break Err(e);
+                    self.conn.ctx = None;
+                    return Err(e);
                 }
                 Err(e) => {
-                    ctx = None;
-                    if st.link.set_disconnected(now_ms(), e.to_string()) {
-                        if let Some(suppressed) = warn.allow("lost", now_ms()) {
-                            tracing::warn!(endpoint = %ep.key, error = %e, suppressed, "Modbus connection lost");
-                        }
-                    }
-                    st.connected.set(0);
+                    self.conn.lost(&self.ep, &self.warn, &e);
                     if attempt < d.retries {
                         attempt += 1;
                         continue;
                     }
-                    break Err(e);
+                    return Err(e);
                 }
             }
-        };
+        }
+    }
+
+    /// Tell the core how the poll of unit `i` (due at `due`) went, keep its statistics, and
+    /// work out when it is next due. Break when the core has stopped.
+    async fn settle(
+        &mut self,
+        i: usize,
+        due: Instant,
+        outcome: Result<Polled, ModbusError>,
+    ) -> ControlFlow<(), Instant> {
         let finished_ms = now_ms();
-        // Link up/down and every poll's outcome go to the core, for 稳定性 (link stability
-        // and poll success ratio) over any window.
-        if st.link.connected() != link_up {
-            link_up = !link_up;
-            let ev = SourceEvent::Link {
-                link: link_name.clone(),
-                up: link_up,
-                at_ms: finished_ms,
-            };
-            if tx.send(ev).await.is_err() {
-                break;
-            }
-        }
         let ok = matches!(&outcome, Ok(p) if p.exceptions.is_empty());
-        let ev = SourceEvent::Poll {
-            link: link_name.clone(),
-            ok,
-            at_ms: finished_ms,
-        };
-        if tx.send(ev).await.is_err() {
-            break;
-        }
-        let mut next = due + d.period;
+        self.report(ok, finished_ms).await?;
+        let period = self.ep.devices[i].period;
+        let mut next = due + period;
         match outcome {
-            Ok(p) => {
-                let complete = p.exceptions.is_empty();
-                for e in &p.exceptions {
-                    if let ModbusError::Exception { code, .. } = e {
-                        d.stats.count_exception(*code);
-                    }
-                }
-                d.stats.consecutive_failures.store(0, Ordering::Relaxed);
-                d.stats.backoff_until_ms.store(0, Ordering::Relaxed);
-                if complete {
-                    d.stats.count(Counted::Success);
-                    d.stats
-                        .last_success_ms
-                        .store(finished_ms, Ordering::Relaxed);
-                    d.stats.set_error(None);
-                } else {
-                    d.stats
-                        .set_error(p.exceptions.first().map(|e| e.to_string()));
-                }
-                if !p.values.is_empty() {
-                    let ev = SourceEvent::Reading {
-                        reading: RawReading {
-                            site: d.site.clone(),
-                            device: d.device.clone(),
-                            ts_ms: Some(finished_ms),
-                            values: p.values,
-                            status: if p.fault {
-                                ReadingStatus::Fault
-                            } else {
-                                ReadingStatus::Normal
-                            },
-                        },
-                        origin: Origin {
-                            topic: d.origin.clone(),
-                            element: None,
-                        },
-                        received_ms: finished_ms,
-                    };
-                    if tx.send(ev).await.is_err() {
-                        break;
-                    }
-                }
-            }
+            Ok(p) => self.answered(i, p, finished_ms).await?,
             Err(e) => {
-                match e.kind() {
-                    Kind::Timeout => d.stats.count(Counted::Timeout),
-                    _ => d.stats.count(Counted::TransportError),
-                };
-                let unit_failure = !matches!(
-                    e,
-                    ModbusError::NotConnected { .. }
-                        | ModbusError::Connect { .. }
-                        | ModbusError::Serial { .. }
-                );
-                if unit_failure {
-                    let fails = d.stats.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                    if let Some(delay) = unit_backoff(d.period, fails, d.backoff_max) {
-                        next = Instant::now() + delay;
-                        d.stats
-                            .backoff_until_ms
-                            .store(finished_ms + delay.as_millis() as i64, Ordering::Relaxed);
-                        // The back-off interval is not an achieved period.
-                        last_start[i] = None;
-                    }
+                if let Some(backoff_until) = self.failed(i, &e, finished_ms) {
+                    next = backoff_until;
                 }
-                d.stats.set_error(Some(e.to_string()));
             }
         }
         let now = Instant::now();
         while next <= now {
-            next += d.period;
+            next += period;
         }
-        heap.push(Reverse((next, i)));
+        ControlFlow::Continue(next)
     }
-    if link_up {
-        let _ = tx
-            .send(SourceEvent::Link {
-                link: link_name,
-                up: false,
-                at_ms: now_ms(),
-            })
-            .await;
+
+    /// Link up/down and every poll's outcome go to the core, for 稳定性 (link stability and
+    /// poll success ratio) over any window.
+    async fn report(&mut self, ok: bool, finished_ms: i64) -> ControlFlow<()> {
+        if self.ep.status.link.connected() != self.link_up {
+            self.link_up = !self.link_up;
+            let ev = SourceEvent::Link {
+                link: self.link_name.clone(),
+                up: self.link_up,
+                at_ms: finished_ms,
+            };
+            self.send(ev).await?;
+        }
+        let ev = SourceEvent::Poll {
+            link: self.link_name.clone(),
+            ok,
+            at_ms: finished_ms,
+        };
+        self.send(ev).await
     }
-    st.connected.set(0);
+
+    /// Unit `i` answered (perhaps with exceptions to some requests): its statistics, and its
+    /// reading to the core if any register was read.
+    async fn answered(&mut self, i: usize, p: Polled, finished_ms: i64) -> ControlFlow<()> {
+        let d = &self.ep.devices[i];
+        let complete = p.exceptions.is_empty();
+        for e in &p.exceptions {
+            if let ModbusError::Exception { code, .. } = e {
+                d.stats.count_exception(*code);
+            }
+        }
+        d.stats.consecutive_failures.store(0, Ordering::Relaxed);
+        d.stats.backoff_until_ms.store(0, Ordering::Relaxed);
+        if complete {
+            d.stats.count(Counted::Success);
+            d.stats
+                .last_success_ms
+                .store(finished_ms, Ordering::Relaxed);
+            d.stats.set_error(None);
+        } else {
+            d.stats
+                .set_error(p.exceptions.first().map(|e| e.to_string()));
+        }
+        if p.values.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let ev = SourceEvent::Reading {
+            reading: RawReading {
+                site: d.site.clone(),
+                device: d.device.clone(),
+                ts_ms: Some(finished_ms),
+                values: p.values,
+                status: if p.fault {
+                    ReadingStatus::Fault
+                } else {
+                    ReadingStatus::Normal
+                },
+            },
+            origin: Origin {
+                topic: d.origin.clone(),
+                element: None,
+            },
+            received_ms: finished_ms,
+        };
+        self.send(ev).await
+    }
+
+    /// The poll of unit `i` failed: its statistics, and the end of its back-off when it has
+    /// failed often enough to be polled less often. A connection failure is the endpoint's,
+    /// not the unit's, and backs off the endpoint instead.
+    fn failed(&mut self, i: usize, e: &ModbusError, finished_ms: i64) -> Option<Instant> {
+        let d = &self.ep.devices[i];
+        match e.kind() {
+            Kind::Timeout => d.stats.count(Counted::Timeout),
+            _ => d.stats.count(Counted::TransportError),
+        };
+        let unit_failure = !matches!(
+            e,
+            ModbusError::NotConnected { .. }
+                | ModbusError::Connect { .. }
+                | ModbusError::Serial { .. }
+        );
+        let mut next = None;
+        if unit_failure {
+            let fails = d.stats.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(delay) = unit_backoff(d.period, fails, d.backoff_max) {
+                next = Some(Instant::now() + delay);
+                d.stats
+                    .backoff_until_ms
+                    .store(finished_ms + delay.as_millis() as i64, Ordering::Relaxed);
+                // The back-off interval is not an achieved period.
+                self.last_start[i] = None;
+            }
+        }
+        d.stats.set_error(Some(e.to_string()));
+        next
+    }
+
+    async fn send(&mut self, ev: SourceEvent) -> ControlFlow<()> {
+        match self.tx.send(ev).await {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        }
+    }
+
+    /// At shutdown: the link's last state for the core, if it was up, and health.
+    async fn stop(self) {
+        if self.link_up {
+            let _ = self
+                .tx
+                .send(SourceEvent::Link {
+                    link: self.link_name,
+                    up: false,
+                    at_ms: now_ms(),
+                })
+                .await;
+        }
+        self.ep.status.connected.set(0);
+    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,17 @@ use super::config::{AckPolicy, MqttSettings};
 use super::payload::{parse_message, parse_topic, Limits, Topic};
 use super::signature::SigningKeys;
 use crate::backoff::Backoff;
-use crate::core::{Origin, Rejection};
+use crate::core::{Origin, Reason, Rejection};
 use crate::core::{Receipt, SourceEvent};
 use crate::model::now_ms;
 use crate::telemetry::{LinkStatus, Metrics, RateLimitedLog};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, Transport};
+use rumqttc::{
+    AsyncClient, ConnAck, ConnectionError, Event, MqttOptions, Packet, Publish, QoS, Transport,
+};
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -147,20 +152,6 @@ pub async fn run(
     opts.set_manual_acks(manual);
     // Room for a PUBACK per message the broker may have in flight to us.
     let (client, eventloop) = AsyncClient::new(opts, 8_192);
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, bool)>();
-    let mut unacked = Unacked::default();
-    // Bumped on every connection loss: acknowledgements of an older connection are not sent
-    // (the broker delivers those messages again; duplicates are harmless).
-    let mut epoch = 0u64;
-    let filter = format!("{}/#", cfg.topic_prefix);
-    let limits = Limits {
-        max_payload_bytes: cfg.max_payload_bytes,
-        max_batch_len: cfg.max_batch_len,
-        max_channels: cfg.max_channels,
-        max_id_bytes: cfg.max_id_bytes,
-        max_channel_name_bytes: cfg.max_channel_name_bytes,
-        max_note_bytes: cfg.max_note_bytes,
-    };
     let backoff = Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms);
     let (ev_tx, mut ev_rx) = mpsc::channel(1);
     let poller = tokio::spawn(drive(eventloop, backoff, ev_tx));
@@ -168,41 +159,34 @@ pub async fn run(
     // channel here could deadlock with the poller waiting for us, and dropping one would leak
     // a broker in-flight slot for the life of the connection.
     let (ack_tx, ack_rx) = mpsc::unbounded_channel::<(u64, Publish)>();
-    let current_epoch = Arc::new(std::sync::atomic::AtomicU64::new(epoch));
+    let current_epoch = Arc::new(AtomicU64::new(0));
     let acker = tokio::spawn(send_acks(client.clone(), ack_rx, current_epoch.clone()));
-    let warn = RateLimitedLog::new(10_000);
-    let mut events = Vec::with_capacity(16);
-    let link: Arc<str> = Arc::from("mqtt");
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, bool)>();
+    let mut s = Session {
+        filter: format!("{}/#", cfg.topic_prefix),
+        limits: limits(&cfg),
+        cfg,
+        keys,
+        tx,
+        status,
+        metrics,
+        client,
+        qos,
+        manual,
+        unacked: Unacked::default(),
+        epoch: 0,
+        current_epoch,
+        done_tx,
+        ack_tx,
+        warn: RateLimitedLog::new(10_000),
+        events: Vec::with_capacity(16),
+        link: Arc::from("mqtt"),
+    };
     loop {
         let ev = tokio::select! {
             _ = shutdown.recv() => break,
-            Some((seq, durable)) = done_rx.recv() => {
-                unacked.complete(seq, durable);
-                while let Ok((seq, durable)) = done_rx.try_recv() {
-                    unacked.complete(seq, durable);
-                }
-                let mut reconnect = false;
-                while let Some((ep, p, durable)) = unacked.pop_ready() {
-                    if ep != epoch {
-                        continue;
-                    }
-                    if !durable {
-                        reconnect = true;
-                        break;
-                    }
-                    let _ = ack_tx.send((ep, p));
-                }
-                metrics.mqtt_acks_pending.set(unacked.queue.len() as i64);
-                if reconnect {
-                    // Everything after the failed message is unacknowledged too: reconnect
-                    // so the broker delivers it all again.
-                    if let Some(suppressed) = warn.allow("not_durable", now_ms()) {
-                        tracing::error!(suppressed, "a message could not be made durable; reconnecting so the broker delivers it again");
-                    }
-                    epoch += 1;
-                    current_epoch.store(epoch, std::sync::atomic::Ordering::Relaxed);
-                    let _ = client.try_disconnect();
-                }
+            Some(first) = done_rx.recv() => {
+                s.on_receipts(first, &mut done_rx);
                 continue;
             }
             ev = ev_rx.recv() => match ev {
@@ -210,117 +194,13 @@ pub async fn run(
                 None => break,
             },
         };
-        match ev {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                tracing::info!(url = %cfg.url, session_present = ack.session_present, "MQTT connected");
-                // Always (re)subscribe: a broker restarted without persistence forgot us.
-                if let Err(e) = client.try_subscribe(filter.clone(), qos) {
-                    if let Some(suppressed) = warn.allow("subscribe", now_ms()) {
-                        tracing::error!(error = %e, suppressed, "MQTT subscribe request failed");
-                    }
-                }
-                // A kept session still holds our subscription: subscribed already, even if
-                // the SUBACK waits behind the messages queued for us (a held outbox).
-                if ack.session_present && !link_up(&status, &metrics, &tx, &link).await {
-                    return Ok(());
-                }
-            }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
-                // Ready only once subscribed: before that, publishes would pass us by.
-                if !link_up(&status, &metrics, &tx, &link).await {
-                    return Ok(());
-                }
-                tracing::info!(filter = %filter, ?qos, "MQTT subscribed");
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                metrics.messages_received.inc();
-                let now = now_ms();
-                // Signed sites: verify and unwrap before parsing (the gateway's own alarm
-                // board is not signed, and ignored by the parser anyway).
-                let site = match parse_topic(&cfg.topic_prefix, &p.topic) {
-                    _ if keys.is_empty() => None,
-                    Some(
-                        Topic::Data { site, .. }
-                        | Topic::State { site, .. }
-                        | Topic::Batch { site }
-                        | Topic::AlarmAck { site, .. },
-                    ) => Some(site),
-                    _ => None,
-                };
-                let checked = match site {
-                    Some(site) => keys.check(site, &p.payload),
-                    None => Ok(std::borrow::Cow::Borrowed(&p.payload[..])),
-                };
-                match checked {
-                    Ok(payload) => parse_message(
-                        &cfg.topic_prefix,
-                        &p.topic,
-                        &payload,
-                        now,
-                        limits,
-                        &mut events,
-                    ),
-                    Err((reason, detail)) => events.push(SourceEvent::Rejected(Rejection {
-                        reason,
-                        origin: Origin {
-                            topic: Arc::from(crate::core::event::shorten(&p.topic, 320)),
-                            element: None,
-                        },
-                        detail,
-                        received_ms: now,
-                    })),
-                }
-                if manual && p.qos == QoS::AtLeastOnce {
-                    let seq = unacked.push(epoch, &p);
-                    metrics.mqtt_acks_pending.set(unacked.queue.len() as i64);
-                    let done = done_tx.clone();
-                    events.push(SourceEvent::Checkpoint(Receipt::new(move |durable| {
-                        let _ = done.send((seq, durable));
-                    })));
-                }
-                for e in events.drain(..) {
-                    if tx.send(e).await.is_err() {
-                        return Ok(()); // the core has stopped: we are shutting down
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let now = now_ms();
-                epoch += 1;
-                current_epoch.store(epoch, std::sync::atomic::Ordering::Relaxed);
-                if status.set_disconnected(now, e.to_string()) {
-                    metrics.mqtt_connected.set(0);
-                    let down = SourceEvent::Link {
-                        link: link.clone(),
-                        up: false,
-                        at_ms: now,
-                    };
-                    if tx.send(down).await.is_err() {
-                        return Ok(());
-                    }
-                    if let Some(suppressed) = warn.allow("lost", now) {
-                        tracing::warn!(url = %cfg.url, error = %e, suppressed, "MQTT connection lost; reconnecting with back-off");
-                    }
-                } else if let Some(suppressed) = warn.allow("connect", now) {
-                    tracing::warn!(url = %cfg.url, error = %e, suppressed, "MQTT broker unreachable; retrying");
-                }
-                status.count_reconnect();
-                metrics.mqtt_reconnects.inc();
-            }
+        if s.on_event(ev).await.is_break() {
+            return Ok(()); // the core has stopped: we are shutting down
         }
     }
-    if status.connected() {
-        let _ = tx
-            .send(SourceEvent::Link {
-                link,
-                up: false,
-                at_ms: now_ms(),
-            })
-            .await;
-    }
+    s.link_down_at_stop().await;
     // Best effort: a clean DISCONNECT keeps the session but skips the broker's keep-alive wait.
-    let _ = client.try_disconnect();
+    let _ = s.client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_millis(200), async {
         while ev_rx.recv().await.is_some() {}
     })
@@ -330,16 +210,252 @@ pub async fn run(
     Ok(())
 }
 
+/// The parser's limits, from `[mqtt]`.
+fn limits(cfg: &MqttSettings) -> Limits {
+    Limits {
+        max_payload_bytes: cfg.max_payload_bytes,
+        max_batch_len: cfg.max_batch_len,
+        max_channels: cfg.max_channels,
+        max_id_bytes: cfg.max_id_bytes,
+        max_channel_name_bytes: cfg.max_channel_name_bytes,
+        max_note_bytes: cfg.max_note_bytes,
+    }
+}
+
+/// The source's state across connections; [`run`] feeds it events from the poller and
+/// completed receipts.
+struct Session {
+    cfg: MqttSettings,
+    keys: SigningKeys,
+    tx: mpsc::Sender<SourceEvent>,
+    status: Arc<LinkStatus>,
+    metrics: Arc<Metrics>,
+    client: AsyncClient,
+    qos: QoS,
+    /// PUBACKs wait for receipts (`ack = "after_commit"` at QoS 1).
+    manual: bool,
+    filter: String,
+    limits: Limits,
+    unacked: Unacked,
+    /// Bumped on every connection loss: acknowledgements of an older connection are not sent
+    /// (the broker delivers those messages again; duplicates are harmless).
+    epoch: u64,
+    /// `epoch`, as the acknowledging task sees it.
+    current_epoch: Arc<AtomicU64>,
+    done_tx: mpsc::UnboundedSender<(u64, bool)>,
+    ack_tx: mpsc::UnboundedSender<(u64, Publish)>,
+    warn: RateLimitedLog,
+    /// Reused for each message's events.
+    events: Vec<SourceEvent>,
+    link: Arc<str>,
+}
+
+impl Session {
+    fn new_epoch(&mut self) {
+        self.epoch += 1;
+        self.current_epoch.store(self.epoch, Ordering::Relaxed);
+    }
+
+    /// Receipts completed (`first` and any others already waiting): send the PUBACKs now due,
+    /// in order, or reconnect when one of them could not be made durable.
+    fn on_receipts(
+        &mut self,
+        first: (u64, bool),
+        done_rx: &mut mpsc::UnboundedReceiver<(u64, bool)>,
+    ) {
+        self.unacked.complete(first.0, first.1);
+        while let Ok((seq, durable)) = done_rx.try_recv() {
+            self.unacked.complete(seq, durable);
+        }
+        let mut reconnect = false;
+        while let Some((ep, p, durable)) = self.unacked.pop_ready() {
+            if ep != self.epoch {
+                continue;
+            }
+            if !durable {
+                reconnect = true;
+                break;
+            }
+            let _ = self.ack_tx.send((ep, p));
+        }
+        self.metrics
+            .mqtt_acks_pending
+            .set(self.unacked.queue.len() as i64);
+        if reconnect {
+            // Everything after the failed message is unacknowledged too: reconnect so the
+            // broker delivers it all again.
+            if let Some(suppressed) = self.warn.allow("not_durable", now_ms()) {
+                tracing::error!(suppressed, "a message could not be made durable; reconnecting so the broker delivers it again");
+            }
+            self.new_epoch();
+            let _ = self.client.try_disconnect();
+        }
+    }
+
+    /// One event from the poller. Break when the core has stopped.
+    async fn on_event(&mut self, ev: Result<Event, ConnectionError>) -> ControlFlow<()> {
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => self.on_connack(ack).await,
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                // Ready only once subscribed: before that, publishes would pass us by.
+                self.link_up().await?;
+                tracing::info!(filter = %self.filter, qos = ?self.qos, "MQTT subscribed");
+                ControlFlow::Continue(())
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => self.on_publish(p).await,
+            Ok(_) => ControlFlow::Continue(()),
+            Err(e) => self.on_connection_error(e).await,
+        }
+    }
+
+    async fn on_connack(&mut self, ack: ConnAck) -> ControlFlow<()> {
+        tracing::info!(url = %self.cfg.url, session_present = ack.session_present, "MQTT connected");
+        // Always (re)subscribe: a broker restarted without persistence forgot us.
+        if let Err(e) = self.client.try_subscribe(self.filter.clone(), self.qos) {
+            if let Some(suppressed) = self.warn.allow("subscribe", now_ms()) {
+                tracing::error!(error = %e, suppressed, "MQTT subscribe request failed");
+            }
+        }
+        // A kept session still holds our subscription: subscribed already, even if the SUBACK
+        // waits behind the messages queued for us (a held outbox).
+        if ack.session_present {
+            self.link_up().await?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A message: verified (signed sites), parsed, followed by its receipt when its PUBACK
+    /// waits for one, and handed to the core.
+    async fn on_publish(&mut self, p: Publish) -> ControlFlow<()> {
+        self.metrics.messages_received.inc();
+        let now = now_ms();
+        match self.verified(&p) {
+            Ok(payload) => parse_message(
+                &self.cfg.topic_prefix,
+                &p.topic,
+                &payload,
+                now,
+                self.limits,
+                &mut self.events,
+            ),
+            Err((reason, detail)) => self.events.push(SourceEvent::Rejected(Rejection {
+                reason,
+                origin: Origin {
+                    topic: Arc::from(crate::core::event::shorten(&p.topic, 320)),
+                    element: None,
+                },
+                detail,
+                received_ms: now,
+            })),
+        }
+        if self.manual && p.qos == QoS::AtLeastOnce {
+            let seq = self.unacked.push(self.epoch, &p);
+            self.metrics
+                .mqtt_acks_pending
+                .set(self.unacked.queue.len() as i64);
+            let done = self.done_tx.clone();
+            self.events
+                .push(SourceEvent::Checkpoint(Receipt::new(move |durable| {
+                    let _ = done.send((seq, durable));
+                })));
+        }
+        for e in self.events.drain(..) {
+            if self.tx.send(e).await.is_err() {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The message to parse: for a signed site, the verified inside of its envelope (the
+    /// gateway's own alarm board is not signed, and ignored by the parser anyway).
+    fn verified<'p>(&self, p: &'p Publish) -> Result<Cow<'p, [u8]>, (Reason, String)> {
+        let site = match parse_topic(&self.cfg.topic_prefix, &p.topic) {
+            _ if self.keys.is_empty() => None,
+            Some(
+                Topic::Data { site, .. }
+                | Topic::State { site, .. }
+                | Topic::Batch { site }
+                | Topic::AlarmAck { site, .. },
+            ) => Some(site),
+            _ => None,
+        };
+        match site {
+            Some(site) => self.keys.check(site, &p.payload),
+            None => Ok(Cow::Borrowed(&p.payload[..])),
+        }
+    }
+
+    /// A failed connection or connection attempt: the link goes down (once) and the poller
+    /// retries after its back-off.
+    async fn on_connection_error(&mut self, e: ConnectionError) -> ControlFlow<()> {
+        let now = now_ms();
+        self.new_epoch();
+        if self.status.set_disconnected(now, e.to_string()) {
+            self.metrics.mqtt_connected.set(0);
+            let down = SourceEvent::Link {
+                link: self.link.clone(),
+                up: false,
+                at_ms: now,
+            };
+            if self.tx.send(down).await.is_err() {
+                return ControlFlow::Break(());
+            }
+            if let Some(suppressed) = self.warn.allow("lost", now) {
+                tracing::warn!(url = %self.cfg.url, error = %e, suppressed, "MQTT connection lost; reconnecting with back-off");
+            }
+        } else if let Some(suppressed) = self.warn.allow("connect", now) {
+            tracing::warn!(url = %self.cfg.url, error = %e, suppressed, "MQTT broker unreachable; retrying");
+        }
+        self.status.count_reconnect();
+        self.metrics.mqtt_reconnects.inc();
+        ControlFlow::Continue(())
+    }
+
+    /// The link is up (subscribed): tell the core once, and health. Break when the core is
+    /// gone.
+    async fn link_up(&self) -> ControlFlow<()> {
+        let now = now_ms();
+        if !self.status.connected() {
+            let up = SourceEvent::Link {
+                link: self.link.clone(),
+                up: true,
+                at_ms: now,
+            };
+            if self.tx.send(up).await.is_err() {
+                return ControlFlow::Break(());
+            }
+        }
+        self.status.set_connected(now);
+        self.metrics.mqtt_connected.set(1);
+        ControlFlow::Continue(())
+    }
+
+    /// At shutdown: the link's last state for the core, if it was up.
+    async fn link_down_at_stop(&self) {
+        if self.status.connected() {
+            let _ = self
+                .tx
+                .send(SourceEvent::Link {
+                    link: self.link.clone(),
+                    up: false,
+                    at_ms: now_ms(),
+                })
+                .await;
+        }
+    }
+}
+
 /// Send PUBACKs in order; those of a connection that has since dropped are skipped (rumqttc
 /// also discards the ones still in its channel at a disconnect): the broker delivers those
 /// messages again.
 async fn send_acks(
     client: AsyncClient,
     mut rx: mpsc::UnboundedReceiver<(u64, Publish)>,
-    epoch: Arc<std::sync::atomic::AtomicU64>,
+    epoch: Arc<AtomicU64>,
 ) {
     while let Some((ep, p)) = rx.recv().await {
-        if ep != epoch.load(std::sync::atomic::Ordering::Relaxed) {
+        if ep != epoch.load(Ordering::Relaxed) {
             continue;
         }
         if client.ack(&p).await.is_err() {
@@ -355,7 +471,7 @@ async fn send_acks(
 async fn drive(
     mut eventloop: rumqttc::EventLoop,
     mut backoff: Backoff,
-    tx: mpsc::Sender<Result<Event, rumqttc::ConnectionError>>,
+    tx: mpsc::Sender<Result<Event, ConnectionError>>,
 ) {
     loop {
         let ev = eventloop.poll().await;
@@ -370,27 +486,4 @@ async fn drive(
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
-}
-
-/// The link is up (subscribed): tell the core once, and health. False when the core is gone.
-async fn link_up(
-    status: &LinkStatus,
-    metrics: &Metrics,
-    tx: &mpsc::Sender<SourceEvent>,
-    link: &Arc<str>,
-) -> bool {
-    let now = now_ms();
-    if !status.connected() {
-        let up = SourceEvent::Link {
-            link: link.clone(),
-            up: true,
-            at_ms: now,
-        };
-        if tx.send(up).await.is_err() {
-            return false;
-        }
-    }
-    status.set_connected(now);
-    metrics.mqtt_connected.set(1);
-    true
 }

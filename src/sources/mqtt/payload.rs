@@ -247,34 +247,69 @@ pub fn parse_message(
     limits: Limits,
     out: &mut Vec<SourceEvent>,
 ) {
-    // Topics are named in rejections and logs; a hostile one is kept to a readable length.
     let origin = Origin {
-        topic: if topic.len() > 2 * MAX_ID_LEN + 64 {
-            Arc::from(shorten(topic, 2 * MAX_ID_LEN))
-        } else {
-            Arc::from(topic)
-        },
+        topic: origin_topic(topic),
         element: None,
     };
-    let reject = |reason: Reason, detail: String, origin: Origin| {
-        SourceEvent::Rejected(Rejection {
-            reason,
-            origin,
-            detail,
-            received_ms,
-        })
+    let parsed = match route(prefix, topic, payload.len(), limits) {
+        Ok(parsed) => parsed,
+        Err((reason, detail)) => {
+            out.push(rejected(reason, detail, origin, received_ms));
+            return;
+        }
     };
-    if payload.len() > limits.max_payload_bytes {
-        out.push(reject(
+    match parsed {
+        Topic::AlarmState => {}
+        Topic::AlarmAck { site, alarm } => {
+            out.push(ack_event(site, alarm, payload, origin, received_ms, limits))
+        }
+        Topic::Data { site, device } => {
+            out.push(match serde_json::from_slice::<DataMsg>(payload) {
+                Ok(msg) => reading_event(site, device, msg, origin, received_ms, limits),
+                Err(e) => rejected(Reason::MalformedJson, e.to_string(), origin, received_ms),
+            })
+        }
+        Topic::State { site, device } => {
+            out.extend(state_event(site, device, payload, origin, received_ms))
+        }
+        Topic::Batch { site } => batch_events(site, payload, origin, received_ms, limits, out),
+    }
+}
+
+/// Topics are named in rejections and logs; a hostile one is kept to a readable length.
+fn origin_topic(topic: &str) -> Arc<str> {
+    if topic.len() > 2 * MAX_ID_LEN + 64 {
+        Arc::from(shorten(topic, 2 * MAX_ID_LEN))
+    } else {
+        Arc::from(topic)
+    }
+}
+
+fn rejected(reason: Reason, detail: String, origin: Origin, received_ms: i64) -> SourceEvent {
+    SourceEvent::Rejected(Rejection {
+        reason,
+        origin,
+        detail,
+        received_ms,
+    })
+}
+
+/// What the message is, from its topic, or why it is refused before its payload is read: too
+/// large, a topic level too long to be an id, or a topic outside the contract.
+fn route<'a>(
+    prefix: &str,
+    topic: &'a str,
+    payload_len: usize,
+    limits: Limits,
+) -> Result<Topic<'a>, (Reason, String)> {
+    if payload_len > limits.max_payload_bytes {
+        return Err((
             Reason::PayloadTooLarge,
             format!(
                 "payload is {} bytes, the limit is {} (mqtt.max_payload_bytes)",
-                payload.len(),
-                limits.max_payload_bytes
+                payload_len, limits.max_payload_bytes
             ),
-            origin,
         ));
-        return;
     }
     if let Some(level) = topic
         .strip_prefix(prefix)
@@ -282,7 +317,7 @@ pub fn parse_message(
         .flat_map(|r| r.split('/'))
         .find(|l| l.len() > limits.max_id_bytes)
     {
-        out.push(reject(
+        return Err((
             Reason::BadTopic,
             format!(
                 "a topic level is {} bytes ({:?}); ids are at most {} (mqtt.max_id_bytes)",
@@ -290,141 +325,153 @@ pub fn parse_message(
                 shorten(level, 32),
                 limits.max_id_bytes
             ),
-            origin,
         ));
-        return;
     }
-    let Some(parsed) = parse_topic(prefix, topic) else {
-        out.push(reject(
+    parse_topic(prefix, topic).ok_or_else(|| {
+        (
             Reason::BadTopic,
             format!(
                 "expected {prefix}/{{site}}/{{device}}/data, …/state, {prefix}/{{site}}/batch or {prefix}/{{site}}/alarms/{{id}}/ack"
             ),
+        )
+    })
+}
+
+/// `{site}/alarms/{id}/ack`: a platform acknowledging an alarm.
+fn ack_event(
+    site: &str,
+    alarm: &str,
+    payload: &[u8],
+    origin: Origin,
+    received_ms: i64,
+    limits: Limits,
+) -> SourceEvent {
+    match serde_json::from_slice::<AckMsg>(payload) {
+        Ok(m) if m.by.trim().is_empty() || m.by.len() > limits.max_id_bytes => rejected(
+            Reason::InvalidValue,
+            format!(
+                "\"by\" must name who acknowledged, 1 to {} bytes (mqtt.max_id_bytes)",
+                limits.max_id_bytes
+            ),
             origin,
+            received_ms,
+        ),
+        Ok(m) if m.note.len() > limits.max_note_bytes => rejected(
+            Reason::InvalidValue,
+            format!(
+                "\"note\" is {} bytes, the limit is {} (mqtt.max_note_bytes)",
+                m.note.len(),
+                limits.max_note_bytes
+            ),
+            origin,
+            received_ms,
+        ),
+        Ok(m) => SourceEvent::Ack {
+            site: site.to_string(),
+            alarm: alarm.to_string(),
+            by: m.by,
+            note: m.note,
+            origin,
+            received_ms,
+        },
+        Err(e) => rejected(
+            Reason::MalformedJson,
+            format!("an acknowledgement is {{\"by\": \"…\", \"note\": \"…\"}}: {e}"),
+            origin,
+            received_ms,
+        ),
+    }
+}
+
+/// `{site}/{device}/state`: `online` or `offline` (bare or as a JSON string); none for an
+/// empty payload, a cleared retained message.
+fn state_event(
+    site: &str,
+    device: &str,
+    payload: &[u8],
+    origin: Origin,
+    received_ms: i64,
+) -> Option<SourceEvent> {
+    let text = std::str::from_utf8(payload).unwrap_or("").trim();
+    let text = text.trim_matches('"');
+    let online = if text.eq_ignore_ascii_case("online") {
+        true
+    } else if text.eq_ignore_ascii_case("offline") {
+        false
+    } else if payload.is_empty() {
+        return None;
+    } else {
+        return Some(rejected(
+            Reason::InvalidValue,
+            "a state payload must be `online` or `offline`".into(),
+            origin,
+            received_ms,
         ));
-        return;
     };
-    match parsed {
-        Topic::AlarmState => {}
-        Topic::AlarmAck { site, alarm } => match serde_json::from_slice::<AckMsg>(payload) {
-            Ok(m) if m.by.trim().is_empty() || m.by.len() > limits.max_id_bytes => {
-                out.push(reject(
-                    Reason::InvalidValue,
-                    format!(
-                        "\"by\" must name who acknowledged, 1 to {} bytes (mqtt.max_id_bytes)",
-                        limits.max_id_bytes
-                    ),
-                    origin,
-                ))
-            }
-            Ok(m) if m.note.len() > limits.max_note_bytes => out.push(reject(
-                Reason::InvalidValue,
-                format!(
-                    "\"note\" is {} bytes, the limit is {} (mqtt.max_note_bytes)",
-                    m.note.len(),
-                    limits.max_note_bytes
-                ),
-                origin,
-            )),
-            Ok(m) => out.push(SourceEvent::Ack {
-                site: site.to_string(),
-                alarm: alarm.to_string(),
-                by: m.by,
-                note: m.note,
-                origin,
-                received_ms,
-            }),
-            Err(e) => out.push(reject(
+    Some(SourceEvent::DeviceState {
+        site: site.to_string(),
+        device: device.to_string(),
+        online,
+        origin,
+        received_ms,
+    })
+}
+
+/// `{site}/batch`: a JSON array of readings, each naming its device; one event per element
+/// (its index in the origin), or one rejection for the whole batch.
+fn batch_events(
+    site: &str,
+    payload: &[u8],
+    origin: Origin,
+    received_ms: i64,
+    limits: Limits,
+    out: &mut Vec<SourceEvent>,
+) {
+    // Elements stay borrowed from the payload until each is parsed on its own.
+    let items: Vec<&RawValue> = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(e) => {
+            let detail = format!("a batch must be a JSON array of readings: {e}");
+            out.push(rejected(Reason::MalformedJson, detail, origin, received_ms));
+            return;
+        }
+    };
+    if items.len() > limits.max_batch_len {
+        let detail = format!(
+            "batch has {} elements, the limit is {} (mqtt.max_batch_len)",
+            items.len(),
+            limits.max_batch_len
+        );
+        out.push(rejected(Reason::BatchTooLarge, detail, origin, received_ms));
+        return;
+    }
+    for (i, raw) in items.into_iter().enumerate() {
+        let origin = Origin {
+            topic: origin.topic.clone(),
+            element: Some(i as u32),
+        };
+        out.push(batch_element(site, raw, origin, received_ms, limits));
+    }
+}
+
+fn batch_element(
+    site: &str,
+    raw: &RawValue,
+    origin: Origin,
+    received_ms: i64,
+    limits: Limits,
+) -> SourceEvent {
+    match serde_json::from_str::<DataMsg>(raw.get()) {
+        Ok(mut msg) => match msg.device.take() {
+            Some(device) => reading_event(site, &device, msg, origin, received_ms, limits),
+            None => rejected(
                 Reason::MalformedJson,
-                format!("an acknowledgement is {{\"by\": \"…\", \"note\": \"…\"}}: {e}"),
-                origin,
-            )),
-        },
-        Topic::Data { site, device } => match serde_json::from_slice::<DataMsg>(payload) {
-            Ok(msg) => out.push(reading_event(
-                site,
-                device,
-                msg,
+                "batch element has no \"device\"".into(),
                 origin,
                 received_ms,
-                limits,
-            )),
-            Err(e) => out.push(reject(Reason::MalformedJson, e.to_string(), origin)),
+            ),
         },
-        Topic::State { site, device } => {
-            let text = std::str::from_utf8(payload).unwrap_or("").trim();
-            let text = text.trim_matches('"');
-            let online = if text.eq_ignore_ascii_case("online") {
-                true
-            } else if text.eq_ignore_ascii_case("offline") {
-                false
-            } else if payload.is_empty() {
-                return; // a cleared retained message: nothing to say
-            } else {
-                out.push(reject(
-                    Reason::InvalidValue,
-                    "a state payload must be `online` or `offline`".into(),
-                    origin,
-                ));
-                return;
-            };
-            out.push(SourceEvent::DeviceState {
-                site: site.to_string(),
-                device: device.to_string(),
-                online,
-                origin,
-                received_ms,
-            });
-        }
-        Topic::Batch { site } => {
-            let items: Vec<&RawValue> = match serde_json::from_slice(payload) {
-                Ok(v) => v,
-                Err(e) => {
-                    out.push(reject(
-                        Reason::MalformedJson,
-                        format!("a batch must be a JSON array of readings: {e}"),
-                        origin,
-                    ));
-                    return;
-                }
-            };
-            if items.len() > limits.max_batch_len {
-                out.push(reject(
-                    Reason::BatchTooLarge,
-                    format!(
-                        "batch has {} elements, the limit is {} (mqtt.max_batch_len)",
-                        items.len(),
-                        limits.max_batch_len
-                    ),
-                    origin,
-                ));
-                return;
-            }
-            for (i, raw) in items.into_iter().enumerate() {
-                let origin = Origin {
-                    topic: origin.topic.clone(),
-                    element: Some(i as u32),
-                };
-                match serde_json::from_str::<DataMsg>(raw.get()) {
-                    Ok(mut msg) => match msg.device.take() {
-                        Some(device) => out.push(reading_event(
-                            site,
-                            &device,
-                            msg,
-                            origin,
-                            received_ms,
-                            limits,
-                        )),
-                        None => out.push(reject(
-                            Reason::MalformedJson,
-                            "batch element has no \"device\"".into(),
-                            origin,
-                        )),
-                    },
-                    Err(e) => out.push(reject(Reason::MalformedJson, e.to_string(), origin)),
-                }
-            }
-        }
+        Err(e) => rejected(Reason::MalformedJson, e.to_string(), origin, received_ms),
     }
 }
 
