@@ -6,6 +6,7 @@
 
 pub mod broker_acl;
 mod load;
+mod loaded;
 mod validate;
 
 pub use crate::api::config::{ApiSettings, TokenConfig};
@@ -20,7 +21,8 @@ pub use crate::sinks::store::config::{OutboxSettings, StoreSettings};
 pub use crate::sources::modbus::config as modbus;
 pub use crate::sources::modbus::config::ModbusConfig;
 pub use crate::sources::mqtt::config::{AckPolicy, MqttSettings};
-pub use load::{load, load_str, ConfigError, LoadedConfig};
+pub use load::{load, load_str};
+pub use loaded::{ConfigError, LoadedConfig, Origins};
 
 /// A device as the inventory files declare it, with its Modbus section typed.
 pub type DeviceConfig = crate::core::inventory::DeviceConfig<ModbusConfig>;

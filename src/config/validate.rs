@@ -1,6 +1,6 @@
 //! Semantic checks on the merged configuration: ids, references, intervals, settings.
 
-use super::load::{ConfigError, LoadedConfig, Origins};
+use super::loaded::{ConfigError, LoadedConfig, Origins};
 use super::{Config, DeviceKind, Protocol, SiteKind};
 use crate::model::id_problem;
 use crate::sources::modbus::config::{modbus_problems, Transport};

@@ -2,7 +2,8 @@
 //! (raise, escalation, acknowledgement, clear), written in the same transaction. Open alarms
 //! are restored from here after a restart, with their raise times and deadlines unchanged.
 
-use super::journal::{Journal, StateError};
+use super::journal::Journal;
+use super::rows::StateError;
 use crate::core::alarms::book::{AlarmEvent, AlarmRecord, AlarmType, EventKind};
 use crate::core::alarms::lifecycle::{Ack, Alarm};
 use crate::core::alarms::view::{outcome_of, outcome_str, state_of, AlarmView, EventView};
@@ -12,8 +13,7 @@ use crate::model::rfc3339_ms;
 use crate::model::Scheme;
 use rusqlite::{params, OptionalExtension};
 
-/// One alarm change to persist: the alarm after it, and the event.
-pub type AlarmRow = (AlarmView, EventView);
+pub use super::rows::AlarmRow;
 
 /// Filters of `GET /api/v1/alarms`.
 #[derive(Debug, Clone, Default)]

@@ -8,58 +8,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("cannot create the state directory {0}: {1}")]
-    Dir(PathBuf, std::io::Error),
-    #[error("state database {0}: {1}")]
-    Db(PathBuf, rusqlite::Error),
-    #[error("no state database at {0}: has the gateway run with this data_dir?")]
-    Missing(PathBuf),
-    #[error(transparent)]
-    File(#[from] super::files::DbFileError),
-    #[error(transparent)]
-    Newer(#[from] super::schema::NewerSchema),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransitionRow {
-    pub site: String,
-    pub device: String,
-    pub at_ms: i64,
-    pub online: bool,
-    pub cause: String,
-}
-
-/// What the journal knows of one device at start-up.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceSnapshot {
-    pub site: String,
-    pub device: String,
-    /// The last transition: (online, at).
-    pub last_transition: Option<(bool, i64)>,
-    pub last_seen_ms: Option<i64>,
-    pub fault: bool,
-}
-
-/// Latency counts: (site, minute start ms, bucket, count).
-pub type LatencyRow = (String, i64, u32, u64);
-
-pub enum JournalMsg {
-    Transitions(Vec<TransitionRow>),
-    /// (site, device, last_seen_ms, fault), saved periodically.
-    LastSeen(Vec<(String, String, i64, bool)>),
-    /// (link, at, up).
-    Links(Vec<(String, i64, bool)>),
-    Latency(Vec<LatencyRow>),
-    /// (link, minute start ms, ok, failed) poll counts.
-    Polls(Vec<(String, i64, u64, u64)>),
-    /// Alarm changes, in order.
-    Alarms(Vec<super::alarms::AlarmRow>),
-    /// Receipts of messages whose state changes came before this: completed once those are
-    /// committed, dropped (not durable) when a write failed.
-    Receipts(Vec<crate::core::Receipt>),
-}
+pub use super::rows::{DeviceSnapshot, JournalMsg, LatencyRow, StateError, TransitionRow};
 
 /// Transitions folded into the timeline after this many new ones (and at shutdown).
 const COMPACT_EVERY: usize = 20_000;

@@ -7,6 +7,7 @@ pub mod files;
 mod journal;
 mod pool;
 mod reader;
+mod rows;
 pub mod schema;
 pub mod space;
 mod writer;

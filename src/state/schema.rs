@@ -5,7 +5,7 @@
 //! version. A later change adds a step to `MIGRATIONS`; a file from a newer safegate is
 //! refused rather than misread.
 
-use super::journal::StateError;
+use super::rows::StateError;
 use rusqlite::Connection;
 use std::path::Path;
 
@@ -95,14 +95,6 @@ const V1: &str = "
 /// file that already holds some of it.
 const MIGRATIONS: [&str; 1] = [V1];
 
-#[derive(Debug, thiserror::Error)]
-#[error("{path} holds state schema version {found}, newer than this safegate's {supported}: run the release that wrote it, or a newer one")]
-pub struct NewerSchema {
-    pub path: std::path::PathBuf,
-    pub found: i64,
-    pub supported: i64,
-}
-
 /// The version `conn` holds.
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -126,11 +118,11 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StateError> {
 /// A reader can read any version up to this build's, but never a newer one.
 pub fn check_not_newer(found: i64, path: &Path) -> Result<(), StateError> {
     if found > VERSION {
-        return Err(StateError::Newer(NewerSchema {
+        return Err(StateError::Newer {
             path: path.to_path_buf(),
             found,
             supported: VERSION,
-        }));
+        });
     }
     Ok(())
 }

@@ -1,9 +1,8 @@
 //! `[indicators]` and `[[targets]]`: the counting policy, the store cadence and the
 //! self-evaluation table (see `docs/indicators.md`).
 
-use crate::core::indicators::targets::{de_decimal, de_opt_decimal, Comparator};
-use crate::core::indicators::{Denominator, MineUnits, Policy, Quorum};
-use serde::Deserialize;
+use rust_decimal::prelude::*;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// `[indicators]`: the counting policy and the store cadence. A key left out takes its value
 /// from `Default` below, the one place the defaults are written.
@@ -87,4 +86,127 @@ pub struct TargetConfig {
 
 fn default_scope() -> String {
     "region".into()
+}
+
+/// Which units count in rate denominators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Denominator {
+    /// Every registered unit, unbuilt and suspended included (as the 2023 report counted).
+    Planned,
+    /// Built units of active sites only (as the regulators' monthly networking reports).
+    #[default]
+    Active,
+}
+
+/// What a mine's online rate counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MineUnits {
+    #[default]
+    Systems,
+    Devices,
+}
+
+/// How many of a system's built devices must be online for the system to be online.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub enum Quorum {
+    #[default]
+    Any,
+    All,
+    /// At least this share (0, 1] of its built devices, rounded up.
+    Fraction(f64),
+}
+
+impl Quorum {
+    pub fn need(self, n: usize) -> usize {
+        match self {
+            Quorum::Any => 1.min(n),
+            Quorum::All => n,
+            Quorum::Fraction(f) => ((f * n as f64).ceil() as usize).clamp(1.min(n), n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Quorum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Num(f64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "any" => Ok(Quorum::Any),
+            Raw::Word(w) if w == "all" => Ok(Quorum::All),
+            Raw::Num(f) if f > 0.0 && f <= 1.0 => Ok(Quorum::Fraction(f)),
+            _ => Err(serde::de::Error::custom(
+                "online_quorum must be \"any\", \"all\" or a fraction in (0, 1]",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Policy {
+    pub denominator: Denominator,
+    pub mine_units: MineUnits,
+    pub online_quorum: Quorum,
+    /// A system counts in `system_count` when online at least this share of its counted time.
+    pub system_online_share: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            denominator: Denominator::Active,
+            mine_units: MineUnits::Systems,
+            online_quorum: Quorum::Any,
+            system_online_share: 0.9,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Comparator {
+    #[serde(rename = ">=")]
+    AtLeast,
+    #[serde(rename = "<=")]
+    AtMost,
+}
+
+impl Comparator {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparator::AtLeast => "≥",
+            Comparator::AtMost => "≤",
+        }
+    }
+}
+
+/// A decimal from a TOML number or string, via its shortest decimal spelling (so `4945.46`
+/// stays 4945.46, not the nearest binary double).
+pub fn de_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        I(i64),
+        F(f64),
+        S(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::I(i) => i.to_string(),
+        Raw::F(f) if f.is_finite() => f.to_string(),
+        Raw::F(f) => {
+            return Err(serde::de::Error::custom(format!(
+                "{f} is not a finite number"
+            )))
+        }
+        Raw::S(s) => s,
+    };
+    Decimal::from_str(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+}
+
+pub fn de_opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    de_decimal(d).map(Some)
 }

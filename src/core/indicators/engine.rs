@@ -11,86 +11,9 @@ use super::intervals::{self as iv, Span};
 use crate::core::alarms::AlarmType;
 use crate::core::inventory::Inventory;
 use crate::model::{PlatformStatus, SiteKind, SystemKind};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// Which units count in rate denominators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Denominator {
-    /// Every registered unit, unbuilt and suspended included (as the 2023 report counted).
-    Planned,
-    /// Built units of active sites only (as the regulators' monthly networking reports).
-    #[default]
-    Active,
-}
-
-/// What a mine's online rate counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum MineUnits {
-    #[default]
-    Systems,
-    Devices,
-}
-
-/// How many of a system's built devices must be online for the system to be online.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
-pub enum Quorum {
-    #[default]
-    Any,
-    All,
-    /// At least this share (0, 1] of its built devices, rounded up.
-    Fraction(f64),
-}
-
-impl Quorum {
-    pub fn need(self, n: usize) -> usize {
-        match self {
-            Quorum::Any => 1.min(n),
-            Quorum::All => n,
-            Quorum::Fraction(f) => ((f * n as f64).ceil() as usize).clamp(1.min(n), n),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Quorum {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Word(String),
-            Num(f64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Word(w) if w == "any" => Ok(Quorum::Any),
-            Raw::Word(w) if w == "all" => Ok(Quorum::All),
-            Raw::Num(f) if f > 0.0 && f <= 1.0 => Ok(Quorum::Fraction(f)),
-            _ => Err(serde::de::Error::custom(
-                "online_quorum must be \"any\", \"all\" or a fraction in (0, 1]",
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Policy {
-    pub denominator: Denominator,
-    pub mine_units: MineUnits,
-    pub online_quorum: Quorum,
-    /// A system counts in `system_count` when online at least this share of its counted time.
-    pub system_online_share: f64,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            denominator: Denominator::Active,
-            mine_units: MineUnits::Systems,
-            online_quorum: Quorum::Any,
-            system_online_share: 0.9,
-        }
-    }
-}
+pub use crate::core::config::indicators::{Denominator, MineUnits, Policy, Quorum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case", tag = "type", content = "id")]

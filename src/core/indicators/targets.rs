@@ -8,51 +8,9 @@
 
 use rust_decimal::prelude::*;
 use rust_decimal::RoundingStrategy;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Comparator {
-    #[serde(rename = ">=")]
-    AtLeast,
-    #[serde(rename = "<=")]
-    AtMost,
-}
-
-impl Comparator {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Comparator::AtLeast => "≥",
-            Comparator::AtMost => "≤",
-        }
-    }
-}
-
-/// A decimal from a TOML number or string, via its shortest decimal spelling (so `4945.46`
-/// stays 4945.46, not the nearest binary double).
-pub fn de_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        I(i64),
-        F(f64),
-        S(String),
-    }
-    let text = match Raw::deserialize(d)? {
-        Raw::I(i) => i.to_string(),
-        Raw::F(f) if f.is_finite() => f.to_string(),
-        Raw::F(f) => {
-            return Err(serde::de::Error::custom(format!(
-                "{f} is not a finite number"
-            )))
-        }
-        Raw::S(s) => s,
-    };
-    Decimal::from_str(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
-}
-
-pub fn de_opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    de_decimal(d).map(Some)
-}
+pub use crate::core::config::indicators::{de_decimal, de_opt_decimal, Comparator};
 
 /// Half-up to 2 decimals, always shown with 2 (50 → 50.00), as the report prints them.
 fn round2(x: Decimal) -> Decimal {
@@ -178,7 +136,7 @@ mod tests {
 
     #[test]
     fn toml_numbers_keep_their_decimal_spelling() {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         struct T {
             #[serde(deserialize_with = "de_decimal")]
             v: Decimal,

@@ -1,0 +1,66 @@
+//! What the journal's callers hand it and get back: rows, messages to its writer thread, and
+//! its error. Apart from the journal's own code, so that the schema, the writer, the reader
+//! and the alarm tables share them without importing one another.
+
+use crate::core::alarms::view::{AlarmView, EventView};
+use std::path::PathBuf;
+
+/// One alarm change to persist: the alarm after it, and the event.
+pub type AlarmRow = (AlarmView, EventView);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create the state directory {0}: {1}")]
+    Dir(PathBuf, std::io::Error),
+    #[error("state database {0}: {1}")]
+    Db(PathBuf, rusqlite::Error),
+    #[error("no state database at {0}: has the gateway run with this data_dir?")]
+    Missing(PathBuf),
+    #[error(transparent)]
+    File(#[from] super::files::DbFileError),
+    #[error("{path} holds state schema version {found}, newer than this safegate's {supported}: run the release that wrote it, or a newer one")]
+    Newer {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransitionRow {
+    pub site: String,
+    pub device: String,
+    pub at_ms: i64,
+    pub online: bool,
+    pub cause: String,
+}
+
+/// What the journal knows of one device at start-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSnapshot {
+    pub site: String,
+    pub device: String,
+    /// The last transition: (online, at).
+    pub last_transition: Option<(bool, i64)>,
+    pub last_seen_ms: Option<i64>,
+    pub fault: bool,
+}
+
+/// Latency counts: (site, minute start ms, bucket, count).
+pub type LatencyRow = (String, i64, u32, u64);
+
+pub enum JournalMsg {
+    Transitions(Vec<TransitionRow>),
+    /// (site, device, last_seen_ms, fault), saved periodically.
+    LastSeen(Vec<(String, String, i64, bool)>),
+    /// (link, at, up).
+    Links(Vec<(String, i64, bool)>),
+    Latency(Vec<LatencyRow>),
+    /// (link, minute start ms, ok, failed) poll counts.
+    Polls(Vec<(String, i64, u64, u64)>),
+    /// Alarm changes, in order.
+    Alarms(Vec<AlarmRow>),
+    /// Receipts of messages whose state changes came before this: completed once those are
+    /// committed, dropped (not durable) when a write failed.
+    Receipts(Vec<crate::core::Receipt>),
+}
