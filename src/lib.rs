@@ -16,5 +16,8 @@ pub mod sources;
 pub mod state;
 pub mod telemetry;
 
+#[cfg(test)]
+mod layering;
+
 #[path = "../simulators/mod.rs"]
 pub mod simulators;
