@@ -11,9 +11,9 @@ use crate::sinks::alarm_board::BoardQueue;
 use crate::sinks::outbox::{Outbox, OutboxError};
 use crate::sinks::store::{self, Item, StoreQueue};
 use crate::sinks::Record;
-use crate::sources;
+use crate::sources::{self, SourceContext, SourceStatus};
 use crate::state::{Journal, JournalMsg, StateError, TransitionRow};
-use crate::telemetry::{LinkStatus, Metrics, OutboxStatus, RateLimitedLog, StoreStatus};
+use crate::telemetry::{Metrics, OutboxStatus, RateLimitedLog, StoreStatus};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -112,12 +112,12 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         }
         false => None,
     };
-    let signing = sources::mqtt::signature::SigningKeys::from_config(&cfg.inventory.sites)?;
-    let (modbus_endpoints, modbus_status) = sources::modbus::endpoints(&cfg.inventory, &metrics);
+    let mut source_status = SourceStatus::default();
+    let sources = super::registry::sources(&cfg, &metrics, &mut source_status)?;
     // Release the configuration's copy of the inventory: at 100k devices it matters.
     cfg.inventory = Default::default();
 
-    let mqtt_status = Arc::new(LinkStatus::default());
+    let mqtt_status = source_status.mqtt.clone();
     let store_status = Arc::new(StoreStatus::new(cfg.store.is_some()));
     let outbox_status = Arc::new(OutboxStatus::default());
     let evaluator = Arc::new(crate::report::evaluate::Evaluator {
@@ -139,7 +139,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         store: store_status.clone(),
         outbox_status: outbox_status.clone(),
         outbox: outbox.clone(),
-        modbus: modbus_status,
+        modbus: source_status.modbus.clone(),
     });
     let (shutdown, _) = broadcast::channel(4);
     let mut tasks = Vec::new();
@@ -171,17 +171,17 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         .ok();
 
     let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
-    {
-        let rx = shutdown.subscribe();
-        let mqtt = cfg.mqtt.clone();
-        let (st, m) = (mqtt_status.clone(), metrics.clone());
-        let tx = src_tx.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = sources::mqtt::run(mqtt, signing, tx, st, m, rx).await {
-                tracing::error!(error = %e, "MQTT source stopped");
-            }
-        }));
+    let cx = SourceContext {
+        events: src_tx,
+        metrics: metrics.clone(),
+        hold: hold_rx,
+        shutdown: shutdown.clone(),
+    };
+    for source in sources {
+        tracing::debug!(source = source.name(), "starting source");
+        tasks.extend(source.spawn(&cx));
     }
+    drop(cx);
 
     // Platforms are let in only once the gateway reads what they publish: the broker
     // acknowledges a QoS 1 message whether anyone is subscribed or not.
@@ -205,7 +205,6 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         let (ev, q, rx) = (shared.evaluator.clone(), q.clone(), shutdown.subscribe());
         tasks.push(tokio::spawn(super::cadence::run(ev, q, rx)));
     }
-    spawn_modbus(modbus_endpoints, src_tx, hold_rx, &shutdown, &mut tasks);
     let indicator_every =
         Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
     tasks.push(tokio::spawn(core_task(
@@ -468,25 +467,6 @@ async fn serve_api(
         }
     }
     Ok(api_addr)
-}
-
-/// One task per Modbus endpoint, paused while `hold` is true.
-fn spawn_modbus(
-    endpoints: Vec<sources::modbus::endpoint::EndpointSpec>,
-    tx: mpsc::Sender<SourceEvent>,
-    hold: tokio::sync::watch::Receiver<bool>,
-    shutdown: &broadcast::Sender<()>,
-    tasks: &mut Vec<JoinHandle<()>>,
-) {
-    if !endpoints.is_empty() {
-        let devices: usize = endpoints.iter().map(|e| e.devices.len()).sum();
-        tracing::info!(
-            endpoints = endpoints.len(),
-            devices,
-            "polling Modbus devices"
-        );
-    }
-    tasks.extend(sources::modbus::spawn(endpoints, tx, hold, shutdown));
 }
 
 /// Alarms closed recently, (site, id, closed at), for the board to keep retained a while.

@@ -5,5 +5,6 @@ pub mod broker;
 pub mod broker_guard;
 pub mod cadence;
 pub mod demo;
+pub mod registry;
 
 pub use app::{start, Gateway, StartError};

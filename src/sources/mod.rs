@@ -1,6 +1,48 @@
-//! Sources (MQTT subscriptions, Modbus polling): turn what arrives from the field into [`crate::core::SourceEvent`]s. They know
-//! nothing of sinks; they hand events to the core through a bounded channel and block when it
-//! is full (back-pressure reaches the broker's flow control, nothing is dropped here).
+//! Sources (MQTT subscriptions, Modbus polling): turn what arrives from the field into
+//! [`crate::core::SourceEvent`]s. They know nothing of sinks; they hand events to the core
+//! through a bounded channel and block when it is full (back-pressure reaches the broker's
+//! flow control, nothing is dropped here).
+//!
+//! Each source is one folder: its configuration section and checks (`config.rs`), its build
+//! (a [`Source`] made from that section), its tasks, its status, metrics and events. The
+//! runtime's registry (`runtime/registry.rs`) lists the sources it builds; see
+//! `docs/architecture.md` for the steps to add one.
 
 pub mod modbus;
 pub mod mqtt;
+
+use crate::core::SourceEvent;
+use crate::telemetry::{LinkStatus, Metrics};
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// What the runtime gives every source when it starts.
+pub struct SourceContext {
+    /// To the core. Bounded: a full channel blocks the source (back-pressure, never a drop).
+    pub events: mpsc::Sender<SourceEvent>,
+    pub metrics: Arc<Metrics>,
+    /// True while the outbox holds commits (its budget, the disk floor): polling sources
+    /// pause, pushed ones stop acknowledging through the core.
+    pub hold: watch::Receiver<bool>,
+    pub shutdown: broadcast::Sender<()>,
+}
+
+/// What sources show the API and health checks. A source with nothing to show leaves it be.
+#[derive(Default)]
+pub struct SourceStatus {
+    /// The MQTT link (`/healthz`, `/readyz`).
+    pub mqtt: Arc<LinkStatus>,
+    /// Modbus endpoints and devices (`/api/v1/endpoints`).
+    pub modbus: Arc<modbus::ModbusStatus>,
+}
+
+/// A source built from its configuration, ready to run. Building is where a source refuses
+/// a setting it cannot use (with a message for the operator); once running, a source
+/// reports its own trouble in its status, logs and metrics, and keeps trying.
+pub trait Source: Send {
+    /// Its name in logs.
+    fn name(&self) -> &'static str;
+    /// Start its tasks; they end on `shutdown`.
+    fn spawn(self: Box<Self>, cx: &SourceContext) -> Vec<JoinHandle<()>>;
+}

@@ -25,6 +25,45 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
+/// The Modbus source: one polling task per endpoint (a TCP address or a serial line).
+pub struct ModbusSource {
+    endpoints: Vec<EndpointSpec>,
+}
+
+impl ModbusSource {
+    /// From the inventory's Modbus devices; their endpoint and device counters go to
+    /// `status.modbus` for the API.
+    pub fn build(
+        inventory: &InventoryConfig<ModbusConfig>,
+        metrics: &Metrics,
+        status: &mut super::SourceStatus,
+    ) -> ModbusSource {
+        let (endpoints, st) = self::endpoints(inventory, metrics);
+        status.modbus = st;
+        ModbusSource { endpoints }
+    }
+}
+
+impl super::Source for ModbusSource {
+    fn name(&self) -> &'static str {
+        "modbus"
+    }
+
+    fn spawn(self: Box<Self>, cx: &super::SourceContext) -> Vec<JoinHandle<()>> {
+        if !self.endpoints.is_empty() {
+            let devices: usize = self.endpoints.iter().map(|e| e.devices.len()).sum();
+            let endpoints = self.endpoints.len();
+            tracing::info!(endpoints, devices, "polling Modbus devices");
+        }
+        spawn(
+            self.endpoints,
+            cx.events.clone(),
+            cx.hold.clone(),
+            &cx.shutdown,
+        )
+    }
+}
+
 /// Group the configuration's Modbus devices by endpoint. Only `built` devices are polled:
 /// a planned or suspended unit would only cost its neighbours timeouts.
 pub fn endpoints(

@@ -7,3 +7,52 @@ pub mod signature;
 
 pub use client::{options, run, MqttSourceError};
 pub use payload::Limits;
+
+use crate::core::inventory::SiteConfig;
+use crate::telemetry::LinkStatus;
+use config::MqttSettings;
+use signature::{MissingKey, SigningKeys};
+use std::sync::Arc;
+
+/// The MQTT source: one persistent-session client subscribed to the gateway's topics.
+pub struct MqttSource {
+    settings: MqttSettings,
+    keys: SigningKeys,
+    status: Arc<LinkStatus>,
+}
+
+impl MqttSource {
+    /// From `[mqtt]` and the sites' signing keys (read from the environment variables the
+    /// sites name: a missing one stops the start, naming the site and the variable).
+    pub fn build(
+        settings: &MqttSettings,
+        sites: &[SiteConfig],
+        status: &super::SourceStatus,
+    ) -> Result<MqttSource, MissingKey> {
+        Ok(MqttSource {
+            settings: settings.clone(),
+            keys: SigningKeys::from_config(sites)?,
+            status: status.mqtt.clone(),
+        })
+    }
+}
+
+impl super::Source for MqttSource {
+    fn name(&self) -> &'static str {
+        "mqtt"
+    }
+
+    fn spawn(self: Box<Self>, cx: &super::SourceContext) -> Vec<tokio::task::JoinHandle<()>> {
+        let (tx, metrics, rx) = (
+            cx.events.clone(),
+            cx.metrics.clone(),
+            cx.shutdown.subscribe(),
+        );
+        let me = *self;
+        vec![tokio::spawn(async move {
+            if let Err(e) = run(me.settings, me.keys, tx, me.status, metrics, rx).await {
+                tracing::error!(error = %e, "MQTT source stopped");
+            }
+        })]
+    }
+}
