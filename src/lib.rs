@@ -19,5 +19,7 @@ pub mod telemetry;
 #[cfg(test)]
 mod layering;
 
+/// The simulators, for the demo, the tests and the benchmarks; not in a production build.
+#[cfg(feature = "demo")]
 #[path = "../simulators/mod.rs"]
 pub mod simulators;

@@ -47,6 +47,7 @@ enum Cmd {
         format: String,
     },
     /// The demo: embedded broker, a simulated park and mine, and the API.
+    #[cfg(feature = "demo")]
     Demo(safegate::runtime::demo::DemoArgs),
     /// Print the external broker's ACL file, generated from the inventory: each platform may
     /// publish only under the sites that list it in `platforms`.
@@ -127,6 +128,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        #[cfg(feature = "demo")]
         Cmd::Demo(args) => {
             init_logging();
             run_async(safegate::runtime::demo::run(args))

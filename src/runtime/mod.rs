@@ -4,6 +4,7 @@ pub mod app;
 pub mod broker;
 pub mod broker_guard;
 pub mod cadence;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod registry;
 
