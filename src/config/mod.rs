@@ -7,6 +7,8 @@
 pub mod broker_acl;
 mod load;
 mod loaded;
+#[cfg(test)]
+mod reference;
 mod validate;
 
 pub use crate::api::config::{ApiSettings, TokenConfig};

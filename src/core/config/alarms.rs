@@ -2,7 +2,7 @@
 //! Defaults and their sources are in `docs/alarms.md`.
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -17,6 +17,18 @@ impl Default for DeadlineSetting {
     /// 15 minutes for level 1, 5 minutes from level 2 up.
     fn default() -> Self {
         DeadlineSetting(vec![900.0, 300.0])
+    }
+}
+
+/// Written as the table form, `{ level1 = …, level2 = … }`.
+impl Serialize for DeadlineSetting {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (i, v) in self.0.iter().enumerate() {
+            m.serialize_entry(&format!("level{}", i + 1), v)?;
+        }
+        m.end()
     }
 }
 
@@ -72,7 +84,7 @@ impl<'de> Deserialize<'de> for DeadlineSetting {
 
 /// A threshold rule, as a whole kind's default (`[alarms.kinds.<kind>]`) or one device's
 /// override (`alarm = {…}`); unset fields fall through to the kind, then to `[alarms]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmRuleConfig {
     /// `false` turns every alarm of the device (or kind) off.
@@ -110,7 +122,7 @@ pub struct SiteAlarmConfig {
 }
 
 /// `[alarms]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlarmSettings {
     /// Evaluate alarms at all. Default true.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// `[indicators]`: the counting policy and the store cadence. A key left out takes its value
 /// from `Default` below, the one place the defaults are written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IndicatorSettings {
     /// `"active"`: built units of active sites; `"planned"`: every registered unit.
