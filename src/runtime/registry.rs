@@ -16,6 +16,7 @@ pub fn sources(
         Box::new(mqtt::MqttSource::build(
             &cfg.mqtt,
             &cfg.inventory.sites,
+            metrics,
             status,
         )?),
         Box::new(modbus::ModbusSource::build(&cfg.inventory, metrics, status)),

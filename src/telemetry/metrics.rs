@@ -24,53 +24,9 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
-/// A Modbus device: its endpoint (`tcp://host:port`, `rtu:///dev/ttyS0`, …) and `site/device`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModbusDeviceLabel {
-    pub endpoint: String,
-    pub device: String,
-}
-
-/// A Modbus exception response, by code (`0x02` …).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModbusExceptionLabel {
-    pub endpoint: String,
-    pub device: String,
-    pub code: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModbusEndpointLabel {
-    pub endpoint: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModbusEndpointCodeLabel {
-    pub endpoint: String,
-    pub code: String,
-}
-
-/// Modbus counters per device and, summed over its devices, per endpoint.
-#[derive(Debug, Default)]
-pub struct ModbusMetrics {
-    pub polls: Family<ModbusDeviceLabel, Counter>,
-    pub successes: Family<ModbusDeviceLabel, Counter>,
-    pub timeouts: Family<ModbusDeviceLabel, Counter>,
-    pub transport_errors: Family<ModbusDeviceLabel, Counter>,
-    pub exceptions: Family<ModbusExceptionLabel, Counter>,
-    pub endpoint_polls: Family<ModbusEndpointLabel, Counter>,
-    pub endpoint_successes: Family<ModbusEndpointLabel, Counter>,
-    pub endpoint_timeouts: Family<ModbusEndpointLabel, Counter>,
-    pub endpoint_transport_errors: Family<ModbusEndpointLabel, Counter>,
-    pub endpoint_exceptions: Family<ModbusEndpointCodeLabel, Counter>,
-    pub reconnects: Family<ModbusEndpointLabel, Counter>,
-    pub connected: Family<ModbusEndpointLabel, Gauge>,
-}
-
 #[derive(Debug)]
 pub struct Metrics {
-    pub modbus: ModbusMetrics,
-    registry: Registry,
+    registry: std::sync::Mutex<Registry>,
     pub messages_received: Counter,
     pub readings_accepted: Counter,
     pub readings_rejected: Family<ReasonLabel, Counter>,
@@ -89,9 +45,6 @@ pub struct Metrics {
     pub disk_floor_bytes: Gauge,
     pub disk_low: Gauge,
     pub disk_reserve_bytes: Gauge,
-    pub mqtt_acks_pending: Gauge,
-    pub mqtt_connected: Gauge,
-    pub mqtt_reconnects: Counter,
     pub devices: Family<StateLabel, Gauge>,
     pub reading_latency: Histogram,
     pub alarm_events: Family<AlarmLabel, Counter>,
@@ -129,15 +82,11 @@ impl Metrics {
             disk_floor_bytes: Gauge::default(),
             disk_low: Gauge::default(),
             disk_reserve_bytes: Gauge::default(),
-            mqtt_acks_pending: Gauge::default(),
-            mqtt_connected: Gauge::default(),
-            mqtt_reconnects: Counter::default(),
             devices: Family::default(),
             reading_latency: Histogram::new([
                 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ]),
-            registry: Registry::default(),
-            modbus: ModbusMetrics::default(),
+            registry: Default::default(),
             alarm_events: Family::default(),
             alarms_active: Gauge::default(),
             alarms_published: Counter::default(),
@@ -148,8 +97,6 @@ impl Metrics {
             Metrics::register_security_and_alarms,
             Metrics::register_ingest,
             Metrics::register_store,
-            Metrics::register_mqtt,
-            Metrics::register_modbus,
         ] {
             register(&m, &mut r);
         }
@@ -159,7 +106,10 @@ impl Metrics {
                 .readings_rejected
                 .get_or_create(&ReasonLabel { reason: r.as_str() });
         }
-        Metrics { registry: r, ..m }
+        Metrics {
+            registry: std::sync::Mutex::new(r),
+            ..m
+        }
     }
 
     /// Refusals by the API and the embedded broker's guard; alarm events and states.
@@ -299,98 +249,25 @@ impl Metrics {
         );
     }
 
-    /// The MQTT source's link and pending acknowledgements.
-    fn register_mqtt(&self, r: &mut Registry) {
-        r.register(
-            "safegate_mqtt_acks_pending",
-            "MQTT QoS 1 messages received and not yet acknowledged (waiting for their commit)",
-            self.mqtt_acks_pending.clone(),
-        );
-        r.register(
-            "safegate_mqtt_connected",
-            "1 while the MQTT connection is up",
-            self.mqtt_connected.clone(),
-        );
-        r.register(
-            "safegate_mqtt_reconnects",
-            "MQTT connection losses followed by a reconnect attempt",
-            self.mqtt_reconnects.clone(),
-        );
-    }
-
-    /// Per-endpoint Modbus polls, errors, exceptions and links.
-    fn register_modbus(&self, r: &mut Registry) {
-        let mb = &self.modbus;
-        r.register(
-            "safegate_modbus_polls",
-            "Modbus polls started, per device",
-            mb.polls.clone(),
-        );
-        r.register(
-            "safegate_modbus_successes",
-            "Modbus polls that read every register, per device",
-            mb.successes.clone(),
-        );
-        r.register(
-            "safegate_modbus_timeouts",
-            "Modbus polls ended by a request timeout (no answer in timeout_ms), per device",
-            mb.timeouts.clone(),
-        );
-        r.register(
-        "safegate_modbus_transport_errors",
-        "Modbus polls ended by a connection error (refused, reset, not connected, garbled frame), per device",
-        mb.transport_errors.clone(),
-    );
-        r.register(
-            "safegate_modbus_exceptions",
-            "Modbus exception responses (device reachable, request refused), per device and code",
-            mb.exceptions.clone(),
-        );
-        for (name, help, f) in [
-            (
-                "safegate_modbus_endpoint_polls",
-                "Modbus polls started, per endpoint",
-                &mb.endpoint_polls,
-            ),
-            (
-                "safegate_modbus_endpoint_successes",
-                "Modbus polls that read every register, per endpoint",
-                &mb.endpoint_successes,
-            ),
-            (
-                "safegate_modbus_endpoint_timeouts",
-                "Modbus polls ended by a request timeout, per endpoint",
-                &mb.endpoint_timeouts,
-            ),
-            (
-                "safegate_modbus_endpoint_transport_errors",
-                "Modbus polls ended by a connection error, per endpoint",
-                &mb.endpoint_transport_errors,
-            ),
-        ] {
-            r.register(name, help, f.clone());
-        }
-        r.register(
-            "safegate_modbus_endpoint_exceptions",
-            "Modbus exception responses, per endpoint and code",
-            mb.endpoint_exceptions.clone(),
-        );
-        r.register(
-            "safegate_modbus_reconnects",
-            "Modbus connections re-established after a loss, per endpoint",
-            mb.reconnects.clone(),
-        );
-        r.register(
-            "safegate_modbus_connected",
-            "1 while the Modbus endpoint's connection is up",
-            mb.connected.clone(),
-        );
+    /// Register a component's metric (a source's, a sink's): the components own their
+    /// metrics and add them here when they are built, before the API serves `/metrics`.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(name, help, metric);
     }
 
     pub fn encode(&self) -> String {
         let mut s = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = prometheus_client::encoding::text::encode(&mut s, &r);
         s
     }
 }

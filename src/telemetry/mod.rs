@@ -4,10 +4,7 @@ mod metrics;
 mod ratelimit;
 mod status;
 
-pub use metrics::{
-    Metrics, ModbusDeviceLabel, ModbusEndpointCodeLabel, ModbusEndpointLabel, ModbusExceptionLabel,
-    ModbusMetrics,
-};
+pub use metrics::Metrics;
 pub use ratelimit::RateLimitedLog;
 pub use status::{
     DiskSnapshot, LinkStatus, OutboxSnapshot, OutboxStatus, StoreHealth, StoreStatus,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod decode;
 pub mod endpoint;
 pub mod error;
+pub mod metrics;
 pub mod plan;
 pub mod status;
 
@@ -38,7 +39,8 @@ impl ModbusSource {
         metrics: &Metrics,
         status: &mut super::SourceStatus,
     ) -> ModbusSource {
-        let (endpoints, st) = self::endpoints(inventory, metrics);
+        let m = metrics::ModbusMetrics::register(metrics);
+        let (endpoints, st) = self::endpoints(inventory, &m);
         status.modbus = st;
         ModbusSource { endpoints }
     }
@@ -68,7 +70,7 @@ impl super::Source for ModbusSource {
 /// a planned or suspended unit would only cost its neighbours timeouts.
 pub fn endpoints(
     inventory: &InventoryConfig<ModbusConfig>,
-    metrics: &Metrics,
+    metrics: &metrics::ModbusMetrics,
 ) -> (Vec<EndpointSpec>, Arc<ModbusStatus>) {
     /// An endpoint being assembled: its link, connect bound, devices and their status.
     struct Group {

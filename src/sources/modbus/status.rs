@@ -1,10 +1,11 @@
 //! Live Modbus counters per device and per endpoint, shared with the API. The counters are
 //! the Prometheus ones (a `Counter` clone shares its value), so `/metrics` and the API agree.
 
-use crate::telemetry::{
-    LinkStatus, Metrics, ModbusDeviceLabel, ModbusEndpointCodeLabel, ModbusEndpointLabel,
-    ModbusExceptionLabel,
+use super::metrics::{
+    ModbusDeviceLabel, ModbusEndpointCodeLabel, ModbusEndpointLabel, ModbusExceptionLabel,
+    ModbusMetrics,
 };
+use crate::telemetry::LinkStatus;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -104,7 +105,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl DeviceStatus {
     pub fn new(
-        metrics: &Metrics,
+        m: &ModbusMetrics,
         site: &str,
         device: &str,
         endpoint: &str,
@@ -115,7 +116,6 @@ impl DeviceStatus {
             endpoint: endpoint.to_string(),
             device: format!("{site}/{device}"),
         };
-        let m = &metrics.modbus;
         let el = ModbusEndpointLabel {
             endpoint: endpoint.to_string(),
         };
@@ -243,7 +243,7 @@ pub struct EndpointStatus {
 }
 
 impl EndpointStatus {
-    pub fn new(metrics: &Metrics, key: &str, transport: &'static str) -> EndpointStatus {
+    pub fn new(m: &ModbusMetrics, key: &str, transport: &'static str) -> EndpointStatus {
         let l = ModbusEndpointLabel {
             endpoint: key.to_string(),
         };
@@ -251,8 +251,8 @@ impl EndpointStatus {
             key: key.into(),
             transport,
             link: LinkStatus::default(),
-            reconnects: metrics.modbus.reconnects.get_or_create(&l).clone(),
-            connected: metrics.modbus.connected.get_or_create(&l).clone(),
+            reconnects: m.reconnects.get_or_create(&l).clone(),
+            connected: m.connected.get_or_create(&l).clone(),
             devices: Vec::new(),
         }
     }

@@ -1,11 +1,12 @@
 use super::config::{AckPolicy, MqttSettings};
+use super::metrics::MqttMetrics;
 use super::payload::{parse_message, parse_topic, Limits, Topic};
 use super::signature::SigningKeys;
 use crate::backoff::Backoff;
 use crate::core::{Origin, Reason, Rejection};
 use crate::core::{Receipt, SourceEvent};
 use crate::model::now_ms;
-use crate::telemetry::{LinkStatus, Metrics, RateLimitedLog};
+use crate::telemetry::{LinkStatus, RateLimitedLog};
 use rumqttc::{
     AsyncClient, ConnAck, ConnectionError, Event, MqttOptions, Packet, Publish, QoS, Transport,
 };
@@ -139,7 +140,7 @@ pub async fn run(
     keys: SigningKeys,
     tx: mpsc::Sender<SourceEvent>,
     status: Arc<LinkStatus>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<MqttMetrics>,
     mut shutdown: broadcast::Receiver<()>,
 ) -> Result<(), MqttSourceError> {
     let mut opts = options(&cfg)?;
@@ -229,7 +230,7 @@ struct Session {
     keys: SigningKeys,
     tx: mpsc::Sender<SourceEvent>,
     status: Arc<LinkStatus>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<MqttMetrics>,
     client: AsyncClient,
     qos: QoS,
     /// PUBACKs wait for receipts (`ack = "after_commit"` at QoS 1).
@@ -279,7 +280,7 @@ impl Session {
             let _ = self.ack_tx.send((ep, p));
         }
         self.metrics
-            .mqtt_acks_pending
+            .acks_pending
             .set(self.unacked.queue.len() as i64);
         if reconnect {
             // Everything after the failed message is unacknowledged too: reconnect so the
@@ -351,7 +352,7 @@ impl Session {
         if self.manual && p.qos == QoS::AtLeastOnce {
             let seq = self.unacked.push(self.epoch, &p);
             self.metrics
-                .mqtt_acks_pending
+                .acks_pending
                 .set(self.unacked.queue.len() as i64);
             let done = self.done_tx.clone();
             self.events
@@ -392,7 +393,7 @@ impl Session {
         let now = now_ms();
         self.new_epoch();
         if self.status.set_disconnected(now, e.to_string()) {
-            self.metrics.mqtt_connected.set(0);
+            self.metrics.connected.set(0);
             let down = SourceEvent::Link {
                 link: self.link.clone(),
                 up: false,
@@ -408,7 +409,7 @@ impl Session {
             tracing::warn!(url = %self.cfg.url, error = %e, suppressed, "MQTT broker unreachable; retrying");
         }
         self.status.count_reconnect();
-        self.metrics.mqtt_reconnects.inc();
+        self.metrics.reconnects.inc();
         ControlFlow::Continue(())
     }
 
@@ -427,7 +428,7 @@ impl Session {
             }
         }
         self.status.set_connected(now);
-        self.metrics.mqtt_connected.set(1);
+        self.metrics.connected.set(1);
         ControlFlow::Continue(())
     }
 

@@ -2,6 +2,7 @@
 
 mod client;
 pub mod config;
+pub mod metrics;
 pub mod payload;
 pub mod signature;
 
@@ -19,6 +20,7 @@ pub struct MqttSource {
     settings: MqttSettings,
     keys: SigningKeys,
     status: Arc<LinkStatus>,
+    metrics: Arc<metrics::MqttMetrics>,
 }
 
 impl MqttSource {
@@ -27,12 +29,14 @@ impl MqttSource {
     pub fn build(
         settings: &MqttSettings,
         sites: &[SiteConfig],
+        gateway_metrics: &crate::telemetry::Metrics,
         status: &super::SourceStatus,
     ) -> Result<MqttSource, MissingKey> {
         Ok(MqttSource {
             settings: settings.clone(),
             keys: SigningKeys::from_config(sites)?,
             status: status.mqtt.clone(),
+            metrics: metrics::MqttMetrics::register(gateway_metrics),
         })
     }
 }
@@ -43,14 +47,10 @@ impl super::Source for MqttSource {
     }
 
     fn spawn(self: Box<Self>, cx: &super::SourceContext) -> Vec<tokio::task::JoinHandle<()>> {
-        let (tx, metrics, rx) = (
-            cx.events.clone(),
-            cx.metrics.clone(),
-            cx.shutdown.subscribe(),
-        );
+        let (tx, rx) = (cx.events.clone(), cx.shutdown.subscribe());
         let me = *self;
         vec![tokio::spawn(async move {
-            if let Err(e) = run(me.settings, me.keys, tx, me.status, metrics, rx).await {
+            if let Err(e) = run(me.settings, me.keys, tx, me.status, me.metrics, rx).await {
                 tracing::error!(error = %e, "MQTT source stopped");
             }
         })]
