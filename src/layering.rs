@@ -276,6 +276,91 @@ fn path_back(
     None
 }
 
+/// Longest function accepted in `src/` (lines from its `fn` to its closing brace).
+const MAX_FN_LINES: usize = 150;
+
+/// (lines, line number, name) of every function with a body in `text`. Braces are counted
+/// outside strings, characters and comments: rough, but it measures code as it is laid out.
+fn function_lengths(text: &str) -> Vec<(usize, usize, String)> {
+    let lines: Vec<String> = text.lines().map(braces_only).collect();
+    let raw: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let Some(name) = fn_name(raw[i]) else {
+            i += 1;
+            continue;
+        };
+        let (mut depth, mut opened, mut j) = (0i64, false, i);
+        while j < lines.len() {
+            for c in lines[j].chars() {
+                depth += match c {
+                    '{' => 1,
+                    '}' => -1,
+                    _ => 0,
+                };
+                opened |= c == '{';
+            }
+            if (opened && depth <= 0) || (!opened && raw[j].trim_end().ends_with(';')) {
+                break;
+            }
+            j += 1;
+        }
+        if opened {
+            out.push((j - i + 1, i + 1, name));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The name of the function a line declares, if it does.
+fn fn_name(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    let t = t
+        .strip_prefix("pub ")
+        .or_else(|| t.strip_prefix("pub(crate) "))
+        .or_else(|| t.strip_prefix("pub(super) "))
+        .unwrap_or(t);
+    let t = t.strip_prefix("async ").unwrap_or(t);
+    let t = t.strip_prefix("const ").unwrap_or(t);
+    let rest = t.strip_prefix("fn ")?;
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+    Some(rest[..end].to_string())
+}
+
+/// The braces of a line, outside string and character literals and `//` comments.
+fn braces_only(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    let mut in_str = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if in_str => {
+                chars.next();
+            }
+            '"' => in_str = !in_str,
+            '/' if !in_str && chars.peek() == Some(&'/') => break,
+            '\'' if !in_str => {
+                // A character literal ('{', '\'') or a lifetime ('a): skip the former only.
+                let ahead: String = chars.clone().take(3).collect();
+                if ahead.starts_with('\\') {
+                    let n = ahead.find('\'').map_or(0, |i| i + 1);
+                    for _ in 0..n.max(2) {
+                        chars.next();
+                    }
+                } else if ahead.chars().nth(1) == Some('\'') {
+                    chars.next();
+                    chars.next();
+                }
+            }
+            '{' | '}' if !in_str => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +404,46 @@ mod tests {
             .iter()
             .flat_map(|(rel, text)| edges_in(rel, text))
             .collect()
+    }
+
+    #[test]
+    fn no_function_in_src_is_over_150_lines() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&root, &root, &mut files);
+        let mut all: Vec<(usize, String)> = files
+            .iter()
+            .flat_map(|(rel, text)| {
+                function_lengths(text)
+                    .into_iter()
+                    .map(move |(n, line, name)| (n, format!("src/{rel}:{line} {name}")))
+            })
+            .collect();
+        all.sort_by_key(|a| std::cmp::Reverse(a.0));
+        let long: Vec<String> = all
+            .iter()
+            .take_while(|(n, _)| *n > MAX_FN_LINES)
+            .map(|(n, at)| format!("{n} lines: {at}"))
+            .collect();
+        assert!(
+            long.is_empty(),
+            "functions over {MAX_FN_LINES} lines (split them: one function per step or per case):\n{}",
+            long.join("\n")
+        );
+        assert!(all.len() > 500, "measured the crate's functions");
+        // The five longest, for the record (`cargo test --lib layering -- --nocapture`).
+        for (n, at) in all.iter().take(5) {
+            println!("{n:4} {at}");
+        }
+    }
+
+    #[test]
+    fn function_lengths_count_from_fn_to_its_closing_brace() {
+        let text = "fn a() {\n    let s = \"}\";\n    let c = '{';\n}\n\npub async fn b<'x>(v: &'x str) -> &'x str {\n    // }\n    v\n}\nfn c();\n";
+        assert_eq!(
+            function_lengths(text),
+            vec![(4, 1, "a".to_string()), (4, 6, "b".to_string())]
+        );
     }
 
     #[test]

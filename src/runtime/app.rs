@@ -8,7 +8,7 @@ use crate::core::indicators::history::latency_bucket;
 use crate::core::{Core, DeviceState, Inventory, Outputs, SourceEvent};
 use crate::model::now_ms;
 use crate::sinks::alarm_board::BoardQueue;
-use crate::sinks::outbox::{Outbox, OutboxError};
+use crate::sinks::outbox::Outbox;
 use crate::sinks::store::{self, Item, StoreQueue};
 use crate::sinks::Record;
 use crate::sources::{self, SourceContext, SourceStatus};
@@ -35,29 +35,7 @@ const EMBEDDED_SUBSCRIBE_WITHIN: Duration = Duration::from_secs(30);
 
 pub use crate::api::Command;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Broker(#[from] super::broker::BrokerError),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error(transparent)]
-    Outbox(#[from] OutboxError),
-    #[error(transparent)]
-    Mqtt(#[from] sources::mqtt::MqttSourceError),
-    #[error(transparent)]
-    SigningKey(#[from] sources::mqtt::signature::MissingKey),
-    #[error("the API cannot listen on {0}: {1} (set api.listen to a free address)")]
-    ApiBind(SocketAddr, std::io::Error),
-    #[error("cannot open the audit log under {0}: {1}")]
-    Audit(std::path::PathBuf, std::io::Error),
-    #[error("api.tls_cert_file / tls_key_file ({0}): {1}")]
-    ApiTls(String, std::io::Error),
-    #[error("refusing to serve the API on {0} without [[tokens]]: anyone who can reach it could read the fleet and acknowledge alarms; add [[tokens]] (see docs/security.md) or listen on 127.0.0.1")]
-    OpenApi(SocketAddr),
-}
+pub use super::error::StartError;
 
 /// A running gateway.
 pub struct Gateway {

@@ -6,6 +6,7 @@ pub mod broker_guard;
 pub mod cadence;
 #[cfg(feature = "demo")]
 pub mod demo;
+mod error;
 pub mod registry;
 
 pub use app::{start, Gateway, StartError};

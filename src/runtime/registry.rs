@@ -2,7 +2,7 @@
 //! configuration. Adding a source is a folder under `src/sources/` (its section, checks,
 //! build, tasks, status and metrics; see `docs/architecture.md`) and one line below.
 
-use super::app::StartError;
+use super::error::StartError;
 use crate::config::Config;
 use crate::sources::{modbus, mqtt, Source, SourceStatus};
 use crate::telemetry::Metrics;
