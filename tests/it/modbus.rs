@@ -3,9 +3,7 @@
 //! modbus-sim serves what the configuration says. Readings reach VictoriaMetrics in the same
 //! shape as MQTT readings.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use safegate::config::modbus::{DataType, ModbusConfig};
 use safegate::simulators::modbus_sim::{expected_values, raw_value, Fault, ModbusSim};
 use serde_json::{json, Value};

@@ -2,9 +2,7 @@
 //! known online/offline schedule; the API, the report (three formats) and the `report`
 //! command agree with the scenario; a restart in the middle of the window changes nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use safegate::sources::mqtt::payload::parse_rfc3339_ms;
 use serde_json::Value;
 use std::collections::BTreeSet;

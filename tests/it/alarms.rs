@@ -3,9 +3,7 @@
 //! published retained and stored in VictoriaMetrics; the response rate and the report are
 //! exact for a known scenario; open alarms survive a restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

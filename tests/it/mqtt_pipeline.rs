@@ -1,9 +1,7 @@
 //! End to end on real parts: Mosquitto → gateway → VictoriaMetrics (InfluxDB 2 write API),
 //! and the HTTP API.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use safegate::sources::mqtt::payload::parse_rfc3339_ms;
 use safegate::telemetry::rfc3339_ms;
 use serde_json::json;

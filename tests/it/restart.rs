@@ -1,8 +1,6 @@
 //! Liveness transitions are persisted under data_dir and survive a gateway restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 const INV: &str = r#"

@@ -1,8 +1,6 @@
 //! API error shapes and status codes, and the metrics format.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

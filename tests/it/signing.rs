@@ -1,9 +1,7 @@
 //! Signed messages through a real broker: good, missing and forged signatures, with
 //! `require_signature` on (site s1) and off (site s2, which has a key but accepts unsigned).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use safegate::sources::mqtt::signature::sign;
 use serde_json::json;
 use std::time::Duration;

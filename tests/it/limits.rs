@@ -1,9 +1,7 @@
 //! Input bounds through a real broker: each limit refuses its message with a reason, the
 //! gateway keeps serving, and the good readings around the bad ones arrive.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -3,9 +3,7 @@
 //! alarm-board states, the broker refuses them; a client without a certificate cannot connect.
 //! And the same rules on the embedded broker, where safegate's guard enforces them.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,

@@ -3,10 +3,8 @@
 //! (restarted), VictoriaMetrics (stopped for two minutes). Every reading is counted back from
 //! VictoriaMetrics per device.
 
-mod common;
-
-use common::proxy::{Rules, StoreProxy};
-use common::*;
+use crate::common::proxy::{Rules, StoreProxy};
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
