@@ -102,6 +102,7 @@ alarm = { levels = [100, 200, 300, 400], rate_per_day = [1000, 2000, 3000, 4000]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_alarm_type_through_the_broker_and_into_the_store() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let cfg = TestConfig::new(
@@ -362,6 +363,7 @@ async fn retained(port: u16, filter: &str) -> BTreeMap<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgements_over_http_and_mqtt_give_the_exact_response_rate() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-ack", None), ACK_INV);
     let (gw, api) = start_ready(&cfg).await;
@@ -554,6 +556,7 @@ interval_s = 60
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_and_their_deadlines_survive_a_restart() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-restart", None), RESTART_INV);
     let (gw, api) = start_ready(&cfg).await;

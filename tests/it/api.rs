@@ -5,6 +5,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_json_with_the_right_status() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let inv = "[[sites]]\nid = \"p1\"\nname = \"P\"\nkind = \"park\"\n\n[[devices]]\nid = \"d\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 5\n";
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-api", None), inv);

@@ -65,6 +65,7 @@ fn rank(role: &str) -> u8 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(
         &format!("{}{}", settings(&mq.url(), "gw-auth", None), tokens_toml()),
@@ -201,6 +202,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tokens_the_api_is_refused_off_loopback() {
+    let _load = shared().await;
     let cfg = TestConfig::new(
         "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"0.0.0.0:0\"\n",
         &inv(),
@@ -220,6 +222,7 @@ async fn without_tokens_the_api_is_refused_off_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_rate_per_token_and_body_size_are_bounded() {
+    let _load = shared().await;
     let cfg = TestConfig::new(
         &format!(
             "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\nrate_limit_per_s = 1\nrate_limit_burst = 5\nmax_body_bytes = 4096\n\n{}",
@@ -285,6 +288,7 @@ async fn preflight(url: &str, origin: &str) -> (u16, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_is_closed_unless_an_origin_is_configured() {
+    let _load = shared().await;
     for (extra, allowed) in [
         ("", false),
         ("cors_origins = [\"https://ops.example.org\"]\n", true),
@@ -323,6 +327,7 @@ async fn cors_is_closed_unless_an_origin_is_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_serves_https_with_the_configured_certificate() {
+    let _load = shared().await;
     let cert =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .unwrap();
@@ -393,6 +398,7 @@ fn audit_lines(cfg: &TestConfig) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_trail_records_the_configuration_acknowledgements_and_refusals() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let cfg = TestConfig::new(

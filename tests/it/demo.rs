@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_starts_and_serves_rates() {
+    let _load = crate::common::shared().await;
     let api_port = crate::common::free_port();
     let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_safegate"))

@@ -84,6 +84,7 @@ fn next(seed: &mut u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_no_acknowledged_reading() {
+    let _load = shared().await;
     const DEVICES: usize = 10;
     const PER_DEVICE: usize = 10_000;
     const PER_MESSAGE: usize = 20;
@@ -238,6 +239,7 @@ async fn a_two_minute_store_outage_loses_nothing_and_keeps_order_per_device() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_loses_nothing() {
+    let _load = shared().await;
     const DEVICES: usize = 10;
     const MESSAGES: usize = 1_000;
     let mut mq = Mosquitto::start_tuned();
@@ -284,6 +286,7 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_disk_budget_holds_acks_pauses_modbus_and_loses_nothing() {
+    let _load = shared().await;
     use safegate::simulators::modbus_sim::ModbusSim;
     const DEVICES: usize = 5;
     const MESSAGES: usize = 800;
@@ -373,6 +376,7 @@ async fn a_tiny_disk_budget_holds_acks_pauses_modbus_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_outbox_or_state_file_stops_the_start_or_is_moved_aside_never_deleted() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let mut vm = Victoria::start();
     vm.stop(); // the store is down: what the gateway receives stays in the outbox
@@ -487,6 +491,7 @@ async fn a_damaged_outbox_or_state_file_stops_the_start_or_is_moved_aside_never_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_line_is_dead_lettered_and_everything_else_arrives() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     // The store answers the first write with 429 and Retry-After: 2, refuses (413) any write
@@ -691,6 +696,7 @@ impl WalWatch {
 /// every reading arrives, each sent a bounded number of times, with both WALs in bounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_disk_holds_acks_before_it_fills_and_then_drains_every_reading() {
+    let _load = shared().await;
     const DEVICES: usize = 20;
     const MESSAGES: usize = 5_000; // 100,000 readings, about 8.5 MB of line protocol
                                    // Bound in this order, dropped in the reverse: the gateway first, even on a panic.
@@ -791,6 +797,7 @@ async fn a_small_disk_holds_acks_before_it_fills_and_then_drains_every_reading()
 /// starts again on the full disk, and once the filler is gone everything arrives by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_filled_by_another_process_stalls_nothing_and_recovers_by_itself() {
+    let _load = shared().await;
     const DEVICES: usize = 10;
     const MESSAGES: usize = 500; // per phase: 5,000 readings
                                  // Bound in this order, dropped in the reverse: the gateway first, even on a panic.
@@ -894,6 +901,7 @@ async fn a_disk_filled_by_another_process_stalls_nothing_and_recovers_by_itself(
 /// has every acknowledged reading accepted (before the fix: 0 of 50).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_acknowledges_nothing_before_the_gateway_listens() {
+    let _load = shared().await;
     const READINGS: usize = 50;
     let (port, api_port) = (free_port(), free_port());
     let cfg = TestConfig::new(

@@ -189,6 +189,7 @@ fn since(list: &Value, id: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_values_reports_and_a_restart_mid_window() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-ind", None), INV);
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();

@@ -12,6 +12,7 @@ fn inv() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_limit_refuses_its_message_and_the_good_ones_arrive() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let settings = settings(&mq.url(), "gw-limits", None).replace(
         "reconnect_min_ms",

@@ -35,6 +35,7 @@ name = "Gate"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_reach_the_api_and_the_store_with_tags_and_timestamps() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let mut inv = PARK.to_string();
@@ -109,6 +110,7 @@ async fn readings_reach_the_api_and_the_store_with_tags_and_timestamps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let mut inv = PARK.to_string();
@@ -225,6 +227,7 @@ async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_is_rejected_by_reason_and_the_good_ones_around_it_arrive() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let inv = format!(
@@ -385,6 +388,7 @@ async fn every_bad_input_is_rejected_by_reason_and_the_good_ones_around_it_arriv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_a_broker_restart_and_a_store_outage() {
+    let _load = shared().await;
     let mut mq = Mosquitto::start();
     let mut vm = Victoria::start();
     let inv = format!("{PARK}\n[[devices]]\nid = \"d0\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 10\n");

@@ -140,6 +140,7 @@ async fn platform(port: u16, pki: &Pki, cn: &str) -> Publisher {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
+    let _load = shared().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new();
     let work = tempfile::tempdir().unwrap();
@@ -262,6 +263,7 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_password_file_and_acl_with_usernames() {
+    let _load = shared().await;
     std::env::set_var("SAFEGATE_TEST_GW_MQTT_PW", "gateway-secret");
     let work = tempfile::tempdir().unwrap();
     let settings_for = |port: u16| {
@@ -403,6 +405,7 @@ async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Packet>) -> Packet {
 /// topic and bad logins cannot connect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_enforces_the_same_acl_itself() {
+    let _load = shared().await;
     let (cfg, port, gw, api) = embedded_gateway("guard", "").await;
     let login = |user: &str, pw: &str| {
         let mut o = MqttOptions::new(format!("{user}-c"), "127.0.0.1", port);
@@ -585,6 +588,7 @@ async fn the_embedded_broker_enforces_the_same_acl_itself() {
 /// ACL; an unknown name, a missing certificate and plain TCP are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates() {
+    let _load = shared().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new();
     let work = tempfile::tempdir().unwrap();
@@ -654,6 +658,7 @@ async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates(
 /// accept and counted, the ones connected keep working, and a freed slot is taken again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_guard_bounds_its_connections() {
+    let _load = shared().await;
     let (_cfg, port, gw, api) = embedded_gateway("cap", "listen_max_connections = 2\n").await;
     let opts = |id: &str, user: &str, pw: &str| {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);

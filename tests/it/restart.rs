@@ -27,6 +27,7 @@ interval_s = 10
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transitions_and_state_survive_a_restart() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-restart", None), INV);
     let api_of = |gw: &safegate::runtime::Gateway| format!("http://{}", gw.api_addr);

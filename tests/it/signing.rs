@@ -44,6 +44,7 @@ fn signed(key: &[u8], inner: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_missing_and_forged_signatures_with_require_signature_on_and_off() {
+    let _load = shared().await;
     let (k1, k2) = (b"key-of-site-one".as_slice(), b"key-of-site-two".as_slice());
     std::env::set_var("SAFEGATE_TEST_KEY_S1", "key-of-site-one");
     std::env::set_var("SAFEGATE_TEST_KEY_S2", "key-of-site-two");
@@ -107,6 +108,7 @@ async fn good_missing_and_forged_signatures_with_require_signature_on_and_off() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_key_variable_stops_the_start_with_its_name() {
+    let _load = shared().await;
     let inv = INV.replace("SAFEGATE_TEST_KEY_S1", "SAFEGATE_TEST_KEY_UNSET_9");
     let cfg = TestConfig::new(
         "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n",

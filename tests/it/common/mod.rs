@@ -11,6 +11,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// All the integration tests share one process. The one that measures Modbus poll periods runs
+/// alone (`alone`): on a 2-core machine the brokers, stores, gateways and Python servers of the
+/// tests beside it ate into its slack. Every other test that starts them holds `shared` while it
+/// runs; the two-minute store outage does not: it is light, and waiting for it would idle a
+/// test thread for minutes.
+static LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+pub async fn shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    LOAD.read().await
+}
+
+pub async fn alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    LOAD.write().await
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind an ephemeral port")
