@@ -15,7 +15,7 @@ use super::status::{Counted, DeviceStatus, EndpointStatus};
 use crate::backoff::Backoff;
 use crate::config::modbus::{Parity, RegisterConfig, StatusConfig, Table};
 use crate::core::{Origin, RawReading, ReadingStatus, SourceEvent};
-use crate::telemetry::{now_ms, RateLimitedLog};
+use crate::telemetry::{now_ms, Clock, RateLimitedLog};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
@@ -67,6 +67,8 @@ pub struct EndpointSpec {
     pub connect_timeout: Duration,
     pub devices: Vec<DeviceSpec>,
     pub status: Arc<EndpointStatus>,
+    /// Stamps the readings, polls and link changes handed to the core.
+    pub clock: Clock,
 }
 
 async fn connect(link: &Link, key: &str, timeout: Duration) -> Result<Context, ModbusError> {
@@ -358,7 +360,7 @@ pub async fn run(
                 }
             }
         };
-        let finished_ms = now_ms();
+        let finished_ms = ep.clock.now_ms();
         // Link up/down and every poll's outcome go to the core, for 稳定性 (link stability
         // and poll success ratio) over any window.
         if st.link.connected() != link_up {
@@ -462,7 +464,7 @@ pub async fn run(
             .send(SourceEvent::Link {
                 link: link_name,
                 up: false,
-                at_ms: now_ms(),
+                at_ms: ep.clock.now_ms(),
             })
             .await;
     }

@@ -23,8 +23,13 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 /// Group the configuration's Modbus devices by endpoint. Only `built` devices are polled:
-/// a planned or suspended unit would only cost its neighbours timeouts.
-pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<ModbusStatus>) {
+/// a planned or suspended unit would only cost its neighbours timeouts. What they read is
+/// stamped by `clock`.
+pub fn endpoints(
+    cfg: &Config,
+    metrics: &Metrics,
+    clock: &crate::telemetry::Clock,
+) -> (Vec<EndpointSpec>, Arc<ModbusStatus>) {
     /// An endpoint being assembled: its link, connect bound, devices and their status.
     struct Group {
         link: Link,
@@ -103,6 +108,7 @@ pub fn endpoints(cfg: &Config, metrics: &Metrics) -> (Vec<EndpointSpec>, Arc<Mod
                 connect_timeout: g.connect_timeout,
                 devices: g.devices,
                 status,
+                clock: clock.clone(),
             });
         }
     }

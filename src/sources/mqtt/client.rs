@@ -4,7 +4,7 @@ use crate::backoff::Backoff;
 use crate::config::{AckPolicy, MqttSettings};
 use crate::core::{Origin, Rejection};
 use crate::core::{Receipt, SourceEvent};
-use crate::telemetry::{now_ms, LinkStatus, Metrics, RateLimitedLog};
+use crate::telemetry::{now_ms, Clock, LinkStatus, Metrics, RateLimitedLog};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, Transport};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -134,6 +134,7 @@ pub async fn run(
     tx: mpsc::Sender<SourceEvent>,
     status: Arc<LinkStatus>,
     metrics: Arc<Metrics>,
+    clock: Clock,
     mut shutdown: broadcast::Receiver<()>,
 ) -> Result<(), MqttSourceError> {
     let mut opts = options(&cfg)?;
@@ -220,20 +221,20 @@ pub async fn run(
                 }
                 // A kept session still holds our subscription: subscribed already, even if
                 // the SUBACK waits behind the messages queued for us (a held outbox).
-                if ack.session_present && !link_up(&status, &metrics, &tx, &link).await {
+                if ack.session_present && !link_up(&status, &metrics, &tx, &link, &clock).await {
                     return Ok(());
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 // Ready only once subscribed: before that, publishes would pass us by.
-                if !link_up(&status, &metrics, &tx, &link).await {
+                if !link_up(&status, &metrics, &tx, &link, &clock).await {
                     return Ok(());
                 }
                 tracing::info!(filter = %filter, ?qos, "MQTT subscribed");
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 metrics.messages_received.inc();
-                let now = now_ms();
+                let now = clock.now_ms();
                 // Signed sites: verify and unwrap before parsing (the gateway's own alarm
                 // board is not signed, and ignored by the parser anyway).
                 let site = match parse_topic(&cfg.topic_prefix, &p.topic) {
@@ -285,7 +286,7 @@ pub async fn run(
             }
             Ok(_) => {}
             Err(e) => {
-                let now = now_ms();
+                let now = clock.now_ms();
                 epoch += 1;
                 current_epoch.store(epoch, std::sync::atomic::Ordering::Relaxed);
                 if status.set_disconnected(now, e.to_string()) {
@@ -314,7 +315,7 @@ pub async fn run(
             .send(SourceEvent::Link {
                 link,
                 up: false,
-                at_ms: now_ms(),
+                at_ms: clock.now_ms(),
             })
             .await;
     }
@@ -377,8 +378,9 @@ async fn link_up(
     metrics: &Metrics,
     tx: &mpsc::Sender<SourceEvent>,
     link: &Arc<str>,
+    clock: &Clock,
 ) -> bool {
-    let now = now_ms();
+    let now = clock.now_ms();
     if !status.connected() {
         let up = SourceEvent::Link {
             link: link.clone(),
