@@ -7,4 +7,4 @@ pub mod cadence;
 pub mod demo;
 pub mod evaluate;
 
-pub use app::{start, Gateway, StartError};
+pub use app::{start, start_with, Gateway, StartError};
