@@ -6,8 +6,6 @@ use crate::common::*;
 use safegate::sources::mqtt::payload::parse_rfc3339_ms;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 const INV: &str = r#"
@@ -187,53 +185,43 @@ fn since(list: &Value, id: &str) -> i64 {
     parse_rfc3339_ms(d["state_since"].as_str().unwrap()).unwrap()
 }
 
+/// `ms` of the scenario in steps of 200 ms (the devices' interval): the clock moves on a
+/// step, then `reporting` report.
+async fn run_for(ms: u64, clock: &ManualClock, p: &Publisher, api: &str, reporting: &[&str]) {
+    for _ in 0..ms / 200 {
+        clock.advance(Duration::from_millis(200));
+        report_now(clock, p, api, "p1", reporting).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_values_reports_and_a_restart_mid_window() {
     let _load = shared().await;
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-ind", None), INV);
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let clock = test_clock();
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
         v["ready"] == true
     })
     .await;
 
-    // a and b publish every 200 ms throughout; e until told to stop; c once; d never.
+    // a and b report every 200 ms throughout; e until told to stop; c once; d never.
     let p = Publisher::connect(mq.port, "pub-ind").await;
-    let stop_e = Arc::new(AtomicBool::new(false));
-    let client = p.client.clone();
-    let stop = stop_e.clone();
-    let ticker = tokio::spawn(async move {
-        for _ in 0..200 {
-            for dev in ["a", "b", "e"] {
-                if dev == "e" && stop.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let topic = format!("safegate/v1/p1/{dev}/data");
-                let _ = client
-                    .publish(
-                        topic,
-                        rumqttc::QoS::AtLeastOnce,
-                        false,
-                        r#"{"values":{"lel":1}}"#,
-                    )
-                    .await;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    p.send("safegate/v1/p1/c/data", r#"{"values":{"lel":1}}"#)
-        .await;
+    report_now(&clock, &p, &api, "p1", &["a", "b", "c", "e"]).await;
+    // c is offline_after_s = 1 past its reading.
+    run_for(1000, &clock, &p, &api, &["a", "b", "e"]).await;
     wait_json(
         &format!("{api}/api/v1/devices?state=offline"),
         Duration::from_secs(10),
         |v| v["total"] == 1,
     )
     .await;
-    let t1 = now_ms();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    stop_e.store(true, Ordering::Relaxed);
+    let t1 = clock.now_ms();
+    run_for(1000, &clock, &p, &api, &["a", "b", "e"]).await;
     p.send("safegate/v1/p1/e/state", "offline").await;
     let list = wait_json(
         &format!("{api}/api/v1/devices?state=offline"),
@@ -242,8 +230,8 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
     )
     .await;
     let te = since(&list, "e");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let t2 = now_ms();
+    run_for(1000, &clock, &p, &api, &["a", "b"]).await;
+    let t2 = clock.now_ms();
     let w = (t2 - t1) as f64;
 
     // Ground truth over [t1, t2): a, b online throughout; c offline; d never; e until te.
@@ -384,9 +372,13 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
     let cli = report_command(&cfg.path, t1, t2);
     assert_eq!(cli["rows"], report["rows"]);
 
-    // Restart in the middle of a window: [t1, t3) spans it.
+    // Restart in the middle of a window: [t1, t3) spans it, and a step of it passes while the
+    // gateway is down.
     gw.stop().await;
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    clock.advance(Duration::from_millis(200));
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
         v["ready"] == true
@@ -397,8 +389,9 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
         again["indicators"], v["indicators"],
         "the closed window is unchanged"
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let t3 = now_ms();
+    report_now(&clock, &p, &api, "p1", &["a", "b"]).await;
+    run_for(800, &clock, &p, &api, &["a", "b"]).await;
+    let t3 = clock.now_ms();
     let (_, span) = get(&format!(
         "{api}/api/v1/indicators?scope=site:p1&from={t1}&to={t3}"
     ))
@@ -410,7 +403,6 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
         "a and b stay online across the restart: {span}"
     );
     assert_eq!(online["exact"]["den"], 5 * (t3 - t1));
-    ticker.abort();
     gw.stop().await;
 
     // With no gateway running at all, the report command reads the same history.

@@ -126,25 +126,20 @@ async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
         .replace("[store]\n", "[store]\nindicator_interval_s = 1\n")
         + "[indicators]\nstore_windows = [\"2s\"]\nutc_offset_h = 0\n\n";
     let cfg = TestConfig::new(&s, &inv);
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let clock = test_clock();
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_ready(&api).await;
     let publisher = Publisher::connect(mq.port, "pub-t2").await;
 
-    // d3 reports once; the others keep reporting every 300 ms for 4 s.
-    publisher
-        .send("safegate/v1/p1/d3/data", r#"{"values":{"lel":1}}"#)
-        .await;
-    for _ in 0..14 {
-        for i in 0..3 {
-            publisher
-                .send(
-                    &format!("safegate/v1/p1/d{i}/data"),
-                    r#"{"values":{"lel":2}}"#,
-                )
-                .await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    // d3 reports once; the others keep reporting every 500 ms for 4.5 s, past two closings of
+    // the 2 s store window.
+    report_now(&clock, &publisher, &api, "p1", &["d0", "d1", "d2", "d3"]).await;
+    for _ in 0..9 {
+        clock.advance(Duration::from_millis(500));
+        report_now(&clock, &publisher, &api, "p1", &["d0", "d1", "d2"]).await;
     }
     let list = wait_json(
         &format!("{api}/api/v1/devices?site=p1&state=offline"),

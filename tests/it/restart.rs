@@ -32,7 +32,10 @@ async fn transitions_and_state_survive_a_restart() {
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-restart", None), INV);
     let api_of = |gw: &safegate::runtime::Gateway| format!("http://{}", gw.api_addr);
 
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let clock = test_clock();
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = api_of(&gw);
     wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
         v["mqtt"]["connected"] == true
@@ -43,16 +46,22 @@ async fn transitions_and_state_survive_a_restart() {
         .await;
     p.send("safegate/v1/m1/b/data", r#"{"values":{"ch4":0.3}}"#)
         .await;
+    seen_now(&clock, &api, "m1", &["a", "b"]).await;
     // a goes silent and offline; b stays online.
+    clock.advance(Duration::from_secs(1));
     let before = wait_json(
         &format!("{api}/api/v1/devices"),
         Duration::from_secs(20),
         |v| v["devices"][0]["state"] == "offline" && v["devices"][1]["state"] == "online",
     )
     .await;
+    // Nothing for the broker to deliver again after the restart (it would bring a back).
+    acks_sent(&api).await;
     gw.stop().await;
 
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = api_of(&gw);
     let (_, after) = get(&format!("{api}/api/v1/devices")).await;
     for i in 0..2 {

@@ -5,6 +5,7 @@
 pub mod proxy;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+pub use safegate::telemetry::{Clock, ManualClock};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -411,7 +412,17 @@ pub async fn get_text(url: &str) -> String {
 /// Start the gateway on `cfg` and wait until it is subscribed to MQTT; returns it and the
 /// API's base URL.
 pub async fn start_ready(cfg: &TestConfig) -> (safegate::runtime::Gateway, String) {
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    start_ready_on(cfg, Clock::system()).await
+}
+
+/// `start_ready` on `clock` (a `test_clock`'s handle).
+pub async fn start_ready_on(
+    cfg: &TestConfig,
+    clock: Clock,
+) -> (safegate::runtime::Gateway, String) {
+    let gw = safegate::runtime::start_with(cfg.load(), clock)
+        .await
+        .unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
         v["mqtt"]["connected"] == true
@@ -445,6 +456,62 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
 
 pub fn now_ms() -> i64 {
     safegate::telemetry::now_ms()
+}
+
+/// A clock for a gateway that stands still until the test advances it. It starts an hour
+/// behind the wall clock, so that what reads the wall clock (the `report` command measures up
+/// to its now) sees every time the gateway stamped as past. Readings stamped by the test must
+/// take their `ts` from it.
+pub fn test_clock() -> ManualClock {
+    ManualClock::new(now_ms() - 3_600_000)
+}
+
+/// Publish a reading (`lel` 1) of each of `devices` of `site` and wait until the gateway has
+/// them all (`seen_now`).
+pub async fn report_now(
+    clock: &ManualClock,
+    p: &Publisher,
+    api: &str,
+    site: &str,
+    devices: &[&str],
+) {
+    for d in devices {
+        p.send(
+            &format!("safegate/v1/{site}/{d}/data"),
+            r#"{"values":{"lel":1}}"#,
+        )
+        .await;
+    }
+    seen_now(clock, api, site, devices).await;
+}
+
+/// Wait until the gateway has seen each of `devices` of `site` at `clock`'s now: what they
+/// sent is in, and the clock can move on.
+pub async fn seen_now(clock: &ManualClock, api: &str, site: &str, devices: &[&str]) {
+    let now = clock.now_ms();
+    let seen = |v: &Value, d: &str| {
+        let at = device(v, d)["last_seen"].as_str();
+        at.and_then(safegate::sources::mqtt::payload::parse_rfc3339_ms) == Some(now)
+    };
+    let url = format!("{api}/api/v1/devices?site={site}");
+    wait_json(&url, Duration::from_secs(10), |v| {
+        devices.iter().all(|d| seen(v, d))
+    })
+    .await;
+}
+
+/// Wait until the gateway has acknowledged to the broker every message it took: stopped after
+/// this, it is delivered none of them again.
+pub async fn acks_sent(api: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = get_text(&format!("{api}/metrics")).await;
+        if metric(&m, "safegate_mqtt_acks_pending") == Some(0.0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "acknowledgements pending: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One device from a `GET /api/v1/devices` listing.
