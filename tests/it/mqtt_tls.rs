@@ -219,7 +219,9 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Routed or refused by the broker before plat-b's reading is: had plat-a's d2 reading gone
+    // through, it would reach the gateway first.
+    pa.wait_acked(3).await;
     // plat-b: its own site.
     b.publish(
         "safegate/v1/p2/d2/data",

@@ -365,6 +365,7 @@ async fn drive_client(
 /// A publishing MQTT client, driven in the background.
 pub struct Publisher {
     pub client: AsyncClient,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -377,8 +378,25 @@ impl Publisher {
 
     /// Connect with these options (TLS, credentials …); returns once the broker accepted.
     pub async fn connect_with(o: MqttOptions) -> Publisher {
-        let (client, _, task) = drive_client(o, 1000).await;
-        Publisher { client, task }
+        let (client, acked, task) = drive_client(o, 1000).await;
+        Publisher {
+            client,
+            acked,
+            task,
+        }
+    }
+
+    /// Wait until the broker has acknowledged `n` QoS 1 messages of this client (so it has
+    /// routed, or refused, each of them).
+    pub async fn wait_acked(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.acked.load(std::sync::atomic::Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "the broker acknowledged fewer than {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn send(&self, topic: &str, payload: impl Into<Vec<u8>>) {
@@ -659,6 +677,19 @@ impl GatewayProc {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `text` (panics after `within`, with the log).
+    pub async fn wait_log(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in the log within {within:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
