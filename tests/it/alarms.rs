@@ -41,64 +41,24 @@ fn reading(v: f64) -> String {
     json!({"values": {"lel": v}}).to_string()
 }
 
-const TYPES_INV: &str = r#"
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
-
-[[sites]]
-id = "m1"
-name = "Mine"
-kind = "mine"
-alarms = { scheme = "four_colour" }
-
-[[devices]]
-id = "g1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "g2"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-alarm = { raise_after = 3 }
-
-[[devices]]
-id = "f1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "o1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 0.5
-offline_after_s = 1
-
-[[devices]]
-id = "ch4"
-site = "m1"
-kind = "methane"
-protocol = "mqtt"
-interval_s = 60
-alarm = { levels = [0.5, 0.75, 1.0, 1.5] }
-
-[[devices]]
-id = "s1"
-site = "m1"
-kind = "slope_displacement"
-protocol = "mqtt"
-interval_s = 60
-alarm = { levels = [100, 200, 300, 400], rate_per_day = [1000, 2000, 3000, 4000], rate_window = "10s" }
-"#;
+/// Park p1 with detectors (g2 raises after three readings, o1 goes offline after 1 s) and
+/// mine m1, four colours, with a methane and a slope sensor.
+fn types_inv() -> String {
+    Inventory::park("p1")
+        .detector("g1", 60.0)
+        .detector("g2", 60.0)
+        .with("alarm = { raise_after = 3 }")
+        .detector("f1", 60.0)
+        .detector("o1", 0.5)
+        .with("offline_after_s = 1")
+        .site("m1", "Mine", "mine")
+        .with("alarms = { scheme = \"four_colour\" }")
+        .device("ch4", "methane", 60.0)
+        .with("alarm = { levels = [0.5, 0.75, 1.0, 1.5] }")
+        .device("s1", "slope_displacement", 60.0)
+        .with("alarm = { levels = [100, 200, 300, 400], rate_per_day = [1000, 2000, 3000, 4000], rate_window = \"10s\" }")
+        .to_toml()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_alarm_type_through_the_broker_and_into_the_store() {
@@ -107,7 +67,7 @@ async fn every_alarm_type_through_the_broker_and_into_the_store() {
     let vm = Victoria::start();
     let cfg = TestConfig::new(
         &settings(&mq.url(), "gw-alarm-types", Some(&vm.url())),
-        TYPES_INV,
+        &types_inv(),
     );
     let clock = test_clock();
     let (gw, api) = start_ready_on(&cfg, clock.clock()).await;
@@ -283,8 +243,11 @@ async fn every_alarm_type_through_the_broker_and_into_the_store() {
     gw.stop().await;
 }
 
-const ACK_INV: &str = r#"
-[alarms]
+/// Level 1 deadline 3 s, a response-rate target for p1; detectors a to e on p1, z on p2.
+fn ack_inv() -> String {
+    Inventory::default()
+        .raw(
+            r#"[alarms]
 response_deadline_s = { level1 = 3, level2 = 600 }
 
 [[targets]]
@@ -293,59 +256,14 @@ scope = "site:p1"
 comparator = ">="
 value = 95
 label = "预警响应率"
-
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
-
-[[sites]]
-id = "p2"
-name = "Other park"
-kind = "park"
-
-[[devices]]
-id = "a"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "b"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "c"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "d"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "e"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "z"
-site = "p2"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-"#;
+"#,
+        )
+        .site("p1", "Park", "park")
+        .detectors(&["a", "b", "c", "d", "e"], 60.0)
+        .site("p2", "Other park", "park")
+        .detector("z", 60.0)
+        .to_toml()
+}
 
 /// The retained messages under `filter`: topic → payload. Mosquitto sends a subscription's
 /// retained messages right after its SUBACK, so a second subscription's SUBACK marks the end
@@ -398,7 +316,7 @@ async fn retained_when(
 async fn acknowledgements_over_http_and_mqtt_give_the_exact_response_rate() {
     let _load = shared().await;
     let mq = Mosquitto::start();
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-ack", None), ACK_INV);
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-ack", None), &ack_inv());
     let clock = test_clock();
     let (gw, api) = start_ready_on(&cfg, clock.clock()).await;
     let from = clock.now_ms();
@@ -575,35 +493,23 @@ async fn acknowledgements_over_http_and_mqtt_give_the_exact_response_rate() {
     gw.stop().await;
 }
 
-const RESTART_INV: &str = r#"
-[alarms]
-response_deadline_s = { level1 = 2, level2 = 600 }
-
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
-
-[[devices]]
-id = "a"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "b"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-"#;
+/// Level 1 deadline 2 s; detectors a and b.
+fn restart_inv() -> String {
+    Inventory::default()
+        .raw("[alarms]\nresponse_deadline_s = { level1 = 2, level2 = 600 }\n")
+        .site("p1", "Park", "park")
+        .detectors(&["a", "b"], 60.0)
+        .to_toml()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_and_their_deadlines_survive_a_restart() {
     let _load = shared().await;
     let mq = Mosquitto::start();
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-restart", None), RESTART_INV);
+    let cfg = TestConfig::new(
+        &settings(&mq.url(), "gw-alarm-restart", None),
+        &restart_inv(),
+    );
     let clock = test_clock();
     let (gw, api) = start_ready_on(&cfg, clock.clock()).await;
     let p = Publisher::connect(mq.port, "pub-alarm-restart").await;

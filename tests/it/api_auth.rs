@@ -27,7 +27,7 @@ fn tokens_toml() -> String {
 
 /// Park p1 with one detector, g1.
 fn inv() -> String {
-    park_with_detectors(&["g1"], 60)
+    Inventory::park("p1").detector("g1", 60.0).to_toml()
 }
 
 async fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Value, Option<String>) {

@@ -17,7 +17,7 @@ fn inventory(n: usize, extra_devices: &[&str]) -> String {
     let ids: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
     let mut all: Vec<&str> = ids.iter().map(String::as_str).collect();
     all.extend_from_slice(extra_devices);
-    park_with_detectors(&all, 3600)
+    Inventory::park("p1").detectors(&all, 3600.0).to_toml()
 }
 
 /// Settings for the gateway binary: a fixed API port (the test must know it) and `extra`.

@@ -8,77 +8,35 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-const INV: &str = r#"
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
+/// Park p1: a in enterprise e1 and zone z1, d in e2 and z2, b, c and e in neither; every
+/// detector reports every 200 ms and is offline 1 s after its last reading. The targets of
+/// the report.
+fn inv() -> String {
+    const OFFLINE: &str = "offline_after_s = 1";
+    Inventory::park("p1")
+        .enterprise("e1", "E1")
+        .enterprise("e2", "E2")
+        .zone("z1", "Z1")
+        .zone("z2", "Z2")
+        .detector("a", 0.2)
+        .with(OFFLINE)
+        .with("enterprise = \"e1\"")
+        .with("zone = \"z1\"")
+        .detector("b", 0.2)
+        .with(OFFLINE)
+        .detector("c", 0.2)
+        .with(OFFLINE)
+        .detector("d", 0.2)
+        .with(OFFLINE)
+        .with("enterprise = \"e2\"")
+        .with("zone = \"z2\"")
+        .detector("e", 0.2)
+        .with(OFFLINE)
+        .raw(TARGETS)
+        .to_toml()
+}
 
-[[enterprises]]
-id = "e1"
-site = "p1"
-name = "E1"
-
-[[enterprises]]
-id = "e2"
-site = "p1"
-name = "E2"
-
-[[zones]]
-id = "z1"
-site = "p1"
-name = "Z1"
-
-[[zones]]
-id = "z2"
-site = "p1"
-name = "Z2"
-
-[[devices]]
-id = "a"
-site = "p1"
-kind = "gas_combustible"
-enterprise = "e1"
-zone = "z1"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[devices]]
-id = "b"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[devices]]
-id = "c"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[devices]]
-id = "d"
-site = "p1"
-kind = "gas_combustible"
-enterprise = "e2"
-zone = "z2"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[devices]]
-id = "e"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[targets]]
+const TARGETS: &str = r#"[[targets]]
 indicator = "online_rate"
 comparator = ">="
 value = 100
@@ -198,7 +156,7 @@ async fn run_for(ms: u64, clock: &ManualClock, p: &Publisher, api: &str, reporti
 async fn scenario_values_reports_and_a_restart_mid_window() {
     let _load = shared().await;
     let mq = Mosquitto::start();
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-ind", None), INV);
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-ind", None), &inv());
     let clock = test_clock();
     let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
         .await

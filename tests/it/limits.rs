@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Park p1 with one detector, g1.
 fn inv() -> String {
-    park_with_detectors(&["g1"], 60)
+    Inventory::park("p1").detector("g1", 60.0).to_toml()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,33 +72,17 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-const INV: &str = r#"
-[[sites]]
-id = "p1"
-name = "Park one"
-kind = "park"
-platforms = ["plat-a"]
-
-[[sites]]
-id = "p2"
-name = "Park two"
-kind = "park"
-platforms = ["plat-b"]
-
-[[devices]]
-id = "d1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "d2"
-site = "p2"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-"#;
+/// Sites p1 and p2, a detector each; `plat_a` may publish for p1, `plat_b` for p2.
+fn inv(plat_a: &str, plat_b: &str) -> String {
+    Inventory::default()
+        .site("p1", "Park one", "park")
+        .with(&format!("platforms = [\"{plat_a}\"]"))
+        .detector("d1", 60.0)
+        .site("p2", "Park two", "park")
+        .with(&format!("platforms = [\"{plat_b}\"]"))
+        .detector("d2", 60.0)
+        .to_toml()
+}
 
 /// The first thing a new client with options `o` hears, within 10 s.
 async fn first_answer(o: MqttOptions) -> Result<Event, rumqttc::ConnectionError> {
@@ -160,7 +144,7 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
             gw_key.display()
         )
     };
-    let acl_cfg = TestConfig::new(&settings_for(1), INV);
+    let acl_cfg = TestConfig::new(&settings_for(1), &inv("plat-a", "plat-b"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
         .args(["broker-acl", "--config"])
         .arg(&acl_cfg.path)
@@ -184,7 +168,7 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
         )
     };
     let mq = Mosquitto::start_with(conf);
-    let cfg = TestConfig::new(&settings_for(mq.port), INV);
+    let cfg = TestConfig::new(&settings_for(mq.port), &inv("plat-a", "plat-b"));
     let (gw, api) = start_ready(&cfg).await;
 
     // Kept alive for the test: dropping a Publisher stops its connection.
@@ -273,7 +257,7 @@ async fn generated_password_file_and_acl_with_usernames() {
             "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"gw-pw\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_GW_MQTT_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
         )
     };
-    let acl_cfg = TestConfig::new(&settings_for(1), INV);
+    let acl_cfg = TestConfig::new(&settings_for(1), &inv("plat-a", "plat-b"));
     let (acl, passwd) = (work.path().join("acl"), work.path().join("passwd"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
         .args(["broker-acl", "--config"])
@@ -317,7 +301,7 @@ async fn generated_password_file_and_acl_with_usernames() {
         )
     };
     let mq = Mosquitto::start_with(conf);
-    let cfg = TestConfig::new(&settings_for(mq.port), INV);
+    let cfg = TestConfig::new(&settings_for(mq.port), &inv("plat-a", "plat-b"));
     let (gw, api) = start_ready(&cfg).await;
     let connect = |user: &str, pw: &str| {
         let mut o = MqttOptions::new(format!("{user}-client"), "127.0.0.1", mq.port);
@@ -369,7 +353,7 @@ async fn generated_password_file_and_acl_with_usernames() {
     gw.stop().await;
 }
 
-/// A gateway on its embedded broker behind the guard: sites p1 and p2 of `INV` with platforms
+/// A gateway on its embedded broker behind the guard: sites p1 and p2 of `inv` with platforms
 /// `{tag}-plat-a` and `{tag}-plat-b` (passwords `a-pass` and `b-pass` in the environment), the
 /// gateway logging in as `safegate`; `extra` adds `[mqtt]` settings, one per line.
 async fn embedded_gateway(
@@ -384,9 +368,7 @@ async fn embedded_gateway(
     let settings = format!(
         "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\n{extra}client_id = \"gw-{tag}\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_{up}_GW_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
     );
-    let inv = INV
-        .replace("\"plat-a\"", &format!("\"{tag}-plat-a\""))
-        .replace("\"plat-b\"", &format!("\"{tag}-plat-b\""));
+    let inv = inv(&format!("{tag}-plat-a"), &format!("{tag}-plat-b"));
     let cfg = TestConfig::new(&settings, &inv);
     let (gw, api) = start_ready(&cfg).await;
     (cfg, port, gw, api)

@@ -3,33 +3,21 @@
 use crate::common::*;
 use std::time::Duration;
 
-const INV: &str = r#"
-[[sites]]
-id = "m1"
-name = "Mine"
-kind = "mine"
-
-[[devices]]
-id = "a"
-site = "m1"
-kind = "methane"
-protocol = "mqtt"
-interval_s = 0.5
-offline_after_s = 1
-
-[[devices]]
-id = "b"
-site = "m1"
-kind = "methane"
-protocol = "mqtt"
-interval_s = 10
-"#;
+/// Mine m1: a reports every 500 ms and is offline 1 s after its last reading; b every 10 s.
+fn inv() -> String {
+    Inventory::default()
+        .site("m1", "Mine", "mine")
+        .device("a", "methane", 0.5)
+        .with("offline_after_s = 1")
+        .device("b", "methane", 10.0)
+        .to_toml()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transitions_and_state_survive_a_restart() {
     let _load = shared().await;
     let mq = Mosquitto::start();
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-restart", None), INV);
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-restart", None), &inv());
     let api_of = |gw: &safegate::runtime::Gateway| format!("http://{}", gw.api_addr);
 
     let clock = test_clock();

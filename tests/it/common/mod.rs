@@ -2,7 +2,10 @@
 //! gateway in-process, and small HTTP/MQTT helpers. Nothing is mocked.
 #![allow(dead_code)]
 
+pub mod inventory;
 pub mod proxy;
+
+pub use inventory::Inventory;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 pub use safegate::telemetry::{Clock, ManualClock};
@@ -751,23 +754,6 @@ impl Drop for AckedPublisher {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// One `[[devices]]` entry: an MQTT combustible-gas detector of `site` reporting every
-/// `interval_s` seconds.
-pub fn gas_detector(id: &str, site: &str, interval_s: u32) -> String {
-    format!(
-        "[[devices]]\nid = \"{id}\"\nsite = \"{site}\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = {interval_s}\n\n"
-    )
-}
-
-/// Site `p1` ("Park") with the detectors `ids`.
-pub fn park_with_detectors(ids: &[&str], interval_s: u32) -> String {
-    let mut s = "[[sites]]\nid = \"p1\"\nname = \"Park\"\nkind = \"park\"\n\n".to_string();
-    for id in ids {
-        s.push_str(&gas_detector(id, "p1", interval_s));
-    }
-    s
 }
 
 /// A small tmpfs mounted at `path` (the test runs as root, as CI does), for tests that must
