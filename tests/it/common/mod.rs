@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 /// alone (`alone`): on a 2-core machine the brokers, stores, gateways and Python servers of the
 /// tests beside it ate into its slack. Every other test that starts them holds `shared` while it
 /// runs; the two-minute store outage does not: it is light, and waiting for it would idle a
-/// test thread for minutes.
+/// test thread for minutes. Nor do the synchronous tests (configuration checks, properties),
+/// which start no broker or store.
 static LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 pub async fn shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
