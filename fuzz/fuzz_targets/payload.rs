@@ -1,6 +1,6 @@
 //! The MQTT topic and payload parser on any bytes. Byte 0 picks the size and batch limits,
 //! byte 1 a topic shape of the contract (or, past them, a raw topic up to the first newline)
-//! and the channel limit; the rest is the payload. Checks what tests/fuzz_inputs.rs checks for any message.
+//! and the channel limit; the rest is the payload. Checks what tests/it/fuzz_inputs.rs checks for any message.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -4,7 +4,6 @@ use super::Command;
 use super::{ApiError, Shared};
 use crate::core::alarms::view::AlarmView;
 use crate::core::alarms::AckError;
-use crate::model::now_ms;
 use crate::model::parse_time;
 use crate::state::{AlarmFilter, Journal};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -100,7 +99,7 @@ pub async fn list(
         to: time("to", &q.to)?,
         limit: q.limit.unwrap_or(1000).clamp(1, 100_000),
     };
-    let now = now_ms();
+    let now = s.clock.now_ms();
     let alarms = with_journal(&s, move |j| j.alarms(&f, now)).await?;
     Ok(Json(json!({"count": alarms.len(), "alarms": alarms})))
 }
@@ -110,7 +109,7 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<AlarmView>, ApiError> {
     let id = alarm_id(&id)?;
-    let now = now_ms();
+    let now = s.clock.now_ms();
     // The live book first (it is ahead of the disk by the journal's write delay).
     let live = {
         let core = s.core();
@@ -182,7 +181,7 @@ pub async fn ack(
     let unavailable = || ApiError::Internal("the gateway is shutting down".into());
     s.commands.send(cmd).await.map_err(|_| unavailable())?;
     let res = rx.await.map_err(|_| unavailable())?;
-    let now = now_ms();
+    let now = s.clock.now_ms();
     match res {
         Ok(r) => {
             let inv = s.evaluator.inventory.clone();

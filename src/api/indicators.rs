@@ -4,7 +4,7 @@ use super::{ApiError, Shared};
 use crate::core::indicators::targets::assess;
 use crate::core::indicators::Computation;
 use crate::model::parse_time;
-use crate::model::{now_ms, rfc3339_ms};
+use crate::model::rfc3339_ms;
 use crate::report::{self, display_value, parse_scope};
 use axum::extract::{rejection::QueryRejection, Query, State};
 use axum::http::header;
@@ -51,7 +51,7 @@ fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
 
 async fn evaluate(s: &Arc<Shared>, from: i64, to: i64) -> Result<Computation, ApiError> {
     let ev = s.evaluator.clone();
-    let now = now_ms();
+    let now = s.clock.now_ms();
     tokio::task::spawn_blocking(move || ev.compute(from, to, now))
         .await
         .map_err(|e| ApiError::Internal(format!("evaluation task failed: {e}")))?
@@ -63,7 +63,7 @@ pub async fn indicators(
     q: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
-    let (from, to) = window(&q, now_ms())?;
+    let (from, to) = window(&q, s.clock.now_ms())?;
     let inv = s.evaluator.inventory.clone();
     let scope_text = q.scope.clone().unwrap_or_else(|| "region".into());
     let scope = parse_scope(&inv, &scope_text).ok_or_else(|| {
@@ -129,7 +129,7 @@ pub async fn report(
             "format {format:?} is not json, csv or markdown"
         )));
     }
-    let (from, to) = window(&q, now_ms())?;
+    let (from, to) = window(&q, s.clock.now_ms())?;
     let c = evaluate(&s, from, to).await?;
     let r = report::build(&s.evaluator.inventory, &c, &s.evaluator.targets);
     Ok(match format.as_str() {

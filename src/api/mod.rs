@@ -39,6 +39,8 @@ pub struct Shared {
     pub evaluator: Arc<crate::report::evaluate::Evaluator>,
     /// Modbus endpoints and devices with their counters (empty without Modbus devices).
     pub modbus: Arc<ModbusStatus>,
+    /// The runtime's clock: "now" of alarm views and of indicator windows.
+    pub clock: crate::telemetry::Clock,
 }
 
 impl Shared {

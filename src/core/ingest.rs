@@ -500,7 +500,7 @@ interval_s = 1
         );
     }
 
-    /// Found by tests/fuzz_inputs.rs: a channel the store cannot write (or would overwrite)
+    /// Found by tests/it/fuzz_inputs.rs: a channel the store cannot write (or would overwrite)
     /// used to be accepted, then broke or silently lost part of the store's line.
     #[test]
     fn channel_names_the_store_cannot_take_are_invalid_values() {

@@ -13,7 +13,7 @@ use crate::sinks::store::{self, Item, StoreQueue};
 use crate::sinks::Record;
 use crate::sources::{self, SourceContext, SourceStatus};
 use crate::state::{Journal, JournalMsg, StateError, TransitionRow};
-use crate::telemetry::{Metrics, OutboxStatus, RateLimitedLog, StoreStatus};
+use crate::telemetry::{Clock, Metrics, OutboxStatus, RateLimitedLog, StoreStatus};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,6 +69,12 @@ fn init_tls() {
 }
 
 pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
+    start_with(loaded, Clock::system()).await
+}
+
+/// Start on `clock`: what decides deadlines, offline transitions and indicator windows, and
+/// stamps what the sources receive (a manual clock in tests).
+pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, StartError> {
     init_tls();
     let mut cfg: Config = loaded.config;
     let api_tls = check_api(&cfg).await?;
@@ -79,7 +85,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     );
     let files = config_files(&loaded.files);
     let retain_closed = Duration::from_secs(cfg.alarms.retain_closed_s);
-    let (core, closed_alarms) = restore_core(&cfg, &mut journal, retain_closed)?;
+    let (core, closed_alarms) = restore_core(&cfg, &mut journal, retain_closed, clock.now_ms())?;
     let view = config_view(&cfg, &files, &crate::config::summary(&cfg));
     let metrics = Arc::new(Metrics::new());
     let embedded = match cfg.mqtt.embedded {
@@ -118,6 +124,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         outbox_status: outbox_status.clone(),
         outbox: outbox.clone(),
         modbus: source_status.modbus.clone(),
+        clock: clock.clone(),
     });
     let (shutdown, _) = broadcast::channel(4);
     let mut tasks = Vec::new();
@@ -154,6 +161,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         metrics: metrics.clone(),
         hold: hold_rx,
         shutdown: shutdown.clone(),
+        clock: clock.clone(),
     };
     for source in sources {
         tracing::debug!(source = source.name(), "starting source");
@@ -181,7 +189,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
 
     if let Some(q) = &store_queue {
         let (ev, q, rx) = (shared.evaluator.clone(), q.clone(), shutdown.subscribe());
-        tasks.push(tokio::spawn(super::cadence::run(ev, q, rx)));
+        tasks.push(tokio::spawn(super::cadence::run(ev, q, clock.clone(), rx)));
     }
     let indicator_every =
         Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
@@ -248,6 +256,7 @@ fn restore_core(
     cfg: &Config,
     journal: &mut Journal,
     retain_closed: Duration,
+    now: i64,
 ) -> Result<(Core, ClosedAlarms), StartError> {
     let closed = journal.close_open_links()?;
     if closed > 0 {
@@ -275,9 +284,9 @@ fn restore_core(
         );
     }
     core.alarms.restore(journal.next_alarm_id()?, open_alarms);
-    let closed_alarms = journal
-        .closed_alarms_since(now_ms() - retain_closed.as_millis() as i64 - 7 * 86_400_000)?;
-    let changed = journal.sync_registry(&core.inventory, now_ms())?;
+    let closed_alarms =
+        journal.closed_alarms_since(now - retain_closed.as_millis() as i64 - 7 * 86_400_000)?;
+    let changed = journal.sync_registry(&core.inventory, now)?;
     if changed > 0 {
         tracing::info!(
             units = changed,
@@ -379,7 +388,7 @@ fn spawn_board(
         tasks.push(tokio::spawn(run));
         // Republish what is open: states may have changed while the gateway was down.
         let core = shared.core();
-        let now = now_ms();
+        let now = shared.clock.now_ms();
         for r in core.alarms.open_alarms() {
             board.publish(&AlarmView::of(r, &core.inventory, now, false));
         }
@@ -566,6 +575,7 @@ async fn core_task(
         warn: RateLimitedLog::new(10_000),
         out: Outputs::default(),
         latency: LatencyAcc::default(),
+        clock: shared.clock.clone(),
     };
     let mut buf = Vec::with_capacity(CORE_BATCH);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
@@ -578,12 +588,10 @@ async fn core_task(
     };
     loop {
         let next = shared.core().next_deadline();
+        let now = ctx.clock.now_ms();
         let wake = match next {
-            Some(t) => {
-                tokio::time::Instant::now()
-                    + Duration::from_millis((t - now_ms()).clamp(0, 86_400_000) as u64)
-            }
-            None => tokio::time::Instant::now() + Duration::from_secs(3600),
+            Some(t) => t.min(now + 86_400_000),
+            None => now + 3_600_000,
         };
         tokio::select! {
             n = rx.recv_many(&mut buf, CORE_BATCH) => {
@@ -593,8 +601,8 @@ async fn core_task(
                     break;
                 }
             }
-            _ = tokio::time::sleep_until(wake) => {
-                let msgs = ctx.apply(&shared, &mut buf, Some(now_ms()));
+            _ = ctx.clock.sleep_until(wake) => {
+                let msgs = ctx.apply(&shared, &mut buf, Some(ctx.clock.now_ms()));
                 if ctx.deliver(&journal, msgs).await.is_err() {
                     break;
                 }
@@ -620,7 +628,7 @@ async fn core_task(
             }
             _ = indicators.tick() => {
                 if let Some(q) = &ctx.store {
-                    for r in indicator_records(&shared.core(), now_ms()) {
+                    for r in indicator_records(&shared.core(), ctx.clock.now_ms()) {
                         q.push(r);
                     }
                 }
@@ -667,6 +675,8 @@ struct Dispatch {
     warn: RateLimitedLog,
     out: Outputs,
     latency: LatencyAcc,
+    /// The runtime's clock: alarm views and acknowledgements are dated by it.
+    clock: Clock,
 }
 
 impl Dispatch {
@@ -699,7 +709,7 @@ impl Dispatch {
             &mut self.latency,
         );
         if !self.out.alarms.is_empty() {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let mut rows = Vec::with_capacity(self.out.alarms.len());
             for c in self.out.alarms.drain(..) {
                 let view = AlarmView::of(&c.record, &core.inventory, now, false);
@@ -811,7 +821,7 @@ impl Dispatch {
                     &by,
                     &note,
                     &via,
-                    now_ms(),
+                    self.clock.now_ms(),
                     &mut self.out,
                 );
                 let msgs = self.route(&core);

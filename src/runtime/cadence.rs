@@ -2,14 +2,13 @@
 //! as they close, so evaluators can chart measured values without asking the API.
 
 use crate::core::indicators::Scope;
-use crate::model::now_ms;
 use crate::report::evaluate::Evaluator;
 use crate::report::{display_value, parse_scope};
 use crate::sinks::store::StoreQueue;
 use crate::sinks::Record;
+use crate::telemetry::Clock;
 use rust_decimal::prelude::ToPrimitive;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::broadcast;
 
 const HOUR: i64 = 3_600_000;
@@ -79,7 +78,12 @@ pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &str) -> Vec<R
     out
 }
 
-pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast::Receiver<()>) {
+pub async fn run(
+    ev: Arc<Evaluator>,
+    queue: StoreQueue,
+    clock: Clock,
+    mut shutdown: broadcast::Receiver<()>,
+) {
     let offset = ev.settings.utc_offset_h * HOUR;
     let sizes: Vec<(i64, String)> = ev
         .settings
@@ -91,7 +95,7 @@ pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast:
         return;
     }
     loop {
-        let now = now_ms();
+        let now = clock.now_ms();
         let (at, due): (i64, Vec<(i64, String)>) = {
             let next = sizes
                 .iter()
@@ -109,7 +113,7 @@ pub async fn run(ev: Arc<Evaluator>, queue: StoreQueue, mut shutdown: broadcast:
         };
         tokio::select! {
             _ = shutdown.recv() => return,
-            _ = tokio::time::sleep(Duration::from_millis((at - now).max(0) as u64 + 50)) => {}
+            _ = clock.sleep_until(at + 50) => {}
         }
         for (size, name) in due {
             let ev = ev.clone();

@@ -9,4 +9,4 @@ pub mod demo;
 mod error;
 pub mod registry;
 
-pub use app::{start, Gateway, StartError};
+pub use app::{start, start_with, Gateway, StartError};

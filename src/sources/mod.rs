@@ -12,7 +12,7 @@ pub mod modbus;
 pub mod mqtt;
 
 use crate::core::SourceEvent;
-use crate::telemetry::{LinkStatus, Metrics};
+use crate::telemetry::{Clock, LinkStatus, Metrics};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -26,6 +26,8 @@ pub struct SourceContext {
     /// pause, pushed ones stop acknowledging through the core.
     pub hold: watch::Receiver<bool>,
     pub shutdown: broadcast::Sender<()>,
+    /// What sources stamp receive times and link changes with: the wall clock, or a test's.
+    pub clock: Clock,
 }
 
 /// What sources show the API and health checks. A source with nothing to show leaves it be.

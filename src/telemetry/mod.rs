@@ -1,9 +1,11 @@
 //! Internal events: Prometheus metrics, connection status, and rate-limited warnings.
 
+mod clock;
 mod metrics;
 mod ratelimit;
 mod status;
 
+pub use clock::{Clock, ManualClock};
 pub use metrics::Metrics;
 pub use ratelimit::RateLimitedLog;
 pub use status::{

@@ -502,7 +502,7 @@ mod tests {
         }
     }
 
-    /// Found by tests/fuzz_inputs.rs: these used to be written as lines the store refuses
+    /// Found by tests/it/fuzz_inputs.rs: these used to be written as lines the store refuses
     /// (`x=NaN`, a newline inside a key) or that lose a value (`status_code` twice), and a
     /// refused line makes the store drop the whole batch, other devices' readings with it.
     #[test]

@@ -16,7 +16,7 @@ use super::status::{Counted, DeviceStatus, EndpointStatus};
 use crate::backoff::Backoff;
 use crate::core::{Origin, RawReading, ReadingStatus, SourceEvent};
 use crate::model::now_ms;
-use crate::telemetry::RateLimitedLog;
+use crate::telemetry::{Clock, RateLimitedLog};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::ControlFlow;
@@ -69,6 +69,8 @@ pub struct EndpointSpec {
     pub connect_timeout: Duration,
     pub devices: Vec<DeviceSpec>,
     pub status: Arc<EndpointStatus>,
+    /// Stamps the polls and link changes handed to the core (a test's clock, or the wall's).
+    pub clock: Clock,
 }
 
 async fn connect(link: &Link, key: &str, timeout: Duration) -> Result<Context, ModbusError> {
@@ -459,7 +461,7 @@ impl Endpoint {
         due: Instant,
         outcome: Result<Polled, ModbusError>,
     ) -> ControlFlow<(), Instant> {
-        let finished_ms = now_ms();
+        let finished_ms = self.ep.clock.now_ms();
         let ok = matches!(&outcome, Ok(p) if p.exceptions.is_empty());
         self.report(ok, finished_ms).await?;
         let period = self.ep.devices[i].period;
@@ -591,7 +593,7 @@ impl Endpoint {
                 .send(SourceEvent::Link {
                     link: self.link_name,
                     up: false,
-                    at_ms: now_ms(),
+                    at_ms: self.ep.clock.now_ms(),
                 })
                 .await;
         }

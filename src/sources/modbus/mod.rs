@@ -150,6 +150,8 @@ pub fn endpoints(
                 connect_timeout: g.connect_timeout,
                 devices: g.devices,
                 status,
+                // The source's clock replaces it when it starts (SourceContext::clock).
+                clock: crate::telemetry::Clock::system(),
             });
         }
     }

@@ -6,7 +6,7 @@ use crate::backoff::Backoff;
 use crate::core::{Origin, Reason, Rejection};
 use crate::core::{Receipt, SourceEvent};
 use crate::model::now_ms;
-use crate::telemetry::{LinkStatus, RateLimitedLog};
+use crate::telemetry::{Clock, LinkStatus, RateLimitedLog};
 use rumqttc::{
     AsyncClient, ConnAck, ConnectionError, Event, MqttOptions, Packet, Publish, QoS, Transport,
 };
@@ -141,6 +141,7 @@ pub async fn run(
     tx: mpsc::Sender<SourceEvent>,
     status: Arc<LinkStatus>,
     metrics: Arc<MqttMetrics>,
+    clock: Clock,
     mut shutdown: broadcast::Receiver<()>,
 ) -> Result<(), MqttSourceError> {
     let mut opts = options(&cfg)?;
@@ -171,6 +172,7 @@ pub async fn run(
         tx,
         status,
         metrics,
+        clock,
         client,
         qos,
         manual,
@@ -231,6 +233,8 @@ struct Session {
     tx: mpsc::Sender<SourceEvent>,
     status: Arc<LinkStatus>,
     metrics: Arc<MqttMetrics>,
+    /// Stamps receive times and link changes (a test's manual clock, or the wall clock).
+    clock: Clock,
     client: AsyncClient,
     qos: QoS,
     /// PUBACKs wait for receipts (`ack = "after_commit"` at QoS 1).
@@ -329,7 +333,7 @@ impl Session {
     /// waits for one, and handed to the core.
     async fn on_publish(&mut self, p: Publish) -> ControlFlow<()> {
         self.metrics.messages_received.inc();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         match self.verified(&p) {
             Ok(payload) => parse_message(
                 &self.cfg.topic_prefix,
@@ -390,7 +394,7 @@ impl Session {
     /// A failed connection or connection attempt: the link goes down (once) and the poller
     /// retries after its back-off.
     async fn on_connection_error(&mut self, e: ConnectionError) -> ControlFlow<()> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         self.new_epoch();
         if self.status.set_disconnected(now, e.to_string()) {
             self.metrics.connected.set(0);
@@ -416,7 +420,7 @@ impl Session {
     /// The link is up (subscribed): tell the core once, and health. Break when the core is
     /// gone.
     async fn link_up(&self) -> ControlFlow<()> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if !self.status.connected() {
             let up = SourceEvent::Link {
                 link: self.link.clone(),
@@ -440,7 +444,7 @@ impl Session {
                 .send(SourceEvent::Link {
                     link: self.link.clone(),
                     up: false,
-                    at_ms: now_ms(),
+                    at_ms: self.clock.now_ms(),
                 })
                 .await;
         }

@@ -47,10 +47,11 @@ impl super::Source for MqttSource {
     }
 
     fn spawn(self: Box<Self>, cx: &super::SourceContext) -> Vec<tokio::task::JoinHandle<()>> {
-        let (tx, rx) = (cx.events.clone(), cx.shutdown.subscribe());
+        let (tx, rx, clock) = (cx.events.clone(), cx.shutdown.subscribe(), cx.clock.clone());
         let me = *self;
         vec![tokio::spawn(async move {
-            if let Err(e) = run(me.settings, me.keys, tx, me.status, me.metrics, rx).await {
+            let (s, k, st, m) = (me.settings, me.keys, me.status, me.metrics);
+            if let Err(e) = run(s, k, tx, st, m, clock, rx).await {
                 tracing::error!(error = %e, "MQTT source stopped");
             }
         })]

@@ -1,9 +1,7 @@
 //! End to end on real parts: Mosquitto → gateway → VictoriaMetrics (InfluxDB 2 write API),
 //! and the HTTP API.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use safegate::sources::mqtt::payload::parse_rfc3339_ms;
 use safegate::telemetry::rfc3339_ms;
 use serde_json::json;
@@ -18,35 +16,27 @@ async fn wait_ready(api: &str) {
     .await;
 }
 
-const PARK: &str = r#"
-[[sites]]
-id = "p1"
-name = "Park one"
-kind = "park"
-
-[[enterprises]]
-id = "e1"
-site = "p1"
-name = "Enterprise one"
-
-[[zones]]
-id = "z1"
-site = "p1"
-name = "Gate"
-"#;
+/// Park p1 with enterprise e1 and zone z1, no devices yet.
+fn park() -> Inventory {
+    Inventory::default()
+        .site("p1", "Park one", "park")
+        .enterprise("e1", "Enterprise one")
+        .zone("z1", "Gate")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_reach_the_api_and_the_store_with_tags_and_timestamps() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
-    let mut inv = PARK.to_string();
-    for i in 0..4 {
-        let extra = if i == 0 { "zone = \"z1\"\n" } else { "" };
-        inv.push_str(&format!(
-            "[[devices]]\nid = \"d{i}\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 10\n{extra}\n"
-        ));
-    }
-    inv.push_str("[[devices]]\nid = \"d4\"\nsite = \"p1\"\nkind = \"gas_toxic\"\ngas = \"H2S\"\nenterprise = \"e1\"\nprotocol = \"mqtt\"\ninterval_s = 10\n");
+    let inv = park()
+        .detector("d0", 10.0)
+        .with("zone = \"z1\"")
+        .detectors(&["d1", "d2", "d3"], 10.0)
+        .device("d4", "gas_toxic", 10.0)
+        .with("gas = \"H2S\"")
+        .with("enterprise = \"e1\"")
+        .to_toml();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-t1", Some(&vm.url())), &inv);
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
     let api = format!("http://{}", gw.api_addr);
@@ -111,40 +101,38 @@ async fn readings_reach_the_api_and_the_store_with_tags_and_timestamps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
-    let mut inv = PARK.to_string();
-    for i in 0..4 {
-        inv.push_str(&format!(
-            "[[devices]]\nid = \"d{i}\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 0.5\noffline_after_s = 1.5\n\n"
-        ));
+    let mut inv = park();
+    for d in ["d0", "d1", "d2", "d3"] {
+        inv = inv.detector(d, 0.5).with("offline_after_s = 1.5");
     }
     // A suspended device and a planned one are outside the rate's denominator.
-    inv.push_str("[[devices]]\nid = \"s1\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"suspended\"\n\n");
-    inv.push_str("[[devices]]\nid = \"n1\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\nstatus = \"planned\"\n\n");
+    let inv = inv
+        .device("s1", "temperature", 1.0)
+        .with("status = \"suspended\"")
+        .device("n1", "temperature", 1.0)
+        .with("status = \"planned\"")
+        .to_toml();
     let s = settings(&mq.url(), "gw-t2", Some(&vm.url()))
         .replace("[store]\n", "[store]\nindicator_interval_s = 1\n")
         + "[indicators]\nstore_windows = [\"2s\"]\nutc_offset_h = 0\n\n";
     let cfg = TestConfig::new(&s, &inv);
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let clock = test_clock();
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_ready(&api).await;
     let publisher = Publisher::connect(mq.port, "pub-t2").await;
 
-    // d3 reports once; the others keep reporting every 300 ms for 4 s.
-    publisher
-        .send("safegate/v1/p1/d3/data", r#"{"values":{"lel":1}}"#)
-        .await;
-    for _ in 0..14 {
-        for i in 0..3 {
-            publisher
-                .send(
-                    &format!("safegate/v1/p1/d{i}/data"),
-                    r#"{"values":{"lel":2}}"#,
-                )
-                .await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    // d3 reports once; the others keep reporting every 500 ms for 4.5 s, past two closings of
+    // the 2 s store window.
+    report_now(&clock, &publisher, &api, "p1", &["d0", "d1", "d2", "d3"]).await;
+    for _ in 0..9 {
+        clock.advance(Duration::from_millis(500));
+        report_now(&clock, &publisher, &api, "p1", &["d0", "d1", "d2"]).await;
     }
     let list = wait_json(
         &format!("{api}/api/v1/devices?site=p1&state=offline"),
@@ -227,13 +215,14 @@ async fn silent_device_goes_offline_at_its_deadline_and_the_rate_is_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_is_rejected_by_reason_and_the_good_ones_around_it_arrive() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
-    let inv = format!(
-        "{PARK}\n[[devices]]\nid = \"good\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 10\n\n\
-         [[sites]]\nid = \"p2\"\nname = \"Park two\"\nkind = \"park\"\n\n\
-         [[devices]]\nid = \"q1\"\nsite = \"p2\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 10\n"
-    );
+    let inv = park()
+        .detector("good", 10.0)
+        .site("p2", "Park two", "park")
+        .detector("q1", 10.0)
+        .to_toml();
     let mut s = settings(&mq.url(), "gw-t3", Some(&vm.url()));
     s = s.replace(
         "[mqtt]\n",
@@ -387,9 +376,10 @@ async fn every_bad_input_is_rejected_by_reason_and_the_good_ones_around_it_arriv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_a_broker_restart_and_a_store_outage() {
+    let _load = shared().await;
     let mut mq = Mosquitto::start();
     let mut vm = Victoria::start();
-    let inv = format!("{PARK}\n[[devices]]\nid = \"d0\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 10\n");
+    let inv = park().detector("d0", 10.0).to_toml();
     let cfg = TestConfig::new(&settings(&mq.url(), "gw-t4", Some(&vm.url())), &inv);
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
     let api = format!("http://{}", gw.api_addr);

@@ -2,87 +2,41 @@
 //! known online/offline schedule; the API, the report (three formats) and the `report`
 //! command agree with the scenario; a restart in the middle of the window changes nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use safegate::sources::mqtt::payload::parse_rfc3339_ms;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-const INV: &str = r#"
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
+/// Park p1: a in enterprise e1 and zone z1, d in e2 and z2, b, c and e in neither; every
+/// detector reports every 200 ms and is offline 1 s after its last reading. The targets of
+/// the report.
+fn inv() -> String {
+    const OFFLINE: &str = "offline_after_s = 1";
+    Inventory::park("p1")
+        .enterprise("e1", "E1")
+        .enterprise("e2", "E2")
+        .zone("z1", "Z1")
+        .zone("z2", "Z2")
+        .detector("a", 0.2)
+        .with(OFFLINE)
+        .with("enterprise = \"e1\"")
+        .with("zone = \"z1\"")
+        .detector("b", 0.2)
+        .with(OFFLINE)
+        .detector("c", 0.2)
+        .with(OFFLINE)
+        .detector("d", 0.2)
+        .with(OFFLINE)
+        .with("enterprise = \"e2\"")
+        .with("zone = \"z2\"")
+        .detector("e", 0.2)
+        .with(OFFLINE)
+        .raw(TARGETS)
+        .to_toml()
+}
 
-[[enterprises]]
-id = "e1"
-site = "p1"
-name = "E1"
-
-[[enterprises]]
-id = "e2"
-site = "p1"
-name = "E2"
-
-[[zones]]
-id = "z1"
-site = "p1"
-name = "Z1"
-
-[[zones]]
-id = "z2"
-site = "p1"
-name = "Z2"
-
-[[devices]]
-id = "a"
-site = "p1"
-kind = "gas_combustible"
-enterprise = "e1"
-zone = "z1"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[devices]]
-id = "b"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[devices]]
-id = "c"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[devices]]
-id = "d"
-site = "p1"
-kind = "gas_combustible"
-enterprise = "e2"
-zone = "z2"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[devices]]
-id = "e"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 0.2
-offline_after_s = 1
-
-[[targets]]
+const TARGETS: &str = r#"[[targets]]
 indicator = "online_rate"
 comparator = ">="
 value = 100
@@ -189,52 +143,43 @@ fn since(list: &Value, id: &str) -> i64 {
     parse_rfc3339_ms(d["state_since"].as_str().unwrap()).unwrap()
 }
 
+/// `ms` of the scenario in steps of 200 ms (the devices' interval): the clock moves on a
+/// step, then `reporting` report.
+async fn run_for(ms: u64, clock: &ManualClock, p: &Publisher, api: &str, reporting: &[&str]) {
+    for _ in 0..ms / 200 {
+        clock.advance(Duration::from_millis(200));
+        report_now(clock, p, api, "p1", reporting).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_values_reports_and_a_restart_mid_window() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-ind", None), INV);
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-ind", None), &inv());
+    let clock = test_clock();
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
         v["ready"] == true
     })
     .await;
 
-    // a and b publish every 200 ms throughout; e until told to stop; c once; d never.
+    // a and b report every 200 ms throughout; e until told to stop; c once; d never.
     let p = Publisher::connect(mq.port, "pub-ind").await;
-    let stop_e = Arc::new(AtomicBool::new(false));
-    let client = p.client.clone();
-    let stop = stop_e.clone();
-    let ticker = tokio::spawn(async move {
-        for _ in 0..200 {
-            for dev in ["a", "b", "e"] {
-                if dev == "e" && stop.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let topic = format!("safegate/v1/p1/{dev}/data");
-                let _ = client
-                    .publish(
-                        topic,
-                        rumqttc::QoS::AtLeastOnce,
-                        false,
-                        r#"{"values":{"lel":1}}"#,
-                    )
-                    .await;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    p.send("safegate/v1/p1/c/data", r#"{"values":{"lel":1}}"#)
-        .await;
+    report_now(&clock, &p, &api, "p1", &["a", "b", "c", "e"]).await;
+    // c is offline_after_s = 1 past its reading.
+    run_for(1000, &clock, &p, &api, &["a", "b", "e"]).await;
     wait_json(
         &format!("{api}/api/v1/devices?state=offline"),
         Duration::from_secs(10),
         |v| v["total"] == 1,
     )
     .await;
-    let t1 = now_ms();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    stop_e.store(true, Ordering::Relaxed);
+    let t1 = clock.now_ms();
+    run_for(1000, &clock, &p, &api, &["a", "b", "e"]).await;
     p.send("safegate/v1/p1/e/state", "offline").await;
     let list = wait_json(
         &format!("{api}/api/v1/devices?state=offline"),
@@ -243,8 +188,8 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
     )
     .await;
     let te = since(&list, "e");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let t2 = now_ms();
+    run_for(1000, &clock, &p, &api, &["a", "b"]).await;
+    let t2 = clock.now_ms();
     let w = (t2 - t1) as f64;
 
     // Ground truth over [t1, t2): a, b online throughout; c offline; d never; e until te.
@@ -385,9 +330,13 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
     let cli = report_command(&cfg.path, t1, t2);
     assert_eq!(cli["rows"], report["rows"]);
 
-    // Restart in the middle of a window: [t1, t3) spans it.
+    // Restart in the middle of a window: [t1, t3) spans it, and a step of it passes while the
+    // gateway is down.
     gw.stop().await;
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    clock.advance(Duration::from_millis(200));
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
         v["ready"] == true
@@ -398,8 +347,9 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
         again["indicators"], v["indicators"],
         "the closed window is unchanged"
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let t3 = now_ms();
+    report_now(&clock, &p, &api, "p1", &["a", "b"]).await;
+    run_for(800, &clock, &p, &api, &["a", "b"]).await;
+    let t3 = clock.now_ms();
     let (_, span) = get(&format!(
         "{api}/api/v1/indicators?scope=site:p1&from={t1}&to={t3}"
     ))
@@ -411,7 +361,6 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
         "a and b stay online across the restart: {span}"
     );
     assert_eq!(online["exact"]["den"], 5 * (t3 - t1));
-    ticker.abort();
     gw.stop().await;
 
     // With no gateway running at all, the report command reads the same history.

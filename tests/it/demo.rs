@@ -1,14 +1,13 @@
 //! Smoke test of `safegate demo`: it starts on a fresh machine with nothing installed (embedded
 //! broker, built-in inventory, in-process simulator) and serves live, non-trivial rates.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_starts_and_serves_rates() {
-    let api_port = common::free_port();
+    let _load = crate::common::shared().await;
+    let api_port = crate::common::free_port();
     let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_safegate"))
         .args([

@@ -1,39 +1,29 @@
 //! Liveness transitions are persisted under data_dir and survive a gateway restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
-const INV: &str = r#"
-[[sites]]
-id = "m1"
-name = "Mine"
-kind = "mine"
-
-[[devices]]
-id = "a"
-site = "m1"
-kind = "methane"
-protocol = "mqtt"
-interval_s = 0.5
-offline_after_s = 1
-
-[[devices]]
-id = "b"
-site = "m1"
-kind = "methane"
-protocol = "mqtt"
-interval_s = 10
-"#;
+/// Mine m1: a reports every 500 ms and is offline 1 s after its last reading; b every 10 s.
+fn inv() -> String {
+    Inventory::default()
+        .site("m1", "Mine", "mine")
+        .device("a", "methane", 0.5)
+        .with("offline_after_s = 1")
+        .device("b", "methane", 10.0)
+        .to_toml()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transitions_and_state_survive_a_restart() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-restart", None), INV);
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-restart", None), &inv());
     let api_of = |gw: &safegate::runtime::Gateway| format!("http://{}", gw.api_addr);
 
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let clock = test_clock();
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = api_of(&gw);
     wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
         v["mqtt"]["connected"] == true
@@ -44,16 +34,22 @@ async fn transitions_and_state_survive_a_restart() {
         .await;
     p.send("safegate/v1/m1/b/data", r#"{"values":{"ch4":0.3}}"#)
         .await;
+    seen_now(&clock, &api, "m1", &["a", "b"]).await;
     // a goes silent and offline; b stays online.
+    clock.advance(Duration::from_secs(1));
     let before = wait_json(
         &format!("{api}/api/v1/devices"),
         Duration::from_secs(20),
         |v| v["devices"][0]["state"] == "offline" && v["devices"][1]["state"] == "online",
     )
     .await;
+    // Nothing for the broker to deliver again after the restart (it would bring a back).
+    acks_sent(&api).await;
     gw.stop().await;
 
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let gw = safegate::runtime::start_with(cfg.load(), clock.clock())
+        .await
+        .unwrap();
     let api = api_of(&gw);
     let (_, after) = get(&format!("{api}/api/v1/devices")).await;
     for i in 0..2 {

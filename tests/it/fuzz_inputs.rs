@@ -1,7 +1,7 @@
 //! Property tests of the parsers that take outside input: the MQTT payload parser, the
 //! line-protocol encoder (which must write what the influxdb2 crate writes, or refuse), the
-//! configuration loader, and the embedded broker guard's packet judge. They run in the normal suite; `PROPTEST_CASES=20000 cargo test --test
-//! fuzz_inputs` runs them longer. The `cargo fuzz` targets in fuzz/ take the same entry points;
+//! configuration loader, and the embedded broker guard's packet judge. They run in the normal suite; `PROPTEST_CASES=20000 cargo test
+//! --test it fuzz_inputs` runs them longer. The `cargo fuzz` targets in fuzz/ take the same entry points;
 //! see docs/fuzzing.md.
 
 use proptest::prelude::*;

@@ -3,9 +3,7 @@
 //! modbus-sim serves what the configuration says. Readings reach VictoriaMetrics in the same
 //! shape as MQTT readings.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use safegate::config::modbus::{DataType, ModbusConfig};
 use safegate::simulators::modbus_sim::{expected_values, raw_value, Fault, ModbusSim};
 use serde_json::{json, Value};
@@ -75,10 +73,6 @@ fn modbus_of(cfg: &safegate::config::Config, id: &str) -> ModbusConfig {
         .unwrap()
 }
 
-/// The test that measures neighbours' poll periods runs alone: on a 2-core machine the other
-/// tests' brokers, stores and Python servers would otherwise eat into its slack.
-static TIMING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
 async fn wait_ready(api: &str) {
     wait_json(&format!("{api}/readyz"), WAIT, |v| {
         v["mqtt"]["connected"] == true
@@ -88,7 +82,7 @@ async fn wait_ready(api: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_and_word_order_decodes_against_modbus_sim_and_reaches_the_store() {
-    let _shared = TIMING.read().await;
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let port = free_port();
@@ -258,7 +252,7 @@ impl Drop for PyModbus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_and_word_order_decodes_against_pymodbus() {
-    let _shared = TIMING.read().await;
+    let _load = shared().await;
     let mq = Mosquitto::start();
     // (channel, table, address, type, word_order, byte_swap, raw value)
     let cases: Vec<(&str, &str, u32, &str, &str, bool, f64)> = vec![
@@ -396,7 +390,7 @@ fn mbpoll(port: u16, unit: u8, table: &str, address: u32, big_words: bool) -> f6
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mbpoll_reads_from_modbus_sim_what_the_config_says() {
-    let _shared = TIMING.read().await;
+    let _load = shared().await;
     let port = free_port();
     let regs = r#"registers = [
   { channel = "a", table = "holding", address = 10, type = "u16" },
@@ -481,7 +475,7 @@ status = { table = "holding", address = 1, fault_mask = 0x0004 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_modes_are_counted_apart_and_a_dead_unit_does_not_hold_up_its_neighbours() {
-    let _alone = TIMING.write().await;
+    let _alone = alone().await;
     let mq = Mosquitto::start();
     let (pa, pb, pc, pd) = (free_port(), free_port(), free_port(), free_port());
     let mut inv = PARK.to_string();
@@ -712,7 +706,7 @@ impl Drop for PtyPair {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtu_over_a_pty_pair_and_rtu_over_tcp_read_the_same_values() {
-    let _shared = TIMING.read().await;
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let tmp = tempfile::tempdir().unwrap();
     let pty = PtyPair::start(tmp.path());
@@ -781,7 +775,7 @@ async fn rtu_over_a_pty_pair_and_rtu_over_tcp_read_the_same_values() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_endpoint_takes_its_units_offline_and_they_come_back_when_it_returns() {
-    let _shared = TIMING.read().await;
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let port = free_port();
     let inv = format!(

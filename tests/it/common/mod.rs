@@ -2,14 +2,34 @@
 //! gateway in-process, and small HTTP/MQTT helpers. Nothing is mocked.
 #![allow(dead_code)]
 
+pub mod inventory;
 pub mod proxy;
 
+pub use inventory::Inventory;
+
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+pub use safegate::telemetry::{Clock, ManualClock};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// All the integration tests share one process. The one that measures Modbus poll periods runs
+/// alone (`alone`): on a 2-core machine the brokers, stores, gateways and Python servers of the
+/// tests beside it ate into its slack. Every other test that starts them holds `shared` while it
+/// runs; the two-minute store outage does not: it is light, and waiting for it would idle a
+/// test thread for minutes. Nor do the synchronous tests (configuration checks, properties),
+/// which start no broker or store.
+static LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+pub async fn shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    LOAD.read().await
+}
+
+pub async fn alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    LOAD.write().await
+}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -349,6 +369,7 @@ async fn drive_client(
 /// A publishing MQTT client, driven in the background.
 pub struct Publisher {
     pub client: AsyncClient,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -361,8 +382,25 @@ impl Publisher {
 
     /// Connect with these options (TLS, credentials …); returns once the broker accepted.
     pub async fn connect_with(o: MqttOptions) -> Publisher {
-        let (client, _, task) = drive_client(o, 1000).await;
-        Publisher { client, task }
+        let (client, acked, task) = drive_client(o, 1000).await;
+        Publisher {
+            client,
+            acked,
+            task,
+        }
+    }
+
+    /// Wait until the broker has acknowledged `n` QoS 1 messages of this client (so it has
+    /// routed, or refused, each of them).
+    pub async fn wait_acked(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.acked.load(std::sync::atomic::Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "the broker acknowledged fewer than {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn send(&self, topic: &str, payload: impl Into<Vec<u8>>) {
@@ -396,7 +434,17 @@ pub async fn get_text(url: &str) -> String {
 /// Start the gateway on `cfg` and wait until it is subscribed to MQTT; returns it and the
 /// API's base URL.
 pub async fn start_ready(cfg: &TestConfig) -> (safegate::runtime::Gateway, String) {
-    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    start_ready_on(cfg, Clock::system()).await
+}
+
+/// `start_ready` on `clock` (a `test_clock`'s handle).
+pub async fn start_ready_on(
+    cfg: &TestConfig,
+    clock: Clock,
+) -> (safegate::runtime::Gateway, String) {
+    let gw = safegate::runtime::start_with(cfg.load(), clock)
+        .await
+        .unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {
         v["mqtt"]["connected"] == true
@@ -430,6 +478,62 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
 
 pub fn now_ms() -> i64 {
     safegate::telemetry::now_ms()
+}
+
+/// A clock for a gateway that stands still until the test advances it. It starts an hour
+/// behind the wall clock, so that what reads the wall clock (the `report` command measures up
+/// to its now) sees every time the gateway stamped as past. Readings stamped by the test must
+/// take their `ts` from it.
+pub fn test_clock() -> ManualClock {
+    ManualClock::new(now_ms() - 3_600_000)
+}
+
+/// Publish a reading (`lel` 1) of each of `devices` of `site` and wait until the gateway has
+/// them all (`seen_now`).
+pub async fn report_now(
+    clock: &ManualClock,
+    p: &Publisher,
+    api: &str,
+    site: &str,
+    devices: &[&str],
+) {
+    for d in devices {
+        p.send(
+            &format!("safegate/v1/{site}/{d}/data"),
+            r#"{"values":{"lel":1}}"#,
+        )
+        .await;
+    }
+    seen_now(clock, api, site, devices).await;
+}
+
+/// Wait until the gateway has seen each of `devices` of `site` at `clock`'s now: what they
+/// sent is in, and the clock can move on.
+pub async fn seen_now(clock: &ManualClock, api: &str, site: &str, devices: &[&str]) {
+    let now = clock.now_ms();
+    let seen = |v: &Value, d: &str| {
+        let at = device(v, d)["last_seen"].as_str();
+        at.and_then(safegate::sources::mqtt::payload::parse_rfc3339_ms) == Some(now)
+    };
+    let url = format!("{api}/api/v1/devices?site={site}");
+    wait_json(&url, Duration::from_secs(10), |v| {
+        devices.iter().all(|d| seen(v, d))
+    })
+    .await;
+}
+
+/// Wait until the gateway has acknowledged to the broker every message it took: stopped after
+/// this, it is delivered none of them again.
+pub async fn acks_sent(api: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = get_text(&format!("{api}/metrics")).await;
+        if metric(&m, "safegate_mqtt_acks_pending") == Some(0.0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "acknowledgements pending: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One device from a `GET /api/v1/devices` listing.
@@ -578,6 +682,19 @@ impl GatewayProc {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Wait until the log contains `text` (panics after `within`, with the log).
+    pub async fn wait_log(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in the log within {within:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for GatewayProc {
@@ -638,23 +755,6 @@ impl Drop for AckedPublisher {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// One `[[devices]]` entry: an MQTT combustible-gas detector of `site` reporting every
-/// `interval_s` seconds.
-pub fn gas_detector(id: &str, site: &str, interval_s: u32) -> String {
-    format!(
-        "[[devices]]\nid = \"{id}\"\nsite = \"{site}\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = {interval_s}\n\n"
-    )
-}
-
-/// Site `p1` ("Park") with the detectors `ids`.
-pub fn park_with_detectors(ids: &[&str], interval_s: u32) -> String {
-    let mut s = "[[sites]]\nid = \"p1\"\nname = \"Park\"\nkind = \"park\"\n\n".to_string();
-    for id in ids {
-        s.push_str(&gas_detector(id, "p1", interval_s));
-    }
-    s
 }
 
 /// A small tmpfs mounted at `path` (the test runs as root, as CI does), for tests that must

@@ -3,10 +3,8 @@
 //! (restarted), VictoriaMetrics (stopped for two minutes). Every reading is counted back from
 //! VictoriaMetrics per device.
 
-mod common;
-
-use common::proxy::{Rules, StoreProxy};
-use common::*;
+use crate::common::proxy::{Rules, StoreProxy};
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -19,7 +17,7 @@ fn inventory(n: usize, extra_devices: &[&str]) -> String {
     let ids: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
     let mut all: Vec<&str> = ids.iter().map(String::as_str).collect();
     all.extend_from_slice(extra_devices);
-    park_with_detectors(&all, 3600)
+    Inventory::park("p1").detectors(&all, 3600.0).to_toml()
 }
 
 /// Settings for the gateway binary: a fixed API port (the test must know it) and `extra`.
@@ -86,6 +84,7 @@ fn next(seed: &mut u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_no_acknowledged_reading() {
+    let _load = shared().await;
     const DEVICES: usize = 10;
     const PER_DEVICE: usize = 10_000;
     const PER_MESSAGE: usize = 20;
@@ -240,6 +239,7 @@ async fn a_two_minute_store_outage_loses_nothing_and_keeps_order_per_device() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_loses_nothing() {
+    let _load = shared().await;
     const DEVICES: usize = 10;
     const MESSAGES: usize = 1_000;
     let mut mq = Mosquitto::start_tuned();
@@ -273,19 +273,17 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     // SIGTERM: Mosquitto saves its persistence file, as a service restart would.
     mq.restart();
     gw.pause(false);
-    // The stream goes on while the gateway reconnects and drains the backlog.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stream goes on while the gateway, having seen the restart, reconnects and drains
+    // the backlog.
+    gw.wait_log("MQTT connection lost", WAIT).await;
     publish(MESSAGES, 2 * MESSAGES, &mut p).await;
     p.wait_acked(Duration::from_secs(60)).await;
     wait_all_stored(&vm, &want, Duration::from_secs(90)).await;
-    assert!(
-        gw.log().contains("MQTT connection lost"),
-        "the gateway saw the restart"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_disk_budget_holds_acks_pauses_modbus_and_loses_nothing() {
+    let _load = shared().await;
     use safegate::simulators::modbus_sim::ModbusSim;
     const DEVICES: usize = 5;
     const MESSAGES: usize = 800;
@@ -375,6 +373,7 @@ async fn a_tiny_disk_budget_holds_acks_pauses_modbus_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_outbox_or_state_file_stops_the_start_or_is_moved_aside_never_deleted() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let mut vm = Victoria::start();
     vm.stop(); // the store is down: what the gateway receives stays in the outbox
@@ -489,6 +488,7 @@ async fn a_damaged_outbox_or_state_file_stops_the_start_or_is_moved_aside_never_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_line_is_dead_lettered_and_everything_else_arrives() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     // The store answers the first write with 429 and Retry-After: 2, refuses (413) any write
@@ -693,6 +693,7 @@ impl WalWatch {
 /// every reading arrives, each sent a bounded number of times, with both WALs in bounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_disk_holds_acks_before_it_fills_and_then_drains_every_reading() {
+    let _load = shared().await;
     const DEVICES: usize = 20;
     const MESSAGES: usize = 5_000; // 100,000 readings, about 8.5 MB of line protocol
                                    // Bound in this order, dropped in the reverse: the gateway first, even on a panic.
@@ -793,6 +794,7 @@ async fn a_small_disk_holds_acks_before_it_fills_and_then_drains_every_reading()
 /// starts again on the full disk, and once the filler is gone everything arrives by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_filled_by_another_process_stalls_nothing_and_recovers_by_itself() {
+    let _load = shared().await;
     const DEVICES: usize = 10;
     const MESSAGES: usize = 500; // per phase: 5,000 readings
                                  // Bound in this order, dropped in the reverse: the gateway first, even on a panic.
@@ -896,6 +898,7 @@ async fn a_disk_filled_by_another_process_stalls_nothing_and_recovers_by_itself(
 /// has every acknowledged reading accepted (before the fix: 0 of 50).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_acknowledges_nothing_before_the_gateway_listens() {
+    let _load = shared().await;
     const READINGS: usize = 50;
     let (port, api_port) = (free_port(), free_port());
     let cfg = TestConfig::new(

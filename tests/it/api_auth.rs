@@ -1,8 +1,6 @@
 //! Tokens and roles on the API: every endpoint with no token, a bad token and each role.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -29,7 +27,7 @@ fn tokens_toml() -> String {
 
 /// Park p1 with one detector, g1.
 fn inv() -> String {
-    park_with_detectors(&["g1"], 60)
+    Inventory::park("p1").detector("g1", 60.0).to_toml()
 }
 
 async fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Value, Option<String>) {
@@ -67,6 +65,7 @@ fn rank(role: &str) -> u8 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let cfg = TestConfig::new(
         &format!("{}{}", settings(&mq.url(), "gw-auth", None), tokens_toml()),
@@ -94,7 +93,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/api/v1/outbox", "admin"),
     ];
     // Every route the router serves is in the matrix (a new endpoint must be added here).
-    let routes = include_str!("../src/api/routes.rs");
+    let routes = include_str!("../../src/api/routes.rs");
     for line in routes
         .lines()
         .filter(|l| l.trim_start().starts_with(".route(\""))
@@ -203,6 +202,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tokens_the_api_is_refused_off_loopback() {
+    let _load = shared().await;
     let cfg = TestConfig::new(
         "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"0.0.0.0:0\"\n",
         &inv(),
@@ -222,6 +222,7 @@ async fn without_tokens_the_api_is_refused_off_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_rate_per_token_and_body_size_are_bounded() {
+    let _load = shared().await;
     let cfg = TestConfig::new(
         &format!(
             "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\nrate_limit_per_s = 1\nrate_limit_burst = 5\nmax_body_bytes = 4096\n\n{}",
@@ -287,6 +288,7 @@ async fn preflight(url: &str, origin: &str) -> (u16, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_is_closed_unless_an_origin_is_configured() {
+    let _load = shared().await;
     for (extra, allowed) in [
         ("", false),
         ("cors_origins = [\"https://ops.example.org\"]\n", true),
@@ -325,6 +327,7 @@ async fn cors_is_closed_unless_an_origin_is_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_serves_https_with_the_configured_certificate() {
+    let _load = shared().await;
     let cert =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .unwrap();
@@ -395,6 +398,7 @@ fn audit_lines(cfg: &TestConfig) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_trail_records_the_configuration_acknowledgements_and_refusals() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let cfg = TestConfig::new(

@@ -1,19 +1,18 @@
 //! Input bounds through a real broker: each limit refuses its message with a reason, the
 //! gateway keeps serving, and the good readings around the bad ones arrive.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Park p1 with one detector, g1.
 fn inv() -> String {
-    park_with_detectors(&["g1"], 60)
+    Inventory::park("p1").detector("g1", 60.0).to_toml()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_limit_refuses_its_message_and_the_good_ones_arrive() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let settings = settings(&mq.url(), "gw-limits", None).replace(
         "reconnect_min_ms",

@@ -1,15 +1,17 @@
 //! API error shapes and status codes, and the metrics format.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_json_with_the_right_status() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
-    let inv = "[[sites]]\nid = \"p1\"\nname = \"P\"\nkind = \"park\"\n\n[[devices]]\nid = \"d\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 5\n";
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-api", None), inv);
+    let inv = Inventory::default()
+        .site("p1", "P", "park")
+        .device("d", "temperature", 5.0)
+        .to_toml();
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-api", None), &inv);
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
     let api = format!("http://{}", gw.api_addr);
     wait_json(&format!("{api}/readyz"), Duration::from_secs(20), |v| {

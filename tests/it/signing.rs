@@ -1,41 +1,23 @@
 //! Signed messages through a real broker: good, missing and forged signatures, with
 //! `require_signature` on (site s1) and off (site s2, which has a key but accepts unsigned).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use safegate::sources::mqtt::signature::sign;
 use serde_json::json;
 use std::time::Duration;
 
-const INV: &str = r#"
-[[sites]]
-id = "s1"
-name = "Signed park"
-kind = "park"
-require_signature = true
-signing_key_env = "SAFEGATE_TEST_KEY_S1"
-
-[[sites]]
-id = "s2"
-name = "Optional park"
-kind = "park"
-signing_key_env = "SAFEGATE_TEST_KEY_S2"
-
-[[devices]]
-id = "d1"
-site = "s1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "d2"
-site = "s2"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-"#;
+/// s1 requires signatures with its key, s2 checks them when there are any; a detector each.
+fn inv() -> String {
+    Inventory::default()
+        .site("s1", "Signed park", "park")
+        .with("require_signature = true")
+        .with("signing_key_env = \"SAFEGATE_TEST_KEY_S1\"")
+        .detector("d1", 60.0)
+        .site("s2", "Optional park", "park")
+        .with("signing_key_env = \"SAFEGATE_TEST_KEY_S2\"")
+        .detector("d2", 60.0)
+        .to_toml()
+}
 
 fn signed(key: &[u8], inner: &str) -> String {
     format!(
@@ -46,11 +28,12 @@ fn signed(key: &[u8], inner: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_missing_and_forged_signatures_with_require_signature_on_and_off() {
+    let _load = shared().await;
     let (k1, k2) = (b"key-of-site-one".as_slice(), b"key-of-site-two".as_slice());
     std::env::set_var("SAFEGATE_TEST_KEY_S1", "key-of-site-one");
     std::env::set_var("SAFEGATE_TEST_KEY_S2", "key-of-site-two");
     let mq = Mosquitto::start();
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-signing", None), INV);
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-signing", None), &inv());
     let (gw, api) = start_ready(&cfg).await;
     let p = Publisher::connect(mq.port, "pub-signing").await;
     let reading = |v: f64| json!({"values": {"lel": v}}).to_string();
@@ -109,7 +92,8 @@ async fn good_missing_and_forged_signatures_with_require_signature_on_and_off() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_key_variable_stops_the_start_with_its_name() {
-    let inv = INV.replace("SAFEGATE_TEST_KEY_S1", "SAFEGATE_TEST_KEY_UNSET_9");
+    let _load = shared().await;
+    let inv = inv().replace("SAFEGATE_TEST_KEY_S1", "SAFEGATE_TEST_KEY_UNSET_9");
     let cfg = TestConfig::new(
         "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
         &inv,

@@ -3,9 +3,7 @@
 //! published retained and stored in VictoriaMetrics; the response rate and the report are
 //! exact for a known scenario; open alarms survive a restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -43,74 +41,36 @@ fn reading(v: f64) -> String {
     json!({"values": {"lel": v}}).to_string()
 }
 
-const TYPES_INV: &str = r#"
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
-
-[[sites]]
-id = "m1"
-name = "Mine"
-kind = "mine"
-alarms = { scheme = "four_colour" }
-
-[[devices]]
-id = "g1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "g2"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-alarm = { raise_after = 3 }
-
-[[devices]]
-id = "f1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "o1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 0.5
-offline_after_s = 1
-
-[[devices]]
-id = "ch4"
-site = "m1"
-kind = "methane"
-protocol = "mqtt"
-interval_s = 60
-alarm = { levels = [0.5, 0.75, 1.0, 1.5] }
-
-[[devices]]
-id = "s1"
-site = "m1"
-kind = "slope_displacement"
-protocol = "mqtt"
-interval_s = 60
-alarm = { levels = [100, 200, 300, 400], rate_per_day = [1000, 2000, 3000, 4000], rate_window = "10s" }
-"#;
+/// Park p1 with detectors (g2 raises after three readings, o1 goes offline after 1 s) and
+/// mine m1, four colours, with a methane and a slope sensor.
+fn types_inv() -> String {
+    Inventory::park("p1")
+        .detector("g1", 60.0)
+        .detector("g2", 60.0)
+        .with("alarm = { raise_after = 3 }")
+        .detector("f1", 60.0)
+        .detector("o1", 0.5)
+        .with("offline_after_s = 1")
+        .site("m1", "Mine", "mine")
+        .with("alarms = { scheme = \"four_colour\" }")
+        .device("ch4", "methane", 60.0)
+        .with("alarm = { levels = [0.5, 0.75, 1.0, 1.5] }")
+        .device("s1", "slope_displacement", 60.0)
+        .with("alarm = { levels = [100, 200, 300, 400], rate_per_day = [1000, 2000, 3000, 4000], rate_window = \"10s\" }")
+        .to_toml()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_alarm_type_through_the_broker_and_into_the_store() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let cfg = TestConfig::new(
         &settings(&mq.url(), "gw-alarm-types", Some(&vm.url())),
-        TYPES_INV,
+        &types_inv(),
     );
-    let (gw, api) = start_ready(&cfg).await;
+    let clock = test_clock();
+    let (gw, api) = start_ready_on(&cfg, clock.clock()).await;
     let p = Publisher::connect(mq.port, "pub-alarm-types").await;
     let data = |site: &str, d: &str| format!("safegate/v1/{site}/{d}/data");
 
@@ -128,7 +88,7 @@ async fn every_alarm_type_through_the_broker_and_into_the_store() {
         json!({"values": {"lel": 80.0}, "status": "fault"}).to_string(),
     )
     .await;
-    // o1: reports once, then goes silent: offline after 1 s.
+    // o1: reports once, then goes silent: offline after 1 s (below, once it is online).
     p.send(&data("p1", "o1"), reading(1.0)).await;
     // ch4: four colours, straight to 黄 then 红.
     for v in [0.8, 1.6] {
@@ -140,11 +100,17 @@ async fn every_alarm_type_through_the_broker_and_into_the_store() {
     }
     // s1: 0.5 mm per second = 43 200 mm/d over the 10 s window: 红 (4000 mm/d) on the rate
     // rule, while the displacement itself stays under the 100 mm level.
-    let ts0 = now_ms() - 10_000;
+    let ts0 = clock.now_ms() - 10_000;
     for i in 0..6 {
         let body = json!({"ts": ts0 + i * 1000, "values": {"mm": 1.0 + 0.5 * i as f64}});
         p.send(&data("m1", "s1"), body.to_string()).await;
     }
+    // Everything is in: o1's second without a reading can pass.
+    wait_json(&format!("{api}/api/v1/devices"), WAIT, |v| {
+        device(v, "o1")["state"] == "online" && device(v, "s1")["last_values"]["mm"] == json!(3.5)
+    })
+    .await;
+    clock.advance(Duration::from_secs(1));
 
     let list = alarms_when(&api, "limit=100", |a| {
         a.iter()
@@ -277,8 +243,11 @@ async fn every_alarm_type_through_the_broker_and_into_the_store() {
     gw.stop().await;
 }
 
-const ACK_INV: &str = r#"
-[alarms]
+/// Level 1 deadline 3 s, a response-rate target for p1; detectors a to e on p1, z on p2.
+fn ack_inv() -> String {
+    Inventory::default()
+        .raw(
+            r#"[alarms]
 response_deadline_s = { level1 = 3, level2 = 600 }
 
 [[targets]]
@@ -287,87 +256,70 @@ scope = "site:p1"
 comparator = ">="
 value = 95
 label = "预警响应率"
+"#,
+        )
+        .site("p1", "Park", "park")
+        .detectors(&["a", "b", "c", "d", "e"], 60.0)
+        .site("p2", "Other park", "park")
+        .detector("z", 60.0)
+        .to_toml()
+}
 
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
-
-[[sites]]
-id = "p2"
-name = "Other park"
-kind = "park"
-
-[[devices]]
-id = "a"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "b"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "c"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "d"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "e"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "z"
-site = "p2"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-"#;
-
-/// The retained messages under `filter`: topic → payload.
+/// The retained messages under `filter`: topic → payload. Mosquitto sends a subscription's
+/// retained messages right after its SUBACK, so a second subscription's SUBACK marks the end
+/// (at QoS 0 no in-flight limit holds any back).
 async fn retained(port: u16, filter: &str) -> BTreeMap<String, Value> {
     let mut o = MqttOptions::new("retained-reader", "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(30));
     let (client, mut el) = AsyncClient::new(o, 100);
-    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    client.subscribe(filter, QoS::AtMostOnce).await.unwrap();
+    client
+        .subscribe("safegate-test/end-of-retained", QoS::AtMostOnce)
+        .await
+        .unwrap();
     let mut out = BTreeMap::new();
-    let until = tokio::time::Instant::now() + Duration::from_secs(2);
-    while let Ok(ev) = tokio::time::timeout_at(until, el.poll()).await {
-        if let Ok(Event::Incoming(Packet::Publish(p))) = ev {
-            if p.retain {
-                out.insert(
-                    p.topic.clone(),
-                    serde_json::from_slice(&p.payload).unwrap_or(Value::Null),
-                );
+    let mut subacks = 0;
+    while subacks < 2 {
+        let ev = tokio::time::timeout(WAIT, el.poll())
+            .await
+            .expect("the broker answers the subscriptions");
+        match ev {
+            Ok(Event::Incoming(Packet::SubAck(_))) => subacks += 1,
+            Ok(Event::Incoming(Packet::Publish(p))) if p.retain => {
+                let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                out.insert(p.topic.clone(), v);
             }
+            _ => {}
         }
     }
     out
 }
 
+/// `retained`, read again until `done` holds for it (the board publishes after the core).
+async fn retained_when(
+    port: u16,
+    filter: &str,
+    done: impl Fn(&BTreeMap<String, Value>) -> bool,
+) -> BTreeMap<String, Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let board = retained(port, filter).await;
+        if done(&board) {
+            return board;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{board:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgements_over_http_and_mqtt_give_the_exact_response_rate() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-ack", None), ACK_INV);
-    let (gw, api) = start_ready(&cfg).await;
-    let from = now_ms();
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-ack", None), &ack_inv());
+    let clock = test_clock();
+    let (gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let from = clock.now_ms();
     let p = Publisher::connect(mq.port, "pub-alarm-ack").await;
     // a, b, c, d: level 1 (deadline 3 s); e: level 2 (deadline 600 s, still pending); z: p2.
     for d in ["a", "b", "c", "d"] {
@@ -447,26 +399,37 @@ async fn acknowledgements_over_http_and_mqtt_give_the_exact_response_rate() {
     assert_eq!(code, 400, "{body}");
 
     // c: acknowledged after its 3 s deadline; d: never.
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    clock.advance(Duration::from_millis(3_500));
     let (code, body) = post(&ack_url("c"), json!({"by": "op-late"})).await;
     assert_eq!(code, 200);
     assert_eq!(body["alarm"]["outcome"], "late");
 
     // The board: every alarm's state retained under its site.
-    let board = retained(mq.port, "safegate/v1/+/alarms/+").await;
-    let state_of = |d: &str| {
+    let topic = |d: &str| {
         let site = if d == "z" { "p2" } else { "p1" };
-        board[&format!("safegate/v1/{site}/alarms/{}", id(d))]["state"].clone()
+        format!("safegate/v1/{site}/alarms/{}", id(d))
     };
+    let board = retained_when(mq.port, "safegate/v1/+/alarms/+", |b| {
+        b.get(&topic("c"))
+            .is_some_and(|c| c["state"] == "active_acked")
+    })
+    .await;
+    let state_of = |d: &str| board[&topic(d)]["state"].clone();
     assert_eq!(board.len(), 6, "{board:?}");
     assert_eq!(state_of("a"), "active_acked");
     assert_eq!(state_of("b"), "active_acked");
     assert_eq!(state_of("c"), "active_acked");
     assert_eq!(state_of("d"), "active_unacked");
 
-    // The response rate of p1: a, b responded; c late; d missed; e pending (not counted).
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let to = now_ms();
+    // The response rate of p1: a, b responded; c late; d missed; e pending (not counted), over
+    // a window that ends after c's acknowledgement. The indicators read the journal: wait
+    // until that acknowledgement is in it.
+    alarms_when(&api, "device=c", |a| {
+        a.first().is_some_and(|c| c["outcome"] == "late")
+    })
+    .await;
+    clock.advance(Duration::from_millis(200));
+    let to = clock.now_ms();
     let ind = get(&format!(
         "{api}/api/v1/indicators?scope=site:p1&from={from}&to={to}"
     ))
@@ -530,35 +493,25 @@ async fn acknowledgements_over_http_and_mqtt_give_the_exact_response_rate() {
     gw.stop().await;
 }
 
-const RESTART_INV: &str = r#"
-[alarms]
-response_deadline_s = { level1 = 2, level2 = 600 }
-
-[[sites]]
-id = "p1"
-name = "Park"
-kind = "park"
-
-[[devices]]
-id = "a"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "b"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-"#;
+/// Level 1 deadline 2 s; detectors a and b.
+fn restart_inv() -> String {
+    Inventory::default()
+        .raw("[alarms]\nresponse_deadline_s = { level1 = 2, level2 = 600 }\n")
+        .site("p1", "Park", "park")
+        .detectors(&["a", "b"], 60.0)
+        .to_toml()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_and_their_deadlines_survive_a_restart() {
+    let _load = shared().await;
     let mq = Mosquitto::start();
-    let cfg = TestConfig::new(&settings(&mq.url(), "gw-alarm-restart", None), RESTART_INV);
-    let (gw, api) = start_ready(&cfg).await;
+    let cfg = TestConfig::new(
+        &settings(&mq.url(), "gw-alarm-restart", None),
+        &restart_inv(),
+    );
+    let clock = test_clock();
+    let (gw, api) = start_ready_on(&cfg, clock.clock()).await;
     let p = Publisher::connect(mq.port, "pub-alarm-restart").await;
     // a: level 2 (600 s deadline); b: level 1 (2 s deadline).
     p.send("safegate/v1/p1/a/data", reading(60.0)).await;
@@ -566,9 +519,9 @@ async fn alarms_and_their_deadlines_survive_a_restart() {
     let before = alarms_when(&api, "", |a| a.len() == 2).await;
     gw.stop().await;
     // b's deadline passes while the gateway is down.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    clock.advance(Duration::from_millis(2_500));
 
-    let (gw, api) = start_ready(&cfg).await;
+    let (gw, api) = start_ready_on(&cfg, clock.clock()).await;
     let after = get(&format!("{api}/api/v1/alarms")).await.1["alarms"].clone();
     for a in &before {
         let b = after

@@ -3,9 +3,7 @@
 //! alarm-board states, the broker refuses them; a client without a certificate cannot connect.
 //! And the same rules on the embedded broker, where safegate's guard enforces them.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -74,33 +72,17 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-const INV: &str = r#"
-[[sites]]
-id = "p1"
-name = "Park one"
-kind = "park"
-platforms = ["plat-a"]
-
-[[sites]]
-id = "p2"
-name = "Park two"
-kind = "park"
-platforms = ["plat-b"]
-
-[[devices]]
-id = "d1"
-site = "p1"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-
-[[devices]]
-id = "d2"
-site = "p2"
-kind = "gas_combustible"
-protocol = "mqtt"
-interval_s = 60
-"#;
+/// Sites p1 and p2, a detector each; `plat_a` may publish for p1, `plat_b` for p2.
+fn inv(plat_a: &str, plat_b: &str) -> String {
+    Inventory::default()
+        .site("p1", "Park one", "park")
+        .with(&format!("platforms = [\"{plat_a}\"]"))
+        .detector("d1", 60.0)
+        .site("p2", "Park two", "park")
+        .with(&format!("platforms = [\"{plat_b}\"]"))
+        .detector("d2", 60.0)
+        .to_toml()
+}
 
 /// The first thing a new client with options `o` hears, within 10 s.
 async fn first_answer(o: MqttOptions) -> Result<Event, rumqttc::ConnectionError> {
@@ -142,6 +124,7 @@ async fn platform(port: u16, pki: &Pki, cn: &str) -> Publisher {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
+    let _load = shared().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new();
     let work = tempfile::tempdir().unwrap();
@@ -161,7 +144,7 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
             gw_key.display()
         )
     };
-    let acl_cfg = TestConfig::new(&settings_for(1), INV);
+    let acl_cfg = TestConfig::new(&settings_for(1), &inv("plat-a", "plat-b"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
         .args(["broker-acl", "--config"])
         .arg(&acl_cfg.path)
@@ -185,7 +168,7 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
         )
     };
     let mq = Mosquitto::start_with(conf);
-    let cfg = TestConfig::new(&settings_for(mq.port), INV);
+    let cfg = TestConfig::new(&settings_for(mq.port), &inv("plat-a", "plat-b"));
     let (gw, api) = start_ready(&cfg).await;
 
     // Kept alive for the test: dropping a Publisher stops its connection.
@@ -220,7 +203,9 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Routed or refused by the broker before plat-b's reading is: had plat-a's d2 reading gone
+    // through, it would reach the gateway first.
+    pa.wait_acked(3).await;
     // plat-b: its own site.
     b.publish(
         "safegate/v1/p2/d2/data",
@@ -264,6 +249,7 @@ async fn platforms_publish_only_for_their_own_sites_over_mutual_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_password_file_and_acl_with_usernames() {
+    let _load = shared().await;
     std::env::set_var("SAFEGATE_TEST_GW_MQTT_PW", "gateway-secret");
     let work = tempfile::tempdir().unwrap();
     let settings_for = |port: u16| {
@@ -271,7 +257,7 @@ async fn generated_password_file_and_acl_with_usernames() {
             "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"gw-pw\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_GW_MQTT_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
         )
     };
-    let acl_cfg = TestConfig::new(&settings_for(1), INV);
+    let acl_cfg = TestConfig::new(&settings_for(1), &inv("plat-a", "plat-b"));
     let (acl, passwd) = (work.path().join("acl"), work.path().join("passwd"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
         .args(["broker-acl", "--config"])
@@ -315,7 +301,7 @@ async fn generated_password_file_and_acl_with_usernames() {
         )
     };
     let mq = Mosquitto::start_with(conf);
-    let cfg = TestConfig::new(&settings_for(mq.port), INV);
+    let cfg = TestConfig::new(&settings_for(mq.port), &inv("plat-a", "plat-b"));
     let (gw, api) = start_ready(&cfg).await;
     let connect = |user: &str, pw: &str| {
         let mut o = MqttOptions::new(format!("{user}-client"), "127.0.0.1", mq.port);
@@ -367,7 +353,7 @@ async fn generated_password_file_and_acl_with_usernames() {
     gw.stop().await;
 }
 
-/// A gateway on its embedded broker behind the guard: sites p1 and p2 of `INV` with platforms
+/// A gateway on its embedded broker behind the guard: sites p1 and p2 of `inv` with platforms
 /// `{tag}-plat-a` and `{tag}-plat-b` (passwords `a-pass` and `b-pass` in the environment), the
 /// gateway logging in as `safegate`; `extra` adds `[mqtt]` settings, one per line.
 async fn embedded_gateway(
@@ -382,9 +368,7 @@ async fn embedded_gateway(
     let settings = format!(
         "[mqtt]\nembedded = true\nlisten = \"127.0.0.1:{port}\"\n{extra}client_id = \"gw-{tag}\"\nusername = \"safegate\"\npassword_env = \"SAFEGATE_TEST_{up}_GW_PW\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\n[api]\nlisten = \"127.0.0.1:0\"\n"
     );
-    let inv = INV
-        .replace("\"plat-a\"", &format!("\"{tag}-plat-a\""))
-        .replace("\"plat-b\"", &format!("\"{tag}-plat-b\""));
+    let inv = inv(&format!("{tag}-plat-a"), &format!("{tag}-plat-b"));
     let cfg = TestConfig::new(&settings, &inv);
     let (gw, api) = start_ready(&cfg).await;
     (cfg, port, gw, api)
@@ -405,6 +389,7 @@ async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Packet>) -> Packet {
 /// topic and bad logins cannot connect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_enforces_the_same_acl_itself() {
+    let _load = shared().await;
     let (cfg, port, gw, api) = embedded_gateway("guard", "").await;
     let login = |user: &str, pw: &str| {
         let mut o = MqttOptions::new(format!("{user}-c"), "127.0.0.1", port);
@@ -587,6 +572,7 @@ async fn the_embedded_broker_enforces_the_same_acl_itself() {
 /// ACL; an unknown name, a missing certificate and plain TCP are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates() {
+    let _load = shared().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new();
     let work = tempfile::tempdir().unwrap();
@@ -656,6 +642,7 @@ async fn the_embedded_broker_over_mutual_tls_takes_identities_from_certificates(
 /// accept and counted, the ones connected keep working, and a freed slot is taken again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_guard_bounds_its_connections() {
+    let _load = shared().await;
     let (_cfg, port, gw, api) = embedded_gateway("cap", "listen_max_connections = 2\n").await;
     let opts = |id: &str, user: &str, pw: &str| {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);

@@ -1,0 +1,20 @@
+//! The integration tests, one binary: the crate is linked once instead of once per file, and
+//! the files' tests run side by side instead of one file after another. A file is a module;
+//! the harness (real Mosquitto, VictoriaMetrics, the gateway) is in `common`.
+
+mod common;
+
+mod alarms;
+mod api;
+mod api_auth;
+mod check_config;
+mod demo;
+mod durability;
+mod fuzz_inputs;
+mod indicators;
+mod limits;
+mod modbus;
+mod mqtt_pipeline;
+mod mqtt_tls;
+mod restart;
+mod signing;
