@@ -268,7 +268,7 @@ pub async fn run(
     let mut heap = schedule(&ep.devices, start);
     let mut e = Endpoint::new(ep, tx, start);
     while let Some(Reverse((due, i))) = heap.pop() {
-        if !wait_turn(due, &e.ep.key, &mut hold, &mut shutdown).await {
+        if !wait_turn(due, &e.ep.status, &mut hold, &mut shutdown).await {
             break;
         }
         e.poll_started(i);
@@ -295,7 +295,7 @@ fn schedule(devices: &[DeviceSpec], start: Instant) -> BinaryHeap<Reverse<(Insta
 /// Wait until `due`, and then while the outbox holds commits. False at shutdown.
 async fn wait_turn(
     due: Instant,
-    key: &str,
+    status: &EndpointStatus,
     hold: &mut tokio::sync::watch::Receiver<bool>,
     shutdown: &mut broadcast::Receiver<()>,
 ) -> bool {
@@ -304,11 +304,15 @@ async fn wait_turn(
         _ = shutdown.recv() => return false,
     }
     if *hold.borrow() {
-        tracing::info!(endpoint = %key, "Modbus polling paused: the outbox holds commits (its budget or the disk's free-space floor)");
-        tokio::select! {
-            _ = hold.wait_for(|h| !*h) => {}
-            _ = shutdown.recv() => return false,
-        }
+        tracing::info!(endpoint = %status.key, "Modbus polling paused: the outbox holds commits (its budget or the disk's free-space floor)");
+        // Shown in /api/v1/endpoints, so an operator (and a test) sees why polls stopped.
+        status.paused.store(true, Ordering::Relaxed);
+        let go_on = tokio::select! {
+            _ = hold.wait_for(|h| !*h) => true,
+            _ = shutdown.recv() => false,
+        };
+        status.paused.store(false, Ordering::Relaxed);
+        return go_on;
     }
     true
 }

@@ -240,6 +240,8 @@ pub struct EndpointStatus {
     pub reconnects: Counter,
     pub connected: Gauge,
     pub devices: Vec<Arc<DeviceStatus>>,
+    /// True while the endpoint's polling waits for the outbox to take commits again.
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 impl EndpointStatus {
@@ -254,6 +256,7 @@ impl EndpointStatus {
             reconnects: m.reconnects.get_or_create(&l).clone(),
             connected: m.connected.get_or_create(&l).clone(),
             devices: Vec::new(),
+            paused: Default::default(),
         }
     }
 
@@ -274,6 +277,7 @@ impl EndpointStatus {
             "endpoint": &*self.key,
             "transport": self.transport,
             "connected": self.link.connected(),
+            "paused": self.paused.load(Ordering::Relaxed),
             "since": (since > 0).then(|| crate::model::rfc3339_ms(since)),
             "last_error": self.link.last_error(),
             "reconnects": self.reconnects.get(),
