@@ -3,17 +3,17 @@
 use crate::api::{self, Shared};
 use crate::config::{Config, LoadedConfig};
 use crate::core::alarms::rules::AlarmRules;
-use crate::core::alarms::view::{AlarmView, EventView};
-use crate::core::indicators::history::latency_bucket;
+use crate::core::alarms::view::AlarmView;
 use crate::core::{Core, DeviceState, Inventory, Outputs, SourceEvent};
 use crate::model::now_ms;
 use crate::sinks::alarm_board::BoardQueue;
 use crate::sinks::outbox::Outbox;
-use crate::sinks::store::{self, Item, StoreQueue};
+use crate::sinks::route::Router;
+use crate::sinks::store::{self, StoreQueue};
 use crate::sinks::Record;
 use crate::sources::{self, SourceContext, SourceStatus};
-use crate::state::{Journal, JournalMsg, StateError, TransitionRow};
-use crate::telemetry::{Clock, Metrics, OutboxStatus, RateLimitedLog, StoreStatus};
+use crate::state::{Journal, JournalMsg, StateError};
+use crate::telemetry::{Clock, Metrics, OutboxStatus, StoreStatus};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -566,15 +566,14 @@ async fn core_task(
 ) {
     let metrics = shared.metrics.clone();
     let mut ctx = Dispatch {
-        audit: shared.audit.clone(),
-        store,
-        store_gone: false,
-        to_store: Vec::new(),
-        board,
-        metrics: metrics.clone(),
-        warn: RateLimitedLog::new(10_000),
         out: Outputs::default(),
-        latency: LatencyAcc::default(),
+        router: Router::new(
+            shared.audit.clone(),
+            store,
+            board,
+            metrics.clone(),
+            shared.clock.clone(),
+        ),
         clock: shared.clock.clone(),
     };
     let mut buf = Vec::with_capacity(CORE_BATCH);
@@ -597,19 +596,19 @@ async fn core_task(
             n = rx.recv_many(&mut buf, CORE_BATCH) => {
                 if n == 0 { break }
                 let msgs = ctx.apply(&shared, &mut buf, None);
-                if ctx.deliver(&journal, msgs).await.is_err() {
+                if ctx.router.deliver(&journal, msgs).await.is_err() {
                     break;
                 }
             }
             _ = ctx.clock.sleep_until(wake) => {
                 let msgs = ctx.apply(&shared, &mut buf, Some(ctx.clock.now_ms()));
-                if ctx.deliver(&journal, msgs).await.is_err() {
+                if ctx.router.deliver(&journal, msgs).await.is_err() {
                     break;
                 }
             }
             Some(cmd) = commands.recv() => {
                 let (msgs, reply) = ctx.command(&shared, cmd);
-                let sent = ctx.deliver(&journal, msgs).await;
+                let sent = ctx.router.deliver(&journal, msgs).await;
                 reply();
                 if sent.is_err() {
                     break;
@@ -621,13 +620,13 @@ async fn core_task(
                 if !rows.is_empty() && journal.send(JournalMsg::LastSeen(rows)).await.is_err() {
                     break;
                 }
-                let lat = ctx.latency.take(&shared.core().inventory);
+                let lat = ctx.router.take_latency(&shared.core().inventory);
                 if !lat.is_empty() && journal.send(JournalMsg::Latency(lat)).await.is_err() {
                     break;
                 }
             }
             _ = indicators.tick() => {
-                if let Some(q) = &ctx.store {
+                if let Some(q) = ctx.router.store() {
                     for r in indicator_records(&shared.core(), ctx.clock.now_ms()) {
                         q.push(r);
                     }
@@ -642,7 +641,7 @@ async fn core_task(
                         break;
                     }
                     let msgs = ctx.apply(&shared, &mut buf, None);
-                    if ctx.deliver(&journal, msgs).await.is_err() {
+                    if ctx.router.deliver(&journal, msgs).await.is_err() {
                         break;
                     }
                 }
@@ -654,28 +653,17 @@ async fn core_task(
     if !rows.is_empty() {
         let _ = journal.send(JournalMsg::LastSeen(rows)).await;
     }
-    let lat = ctx.latency.take(&shared.core().inventory);
+    let lat = ctx.router.take_latency(&shared.core().inventory);
     if !lat.is_empty() {
         let _ = journal.send(JournalMsg::Latency(lat)).await;
     }
 }
 
-/// What the core task routes outputs through.
+/// The core task's state: the core's outputs of a round, where they go, and the read model.
 struct Dispatch {
-    audit: Arc<crate::sinks::audit::AuditLog>,
-    store: Option<StoreQueue>,
-    /// The commit task has ended (shutdown, with the outbox holding): records can no longer
-    /// be made durable, so receipts are dropped (never acknowledged) while the state
-    /// changes, the last link-downs among them, still reach the journal.
-    store_gone: bool,
-    /// Records of this round, sent after the core lock is released.
-    to_store: Vec<Record>,
-    board: BoardQueue,
-    metrics: Arc<Metrics>,
-    warn: RateLimitedLog,
     out: Outputs,
-    latency: LatencyAcc,
-    /// The runtime's clock: alarm views and acknowledgements are dated by it.
+    router: Router,
+    /// The runtime's clock: acknowledgements are dated by it.
     clock: Clock,
 }
 
@@ -695,111 +683,7 @@ impl Dispatch {
         if let Some(now) = tick {
             core.tick(now, &mut self.out);
         }
-        self.route(&core)
-    }
-
-    fn route(&mut self, core: &Core) -> Vec<JournalMsg> {
-        let to_store = self.store.is_some().then_some(&mut self.to_store);
-        let mut msgs = dispatch(
-            core,
-            &mut self.out,
-            to_store,
-            &self.metrics,
-            &self.warn,
-            &mut self.latency,
-        );
-        if !self.out.alarms.is_empty() {
-            let now = self.clock.now_ms();
-            let mut rows = Vec::with_capacity(self.out.alarms.len());
-            for c in self.out.alarms.drain(..) {
-                let view = AlarmView::of(&c.record, &core.inventory, now, false);
-                let ev = EventView::of(&c.event);
-                // HTTP acknowledgements are audited by the API, which knows the peer.
-                if c.event.kind == crate::core::alarms::EventKind::Acknowledged
-                    && ev.via.as_deref() == Some("mqtt")
-                {
-                    self.audit.record(
-                        "alarm_acknowledged",
-                        ev.by.as_deref().unwrap_or("-"),
-                        &format!("mqtt {}/alarms/{}/ack", view.site, view.id),
-                        1,
-                        serde_json::json!({
-                            "alarm": view.id,
-                            "site": view.site,
-                            "device": view.device,
-                            "via": "mqtt",
-                            "note": ev.note,
-                            "outcome": view.outcome,
-                        }),
-                    );
-                }
-                if self.store.is_some() {
-                    self.to_store.push(Record::alarm(&view, &ev));
-                }
-                self.board.publish(&view);
-                self.metrics
-                    .alarm_events
-                    .get_or_create(&crate::telemetry::AlarmLabel {
-                        alarm_type: c.record.kind.as_str(),
-                        event: c.event.kind.as_str(),
-                    })
-                    .inc();
-                rows.push((view, ev));
-            }
-            self.metrics
-                .alarms_active
-                .set(core.alarms.active_count() as i64);
-            msgs.push(JournalMsg::Alarms(rows));
-        }
-        if !self.out.receipts.is_empty() {
-            msgs.push(JournalMsg::Receipts(std::mem::take(&mut self.out.receipts)));
-        }
-        msgs
-    }
-
-    /// Hand a round's results on, outside the core lock: state changes to the journal, then
-    /// records to the outbox commit (waiting for room: nothing is dropped). A message's
-    /// receipt goes to both, behind its effects, and completes when both have committed.
-    async fn deliver(
-        &mut self,
-        journal: &mpsc::Sender<JournalMsg>,
-        msgs: Vec<JournalMsg>,
-    ) -> Result<(), ()> {
-        let mut for_store = Vec::new();
-        for m in msgs {
-            let m = match (m, &self.store) {
-                // Dropped: completes as not durable, so nothing is acknowledged.
-                (JournalMsg::Receipts(_), _) if self.store_gone => continue,
-                (JournalMsg::Receipts(rs), Some(_)) => {
-                    for_store = rs.iter().map(crate::core::Receipt::share).collect();
-                    JournalMsg::Receipts(rs)
-                }
-                (m, _) => m,
-            };
-            journal.send(m).await.map_err(|_| ())?;
-        }
-        if self.store_gone {
-            self.to_store.clear();
-            return Ok(());
-        }
-        if let Some(q) = &self.store {
-            let sent = match self.to_store.is_empty() {
-                true => Ok(()),
-                false => {
-                    let records =
-                        std::mem::replace(&mut self.to_store, Vec::with_capacity(CORE_BATCH));
-                    q.send(Item::Records(records)).await
-                }
-            };
-            let sent = match (sent, for_store.is_empty()) {
-                (Ok(()), false) => q.send(Item::Receipts(for_store)).await,
-                (r, _) => r,
-            };
-            if sent.is_err() {
-                self.store_gone = true;
-            }
-        }
-        Ok(())
+        self.router.route(&core, &mut self.out)
     }
 
     /// Run an API command under the core lock; returns what to persist and how to answer
@@ -824,118 +708,13 @@ impl Dispatch {
                     self.clock.now_ms(),
                     &mut self.out,
                 );
-                let msgs = self.route(&core);
+                let msgs = self.router.route(&core, &mut self.out);
                 (msgs, move || {
                     let _ = reply.send(res);
                 })
             }
         }
     }
-}
-
-/// Per-minute latency histograms per site, flushed to the journal with the persist tick.
-#[derive(Default)]
-struct LatencyAcc {
-    counts: std::collections::HashMap<(u32, i64, u32), u64>,
-}
-
-impl LatencyAcc {
-    fn add(&mut self, site: u32, received_ms: i64, latency_ms: i64) {
-        let minute = received_ms - received_ms.rem_euclid(60_000);
-        *self
-            .counts
-            .entry((site, minute, latency_bucket(latency_ms)))
-            .or_default() += 1;
-    }
-
-    fn take(&mut self, inv: &Inventory) -> Vec<crate::state::LatencyRow> {
-        self.counts
-            .drain()
-            .map(|((s, m, b), n)| (inv.sites[s as usize].id.to_string(), m, b, n))
-            .collect()
-    }
-}
-
-/// Route one round of outputs: readings and transitions to the store, transitions to the
-/// journal (returned), rejections to metrics and the log. Also refreshes device gauges.
-fn dispatch(
-    core: &Core,
-    out: &mut Outputs,
-    mut store: Option<&mut Vec<Record>>,
-    metrics: &Metrics,
-    warn: &RateLimitedLog,
-    latency: &mut LatencyAcc,
-) -> Vec<JournalMsg> {
-    let inv = &core.inventory;
-    metrics.readings_accepted.inc_by(out.readings.len() as u64);
-    for a in out.readings.drain(..) {
-        if let Some(l) = a.latency_ms() {
-            metrics.reading_latency.observe(l.max(0) as f64 / 1000.0);
-            latency.add(inv.devices[a.device as usize].site, a.received_ms, l);
-        }
-        if let Some(q) = store.as_deref_mut() {
-            q.push(Record::reading(inv, a));
-        }
-    }
-    let now = now_ms();
-    for r in out.rejections.drain(..) {
-        metrics
-            .readings_rejected
-            .get_or_create(&crate::telemetry::metrics_reason(r.reason))
-            .inc();
-        if let Some(suppressed) = warn.allow(r.reason.as_str(), now) {
-            tracing::warn!(topic = %r.origin, reason = r.reason.as_str(), detail = %r.detail, suppressed, "input rejected");
-        }
-    }
-    let mut rows = Vec::with_capacity(out.transitions.len());
-    if !out.transitions.is_empty() {
-        metrics.transitions.inc_by(out.transitions.len() as u64);
-        for t in out.transitions.drain(..) {
-            let d = &inv.devices[t.device as usize];
-            if let Some(q) = store.as_deref_mut() {
-                q.push(Record::transition(inv, &t));
-            }
-            rows.push(TransitionRow {
-                site: inv.sites[d.site as usize].id.to_string(),
-                device: d.id.to_string(),
-                at_ms: t.at_ms,
-                online: t.online,
-                cause: t.cause.as_str().to_string(),
-            });
-        }
-    }
-    let mut msgs = Vec::new();
-    if !rows.is_empty() {
-        msgs.push(JournalMsg::Transitions(rows));
-    }
-    if !out.polls.is_empty() {
-        let mut counts: std::collections::BTreeMap<(String, i64), (u64, u64)> = Default::default();
-        for (link, at, ok) in out.polls.drain(..) {
-            let e = counts
-                .entry((link.to_string(), at - at.rem_euclid(60_000)))
-                .or_default();
-            if ok {
-                e.0 += 1;
-            } else {
-                e.1 += 1;
-            }
-        }
-        msgs.push(JournalMsg::Polls(
-            counts
-                .into_iter()
-                .map(|((l, m), (ok, f))| (l, m, ok, f))
-                .collect(),
-        ));
-    }
-    if !out.links.is_empty() {
-        msgs.push(JournalMsg::Links(
-            out.links
-                .drain(..)
-                .map(|(l, at, up)| (l.to_string(), at, up))
-                .collect(),
-        ));
-    }
-    msgs
 }
 
 fn update_device_gauges(core: &Core, metrics: &Metrics) {

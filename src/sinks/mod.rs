@@ -4,6 +4,7 @@
 
 pub mod alarm_board;
 pub mod audit;
+pub mod route;
 pub mod store;
 
 pub use store::{commit, forward, outbox, record};
