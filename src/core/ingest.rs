@@ -68,7 +68,7 @@ impl Outputs {
 }
 
 /// The last accepted reading of a device, for the API.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LastReading {
     pub ts_ms: i64,
     pub received_ms: i64,
@@ -85,10 +85,12 @@ pub struct Core {
     pub alarms: AlarmBook,
     last: Vec<Option<Box<LastReading>>>,
     max_future_skew_ms: i64,
-    rejected_by_reason: [u64; Reason::ALL.len()],
+    pub(super) rejected_by_reason: [u64; Reason::ALL.len()],
     recent: VecDeque<Rejection>,
     recent_cap: usize,
     accepted: u64,
+    /// Devices whose rows changed since the last read model ([`Core::snapshot`]).
+    pub(super) changes: super::snapshot::Changes,
 }
 
 impl Core {
@@ -99,12 +101,13 @@ impl Core {
             alarms: AlarmBook::new(AlarmRules::default(), inventory.devices.len()),
             inventory: Arc::new(inventory),
             liveness,
-            last,
             max_future_skew_ms,
             rejected_by_reason: [0; Reason::ALL.len()],
             recent: VecDeque::new(),
             recent_cap: recent_cap.max(1),
             accepted: 0,
+            changes: super::snapshot::Changes::new(last.len()),
+            last,
         }
     }
 
@@ -144,6 +147,7 @@ impl Core {
     /// Offline alarms follow the liveness transitions made since index `t0`.
     fn transition_alarms(&mut self, out: &mut Outputs, t0: usize) {
         for t in &out.transitions[t0..] {
+            self.changes.touch(t.device);
             self.alarms
                 .observe_transition(&self.inventory, t, &mut out.alarms);
         }
@@ -279,6 +283,7 @@ impl Core {
     /// same channels as last time (the common case: a fresh allocation per reading was a
     /// large share of the per-reading cost).
     fn remember(&mut self, acc: &Accepted, received_ms: i64) {
+        self.changes.touch(acc.device);
         let slot = &mut self.last[acc.device as usize];
         let same = slot.as_ref().is_some_and(|l| {
             l.values.len() == acc.values.len()

@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod inventory;
 pub mod liveness;
 pub mod receipt;
+pub mod snapshot;
 pub mod stats;
 
 pub use event::{
