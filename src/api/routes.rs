@@ -1,7 +1,8 @@
 use super::{ApiError, Shared};
 use crate::config::{DeviceKind, SiteStatus};
+use crate::core::snapshot::{AlarmCounts, Snapshot};
 use crate::core::stats::{Counts, Rate};
-use crate::core::{Core, DeviceState, SiteIdx};
+use crate::core::{DeviceIdx, DeviceState, Inventory, SiteIdx};
 use crate::telemetry::{rfc3339_ms, StoreHealth};
 use axum::extract::{rejection::QueryRejection, Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -178,27 +179,9 @@ struct SiteView {
     alarms: AlarmCounts,
 }
 
-/// Alarms not yet closed: still active, and waiting for an acknowledgement.
-#[derive(Serialize, Default, Clone, Copy)]
-struct AlarmCounts {
-    active: usize,
-    unacknowledged: usize,
-}
-
-fn alarm_counts(core: &Core, site: Option<SiteIdx>) -> AlarmCounts {
-    let mut c = AlarmCounts::default();
-    for a in core.alarms.open_alarms() {
-        if site.is_none_or(|s| s == a.site) {
-            c.active += a.alarm.cleared_ms.is_none() as usize;
-            c.unacknowledged += a.alarm.ack.is_none() as usize;
-        }
-    }
-    c
-}
-
-fn site_view(core: &Core, idx: SiteIdx) -> SiteView {
-    let s = &core.inventory.sites[idx as usize];
-    let counts = core.counts(Some(idx));
+fn site_view(snap: &Snapshot, idx: SiteIdx) -> SiteView {
+    let s = &snap.inventory.sites[idx as usize];
+    let counts = snap.sites[idx as usize];
     SiteView {
         id: s.id.to_string(),
         name: s.name.clone(),
@@ -206,21 +189,21 @@ fn site_view(core: &Core, idx: SiteIdx) -> SiteView {
         status: s.status,
         devices: counts,
         online_rate: counts.online_rate(),
-        alarms: alarm_counts(core, Some(idx)),
+        alarms: snap.site_alarms[idx as usize],
     }
 }
 
 async fn sites(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let core = s.core();
-    let region = core.counts(None);
-    let sites: Vec<SiteView> = (0..core.inventory.sites.len() as u32)
-        .map(|i| site_view(&core, i))
+    let snap = s.read_model.load_full();
+    let region = snap.region;
+    let sites: Vec<SiteView> = (0..snap.inventory.sites.len() as u32)
+        .map(|i| site_view(&snap, i))
         .collect();
     Json(json!({
         "region": {
             "devices": region,
             "online_rate": region.online_rate(),
-            "alarms": alarm_counts(&core, None),
+            "alarms": snap.region_alarms,
         },
         "sites": sites,
     }))
@@ -230,12 +213,12 @@ async fn site(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Result<Json<SiteView>, ApiError> {
-    let core = s.core();
-    let idx = core
+    let snap = s.read_model.load_full();
+    let idx = snap
         .inventory
         .site(&id)
         .ok_or_else(|| ApiError::NotFound(format!("site {id:?} is not in the inventory")))?;
-    Ok(Json(site_view(&core, idx)))
+    Ok(Json(site_view(&snap, idx)))
 }
 
 #[derive(Deserialize)]
@@ -252,11 +235,15 @@ struct DevicesQuery {
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 100_000;
 
-async fn devices(
-    State(s): State<Arc<Shared>>,
-    q: Result<Query<DevicesQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = q?;
+/// The filters of a device listing, checked.
+struct DeviceFilter {
+    site: Option<SiteIdx>,
+    state: Option<DeviceState>,
+    kind: Option<DeviceKind>,
+    limit: usize,
+}
+
+fn device_filter(q: &DevicesQuery, inv: &Inventory) -> Result<DeviceFilter, ApiError> {
     let state = match q.state.as_deref() {
         None => None,
         Some(v) => Some(DeviceState::parse(v).ok_or_else(|| {
@@ -276,75 +263,108 @@ async fn devices(
             "limit must be between 1 and {MAX_LIMIT}"
         )));
     }
-    let core = s.core();
     let site =
         match q.site.as_deref() {
             None => None,
-            Some(id) => Some(core.inventory.site(id).ok_or_else(|| {
+            Some(id) => Some(inv.site(id).ok_or_else(|| {
                 ApiError::NotFound(format!("site {id:?} is not in the inventory"))
             })?),
         };
-    let inv = &core.inventory;
-    let matching = inv.devices.iter().enumerate().filter(|(i, d)| {
-        site.is_none_or(|s| s == d.site)
-            && kind.is_none_or(|k| k == d.kind)
-            && state.is_none_or(|st| st == core.liveness.state(*i as u32))
-    });
-    let mut total = 0usize;
-    let mut out = Vec::new();
-    for (i, d) in matching {
-        total += 1;
-        if total <= q.offset || out.len() >= limit {
-            continue;
+    Ok(DeviceFilter {
+        site,
+        state,
+        kind,
+        limit,
+    })
+}
+
+async fn devices(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<DevicesQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let snap = s.read_model.load_full();
+    let f = device_filter(&q, &snap.inventory)?;
+    let inv = &snap.inventory;
+    // A site's devices from its index, not by a scan of the fleet.
+    let all = 0..snap.devices_len() as DeviceIdx;
+    let candidates = || -> Box<dyn Iterator<Item = DeviceIdx> + '_> {
+        match f.site {
+            Some(site) => Box::new(snap.site_devices(site).iter().copied()),
+            None => Box::new(all.clone()),
         }
-        let i = i as u32;
-        let last = core.last_reading(i);
-        let mut values = serde_json::Map::new();
-        if let Some(l) = last {
-            for (k, v) in l.values.iter() {
-                values.insert(k.to_string(), json!(v));
-            }
+    };
+    let matches = |i: &DeviceIdx| {
+        f.kind.is_none_or(|k| k == inv.devices[*i as usize].kind)
+            && f.state.is_none_or(|st| st == snap.device(*i).state)
+    };
+    // Without a kind, the total is in the counts and the scan stops at the page's end.
+    let total = match f.kind {
+        None => {
+            let c = f.site.map_or(snap.region, |i| snap.sites[i as usize]);
+            f.state.map_or(c.planned, |st| c.in_state(st)) as usize
         }
-        out.push(json!({
-            "id": &*d.id,
-            "site": &*inv.sites[d.site as usize].id,
-            "kind": d.kind.as_str(),
-            "gas": d.gas.as_deref(),
-            "enterprise": d.enterprise.map(|e| &*inv.enterprises[e as usize].id),
-            "zone": d.zone.map(|z| &*inv.zones[z as usize].id),
-            "system": d.system.map(|x| &*inv.systems[x as usize].id),
-            "protocol": d.protocol.as_str(),
-            "status": d.status.as_str(),
-            "state": core.liveness.state(i).as_str(),
-            "state_since": core.liveness.since(i).map(rfc3339_ms),
-            "faulty": core.liveness.is_faulty(i),
-            "last_seen": core.liveness.last_seen(i).map(rfc3339_ms),
-            "last_ts": last.map(|l| rfc3339_ms(l.ts_ms)),
-            "last_status": last.map(|l| l.status.as_str()),
-            "last_values": values,
-            "unit": d.kind.unit(),
-            "latency_ms": last.and_then(|l| l.latency_ms),
-            "interval_s": d.interval_ms as f64 / 1000.0,
-            "offline_after_s": d.offline_after_ms as f64 / 1000.0,
-            "modbus": s
-                .modbus
-                .device(&inv.sites[d.site as usize].id, &d.id)
-                .map(|m| m.to_json()),
-        }));
-    }
+        Some(_) => candidates().filter(matches).count(),
+    };
+    let out: Vec<Value> = candidates()
+        .filter(matches)
+        .skip(q.offset)
+        .take(f.limit)
+        .map(|i| device_json(&s, &snap, i))
+        .collect();
     Ok(Json(
-        json!({"total": total, "offset": q.offset, "limit": limit, "devices": out}),
+        json!({"total": total, "offset": q.offset, "limit": f.limit, "devices": out}),
     ))
 }
 
+fn device_json(s: &Shared, snap: &Snapshot, i: DeviceIdx) -> Value {
+    let inv = &snap.inventory;
+    let d = &inv.devices[i as usize];
+    let row = snap.device(i);
+    let last = row.last.as_ref();
+    let mut values = serde_json::Map::new();
+    if let Some(l) = last {
+        for (k, v) in l.values.iter() {
+            values.insert(k.to_string(), json!(v));
+        }
+    }
+    json!({
+        "id": &*d.id,
+        "site": &*inv.sites[d.site as usize].id,
+        "kind": d.kind.as_str(),
+        "gas": d.gas.as_deref(),
+        "enterprise": d.enterprise.map(|e| &*inv.enterprises[e as usize].id),
+        "zone": d.zone.map(|z| &*inv.zones[z as usize].id),
+        "system": d.system.map(|x| &*inv.systems[x as usize].id),
+        "protocol": d.protocol.as_str(),
+        "status": d.status.as_str(),
+        "state": row.state.as_str(),
+        "state_since": row.since.map(rfc3339_ms),
+        "faulty": row.faulty,
+        "last_seen": row.last_seen.map(rfc3339_ms),
+        "last_ts": last.map(|l| rfc3339_ms(l.ts_ms)),
+        "last_status": last.map(|l| l.status.as_str()),
+        "last_values": values,
+        "unit": d.kind.unit(),
+        "latency_ms": last.and_then(|l| l.latency_ms),
+        "interval_s": d.interval_ms as f64 / 1000.0,
+        "offline_after_s": d.offline_after_ms as f64 / 1000.0,
+        "modbus": s
+            .modbus
+            .device(&inv.sites[d.site as usize].id, &d.id)
+            .map(|m| m.to_json()),
+    })
+}
+
 async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {
-    let core = s.core();
-    let counts: serde_json::Map<String, Value> = core
-        .rejection_counts()
+    let snap = s.read_model.load_full();
+    let counts: serde_json::Map<String, Value> = snap
+        .rejections()
         .map(|(r, n)| (r.as_str().to_string(), json!(n)))
         .collect();
-    let recent: Vec<Value> = core
-        .recent_rejections()
+    let recent: Vec<Value> = snap
+        .recent_rejections
+        .iter()
         .rev()
         .map(|r| {
             json!({

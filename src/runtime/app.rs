@@ -114,7 +114,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     );
     let files = config_files(&loaded.files);
     let retain_closed = Duration::from_secs(cfg.alarms.retain_closed_s);
-    let (core, closed_alarms) = restore_core(&cfg, &mut journal, retain_closed)?;
+    let (mut core, closed_alarms) = restore_core(&cfg, &mut journal, retain_closed)?;
     let view = config_view(&cfg, &files, &crate::config::summary(&cfg));
     let metrics = Arc::new(Metrics::new());
     let embedded = match cfg.mqtt.embedded {
@@ -146,6 +146,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
         audit: audit.clone(),
         commands: cmd_tx,
         evaluator,
+        read_model: arc_swap::ArcSwap::from_pointee(core.snapshot(None)),
         core: Mutex::new(core),
         metrics: metrics.clone(),
         mqtt: mqtt_status.clone(),
@@ -617,6 +618,7 @@ async fn core_task(
         warn: RateLimitedLog::new(10_000),
         out: Outputs::default(),
         latency: LatencyAcc::default(),
+        read: Default::default(),
     };
     let mut buf = Vec::with_capacity(CORE_BATCH);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
@@ -636,6 +638,7 @@ async fn core_task(
             }
             None => tokio::time::Instant::now() + Duration::from_secs(3600),
         };
+        let publish_at = ctx.read.due();
         tokio::select! {
             n = rx.recv_many(&mut buf, CORE_BATCH) => {
                 if n == 0 { break }
@@ -649,6 +652,9 @@ async fn core_task(
                 if ctx.deliver(&journal, msgs).await.is_err() {
                     break;
                 }
+            }
+            _ = tokio::time::sleep_until(publish_at.unwrap_or(wake)), if publish_at.is_some() => {
+                ctx.read.publish(&mut shared.core(), &shared.read_model);
             }
             Some(cmd) = commands.recv() => {
                 let (msgs, reply) = ctx.command(&shared, cmd);
@@ -718,6 +724,8 @@ struct Dispatch {
     warn: RateLimitedLog,
     out: Outputs,
     latency: LatencyAcc,
+    /// Publishes the read model the API answers from.
+    read: super::publish::Publisher,
 }
 
 impl Dispatch {
@@ -736,7 +744,9 @@ impl Dispatch {
         if let Some(now) = tick {
             core.tick(now, &mut self.out);
         }
-        self.route(&core)
+        let msgs = self.route(&core);
+        self.read.changed(&mut core, &shared.read_model);
+        msgs
     }
 
     fn route(&mut self, core: &Core) -> Vec<JournalMsg> {
@@ -866,6 +876,7 @@ impl Dispatch {
                     &mut self.out,
                 );
                 let msgs = self.route(&core);
+                self.read.changed(&mut core, &shared.read_model);
                 (msgs, move || {
                     let _ = reply.send(res);
                 })

@@ -6,5 +6,6 @@ pub mod broker_guard;
 pub mod cadence;
 pub mod demo;
 pub mod evaluate;
+pub mod publish;
 
 pub use app::{start, Gateway, StartError};
