@@ -132,6 +132,7 @@ wait_idle() { # pid, seconds
   done
   return 1
 }
+rss_mb() { awk '$1 == "VmRSS:" { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
 pct_of() { awk -v t="$1" -v s="$2" -v hz="$HZ" 'BEGIN { printf "%.0f%%", (s > 0 ? 100 * t / (s * hz) : 0) }'; } # ticks, seconds
 stop_pid() { # pid: TERM, bounded wait, KILL
   local i
@@ -248,8 +249,9 @@ phase() { # round, name (q h q0 h0)
   done
   s=$(secs "$t0" "$(now_ns)")
   other=$(foreign_pct "$f0" "$(foreign_snapshot)" "$s")
-  local gcpu
+  local gcpu rss
   gcpu=$(pct_of "$(( $(ticks "$gw") - g0 ))" "$s")
+  rss=$(rss_mb "$gw")
   if [ -n "$lg" ]; then
     kill -INT "$lg" 2>/dev/null || true
     wait "$lg" 2>/dev/null || true
@@ -257,7 +259,7 @@ phase() { # round, name (q h q0 h0)
     [ -s "$dir/load.err" ] && log "api-load: $(head -3 "$dir/load.err")"
   fi
   RATE[$P$r]=$(window_rate "$dir/timeline.txt")
-  DESC[$P$r]="all $M accepted after $s s; gateway CPU $gcpu of one core; other programs ${other}% of one core"
+  DESC[$P$r]="all $M accepted after $s s; gateway CPU $gcpu of one core, VmRSS $rss MB at the end; other programs ${other}% of one core"
   log "round $r phase $P: ${RATE[$P$r]} readings/s (${DESC[$P$r]})${LOAD[$P$r]:+; api-load: ${LOAD[$P$r]}}"
   stop_pid "$gw"
   timeout 10 mosquitto_pub -h 127.0.0.1 -p "$MQ_PORT" -i "$id" -t bench/cleanup -n >/dev/null 2>&1 || true

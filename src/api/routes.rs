@@ -321,7 +321,7 @@ fn device_json(s: &Shared, snap: &Snapshot, i: DeviceIdx) -> Value {
     let inv = &snap.inventory;
     let d = &inv.devices[i as usize];
     let row = snap.device(i);
-    let last = row.last.as_ref();
+    let last = row.last();
     let mut values = serde_json::Map::new();
     if let Some(l) = last {
         for (k, v) in l.values.iter() {
@@ -339,9 +339,9 @@ fn device_json(s: &Shared, snap: &Snapshot, i: DeviceIdx) -> Value {
         "protocol": d.protocol.as_str(),
         "status": d.status.as_str(),
         "state": row.state.as_str(),
-        "state_since": row.since.map(rfc3339_ms),
+        "state_since": row.since().map(rfc3339_ms),
         "faulty": row.faulty,
-        "last_seen": row.last_seen.map(rfc3339_ms),
+        "last_seen": row.last_seen().map(rfc3339_ms),
         "last_ts": last.map(|l| rfc3339_ms(l.ts_ms)),
         "last_status": last.map(|l| l.status.as_str()),
         "last_values": values,

@@ -44,8 +44,11 @@ impl Publisher {
     }
 
     pub fn publish(&mut self, core: &mut Core, to: &ArcSwap<Snapshot>) {
-        let prev = to.load_full();
-        to.store(Arc::new(core.snapshot(Some(&prev))));
+        let next = Arc::new(core.snapshot(Some(&to.load())));
+        let prev = to.swap(next);
+        // Freeing the last readings replaced since (up to one per device) is not the core
+        // task's work.
+        tokio::task::spawn_blocking(move || drop(prev));
         self.last = Instant::now();
         self.pending = false;
     }
