@@ -26,6 +26,8 @@
 #   BENCH_CLIENTS=8        concurrent API clients in H
 #   BENCH_API_RATE         total requests/s of the clients (default: flat out)
 #   BENCH_ROUNDS=3
+#   BENCH_SETTLE_S=6       quiet phases: the gateway's VmRSS is read again after this long idle
+#                          (as bench-ingest.sh's phase C, after one journal cycle)
 #   BENCH_BASELINE_BIN     see above
 #   BENCH_TIMEOUT_S=300    bound on every wait (publish, start-up, drain) and on api-load
 #   BENCH_WAIT_IDLE_S=30   before each round, wait up to this long for other load to stop
@@ -46,6 +48,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 BASE_BIN=${BENCH_BASELINE_BIN:-}
 TIMEOUT_S=${BENCH_TIMEOUT_S:-300}
 WAIT_IDLE_S=${BENCH_WAIT_IDLE_S:-30}
+SETTLE_S=${BENCH_SETTLE_S:-6}
 BUILD=${BENCH_BUILD:-1}
 KEEP=${BENCH_KEEP:-0}
 FILTER='safegate/v1/#'
@@ -251,15 +254,19 @@ phase() { # round, name (q h q0 h0)
   other=$(foreign_pct "$f0" "$(foreign_snapshot)" "$s")
   local gcpu rss
   gcpu=$(pct_of "$(( $(ticks "$gw") - g0 ))" "$s")
-  rss=$(rss_mb "$gw")
+  rss="$(rss_mb "$gw") MB"
   if [ -n "$lg" ]; then
     kill -INT "$lg" 2>/dev/null || true
     wait "$lg" 2>/dev/null || true
     LOAD[$P$r]=$(cat "$dir/load.txt")
     [ -s "$dir/load.err" ] && log "api-load: $(head -3 "$dir/load.err")"
   fi
+  if [ "$hammer" = 0 ] && [ "$SETTLE_S" -gt 0 ]; then
+    sleep "$SETTLE_S"
+    rss="$rss, $(rss_mb "$gw") MB after ${SETTLE_S} s idle"
+  fi
   RATE[$P$r]=$(window_rate "$dir/timeline.txt")
-  DESC[$P$r]="all $M accepted after $s s; gateway CPU $gcpu of one core, VmRSS $rss MB at the end; other programs ${other}% of one core"
+  DESC[$P$r]="all $M accepted after $s s; gateway CPU $gcpu of one core, VmRSS $rss at the end; other programs ${other}% of one core"
   log "round $r phase $P: ${RATE[$P$r]} readings/s (${DESC[$P$r]})${LOAD[$P$r]:+; api-load: ${LOAD[$P$r]}}"
   stop_pid "$gw"
   timeout 10 mosquitto_pub -h 127.0.0.1 -p "$MQ_PORT" -i "$id" -t bench/cleanup -n >/dev/null 2>&1 || true

@@ -1,5 +1,6 @@
 use super::{ApiError, Shared};
 use crate::config::{DeviceKind, SiteStatus};
+use crate::core::ingest::LastReading;
 use crate::core::snapshot::{AlarmCounts, Snapshot};
 use crate::core::stats::{Counts, Rate};
 use crate::core::{DeviceIdx, DeviceState, Inventory, SiteIdx};
@@ -346,7 +347,7 @@ fn device_json(s: &Shared, snap: &Snapshot, i: DeviceIdx) -> Value {
         "last_status": last.map(|l| l.status.as_str()),
         "last_values": values,
         "unit": d.kind.unit(),
-        "latency_ms": last.and_then(|l| l.latency_ms),
+        "latency_ms": last.and_then(LastReading::latency_ms),
         "interval_s": d.interval_ms as f64 / 1000.0,
         "offline_after_s": d.offline_after_ms as f64 / 1000.0,
         "modbus": s

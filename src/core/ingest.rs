@@ -67,14 +67,22 @@ impl Outputs {
     }
 }
 
-/// The last accepted reading of a device, for the API.
+/// The last accepted reading of a device, for the API. One per device, shared with the read
+/// model: kept to 40 bytes (the latency is derived, not stored).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LastReading {
     pub ts_ms: i64,
     pub received_ms: i64,
-    pub latency_ms: Option<i64>,
-    pub status: ReadingStatus,
     pub values: Box<[(Box<str>, f64)]>,
+    pub status: ReadingStatus,
+    pub ts_from_gateway: bool,
+}
+
+impl LastReading {
+    /// Receive time − reading time; `None` when the gateway stamped it.
+    pub fn latency_ms(&self) -> Option<i64> {
+        (!self.ts_from_gateway).then_some(self.received_ms - self.ts_ms)
+    }
 }
 
 #[derive(Debug)]
@@ -307,15 +315,15 @@ impl Core {
             }
             l.ts_ms = acc.ts_ms;
             l.received_ms = received_ms;
-            l.latency_ms = acc.latency_ms();
+            l.ts_from_gateway = acc.ts_from_gateway;
             l.status = acc.status;
             return;
         }
         *slot = Some(Arc::new(LastReading {
             ts_ms: acc.ts_ms,
             received_ms,
-            latency_ms: acc.latency_ms(),
             status: acc.status,
+            ts_from_gateway: acc.ts_from_gateway,
             values: acc
                 .values
                 .iter()

@@ -369,6 +369,7 @@ mod tests {
             32,
             "the rows' memory budget"
         );
+        assert_eq!(std::mem::size_of::<LastReading>(), 40, "one per device");
     }
 
     #[test]
