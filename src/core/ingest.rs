@@ -98,7 +98,7 @@ pub struct Core {
     recent: VecDeque<Rejection>,
     recent_cap: usize,
     accepted: u64,
-    /// Devices whose rows changed since the last read model ([`Core::snapshot`]).
+    /// What changed since the last read model ([`Core::snapshot`]): devices, alarms.
     pub(super) changes: super::snapshot::Changes,
 }
 
