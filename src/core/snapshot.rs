@@ -4,6 +4,8 @@
 //!
 //! Device rows are kept in chunks of [`CHUNK`] devices: a chunk no device of which changed
 //! since the previous snapshot is shared with it, so a quiet fleet costs little to publish.
+//! Last readings are shared with the core, which copies one before changing it while a
+//! snapshot still shows it.
 
 use super::event::{Reason, Rejection};
 use super::ingest::{Core, LastReading};
