@@ -1,15 +1,19 @@
 //! Micro-benchmarks of the hot path: payload parsing and the core's per-reading work,
-//! threshold evaluation included.
-//! `cargo bench --bench core`.
+//! threshold evaluation included; and the read model the API answers from.
+//! `cargo bench --bench core` (one group: `cargo bench --bench core -- read_model`).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use safegate::config::load_str;
 use safegate::core::alarms::rules::AlarmRules;
 use safegate::core::alarms::EventKind;
+use safegate::core::snapshot::Snapshot;
 use safegate::core::{Core, Inventory, Outputs, SourceEvent};
+use safegate::core::{Origin, RawReading, ReadingStatus};
 use safegate::simulators::loadgen::{inventory_toml, payload, value};
 use safegate::sources::mqtt::payload::{parse_message, Limits};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const LIMITS: Limits = Limits {
     max_payload_bytes: 256 * 1024,
@@ -114,5 +118,71 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A reading of device `d{i}`, received at `at`.
+fn reading(i: usize, at: i64) -> SourceEvent {
+    SourceEvent::Reading {
+        reading: RawReading {
+            site: "bench".into(),
+            device: format!("d{i}"),
+            ts_ms: Some(at),
+            values: vec![("v".into(), value(i as u64, 1000, None))],
+            status: ReadingStatus::Normal,
+        },
+        origin: Origin {
+            topic: Arc::from("safegate/v1/bench/data"),
+            element: None,
+        },
+        received_ms: at,
+    }
+}
+
+/// Readings from devices `from..to` (wrapping at the fleet's size) at `at`.
+fn feed(core: &mut Core, out: &mut Outputs, from: usize, to: usize, at: i64) {
+    let n = core.inventory.devices.len();
+    for i in from..to {
+        core.apply(reading(i % n, at), out);
+        out.clear();
+    }
+}
+
+/// Build times of the read model at 100,000 devices, as the core task pays them when it
+/// publishes (the previous snapshot is freed off the core task, so not timed): from scratch;
+/// after every device reported (the load benchmark's case, scripts/bench-api.sh); after
+/// 1,000 devices reported (a quiet fleet).
+fn read_model(c: &mut Criterion) {
+    const N: usize = 100_000;
+    const T0: i64 = 1_700_000_000_000;
+    let mut g = c.benchmark_group("read_model");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    let mut core = core_with(N);
+    let mut out = Outputs::default();
+    feed(&mut core, &mut out, 0, N, T0);
+    g.bench_function(format!("full/{N}_devices"), |b| {
+        b.iter_with_large_drop(|| core.snapshot(None))
+    });
+    for touched in [N, 1_000] {
+        let mut prev: Snapshot = core.snapshot(None);
+        let mut at = T0;
+        g.bench_function(format!("after_{touched}_reported/{N}_devices"), |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for k in 0..iters as usize {
+                    // 10 ms apart: no device goes silent long enough to go offline.
+                    at += 10;
+                    feed(&mut core, &mut out, k * touched, (k + 1) * touched, at);
+                    let t = Instant::now();
+                    let next = core.snapshot(Some(&prev));
+                    spent += t.elapsed();
+                    drop(std::mem::replace(&mut prev, next));
+                }
+                black_box(&prev);
+                spent
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, read_model);
 criterion_main!(benches);

@@ -115,10 +115,13 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
         }
         if let Some(n) = sent {
             if !disconnecting && (q == QoS::AtMostOnce || acked >= n) {
-                disconnecting = true;
-                client
-                    .try_disconnect()
-                    .map_err(|e| format!("disconnect: {e}"))?;
+                match client.try_disconnect() {
+                    Ok(()) => disconnecting = true,
+                    // The request queue is still full of publishes (a fast QoS 0 run): try
+                    // again once the event loop has taken some.
+                    Err(rumqttc::ClientError::TryRequest(_)) => {}
+                    Err(e) => return Err(format!("disconnect: {e}")),
+                }
             }
         }
         match tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await {

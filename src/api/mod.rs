@@ -17,9 +17,14 @@ use crate::sources::modbus::ModbusStatus;
 use crate::telemetry::{LinkStatus, Metrics, OutboxStatus, StoreStatus};
 use std::sync::{Arc, Mutex};
 
-/// What handlers read. The core is behind a mutex held only briefly by the ingest task.
+/// What handlers read.
 pub struct Shared {
+    /// The live core, held by the core task while it applies a batch (up to 1,024 events);
+    /// handlers take it only for a point lookup (one alarm), never for a listing.
     pub core: Mutex<Core>,
+    /// What the listings answer from: published by the core task at most
+    /// [`crate::runtime::publish::PUBLISH_EVERY`] after a change, read without a lock.
+    pub read_model: arc_swap::ArcSwap<crate::core::snapshot::Snapshot>,
     /// The configuration in force, secrets left out (`GET /api/v1/config`, admin).
     pub config_view: serde_json::Value,
     /// `by` and `note` bounds of an acknowledgement (`mqtt.max_id_bytes`, `max_note_bytes`),

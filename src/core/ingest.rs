@@ -49,14 +49,22 @@ impl Outputs {
     }
 }
 
-/// The last accepted reading of a device, for the API.
-#[derive(Debug, Clone, Default)]
+/// The last accepted reading of a device, for the API. One per device, shared with the read
+/// model: kept to 40 bytes (the latency is derived, not stored).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LastReading {
     pub ts_ms: i64,
     pub received_ms: i64,
-    pub latency_ms: Option<i64>,
-    pub status: ReadingStatus,
     pub values: Box<[(Box<str>, f64)]>,
+    pub status: ReadingStatus,
+    pub ts_from_gateway: bool,
+}
+
+impl LastReading {
+    /// Receive time − reading time; `None` when the gateway stamped it.
+    pub fn latency_ms(&self) -> Option<i64> {
+        (!self.ts_from_gateway).then_some(self.received_ms - self.ts_ms)
+    }
 }
 
 #[derive(Debug)]
@@ -65,12 +73,15 @@ pub struct Core {
     pub inventory: Arc<Inventory>,
     pub liveness: Liveness,
     pub alarms: AlarmBook,
-    last: Vec<Option<Box<LastReading>>>,
+    /// Shared with the published read model (copy on write).
+    pub(super) last: Vec<Option<Arc<LastReading>>>,
     max_future_skew_ms: i64,
-    rejected_by_reason: [u64; Reason::ALL.len()],
+    pub(super) rejected_by_reason: [u64; Reason::ALL.len()],
     recent: VecDeque<Rejection>,
     recent_cap: usize,
     accepted: u64,
+    /// What changed since the last read model ([`Core::snapshot`]): devices, alarms.
+    pub(super) changes: super::changes::Changes,
 }
 
 impl Core {
@@ -81,12 +92,13 @@ impl Core {
             alarms: AlarmBook::new(AlarmRules::default(), inventory.devices.len()),
             inventory: Arc::new(inventory),
             liveness,
-            last,
             max_future_skew_ms,
             rejected_by_reason: [0; Reason::ALL.len()],
             recent: VecDeque::new(),
             recent_cap: recent_cap.max(1),
             accepted: 0,
+            changes: super::changes::Changes::new(last.len()),
+            last,
         }
     }
 
@@ -114,18 +126,21 @@ impl Core {
     /// Use these alarm rules (resolved from the configuration for this inventory).
     pub fn set_alarm_rules(&mut self, rules: AlarmRules) {
         self.alarms = AlarmBook::new(rules, self.inventory.devices.len());
+        self.changes.alarms = true;
     }
 
     /// Advance the clock: devices silent past their deadline go offline.
     pub fn tick(&mut self, now_ms: i64, out: &mut Outputs) {
-        let t0 = out.transitions.len();
+        let (t0, a0) = (out.transitions.len(), out.alarms.len());
         self.liveness.expire(now_ms, &mut out.transitions);
         self.transition_alarms(out, t0);
+        self.changes.alarms |= out.alarms.len() != a0;
     }
 
     /// Offline alarms follow the liveness transitions made since index `t0`.
     fn transition_alarms(&mut self, out: &mut Outputs, t0: usize) {
         for t in &out.transitions[t0..] {
+            self.changes.touch(t.device);
             self.alarms
                 .observe_transition(&self.inventory, t, &mut out.alarms);
         }
@@ -147,8 +162,12 @@ impl Core {
             Some(s) => Some(self.inventory.site(s).unwrap_or(u32::MAX)),
             None => None,
         };
-        self.alarms
-            .acknowledge(id, site, by, note, via, at_ms, &mut out.alarms)
+        let a0 = out.alarms.len();
+        let res = self
+            .alarms
+            .acknowledge(id, site, by, note, via, at_ms, &mut out.alarms);
+        self.changes.alarms |= out.alarms.len() != a0;
+        res
     }
 
     pub fn next_deadline(&self) -> Option<i64> {
@@ -156,9 +175,10 @@ impl Core {
     }
 
     pub fn apply(&mut self, ev: SourceEvent, out: &mut Outputs) {
-        let t0 = out.transitions.len();
+        let (t0, a0) = (out.transitions.len(), out.alarms.len());
         self.apply_event(ev, out);
         self.transition_alarms(out, t0);
+        self.changes.alarms |= out.alarms.len() != a0;
     }
 
     fn apply_event(&mut self, ev: SourceEvent, out: &mut Outputs) {
@@ -258,41 +278,40 @@ impl Core {
     }
 
     /// Keep the last reading for the API, reusing its allocation when the device sends the
-    /// same channels as last time (the common case: a fresh allocation per reading was a
-    /// large share of the per-reading cost).
+    /// same channels as last time and no published read model still shows the previous one
+    /// (the common case: a fresh allocation per reading was a large share of the per-reading
+    /// cost; now a device pays one at most once per publication, see `snapshot.rs`).
     fn remember(&mut self, acc: &Accepted, received_ms: i64) {
+        self.changes.touch(acc.device);
         let slot = &mut self.last[acc.device as usize];
-        let same = slot.as_ref().is_some_and(|l| {
+        let reusable = slot.as_mut().and_then(Arc::get_mut).filter(|l| {
             l.values.len() == acc.values.len()
                 && l.values
                     .iter()
                     .zip(&acc.values)
                     .all(|((a, _), (b, _))| **a == **b)
         });
-        match slot {
-            Some(l) if same => {
-                for ((_, v), (_, nv)) in l.values.iter_mut().zip(&acc.values) {
-                    *v = *nv;
-                }
-                l.ts_ms = acc.ts_ms;
-                l.received_ms = received_ms;
-                l.latency_ms = acc.latency_ms();
-                l.status = acc.status;
+        if let Some(l) = reusable {
+            for ((_, v), (_, nv)) in l.values.iter_mut().zip(&acc.values) {
+                *v = *nv;
             }
-            _ => {
-                *slot = Some(Box::new(LastReading {
-                    ts_ms: acc.ts_ms,
-                    received_ms,
-                    latency_ms: acc.latency_ms(),
-                    status: acc.status,
-                    values: acc
-                        .values
-                        .iter()
-                        .map(|(k, v)| (k.as_str().into(), *v))
-                        .collect(),
-                }))
-            }
+            l.ts_ms = acc.ts_ms;
+            l.received_ms = received_ms;
+            l.ts_from_gateway = acc.ts_from_gateway;
+            l.status = acc.status;
+            return;
         }
+        *slot = Some(Arc::new(LastReading {
+            ts_ms: acc.ts_ms,
+            received_ms,
+            status: acc.status,
+            ts_from_gateway: acc.ts_from_gateway,
+            values: acc
+                .values
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), *v))
+                .collect(),
+        }));
     }
 
     fn reject(&mut self, r: Rejection, out: &mut Outputs) {

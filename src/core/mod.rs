@@ -1,6 +1,7 @@
 //! The core: plain, synchronous, deterministic. Every function takes the time as an input.
 
 pub mod alarms;
+pub mod changes;
 pub mod config;
 pub mod event;
 pub mod indicators;
@@ -8,6 +9,7 @@ pub mod ingest;
 pub mod inventory;
 pub mod liveness;
 pub mod receipt;
+pub mod snapshot;
 pub mod stats;
 
 pub use event::{

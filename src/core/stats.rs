@@ -56,6 +56,45 @@ impl Counts {
     }
 }
 
+impl Counts {
+    /// Count one device of the given status, state and fault, `counted` when it is in the
+    /// online rate's denominator. The one definition for the core and its read model.
+    pub fn add(&mut self, status: UnitStatus, state: DeviceState, faulty: bool, counted: bool) {
+        self.planned += 1;
+        match status {
+            UnitStatus::Built => self.built += 1,
+            UnitStatus::Suspended => self.suspended += 1,
+            UnitStatus::Planned => {}
+        }
+        match state {
+            DeviceState::Never => self.never += 1,
+            DeviceState::Online => self.online += 1,
+            DeviceState::Offline => self.offline += 1,
+        }
+        if state != DeviceState::Never {
+            self.reported += 1;
+        }
+        if faulty {
+            self.faulty += 1;
+        }
+        if counted {
+            self.counted += 1;
+            if state == DeviceState::Online {
+                self.counted_online += 1;
+            }
+        }
+    }
+
+    /// Devices in `state`.
+    pub fn in_state(&self, state: DeviceState) -> u64 {
+        match state {
+            DeviceState::Never => self.never,
+            DeviceState::Online => self.online,
+            DeviceState::Offline => self.offline,
+        }
+    }
+}
+
 impl Core {
     /// Counts for one site, or for the region with `None`.
     pub fn counts(&self, site: Option<SiteIdx>) -> Counts {
@@ -65,30 +104,12 @@ impl Core {
                 continue;
             }
             let i = i as u32;
-            c.planned += 1;
-            match d.status {
-                UnitStatus::Built => c.built += 1,
-                UnitStatus::Suspended => c.suspended += 1,
-                UnitStatus::Planned => {}
-            }
-            let state = self.liveness.state(i);
-            match state {
-                DeviceState::Never => c.never += 1,
-                DeviceState::Online => c.online += 1,
-                DeviceState::Offline => c.offline += 1,
-            }
-            if state != DeviceState::Never {
-                c.reported += 1;
-            }
-            if self.liveness.is_faulty(i) {
-                c.faulty += 1;
-            }
-            if self.inventory.counts_as_active(i) {
-                c.counted += 1;
-                if state == DeviceState::Online {
-                    c.counted_online += 1;
-                }
-            }
+            c.add(
+                d.status,
+                self.liveness.state(i),
+                self.liveness.is_faulty(i),
+                self.inventory.counts_as_active(i),
+            );
         }
         c
     }

@@ -85,7 +85,8 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
     );
     let files = config_files(&loaded.files);
     let retain_closed = Duration::from_secs(cfg.alarms.retain_closed_s);
-    let (core, closed_alarms) = restore_core(&cfg, &mut journal, retain_closed, clock.now_ms())?;
+    let (mut core, closed_alarms) =
+        restore_core(&cfg, &mut journal, retain_closed, clock.now_ms())?;
     let view = config_view(&cfg, &files, &crate::config::summary(&cfg));
     let metrics = Arc::new(Metrics::new());
     let embedded = match cfg.mqtt.embedded {
@@ -117,6 +118,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         audit: audit.clone(),
         commands: cmd_tx,
         evaluator,
+        read_model: arc_swap::ArcSwap::from_pointee(core.snapshot(None)),
         core: Mutex::new(core),
         metrics: metrics.clone(),
         mqtt: mqtt_status.clone(),
@@ -575,6 +577,7 @@ async fn core_task(
             shared.clock.clone(),
         ),
         clock: shared.clock.clone(),
+        read: Default::default(),
     };
     let mut buf = Vec::with_capacity(CORE_BATCH);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
@@ -592,6 +595,7 @@ async fn core_task(
             Some(t) => t.min(now + 86_400_000),
             None => now + 3_600_000,
         };
+        let publish_at = ctx.read.due();
         tokio::select! {
             n = rx.recv_many(&mut buf, CORE_BATCH) => {
                 if n == 0 { break }
@@ -605,6 +609,9 @@ async fn core_task(
                 if ctx.router.deliver(&journal, msgs).await.is_err() {
                     break;
                 }
+            }
+            _ = tokio::time::sleep_until(publish_at.unwrap_or_else(tokio::time::Instant::now)), if publish_at.is_some() => {
+                ctx.read.publish(&mut shared.core(), &shared.read_model);
             }
             Some(cmd) = commands.recv() => {
                 let (msgs, reply) = ctx.command(&shared, cmd);
@@ -665,6 +672,8 @@ struct Dispatch {
     router: Router,
     /// The runtime's clock: acknowledgements are dated by it.
     clock: Clock,
+    /// Publishes the read model the API answers from.
+    read: super::publish::Publisher,
 }
 
 impl Dispatch {
@@ -683,7 +692,9 @@ impl Dispatch {
         if let Some(now) = tick {
             core.tick(now, &mut self.out);
         }
-        self.router.route(&core, &mut self.out)
+        let msgs = self.router.route(&core, &mut self.out);
+        self.read.changed(&mut core, &shared.read_model);
+        msgs
     }
 
     /// Run an API command under the core lock; returns what to persist and how to answer
@@ -709,6 +720,7 @@ impl Dispatch {
                     &mut self.out,
                 );
                 let msgs = self.router.route(&core, &mut self.out);
+                self.read.changed(&mut core, &shared.read_model);
                 (msgs, move || {
                     let _ = reply.send(res);
                 })

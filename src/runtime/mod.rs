@@ -7,6 +7,7 @@ pub mod cadence;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod error;
+pub mod publish;
 pub mod registry;
 
 pub use app::{start, start_with, Gateway, StartError};
