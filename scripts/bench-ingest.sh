@@ -35,9 +35,10 @@
 #   BENCH_ALARM_EVERY=50   phase S: every n-th reading of a device is an alarm (0: skip S)
 #   BENCH_DURABLE=1        phases D and E (QoS 1 with and without ack after commit); 0: skip
 #   BENCH_BASELINE_BIN     a directory holding another build's `safegate` (e.g. the release
-#                          build of the previous commit in a git worktree): phase D0 runs phase
-#                          D with it in every round (alternating which goes first), and the
-#                          summary gives (d)/(d0), the same-run before/after ratio
+#                          build of the previous commit in a git worktree): phases B0 and D0 run
+#                          phases B and D with it in every round (alternating which goes
+#                          first), phase C0 runs phase C with it, and the summary gives
+#                          (b)/(b0), (d)/(d0) and (c)/(c0), the same-run before/after ratios
 #   BENCH_QUEUE_CAPACITY   store.queue_capacity (default: the gateway's default)
 #   BENCH_BATCH_SIZE       store.batch_size (default: the gateway's default)
 #   BENCH_FLUSH_MS         store.flush_interval_ms (unused since the outbox; kept for old runs)
@@ -326,6 +327,7 @@ S_RATE=(); S_DESC=(); S_OK=(); S_OTHER=()
 D_RATE=(); D_DESC=(); D_OK=(); D_OTHER=()
 E_RATE=(); E_DESC=(); E_OK=(); E_OTHER=()
 D0_RATE=(); D0_DESC=(); D0_OK=(); D0_OTHER=()
+B0_RATE=(); B0_DESC=(); B0_OK=(); B0_OTHER=()
 CPU_LINES=""; TIMELINE=""
 phase_b() { # round, [storm]
   local r=$1 mode=${2:-quiet} P=B site api t0 t1 t_acc="" at_acc="" end snap0="" snap1="" perf_pid="" gw
@@ -338,6 +340,7 @@ phase_b() { # round, [storm]
       want_alarms=$(( (M / DEVICES + ALARM_EVERY - 1) / ALARM_EVERY * DEVICES )) ;;
     durable) P=D; CUR_QOS=1; CUR_ACK=after_commit; last=0 ;;
     durable_base) P=D0; CUR_QOS=1; CUR_ACK=after_commit; last=0; gwbin=$BASE_BIN ;;
+    quiet_base) P=B0; last=0; gwbin=$BASE_BIN ;;
     qos1fast) P=E; CUR_QOS=1; CUR_ACK=on_receive; last=0 ;;
   esac
   local B=$WORK/${P,,}$r
@@ -411,6 +414,9 @@ phase_b() { # round, [storm]
   elif [ "$P" = D ]; then
     D_RATE[r]=$(rate "$acc" "$s"); D_OK[r]=$ok; D_OTHER[r]=$other; D_DESC[r]="$desc; $(grep -c 'outbox' "$B/gateway.log" || true) outbox log lines"
     log "round $r phase D: ${D_RATE[r]} readings/s ($desc)"
+  elif [ "$P" = B0 ]; then
+    B0_RATE[r]=$(rate "$acc" "$s"); B0_OK[r]=$ok; B0_OTHER[r]=$other; B0_DESC[r]=$desc
+    log "round $r phase B0 (baseline $BASE_BIN): ${B0_RATE[r]} readings/s ($desc)"
   elif [ "$P" = D0 ]; then
     D0_RATE[r]=$(rate "$acc" "$s"); D0_OK[r]=$ok; D0_OTHER[r]=$other; D0_DESC[r]=$desc
     log "round $r phase D0 (baseline $BASE_BIN): ${D0_RATE[r]} readings/s ($desc)"
@@ -462,7 +468,10 @@ phase_b() { # round, [storm]
 for r in $(seq "$ROUNDS"); do
   wait_quiet
   phase_a "$r"
+  # With a baseline build, B and B0 (as D and D0) alternate which goes first.
+  if [ -n "$BASE_BIN" ] && [ $((r % 2)) = 0 ]; then phase_b "$r" quiet_base; fi
   phase_b "$r"
+  if [ -n "$BASE_BIN" ] && [ $((r % 2)) = 1 ]; then phase_b "$r" quiet_base; fi
   if [ "$ALARM_EVERY" -gt 0 ]; then phase_b "$r" storm; fi
   if [ "$DURABLE" = 1 ]; then
     # With a baseline build, D and D0 alternate which goes first, so drift favours neither.
@@ -479,7 +488,7 @@ CLEAN=(); CLEAN_NOTE="undisturbed"
 for r in $(seq "$ROUNDS"); do
   [ "${A_OTHER[r]}" -gt 15 ] || [ "${B_OTHER[r]}" -gt 15 ] || [ "${S_OTHER[r]:-0}" -gt 15 ] \
     || [ "${D_OTHER[r]:-0}" -gt 15 ] || [ "${E_OTHER[r]:-0}" -gt 15 ] \
-    || [ "${D0_OTHER[r]:-0}" -gt 15 ] || CLEAN+=("$r")
+    || [ "${D0_OTHER[r]:-0}" -gt 15 ] || [ "${B0_OTHER[r]:-0}" -gt 15 ] || CLEAN+=("$r")
 done
 if [ ${#CLEAN[@]} -eq 0 ]; then
   log "WARNING: every round was disturbed by other load; the medians include them"
@@ -507,6 +516,12 @@ if [ "$DURABLE" = 1 ]; then
   D_RATIO=$(awk -v d="$D_MED" -v e="$E_MED" 'BEGIN { printf "%.3f", (e > 0 ? d / e : 0) }')
   for r in $(seq "$ROUNDS"); do [ "${D_OK[r]}" = 1 ] && [ "${E_OK[r]}" = 1 ] || DURABLE_OK=0; done
 fi
+B0_MED=0; B_B0=0
+if [ -n "$BASE_BIN" ]; then
+  B0_MED=$(median $(pick B0_RATE))
+  B_B0=$(awk -v d="$B_MED" -v b="$B0_MED" 'BEGIN { printf "%.3f", (b > 0 ? d / b : 0) }')
+  for r in $(seq "$ROUNDS"); do [ "${B0_OK[r]}" = 1 ] || VM_OK=0; done
+fi
 D0_MED=0; D_D0=0
 if [ "$DURABLE" = 1 ] && [ -n "$BASE_BIN" ]; then
   D0_MED=$(median $(pick D0_RATE))
@@ -515,43 +530,52 @@ if [ "$DURABLE" = 1 ] && [ -n "$BASE_BIN" ]; then
 fi
 
 # ---------------------------------------------------------------- phase C: memory at 100k devices
-wait_quiet
-log "phase C: $MEM_DEVICES devices, one reading each"
-C=$WORK/c
-mkdir -p "$C"
-"$BIN/loadgen" inventory --site bench --devices "$MEM_DEVICES" --interval-s 10 >"$C/inventory.toml"
-C_API=$(free_port)
-write_config "$C" safegate-bench-c "$C_API" "${BENCH_QUEUE_CAPACITY:-}"
-preload safegate-bench-c "$MEM_DEVICES" "$MEM_DEVICES" bench
-env $GATEWAY_ENV "$BIN/safegate" run --config "$C/safegate.toml" >"$C/gateway.log" 2>&1 &
-GWC=$!
-PIDS+=("$GWC")
-end=$((SECONDS + TIMEOUT_S))
-while :; do
-  kill -0 "$GWC" 2>/dev/null || { tail -20 "$C/gateway.log" >&2; die "phase C gateway exited"; }
-  scrape "$C_API"
-  if [ -n "$METRICS" ]; then
-    read -r rcv acc rej wr drp depth ev raised <<<"$METRICS"
-    [ $((acc + rej)) -lt "$MEM_DEVICES" ] || break
-  fi
-  [ $SECONDS -lt $end ] || die "phase C: not all readings accepted in ${TIMEOUT_S}s (metrics: ${METRICS:-none})"
-  sleep 0.2
-done
-C_RSS_ACC=$(rss_kb "$GWC" VmRSS)
-# Settle: the store queue empties and one journal cycle (5 s) persists every device's last seen.
-end=$((SECONDS + 60))
-while :; do
-  scrape "$C_API"
-  read -r rcv acc rej wr drp depth ev raised <<<"${METRICS:-0 0 0 0 0 1 0 0}"
-  [ "$depth" -eq 0 ] && [ $((wr + drp)) -ge $((acc + MEM_DEVICES)) ] && break
-  [ $SECONDS -lt $end ] || break
-  sleep 0.2
-done
-sleep 6
-C_RSS=$(rss_kb "$GWC" VmRSS); C_HWM=$(rss_kb "$GWC" VmHWM)
-C_ACC=$acc
-log "phase C: accepted $acc, rejected $rej, points written $wr, dropped $drp; VmRSS $(mb "$C_RSS") MB"
-stop_pid "$GWC"
+phase_c() { # bin dir, tag
+  local bin=$1 tag=$2
+  wait_quiet
+  log "phase $tag: $MEM_DEVICES devices, one reading each ($bin/safegate)"
+  C=$WORK/${tag,,}
+  mkdir -p "$C"
+  "$BIN/loadgen" inventory --site bench --devices "$MEM_DEVICES" --interval-s 10 >"$C/inventory.toml"
+  C_API=$(free_port)
+  write_config "$C" "safegate-bench-${tag,,}" "$C_API" "${BENCH_QUEUE_CAPACITY:-}"
+  preload "safegate-bench-${tag,,}" "$MEM_DEVICES" "$MEM_DEVICES" bench
+  env $GATEWAY_ENV "$bin/safegate" run --config "$C/safegate.toml" >"$C/gateway.log" 2>&1 &
+  GWC=$!
+  PIDS+=("$GWC")
+  end=$((SECONDS + TIMEOUT_S))
+  while :; do
+    kill -0 "$GWC" 2>/dev/null || { tail -20 "$C/gateway.log" >&2; die "phase $tag gateway exited"; }
+    scrape "$C_API"
+    if [ -n "$METRICS" ]; then
+      read -r rcv acc rej wr drp depth ev raised <<<"$METRICS"
+      [ $((acc + rej)) -lt "$MEM_DEVICES" ] || break
+    fi
+    [ $SECONDS -lt $end ] || die "phase $tag: not all readings accepted in ${TIMEOUT_S}s (metrics: ${METRICS:-none})"
+    sleep 0.2
+  done
+  C_RSS_ACC=$(rss_kb "$GWC" VmRSS)
+  # Settle: the store queue empties and one journal cycle (5 s) persists every device's last seen.
+  end=$((SECONDS + 60))
+  while :; do
+    scrape "$C_API"
+    read -r rcv acc rej wr drp depth ev raised <<<"${METRICS:-0 0 0 0 0 1 0 0}"
+    [ "$depth" -eq 0 ] && [ $((wr + drp)) -ge $((acc + MEM_DEVICES)) ] && break
+    [ $SECONDS -lt $end ] || break
+    sleep 0.2
+  done
+  sleep 6
+  C_RSS=$(rss_kb "$GWC" VmRSS); C_HWM=$(rss_kb "$GWC" VmHWM)
+  C_ACC=$acc
+  log "phase $tag: accepted $acc, rejected $rej, points written $wr, dropped $drp; VmRSS $(mb "$C_RSS") MB"
+  stop_pid "$GWC"
+}
+C0_RSS=0; C0_HWM=0
+if [ -n "$BASE_BIN" ]; then
+  phase_c "$BASE_BIN" C0
+  C0_RSS=$C_RSS; C0_HWM=$C_HWM
+fi
+phase_c "$BIN" C
 
 # ---------------------------------------------------------------- summary
 verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
@@ -586,15 +610,20 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
       echo "(d0) as (d), baseline build        $D0_MED readings/s ($BASE_BIN/safegate, built $(date -r "$BASE_BIN/safegate" '+%F %T')); (d)/(d0) = $D_D0"
     fi
   fi
+  if [ -n "$BASE_BIN" ]; then
+    echo "(b0) as (b), baseline build        $B0_MED readings/s; (b)/(b0) = $B_B0"
+  fi
   for r in $(seq "$ROUNDS"); do
     echo "  round $r  (a) ${A_RATE[r]} msg/s: ${A_DESC[r]}"
     echo "           (b) ${B_RATE[r]} readings/s: ${B_DESC[r]}"
     [ "$ALARM_EVERY" -gt 0 ] && echo "           (s) ${S_RATE[r]} readings/s: ${S_DESC[r]}"
     [ "$DURABLE" = 1 ] && echo "           (d) ${D_RATE[r]} readings/s: ${D_DESC[r]}" && echo "           (e) ${E_RATE[r]} readings/s: ${E_DESC[r]}"
     [ "$DURABLE" = 1 ] && [ -n "$BASE_BIN" ] && echo "           (d0) ${D0_RATE[r]} readings/s: ${D0_DESC[r]}"
+    [ -n "$BASE_BIN" ] && echo "           (b0) ${B0_RATE[r]} readings/s: ${B0_DESC[r]}"
   done
   echo "    gateway VmRSS after phase B    $(mb "${B_RSS[ROUNDS]}") MB (peak $(mb "${B_HWM[ROUNDS]}") MB; last round)"
   echo "(c) gateway VmRSS, $MEM_DEVICES devices  $(mb "$C_RSS") MB (at last accept $(mb "$C_RSS_ACC") MB, peak $(mb "$C_HWM") MB; $C_ACC accepted)   [target ≤ $TARGET_RSS_MB MB: $v_rss]"
+  [ -n "$BASE_BIN" ] && echo "(c0) as (c), baseline build        $(mb "$C0_RSS") MB (peak $(mb "$C0_HWM") MB); (c)/(c0) = $(awk -v c="$C_RSS" -v b="$C0_RSS" 'BEGIN { printf "%.3f", (b > 0 ? c / b : 0) }')"
   echo "CPU in the last phase B (% of one core): $CPU_LINES"
   echo "script run time                    $TOTAL_S s"
   echo "===================================================================="
