@@ -7,6 +7,8 @@ pub mod config;
 mod error;
 mod indicators;
 mod routes;
+#[cfg(test)]
+mod tests;
 
 pub use command::Command;
 pub use error::ApiError;
