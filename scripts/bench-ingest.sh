@@ -60,6 +60,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# Helpers both benchmark scripts use (processes, CPU accounting, medians).
+source scripts/bench-lib.sh
 
 M=${BENCH_MESSAGES:-500000}
 DEVICES=${BENCH_DEVICES:-1000}
@@ -88,9 +90,6 @@ SCRIPT_START=$(date +%s%N)
 HZ=$(getconf CLK_TCK)
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-now_ns() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 
 # ---------------------------------------------------------------- prerequisites
@@ -121,30 +120,9 @@ done
 # ---------------------------------------------------------------- processes and cleanup
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/safegate-bench.XXXXXX")
 PIDS=()
-cleanup() {
-  local rc=$? p i
-  trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A free loopback port: nothing answers on it (a small race with other programs is accepted).
-free_port() {
-  local p i
-  for i in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
 wait_port() { # port, seconds
   local end=$((SECONDS + $2))
   until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
@@ -152,26 +130,7 @@ wait_port() { # port, seconds
     sleep 0.1
   done
 }
-ticks() { # utime+stime of a process (all threads)
-  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-cpu_total() { awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat; }
-# Wait until a process has used no CPU for 0.5 s (the broker has finished taking a preload).
-wait_idle() { # pid, seconds
-  local end=$((SECONDS + $2)) last cur quiet=0
-  last=$(ticks "$1")
-  while [ $SECONDS -lt $end ]; do
-    sleep 0.1
-    cur=$(ticks "$1")
-    if [ "$cur" = "$last" ]; then
-      quiet=$((quiet + 1)); [ $quiet -ge 5 ] && return 0
-    else quiet=0; fi
-    last=$cur
-  done
-  return 1
-}
 rss_kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-pct_of() { awk -v t="$1" -v s="$2" -v hz="$HZ" 'BEGIN { printf "%.0f%%", (s > 0 ? 100 * t / (s * hz) : 0) }'; } # ticks, seconds
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 thread_snapshot() { # pid → lines "tid ticks comm"
   local t
@@ -181,13 +140,6 @@ thread_snapshot() { # pid → lines "tid ticks comm"
       "$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat" 2>/dev/null || echo 0)" \
       "$(tr ' ' '_' <"$t/comm" 2>/dev/null)"
   done
-}
-stop_pid() { # pid: TERM, bounded wait, KILL
-  local i
-  kill -TERM "$1" 2>/dev/null || true
-  for i in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------- broker and store
@@ -249,14 +201,6 @@ A_RATE=(); A_DESC=(); A_OTHER=()
 # CPU used by other sessions' processes (not this script's, not kernel threads): "pid ticks"
 # lines, ticks including reaped children, so a compiler run under cargo is counted.
 MYSID=$(awk '{ sub(/^.*\) /, ""); print $4 }' /proc/$$/stat)
-foreign_snapshot() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v me="$MYSID" '
-    { pid = $1; sub(/^.*\) /, ""); if ($4 != 0 && $4 != me) print pid, $12 + $13 + $14 + $15 }'
-}
-foreign_pct() { # snapshot0, snapshot1, seconds → % of one core
-  awk -v s="$3" -v hz="$HZ" 'NR == FNR { t0[$1] = $2; next } { d += $2 - ($1 in t0 ? t0[$1] : 0) }
-    END { printf "%.0f", (s > 0 ? 100 * d / (s * hz) : 0) }' <(printf '%s\n' "$1") <(printf '%s\n' "$2")
-}
 phase_a() { # round
   local r=$1 t0 t1 ma0 s u f0
   log "round $r phase A: preload $M messages, then mosquitto_sub drains them"
@@ -481,7 +425,6 @@ for r in $(seq "$ROUNDS"); do
     phase_b "$r" qos1fast
   fi
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)) }'; }
 # Rounds where other programs (other sessions) used more than 15% of a core are disturbed:
 # medians leave them out, unless every round was disturbed.
 CLEAN=(); CLEAN_NOTE="undisturbed"

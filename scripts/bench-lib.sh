@@ -1,0 +1,74 @@
+# Helpers shared by scripts/bench-ingest.sh and scripts/bench-api.sh (sourced, not run).
+# They expect the sourcing script to define `log`, `HZ`, `WORK`, `PIDS` and `KEEP`.
+
+die() { log "FAILED: $*"; exit 1; }
+
+now_ns() { date +%s%N; }
+
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+
+cleanup() {
+  local rc=$? p i
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+
+# A free loopback port: nothing answers on it (a small race with other programs is accepted).
+free_port() {
+  local p i
+  for i in $(seq 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  die "no free port found"
+}
+
+ticks() { # utime+stime of a process (all threads)
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# Wait until a process has used no CPU for 0.5 s (the broker has finished taking a preload).
+wait_idle() { # pid, seconds
+  local end=$((SECONDS + $2)) last cur quiet=0
+  last=$(ticks "$1")
+  while [ $SECONDS -lt $end ]; do
+    sleep 0.1
+    cur=$(ticks "$1")
+    if [ "$cur" = "$last" ]; then
+      quiet=$((quiet + 1)); [ $quiet -ge 5 ] && return 0
+    else quiet=0; fi
+    last=$cur
+  done
+  return 1
+}
+
+pct_of() { awk -v t="$1" -v s="$2" -v hz="$HZ" 'BEGIN { printf "%.0f%%", (s > 0 ? 100 * t / (s * hz) : 0) }'; } # ticks, seconds
+
+stop_pid() { # pid: TERM, bounded wait, KILL
+  local i
+  kill -TERM "$1" 2>/dev/null || true
+  for i in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+foreign_snapshot() {
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v me="$MYSID" '
+    { pid = $1; sub(/^.*\) /, ""); if ($4 != 0 && $4 != me) print pid, $12 + $13 + $14 + $15 }'
+}
+
+foreign_pct() { # snapshot0, snapshot1, seconds → % of one core
+  awk -v s="$3" -v hz="$HZ" 'NR == FNR { t0[$1] = $2; next } { d += $2 - ($1 in t0 ? t0[$1] : 0) }
+    END { printf "%.0f", (s > 0 ? 100 * d / (s * hz) : 0) }' <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
+
+cpu_total() { awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat; }
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)) }'; }
