@@ -93,13 +93,6 @@ PIDS=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_port() { # port, seconds
-  local end=$((SECONDS + $2))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-    [ $SECONDS -lt $end ] || return 1
-    sleep 0.05
-  done
-}
 rss_mb() { awk '$1 == "VmRSS:" { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
 # CPU used by other sessions' processes (not this script's, not kernel threads), as in
 # scripts/bench-ingest.sh: "pid ticks" lines, ticks including reaped children.

@@ -123,13 +123,6 @@ PIDS=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_port() { # port, seconds
-  local end=$((SECONDS + $2))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-    [ $SECONDS -lt $end ] || return 1
-    sleep 0.1
-  done
-}
 rss_kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 thread_snapshot() { # pid → lines "tid ticks comm"

@@ -20,6 +20,15 @@ cleanup() {
   exit "$rc"
 }
 
+# Wait until something listens on a loopback port; 1 when it does not within the bound.
+wait_port() { # port, seconds
+  local end=$((SECONDS + $2))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.05
+  done
+}
+
 # A free loopback port: nothing answers on it (a small race with other programs is accepted).
 free_port() {
   local p i
