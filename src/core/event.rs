@@ -129,6 +129,26 @@ pub enum SourceEvent {
     /// Everything the source sent before this is one message; complete the receipt once it
     /// is durable (passed through to `Outputs::receipts`, in order).
     Checkpoint(crate::core::Receipt),
+    /// One upstream request's events, applied together, for a source that must tell its
+    /// sender which elements were refused (HTTP push). Boxed: rare beside readings.
+    Message(Box<Message>),
+}
+
+/// See [`SourceEvent::Message`]. Sent as one event so that nothing from another source falls
+/// between its parts: the core can then say which refusals are this message's.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub events: Vec<SourceEvent>,
+    /// The refusals among `events`, the source's own and the core's (unknown device, stale
+    /// time...), in order; filled before `receipt` is passed on, so complete once it is.
+    pub refused: Arc<std::sync::Mutex<Vec<Rejection>>>,
+    pub receipt: crate::core::Receipt,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Message) -> bool {
+        self.receipt == other.receipt && Arc::ptr_eq(&self.refused, &other.refused)
+    }
 }
 
 /// At most `n` characters of `s`, marked when cut: hostile input is named in messages and

@@ -274,7 +274,20 @@ impl Core {
             SourceEvent::Link { link, up, at_ms } => out.links.push((link, at_ms, up)),
             SourceEvent::Poll { link, ok, at_ms } => out.polls.push((link, at_ms, ok)),
             SourceEvent::Checkpoint(r) => out.receipts.push(r),
+            SourceEvent::Message(m) => self.apply_message(*m, out),
         }
+    }
+
+    /// A message's events in order, then its refusals for the sender and its receipt.
+    fn apply_message(&mut self, m: crate::core::event::Message, out: &mut Outputs) {
+        let first = out.rejections.len();
+        for ev in m.events {
+            self.apply_event(ev, out);
+        }
+        if let Ok(mut refused) = m.refused.lock() {
+            refused.extend_from_slice(&out.rejections[first..]);
+        }
+        out.receipts.push(m.receipt);
     }
 
     /// Keep the last reading for the API, reusing its allocation when the device sends the
@@ -476,6 +489,41 @@ interval_s = 1
             },
             received_ms: at,
         }
+    }
+
+    #[test]
+    fn a_message_reports_only_its_own_refusals_and_then_its_receipt() {
+        let mut c = core();
+        let mut out = Outputs::default();
+        // Another source's refusal earlier in the same round is not the message's.
+        c.apply(reading("p1", "zz", None, EARLIEST_TS_MS), &mut out);
+        let refused = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let done = Arc::new(std::sync::Mutex::new(None));
+        let d = done.clone();
+        let mut unknown = reading("p1", "nope", None, EARLIEST_TS_MS);
+        if let SourceEvent::Reading { origin, .. } = &mut unknown {
+            origin.element = Some(1);
+        }
+        let msg = crate::core::Message {
+            events: vec![reading("p1", "a", None, EARLIEST_TS_MS), unknown],
+            refused: refused.clone(),
+            receipt: crate::core::Receipt::new(move |ok| *d.lock().unwrap() = Some(ok)),
+        };
+        c.apply(SourceEvent::Message(Box::new(msg)), &mut out);
+        let mine = refused.lock().unwrap().clone();
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        assert_eq!(mine[0].reason, Reason::UnknownDevice);
+        assert_eq!(mine[0].origin.element, Some(1));
+        assert_eq!(out.readings.len(), 1, "the good element is applied");
+        assert_eq!(
+            out.rejections.len(),
+            2,
+            "both refusals are counted as usual"
+        );
+        assert_eq!(out.receipts.len(), 1);
+        assert_eq!(*done.lock().unwrap(), None, "complete only once durable");
+        out.receipts.pop().unwrap().done();
+        assert_eq!(*done.lock().unwrap(), Some(true));
     }
 
     #[test]

@@ -13,8 +13,8 @@ pub mod snapshot;
 pub mod stats;
 
 pub use event::{
-    channel_names_problem, Origin, RawReading, ReadingStatus, Reason, Rejection, SourceEvent,
-    RESERVED_CHANNELS,
+    channel_names_problem, Message, Origin, RawReading, ReadingStatus, Reason, Rejection,
+    SourceEvent, RESERVED_CHANNELS,
 };
 pub use ingest::{Accepted, Core, Outputs};
 pub use inventory::{DeviceIdx, Inventory, SiteIdx};
