@@ -38,6 +38,9 @@ pub enum Need {
     /// `admin`, or a `scrape` token.
     Metrics,
     Role(Role),
+    /// `POST /api/v1/ingest/…`: `platform` (for its own sites, checked by the handler) or
+    /// `admin`.
+    Ingest,
 }
 
 /// The role matrix, by method and path.
@@ -47,6 +50,7 @@ pub fn needed(method: &Method, path: &str) -> Need {
         "/metrics" => Need::Metrics,
         "/api/v1/rejections" | "/api/v1/config" | "/api/v1/outbox" => Need::Role(Role::Admin),
         "/api/v1/indicators" | "/api/v1/report" => Need::Role(Role::Evaluator),
+        p if *method == Method::POST && p.starts_with("/api/v1/ingest/") => Need::Ingest,
         p if *method == Method::POST && p.starts_with("/api/v1/alarms/") && p.ends_with("/ack") => {
             Need::Role(Role::Operator)
         }
@@ -58,7 +62,9 @@ fn allowed(need: Need, role: Role) -> bool {
     match need {
         Need::Open => true,
         Need::Metrics => matches!(role, Role::Admin | Role::Scrape),
-        Need::Role(r) => role != Role::Scrape && role >= r,
+        Need::Ingest => matches!(role, Role::Platform | Role::Admin),
+        // The machine roles do only their one thing.
+        Need::Role(r) => !matches!(role, Role::Scrape | Role::Platform) && role >= r,
     }
 }
 
@@ -177,6 +183,7 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         let wants = match need {
             Need::Metrics => "admin or scrape".to_string(),
             Need::Role(r) => format!("{} or above", r.as_str()),
+            Need::Ingest => "platform (for its own sites) or admin".to_string(),
             Need::Open => unreachable!("open endpoints return above"),
         };
         return refuse(
@@ -230,5 +237,12 @@ mod tests {
         assert!(!allowed(Need::Role(Role::Evaluator), Role::Operator));
         assert!(allowed(Need::Metrics, Role::Scrape));
         assert!(!allowed(Need::Metrics, Role::Evaluator));
+        assert_eq!(needed(&post, "/api/v1/ingest/p1"), Need::Ingest);
+        assert_eq!(needed(&post, "/api/v1/ingest/p1/acme"), Need::Ingest);
+        assert!(allowed(Need::Ingest, Role::Platform));
+        assert!(allowed(Need::Ingest, Role::Admin));
+        assert!(!allowed(Need::Ingest, Role::Operator));
+        assert!(!allowed(Need::Role(Role::Viewer), Role::Platform));
+        assert!(!allowed(Need::Metrics, Role::Platform));
     }
 }

@@ -6,6 +6,7 @@ mod command;
 pub mod config;
 mod error;
 mod indicators;
+mod ingest;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,8 @@ pub struct Shared {
     pub evaluator: Arc<crate::report::evaluate::Evaluator>,
     /// Modbus endpoints and devices with their counters (empty without Modbus devices).
     pub modbus: Arc<ModbusStatus>,
+    /// HTTP push (`POST /api/v1/ingest/…`); `None` with `ingest.enabled = false`.
+    pub ingest: Option<Arc<crate::sources::http::HttpIngest>>,
     /// The runtime's clock: "now" of alarm views and of indicator windows.
     pub clock: crate::telemetry::Clock,
 }

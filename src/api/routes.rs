@@ -23,6 +23,7 @@ pub fn router(
     max_body_bytes: usize,
     cors_origins: &[String],
 ) -> Router {
+    let pushes = super::ingest::routes(&shared);
     let r = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -38,7 +39,13 @@ pub fn router(
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/alarms", get(super::alarms::list))
         .route("/api/v1/alarms/{id}", get(super::alarms::get_one))
-        .route("/api/v1/alarms/{id}/ack", post(super::alarms::ack))
+        .route("/api/v1/alarms/{id}/ack", post(super::alarms::ack));
+    // The push routes keep their own body limit: the API's default one is set outside them.
+    let r = match pushes {
+        Some(p) => r.merge(p),
+        None => r,
+    };
+    let r = r
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see README for the API".into())
         })

@@ -36,6 +36,7 @@ fn shared(dir: &std::path::Path) -> Arc<Shared> {
         outbox_status: Arc::default(),
         outbox: None,
         modbus: Arc::default(),
+        ingest: None,
         clock: Default::default(),
     })
 }

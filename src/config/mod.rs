@@ -20,6 +20,7 @@ pub use crate::model::{
     SystemKind, UnitStatus,
 };
 pub use crate::sinks::store::config::{OutboxSettings, StoreSettings};
+pub use crate::sources::http::config::IngestSettings;
 pub use crate::sources::modbus::config as modbus;
 pub use crate::sources::modbus::config::ModbusConfig;
 pub use crate::sources::mqtt::config::{AckPolicy, MqttSettings};
@@ -45,6 +46,8 @@ pub struct Config {
     pub store: Option<StoreSettings>,
     pub outbox: OutboxSettings,
     pub api: ApiSettings,
+    /// HTTP push (`POST /api/v1/ingest/…`).
+    pub ingest: IngestSettings,
     pub indicators: IndicatorSettings,
     pub targets: Vec<TargetConfig>,
     pub alarms: alarms::AlarmSettings,
@@ -69,6 +72,8 @@ pub(crate) struct MainFile {
     outbox: OutboxSettings,
     #[serde(default)]
     api: ApiSettings,
+    #[serde(default)]
+    ingest: IngestSettings,
     #[serde(default)]
     indicators: IndicatorSettings,
     #[serde(default)]
@@ -98,6 +103,7 @@ impl From<MainFile> for Config {
             store: m.store,
             outbox: m.outbox,
             api: m.api,
+            ingest: m.ingest,
             indicators: m.indicators,
             targets: m.targets,
             alarms: m.alarms,

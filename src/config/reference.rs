@@ -22,6 +22,10 @@ fn sections() -> Vec<(&'static str, Value)> {
         ),
         ("[api]", v(serde_json::to_value(ApiSettings::default()))),
         (
+            "[ingest]",
+            v(serde_json::to_value(IngestSettings::default())),
+        ),
+        (
             "[indicators]",
             v(serde_json::to_value(IndicatorSettings::default())),
         ),

@@ -486,6 +486,7 @@ fn mqtt_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
 /// `[api]`: TLS files, CORS origins, limits.
 fn api_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     c.api.problems(err_main);
+    c.ingest.problems(err_main);
 }
 
 /// `[store]` and `[outbox]`.
@@ -561,6 +562,24 @@ fn target_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
 /// `[[tokens]]`: unique names and tokens, known roles.
 fn token_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     crate::api::config::token_problems(&c.tokens, err_main);
+    // A platform token pushes for the sites that list its name; listed by none, it can do
+    // nothing, which is a mistake in one file or the other.
+    for (i, t) in c.tokens.iter().enumerate() {
+        let listed = c
+            .inventory
+            .sites
+            .iter()
+            .any(|s| s.platforms.contains(&t.name));
+        if t.role == super::Role::Platform && !listed {
+            err_main(
+                &format!("tokens[{i}] ({:?}).role", t.name),
+                format!(
+                    "a platform token pushes for the sites that list its name in `platforms`, and no site lists {:?}",
+                    t.name
+                ),
+            );
+        }
+    }
 }
 
 /// `[alarms]`: deadlines, hysteresis, gas limits and per-kind rules.

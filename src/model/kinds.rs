@@ -15,11 +15,13 @@ pub enum OnDamage {
 /// What a token may do. Each role can do what the one before it can, and more: `viewer`
 /// reads sites, devices, alarms and endpoints; `operator` also acknowledges alarms;
 /// `evaluator` also reads indicators and reports; `admin` also rejections and metrics.
-/// `scrape` reads `/metrics` only.
+/// `scrape` reads `/metrics` only; `platform` only pushes readings over HTTP
+/// (`POST /api/v1/ingest/{site}`), for the sites that list its name in `platforms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Scrape,
+    Platform,
     Viewer,
     Operator,
     Evaluator,
@@ -30,6 +32,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Scrape => "scrape",
+            Role::Platform => "platform",
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Evaluator => "evaluator",

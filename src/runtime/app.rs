@@ -98,7 +98,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         false => None,
     };
     let mut source_status = SourceStatus::default();
-    let sources = super::registry::sources(&cfg, &metrics, &mut source_status)?;
+    let sources = super::registry::sources(&cfg, &metrics, &clock, &mut source_status)?;
     // Release the configuration's copy of the inventory: at 100k devices it matters.
     cfg.inventory = Default::default();
 
@@ -126,6 +126,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         outbox_status: outbox_status.clone(),
         outbox: outbox.clone(),
         modbus: source_status.modbus.clone(),
+        ingest: source_status.http.clone(),
         clock: clock.clone(),
     });
     let (shutdown, _) = broadcast::channel(4);

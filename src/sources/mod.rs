@@ -8,6 +8,7 @@
 //! runtime's registry (`runtime/registry.rs`) lists the sources it builds; see
 //! `docs/architecture.md` for the steps to add one.
 
+pub mod http;
 pub mod modbus;
 pub mod mqtt;
 
@@ -37,6 +38,8 @@ pub struct SourceStatus {
     pub mqtt: Arc<LinkStatus>,
     /// Modbus endpoints and devices (`/api/v1/endpoints`).
     pub modbus: Arc<modbus::ModbusStatus>,
+    /// HTTP push, which the API calls (`None` with `ingest.enabled = false`).
+    pub http: Option<Arc<http::HttpIngest>>,
 }
 
 /// A source built from its configuration, ready to run. Building is where a source refuses

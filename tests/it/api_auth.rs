@@ -5,8 +5,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-const ROLES: [(&str, &str); 5] = [
+const ROLES: [(&str, &str); 6] = [
     ("scrape", "tok-scrape-1"),
+    ("platform", "tok-platform-1"),
     ("viewer", "tok-viewer-1"),
     ("operator", "tok-operator-1"),
     ("evaluator", "tok-evaluator-1"),
@@ -25,9 +26,12 @@ fn tokens_toml() -> String {
         .collect()
 }
 
-/// Park p1 with one detector, g1.
+/// Park p1 with one detector, g1; its platform pushes with the platform token.
 fn inv() -> String {
-    Inventory::park("p1").detector("g1", 60.0).to_toml()
+    Inventory::park("p1")
+        .with("platforms = [\"platform-desk\"]")
+        .detector("g1", 60.0)
+        .to_toml()
 }
 
 async fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Value, Option<String>) {
@@ -91,14 +95,20 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/api/v1/rejections", "admin"),
         ("GET", "/api/v1/config", "admin"),
         ("GET", "/api/v1/outbox", "admin"),
+        ("POST", "/api/v1/ingest/p1", "ingest"),
+        ("POST", "/api/v1/ingest/p1/m", "ingest"),
     ];
     // Every route the router serves is in the matrix (a new endpoint must be added here).
-    let routes = include_str!("../../src/api/routes.rs");
+    let routes = concat!(
+        include_str!("../../src/api/routes.rs"),
+        include_str!("../../src/api/ingest.rs")
+    );
     for line in routes
         .lines()
         .filter(|l| l.trim_start().starts_with(".route(\""))
     {
         let path = line.split('"').nth(1).unwrap().replace("{id}", "X");
+        let path = path.replace("{site}", "X").replace("{mapping}", "X");
         let method = if line.contains("post(") {
             "POST"
         } else {
@@ -131,6 +141,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
             let ok = match need {
                 "open" => true,
                 "metrics" => role == "admin" || role == "scrape",
+                "ingest" => role == "admin" || role == "platform",
                 min => rank(role) >= rank(min),
             };
             let (code, body, _) = call(method, &url, Some(tok)).await;
@@ -150,7 +161,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
     }
     // The configuration as admins see it: no secrets, tokens by name and role.
     let (_, cfgv, _) = call("GET", &format!("{api}/api/v1/config"), Some("tok-admin-1")).await;
-    assert_eq!(cfgv["tokens"].as_array().unwrap().len(), 5, "{cfgv}");
+    assert_eq!(cfgv["tokens"].as_array().unwrap().len(), 6, "{cfgv}");
     assert!(
         cfgv["summary"].as_str().unwrap().contains("devices: 1"),
         "{cfgv}"
@@ -422,7 +433,7 @@ async fn the_audit_trail_records_the_configuration_acknowledgements_and_refusals
         loaded["detail"]["files"][0]["sha256"],
         hex::encode(Sha256::digest(&main))
     );
-    assert_eq!(loaded["detail"]["tokens"], 5);
+    assert_eq!(loaded["detail"]["tokens"], ROLES.len());
 
     // Five refusals in a burst are one line, naming the reason and the peer.
     for _ in 0..5 {

@@ -11,6 +11,7 @@ mod check_config;
 mod demo;
 mod durability;
 mod fuzz_inputs;
+mod http_push;
 mod indicators;
 mod limits;
 mod modbus;

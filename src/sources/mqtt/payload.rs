@@ -417,6 +417,23 @@ fn state_event(
     })
 }
 
+/// The batch format (`{site}/batch`, and the body of an HTTP push without a mapping): a JSON
+/// array of `{"device", "ts", "values", "status"}`, events appended to `out`.
+pub fn parse_batch(
+    site: &str,
+    payload: &[u8],
+    origin: Arc<str>,
+    received_ms: i64,
+    limits: Limits,
+    out: &mut Vec<SourceEvent>,
+) {
+    let origin = Origin {
+        topic: origin,
+        element: None,
+    };
+    batch_events(site, payload, origin, received_ms, limits, out)
+}
+
 /// `{site}/batch`: a JSON array of readings, each naming its device; one event per element
 /// (its index in the origin), or one rejection for the whole batch.
 fn batch_events(

@@ -1,0 +1,117 @@
+//! `POST /api/v1/ingest/{site}` and `/api/v1/ingest/{site}/{mapping}`: readings pushed over
+//! HTTP(S). The answer comes once the readings are committed (see `sources::http`):
+//! 200 all stored, 207 some elements refused (listed with their index, the others stored),
+//! 422 every element refused, 400 / 413 the request refused whole, 503 not now.
+
+use super::auth::Caller;
+use super::{ApiError, Shared};
+use crate::core::{Reason, Rejection};
+use crate::sources::http::{Push, PushError, Pushed};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The push routes, with their own body limit (`ingest.max_body_bytes`).
+pub fn routes(shared: &Arc<Shared>) -> Option<Router<Arc<Shared>>> {
+    let limit = shared.ingest.as_ref()?.settings().max_body_bytes;
+    Some(
+        Router::new()
+            .route("/api/v1/ingest/{site}", post(native))
+            .route("/api/v1/ingest/{site}/{mapping}", post(mapped))
+            .layer(axum::extract::DefaultBodyLimit::max(limit)),
+    )
+}
+
+async fn native(
+    State(s): State<Arc<Shared>>,
+    Path(site): Path<String>,
+    caller: Option<Extension<Caller>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    push(&s, &site, None, caller, body).await
+}
+
+async fn mapped(
+    State(s): State<Arc<Shared>>,
+    Path((site, mapping)): Path<(String, String)>,
+    caller: Option<Extension<Caller>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    push(&s, &site, Some(&mapping), caller, body).await
+}
+
+async fn push(
+    s: &Shared,
+    site: &str,
+    mapping: Option<&str>,
+    caller: Option<Extension<Caller>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Some(ingest) = &s.ingest else {
+        return Err(ApiError::NotFound(
+            "HTTP push is off (ingest.enabled)".into(),
+        ));
+    };
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge(format!(
+                "the body is over {} bytes (ingest.max_body_bytes); split the batch",
+                ingest.settings().max_body_bytes
+            ))
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    })?;
+    let p = Push {
+        site,
+        mapping,
+        body: &body,
+        caller: caller.as_ref().map(|c| (&*c.name, c.role)),
+    };
+    match ingest.push(p).await {
+        Ok(pushed) => Ok(answer(pushed)),
+        Err(e) => Err(match e {
+            PushError::UnknownSite(_) | PushError::UnknownMapping(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            PushError::NotYourSite { .. } => ApiError::Forbidden(e.to_string()),
+            PushError::Holding
+            | PushError::Stopping
+            | PushError::NotDurable
+            | PushError::Timeout(_) => ApiError::Unavailable(e.to_string()),
+        }),
+    }
+}
+
+/// The status and body for a committed request.
+fn answer(p: Pushed) -> Response {
+    let whole = p.refused.iter().find(|r| r.origin.element.is_none());
+    let status = match whole {
+        Some(r) if matches!(r.reason, Reason::BatchTooLarge | Reason::PayloadTooLarge) => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        Some(_) => StatusCode::BAD_REQUEST,
+        None if p.refused.is_empty() => StatusCode::OK,
+        None if p.accepted == 0 => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::MULTI_STATUS,
+    };
+    let refused: Vec<_> = p.refused.iter().map(refusal).collect();
+    let mut body = json!({"accepted": p.accepted, "refused": refused});
+    if let Some(r) = whole {
+        body["error"] = json!({"code": r.reason.as_str(), "message": r.detail});
+    }
+    (status, Json(body)).into_response()
+}
+
+fn refusal(r: &Rejection) -> serde_json::Value {
+    json!({
+        "element": r.origin.element,
+        "reason": r.reason.as_str(),
+        "detail": r.detail,
+    })
+}
