@@ -101,32 +101,91 @@ impl SigningKeys {
         site: &str,
         payload: &'a [u8],
     ) -> Result<Cow<'a, [u8]>, (Reason, String)> {
-        let envelope = serde_json::from_slice::<Envelope>(payload).ok();
+        let (inner, signature) = self.open(payload);
+        self.verdict(site, &inner, signature.as_deref())?;
+        Ok(inner)
+    }
+
+    /// For a message whose sites are known only once it is mapped: the bytes to map (the
+    /// inside of an envelope, if it is one) and the envelope's signature.
+    pub fn open<'a>(&self, payload: &'a [u8]) -> (Cow<'a, [u8]>, Option<String>) {
+        match serde_json::from_slice::<Envelope>(payload) {
+            Ok(e) => (
+                Cow::Owned(e.payload.get().as_bytes().to_vec()),
+                Some(e.signature.to_string()),
+            ),
+            Err(_) => (Cow::Borrowed(payload), None),
+        }
+    }
+
+    /// The readings among `events` (mapped from `inner`, signed with `signature` if it
+    /// came in an envelope), each checked as [`SigningKeys::check`] checks a message for
+    /// its site: a reading that fails becomes its refusal.
+    pub fn check_readings(
+        &self,
+        inner: &[u8],
+        signature: Option<&str>,
+        events: &mut [crate::core::SourceEvent],
+    ) {
+        use crate::core::{Rejection, SourceEvent};
+        if self.is_empty() && signature.is_none() {
+            return;
+        }
+        let mut verdicts: HashMap<String, Result<(), (Reason, String)>> = HashMap::new();
+        for ev in events.iter_mut() {
+            let SourceEvent::Reading {
+                reading,
+                origin,
+                received_ms,
+            } = ev
+            else {
+                continue;
+            };
+            let verdict = verdicts
+                .entry(reading.site.clone())
+                .or_insert_with(|| self.verdict(&reading.site, inner, signature));
+            if let Err((reason, detail)) = verdict.clone() {
+                *ev = SourceEvent::Rejected(Rejection {
+                    reason,
+                    origin: origin.clone(),
+                    detail,
+                    received_ms: *received_ms,
+                });
+            }
+        }
+    }
+
+    /// Whether `inner`, signed with `signature` (or not), may be taken for `site`.
+    fn verdict(
+        &self,
+        site: &str,
+        inner: &[u8],
+        signature: Option<&str>,
+    ) -> Result<(), (Reason, String)> {
         let key = self.sites.get(site);
-        match (envelope, key) {
+        match (signature, key) {
             (None, Some(k)) if k.required => Err((
                 Reason::MissingSignature,
                 format!(
                     "site {site:?} requires signed messages: {{\"payload\": …, \"signature\": \"<hex HMAC-SHA256>\"}}"
                 ),
             )),
-            (None, _) => Ok(Cow::Borrowed(payload)),
+            (None, _) => Ok(()),
             (Some(_), None) => Err((
                 Reason::BadSignature,
                 format!("the message is signed but site {site:?} has no signing key configured"),
             )),
-            (Some(e), Some(k)) => {
+            (Some(sig), Some(k)) => {
                 let mut mac =
                     HmacSha256::new_from_slice(&k.key).expect("HMAC takes keys of any length");
-                mac.update(e.payload.get().as_bytes());
-                let given = hex::decode(e.signature.trim()).unwrap_or_default();
-                match mac.verify_slice(&given) {
-                    Ok(()) => Ok(Cow::Owned(e.payload.get().as_bytes().to_vec())),
-                    Err(_) => Err((
+                mac.update(inner);
+                let given = hex::decode(sig.trim()).unwrap_or_default();
+                mac.verify_slice(&given).map_err(|_| {
+                    (
                         Reason::BadSignature,
                         format!("the signature does not match the payload under site {site:?}'s key"),
-                    )),
-                }
+                    )
+                })
             }
         }
     }
@@ -177,6 +236,54 @@ mod tests {
         assert_eq!(
             keys.check("a", tampered.as_bytes()).unwrap_err().0,
             Reason::BadSignature
+        );
+    }
+    #[test]
+    fn mapped_readings_are_checked_for_the_site_each_names() {
+        use crate::core::{Origin, RawReading, ReadingStatus, SourceEvent};
+        let keys = SigningKeys::with(&[("a", b"key-a", true), ("b", b"key-b", false)]);
+        let reading = |site: &str| SourceEvent::Reading {
+            reading: RawReading {
+                site: site.into(),
+                device: "d".into(),
+                ts_ms: None,
+                values: vec![("v".into(), 1.0)],
+                status: ReadingStatus::Normal,
+            },
+            origin: Origin {
+                topic: "vendor/x".into(),
+                element: Some(0),
+            },
+            received_ms: 0,
+        };
+        let reasons = |evs: &[SourceEvent]| -> Vec<Option<Reason>> {
+            evs.iter()
+                .map(|e| match e {
+                    SourceEvent::Rejected(r) => Some(r.reason),
+                    _ => None,
+                })
+                .collect()
+        };
+        let inner = br#"[{"site":"a"},{"site":"b"},{"site":"c"}]"#;
+        let envelope = format!(
+            r#"{{"payload": {}, "signature": "{}"}}"#,
+            std::str::from_utf8(inner).unwrap(),
+            sign(b"key-a", inner)
+        );
+        let (opened, sig) = keys.open(envelope.as_bytes());
+        assert_eq!(opened.as_ref(), inner);
+        let mut evs = vec![reading("a"), reading("b"), reading("c")];
+        keys.check_readings(&opened, sig.as_deref(), &mut evs);
+        // Signed with a's key: good for a, a forgery for b, unverifiable for c.
+        assert_eq!(
+            reasons(&evs),
+            vec![None, Some(Reason::BadSignature), Some(Reason::BadSignature)]
+        );
+        let mut evs = vec![reading("a"), reading("b"), reading("c")];
+        keys.check_readings(inner, None, &mut evs);
+        assert_eq!(
+            reasons(&evs),
+            vec![Some(Reason::MissingSignature), None, None]
         );
     }
 }
