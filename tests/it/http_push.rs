@@ -264,16 +264,16 @@ async fn a_platform_pushes_for_its_own_sites_and_each_answer_says_what_was_store
     gw.stop().await;
 }
 
+/// A pushing task; it returns the `(device, ts)` of the readings answered 200.
+type Pusher = tokio::task::JoinHandle<Vec<(String, i64)>>;
+
 /// Push batches from `workers` tasks until `requests` were answered 200 in all; returns the
 /// `(device, ts)` of every reading in a 200 answer, and the running count of those answers.
 fn pushers(
     url: String,
     workers: usize,
     requests: usize,
-) -> (
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    Vec<tokio::task::JoinHandle<Vec<(String, i64)>>>,
-) {
+) -> (std::sync::Arc<std::sync::atomic::AtomicUsize>, Vec<Pusher>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let ok = std::sync::Arc::new(AtomicUsize::new(0));
     let ts0 = now_ms() - 3_600_000;
