@@ -22,6 +22,18 @@ pub struct LoadOptions {
     /// each crossing raises an alarm and the next reading clears it); `None`: every value stays
     /// under the level-1 threshold (25 %LEL).
     pub alarm_every: Option<u64>,
+    /// What the messages look like, and where they go.
+    pub format: Format,
+}
+
+/// The gateway's own reading on `{prefix}/{site}/d{i}/data`, or a park platform's
+/// ministry-family envelope with one point on `ministry/{site}/up` (read through a mapping,
+/// see docs/mappings.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Native,
+    Ministry,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +53,30 @@ fn qos(q: u8) -> QoS {
 /// One reading payload, the shape the gateway ingests.
 pub fn payload(ts_ms: i64, value: f64) -> String {
     format!("{{\"ts\":{ts_ms},\"values\":{{\"v\":{value:?}}},\"status\":\"normal\"}}")
+}
+
+/// One point in the ministry-family envelope, timed `data_time` (`yyyy-MM-dd HH:mm:ss`).
+pub fn ministry_payload(device: &str, data_time: &str, value: f64) -> String {
+    format!(
+        concat!(
+            r#"{{"dataId":"{d}-{t}","enterpriseCode":"bench","gatewayCode":"gw1","collectTime":"{t}","#,
+            r#""isConnectDataSource":true,"reportType":"report","dataType":"realtime","datas":[{{"#,
+            r#""pointCode":"{d}","sensorType":"0001","pointValue":{v:?},"valueUnit":"%LEL","#,
+            r#""pointStatus":"00000000","dataTime":"{t}"}}]}}"#
+        ),
+        d = device,
+        t = data_time,
+        v = value
+    )
+}
+
+/// `yyyy-MM-dd HH:mm:ss` at UTC+8 (the envelope's local time) of an epoch second.
+pub fn beijing_time(epoch_s: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(epoch_s)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::macros::offset!(+8));
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    t.format(&f).unwrap_or_default()
 }
 
 /// The value of message `seq` when `devices` devices take turns: under 25 %LEL, or 60.5
@@ -64,8 +100,16 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
     mo.set_clean_session(true);
     let (client, mut eventloop) = AsyncClient::new(mo, 10_000);
     let topics: Vec<String> = (0..o.devices.max(1))
-        .map(|i| format!("{}/{}/d{i}/data", o.prefix, o.site))
+        .map(|i| match o.format {
+            Format::Native => format!("{}/{}/d{i}/data", o.prefix, o.site),
+            Format::Ministry => format!("ministry/{}/up", o.site),
+        })
         .collect();
+    let format = o.format;
+    // The envelope's times are whole seconds: a device's k-th point is second k of a span
+    // that ends now, so no two points of a device share a time and none is in the future.
+    let first_s =
+        crate::telemetry::now_ms() / 1000 - (o.count / o.devices.max(1) as u64) as i64 - 1;
     let q = qos(o.qos);
     let start = Instant::now();
     let count = o.count;
@@ -84,14 +128,17 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
                     tokio::time::sleep(wait).await;
                 }
             }
-            let topic = &topics[(sent as usize) % topics.len()];
+            let i = (sent as usize) % topics.len();
+            let v = value(sent, devices, alarm_every);
+            let body = match format {
+                Format::Native => payload(ts + sent as i64, v),
+                Format::Ministry => {
+                    let t = beijing_time(first_s + (sent / devices as u64) as i64);
+                    ministry_payload(&format!("d{i}"), &t, v)
+                }
+            };
             if client
-                .publish(
-                    topic.clone(),
-                    q,
-                    false,
-                    payload(ts + sent as i64, value(sent, devices, alarm_every)),
-                )
+                .publish(topics[i].clone(), q, false, body)
                 .await
                 .is_err()
             {

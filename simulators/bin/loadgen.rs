@@ -36,6 +36,10 @@ enum Cmd {
         /// Every n-th reading of each device is an alarm (60.5 %LEL); the others stay low.
         #[arg(long)]
         alarm_every: Option<u64>,
+        /// `native`: {prefix}/{site}/d{i}/data; `ministry`: the ministry-family envelope,
+        /// one point each, on ministry/{site}/up (for a mapping).
+        #[arg(long, value_enum, default_value = "native")]
+        format: loadgen::Format,
     },
     /// Create a persistent session so the broker queues messages for it.
     Session {
@@ -82,6 +86,7 @@ async fn main() -> std::process::ExitCode {
             qos,
             max_duration_s,
             alarm_every,
+            format,
         } => match split(&broker) {
             Ok((host, port)) => {
                 let o = LoadOptions {
@@ -95,6 +100,7 @@ async fn main() -> std::process::ExitCode {
                     qos,
                     max_duration: Duration::from_secs(max_duration_s),
                     alarm_every,
+                    format,
                 };
                 loadgen::publish(&o).await.map(|r| {
                     println!(
