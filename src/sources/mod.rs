@@ -8,6 +8,7 @@
 //! runtime's registry (`runtime/registry.rs`) lists the sources it builds; see
 //! `docs/architecture.md` for the steps to add one.
 
+pub mod mapping;
 pub mod modbus;
 pub mod mqtt;
 
