@@ -12,6 +12,7 @@ pub mod config;
 pub mod metrics;
 mod path;
 pub mod presets;
+pub mod sample;
 mod template;
 pub mod time;
 pub mod topic;
@@ -601,5 +602,9 @@ impl Mappings {
     }
 }
 
+#[cfg(test)]
+mod examples;
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;
