@@ -30,7 +30,24 @@ enum Cmd {
         config: PathBuf,
     },
     /// Check a configuration and print a summary; lists every error and exits non-zero.
-    CheckConfig { file: PathBuf },
+    ///
+    /// With `--sample FILE --mapping NAME`: also print what that JSON message becomes through
+    /// the mapping (one line per reading or refusal); exits 1 if any record is refused.
+    CheckConfig {
+        file: PathBuf,
+        /// A JSON message to run through a mapping.
+        #[arg(long, requires = "mapping")]
+        sample: Option<PathBuf>,
+        /// The `[[mappings]]` name to run the sample through.
+        #[arg(long, requires = "sample")]
+        mapping: Option<String>,
+        /// The MQTT topic the sample arrived on (for `{topic:N}`).
+        #[arg(long)]
+        topic: Option<String>,
+        /// The site of the HTTP URL (for `{site}`).
+        #[arg(long)]
+        site: Option<String>,
+    },
     /// Print the self-evaluation report for a window from the persisted state (no running
     /// gateway needed).
     Report {
@@ -83,14 +100,91 @@ fn print_errors(errors: &[config::ConfigError]) {
     }
 }
 
+/// `check-config --sample`: run one JSON message through a mapping and print what it becomes;
+/// 0 if every record maps, 1 if any is refused, 2 if it cannot be tried.
+fn check_sample(
+    c: &config::Config,
+    sample: &std::path::Path,
+    name: &str,
+    topic: Option<&str>,
+    site: Option<&str>,
+) -> ExitCode {
+    use safegate::sources::mapping::{sample::describe, Input, Limits, Mappings};
+    let mappings = match Mappings::compile(&c.mappings) {
+        Ok(m) => m,
+        Err(_) => return ExitCode::from(2), // validated by load: not reached
+    };
+    let Some(m) = mappings.get(name) else {
+        let names: Vec<&str> = c.mappings.iter().map(|m| m.name.as_str()).collect();
+        eprintln!(
+            "no mapping named {name:?} (the configuration has: {})",
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let payload = match std::fs::read(sample) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", sample.display());
+            return ExitCode::from(2);
+        }
+    };
+    let limits = Limits {
+        max_records: c.mqtt.max_batch_len,
+        max_channels: c.mqtt.max_channels,
+        max_id_bytes: c.mqtt.max_id_bytes,
+        max_channel_name_bytes: c.mqtt.max_channel_name_bytes,
+    };
+    let origin = topic.map_or_else(
+        || format!("POST /api/v1/ingest/{}/{name}", site.unwrap_or("{site}")),
+        str::to_string,
+    );
+    let input = Input {
+        payload: &payload,
+        topic,
+        site,
+        origin: origin.into(),
+        received_ms: safegate::model::now_ms(),
+    };
+    let mut out = Vec::new();
+    m.apply(&input, &limits, &mut out);
+    let mut refused = false;
+    for ev in &out {
+        refused |= matches!(ev, safegate::core::SourceEvent::Rejected(_));
+        if let Some(line) = describe(ev) {
+            println!("{line}");
+        }
+    }
+    if refused {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::CheckConfig { file } => match config::load(&file) {
+        Cmd::CheckConfig {
+            file,
+            sample,
+            mapping,
+            topic,
+            site,
+        } => match config::load(&file) {
             Ok(loaded) => {
                 print!("{}", config::summary(&loaded.config));
                 println!("configuration OK: {}", file.display());
-                ExitCode::SUCCESS
+                match (sample, mapping) {
+                    (Some(sample), Some(name)) => check_sample(
+                        &loaded.config,
+                        &sample,
+                        &name,
+                        topic.as_deref(),
+                        site.as_deref(),
+                    ),
+                    _ => ExitCode::SUCCESS,
+                }
             }
             Err(errors) => {
                 print_errors(&errors);

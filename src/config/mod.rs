@@ -21,6 +21,7 @@ pub use crate::model::{
 };
 pub use crate::sinks::store::config::{OutboxSettings, StoreSettings};
 pub use crate::sources::http::config::IngestSettings;
+pub use crate::sources::mapping::{ChannelConfig as MappingChannelConfig, MappingConfig};
 pub use crate::sources::modbus::config as modbus;
 pub use crate::sources::modbus::config::ModbusConfig;
 pub use crate::sources::mqtt::config::{AckPolicy, MqttSettings};
@@ -53,6 +54,8 @@ pub struct Config {
     pub alarms: alarms::AlarmSettings,
     /// API bearer tokens (`[[tokens]]`); none: the API is open, on loopback only.
     pub tokens: Vec<TokenConfig>,
+    /// Payload mappings (`[[mappings]]`): platforms' own JSON shapes to readings. Main file only.
+    pub mappings: Vec<MappingConfig>,
     pub inventory: InventoryConfig,
 }
 
@@ -83,6 +86,8 @@ pub(crate) struct MainFile {
     #[serde(default)]
     tokens: Vec<TokenConfig>,
     #[serde(default)]
+    mappings: Vec<MappingConfig>,
+    #[serde(default)]
     sites: Vec<SiteConfig>,
     #[serde(default)]
     enterprises: Vec<EnterpriseConfig>,
@@ -108,6 +113,7 @@ impl From<MainFile> for Config {
             targets: m.targets,
             alarms: m.alarms,
             tokens: m.tokens,
+            mappings: m.mappings,
             inventory: InventoryConfig {
                 sites: m.sites,
                 enterprises: m.enterprises,

@@ -33,6 +33,10 @@ fn sections() -> Vec<(&'static str, Value)> {
             "[alarms]",
             v(serde_json::to_value(alarms::AlarmSettings::default())),
         ),
+        (
+            "[[mappings]]",
+            v(serde_json::to_value(MappingConfig::default())),
+        ),
     ]
 }
 

@@ -31,6 +31,7 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         token_problems,
         alarm_problems,
         bound_problems,
+        mapping_problems,
     ] {
         check(c, &mut err_main);
     }
@@ -453,6 +454,30 @@ fn alarm_rule_problems(c: &Config, o: &Origins, push: &mut Push<'_>) {
 }
 
 /// `[mqtt]`: the section's own rules, then the logins against the sites' platforms.
+/// `[[mappings]]`: each compiles, names and filters are unique (`Mappings::compile`), and no
+/// filter reaches into the native topic tree, whose messages would then be parsed twice.
+fn mapping_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    use crate::sources::mapping::{topic, Mappings};
+    if let Err(problems) = Mappings::compile(&c.mappings) {
+        for (key, p) in problems {
+            err_main(&key, p);
+        }
+    }
+    let native = format!("{}/#", c.mqtt.topic_prefix);
+    for (i, m) in c.mappings.iter().enumerate() {
+        for (k, f) in m.topics.iter().enumerate() {
+            if topic::filter_problem(f).is_none() && topic::overlap(f, &native) {
+                err_main(
+                    &format!("mappings[{i}] ({:?}).topics[{k}]", m.name),
+                    format!(
+                        "topic filter {f:?} reaches into the native tree {native:?} (mqtt.topic_prefix): its messages would be read twice"
+                    ),
+                );
+            }
+        }
+    }
+}
+
 fn mqtt_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     c.mqtt.problems(err_main);
     // Platform logins: the gateway's own identity must be set and must not be a platform's
@@ -733,5 +758,60 @@ fn bound_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
         if value > max {
             err_main(key, format!("{value} is above {max} ({what})"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+    use std::path::Path;
+
+    fn problems(text: &str) -> Vec<String> {
+        match load_str(Path::new("t.toml"), text, Path::new(".")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .iter()
+                .map(|e| format!("{}: {}", e.key, e.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn mappings_are_checked_with_their_index_and_name() {
+        assert_eq!(
+            problems(
+                r#"
+[[mappings]]
+name = "acme"
+topics = ["acme/+/telemetry"]
+site = "{topic:1}"
+"#
+            ),
+            Vec::<String>::new()
+        );
+        let p = problems(
+            r##"
+[[mappings]]
+name = "acme"
+records = "$.x["
+topics = ["safegate/v1/+/batch"]
+
+[[mappings]]
+name = "acme"
+topics = ["#"]
+"##,
+        );
+        let keys: Vec<&str> = p.iter().map(|m| m.split(": ").next().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                r#"mappings[0] ("acme").records"#,
+                r#"mappings[1] ("acme").name"#,
+                r#"mappings[0] ("acme").topics[0]"#,
+                r#"mappings[1] ("acme").topics[0]"#,
+            ],
+            "{p:#?}"
+        );
+        assert!(p[2].contains("reaches into the native tree"), "{p:?}");
     }
 }

@@ -27,10 +27,12 @@ pub enum Reason {
     UnknownAlarm,
     /// An acknowledgement published under another site than the alarm's.
     AlarmOfOtherSite,
+    /// A payload mapping's required path found nothing, several values, or a non-scalar.
+    MappingFailed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::MalformedJson,
         Reason::BadTopic,
         Reason::PayloadTooLarge,
@@ -47,6 +49,7 @@ impl Reason {
         Reason::BadSignature,
         Reason::UnknownAlarm,
         Reason::AlarmOfOtherSite,
+        Reason::MappingFailed,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,6 +69,7 @@ impl Reason {
             Reason::BadSignature => "bad_signature",
             Reason::UnknownAlarm => "unknown_alarm",
             Reason::AlarmOfOtherSite => "alarm_of_other_site",
+            Reason::MappingFailed => "mapping_failed",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! `docs/architecture.md` for the steps to add one.
 
 pub mod http;
+pub mod mapping;
 pub mod modbus;
 pub mod mqtt;
 

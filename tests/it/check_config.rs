@@ -486,3 +486,68 @@ fn a_good_modbus_map_passes() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("by protocol: modbus 2"), "{out}");
 }
+
+/// `check-config --sample`: what a message becomes through a mapping, one line per record;
+/// exit 0 when every record maps, 1 when one is refused, 2 for an unknown mapping.
+#[test]
+fn a_sample_is_run_through_a_mapping() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mappings");
+    let dir = tempfile::tempdir().unwrap();
+    let main = std::fs::read_to_string(format!("{data}/vendor_array.toml")).unwrap();
+    let path = dir.path().join("safegate.toml");
+    std::fs::write(&path, &main).unwrap();
+    let run = |sample: &str, mapping: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_safegate"))
+            .arg("check-config")
+            .arg(&path)
+            .args(["--sample", sample, "--mapping", mapping])
+            .args(["--topic", "acme/park-7/readings"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let (code, text) = run(&format!("{data}/vendor_array.json"), "acme");
+    assert_eq!(code, 1, "{text}");
+    for line in std::fs::read_to_string(format!("{data}/vendor_array.out"))
+        .unwrap()
+        .lines()
+    {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    let good = dir.path().join("good.json");
+    std::fs::write(
+        &good,
+        r#"[{"sn":"TK-01-LT","kind":"level","val":"2.75","t":1700000000,"st":0}]"#,
+    )
+    .unwrap();
+    let (code, text) = run(good.to_str().unwrap(), "acme");
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("reading record 0: site park-7 device TK-01-LT"),
+        "{text}"
+    );
+    let (code, text) = run(good.to_str().unwrap(), "nope");
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("no mapping named \"nope\""), "{text}");
+}
+
+#[test]
+fn mappings_are_checked_by_index_and_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = check(
+        dir.path(),
+        "[[mappings]]\nname = \"acme\"\ntopics = [\"safegate/v1/#\"]\ndevice = \"{nope}\"\n",
+        &[],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(r#"mappings[0] ("acme").device: template "{nope}": unknown placeholder"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"mappings[0] ("acme").topics[0]: topic filter "safegate/v1/#" reaches into the native tree"#), "{text}");
+}
