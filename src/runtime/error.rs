@@ -24,4 +24,6 @@ pub enum StartError {
     ApiTls(String, std::io::Error),
     #[error("refusing to serve the API on {0} without [[tokens]]: anyone who can reach it could read the fleet and acknowledge alarms; add [[tokens]] (see docs/security.md) or listen on 127.0.0.1")]
     OpenApi(SocketAddr),
+    #[error("{0} problem(s) in [[mappings]]; run `safegate check-config` for each")]
+    Mappings(usize),
 }

@@ -4,7 +4,8 @@
 
 use super::error::StartError;
 use crate::config::Config;
-use crate::sources::{http, modbus, mqtt, Source, SourceStatus};
+use crate::sources::mapping::{metrics::MappingMetrics, Mappings};
+use crate::sources::{http, modbus, mqtt, Mapped, Source, SourceStatus};
 use crate::telemetry::{Clock, Metrics};
 use std::sync::Arc;
 
@@ -14,19 +15,24 @@ pub fn sources(
     clock: &Clock,
     status: &mut SourceStatus,
 ) -> Result<Vec<Box<dyn Source>>, StartError> {
+    // Compiled once for every source that reads platforms' own shapes (the configuration's
+    // check has compiled them already, so this does not fail in practice).
+    let mapped = Mapped {
+        mappings: Arc::new(
+            Mappings::compile(&cfg.mappings).map_err(|p| StartError::Mappings(p.len()))?,
+        ),
+        metrics: MappingMetrics::register(metrics),
+    };
+    let sites = &cfg.inventory.sites;
     let mut built: Vec<Box<dyn Source>> = vec![
         Box::new(mqtt::MqttSource::build(
-            &cfg.mqtt,
-            &cfg.inventory.sites,
-            metrics,
-            status,
+            &cfg.mqtt, sites, &mapped, metrics, status,
         )?),
         Box::new(modbus::ModbusSource::build(&cfg.inventory, metrics, status)),
     ];
     if cfg.ingest.enabled {
-        let sites = &cfg.inventory.sites;
-        let ingest =
-            http::HttpIngest::build(&cfg.ingest, &cfg.mqtt, sites, metrics, clock.clone())?;
+        let (settings, clock) = (&cfg.ingest, clock.clone());
+        let ingest = http::HttpIngest::build(settings, &cfg.mqtt, sites, &mapped, metrics, clock)?;
         let ingest = Arc::new(ingest);
         status.http = Some(ingest.clone());
         built.push(Box::new(http::HttpSource::new(ingest)));

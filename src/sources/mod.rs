@@ -32,6 +32,14 @@ pub struct SourceContext {
     pub clock: Clock,
 }
 
+/// The configured payload mappings (`[[mappings]]`) and their metrics, shared by the sources
+/// that read platforms' own shapes (MQTT topics, HTTP push).
+#[derive(Clone, Default)]
+pub struct Mapped {
+    pub mappings: Arc<mapping::Mappings>,
+    pub metrics: Arc<mapping::metrics::MappingMetrics>,
+}
+
 /// What sources show the API and health checks. A source with nothing to show leaves it be.
 #[derive(Default)]
 pub struct SourceStatus {

@@ -380,3 +380,81 @@ async fn kill_9_during_pushes_loses_no_request_that_was_answered_200() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_answers_503_with_retry_after_and_takes_pushes_again_once_drained() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let mut vm = Victoria::start();
+    vm.stop();
+    let cfg = TestConfig::new(
+        &(settings(&mq.url(), "gw-push-full", Some(&vm.url()))
+            + "[outbox]\nmax_bytes = 16384\ncommit_interval_ms = 20\n\n[ingest]\ncommit_timeout_s = 2\n\n"),
+        &Inventory::park("p1").detectors(&["g1", "g2"], 3600.0).to_toml(),
+    );
+    let gw = safegate::runtime::start(cfg.load()).await.unwrap();
+    let api = format!("http://{}", gw.api_addr);
+    let c = reqwest::Client::new();
+    let t0 = now_ms() - 3_600_000;
+    let mut answered: Vec<i64> = Vec::new();
+    let mut refused = None;
+    // The store is down: the outbox fills its 16 KiB budget within a few dozen pushes.
+    for n in 0..500i64 {
+        let items: Vec<Value> = (0..20)
+            .map(|i| reading("g1", t0 + n * 20 + i, 1.0))
+            .collect();
+        let r = c
+            .post(format!("{api}/api/v1/ingest/p1"))
+            .json(&items)
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => answered.extend((0..20).map(|i| t0 + n * 20 + i)),
+            503 => {
+                let retry = r.headers().get("retry-after").cloned();
+                refused = Some((retry, r.json::<Value>().await.unwrap()));
+                break;
+            }
+            other => panic!("push {n}: {other} {}", r.text().await.unwrap()),
+        }
+    }
+    let (retry, body) = refused.expect("a full outbox refuses pushes");
+    assert!(retry.is_some(), "503 says when to retry: {body}");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("holding") || msg.contains("not committed"),
+        "{msg}"
+    );
+    let (_, h) = get(&format!("{api}/healthz")).await;
+    assert_eq!(h["outbox"]["state"], "full", "{h}");
+
+    // The store returns: the backlog drains and pushes are taken again.
+    vm.start_again();
+    wait_json(&format!("{api}/healthz"), Duration::from_secs(60), |v| {
+        v["outbox"]["state"] == "ok"
+    })
+    .await;
+    let last = now_ms() - 1_000;
+    let (code, v) = post(
+        &c,
+        &format!("{api}/api/v1/ingest/p1"),
+        "-",
+        json!([reading("g1", last, 2.0)]).to_string(),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    answered.push(last);
+    let s = vm
+        .wait_for("reading_lel{device=\"g1\"}", Duration::from_secs(30), |s| {
+            s.first()
+                .is_some_and(|x| x.timestamps.len() >= answered.len())
+        })
+        .await;
+    let stored: std::collections::BTreeSet<i64> = s[0].timestamps.iter().copied().collect();
+    assert!(
+        answered.iter().all(|t| stored.contains(t)),
+        "every push answered 200 is stored"
+    );
+    gw.stop().await;
+}

@@ -25,6 +25,8 @@ pub struct HttpIngest {
     settings: IngestSettings,
     limits: Limits,
     keys: SigningKeys,
+    mapped: super::Mapped,
+    map_limits: super::mapping::Limits,
     /// Site → the platform identities (token names) that may push for it.
     sites: HashMap<String, Vec<String>>,
     link: Mutex<Option<Link>>,
@@ -93,6 +95,7 @@ impl HttpIngest {
         settings: &IngestSettings,
         mqtt: &super::mqtt::config::MqttSettings,
         sites: &[SiteConfig],
+        mapped: &super::Mapped,
         gateway_metrics: &Metrics,
         clock: Clock,
     ) -> Result<HttpIngest, MissingKey> {
@@ -108,6 +111,13 @@ impl HttpIngest {
             settings: settings.clone(),
             limits,
             keys: SigningKeys::from_config(sites)?,
+            mapped: mapped.clone(),
+            map_limits: super::mapping::Limits {
+                max_records: settings.max_records,
+                max_channels: mqtt.max_channels,
+                max_id_bytes: mqtt.max_id_bytes,
+                max_channel_name_bytes: mqtt.max_channel_name_bytes,
+            },
             sites: sites
                 .iter()
                 .map(|s| (s.id.clone(), s.platforms.clone()))
@@ -209,15 +219,66 @@ impl HttpIngest {
             None => format!("POST /api/v1/ingest/{}", p.site).into(),
             Some(m) => format!("POST /api/v1/ingest/{}/{m}", p.site).into(),
         };
+        let mapping = match p.mapping {
+            Some(name) => Some(
+                self.mapped
+                    .mappings
+                    .get(name)
+                    .ok_or_else(|| PushError::UnknownMapping(name.to_string()))?,
+            ),
+            None => None,
+        };
         let mut out = Vec::new();
-        if let Some(m) = p.mapping {
-            return Err(PushError::UnknownMapping(m.to_string()));
-        }
-        match self.keys.check(p.site, p.body) {
-            Ok(body) => parse_batch(p.site, &body, origin, received_ms, self.limits, &mut out),
-            Err((reason, detail)) => out.push(whole(reason, detail, origin, received_ms)),
-        }
+        let body = match self.keys.check(p.site, p.body) {
+            Ok(body) => body,
+            Err((reason, detail)) => {
+                out.push(whole(reason, detail, origin, received_ms));
+                return Ok(out);
+            }
+        };
+        let Some(m) = mapping else {
+            parse_batch(p.site, &body, origin, received_ms, self.limits, &mut out);
+            return Ok(out);
+        };
+        let input = super::mapping::Input {
+            payload: &body,
+            topic: None,
+            site: Some(p.site),
+            origin,
+            received_ms,
+        };
+        m.apply(&input, &self.map_limits, &mut out);
+        only_for(p.site, &mut out);
+        self.mapped.metrics.count(m.name(), &out);
         Ok(out)
+    }
+}
+
+/// A push lands readings only for the site its URL names (the one its token was checked
+/// for): a mapped record naming another site is refused.
+fn only_for(site: &str, events: &mut [SourceEvent]) {
+    for ev in events.iter_mut() {
+        let SourceEvent::Reading {
+            reading,
+            origin,
+            received_ms,
+        } = ev
+        else {
+            continue;
+        };
+        if reading.site != site {
+            let detail = format!(
+                "the record names site {:?}, but was pushed to {}; a push stores readings only for the site in its URL",
+                crate::core::event::shorten(&reading.site, 64),
+                origin.topic
+            );
+            *ev = SourceEvent::Rejected(Rejection {
+                reason: Reason::WrongSite,
+                origin: origin.clone(),
+                detail,
+                received_ms: *received_ms,
+            });
+        }
     }
 }
 

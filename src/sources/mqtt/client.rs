@@ -136,14 +136,18 @@ impl Unacked {
 /// receipt completed as not durable (a failed write) makes us reconnect without
 /// acknowledging, so the broker delivers that message and the ones after it again.
 pub async fn run(
-    cfg: MqttSettings,
-    keys: SigningKeys,
+    source: super::MqttSource,
     tx: mpsc::Sender<SourceEvent>,
-    status: Arc<LinkStatus>,
-    metrics: Arc<MqttMetrics>,
     clock: Clock,
     mut shutdown: broadcast::Receiver<()>,
 ) -> Result<(), MqttSourceError> {
+    let super::MqttSource {
+        settings: cfg,
+        keys,
+        mapped,
+        status,
+        metrics,
+    } = source;
     let mut opts = options(&cfg)?;
     let qos = if cfg.qos == 0 {
         QoS::AtMostOnce
@@ -164,8 +168,18 @@ pub async fn run(
     let current_epoch = Arc::new(AtomicU64::new(0));
     let acker = tokio::spawn(send_acks(client.clone(), ack_rx, current_epoch.clone()));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, bool)>();
+    let mut filters = vec![format!("{}/#", cfg.topic_prefix)];
+    filters.extend(mapped.mappings.topic_filters());
     let mut s = Session {
-        filter: format!("{}/#", cfg.topic_prefix),
+        filter: filters.join(", "),
+        filters,
+        mapped,
+        map_limits: crate::sources::mapping::Limits {
+            max_records: cfg.max_batch_len,
+            max_channels: cfg.max_channels,
+            max_id_bytes: cfg.max_id_bytes,
+            max_channel_name_bytes: cfg.max_channel_name_bytes,
+        },
         limits: limits(&cfg),
         cfg,
         keys,
@@ -213,6 +227,19 @@ pub async fn run(
     Ok(())
 }
 
+/// A whole message refused before it is parsed.
+fn rejected(topic: &str, reason: Reason, detail: String, now: i64) -> SourceEvent {
+    SourceEvent::Rejected(Rejection {
+        reason,
+        origin: Origin {
+            topic: Arc::from(crate::core::event::shorten(topic, 320)),
+            element: None,
+        },
+        detail,
+        received_ms: now,
+    })
+}
+
 /// The parser's limits, from `[mqtt]`.
 fn limits(cfg: &MqttSettings) -> Limits {
     Limits {
@@ -239,7 +266,12 @@ struct Session {
     qos: QoS,
     /// PUBACKs wait for receipts (`ack = "after_commit"` at QoS 1).
     manual: bool,
+    /// What it subscribes to: the gateway's own tree, then every mapping's topic filters.
+    filters: Vec<String>,
+    /// `filters`, for the log.
     filter: String,
+    mapped: crate::sources::Mapped,
+    map_limits: crate::sources::mapping::Limits,
     limits: Limits,
     unacked: Unacked,
     /// Bumped on every connection loss: acknowledgements of an older connection are not sent
@@ -316,7 +348,11 @@ impl Session {
     async fn on_connack(&mut self, ack: ConnAck) -> ControlFlow<()> {
         tracing::info!(url = %self.cfg.url, session_present = ack.session_present, "MQTT connected");
         // Always (re)subscribe: a broker restarted without persistence forgot us.
-        if let Err(e) = self.client.try_subscribe(self.filter.clone(), self.qos) {
+        let filters = self
+            .filters
+            .iter()
+            .map(|f| rumqttc::SubscribeFilter::new(f.clone(), self.qos));
+        if let Err(e) = self.client.try_subscribe_many(filters) {
             if let Some(suppressed) = self.warn.allow("subscribe", now_ms()) {
                 tracing::error!(error = %e, suppressed, "MQTT subscribe request failed");
             }
@@ -334,24 +370,20 @@ impl Session {
     async fn on_publish(&mut self, p: Publish) -> ControlFlow<()> {
         self.metrics.messages_received.inc();
         let now = self.clock.now_ms();
-        match self.verified(&p) {
-            Ok(payload) => parse_message(
-                &self.cfg.topic_prefix,
-                &p.topic,
-                &payload,
-                now,
-                self.limits,
-                &mut self.events,
-            ),
-            Err((reason, detail)) => self.events.push(SourceEvent::Rejected(Rejection {
-                reason,
-                origin: Origin {
-                    topic: Arc::from(crate::core::event::shorten(&p.topic, 320)),
-                    element: None,
-                },
-                detail,
-                received_ms: now,
-            })),
+        let native = p
+            .topic
+            .strip_prefix(self.cfg.topic_prefix.as_str())
+            .is_some_and(|r| r.starts_with('/'));
+        // An Arc of its own, so the mapping can be borrowed while the session fills events.
+        let mappings = self.mapped.mappings.clone();
+        let mapping = if native {
+            None
+        } else {
+            mappings.for_topic(&p.topic)
+        };
+        match mapping {
+            Some(m) => self.map(m, &p, now),
+            None => self.parse_native(&p, now),
         }
         if self.manual && p.qos == QoS::AtLeastOnce {
             let seq = self.unacked.push(self.epoch, &p);
@@ -370,6 +402,52 @@ impl Session {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    /// A message on the gateway's own topics.
+    fn parse_native(&mut self, p: &Publish, now: i64) {
+        match self.verified(p) {
+            Ok(payload) => parse_message(
+                &self.cfg.topic_prefix,
+                &p.topic,
+                &payload,
+                now,
+                self.limits,
+                &mut self.events,
+            ),
+            Err((reason, detail)) => self.events.push(rejected(&p.topic, reason, detail, now)),
+        }
+    }
+
+    /// A message on a mapping's topic: mapped record by record, then each reading held to
+    /// its site's signing rule.
+    fn map(&mut self, m: &crate::sources::mapping::Mapping, p: &Publish, now: i64) {
+        if p.payload.len() > self.limits.max_payload_bytes {
+            let detail = format!(
+                "payload is {} bytes, the limit is {} (mqtt.max_payload_bytes)",
+                p.payload.len(),
+                self.limits.max_payload_bytes
+            );
+            let r = rejected(&p.topic, Reason::PayloadTooLarge, detail, now);
+            self.events.push(r);
+            return;
+        }
+        let (inner, signature) = match self.keys.is_empty() {
+            true => (Cow::Borrowed(&p.payload[..]), None),
+            false => self.keys.open(&p.payload),
+        };
+        let input = crate::sources::mapping::Input {
+            payload: &inner,
+            topic: Some(&p.topic),
+            site: None,
+            origin: Arc::from(crate::core::event::shorten(&p.topic, 320)),
+            received_ms: now,
+        };
+        let first = self.events.len();
+        m.apply(&input, &self.map_limits, &mut self.events);
+        let mine = &mut self.events[first..];
+        self.keys.check_readings(&inner, signature.as_deref(), mine);
+        self.mapped.metrics.count(m.name(), mine);
     }
 
     /// The message to parse: for a signed site, the verified inside of its envelope (the

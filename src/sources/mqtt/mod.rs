@@ -19,6 +19,8 @@ use std::sync::Arc;
 pub struct MqttSource {
     settings: MqttSettings,
     keys: SigningKeys,
+    /// Topics read through a mapping (subscribed beside the gateway's own).
+    mapped: super::Mapped,
     status: Arc<LinkStatus>,
     metrics: Arc<metrics::MqttMetrics>,
 }
@@ -29,12 +31,14 @@ impl MqttSource {
     pub fn build(
         settings: &MqttSettings,
         sites: &[SiteConfig],
+        mapped: &super::Mapped,
         gateway_metrics: &crate::telemetry::Metrics,
         status: &super::SourceStatus,
     ) -> Result<MqttSource, MissingKey> {
         Ok(MqttSource {
             settings: settings.clone(),
             keys: SigningKeys::from_config(sites)?,
+            mapped: mapped.clone(),
             status: status.mqtt.clone(),
             metrics: metrics::MqttMetrics::register(gateway_metrics),
         })
@@ -50,8 +54,7 @@ impl super::Source for MqttSource {
         let (tx, rx, clock) = (cx.events.clone(), cx.shutdown.subscribe(), cx.clock.clone());
         let me = *self;
         vec![tokio::spawn(async move {
-            let (s, k, st, m) = (me.settings, me.keys, me.status, me.metrics);
-            if let Err(e) = run(s, k, tx, st, m, clock, rx).await {
+            if let Err(e) = run(me, tx, clock, rx).await {
                 tracing::error!(error = %e, "MQTT source stopped");
             }
         })]
