@@ -204,3 +204,63 @@ proptest! {
         }
     }
 }
+
+/// The paths of `everything` minus its descendant path (`$..st`), which turns pruning off.
+fn prunable() -> Mapping {
+    let cfg: MappingConfig = toml::from_str(
+        r#"
+        name = "pr"
+        preset = "none"
+        records = "$.datas[*]"
+        site = "{msg:$.site}"
+        device = "{msg:$.gatewayCode}-{$.pointCode}"
+        time = ["$.dataTime", "msg:$.collectTime"]
+        time_format = "yyyy-MM-dd HH:mm:ss"
+        status = ["$.pointStatus", "$.status.code"]
+        status_map = { "0" = "normal", "1" = "fault" }
+        status_default = "maintenance"
+        values = "$.values"
+        [[channels]]
+        name = "{$.sensorType}"
+        path = ["$.pointValue", "$['t'][0]"]
+        "#,
+    )
+    .expect("the test mapping parses");
+    Mapping::compile(&cfg).expect("the test mapping compiles")
+}
+
+proptest! {
+    #![proptest_config(cases(512))]
+
+    /// Skipping what no path reads changes no event: the same readings and the same
+    /// refusals, word for word, as parsing the message whole.
+    #[test]
+    fn pruning_changes_nothing(v in json(), wrap in any::<bool>(), site in any::<bool>()) {
+        let v = if wrap {
+            let mut env = serde_json::json!({"gatewayCode": "G", "collectTime": "2023-11-15 06:13:20", "datas": v, "dataId": [1, 2]});
+            if site { env["site"] = serde_json::json!("p1"); }
+            env
+        } else { v };
+        let payload = serde_json::to_vec(&v).expect("serializes");
+        for m in [preset("safegate"), preset("ministry"), prunable()] {
+            prop_assert!(m.prunes(), "{} prunes", m.name());
+            let whole = m.unpruned();
+            prop_assert_eq!(apply(&m, &payload, None), apply(&whole, &payload, None));
+        }
+        prop_assert!(!everything().prunes(), "a descendant path reads everything");
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(512))]
+
+    /// A path of member names, followed with `Value::get`, finds what the query finds.
+    #[test]
+    fn the_name_shortcut_finds_what_the_query_finds(v in json()) {
+        for p in ["$.datas", "$.pointValue", "$.values.CH4", "$['t']['st']", "msg:$.gatewayCode", "$.a.b.c"] {
+            let path = path::Path::compile(p).expect("compiles");
+            let scope = Scope { record: &v, msg: &v };
+            prop_assert_eq!(path.find(scope), path.queried().find(scope), "{}", p);
+        }
+    }
+}

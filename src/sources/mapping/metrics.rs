@@ -28,6 +28,9 @@ pub struct MappingMetrics {
     pub records: Family<OutcomeLabel, Counter>,
     /// Refusals by reason.
     pub refused: Family<MappingReasonLabel, Counter>,
+    /// The two `records` counters of each mapping seen, so that counting a message costs a
+    /// lookup, not a label allocation.
+    by_mapping: std::sync::RwLock<std::collections::HashMap<String, [Counter; 2]>>,
 }
 
 impl MappingMetrics {
@@ -65,16 +68,34 @@ impl MappingMetrics {
                 _ => {}
             }
         }
-        for (outcome, n) in [("mapped", mapped), ("refused", refused)] {
-            if n > 0 {
-                self.records
-                    .get_or_create(&OutcomeLabel {
-                        mapping: mapping.to_string(),
-                        outcome,
-                    })
-                    .inc_by(n);
-            }
+        let [m, r] = self.counters(mapping);
+        if mapped > 0 {
+            m.inc_by(mapped);
         }
+        if refused > 0 {
+            r.inc_by(refused);
+        }
+    }
+
+    fn counters(&self, mapping: &str) -> [Counter; 2] {
+        if let Some(c) = self
+            .by_mapping
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(mapping)
+        {
+            return c.clone();
+        }
+        let c = ["mapped", "refused"].map(|outcome| {
+            let label = OutcomeLabel {
+                mapping: mapping.to_string(),
+                outcome,
+            };
+            self.records.get_or_create(&label).clone()
+        });
+        let mut map = self.by_mapping.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(mapping.to_string(), c.clone());
+        c
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod metrics;
 mod path;
 pub mod presets;
+mod prune;
 pub mod sample;
 mod template;
 pub mod time;
@@ -89,6 +90,20 @@ pub struct Mapping {
     values: Option<Path>,
     rename: BTreeMap<String, String>,
     channels: Vec<Channel>,
+    /// What of a message its paths read (`None`: messages are parsed whole).
+    prune: Option<prune::Prune>,
+    /// The last time text read and its epoch ms, across messages: a platform's messages of
+    /// one second share it.
+    last_time: Arc<std::sync::Mutex<(String, i64)>>,
+}
+
+/// What the records of one message share, worked out once for all of them.
+#[derive(Default)]
+struct Memo<'v> {
+    /// The last time text read and its epoch ms.
+    time: Option<(&'v str, i64)>,
+    /// The site, when no record path is in its template.
+    site: Option<Result<String, Fail>>,
 }
 
 /// Problems found compiling, each as (key, problem).
@@ -191,7 +206,48 @@ impl Mapping {
             values,
             rename: c.rename.unwrap_or_default(),
             channels,
-        })
+            prune: None,
+            last_time: Arc::default(),
+        }
+        .with_pruning())
+    }
+
+    /// Work out what its paths read, so the rest of a message is skipped when parsing.
+    fn with_pruning(mut self) -> Mapping {
+        let mut all: Vec<&Path> = Vec::new();
+        all.extend(self.site.paths().chain(self.device.paths()));
+        all.extend(self.time.iter().chain(&self.status).chain(&self.values));
+        for ch in &self.channels {
+            all.extend(ch.paths.iter().chain(ch.name.paths()));
+        }
+        let body = |p: &&Path| {
+            p.text()
+                .strip_prefix("msg:")
+                .unwrap_or(p.text())
+                .to_string()
+        };
+        let msg: Vec<String> = all.iter().filter(|p| p.on_msg()).map(body).collect();
+        let rec: Vec<String> = all.iter().filter(|p| !p.on_msg()).map(body).collect();
+        self.prune = prune::Prune::new(
+            self.records.text(),
+            msg.iter().map(String::as_str),
+            rec.iter().map(String::as_str),
+        );
+        self
+    }
+
+    /// The same mapping parsing messages whole (to check that pruning changes nothing).
+    #[cfg(test)]
+    pub(crate) fn unpruned(&self) -> Mapping {
+        Mapping {
+            prune: None,
+            ..self.clone()
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn prunes(&self) -> bool {
+        self.prune.is_some()
     }
 
     pub fn name(&self) -> &str {
@@ -222,7 +278,11 @@ impl Mapping {
             })
         };
         let name = &self.name;
-        let msg: Value = match serde_json::from_slice(input.payload) {
+        let parsed = match &self.prune {
+            Some(p) => p.parse(input.payload),
+            None => serde_json::from_slice(input.payload),
+        };
+        let msg: Value = match parsed {
             Ok(v) => v,
             Err(e) => {
                 let detail = format!("mapping {name:?}: the message is not JSON: {e}");
@@ -247,6 +307,7 @@ impl Mapping {
             return;
         }
         out.reserve(records.len());
+        let mut memo = Memo::default();
         for (i, record) in records.into_iter().enumerate() {
             let env = Env {
                 scope: Scope { record, msg: &msg },
@@ -254,7 +315,7 @@ impl Mapping {
                 site: input.site,
             };
             let element = Some(u32::try_from(i).unwrap_or(u32::MAX));
-            out.push(match self.record(&env, limits) {
+            out.push(match self.record(&env, limits, &mut memo) {
                 Ok(reading) => SourceEvent::Reading {
                     reading,
                     origin: Origin {
@@ -271,19 +332,28 @@ impl Mapping {
         }
     }
 
-    fn record(&self, env: &Env, limits: &Limits) -> Result<RawReading, Fail> {
-        let site = self.site.render(env, "site")?;
+    fn record<'v>(
+        &self,
+        env: &Env<'v, '_>,
+        limits: &Limits,
+        memo: &mut Memo<'v>,
+    ) -> Result<RawReading, Fail> {
+        // A site read from the topic, the URL or the message is the same for every record.
+        let site = match self.site.paths().all(Path::on_msg) {
+            true => memo
+                .site
+                .get_or_insert_with(|| self.site.render(env, "site"))
+                .clone()?,
+            false => self.site.render(env, "site")?,
+        };
         id_within("site", &self.site, &site, limits)?;
         let device = self.device.render(env, "device")?;
         id_within("device", &self.device, &device, limits)?;
         let values = self.values_of(env, limits)?;
-        let ts_ms =
-            match first_found(&self.time, env.scope, "time")? {
-                None => None,
-                Some((p, v)) => Some(self.time_format.read(v, self.timezone).map_err(|why| {
-                    Fail::new(Reason::BadTimestamp, format!("time at {p} {why}"))
-                })?),
-            };
+        let ts_ms = match first_found(&self.time, env.scope, "time")? {
+            None => None,
+            Some((p, v)) => Some(self.time_of(p, v, memo)?),
+        };
         let status = self.status_of(env)?;
         Ok(RawReading {
             site,
@@ -292,6 +362,36 @@ impl Mapping {
             values,
             status,
         })
+    }
+
+    /// The points of one envelope mostly share their time text: it is read once.
+    fn time_of<'v>(&self, p: &Path, v: &'v Value, memo: &mut Memo<'v>) -> Result<i64, Fail> {
+        if let (Value::String(s), Some((last, ms))) = (v, memo.time) {
+            if s == last {
+                return Ok(ms);
+            }
+        }
+        let last = |s: &str| {
+            let l = self.last_time.lock().ok()?;
+            (l.0 == s && !s.is_empty()).then_some(l.1)
+        };
+        if let Some(ms) = v.as_str().and_then(last) {
+            memo.time = v.as_str().map(|s| (s, ms));
+            return Ok(ms);
+        }
+        let ms = self
+            .time_format
+            .read(v, self.timezone)
+            .map_err(|why| Fail::new(Reason::BadTimestamp, format!("time at {p} {why}")))?;
+        if let Value::String(s) = v {
+            memo.time = Some((s, ms));
+            if let Ok(mut l) = self.last_time.lock() {
+                l.0.clear();
+                l.0.push_str(s);
+                l.1 = ms;
+            }
+        }
+        Ok(ms)
     }
 
     fn status_of(&self, env: &Env) -> Result<ReadingStatus, Fail> {

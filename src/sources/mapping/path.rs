@@ -11,6 +11,9 @@ pub struct Path {
     text: String,
     on_msg: bool,
     path: JsonPath,
+    /// For a path of member names only: those names, followed with `Value::get` (what the
+    /// query selects then, without building a node list).
+    names: Option<Vec<String>>,
 }
 
 /// What a path is evaluated against.
@@ -59,6 +62,7 @@ impl Path {
             text: s.to_string(),
             on_msg,
             path,
+            names: super::prune::names_chain(body),
         })
     }
 
@@ -77,11 +81,28 @@ impl Path {
 
     pub fn find<'v>(&self, scope: Scope<'v>) -> Found<'v> {
         let on = if self.on_msg { scope.msg } else { scope.record };
+        if let Some(names) = &self.names {
+            return names
+                .iter()
+                .try_fold(on, |v, n| v.get(n.as_str()))
+                .map_or(Found::Nothing, Found::One);
+        }
         let nodes = self.path.query(on);
         match nodes.len() {
             0 => Found::Nothing,
             1 => nodes.first().map_or(Found::Nothing, Found::One),
             n => Found::Several(n),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Path {
+    /// The same path answered by the query alone (to check the shortcut against it).
+    pub fn queried(&self) -> Path {
+        Path {
+            names: None,
+            ..self.clone()
         }
     }
 }

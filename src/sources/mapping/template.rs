@@ -21,6 +21,16 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
+impl Template {
+    /// The paths its placeholders read.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Path(p) => Some(p),
+            _ => None,
+        })
+    }
+}
+
 /// What a template is rendered with.
 #[derive(Debug, Clone, Copy)]
 pub struct Env<'v, 'a> {

@@ -25,7 +25,19 @@ pub enum TimeFormat {
     Rfc3339,
     /// Read with its own offset if it has one, else in `timezone`; a date alone is its
     /// midnight.
-    Pattern(OwnedFormatItem),
+    Pattern(OwnedFormatItem, Reads),
+}
+
+/// What a pattern holds, found once when it is compiled, so that a time is parsed once (as
+/// the kind it is) rather than tried as each kind in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// A date, a time and an offset.
+    Offset,
+    /// A date and a time, read in `timezone`.
+    Local,
+    /// A date alone: its midnight in `timezone`.
+    Date,
 }
 
 impl TimeFormat {
@@ -48,12 +60,18 @@ impl TimeFormat {
                 let sample = OffsetDateTime::UNIX_EPOCH
                     .format(&items)
                     .map_err(|e| format!("bad time pattern {p:?}: {e}"))?;
-                if let Err(e) = parse_any(&sample, &items, UtcOffset::UTC) {
+                let reads = if OffsetDateTime::parse(&sample, &items).is_ok() {
+                    Reads::Offset
+                } else if PrimitiveDateTime::parse(&sample, &items).is_ok() {
+                    Reads::Local
+                } else if let Err(e) = Date::parse(&sample, &items) {
                     return Err(format!(
                         "time pattern {p:?} does not name a full date and time: {e}"
                     ));
-                }
-                TimeFormat::Pattern(items)
+                } else {
+                    Reads::Date
+                };
+                TimeFormat::Pattern(items, reads)
             }
         })
     }
@@ -68,42 +86,24 @@ impl TimeFormat {
                 crate::model::parse_rfc3339_ms(s.trim())
                     .ok_or_else(|| format!("is {:?}, not an RFC 3339 time", short(s)))
             }
-            (TimeFormat::Pattern(items), Value::String(s)) => pattern(items, s.trim(), tz),
-            (TimeFormat::Pattern(items), Value::Number(n)) => pattern(items, &n.to_string(), tz),
+            (TimeFormat::Pattern(items, r), Value::String(s)) => pattern(items, *r, s.trim(), tz),
+            (TimeFormat::Pattern(items, r), Value::Number(n)) => {
+                pattern(items, *r, &n.to_string(), tz)
+            }
             (_, other) => Err(format!("is {}, not a time", kind(other))),
         }
     }
 }
 
-fn pattern(items: &OwnedFormatItem, s: &str, tz: UtcOffset) -> Result<i64, String> {
-    let t = parse_any(s, items, tz)
-        .map_err(|e| format!("is {:?}, which does not fit the pattern: {e}", short(s)))?;
+fn pattern(items: &OwnedFormatItem, reads: Reads, s: &str, tz: UtcOffset) -> Result<i64, String> {
+    let t = match reads {
+        Reads::Offset => OffsetDateTime::parse(s, items),
+        Reads::Local => PrimitiveDateTime::parse(s, items).map(|t| t.assume_offset(tz)),
+        Reads::Date => Date::parse(s, items).map(|d| d.midnight().assume_offset(tz)),
+    }
+    .map_err(|e| format!("is {:?}, which does not fit the pattern: {e}", short(s)))?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
         .map_err(|_| format!("is {:?}, out of range", short(s)))
-}
-
-/// `s` as a time with its own offset, else as a local time in `tz`, else as a date (midnight).
-fn parse_any(
-    s: &str,
-    items: &OwnedFormatItem,
-    tz: UtcOffset,
-) -> Result<OffsetDateTime, time::error::Parse> {
-    use time::error::{Parse, TryFromParsed};
-    let insufficient = |e: &Parse| {
-        matches!(
-            e,
-            Parse::TryFromParsed(TryFromParsed::InsufficientInformation)
-        )
-    };
-    match OffsetDateTime::parse(s, items) {
-        Err(e) if insufficient(&e) => {}
-        r => return r,
-    }
-    match PrimitiveDateTime::parse(s, items) {
-        Err(e) if insufficient(&e) => {}
-        r => return r.map(|t| t.assume_offset(tz)),
-    }
-    Date::parse(s, items).map(|d| d.midnight().assume_offset(tz))
 }
 
 fn short(s: &str) -> String {
