@@ -159,7 +159,9 @@ pub async fn run(
     // Room for a PUBACK per message the broker may have in flight to us.
     let (client, eventloop) = AsyncClient::new(opts, 8_192);
     let backoff = Backoff::new(cfg.reconnect_min_ms, cfg.reconnect_max_ms);
-    let (ev_tx, mut ev_rx) = mpsc::channel(1);
+    // A few events of slack: poller and session each run in bursts instead of waking the
+    // other for every packet (still bounded: a full channel stops the polling).
+    let (ev_tx, mut ev_rx) = mpsc::channel(64);
     let poller = tokio::spawn(drive(eventloop, backoff, ev_tx));
     // PUBACKs go out through a task of their own: waiting for room in rumqttc's request
     // channel here could deadlock with the poller waiting for us, and dropping one would leak
@@ -214,7 +216,13 @@ pub async fn run(
         if s.on_event(ev).await.is_break() {
             return Ok(()); // the core has stopped: we are shutting down
         }
+        // Hand the core what is parsed once no more is waiting: a burst of messages wakes
+        // the core task once, not once a message (the wake-ups cost more than the parsing).
+        if ev_rx.is_empty() && s.flush().await.is_break() {
+            return Ok(());
+        }
     }
+    let _ = s.flush().await;
     s.link_down_at_stop().await;
     // Best effort: a clean DISCONNECT keeps the session but skips the broker's keep-alive wait.
     let _ = s.client.try_disconnect();
@@ -226,6 +234,9 @@ pub async fn run(
     acker.abort();
     Ok(())
 }
+
+/// Events held before they go to the core in one burst (see `run`): about a core batch.
+const FLUSH_AT: usize = 512;
 
 /// A whole message refused before it is parsed.
 fn rejected(topic: &str, reason: Reason, detail: String, now: i64) -> SourceEvent {
@@ -396,6 +407,14 @@ impl Session {
                     let _ = done.send((seq, durable));
                 })));
         }
+        if self.events.len() >= FLUSH_AT {
+            return self.flush().await;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Send the events parsed so far to the core, in order. Break when the core is gone.
+    async fn flush(&mut self) -> ControlFlow<()> {
         for e in self.events.drain(..) {
             if self.tx.send(e).await.is_err() {
                 return ControlFlow::Break(());
@@ -472,6 +491,7 @@ impl Session {
     /// A failed connection or connection attempt: the link goes down (once) and the poller
     /// retries after its back-off.
     async fn on_connection_error(&mut self, e: ConnectionError) -> ControlFlow<()> {
+        self.flush().await?;
         let now = self.clock.now_ms();
         self.new_epoch();
         if self.status.set_disconnected(now, e.to_string()) {
@@ -497,7 +517,8 @@ impl Session {
 
     /// The link is up (subscribed): tell the core once, and health. Break when the core is
     /// gone.
-    async fn link_up(&self) -> ControlFlow<()> {
+    async fn link_up(&mut self) -> ControlFlow<()> {
+        self.flush().await?;
         let now = self.clock.now_ms();
         if !self.status.connected() {
             let up = SourceEvent::Link {
