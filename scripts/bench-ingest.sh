@@ -21,7 +21,12 @@
 #      for the outbox group commit (fsync) of its readings. Target: D ≥ 20,000 readings/s.
 #   E  as D with mqtt.ack = "on_receive" (QoS 1, acknowledged at once): the price of the
 #      guarantee is D / E; B is the QoS 0 figure of the same run.
-#   A, B, S, D and E alternate for BENCH_ROUNDS rounds; the summary gives medians and
+#   J  a platform's own shape: as B, but every reading arrives as the ministry-family envelope
+#      (one point each) on ministry/{site}/up, read through a [[mappings]] entry (preset
+#      "ministry", docs/mappings.md). Target: J ≥ 0.8 × B (issue #15).
+#   K, L as B and J with BENCH_PER_MESSAGE readings a message: K on the native batch topic
+#      {prefix}/{site}/batch, L as envelopes of that many points. Target: L ≥ 0.8 × K.
+#   A, B, J, S, D and E alternate for BENCH_ROUNDS rounds; the summary gives medians and
 #   ratio = median(B) / median(A). Targets: ratio ≥ 0.8 at QoS 0, B ≥ 50,000 readings/s.
 #   C  a gateway with a 100,000-device inventory receives one reading per device; VmRSS from
 #      /proc/PID/status once the store queue is empty and one journal cycle (5 s) has passed
@@ -34,6 +39,8 @@
 #   BENCH_ROUNDS=3         rounds of phase A, B then S
 #   BENCH_ALARM_EVERY=50   phase S: every n-th reading of a device is an alarm (0: skip S)
 #   BENCH_DURABLE=1        phases D and E (QoS 1 with and without ack after commit); 0: skip
+#   BENCH_MAPPED=1         phases J, K and L (the mapped envelope, one and many a message); 0: skip
+#   BENCH_PER_MESSAGE=50   readings a message in K and L (must divide BENCH_MESSAGES)
 #   BENCH_BASELINE_BIN     a directory holding another build's `safegate` (e.g. the release
 #                          build of the previous commit in a git worktree): phases B0 and D0 run
 #                          phases B and D with it in every round (alternating which goes
@@ -78,6 +85,8 @@ WAIT_IDLE_S=${BENCH_WAIT_IDLE_S:-120}
 GATEWAY_ENV=${BENCH_GATEWAY_ENV:-}
 ALARM_EVERY=${BENCH_ALARM_EVERY:-50}
 DURABLE=${BENCH_DURABLE:-1}
+MAPPED=${BENCH_MAPPED:-1}
+PER=${BENCH_PER_MESSAGE:-50}
 BASE_BIN=${BENCH_BASELINE_BIN:-}
 TARGET_DURABLE=20000
 # Per phase: QoS and acknowledgement policy of the preload and the gateway (D and E set them).
@@ -160,7 +169,7 @@ log "mosquitto on $BROKER (pid $MOSQ_PID), VictoriaMetrics on $VM (pid $VM_PID),
 
 # Offline persistent session + a preload of `count` readings for it, fully taken by the broker.
 preload() { # client_id, devices, count, site, [extra loadgen publish arguments]
-  "$BIN/loadgen" session --broker "$BROKER" --client-id "$1" --filter "$FILTER" --qos "${CUR_QOS:-$QOS}" \
+  "$BIN/loadgen" session --broker "$BROKER" --client-id "$1" --filter "${CUR_FILTER:-$FILTER}" --qos "${CUR_QOS:-$QOS}" \
     || die "loadgen session $1"
   local out
   out=$(timeout "$((TIMEOUT_S + 30))" "$BIN/loadgen" publish --broker "$BROKER" --site "$4" \
@@ -242,6 +251,7 @@ ${BENCH_FLUSH_MS:+flush_interval_ms = $BENCH_FLUSH_MS}
 
 [api]
 listen = "127.0.0.1:$3"
+${CUR_MAPPING:-}
 EOF
 }
 METRICS=""
@@ -263,6 +273,8 @@ B_RATE=(); B_ACC_RATE=(); B_DESC=(); B_OK=(); B_RSS=(); B_HWM=(); B_OTHER=()
 S_RATE=(); S_DESC=(); S_OK=(); S_OTHER=()
 D_RATE=(); D_DESC=(); D_OK=(); D_OTHER=()
 E_RATE=(); E_DESC=(); E_OK=(); E_OTHER=()
+J_RATE=(); J_DESC=(); J_OK=(); J_OTHER=()
+K_RATE=(); K_DESC=(); K_OK=(); L_RATE=(); L_DESC=(); L_OK=()
 D0_RATE=(); D0_DESC=(); D0_OK=(); D0_OTHER=()
 B0_RATE=(); B0_DESC=(); B0_OK=(); B0_OTHER=()
 CPU_LINES=""; TIMELINE=""
@@ -271,7 +283,15 @@ phase_b() { # round, [storm]
   local c0_all c0_idle c1_all c1_idle m0 m1 v0 v1 f0 rcv=0 acc=0 rej=0 wr=0 drp=0 depth=0 ev=0 raised=0 s s_acc vm i
   local last=$((r == ROUNDS)) extra=() want_alarms=0 gwbin=$BIN
   CUR_QOS=""; CUR_ACK=""
+  # Seen by preload and write_config, for this phase only.
+  local CUR_FILTER="" CUR_MAPPING="" msgs=$M
   case "$mode" in
+    batch) P=K; extra=(--per-message "$PER"); msgs=$((M / PER)); last=0 ;;
+    mapped*)
+      P=J; extra=(--format ministry); last=0; CUR_FILTER='ministry/+/up'
+      if [ "$mode" = mapped_batch ]; then P=L; extra+=(--per-message "$PER"); msgs=$((M / PER)); fi
+      # The envelope's point is read into channel v, as the native reading's.
+      CUR_MAPPING=$'[[mappings]]\nname = "bench"\npreset = "ministry"\ntopics = ["ministry/+/up"]\nsite = "{topic:1}"\nchannels = [{ name = "v", path = "$.pointValue" }]' ;;
     storm)
       P=S; extra=(--alarm-every "$ALARM_EVERY"); last=0
       want_alarms=$(( (M / DEVICES + ALARM_EVERY - 1) / ALARM_EVERY * DEVICES )) ;;
@@ -288,7 +308,7 @@ phase_b() { # round, [storm]
   api=$(free_port)
   write_config "$B" "safegate-bench-${P,,}$r" "$api" "${BENCH_QUEUE_CAPACITY:-}"
   "$gwbin/safegate" check-config "$B/safegate.toml" >/dev/null || die "phase $P config rejected"
-  preload "safegate-bench-${P,,}$r" "$DEVICES" "$M" "$site" "${extra[@]}"
+  preload "safegate-bench-${P,,}$r" "$DEVICES" "$msgs" "$site" "${extra[@]}"
 
   read -r c0_all c0_idle < <(cpu_total)
   m0=$(ticks "$MOSQ_PID"); v0=$(ticks "$VM_PID")
@@ -357,6 +377,15 @@ phase_b() { # round, [storm]
   elif [ "$P" = D0 ]; then
     D0_RATE[r]=$(rate "$acc" "$s"); D0_OK[r]=$ok; D0_OTHER[r]=$other; D0_DESC[r]=$desc
     log "round $r phase D0 (baseline $BASE_BIN): ${D0_RATE[r]} readings/s ($desc)"
+  elif [ "$P" = J ]; then
+    J_RATE[r]=$(rate "$acc" "$s"); J_OK[r]=$ok; J_OTHER[r]=$other; J_DESC[r]=$desc
+    log "round $r phase J: ${J_RATE[r]} readings/s ($desc)"
+  elif [ "$P" = K ]; then
+    K_RATE[r]=$(rate "$acc" "$s"); K_OK[r]=$ok; K_DESC[r]=$desc
+    log "round $r phase K: ${K_RATE[r]} readings/s ($desc)"
+  elif [ "$P" = L ]; then
+    L_RATE[r]=$(rate "$acc" "$s"); L_OK[r]=$ok; L_DESC[r]=$desc
+    log "round $r phase L: ${L_RATE[r]} readings/s ($desc)"
   elif [ "$P" = E ]; then
     E_RATE[r]=$(rate "$acc" "$s"); E_OK[r]=$ok; E_OTHER[r]=$other; E_DESC[r]=$desc
     log "round $r phase E: ${E_RATE[r]} readings/s ($desc)"
@@ -409,6 +438,11 @@ for r in $(seq "$ROUNDS"); do
   if [ -n "$BASE_BIN" ] && [ $((r % 2)) = 0 ]; then phase_b "$r" quiet_base; fi
   phase_b "$r"
   if [ -n "$BASE_BIN" ] && [ $((r % 2)) = 1 ]; then phase_b "$r" quiet_base; fi
+  if [ "$MAPPED" = 1 ]; then
+    # Alternate which of each pair goes first, so drift favours neither.
+    if [ $((r % 2)) = 1 ]; then phase_b "$r" mapped; phase_b "$r" batch; phase_b "$r" mapped_batch
+    else phase_b "$r" mapped_batch; phase_b "$r" batch; phase_b "$r" mapped; fi
+  fi
   if [ "$ALARM_EVERY" -gt 0 ]; then phase_b "$r" storm; fi
   if [ "$DURABLE" = 1 ]; then
     # With a baseline build, D and D0 alternate which goes first, so drift favours neither.
@@ -443,6 +477,15 @@ if [ "$ALARM_EVERY" -gt 0 ]; then
   S_MED=$(median $(pick S_RATE))
   S_RATIO=$(awk -v s="$S_MED" -v b="$B_MED" 'BEGIN { printf "%.3f", (b > 0 ? s / b : 0) }')
   for r in $(seq "$ROUNDS"); do [ "${S_OK[r]}" = 1 ] || STORM_OK=0; done
+fi
+
+J_MED=0; J_RATIO=0; MAPPED_OK=1
+if [ "$MAPPED" = 1 ]; then
+  J_MED=$(median $(pick J_RATE))
+  J_RATIO=$(awk -v j="$J_MED" -v b="$B_MED" 'BEGIN { printf "%.3f", (b > 0 ? j / b : 0) }')
+  for r in $(seq "$ROUNDS"); do [ "${J_OK[r]}" = 1 ] && [ "${K_OK[r]}" = 1 ] && [ "${L_OK[r]}" = 1 ] || MAPPED_OK=0; done
+  K_MED=$(median $(pick K_RATE)); L_MED=$(median $(pick L_RATE))
+  L_RATIO=$(awk -v l="$L_MED" -v k="$K_MED" 'BEGIN { printf "%.3f", (k > 0 ? l / k : 0) }')
 fi
 
 D_MED=0; E_MED=0; D_RATIO=0; DURABLE_OK=1
@@ -520,9 +563,11 @@ v_rate=$(verdict "$(awk -v r="$B_MED" -v t="$TARGET_RATE" 'BEGIN { print (r >= t
 v_rss=$(verdict "$(awk -v k="$C_RSS" -v t="$TARGET_RSS_MB" 'BEGIN { print (k / 1024 <= t) }')")
 v_vm=$(verdict "$VM_OK")
 v_storm=$(verdict "$(awk -v r="$S_RATIO" -v ok="$STORM_OK" -v on="$ALARM_EVERY" 'BEGIN { print (on == 0 || (r >= 0.8 && ok == 1)) }')")
+v_mapped=$(verdict "$(awk -v r="$J_RATIO" -v ok="$MAPPED_OK" -v on="$MAPPED" 'BEGIN { print (on == 0 || (r >= 0.8 && ok == 1)) }')")
+v_mapped_batch=$(verdict "$(awk -v r="${L_RATIO:-0}" -v ok="$MAPPED_OK" -v on="$MAPPED" 'BEGIN { print (on == 0 || (r >= 0.8 && ok == 1)) }')")
 v_durable=$(verdict "$(awk -v d="$D_MED" -v t="$TARGET_DURABLE" -v ok="$DURABLE_OK" -v on="$DURABLE" 'BEGIN { print (on == 0 || (d >= t && ok == 1)) }')")
 MISSED=0
-case "$v_ratio $v_rate $v_rss $v_vm $v_storm $v_durable" in *FAIL*) MISSED=1 ;; esac
+case "$v_ratio $v_rate $v_rss $v_vm $v_storm $v_mapped $v_mapped_batch $v_durable" in *FAIL*) MISSED=1 ;; esac
 TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
 {
   echo
@@ -539,6 +584,13 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
     echo "(s) alarm storm → VictoriaMetrics  $S_MED readings/s (every ${ALARM_EVERY}th reading of each device raises an alarm: $((M / ALARM_EVERY)) alarms per round)"
     echo "    ratio (s)/(b)                  $S_RATIO   [target ≥ 0.8, all readings stored, all alarms raised: $v_storm]"
   fi
+  if [ "$MAPPED" = 1 ]; then
+    echo "(j) mapped envelope → VM          $J_MED readings/s (the ministry-family envelope on ministry/{site}/up through [[mappings]])"
+    echo "    ratio (j)/(b)                  $J_RATIO   [target ≥ 0.8, all readings stored: $v_mapped]"
+    echo "(k) native batch topic → VM        $K_MED readings/s ($PER readings a message)"
+    echo "(l) mapped envelopes → VM          $L_MED readings/s ($PER points an envelope)"
+    echo "    ratio (l)/(k)                  $L_RATIO   [target ≥ 0.8, all readings stored: $v_mapped_batch]"
+  fi
   if [ "$DURABLE" = 1 ]; then
     echo "(d) QoS 1, ack after commit        $D_MED readings/s (every PUBACK after the outbox fsync of its readings)   [target ≥ $TARGET_DURABLE, all stored: $v_durable]"
     echo "(e) QoS 1, ack on receive          $E_MED readings/s (same run, no guarantee); (d)/(e) = $D_RATIO; QoS 0 is (b)"
@@ -552,6 +604,8 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
   for r in $(seq "$ROUNDS"); do
     echo "  round $r  (a) ${A_RATE[r]} msg/s: ${A_DESC[r]}"
     echo "           (b) ${B_RATE[r]} readings/s: ${B_DESC[r]}"
+    [ "$MAPPED" = 1 ] && echo "           (j) ${J_RATE[r]} readings/s: ${J_DESC[r]}" \
+      && echo "           (k) ${K_RATE[r]} readings/s: ${K_DESC[r]}" && echo "           (l) ${L_RATE[r]} readings/s: ${L_DESC[r]}"
     [ "$ALARM_EVERY" -gt 0 ] && echo "           (s) ${S_RATE[r]} readings/s: ${S_DESC[r]}"
     [ "$DURABLE" = 1 ] && echo "           (d) ${D_RATE[r]} readings/s: ${D_DESC[r]}" && echo "           (e) ${E_RATE[r]} readings/s: ${E_DESC[r]}"
     [ "$DURABLE" = 1 ] && [ -n "$BASE_BIN" ] && echo "           (d0) ${D0_RATE[r]} readings/s: ${D0_DESC[r]}"

@@ -24,6 +24,9 @@ pub struct LoadOptions {
     pub alarm_every: Option<u64>,
     /// What the messages look like, and where they go.
     pub format: Format,
+    /// Readings per message: above 1, native messages go to `{prefix}/{site}/batch` and
+    /// envelopes carry that many points (`count` is messages; readings are count × this).
+    pub per_message: usize,
 }
 
 /// The gateway's own reading on `{prefix}/{site}/d{i}/data`, or a park platform's
@@ -70,6 +73,41 @@ pub fn ministry_payload(device: &str, data_time: &str, value: f64) -> String {
     )
 }
 
+/// Readings `first .. first + n` of a run in one message: reading `g` is device `g % devices`
+/// at ms `ts0 + g` (native) or second `s0 + g / devices` (the envelope's whole seconds).
+fn batch_body(
+    format: Format,
+    first: u64,
+    n: usize,
+    devices: usize,
+    (ts0, s0): (i64, i64),
+    alarm_every: Option<u64>,
+) -> String {
+    let items: Vec<String> = (first..first + n as u64)
+        .map(|g| {
+            let (d, v) = (g % devices as u64, value(g, devices, alarm_every));
+            match format {
+                Format::Native => format!(
+                    r#"{{"device":"d{d}","ts":{},"values":{{"v":{v:?}}},"status":"normal"}}"#,
+                    ts0 + g as i64
+                ),
+                Format::Ministry => format!(
+                    r#"{{"pointCode":"d{d}","sensorType":"0001","pointValue":{v:?},"valueUnit":"%LEL","pointStatus":"00000000","dataTime":"{}"}}"#,
+                    beijing_time(s0 + (g / devices as u64) as i64)
+                ),
+            }
+        })
+        .collect();
+    match format {
+        Format::Native => format!("[{}]", items.join(",")),
+        Format::Ministry => format!(
+            r#"{{"dataId":"{first}","enterpriseCode":"bench","gatewayCode":"gw1","collectTime":"{}","isConnectDataSource":true,"reportType":"report","dataType":"realtime","datas":[{}]}}"#,
+            beijing_time(s0),
+            items.join(",")
+        ),
+    }
+}
+
 /// `yyyy-MM-dd HH:mm:ss` at UTC+8 (the envelope's local time) of an epoch second.
 pub fn beijing_time(epoch_s: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(epoch_s)
@@ -99,8 +137,10 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
     mo.set_inflight(1000);
     mo.set_clean_session(true);
     let (client, mut eventloop) = AsyncClient::new(mo, 10_000);
+    let per = o.per_message.max(1);
     let topics: Vec<String> = (0..o.devices.max(1))
         .map(|i| match o.format {
+            Format::Native if per > 1 => format!("{}/{}/batch", o.prefix, o.site),
             Format::Native => format!("{}/{}/d{i}/data", o.prefix, o.site),
             Format::Ministry => format!("ministry/{}/up", o.site),
         })
@@ -108,8 +148,9 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
     let format = o.format;
     // The envelope's times are whole seconds: a device's k-th point is second k of a span
     // that ends now, so no two points of a device share a time and none is in the future.
+    let readings = o.count.saturating_mul(per as u64);
     let first_s =
-        crate::telemetry::now_ms() / 1000 - (o.count / o.devices.max(1) as u64) as i64 - 1;
+        crate::telemetry::now_ms() / 1000 - (readings / o.devices.max(1) as u64) as i64 - 1;
     let q = qos(o.qos);
     let start = Instant::now();
     let count = o.count;
@@ -129,12 +170,23 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
                 }
             }
             let i = (sent as usize) % topics.len();
-            let v = value(sent, devices, alarm_every);
-            let body = match format {
-                Format::Native => payload(ts + sent as i64, v),
-                Format::Ministry => {
-                    let t = beijing_time(first_s + (sent / devices as u64) as i64);
-                    ministry_payload(&format!("d{i}"), &t, v)
+            let body = if per > 1 {
+                batch_body(
+                    format,
+                    sent * per as u64,
+                    per,
+                    devices,
+                    (ts, first_s),
+                    alarm_every,
+                )
+            } else {
+                let v = value(sent, devices, alarm_every);
+                match format {
+                    Format::Native => payload(ts + sent as i64, v),
+                    Format::Ministry => {
+                        let t = beijing_time(first_s + (sent / devices as u64) as i64);
+                        ministry_payload(&format!("d{i}"), &t, v)
+                    }
                 }
             };
             if client

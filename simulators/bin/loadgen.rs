@@ -40,6 +40,10 @@ enum Cmd {
         /// one point each, on ministry/{site}/up (for a mapping).
         #[arg(long, value_enum, default_value = "native")]
         format: loadgen::Format,
+        /// Readings per message (native: on {prefix}/{site}/batch; ministry: points per
+        /// envelope); `--count` is messages.
+        #[arg(long, default_value_t = 1)]
+        per_message: usize,
     },
     /// Create a persistent session so the broker queues messages for it.
     Session {
@@ -87,6 +91,7 @@ async fn main() -> std::process::ExitCode {
             max_duration_s,
             alarm_every,
             format,
+            per_message,
         } => match split(&broker) {
             Ok((host, port)) => {
                 let o = LoadOptions {
@@ -101,6 +106,7 @@ async fn main() -> std::process::ExitCode {
                     max_duration: Duration::from_secs(max_duration_s),
                     alarm_every,
                     format,
+                    per_message,
                 };
                 loadgen::publish(&o).await.map(|r| {
                     println!(
