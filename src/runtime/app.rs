@@ -428,7 +428,13 @@ async fn serve_api(
     let mut rx = shutdown.subscribe();
     match api_tls {
         None => tasks.push(tokio::spawn(async move {
+            use axum::serve::ListenerExt;
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            // No Nagle: a kept-alive client's next answer must not wait for the ACK of the
+            // last (40 ms of delayed ACK per push request otherwise).
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = rx.recv().await;
             });
@@ -448,6 +454,7 @@ async fn serve_api(
             }));
             tasks.push(tokio::spawn(async move {
                 let serve = axum_server::from_tcp_rustls(std_listener, tls)
+                    .map(|a| a.acceptor(axum_server::accept::NoDelayAcceptor::new()))
                     .handle(handle)
                     .serve(app.into_make_service_with_connect_info::<SocketAddr>());
                 if let Err(e) = serve.await {
