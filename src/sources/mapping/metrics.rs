@@ -68,12 +68,21 @@ impl MappingMetrics {
                 _ => {}
             }
         }
-        let [m, r] = self.counters(mapping);
-        if mapped > 0 {
-            m.inc_by(mapped);
-        }
-        if refused > 0 {
-            r.inc_by(refused);
+        let add = |[m, r]: &[Counter; 2]| {
+            if mapped > 0 {
+                m.inc_by(mapped);
+            }
+            if refused > 0 {
+                r.inc_by(refused);
+            }
+        };
+        let known = self.by_mapping.read().unwrap_or_else(|p| p.into_inner());
+        match known.get(mapping) {
+            Some(c) => add(c),
+            None => {
+                drop(known);
+                add(&self.counters(mapping));
+            }
         }
     }
 
