@@ -274,3 +274,97 @@ async fn wait_subscribed(base: &str, ca: &std::path::Path) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A site that requires signatures holds pushes and mapped MQTT messages to it: the envelope
+/// `{"payload", "signature"}` with its key is taken, unsigned or forged is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_pushes_and_signed_mapped_messages_are_held_to_the_site_key() {
+    use safegate::sources::mqtt::signature::sign;
+    let _load = shared().await;
+    std::env::set_var("SAFEGATE_TEST_KEY_MAPPED", "key-of-the-signed-park");
+    let key = b"key-of-the-signed-park".as_slice();
+    let mq = Mosquitto::start();
+    let inv = Inventory::default()
+        .site("sg", "Signed park", "park")
+        .with("require_signature = true")
+        .with("signing_key_env = \"SAFEGATE_TEST_KEY_MAPPED\"")
+        .detectors(&["g1", "g2"], 3600.0)
+        .to_toml();
+    // Over HTTP the site is the URL's; over MQTT a topic level.
+    let mapping = "[[mappings]]\nname = \"ministry\"\npreset = \"ministry\"\n\n[[mappings]]\nname = \"ministry-mqtt\"\npreset = \"ministry\"\ntopics = [\"ministry/+/up\"]\nsite = \"{topic:1}\"\n";
+    let cfg = TestConfig::new(&(settings(&mq.url(), "gw-map-sign", None) + mapping), &inv);
+    let (gw, api) = start_ready(&cfg).await;
+    let signed = |inner: &str, k: &[u8]| {
+        format!(
+            r#"{{"payload": {inner}, "signature": "{}"}}"#,
+            sign(k, inner.as_bytes())
+        )
+    };
+    let t = (now_ms() / 1000 - 60) * 1000;
+    let env = envelope(t, t + 1_000);
+    let native = json!([{"device": "g1", "ts": t + 5_000, "values": {"value": 1.0}}]).to_string();
+    let c = reqwest::Client::new();
+    let push = |path: &str, body: String| {
+        let url = format!("{api}/api/v1/ingest/sg{path}");
+        let c = c.clone();
+        async move {
+            let r = c.post(url).body(body).send().await.unwrap();
+            let code = r.status().as_u16();
+            (code, r.json::<Value>().await.unwrap())
+        }
+    };
+    // HTTP: signed with the site's key is taken; unsigned and forged are refused whole.
+    let (code, v) = push("", signed(&native, key)).await;
+    assert_eq!((code, &v["accepted"]), (200, &json!(1)), "{v}");
+    let (code, v) = push("/ministry", signed(&env, key)).await;
+    assert_eq!((code, &v["accepted"]), (200, &json!(4)), "{v}");
+    let (code, v) = push("/ministry", env.clone()).await;
+    assert_eq!(
+        (code, &v["error"]["code"]),
+        (400, &json!("missing_signature")),
+        "{v}"
+    );
+    let (code, v) = push("", signed(&native, b"another key")).await;
+    assert_eq!(
+        (code, &v["error"]["code"]),
+        (400, &json!("bad_signature")),
+        "{v}"
+    );
+    // MQTT on a mapped topic: each mapped reading is held to its site's rule.
+    let p = Publisher::connect(mq.port, "pub-map-sign").await;
+    p.send("ministry/sg/up", envelope(t + 10_000, t + 11_000))
+        .await;
+    p.send(
+        "ministry/sg/up",
+        signed(&envelope(t + 20_000, t + 21_000), b"forged"),
+    )
+    .await;
+    p.send(
+        "ministry/sg/up",
+        signed(&envelope(t + 30_000, t + 31_000), key),
+    )
+    .await;
+    let rej = wait_json(
+        &format!("{api}/api/v1/rejections"),
+        Duration::from_secs(20),
+        |v| v["counts"]["missing_signature"] == 5 && v["counts"]["bad_signature"] == 5,
+    )
+    .await;
+    assert!(
+        rej["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["topic"] == "ministry/sg/up" && r["element"] == 3),
+        "mapped refusals name the topic and the record: {rej}"
+    );
+    // The signed envelope's readings arrive: the devices have been seen at its times.
+    let want = safegate::model::rfc3339_ms(t + 31_000);
+    wait_json(
+        &format!("{api}/api/v1/devices?site=sg"),
+        Duration::from_secs(20),
+        |v| v.to_string().contains(&want[..19]),
+    )
+    .await;
+    gw.stop().await;
+}
