@@ -97,6 +97,15 @@ pub struct Mapping {
     last_time: Arc<std::sync::Mutex<(String, i64)>>,
 }
 
+/// `channel "name"` in a refusal.
+struct ChannelNamed<'a>(&'a str);
+
+impl std::fmt::Display for ChannelNamed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "channel {:?}", self.0)
+    }
+}
+
 /// What the records of one message share, worked out once for all of them.
 #[derive(Default)]
 struct Memo<'v> {
@@ -398,12 +407,12 @@ impl Mapping {
         let Some((p, v)) = first_found(&self.status, env.scope, "status")? else {
             return Ok(ReadingStatus::Normal);
         };
-        let key = match v {
-            Value::String(s) => s.trim().to_string(),
-            Value::Number(n) => path::number_text(n),
-            other => other.to_string(),
+        let key: std::borrow::Cow<str> = match v {
+            Value::String(s) => s.trim().into(),
+            Value::Number(n) => path::number_text(n).into(),
+            other => other.to_string().into(),
         };
-        match (self.status_map.get(&key), self.status_default) {
+        match (self.status_map.get(key.as_ref()), self.status_default) {
             (Some(s), _) => Ok(*s),
             (None, Some(s)) => Ok(s),
             (None, None) => Err(Fail::new(
@@ -443,8 +452,9 @@ impl Mapping {
             }
         }
         for ch in &self.channels {
-            let what = format!("channel {:?}", ch.name.text());
-            let Some((p, v)) = first_found(&ch.paths, env.scope, &what)? else {
+            // Named only if it fails: formatting it for every record cost an allocation.
+            let what = ChannelNamed(ch.name.text());
+            let Some((p, v)) = first_found(&ch.paths, env.scope, what)? else {
                 continue;
             };
             let name = ch.name.render(env, "channel name")?;

@@ -119,7 +119,7 @@ impl std::fmt::Display for Path {
 pub fn first_found<'p, 'v>(
     paths: &'p [Path],
     scope: Scope<'v>,
-    what: &str,
+    what: impl std::fmt::Display,
 ) -> Result<Option<(&'p Path, &'v Value)>, Fail> {
     for p in paths {
         match p.find(scope) {
