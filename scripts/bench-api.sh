@@ -64,17 +64,7 @@ SCRIPT_START=$(date +%s%N)
 log() { printf '[bench-api %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---------------------------------------------------------------- prerequisites
-need=()
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing Debian packages: ${need[*]}"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+need_packages mosquitto:mosquitto mosquitto_pub:mosquitto-clients curl:curl
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 if [ "$BUILD" = 1 ]; then

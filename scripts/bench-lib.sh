@@ -81,3 +81,18 @@ foreign_pct() { # snapshot0, snapshot1, seconds → % of one core
 cpu_total() { awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat; }
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)) }'; }
+
+# Install with apt-get the Debian packages whose command is missing: "command:package" words.
+need_packages() {
+  local need=() w c
+  for w in "$@"; do
+    c=${w%%:*}
+    command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || need+=("${w#*:}")
+  done
+  [ ${#need[@]} -gt 0 ] || return 0
+  log "installing Debian packages: ${need[*]}"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}

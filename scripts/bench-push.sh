@@ -44,18 +44,7 @@ TOKEN=bench-platform-token
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 
-need=()
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing Debian packages: ${need[*]}"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+need_packages mosquitto:mosquitto victoria-metrics:victoria-metrics openssl:openssl curl:curl
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 if [ "$BUILD" = 1 ]; then
   log "cargo build --release --bins"

@@ -134,6 +134,26 @@ pub enum SourceEvent {
     Message(Box<Message>),
 }
 
+impl SourceEvent {
+    /// A reading becomes its refusal, with the same origin and receive time (a check made
+    /// after parsing: a signature, the site of a push); other events are left as they are.
+    pub fn refuse(&mut self, reason: Reason, detail: String) {
+        if let SourceEvent::Reading {
+            origin,
+            received_ms,
+            ..
+        } = self
+        {
+            *self = SourceEvent::Rejected(Rejection {
+                reason,
+                origin: origin.clone(),
+                detail,
+                received_ms: *received_ms,
+            });
+        }
+    }
+}
+
 /// See [`SourceEvent::Message`]. Sent as one event so that nothing from another source falls
 /// between its parts: the core can then say which refusals are this message's.
 #[derive(Debug, Clone)]

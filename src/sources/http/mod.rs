@@ -259,9 +259,7 @@ impl HttpIngest {
 fn only_for(site: &str, events: &mut [SourceEvent]) {
     for ev in events.iter_mut() {
         let SourceEvent::Reading {
-            reading,
-            origin,
-            received_ms,
+            reading, origin, ..
         } = ev
         else {
             continue;
@@ -272,12 +270,7 @@ fn only_for(site: &str, events: &mut [SourceEvent]) {
                 crate::core::event::shorten(&reading.site, 64),
                 origin.topic
             );
-            *ev = SourceEvent::Rejected(Rejection {
-                reason: Reason::WrongSite,
-                origin: origin.clone(),
-                detail,
-                received_ms: *received_ms,
-            });
+            ev.refuse(Reason::WrongSite, detail);
         }
     }
 }

@@ -127,30 +127,20 @@ impl SigningKeys {
         signature: Option<&str>,
         events: &mut [crate::core::SourceEvent],
     ) {
-        use crate::core::{Rejection, SourceEvent};
+        use crate::core::SourceEvent;
         if self.is_empty() && signature.is_none() {
             return;
         }
         let mut verdicts: HashMap<String, Result<(), (Reason, String)>> = HashMap::new();
         for ev in events.iter_mut() {
-            let SourceEvent::Reading {
-                reading,
-                origin,
-                received_ms,
-            } = ev
-            else {
+            let SourceEvent::Reading { reading, .. } = ev else {
                 continue;
             };
             let verdict = verdicts
                 .entry(reading.site.clone())
                 .or_insert_with(|| self.verdict(&reading.site, inner, signature));
             if let Err((reason, detail)) = verdict.clone() {
-                *ev = SourceEvent::Rejected(Rejection {
-                    reason,
-                    origin: origin.clone(),
-                    detail,
-                    received_ms: *received_ms,
-                });
+                ev.refuse(reason, detail);
             }
         }
     }
