@@ -41,48 +41,51 @@ fn envelope(points: usize) -> String {
     )
 }
 
-fn bench(c: &mut Criterion) {
+/// One group: the native message on `native_topic` against `envelope` through the mapping,
+/// both carrying `n` readings.
+fn group(c: &mut Criterion, name: &str, n: u64, native: (&str, &str), envelope: &str) {
     let maps = mapping();
     let m = maps.get("bench").expect("the mapping");
-    let limits = MapLimits::DEFAULT;
     let origin: Arc<str> = Arc::from("ministry/bench/up");
-    let one = ministry_payload("d7", &beijing_time(1_790_000_000), 12.5);
-    let native = payload(1_790_000_000_000, 12.5);
-    let mut g = c.benchmark_group("one_reading");
-    g.throughput(Throughput::Elements(1));
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(n));
+    let mut out = Vec::with_capacity(n as usize + 4);
     g.bench_function("native", |b| {
-        let mut out = Vec::with_capacity(4);
         b.iter(|| {
             out.clear();
-            parse_message(
-                "safegate/v1",
-                "safegate/v1/bench/d7/data",
-                black_box(native.as_bytes()),
-                0,
-                Limits::DEFAULT,
-                &mut out,
-            );
+            let (topic, payload) = native;
+            let bytes = black_box(payload.as_bytes());
+            parse_message("safegate/v1", topic, bytes, 0, Limits::DEFAULT, &mut out);
             black_box(out.len())
         })
     });
     g.bench_function("ministry_envelope", |b| {
-        let mut out = Vec::with_capacity(4);
         b.iter(|| {
             out.clear();
             let input = Input {
-                payload: black_box(one.as_bytes()),
+                payload: black_box(envelope.as_bytes()),
                 topic: Some("ministry/bench/up"),
                 site: None,
                 origin: origin.clone(),
                 received_ms: 0,
             };
-            m.apply(&input, &limits, &mut out);
+            m.apply(&input, &MapLimits::DEFAULT, &mut out);
             black_box(out.len())
         })
     });
     g.finish();
+}
 
-    let big = envelope(500);
+fn bench(c: &mut Criterion) {
+    let one = ministry_payload("d7", &beijing_time(1_790_000_000), 12.5);
+    let native = payload(1_790_000_000_000, 12.5);
+    group(
+        c,
+        "one_reading",
+        1,
+        ("safegate/v1/bench/d7/data", &native),
+        &one,
+    );
     let batch: Vec<String> = (0..500)
         .map(|i| {
             format!(
@@ -92,39 +95,13 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let batch = format!("[{}]", batch.join(","));
-    let mut g = c.benchmark_group("batch_500");
-    g.throughput(Throughput::Elements(500));
-    g.bench_function("native", |b| {
-        let mut out = Vec::with_capacity(512);
-        b.iter(|| {
-            out.clear();
-            parse_message(
-                "safegate/v1",
-                "safegate/v1/bench/batch",
-                black_box(batch.as_bytes()),
-                0,
-                Limits::DEFAULT,
-                &mut out,
-            );
-            black_box(out.len())
-        })
-    });
-    g.bench_function("ministry_envelope", |b| {
-        let mut out = Vec::with_capacity(512);
-        b.iter(|| {
-            out.clear();
-            let input = Input {
-                payload: black_box(big.as_bytes()),
-                topic: Some("ministry/bench/up"),
-                site: None,
-                origin: origin.clone(),
-                received_ms: 0,
-            };
-            m.apply(&input, &limits, &mut out);
-            black_box(out.len())
-        })
-    });
-    g.finish();
+    group(
+        c,
+        "batch_500",
+        500,
+        ("safegate/v1/bench/batch", &batch),
+        &envelope(500),
+    );
 }
 
 criterion_group!(benches, bench);
