@@ -169,17 +169,24 @@ impl HttpIngest {
             refused: refused.clone(),
             receipt,
         };
-        if events
-            .send(SourceEvent::Message(Box::new(msg)))
-            .await
-            .is_err()
-        {
-            return Err(PushError::Stopping);
-        }
+        // The bound covers the wait for room in the core's channel too: a core that falls
+        // behind answers 503, it does not hold connections open without end.
         let wait = Duration::from_secs(self.settings.commit_timeout_s);
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(true)) => {}
-            Ok(_) => return Err(PushError::NotDurable),
+        let committed = tokio::time::timeout(wait, async {
+            if events
+                .send(SourceEvent::Message(Box::new(msg)))
+                .await
+                .is_err()
+            {
+                return Err(PushError::Stopping);
+            }
+            match rx.await {
+                Ok(true) => Ok(()),
+                _ => Err(PushError::NotDurable),
+            }
+        });
+        match committed.await {
+            Ok(r) => r?,
             Err(_) => return Err(PushError::Timeout(self.settings.commit_timeout_s)),
         }
         let refused = std::mem::take(&mut *refused.lock().unwrap_or_else(|p| p.into_inner()));
