@@ -42,6 +42,19 @@ pub fn tls(dir: &Path) -> (String, std::path::PathBuf) {
     (api, c)
 }
 
+/// Settings for a gateway on `mq` (and `store`) whose API serves HTTPS with a certificate
+/// made in `dir`; and that certificate, for the clients to trust.
+pub fn https_settings(
+    mq: &str,
+    client_id: &str,
+    store: Option<&str>,
+    dir: &Path,
+) -> (String, std::path::PathBuf) {
+    let (tls_lines, ca) = tls(dir);
+    let s = settings(mq, client_id, store).replace("[api]\n", &format!("[api]\n{tls_lines}"));
+    (s, ca)
+}
+
 pub fn https_client(ca: &Path) -> reqwest::Client {
     let pem = std::fs::read(ca).unwrap();
     reqwest::Client::builder()
@@ -77,9 +90,8 @@ async fn a_platform_pushes_for_its_own_sites_and_each_answer_says_what_was_store
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let dir = tempfile::tempdir().unwrap();
-    let (tls_lines, ca) = tls(dir.path());
-    let settings = settings(&mq.url(), "gw-push", Some(&vm.url()))
-        .replace("[api]\n", &format!("[api]\n{tls_lines}"))
+    let (settings, ca) = https_settings(&mq.url(), "gw-push", Some(&vm.url()), dir.path());
+    let settings = settings
         + "[ingest]\nmax_body_bytes = 131072\n\n"
         + &token("plat-a", "platform", "tok-a")
         + &token("plat-b", "platform", "tok-b")

@@ -3,7 +3,7 @@
 //! readings in VictoriaMetrics as the equivalent native messages.
 
 use crate::common::*;
-use crate::http_push::{tls, token};
+use crate::http_push::{https_settings, token};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -106,9 +106,8 @@ async fn the_ministry_envelope_and_a_vendor_shape_store_what_native_messages_sto
     let mq = Mosquitto::start();
     let vm = Victoria::start();
     let dir = tempfile::tempdir().unwrap();
-    let (tls_lines, ca) = tls(dir.path());
-    let settings = settings(&mq.url(), "gw-mappings", Some(&vm.url()))
-        .replace("[api]\n", &format!("[api]\n{tls_lines}"))
+    let (settings, ca) = https_settings(&mq.url(), "gw-mappings", Some(&vm.url()), dir.path());
+    let settings = settings
         + MAPPINGS
         + &token("plat", "platform", "tok-plat")
         + &token("root", "admin", "tok-admin");
