@@ -26,6 +26,14 @@
 #      "ministry", docs/mappings.md). Target: J ≥ 0.8 × B (issue #15).
 #   K, L as B and J with BENCH_PER_MESSAGE readings a message: K on the native batch topic
 #      {prefix}/{site}/batch, L as envelopes of that many points. Target: L ≥ 0.8 × K.
+#   T  the batch path (issue #18): BENCH_MESSAGES readings as messages of BENCH_BATCH_PER
+#      (250) on {prefix}/{site}/batch at QoS 1, acknowledged after commit, from process start
+#      to the last point written; with the gateway's CPU per reading (utime + stime from
+#      /proc/PID/stat over the phase, start-up included).
+#   R  the reference for T, in the same round: `store-write` posts the identical points
+#      (same devices, times and values, encoded by the gateway's own encoder) straight to
+#      VictoriaMetrics' /api/v2/write in bodies of store.batch_size lines on one keep-alive
+#      connection (BENCH_REF_CONNECTIONS). Target: T ≥ 0.9 × R, T's CPU ≤ 1.0 µs a reading.
 #   A, B, J, S, D and E alternate for BENCH_ROUNDS rounds; the summary gives medians and
 #   ratio = median(B) / median(A). Targets: ratio ≥ 0.8 at QoS 0, B ≥ 50,000 readings/s.
 #   C  a gateway with a 100,000-device inventory receives one reading per device; VmRSS from
@@ -41,6 +49,9 @@
 #   BENCH_DURABLE=1        phases D and E (QoS 1 with and without ack after commit); 0: skip
 #   BENCH_MAPPED=1         phases J, K and L (the mapped envelope, one and many a message); 0: skip
 #   BENCH_PER_MESSAGE=50   readings a message in K and L (must divide BENCH_MESSAGES)
+#   BENCH_BATCH=1          phases T and R (the batch path and its reference); 0: skip
+#   BENCH_BATCH_PER=250    readings a message in T (must divide BENCH_MESSAGES)
+#   BENCH_REF_CONNECTIONS=1  connections of the reference writer in R
 #   BENCH_BASELINE_BIN     a directory holding another build's `safegate` (e.g. the release
 #                          build of the previous commit in a git worktree): phases B0 and D0 run
 #                          phases B and D with it in every round (alternating which goes
@@ -87,6 +98,11 @@ ALARM_EVERY=${BENCH_ALARM_EVERY:-50}
 DURABLE=${BENCH_DURABLE:-1}
 MAPPED=${BENCH_MAPPED:-1}
 PER=${BENCH_PER_MESSAGE:-50}
+BATCH=${BENCH_BATCH:-1}
+BPER=${BENCH_BATCH_PER:-250}
+REF_CONN=${BENCH_REF_CONNECTIONS:-1}
+TARGET_BATCH_RATIO=0.9
+TARGET_BATCH_US=1.0
 BASE_BIN=${BENCH_BASELINE_BIN:-}
 TARGET_DURABLE=20000
 # Per phase: QoS and acknowledgement policy of the preload and the gateway (D and E set them).
@@ -110,7 +126,7 @@ if [ "$BUILD" = 1 ]; then
   cargo build --release --bins --locked >&2
 fi
 BIN=$ROOT/target/release
-for b in safegate loadgen; do
+for b in safegate loadgen store-write; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing (run cargo build --release --bins)"
 done
 [ -z "$BASE_BIN" ] || [ -x "$BASE_BIN/safegate" ] || die "BENCH_BASELINE_BIN: $BASE_BIN/safegate is missing"
@@ -264,6 +280,8 @@ D_RATE=(); D_DESC=(); D_OK=(); D_OTHER=()
 E_RATE=(); E_DESC=(); E_OK=(); E_OTHER=()
 J_RATE=(); J_DESC=(); J_OK=(); J_OTHER=()
 K_RATE=(); K_DESC=(); K_OK=(); L_RATE=(); L_DESC=(); L_OK=()
+T_RATE=(); T_DESC=(); T_OK=(); T_US=(); T_OTHER=(); R_RATE=(); R_DESC=(); R_OK=(); R_OTHER=()
+US=""
 D0_RATE=(); D0_DESC=(); D0_OK=(); D0_OTHER=()
 B0_RATE=(); B0_DESC=(); B0_OK=(); B0_OTHER=()
 CPU_LINES=""; TIMELINE=""
@@ -273,9 +291,11 @@ phase_b() { # round, [storm]
   local last=$((r == ROUNDS)) extra=() want_alarms=0 gwbin=$BIN
   CUR_QOS=""; CUR_ACK=""
   # Seen by preload and write_config, for this phase only.
-  local CUR_FILTER="" CUR_MAPPING="" msgs=$M
+  local CUR_FILTER="" CUR_MAPPING="" msgs=$M poll=0.1
   case "$mode" in
     batch) P=K; extra=(--per-message "$PER"); msgs=$((M / PER)); last=0 ;;
+    # Under a second end to end: poll finely, so the poll is not what is measured.
+    batch_durable) P=T; CUR_QOS=1; CUR_ACK=after_commit; extra=(--per-message "$BPER"); msgs=$((M / BPER)); last=0; poll=0.01 ;;
     mapped*)
       P=J; extra=(--format ministry); last=0; CUR_FILTER='ministry/+/up'
       if [ "$mode" = mapped_batch ]; then P=L; extra+=(--per-message "$PER"); msgs=$((M / PER)); fi
@@ -328,9 +348,11 @@ phase_b() { # round, [storm]
       fi
     fi
     [ $SECONDS -lt $end ] || die "phase $P: not drained in ${TIMEOUT_S}s (metrics: ${METRICS:-none})"
-    sleep 0.1
+    sleep "$poll"
   done
   t1=$(now_ns)
+  # Gateway CPU over the phase (start-up included), per reading.
+  US=$(awk -v t="$(ticks "$gw")" -v hz="$HZ" -v n="$acc" 'BEGIN { printf "%.2f", (n > 0 ? 1e6 * t / hz / n : 0) }')
   if [ "$THREADS" = 1 ]; then snap1=$(thread_snapshot "$gw"); fi
   m1=$(ticks "$MOSQ_PID"); v1=$(ticks "$VM_PID")
   read -r c1_all c1_idle < <(cpu_total)
@@ -353,7 +375,7 @@ phase_b() { # round, [storm]
     | wc -l) || vm=error
   local ok=0
   if [ "$vm" = "$M" ] && [ "$acc" = "$M" ] && [ "$drp" = 0 ] && [ "$raised" = "$want_alarms" ]; then ok=1; fi
-  local desc="$acc stored in $s s; all accepted after $s_acc s ($(rate "$acc" "$s_acc")/s), $at_acc then; VM reading_v samples $vm/$M, rejected $rej, dropped $drp, alarms raised $raised/$want_alarms; other programs $other%"
+  local desc="$acc stored in $s s; gateway CPU $US µs/reading; all accepted after $s_acc s ($(rate "$acc" "$s_acc")/s), $at_acc then; VM reading_v samples $vm/$M, rejected $rej, dropped $drp, alarms raised $raised/$want_alarms; other programs $other%"
   if [ "$P" = S ]; then
     S_RATE[r]=$(rate "$acc" "$s"); S_OK[r]=$ok; S_OTHER[r]=$other; S_DESC[r]=$desc
     log "round $r phase S: ${S_RATE[r]} readings/s ($desc)"
@@ -372,6 +394,9 @@ phase_b() { # round, [storm]
   elif [ "$P" = K ]; then
     K_RATE[r]=$(rate "$acc" "$s"); K_OK[r]=$ok; K_DESC[r]=$desc
     log "round $r phase K: ${K_RATE[r]} readings/s ($desc)"
+  elif [ "$P" = T ]; then
+    T_RATE[r]=$(rate "$acc" "$s"); T_OK[r]=$ok; T_US[r]=$US; T_OTHER[r]=$other; T_DESC[r]=$desc
+    log "round $r phase T: ${T_RATE[r]} readings/s ($desc)"
   elif [ "$P" = L ]; then
     L_RATE[r]=$(rate "$acc" "$s"); L_OK[r]=$ok; L_DESC[r]=$desc
     log "round $r phase L: ${L_RATE[r]} readings/s ($desc)"
@@ -420,9 +445,37 @@ phase_b() { # round, [storm]
   fi
 }
 
+# ---------------------------------------------------------------- phase R: the store alone
+phase_r() { # round
+  local r=$1 site="benchr$r" out v0 v1 f0 t0 t1 s vm other
+  log "round $r phase R: store-write posts $M points straight to VictoriaMetrics ($REF_CONN connection(s))"
+  v0=$(ticks "$VM_PID"); f0=$(foreign_snapshot); t0=$(now_ns)
+  out=$(timeout "$((TIMEOUT_S + 30))" "$BIN/store-write" --url "$VM" --site "$site" --devices "$DEVICES" \
+    --count "$M" --per-body "${BENCH_BATCH_SIZE:-5000}" --connections "$REF_CONN" --max-duration-s "$TIMEOUT_S") \
+    || die "store-write failed"
+  t1=$(now_ns); v1=$(ticks "$VM_PID")
+  other=$(foreign_pct "$f0" "$(foreign_snapshot)" "$(secs "$t0" "$t1")")
+  # Its own clock starts after the bodies are built: that is the figure.
+  s=$(sed -n 's/.* in \([0-9.]*\) s .*/\1/p' <<<"$out")
+  curl -sf --max-time 60 "$VM/internal/force_flush" >/dev/null || true
+  sleep 1
+  vm=$(curl -sf --max-time 120 -G "$VM/api/v1/export/csv" \
+    --data-urlencode "match[]=reading_v{site=\"$site\"}" --data-urlencode 'format=__timestamp__,__value__' \
+    --data-urlencode "start=$(($(date +%s) - 86400))" --data-urlencode "end=$(($(date +%s) + 86400))" \
+    | wc -l) || vm=error
+  R_RATE[r]=$(rate "$M" "$s"); R_OTHER[r]=$other
+  R_OK[r]=$([ "$vm" = "$M" ] && echo 1 || echo 0)
+  R_DESC[r]="$M in $s s; VictoriaMetrics CPU $(awk -v t="$((v1 - v0))" -v hz="$HZ" -v n="$M" 'BEGIN { printf "%.2f", 1e6 * t / hz / n }') µs/point; VM reading_v samples $vm/$M; other programs $other%"
+  log "round $r phase R: ${R_RATE[r]} points/s (${R_DESC[r]})"
+}
+
 for r in $(seq "$ROUNDS"); do
   wait_quiet
   phase_a "$r"
+  if [ "$BATCH" = 1 ]; then
+    # Alternate which goes first, so drift favours neither.
+    if [ $((r % 2)) = 1 ]; then phase_b "$r" batch_durable; phase_r "$r"; else phase_r "$r"; phase_b "$r" batch_durable; fi
+  fi
   # With a baseline build, B and B0 (as D and D0) alternate which goes first.
   if [ -n "$BASE_BIN" ] && [ $((r % 2)) = 0 ]; then phase_b "$r" quiet_base; fi
   phase_b "$r"
@@ -447,7 +500,7 @@ CLEAN=(); CLEAN_NOTE="undisturbed"
 for r in $(seq "$ROUNDS"); do
   [ "${A_OTHER[r]}" -gt 15 ] || [ "${B_OTHER[r]}" -gt 15 ] || [ "${S_OTHER[r]:-0}" -gt 15 ] \
     || [ "${D_OTHER[r]:-0}" -gt 15 ] || [ "${E_OTHER[r]:-0}" -gt 15 ] \
-    || [ "${D0_OTHER[r]:-0}" -gt 15 ] || [ "${B0_OTHER[r]:-0}" -gt 15 ] || CLEAN+=("$r")
+    || [ "${D0_OTHER[r]:-0}" -gt 15 ] || [ "${T_OTHER[r]:-0}" -gt 15 ] || [ "${R_OTHER[r]:-0}" -gt 15 ] || [ "${B0_OTHER[r]:-0}" -gt 15 ] || CLEAN+=("$r")
 done
 if [ ${#CLEAN[@]} -eq 0 ]; then
   log "WARNING: every round was disturbed by other load; the medians include them"
@@ -475,6 +528,13 @@ if [ "$MAPPED" = 1 ]; then
   for r in $(seq "$ROUNDS"); do [ "${J_OK[r]}" = 1 ] && [ "${K_OK[r]}" = 1 ] && [ "${L_OK[r]}" = 1 ] || MAPPED_OK=0; done
   K_MED=$(median $(pick K_RATE)); L_MED=$(median $(pick L_RATE))
   L_RATIO=$(awk -v l="$L_MED" -v k="$K_MED" 'BEGIN { printf "%.3f", (k > 0 ? l / k : 0) }')
+fi
+
+T_MED=0; R_MED=0; T_RATIO=0; T_US_MED=0; BATCH_OK=1
+if [ "$BATCH" = 1 ]; then
+  T_MED=$(median $(pick T_RATE)); R_MED=$(median $(pick R_RATE)); T_US_MED=$(median $(pick T_US))
+  T_RATIO=$(awk -v t="$T_MED" -v r="$R_MED" 'BEGIN { printf "%.3f", (r > 0 ? t / r : 0) }')
+  for r in $(seq "$ROUNDS"); do [ "${T_OK[r]}" = 1 ] && [ "${R_OK[r]}" = 1 ] || BATCH_OK=0; done
 fi
 
 D_MED=0; E_MED=0; D_RATIO=0; DURABLE_OK=1
@@ -555,8 +615,10 @@ v_storm=$(verdict "$(awk -v r="$S_RATIO" -v ok="$STORM_OK" -v on="$ALARM_EVERY" 
 v_mapped=$(verdict "$(awk -v r="$J_RATIO" -v ok="$MAPPED_OK" -v on="$MAPPED" 'BEGIN { print (on == 0 || (r >= 0.8 && ok == 1)) }')")
 v_mapped_batch=$(verdict "$(awk -v r="${L_RATIO:-0}" -v ok="$MAPPED_OK" -v on="$MAPPED" 'BEGIN { print (on == 0 || (r >= 0.8 && ok == 1)) }')")
 v_durable=$(verdict "$(awk -v d="$D_MED" -v t="$TARGET_DURABLE" -v ok="$DURABLE_OK" -v on="$DURABLE" 'BEGIN { print (on == 0 || (d >= t && ok == 1)) }')")
+v_batch=$(verdict "$(awk -v r="$T_RATIO" -v ok="$BATCH_OK" -v on="$BATCH" -v t="$TARGET_BATCH_RATIO" 'BEGIN { print (on == 0 || (r >= t && ok == 1)) }')")
+v_batch_us=$(verdict "$(awk -v u="$T_US_MED" -v on="$BATCH" -v t="$TARGET_BATCH_US" 'BEGIN { print (on == 0 || u <= t) }')")
 MISSED=0
-case "$v_ratio $v_rate $v_rss $v_vm $v_storm $v_mapped $v_mapped_batch $v_durable" in *FAIL*) MISSED=1 ;; esac
+case "$v_ratio $v_rate $v_rss $v_vm $v_storm $v_mapped $v_mapped_batch $v_durable $v_batch $v_batch_us" in *FAIL*) MISSED=1 ;; esac
 TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
 {
   echo
@@ -580,6 +642,12 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
     echo "(l) mapped envelopes → VM          $L_MED readings/s ($PER points an envelope)"
     echo "    ratio (l)/(k)                  $L_RATIO   [target ≥ 0.8, all readings stored: $v_mapped_batch]"
   fi
+  if [ "$BATCH" = 1 ]; then
+    echo "(t) batch topic, QoS 1 → VM      $T_MED readings/s ($BPER readings a message, ack after commit; process start → last point written)"
+    echo "(r) store-write → VM (reference) $R_MED points/s (the same points, bodies of ${BENCH_BATCH_SIZE:-5000} lines, $REF_CONN connection(s))"
+    echo "    ratio (t)/(r)                  $T_RATIO   [target ≥ $TARGET_BATCH_RATIO, all stored: $v_batch]"
+    echo "    gateway CPU in (t)             $T_US_MED µs/reading   [target ≤ $TARGET_BATCH_US: $v_batch_us]"
+  fi
   if [ "$DURABLE" = 1 ]; then
     echo "(d) QoS 1, ack after commit        $D_MED readings/s (every PUBACK after the outbox fsync of its readings)   [target ≥ $TARGET_DURABLE, all stored: $v_durable]"
     echo "(e) QoS 1, ack on receive          $E_MED readings/s (same run, no guarantee); (d)/(e) = $D_RATIO; QoS 0 is (b)"
@@ -595,6 +663,8 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
     echo "           (b) ${B_RATE[r]} readings/s: ${B_DESC[r]}"
     [ "$MAPPED" = 1 ] && echo "           (j) ${J_RATE[r]} readings/s: ${J_DESC[r]}" \
       && echo "           (k) ${K_RATE[r]} readings/s: ${K_DESC[r]}" && echo "           (l) ${L_RATE[r]} readings/s: ${L_DESC[r]}"
+    [ "$BATCH" = 1 ] && echo "           (t) ${T_RATE[r]} readings/s: ${T_DESC[r]}" \
+      && echo "           (r) ${R_RATE[r]} points/s: ${R_DESC[r]}"
     [ "$ALARM_EVERY" -gt 0 ] && echo "           (s) ${S_RATE[r]} readings/s: ${S_DESC[r]}"
     [ "$DURABLE" = 1 ] && echo "           (d) ${D_RATE[r]} readings/s: ${D_DESC[r]}" && echo "           (e) ${E_RATE[r]} readings/s: ${E_DESC[r]}"
     [ "$DURABLE" = 1 ] && [ -n "$BASE_BIN" ] && echo "           (d0) ${D0_RATE[r]} readings/s: ${D0_DESC[r]}"

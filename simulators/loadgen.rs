@@ -135,6 +135,8 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
     );
     mo.set_keep_alive(Duration::from_secs(30));
     mo.set_inflight(1000);
+    // Batches of hundreds of readings are larger than rumqttc's default of 10 KiB.
+    mo.set_max_packet_size(1 << 20, 1 << 20);
     mo.set_clean_session(true);
     let (client, mut eventloop) = AsyncClient::new(mo, 10_000);
     let per = o.per_message.max(1);

@@ -327,8 +327,12 @@ fn spawn_store(
                         "the outbox holds points from before the start; replaying them to the store first");
                 }
             }
+            let fresh = Arc::new(crate::sinks::fresh::Fresh::new(
+                crate::sinks::fresh::FRESH_BYTES,
+            ));
             let committer = crate::sinks::commit::Committer {
                 outbox: outbox.clone(),
+                fresh: fresh.clone(),
                 rx,
                 max_points: s.batch_size,
                 interval: Duration::from_millis(cfg.outbox.commit_interval_ms),
@@ -341,6 +345,7 @@ fn spawn_store(
             tasks.push(tokio::spawn(committer.run(shutdown.subscribe())));
             let forwarder = crate::sinks::forward::Forwarder {
                 outbox: outbox.clone(),
+                fresh,
                 client,
                 max_points: s.batch_size as u64,
                 url: s.url.clone(),

@@ -7,6 +7,6 @@ pub mod audit;
 pub mod route;
 pub mod store;
 
-pub use store::{commit, forward, outbox, record};
+pub use store::{commit, forward, fresh, outbox, record};
 
 pub use record::{AuditEvent, Record};

@@ -4,17 +4,21 @@
 //! floor of the disk, the commit waits (for the forwarder to drain, or for space), and sets
 //! `hold` so polled sources pause: nothing is dropped.
 
-use super::outbox::{Outbox, OutboxError};
+use super::fresh::Fresh;
+use super::outbox::{Batch, Outbox, OutboxError};
 use super::record::LineEncoder;
 use super::Item;
 use crate::core::Receipt;
 use crate::model::now_ms;
 use crate::telemetry::{DiskSnapshot, Metrics, OutboxStatus, RateLimitedLog};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 
+/// Batches one commit may hold when a backlog is waiting (16 × `store.batch_size` points).
+const GROUP_ROWS: usize = 16;
 /// How long an idle queue may hold back a partial batch.
 const LINGER: Duration = Duration::from_millis(5);
 /// At shutdown the core still hands over what its sources give up (for up to 2 s): keep
@@ -24,6 +28,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 pub struct Committer {
     pub outbox: Arc<Mutex<Outbox>>,
+    /// Committed batches go here too, for the forwarder.
+    pub fresh: Arc<Fresh>,
     pub rx: mpsc::Receiver<Item>,
     pub max_points: usize,
     pub interval: Duration,
@@ -55,7 +61,6 @@ impl Committer {
         // Received but beyond the current commit: the next one starts with them.
         let mut pending: VecDeque<Item> = VecDeque::new();
         let mut buf: Vec<Item> = Vec::new();
-        let mut body = Vec::with_capacity(self.max_points * 128);
         let mut encoder = LineEncoder::default();
         let warn = RateLimitedLog::new(10_000);
         let mut stopping = false;
@@ -113,24 +118,27 @@ impl Committer {
                 }
                 continue;
             }
-            body.clear();
-            let mut encoded = 0u32;
+            // Everything already waiting goes into the same transaction, as further batches
+            // of at most `max` points each: one fsync for all of them.
+            let mut rows = Vec::new();
             let mut receipts: Vec<Receipt> = Vec::new();
-            for item in items.drain(..) {
-                match item {
-                    Item::Records(rs) => {
-                        for r in rs {
-                            match encoder.encode(&r, &mut body) {
-                                Ok(()) => encoded += 1,
-                                Err(e) => {
-                                    if let Some(suppressed) = warn.allow("encode", now_ms()) {
-                                        tracing::error!(error = %e, record = ?r, suppressed, "cannot encode a point; skipped");
-                                    }
-                                }
-                            }
-                        }
+            loop {
+                if let Some(row) = encode(&mut items, &mut receipts, &mut encoder, &warn) {
+                    rows.push(row);
+                }
+                if rows.len() >= GROUP_ROWS {
+                    break;
+                }
+                let mut points = 0usize;
+                while pending.iter().map(Item::points).sum::<usize>() < max {
+                    match self.rx.try_recv() {
+                        Ok(i) => pending.push_back(i),
+                        Err(_) => break,
                     }
-                    Item::Receipts(rs) => receipts.extend(rs),
+                }
+                take(&mut pending, &mut items, &mut points, max);
+                if items.is_empty() {
+                    break;
                 }
             }
             let mut wait = Wait {
@@ -139,9 +147,9 @@ impl Committer {
                 held: &mut held,
                 warn: &warn,
             };
-            if !body.is_empty() && !self.commit(&body, encoded, &mut wait).await {
-                // Shutting down with this batch uncommitted: its receipts are dropped, so
-                // its messages stay unacknowledged and the broker delivers them again.
+            if !rows.is_empty() && !self.commit(rows, &mut wait).await {
+                // Shutting down with these batches uncommitted: their receipts are dropped, so
+                // their messages stay unacknowledged and the broker delivers them again.
                 return;
             }
             receipts.into_iter().for_each(Receipt::done);
@@ -164,14 +172,15 @@ impl Committer {
 
     /// Commit one batch, waiting at the budget or the disk floor; false when shutdown came
     /// first (then nothing of the batch is acknowledged).
-    async fn commit(&mut self, body: &[u8], points: u32, wait: &mut Wait<'_>) -> bool {
+    async fn commit(&mut self, rows: Vec<(Bytes, u32)>, wait: &mut Wait<'_>) -> bool {
         let mut backoff = crate::backoff::Backoff::new(100, 5_000);
+        let rows = Arc::new(rows);
         loop {
             let outbox = self.outbox.clone();
-            let lines = body.to_vec();
+            let all = rows.clone();
             let r = tokio::task::spawn_blocking(move || {
                 let mut o = outbox.lock().unwrap_or_else(|p| p.into_inner());
-                let r = o.append(&lines, points, now_ms());
+                let r = o.append_all(&all, now_ms());
                 (r, o.backlog())
             })
             .await;
@@ -186,7 +195,16 @@ impl Committer {
                 publish_backlog(&self.status, &self.metrics, &b);
             }
             let pause = match r {
-                Ok(_) => {
+                Ok(ids) => {
+                    let at = now_ms();
+                    self.fresh.push(ids.into_iter().zip(rows.iter()).map(
+                        |(id, (lines, points))| Batch {
+                            id,
+                            lines: lines.clone(),
+                            points: *points,
+                            created_ms: at,
+                        },
+                    ));
                     self.metrics.outbox_commits.inc();
                     self.set_hold(wait, None);
                     self.committed.notify_one();
@@ -245,6 +263,36 @@ impl Committer {
         self.metrics.outbox_full.set(budget as i64);
         *held = now;
     }
+}
+
+/// Encode `items` (emptied) as one batch of line protocol: its lines and points, or `None`
+/// when there was nothing to write; the receipts among them go to `receipts`.
+fn encode(
+    items: &mut Vec<Item>,
+    receipts: &mut Vec<Receipt>,
+    encoder: &mut LineEncoder,
+    warn: &RateLimitedLog,
+) -> Option<(Bytes, u32)> {
+    let mut body = Vec::with_capacity(items.iter().map(Item::points).sum::<usize>() * 96);
+    let mut encoded = 0u32;
+    for item in items.drain(..) {
+        match item {
+            Item::Records(rs) => {
+                for r in rs {
+                    match encoder.encode(&r, &mut body) {
+                        Ok(()) => encoded += 1,
+                        Err(e) => {
+                            if let Some(suppressed) = warn.allow("encode", now_ms()) {
+                                tracing::error!(error = %e, record = ?r, suppressed, "cannot encode a point; skipped");
+                            }
+                        }
+                    }
+                }
+            }
+            Item::Receipts(rs) => receipts.extend(rs),
+        }
+    }
+    (!body.is_empty()).then(|| (Bytes::from(body), encoded))
 }
 
 /// Move items from `pending` into `items` in order while the commit has fewer than `max`

@@ -11,6 +11,7 @@
 //!   lines around it are written and the queue never blocks on it.
 
 use super::commit::publish_backlog;
+use super::fresh::Fresh;
 use super::outbox::{Batch, Outbox, OutboxError};
 use super::StoreClient;
 use crate::backoff::Backoff;
@@ -19,6 +20,7 @@ use crate::telemetry::{Metrics, OutboxStatus, RateLimitedLog, StoreHealth, Store
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
+use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -103,6 +105,8 @@ pub fn next_step(lines: &[u8], answer: Answer, backoff: &mut crate::backoff::Bac
 
 pub struct Forwarder {
     pub outbox: Arc<Mutex<Outbox>>,
+    /// Batches just committed, handed over in memory (see `fresh`).
+    pub fresh: Arc<Fresh>,
     pub client: StoreClient,
     /// Points per write (`store.batch_size`); whole outbox batches are merged up to it.
     pub max_points: u64,
@@ -116,11 +120,35 @@ pub struct Forwarder {
     pub status: Arc<OutboxStatus>,
 }
 
+/// Batches the store took whose delete may still be under way; past this many, the next write
+/// waits for the deletes (a disk that cannot delete stops the forwarder, as before).
+const MAX_UNDELETED: usize = 64;
+
+type Deleting = (JoinHandle<Result<(), OutboxError>>, Vec<i64>);
+
+/// The forwarder's state across writes.
+struct Run {
+    backoff: Backoff,
+    /// Failures of our own disk (not the store's): their own back-off, so a full disk never
+    /// turns into a hot loop.
+    local: Backoff,
+    warn: RateLimitedLog,
+    /// After the store refused a merged write, send the oldest batch alone so that a bad line
+    /// is isolated within its own batch.
+    single: bool,
+    /// The fresh queue holds every batch not yet posted: take from it, not from the file.
+    trusted: bool,
+    /// Batches the store accepted and the outbox has not forgotten yet: never posted again,
+    /// deleted in the background while the next write goes out.
+    undeleted: Vec<i64>,
+    deleting: Option<Deleting>,
+}
+
 impl Forwarder {
-    async fn with_outbox<T: Send + 'static>(
+    fn spawn_outbox<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Outbox) -> Result<T, OutboxError> + Send + 'static,
-    ) -> Result<T, OutboxError> {
+    ) -> JoinHandle<Result<T, OutboxError>> {
         let outbox = self.outbox.clone();
         let metrics = self.metrics.clone();
         let status = self.status.clone();
@@ -132,61 +160,49 @@ impl Forwarder {
             }
             r
         })
-        .await
-        .unwrap_or_else(|e| Err(OutboxError::Task(e.to_string())))
+    }
+
+    async fn with_outbox<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Outbox) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        joined(self.spawn_outbox(f).await)
     }
 
     /// Replay until shutdown. Nothing needs flushing at the end: the outbox is on disk.
     pub async fn run(self, mut shutdown: broadcast::Receiver<()>) {
-        let mut backoff = Backoff::new(200, 30_000);
-        // Failures of our own disk (not the store's): their own back-off, so a full disk
-        // never turns into a hot loop.
-        let mut local = Backoff::new(200, 10_000);
-        let warn = RateLimitedLog::new(10_000);
-        // After the store refused a merged write, send the oldest batch alone so that a bad
-        // line is isolated within its own batch.
-        let mut single = false;
-        // Batches the store accepted but the outbox could not forget yet: deleted before
-        // anything is posted again, so the store is never sent them twice in a loop.
-        let mut undeleted: Vec<i64> = Vec::new();
+        let mut st = Run {
+            backoff: Backoff::new(200, 30_000),
+            local: Backoff::new(200, 10_000),
+            warn: RateLimitedLog::new(10_000),
+            single: false,
+            trusted: false,
+            undeleted: Vec::new(),
+            deleting: None,
+        };
         if let Ok(n) = self.with_outbox(|o| o.dead_letter_count()).await {
             self.status.set_dead_letters(n);
         }
         loop {
-            if !undeleted.is_empty() {
-                let ids = undeleted.clone();
-                match self.with_outbox(move |o| o.delete_all(&ids)).await {
-                    Ok(()) => {
-                        undeleted.clear();
-                        local.reset();
-                        self.freed.notify_one();
-                    }
-                    Err(e) => {
-                        if let Some(suppressed) = warn.allow("outbox_delete", now_ms()) {
-                            tracing::error!(error = %e, batches = undeleted.len(), suppressed,
-                                "the store has these batches but the outbox cannot forget them yet; retrying the delete, not the write");
-                        }
-                        if self.pause(&mut shutdown, local.next_delay()).await {
-                            return;
-                        }
-                        continue;
-                    }
-                }
+            if self.settle_deletes(&mut st, &mut shutdown, false).await {
+                return;
             }
-            let limit = if single { 1 } else { self.max_points };
-            let head = match self.with_outbox(move |o| o.head(limit)).await {
+            let head = match self.next_head(&mut st).await {
                 Ok(h) => h,
                 Err(e) => {
-                    if let Some(suppressed) = warn.allow("outbox_read", now_ms()) {
+                    if let Some(suppressed) = st.warn.allow("outbox_read", now_ms()) {
                         tracing::error!(error = %e, suppressed, "cannot read the outbox; retrying");
                     }
-                    if self.pause(&mut shutdown, local.next_delay()).await {
+                    if self.pause(&mut shutdown, st.local.next_delay()).await {
                         return;
                     }
                     continue;
                 }
             };
             if head.is_empty() {
+                if self.settle_deletes(&mut st, &mut shutdown, true).await {
+                    return;
+                }
                 tokio::select! {
                     _ = shutdown.recv() => return,
                     _ = self.committed.notified() => {}
@@ -194,58 +210,145 @@ impl Forwarder {
                 }
                 continue;
             }
-            let points: u64 = head.iter().map(|b| b.points as u64).sum();
-            let body: Vec<u8> = head.iter().flat_map(|b| b.lines.iter().copied()).collect();
             let answer = tokio::select! {
                 _ = shutdown.recv() => return,
-                a = self.client.write(body) => a,
+                a = self.client.write(join(&head)) => a,
             };
-            let summary = match answer.status {
-                Some(s) => format!(
-                    "HTTP {s}: {}",
-                    answer.body.chars().take(300).collect::<String>()
-                ),
-                None => answer.body.clone(),
-            };
-            let answer = classify(answer.status, answer.retry_after.as_deref(), &answer.body);
-            match answer {
-                Answer::Accepted => {
-                    undeleted = head.iter().map(|b| b.id).collect();
-                    self.metrics.store_points_written.inc_by(points);
-                    self.store.set(StoreHealth::Ok, None);
-                    backoff.reset();
-                    single = false;
+            if self.answered(&mut st, head, answer, &mut shutdown).await {
+                return;
+            }
+        }
+    }
+
+    /// The next batches to write: from the fresh queue while it holds everything not yet
+    /// posted, else from the file (oldest first, without the batches awaiting their delete).
+    async fn next_head(&self, st: &mut Run) -> Result<Vec<Batch>, OutboxError> {
+        if self.fresh.take_gap() {
+            st.trusted = false;
+        }
+        if st.trusted && !st.single {
+            return Ok(self.fresh.pop_head(self.max_points));
+        }
+        let limit = if st.single { 1 } else { self.max_points };
+        let skip = st.undeleted.clone();
+        let head = self.with_outbox(move |o| o.head(limit, &skip)).await?;
+        let ids: Vec<i64> = head.iter().map(|b| b.id).collect();
+        if !st.single && self.fresh.covers(&ids) {
+            st.trusted = true;
+            return Ok(self.fresh.pop_head(self.max_points));
+        }
+        self.fresh.remove(&ids);
+        Ok(head)
+    }
+
+    /// Reap a finished delete and start the next one; with `all`, or past `MAX_UNDELETED`,
+    /// wait until every accepted batch is deleted. True when shutdown came first.
+    async fn settle_deletes(
+        &self,
+        st: &mut Run,
+        shutdown: &mut broadcast::Receiver<()>,
+        all: bool,
+    ) -> bool {
+        loop {
+            let must_wait = all || st.undeleted.len() > MAX_UNDELETED;
+            if let Some((handle, ids)) = st.deleting.take() {
+                if !handle.is_finished() && !must_wait {
+                    st.deleting = Some((handle, ids));
+                    return false;
                 }
-                Answer::Retry(after) => {
-                    self.metrics.store_write_failures.inc();
-                    self.store.set(StoreHealth::Failing, Some(summary.clone()));
-                    let wait = after.unwrap_or_else(|| backoff.next_delay());
-                    if let Some(suppressed) = warn.allow("store_write", now_ms()) {
-                        tracing::warn!(url = %self.url, error = %summary, retry_in_ms = wait.as_millis() as u64, suppressed,
-                            "store write failed; the batch stays in the outbox and is retried");
+                match joined(handle.await) {
+                    Ok(()) => {
+                        st.undeleted.retain(|i| !ids.contains(i));
+                        st.local.reset();
+                        self.freed.notify_one();
                     }
-                    if self.pause(&mut shutdown, wait).await {
-                        return;
+                    Err(e) => {
+                        if let Some(suppressed) = st.warn.allow("outbox_delete", now_ms()) {
+                            tracing::error!(error = %e, batches = ids.len(), suppressed,
+                                "the store has these batches but the outbox cannot forget them yet; retrying the delete, not the write");
+                        }
+                        if self.pause(shutdown, st.local.next_delay()).await {
+                            return true;
+                        }
                     }
                 }
-                Answer::TooLarge | Answer::Refused { .. } if head.len() > 1 => {
-                    self.metrics.store_write_failures.inc();
-                    single = true;
+            }
+            if st.undeleted.is_empty() {
+                return false;
+            }
+            let ids = st.undeleted.clone();
+            let del = ids.clone();
+            st.deleting = Some((self.spawn_outbox(move |o| o.delete_all(&del)), ids));
+            if !must_wait {
+                return false;
+            }
+        }
+    }
+
+    /// Act on the store's answer to a write of `head`; true when shutdown came first.
+    async fn answered(
+        &self,
+        st: &mut Run,
+        head: Vec<Batch>,
+        answer: super::WriteAnswer,
+        shutdown: &mut broadcast::Receiver<()>,
+    ) -> bool {
+        let summary = match answer.status {
+            Some(s) => format!(
+                "HTTP {s}: {}",
+                answer.body.chars().take(300).collect::<String>()
+            ),
+            None => answer.body.clone(),
+        };
+        let answer = classify(answer.status, answer.retry_after.as_deref(), &answer.body);
+        if answer != Answer::Accepted {
+            // What was taken from the fresh queue is still in the file: read it from there.
+            st.trusted = false;
+        }
+        match answer {
+            Answer::Accepted => {
+                st.undeleted.extend(head.iter().map(|b| b.id));
+                let points: u64 = head.iter().map(|b| b.points as u64).sum();
+                self.metrics.store_points_written.inc_by(points);
+                self.store.set(StoreHealth::Ok, None);
+                st.backoff.reset();
+                st.single = false;
+                false
+            }
+            Answer::Retry(after) => {
+                self.metrics.store_write_failures.inc();
+                self.store.set(StoreHealth::Failing, Some(summary.clone()));
+                let wait = after.unwrap_or_else(|| st.backoff.next_delay());
+                if let Some(suppressed) = st.warn.allow("store_write", now_ms()) {
+                    tracing::warn!(url = %self.url, error = %summary, retry_in_ms = wait.as_millis() as u64, suppressed,
+                        "store write failed; the batch stays in the outbox and is retried");
                 }
-                answer => {
-                    self.metrics.store_write_failures.inc();
-                    let first: Batch = head.into_iter().next().expect("head is not empty");
-                    let step = next_step(&first.lines, answer, &mut backoff);
-                    let ok = match step {
-                        Step::RetryIn(d) => !self.pause(&mut shutdown, d).await,
-                        step => self.refused(first, step, &warn).await,
-                    };
-                    if ok {
-                        local.reset();
-                    } else if self.pause(&mut shutdown, local.next_delay()).await {
-                        return;
+                self.pause(shutdown, wait).await
+            }
+            Answer::TooLarge | Answer::Refused { .. } if head.len() > 1 => {
+                self.metrics.store_write_failures.inc();
+                st.single = true;
+                false
+            }
+            answer => {
+                self.metrics.store_write_failures.inc();
+                let first: Batch = head.into_iter().next().expect("head is not empty");
+                let step = next_step(&first.lines, answer, &mut st.backoff);
+                let ok = match step {
+                    Step::RetryIn(d) => {
+                        if self.pause(shutdown, d).await {
+                            return true;
+                        }
+                        true
                     }
-                    single = false;
+                    step => self.refused(first, step, &st.warn).await,
+                };
+                st.single = false;
+                if ok {
+                    st.local.reset();
+                    false
+                } else {
+                    self.pause(shutdown, st.local.next_delay()).await
                 }
             }
         }
@@ -304,6 +407,24 @@ impl Forwarder {
             }
             Step::Delete | Step::RetryIn(_) => true,
         }
+    }
+}
+
+fn joined<T>(r: Result<Result<T, OutboxError>, tokio::task::JoinError>) -> Result<T, OutboxError> {
+    r.unwrap_or_else(|e| Err(OutboxError::Task(e.to_string())))
+}
+
+/// One request body: a single batch as it is (no copy), several joined.
+fn join(head: &[Batch]) -> bytes::Bytes {
+    match head {
+        [one] => one.lines.clone(),
+        many => many
+            .iter()
+            .fold(Vec::new(), |mut v, b| {
+                v.extend_from_slice(&b.lines);
+                v
+            })
+            .into(),
     }
 }
 

@@ -7,11 +7,12 @@
 //! elsewhere too (recomputable from the journal; `audit.log`).
 //!
 //! Beside it, the rest of the way: `commit` (group commit into the outbox), `outbox` (the
-//! durable queue on disk), `forward` (outbox to store) and `record` (the line-protocol shapes).
+//! durable queue on disk), `forward` (outbox to store), `fresh` (committed batches handed to the forwarder in memory) and `record` (the line-protocol shapes).
 
 pub mod commit;
 pub mod config;
 pub mod forward;
+pub mod fresh;
 pub mod outbox;
 pub mod record;
 
@@ -133,7 +134,7 @@ impl StoreClient {
         Ok(StoreClient { http, url, token })
     }
 
-    pub async fn write(&self, body: Vec<u8>) -> WriteAnswer {
+    pub async fn write(&self, body: bytes::Bytes) -> WriteAnswer {
         let mut req = self
             .http
             .post(self.url.clone())

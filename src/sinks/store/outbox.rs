@@ -10,6 +10,7 @@
 use crate::model::OnDamage;
 use crate::state::files::{open_checked, DbFileError};
 use crate::state::space::{self, Reserve, Watermark};
+use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,7 +74,7 @@ struct Disk {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     pub id: i64,
-    pub lines: Vec<u8>,
+    pub lines: Bytes,
     pub points: u32,
     pub created_ms: i64,
 }
@@ -244,11 +245,22 @@ impl Outbox {
         OutboxError::Db(self.path.clone(), e)
     }
 
-    /// Commit one batch; once this returns, the batch survives a kill. Refused when the
-    /// budget would be exceeded (the caller stops acknowledging upstream); an empty outbox
-    /// takes any batch, so one large batch cannot wedge it.
+    /// Commit one batch; once this returns, the batch survives a kill.
     pub fn append(&mut self, lines: &[u8], points: u32, now_ms: i64) -> Result<i64, OutboxError> {
-        let size = lines.len() as u64;
+        let ids = self.append_all(&[(Bytes::copy_from_slice(lines), points)], now_ms)?;
+        Ok(ids[0])
+    }
+
+    /// Commit batches in one transaction (one fsync: the group commit); once this returns,
+    /// they survive a kill, in order. Refused when the budget would be exceeded (the caller
+    /// stops acknowledging upstream); an empty outbox takes any batches, so one large commit
+    /// cannot wedge it.
+    pub fn append_all(
+        &mut self,
+        rows: &[(Bytes, u32)],
+        now_ms: i64,
+    ) -> Result<Vec<i64>, OutboxError> {
+        let size: u64 = rows.iter().map(|r| r.0.len() as u64).sum();
         if self.bytes > 0 && self.bytes + size > self.max_bytes {
             return Err(OutboxError::Full {
                 used: self.bytes,
@@ -268,60 +280,44 @@ impl Outbox {
                 floor: r.floor,
             });
         }
-        let inserted = self.conn.execute(
-            "INSERT INTO batches (created_ms, points, lines) VALUES (?1, ?2, ?3)",
-            params![now_ms, points, lines],
-        );
-        match inserted {
-            Ok(_) => {}
+        match insert_rows(&mut self.conn, rows, now_ms) {
+            Ok(ids) => {
+                self.bytes += size;
+                self.points += rows.iter().map(|r| r.1 as u64).sum::<u64>();
+                self.batches += rows.len() as u64;
+                Ok(ids)
+            }
             // The reserve is not spent on new data: it is there so the backlog can drain.
             Err(e) if space::is_disk_full(&e) => {
                 if let Some(d) = &mut self.disk {
                     d.watermark.set_low();
                     d.report.low = true;
                 }
-                return Err(OutboxError::DiskFull(self.path.clone()));
+                Err(OutboxError::DiskFull(self.path.clone()))
             }
-            Err(e) => return Err(self.err(e)),
+            Err(e) => Err(self.err(e)),
         }
-        self.bytes += size;
-        self.points += points as u64;
-        self.batches += 1;
-        Ok(self.conn.last_insert_rowid())
     }
 
     /// The oldest batch not yet accepted by the store.
     pub fn oldest(&self) -> Result<Option<Batch>, OutboxError> {
-        self.conn
-            .query_row(
-                "SELECT id, lines, points, created_ms FROM batches ORDER BY id LIMIT 1",
-                [],
-                |r| {
-                    Ok(Batch {
-                        id: r.get(0)?,
-                        lines: r.get(1)?,
-                        points: r.get(2)?,
-                        created_ms: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        Ok(self.head(1, &[])?.into_iter().next())
     }
 
-    /// The oldest batches, as many as fit in `max_points` (at least one), for one write.
-    pub fn head(&self, max_points: u64) -> Result<Vec<Batch>, OutboxError> {
+    /// The oldest batches, as many as fit in `max_points` (at least one), for one write,
+    /// leaving out `skip` (batches the store has taken whose delete is still under way).
+    pub fn head(&self, max_points: u64, skip: &[i64]) -> Result<Vec<Batch>, OutboxError> {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, lines, points, created_ms FROM batches ORDER BY id LIMIT 64",
+                "SELECT id, lines, points, created_ms FROM batches ORDER BY id LIMIT ?1",
             )
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map([64 + skip.len() as i64], |r| {
                 Ok(Batch {
                     id: r.get(0)?,
-                    lines: r.get(1)?,
+                    lines: Bytes::from(r.get::<_, Vec<u8>>(1)?),
                     points: r.get(2)?,
                     created_ms: r.get(3)?,
                 })
@@ -331,6 +327,9 @@ impl Outbox {
         let mut points = 0u64;
         for b in rows {
             let b = b.map_err(|e| self.err(e))?;
+            if skip.contains(&b.id) {
+                continue;
+            }
             if !out.is_empty() && points + b.points as u64 > max_points {
                 break;
             }
@@ -440,8 +439,42 @@ impl Outbox {
     }
 }
 
+/// Insert `rows` in one transaction, in order; returns their ids.
+fn insert_rows(
+    conn: &mut Connection,
+    rows: &[(Bytes, u32)],
+    now_ms: i64,
+) -> rusqlite::Result<Vec<i64>> {
+    let tx = conn.transaction()?;
+    let mut ids = Vec::with_capacity(rows.len());
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO batches (created_ms, points, lines) VALUES (?1, ?2, ?3)",
+        )?;
+        for (lines, points) in rows {
+            ins.execute(params![now_ms, points, &lines[..]])?;
+            ids.push(tx.last_insert_rowid());
+        }
+    }
+    tx.commit()?;
+    Ok(ids)
+}
+
 /// Delete `ids` in one transaction; returns the (bytes, points, batches) freed.
+///
+/// Without its own fsync (`synchronous = NORMAL` for this transaction only): the next commit's
+/// fsync makes the delete durable with it. A power loss before then can only bring deleted
+/// batches back, which are then sent again, as after a kill between a write and its delete
+/// (InfluxDB keeps one point per series and time: a point written twice is one point). A
+/// process kill loses nothing either way (WAL).
 fn delete_rows(conn: &mut Connection, ids: &[i64]) -> rusqlite::Result<(u64, u64, u64)> {
+    conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+    let r = delete_rows_now(conn, ids);
+    conn.execute_batch("PRAGMA synchronous=FULL;")?;
+    r
+}
+
+fn delete_rows_now(conn: &mut Connection, ids: &[i64]) -> rusqlite::Result<(u64, u64, u64)> {
     let tx = conn.transaction()?;
     let (mut freed, mut points, mut batches) = (0u64, 0u64, 0u64);
     {
@@ -594,8 +627,8 @@ mod tests {
         let b = o.append(b"b\n", 3, 4).unwrap();
         o.append(b"c\n", 3, 5).unwrap();
         let ids = |v: Vec<Batch>| v.into_iter().map(|b| b.id).collect::<Vec<_>>();
-        assert_eq!(ids(o.head(6).unwrap()), vec![a, b]);
-        assert_eq!(ids(o.head(1).unwrap()), vec![a], "at least one");
+        assert_eq!(ids(o.head(6, &[]).unwrap()), vec![a, b]);
+        assert_eq!(ids(o.head(1, &[]).unwrap()), vec![a], "at least one");
         o.delete_all(&[a, b]).unwrap();
         assert_eq!(o.backlog().unwrap().bytes, 2);
     }
@@ -640,7 +673,7 @@ mod tests {
             max = max.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
         }
         for i in 0..400 {
-            let ids: Vec<i64> = o.head(5_000).unwrap().iter().map(|b| b.id).collect();
+            let ids: Vec<i64> = o.head(5_000, &[]).unwrap().iter().map(|b| b.id).collect();
             o.delete_all(&ids).unwrap();
             max = max.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
             if i % 2 == 0 {
