@@ -299,7 +299,6 @@ impl LineEncoder {
     /// Append one line; on error nothing is written.
     pub fn encode(&mut self, r: &Record, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         use influxdb2::models::WriteDataPoint;
-        use std::io::Write;
         let Record::Reading {
             tags,
             ts_ms,
@@ -352,14 +351,35 @@ impl LineEncoder {
         fields.sort_by(|a, b| a.0.cmp(b.0));
         for (i, (k, v)) in fields.iter().enumerate() {
             out.push(if i == 0 { b' ' } else { b',' });
-            let _ = match v {
-                FieldText::F(f) => write!(out, "{k}={f}"),
-                FieldText::I(n) => write!(out, "{k}={n}i"),
-                FieldText::True => write!(out, "{k}=t"),
-            };
+            out.extend_from_slice(k.as_bytes());
+            out.push(b'=');
+            match v {
+                FieldText::F(f) => push_f64(out, *f),
+                FieldText::I(n) => {
+                    out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
+                    out.push(b'i');
+                }
+                FieldText::True => out.push(b't'),
+            }
         }
-        let _ = writeln!(out, " {ts_ms}");
+        out.push(b' ');
+        out.extend_from_slice(itoa::Buffer::new().format(*ts_ms).as_bytes());
+        out.push(b'\n');
         Ok(())
+    }
+}
+
+/// A finite float exactly as `Display` writes it (and so as the influxdb2 crate does), with
+/// ryu's faster shortest round-trip digits: the same digits, written without an exponent and
+/// without a trailing `.0`. The rare value ryu writes with an exponent goes through `Display`.
+fn push_f64(out: &mut Vec<u8>, v: f64) {
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(v);
+    if s.contains('e') {
+        use std::io::Write;
+        let _ = write!(out, "{v}");
+    } else {
+        out.extend_from_slice(s.strip_suffix(".0").unwrap_or(s).as_bytes());
     }
 }
 
@@ -499,6 +519,21 @@ mod tests {
             let mut fast = Vec::new();
             enc.encode(&r, &mut fast).unwrap();
             assert_eq!(String::from_utf8(fast).unwrap(), line(&r));
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast float path writes what `Display` (so the crate) writes, for any finite
+        /// float: integral ones, negative zero, the tiny and the huge included.
+        #[test]
+        fn floats_are_written_as_display_writes_them(bits in proptest::num::u64::ANY, small in -1e6f64..1e6) {
+            for v in [f64::from_bits(bits), small, small.trunc(), small / 1e9, -0.0, 1e21, 5e-324] {
+                if v.is_finite() {
+                    let mut out = Vec::new();
+                    push_f64(&mut out, v);
+                    proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), format!("{v}"));
+                }
+            }
         }
     }
 
