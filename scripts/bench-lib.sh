@@ -69,7 +69,9 @@ stop_pid() { # pid: TERM, bounded wait, KILL
 }
 
 foreign_snapshot() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v me="$MYSID" '
+  # A process that exits between the glob and the read makes cat fail: under pipefail and
+  # set -e that would end the calling script.
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v me="$MYSID" '
     { pid = $1; sub(/^.*\) /, ""); if ($4 != 0 && $4 != me) print pid, $12 + $13 + $14 + $15 }'
 }
 

@@ -26,7 +26,9 @@ enum Cmd {
         devices: usize,
         #[arg(long, default_value_t = 100_000)]
         count: u64,
-        /// Messages per second (default: flat out).
+        /// Messages per second (default: flat out). A paced run stamps readings from the
+        /// clock, unique per device (the envelope: at most one point per device a second), and
+        /// reports the rate it achieved and how far it fell behind.
         #[arg(long)]
         rate: Option<u64>,
         #[arg(long, default_value_t = 0)]
@@ -36,6 +38,10 @@ enum Cmd {
         /// Every n-th reading of each device is an alarm (60.5 %LEL); the others stay low.
         #[arg(long)]
         alarm_every: Option<u64>,
+        /// Shift device d's alarms by d readings: one alarm in every n readings of the run,
+        /// steadily, instead of all devices at once.
+        #[arg(long, requires = "alarm_every")]
+        alarm_spread: bool,
         /// `native`: {prefix}/{site}/d{i}/data; `ministry`: the ministry-family envelope,
         /// one point each, on ministry/{site}/up (for a mapping).
         #[arg(long, value_enum, default_value = "native")]
@@ -44,6 +50,9 @@ enum Cmd {
         /// envelope); `--count` is messages.
         #[arg(long, default_value_t = 1)]
         per_message: usize,
+        /// Print progress (sent, due, lag, unacknowledged) to stderr every this many seconds.
+        #[arg(long)]
+        progress_s: Option<f64>,
     },
     /// Create a persistent session so the broker queues messages for it.
     Session {
@@ -64,6 +73,9 @@ enum Cmd {
         devices: usize,
         #[arg(long, default_value_t = 10.0)]
         interval_s: f64,
+        /// Each device's offline_after_s (default: the gateway's, 3 × interval_s).
+        #[arg(long)]
+        offline_after_s: Option<f64>,
     },
 }
 
@@ -75,6 +87,17 @@ fn split(broker: &str) -> Result<(String, u16), String> {
         h.to_string(),
         p.parse().map_err(|_| format!("bad port in {broker:?}"))?,
     ))
+}
+
+/// `--progress-s` as a duration; refused when not a positive number of seconds.
+fn progress(s: Option<f64>) -> Result<Option<Duration>, String> {
+    match s {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(format!(
+            "--progress-s must be a positive number of seconds, not {s}"
+        )),
+    }
 }
 
 #[tokio::main]
@@ -92,8 +115,10 @@ async fn main() -> std::process::ExitCode {
             alarm_every,
             format,
             per_message,
-        } => match split(&broker) {
-            Ok((host, port)) => {
+            alarm_spread,
+            progress_s,
+        } => match (split(&broker), progress(progress_s)) {
+            (Ok((host, port)), Ok(progress)) => {
                 let o = LoadOptions {
                     host,
                     port,
@@ -107,6 +132,8 @@ async fn main() -> std::process::ExitCode {
                     alarm_every,
                     format,
                     per_message,
+                    alarm_spread,
+                    progress,
                 };
                 loadgen::publish(&o).await.map(|r| {
                     println!(
@@ -115,9 +142,27 @@ async fn main() -> std::process::ExitCode {
                         r.elapsed.as_secs_f64(),
                         r.sent as f64 / r.elapsed.as_secs_f64()
                     );
+                    if o.alarm_every.is_some() {
+                        println!("readings {} alarms {}", r.readings, r.alarms);
+                    }
+                    if let Some(p) = r.pace {
+                        // One line a script can read: the target against what was held.
+                        println!(
+                            "pace target {} achieved {:.1} msg/s over {:.3} s; late {:.3} s; max lag {} messages ({:.3} s) at {:.1} s; unsent at stop {}; max unacknowledged {}",
+                            p.rate,
+                            p.achieved(r.sent),
+                            p.send_elapsed.as_secs_f64(),
+                            p.late_s(r.sent),
+                            p.max_lag,
+                            p.max_lag as f64 / p.rate.max(1) as f64,
+                            p.max_lag_at.as_secs_f64(),
+                            p.final_lag,
+                            p.max_unacked
+                        );
+                    }
                 })
             }
-            Err(e) => Err(e),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         },
         Cmd::Session {
             broker,
@@ -132,8 +177,12 @@ async fn main() -> std::process::ExitCode {
             site,
             devices,
             interval_s,
+            offline_after_s,
         } => {
-            print!("{}", loadgen::inventory_toml(&site, devices, interval_s));
+            print!(
+                "{}",
+                loadgen::inventory_toml_offline(&site, devices, interval_s, offline_after_s)
+            );
             Ok(())
         }
     };
