@@ -433,6 +433,112 @@ mod tests {
     use super::*;
     use crate::backoff::Backoff;
 
+    /// What the forwarder does between writes, driven by a script of steps: commits (with
+    /// the fresh queue so small that some overflow), writes the store accepts, writes it
+    /// answers with a 503. Whatever the order, every batch is written once, oldest first.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Commit(usize),
+        Write { accepted: bool },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            2 => (1usize..4).prop_map(Op::Commit),
+            2 => Just(Op::Write { accepted: true }),
+            1 => Just(Op::Write { accepted: false }),
+        ]
+    }
+
+    fn forwarder(dir: &std::path::Path, fresh_cap: usize, backlog: usize) -> Forwarder {
+        let mut o = Outbox::open(dir, 1 << 30, crate::model::OnDamage::Refuse, 1).unwrap();
+        // A backlog from before the start: in the file only.
+        for i in 0..backlog {
+            o.append(format!("old{i}\n").as_bytes(), 1, 1).unwrap();
+        }
+        let s = crate::sinks::store::config::StoreSettings {
+            url: "http://127.0.0.1:9".into(),
+            org: "o".into(),
+            bucket: "b".into(),
+            ..Default::default()
+        };
+        Forwarder {
+            outbox: Arc::new(Mutex::new(o)),
+            fresh: Arc::new(Fresh::new(fresh_cap)),
+            client: StoreClient::new(&s).unwrap(),
+            max_points: 2,
+            url: s.url,
+            committed: Arc::default(),
+            freed: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
+            store: Arc::new(StoreStatus::new(true)),
+            status: Arc::new(OutboxStatus::default()),
+        }
+    }
+
+    proptest::proptest! {
+        // Each case commits to a real outbox file (fsyncs): fewer cases than the default.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn every_batch_is_written_once_in_order(
+            ops in proptest::collection::vec(op(), 1..60),
+            backlog in 0usize..4,
+            fresh_cap in 8usize..40,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let f = forwarder(dir.path(), fresh_cap, backlog);
+            let mut expected: Vec<String> = (0..backlog).map(|i| format!("old{i}\n")).collect();
+            let mut written: Vec<String> = Vec::new();
+            let mut st = Run {
+                backoff: Backoff::new(1, 2),
+                local: Backoff::new(1, 2),
+                warn: RateLimitedLog::new(10_000),
+                single: false,
+                trusted: false,
+                undeleted: Vec::new(),
+                deleting: None,
+            };
+            let (mut rx, mut n) = (broadcast::channel::<()>(1), 0);
+            let ops = ops.into_iter().chain(std::iter::repeat_n(Op::Write { accepted: true }, 200));
+            rt.block_on(async {
+                for op in ops {
+                    match op {
+                        Op::Commit(k) => {
+                            let rows: Vec<(bytes::Bytes, u32)> = (0..k)
+                                .map(|_| { n += 1; (format!("new{n}\n").into_bytes().into(), 1) })
+                                .collect();
+                            expected.extend(rows.iter().map(|r| String::from_utf8(r.0.to_vec()).unwrap()));
+                            let ids = f.outbox.lock().unwrap().append_all(&rows, 2).unwrap();
+                            f.fresh.push(ids.into_iter().zip(rows).map(|(id, (lines, points))| Batch { id, lines, points, created_ms: 2 }));
+                        }
+                        Op::Write { accepted } => {
+                            assert!(!f.settle_deletes(&mut st, &mut rx.1, false).await);
+                            let head = f.next_head(&mut st).await.unwrap();
+                            if head.is_empty() {
+                                continue;
+                            }
+                            if accepted {
+                                written.extend(head.iter().map(|b| String::from_utf8(b.lines.to_vec()).unwrap()));
+                            }
+                            let answer = super::super::WriteAnswer {
+                                status: Some(if accepted { 204 } else { 503 }),
+                                retry_after: Some("0".into()),
+                                body: String::new(),
+                            };
+                            assert!(!f.answered(&mut st, head, answer, &mut rx.1).await);
+                        }
+                    }
+                }
+                assert!(!f.settle_deletes(&mut st, &mut rx.1, true).await);
+            });
+            proptest::prop_assert_eq!(&written, &expected);
+            proptest::prop_assert_eq!(f.outbox.lock().unwrap().backlog().unwrap().batches, 0);
+            drop(rx.0);
+        }
+    }
+
     #[test]
     fn answers_by_status() {
         assert_eq!(classify(Some(204), None, ""), Answer::Accepted);
