@@ -12,6 +12,7 @@ use crate::model::Reason;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -226,17 +227,23 @@ impl<'de> Deserialize<'de> for Ts {
 pub use crate::model::parse_rfc3339_ms;
 
 /// One reading; `device` is used in batches (on a data topic the topic names the device).
+/// Strings are borrowed from the payload where they have no escapes (no copy per reading).
 #[derive(Deserialize)]
-struct DataMsg {
-    #[serde(default)]
-    device: Option<String>,
+struct DataMsg<'a> {
+    #[serde(default, borrow)]
+    device: Option<Text<'a>>,
     #[serde(default)]
     ts: Option<Ts>,
     #[serde(default)]
     values: Option<Values>,
-    #[serde(default)]
-    status: Option<String>,
+    #[serde(default, borrow)]
+    status: Option<Text<'a>>,
 }
+
+/// A string field, borrowed unless it has escapes (serde borrows a `Cow` only directly, not
+/// inside an `Option`, hence the newtype).
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// Parse one MQTT message into events appended to `out`.
 pub fn parse_message(
@@ -500,13 +507,13 @@ fn batch_element(
 
 fn element_event(
     site: &str,
-    mut msg: DataMsg,
+    mut msg: DataMsg<'_>,
     origin: Origin,
     received_ms: i64,
     limits: Limits,
 ) -> SourceEvent {
     match msg.device.take() {
-        Some(device) => reading_event(site, &device, msg, origin, received_ms, limits),
+        Some(Text(device)) => reading_event(site, &device, msg, origin, received_ms, limits),
         None => rejected(
             Reason::MalformedJson,
             "batch element has no \"device\"".into(),
@@ -519,7 +526,7 @@ fn element_event(
 fn reading_event(
     site: &str,
     device: &str,
-    msg: DataMsg,
+    msg: DataMsg<'_>,
     origin: Origin,
     received_ms: i64,
     limits: Limits,
@@ -569,7 +576,7 @@ fn reading_event(
         Some(Ts::Ms(v)) => Some(v),
         Some(Ts::Bad(why)) => return reject(Reason::BadTimestamp, format!("ts: {why}")),
     };
-    let status = match msg.status.as_deref() {
+    let status = match msg.status.as_ref().map(|t| &*t.0) {
         None | Some("normal") => ReadingStatus::Normal,
         Some("fault") => ReadingStatus::Fault,
         Some("maintenance") => ReadingStatus::Maintenance,
