@@ -415,9 +415,14 @@ impl Session {
 
     /// Send the events parsed so far to the core, in order. Break when the core is gone.
     async fn flush(&mut self) -> ControlFlow<()> {
-        for e in self.events.drain(..) {
-            if self.tx.send(e).await.is_err() {
+        // Room for many events at once: one wait for the channel, not one per event.
+        while !self.events.is_empty() {
+            let n = self.events.len().min(self.tx.max_capacity());
+            let Ok(permits) = self.tx.reserve_many(n).await else {
                 return ControlFlow::Break(());
+            };
+            for (permit, e) in permits.zip(self.events.drain(..n)) {
+                permit.send(e);
             }
         }
         ControlFlow::Continue(())
