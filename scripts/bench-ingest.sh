@@ -52,6 +52,9 @@
 #   BENCH_BATCH=1          phases T and R (the batch path and its reference); 0: skip
 #   BENCH_BATCH_PER=250    readings a message in T (must divide BENCH_MESSAGES)
 #   BENCH_REF_CONNECTIONS=1  connections of the reference writer in R
+#   BENCH_STORE_CPUS       e.g. "1": VictoriaMetrics runs on these CPUs only and everything else
+#                          (broker, gateway, clients) on the others, as if the store had its own
+#                          machine; unset: all share every CPU
 #   BENCH_BASELINE_BIN     a directory holding another build's `safegate` (e.g. the release
 #                          build of the previous commit in a git worktree): phases B0 and D0 run
 #                          phases B and D with it in every round (alternating which goes
@@ -160,7 +163,17 @@ BROKER=127.0.0.1:$MQ_PORT
 
 VM_PORT=$(free_port)
 mkdir -p "$WORK/vm"
-victoria-metrics -httpListenAddr="127.0.0.1:$VM_PORT" -storageDataPath="$WORK/vm" \
+STORE_PIN=()
+if [ -n "${BENCH_STORE_CPUS:-}" ]; then
+  STORE_PIN=(taskset -c "$BENCH_STORE_CPUS")
+  others=$(awk -v s=",$BENCH_STORE_CPUS," -v n="$(nproc)" 'BEGIN { for (i = 0; i < n; i++) if (index(s, "," i ",") == 0) o = o (o == "" ? "" : ",") i; print o }')
+  [ -n "$others" ] || die "BENCH_STORE_CPUS=$BENCH_STORE_CPUS leaves no CPU for the rest"
+  # This shell and everything it starts from now on (gateway, clients) stay off the store's CPUs.
+  taskset -pc "$others" $$ >/dev/null
+  taskset -apc "$others" "$MOSQ_PID" >/dev/null
+  log "VictoriaMetrics on CPU $BENCH_STORE_CPUS, everything else on CPU $others"
+fi
+"${STORE_PIN[@]}" victoria-metrics -httpListenAddr="127.0.0.1:$VM_PORT" -storageDataPath="$WORK/vm" \
   -retentionPeriod=100y -loggerLevel=ERROR >"$WORK/vm.log" 2>&1 &
 VM_PID=$!
 PIDS+=("$VM_PID")
@@ -623,7 +636,7 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
 {
   echo
   echo "==================== safegate ingest benchmark ===================="
-  echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), busy before each round and C (of $(nproc)00%): $BACKGROUND; tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)'), safegate built $(date -r "$BIN/safegate" '+%F %T')"
+  echo "host: $(nproc) CPUs${BENCH_STORE_CPUS:+ (VictoriaMetrics alone on CPU $BENCH_STORE_CPUS)}, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), busy before each round and C (of $(nproc)00%): $BACKGROUND; tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)'), safegate built $(date -r "$BIN/safegate" '+%F %T')"
   echo "QoS $QOS; M = $M messages over $DEVICES devices; $ROUNDS rounds of A then B; medians of rounds ${CLEAN[*]} ($CLEAN_NOTE)"
   echo "(a) mosquitto_sub drain            $A_MED msg/s"
   echo "(b) gateway → VictoriaMetrics      $B_MED readings/s (process start → last point written)"
