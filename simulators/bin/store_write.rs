@@ -100,6 +100,8 @@ async fn run(a: Args) -> Result<String, String> {
     let bodies = Arc::new(bodies(&a, ts0)?);
     let bytes: usize = bodies.iter().map(Vec::len).sum();
     let next = Arc::new(AtomicUsize::new(0));
+    // The first write creates the series in the store, which costs far more than the rest.
+    let first_ms = Arc::new(std::sync::OnceLock::new());
     let deadline = Instant::now() + Duration::from_secs(a.max_duration_s);
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -109,7 +111,8 @@ async fn run(a: Args) -> Result<String, String> {
             .pool_max_idle_per_host(1)
             .build()
             .map_err(|e| e.to_string())?;
-        let (bodies, next, url) = (bodies.clone(), next.clone(), url.clone());
+        let (bodies, next, url, first_ms) =
+            (bodies.clone(), next.clone(), url.clone(), first_ms.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -126,6 +129,9 @@ async fn run(a: Args) -> Result<String, String> {
                     .send()
                     .await
                     .map_err(|e| format!("body {i}: {e}"))?;
+                if i == 0 {
+                    let _ = first_ms.set(start.elapsed().as_secs_f64() * 1000.0);
+                }
                 let status = resp.status();
                 if !status.is_success() {
                     let text = resp.text().await.unwrap_or_default();
@@ -139,11 +145,12 @@ async fn run(a: Args) -> Result<String, String> {
     }
     let s = start.elapsed().as_secs_f64();
     Ok(format!(
-        "wrote {} points in {s:.3} s ({:.0} points/s; {} bodies, {bytes} bytes, {} connection(s), ts0 {ts0})",
+        "wrote {} points in {s:.3} s ({:.0} points/s; {} bodies, {bytes} bytes, {} connection(s), first body answered after {:.1} ms, ts0 {ts0})",
         a.count,
         a.count as f64 / s,
         bodies.len(),
-        a.connections.max(1)
+        a.connections.max(1),
+        first_ms.get().copied().unwrap_or(0.0)
     ))
 }
 

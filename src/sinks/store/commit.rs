@@ -177,10 +177,10 @@ impl Committer {
         let rows = Arc::new(rows);
         loop {
             let outbox = self.outbox.clone();
-            let all = rows.clone();
+            let (all, fresh) = (rows.clone(), self.fresh.clone());
             let r = tokio::task::spawn_blocking(move || {
                 let mut o = outbox.lock().unwrap_or_else(|p| p.into_inner());
-                let r = o.append_all(&all, now_ms());
+                let r = commit_rows(&mut o, &fresh, &all, now_ms());
                 (r, o.backlog())
             })
             .await;
@@ -195,16 +195,7 @@ impl Committer {
                 publish_backlog(&self.status, &self.metrics, &b);
             }
             let pause = match r {
-                Ok(ids) => {
-                    let at = now_ms();
-                    self.fresh.push(ids.into_iter().zip(rows.iter()).map(
-                        |(id, (lines, points))| Batch {
-                            id,
-                            lines: lines.clone(),
-                            points: *points,
-                            created_ms: at,
-                        },
-                    ));
+                Ok(_) => {
                     self.metrics.outbox_commits.inc();
                     self.set_hold(wait, None);
                     self.committed.notify_one();
@@ -263,6 +254,25 @@ impl Committer {
         self.metrics.outbox_full.set(budget as i64);
         *held = now;
     }
+}
+
+/// Commit `rows` and hand them to the forwarder. Called under the outbox's lock, so a batch
+/// the forwarder can see in the file is already in the fresh queue (or its gap is marked),
+/// never pushed after the forwarder has posted it from the file.
+pub fn commit_rows(
+    o: &mut Outbox,
+    fresh: &Fresh,
+    rows: &[(Bytes, u32)],
+    at: i64,
+) -> Result<Vec<i64>, OutboxError> {
+    let ids = o.append_all(rows, at)?;
+    fresh.push(ids.iter().zip(rows).map(|(id, (lines, points))| Batch {
+        id: *id,
+        lines: lines.clone(),
+        points: *points,
+        created_ms: at,
+    }));
+    Ok(ids)
 }
 
 /// Encode `items` (emptied) as one batch of line protocol: its lines and points, or `None`

@@ -510,8 +510,8 @@ mod tests {
                                 .map(|_| { n += 1; (format!("new{n}\n").into_bytes().into(), 1) })
                                 .collect();
                             expected.extend(rows.iter().map(|r| String::from_utf8(r.0.to_vec()).unwrap()));
-                            let ids = f.outbox.lock().unwrap().append_all(&rows, 2).unwrap();
-                            f.fresh.push(ids.into_iter().zip(rows).map(|(id, (lines, points))| Batch { id, lines, points, created_ms: 2 }));
+                            let mut o = f.outbox.lock().unwrap();
+                            super::super::commit::commit_rows(&mut o, &f.fresh, &rows, 2).unwrap();
                         }
                         Op::Write { accepted } => {
                             assert!(!f.settle_deletes(&mut st, &mut rx.1, false).await);

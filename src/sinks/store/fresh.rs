@@ -5,7 +5,10 @@
 //! The outbox on disk stays the truth: this queue is only trusted while it holds every
 //! committed batch the forwarder has not posted. It is bounded (`FRESH_BYTES`); a batch that
 //! does not fit clears it and marks the gap, and the forwarder then reads from the file until
-//! the file holds nothing this queue lacks (`Fresh::covers`).
+//! the file holds nothing this queue lacks (`Fresh::covers`). Batches are pushed under the
+//! outbox's lock, in the same critical section as their commit (`commit::commit_rows`): what
+//! the forwarder sees in the file is already here, so a batch it posts from the file and
+//! removes here can never arrive here afterwards and be posted twice.
 
 use super::outbox::Batch;
 use std::collections::VecDeque;
