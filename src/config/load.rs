@@ -1,7 +1,9 @@
 //! Reading the main file and its includes, then validating the merged whole.
 
 use super::loaded::{ConfigError, LoadedConfig, Origins};
+use super::pieces::{self, PIECE_BYTES};
 use super::{Config, InventoryConfig};
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
 /// Load `path` and its includes; every problem found is returned, not just the first.
@@ -31,11 +33,22 @@ fn syntax_error(file: &Path, e: toml::de::Error) -> ConfigError {
     }
 }
 
+/// A file as `T` and the entries after its own sections: in pieces when it is large (the
+/// document tree of a whole large inventory was the start-up peak), whole otherwise and
+/// whenever the pieces do not add up, so errors are always the whole file's.
+fn parse<T: DeserializeOwned>(text: &str) -> Result<(T, InventoryConfig), toml::de::Error> {
+    match pieces::parse(text, PIECE_BYTES) {
+        Some(parsed) => Ok(parsed),
+        None => toml::from_str(text).map(|t| (t, InventoryConfig::default())),
+    }
+}
+
 fn load_inner(path: &Path, text: &str, base: &Path) -> Result<LoadedConfig, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let mut config: Config = toml::from_str::<super::MainFile>(text)
-        .map_err(|e| vec![syntax_error(path, e)])?
-        .into();
+    let (main, entries) =
+        parse::<super::MainFile>(text).map_err(|e| vec![syntax_error(path, e)])?;
+    let mut config: Config = main.into();
+    pieces::append(&mut config.inventory, entries);
     let mut files = vec![path.to_path_buf()];
     let mut origins = Origins::default();
     push_origins(&mut origins, &config.inventory, 0);
@@ -78,17 +91,13 @@ fn load_inner(path: &Path, text: &str, base: &Path) -> Result<LoadedConfig, Vec<
                     continue;
                 }
             };
-            match toml::from_str::<InventoryConfig>(&text) {
-                Ok(inv) => {
+            match parse::<InventoryConfig>(&text) {
+                Ok((mut inv, entries)) => {
+                    pieces::append(&mut inv, entries);
                     let idx = files.len();
                     files.push(file);
                     push_origins(&mut origins, &inv, idx);
-                    let dst = &mut config.inventory;
-                    dst.sites.extend(inv.sites);
-                    dst.enterprises.extend(inv.enterprises);
-                    dst.zones.extend(inv.zones);
-                    dst.systems.extend(inv.systems);
-                    dst.devices.extend(inv.devices);
+                    pieces::append(&mut config.inventory, inv);
                 }
                 Err(e) => errors.push(syntax_error(&file, e)),
             }

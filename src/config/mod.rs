@@ -7,6 +7,7 @@
 pub mod broker_acl;
 mod load;
 mod loaded;
+mod pieces;
 #[cfg(test)]
 mod reference;
 mod validate;
