@@ -432,7 +432,7 @@ fn alarm_rule_problems(c: &Config, o: &Origins, push: &mut Push<'_>) {
                 .as_ref()
                 .and_then(|m| m.registers.first())
                 .map(|r| r.channel.as_str()),
-            device: d.alarm.as_ref(),
+            device: d.alarm.as_deref(),
         };
         if let Err((field, m)) = crate::core::alarms::rules::resolve(al, &input) {
             if d.alarm.is_some()

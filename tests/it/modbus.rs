@@ -69,7 +69,7 @@ fn modbus_of(cfg: &safegate::config::Config, id: &str) -> ModbusConfig {
         .devices
         .iter()
         .find(|d| d.id == id)
-        .and_then(|d| d.modbus.clone())
+        .and_then(|d| d.modbus.as_deref().cloned())
         .unwrap()
 }
 

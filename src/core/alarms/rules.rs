@@ -266,7 +266,7 @@ impl AlarmRules {
                 gas: d.gas.as_deref(),
                 site_scheme,
                 first_channel: first,
-                device: d.alarm.as_ref(),
+                device: d.alarm.as_deref(),
             };
             let make = || match resolve(s, &input) {
                 Ok(r) => r.map(Arc::new),

@@ -130,11 +130,13 @@ pub struct DeviceConfig<P = IgnoredAny> {
     #[serde(default)]
     pub offline_after_s: Option<f64>,
     /// How to poll the device; required when `protocol = "modbus"`, forbidden otherwise.
+    /// Boxed, as is `alarm`: most devices have neither, and inline the two sections were
+    /// more than half of every device's size (480 bytes, 48 MB for 100,000 devices).
     #[serde(default)]
-    pub modbus: Option<P>,
+    pub modbus: Option<Box<P>>,
     /// The device's own alarm rule, over `[alarms.kinds.<kind>]` and the built-in default.
     #[serde(default)]
-    pub alarm: Option<AlarmRuleConfig>,
+    pub alarm: Option<Box<AlarmRuleConfig>>,
 }
 
 impl<P> DeviceConfig<P> {
