@@ -94,50 +94,41 @@ impl Journal {
                 last.insert(u, s);
             }
         }
-        let mut want: Vec<(UnitKind, String, String, &'static str)> = Vec::new();
-        let site_id = |s: u32| inv.sites[s as usize].id.to_string();
-        for s in &inv.sites {
-            want.push((
-                UnitKind::Site,
-                s.id.to_string(),
-                s.id.to_string(),
-                Reg::from(s.status).as_str(),
-            ));
-        }
-        for e in &inv.enterprises {
-            want.push((
-                UnitKind::Enterprise,
-                site_id(e.site),
-                e.id.to_string(),
-                "built",
-            ));
-        }
-        for z in &inv.zones {
-            want.push((UnitKind::Zone, site_id(z.site), z.id.to_string(), "built"));
-        }
-        for s in &inv.systems {
-            want.push((
-                UnitKind::System,
-                site_id(s.site),
-                s.id.to_string(),
-                Reg::from(s.status).as_str(),
-            ));
-        }
-        for d in &inv.devices {
-            want.push((
-                UnitKind::Device,
-                site_id(d.site),
-                d.id.to_string(),
-                Reg::from(d.status).as_str(),
-            ));
-        }
+        // Borrowed from the inventory as the transaction goes: collected as owned strings, the
+        // list of units was 11 MB at 100,000 devices, on top of the start-up peak.
+        let site_id = |s: u32| &*inv.sites[s as usize].id;
+        let sites = inv.sites.iter().map(|s| {
+            let st = Reg::from(s.status).as_str();
+            (UnitKind::Site, &*s.id, &*s.id, st)
+        });
+        let enterprises = inv
+            .enterprises
+            .iter()
+            .map(|e| (UnitKind::Enterprise, site_id(e.site), &*e.id, "built"));
+        let zones = inv
+            .zones
+            .iter()
+            .map(|z| (UnitKind::Zone, site_id(z.site), &*z.id, "built"));
+        let systems = inv.systems.iter().map(|s| {
+            let st = Reg::from(s.status).as_str();
+            (UnitKind::System, site_id(s.site), &*s.id, st)
+        });
+        let devices = inv.devices.iter().map(|d| {
+            let st = Reg::from(d.status).as_str();
+            (UnitKind::Device, site_id(d.site), &*d.id, st)
+        });
+        let want = sites
+            .chain(enterprises)
+            .chain(zones)
+            .chain(systems)
+            .chain(devices);
         self.in_transaction(|tx, keys| {
             let mut insert =
                 tx.prepare_cached("INSERT INTO registry(unit, at_ms, status) VALUES (?1, ?2, ?3)")?;
             let mut written = 0;
             let mut present = std::collections::HashSet::new();
             for (kind, site, id, status) in want {
-                let unit = unit_key(tx, keys, kind, &site, &id)?;
+                let unit = unit_key(tx, keys, kind, site, id)?;
                 present.insert(unit);
                 if last.get(&unit).map(String::as_str) != Some(status) {
                     insert.execute(params![unit, now, status])?;
