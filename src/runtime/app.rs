@@ -8,6 +8,7 @@ use crate::core::{Core, DeviceState, Inventory, Outputs, SourceEvent};
 use crate::model::now_ms;
 use crate::sinks::alarm_board::BoardQueue;
 use crate::sinks::outbox::Outbox;
+use crate::sinks::record::IndicatorPoint;
 use crate::sinks::route::Router;
 use crate::sinks::store::{self, StoreQueue};
 use crate::sinks::Record;
@@ -785,7 +786,7 @@ fn last_seen_changes(
 pub fn indicator_records(core: &Core, now: i64) -> Vec<Record> {
     let mut out = Vec::with_capacity(core.inventory.sites.len() + 1);
     let mut push = |scope: &'static str, id: Arc<str>, rate: crate::core::stats::Rate| {
-        out.push(Record::Indicator {
+        out.push(Record::Indicator(Box::new(IndicatorPoint {
             indicator: "online_rate",
             qualifier: None,
             scope,
@@ -797,7 +798,7 @@ pub fn indicator_records(core: &Core, now: i64) -> Vec<Record> {
             denominator: rate.denominator as f64,
             target: None,
             completion: None,
-        })
+        })))
     };
     push(
         "region",

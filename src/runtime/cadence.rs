@@ -4,6 +4,7 @@
 use crate::core::indicators::Scope;
 use crate::report::evaluate::Evaluator;
 use crate::report::{display_value, parse_scope};
+use crate::sinks::record::IndicatorPoint;
 use crate::sinks::store::StoreQueue;
 use crate::sinks::Record;
 use crate::telemetry::Clock;
@@ -60,7 +61,7 @@ pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &str) -> Vec<R
                 }
                 _ => None,
             };
-            out.push(Record::Indicator {
+            out.push(Record::Indicator(Box::new(IndicatorPoint {
                 indicator: ind.id,
                 qualifier: ind.qualifier.clone(),
                 scope: kind,
@@ -72,7 +73,7 @@ pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &str) -> Vec<R
                 denominator: ind.denominator,
                 target: target.and_then(|t| t.value.to_f64()),
                 completion,
-            });
+            })));
         }
     }
     out

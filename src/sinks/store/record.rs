@@ -66,38 +66,49 @@ pub enum Record {
         online: bool,
         cause: &'static str,
     },
-    Indicator {
-        indicator: &'static str,
-        /// System kind, link name.
-        qualifier: Option<String>,
-        scope: &'static str,
-        scope_id: Arc<str>,
-        /// `now` for snapshots, `1h`, `1d` … for closed windows (stamped at the window start).
-        window: Arc<str>,
-        at_ms: i64,
-        value: Option<f64>,
-        numerator: f64,
-        denominator: f64,
-        /// The configured target and the completion against it, when there is one.
-        target: Option<f64>,
-        completion: Option<f64>,
-    },
+    /// Measurement `indicator`. Boxed, as is `Alarm`: both are rare, and inline they made every
+    /// record, readings included, 200 bytes instead of 152. The store queue holds up to
+    /// `queue_capacity` records (200,000 by default): 100,000 devices reporting at start fill it.
+    Indicator(Box<IndicatorPoint>),
     /// An audit event: measurement `audit`.
     Audit(AuditEvent),
     /// One alarm change: measurement `alarm`.
-    Alarm {
-        site: String,
-        device: String,
-        kind: String,
-        level: u8,
-        alarm_type: String,
-        state: String,
-        event: String,
-        id: u64,
-        value: Option<f64>,
-        response_s: Option<f64>,
-        at_ms: i64,
-    },
+    Alarm(Box<AlarmPoint>),
+}
+
+/// An indicator's value for one scope and window ([`Record::Indicator`]).
+#[derive(Debug, Clone)]
+pub struct IndicatorPoint {
+    pub indicator: &'static str,
+    /// System kind, link name.
+    pub qualifier: Option<String>,
+    pub scope: &'static str,
+    pub scope_id: Arc<str>,
+    /// `now` for snapshots, `1h`, `1d` … for closed windows (stamped at the window start).
+    pub window: Arc<str>,
+    pub at_ms: i64,
+    pub value: Option<f64>,
+    pub numerator: f64,
+    pub denominator: f64,
+    /// The configured target and the completion against it, when there is one.
+    pub target: Option<f64>,
+    pub completion: Option<f64>,
+}
+
+/// One alarm change ([`Record::Alarm`]).
+#[derive(Debug, Clone)]
+pub struct AlarmPoint {
+    pub site: String,
+    pub device: String,
+    pub kind: String,
+    pub level: u8,
+    pub alarm_type: String,
+    pub state: String,
+    pub event: String,
+    pub id: u64,
+    pub value: Option<f64>,
+    pub response_s: Option<f64>,
+    pub at_ms: i64,
 }
 
 /// `state_code` of the `alarm` measurement, for stores that keep numeric fields only.
@@ -125,7 +136,7 @@ impl Record {
         a: &crate::core::alarms::view::AlarmView,
         e: &crate::core::alarms::view::EventView,
     ) -> Record {
-        Record::Alarm {
+        Record::Alarm(Box::new(AlarmPoint {
             site: a.site.clone(),
             device: a.device.clone(),
             kind: a.kind.clone(),
@@ -137,7 +148,7 @@ impl Record {
             value: e.value,
             response_s: a.response_s,
             at_ms: e.at_ms,
-        }
+        }))
     }
 
     pub fn transition(inv: &Inventory, t: &Transition) -> Record {
@@ -179,19 +190,20 @@ impl Record {
                 .field("online", *online as i64)
                 .timestamp(*at_ms)
                 .build(),
-            Record::Indicator {
-                indicator,
-                qualifier,
-                scope,
-                scope_id,
-                window,
-                at_ms,
-                value,
-                numerator,
-                denominator,
-                target,
-                completion,
-            } => {
+            Record::Indicator(p) => {
+                let IndicatorPoint {
+                    indicator,
+                    qualifier,
+                    scope,
+                    scope_id,
+                    window,
+                    at_ms,
+                    value,
+                    numerator,
+                    denominator,
+                    target,
+                    completion,
+                } = &**p;
                 let mut b = DataPoint::builder("indicator")
                     .tag("indicator", *indicator)
                     .tag("scope", *scope)
@@ -228,19 +240,20 @@ impl Record {
                 .field("detail", a.detail.to_string())
                 .timestamp(a.at_ms)
                 .build(),
-            Record::Alarm {
-                site,
-                device,
-                kind,
-                level,
-                alarm_type,
-                state,
-                event,
-                id,
-                value,
-                response_s,
-                at_ms,
-            } => {
+            Record::Alarm(a) => {
+                let AlarmPoint {
+                    site,
+                    device,
+                    kind,
+                    level,
+                    alarm_type,
+                    state,
+                    event,
+                    id,
+                    value,
+                    response_s,
+                    at_ms,
+                } = &**a;
                 let mut b = DataPoint::builder("alarm")
                     .tag("site", site.as_str())
                     .tag("device", device.as_str())
@@ -590,9 +603,17 @@ mod tests {
         }
     }
 
+    /// The store queue holds up to `queue_capacity` records (200,000 by default), and a start
+    /// with a large fleet reporting fills it: a rare variant must not make every record larger.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_record_is_no_larger_than_a_reading() {
+        assert_eq!(std::mem::size_of::<Record>(), 152);
+    }
+
     #[test]
     fn indicator_line() {
-        let r = Record::Indicator {
+        let r = Record::Indicator(Box::new(IndicatorPoint {
             indicator: "online_rate",
             qualifier: None,
             scope: "site",
@@ -604,7 +625,7 @@ mod tests {
             denominator: 4.0,
             target: Some(0.9),
             completion: None,
-        };
+        }));
         assert_eq!(
             line(&r),
             "indicator,indicator=online_rate,scope=site,scope_id=p1,window=1h denominator=4,numerator=3,target=0.9,value=0.75 5\n"
