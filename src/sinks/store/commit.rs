@@ -70,6 +70,9 @@ impl Committer {
             let mut points = 0usize;
             take(&mut pending, &mut items, &mut points, max);
             if items.is_empty() && !stopping {
+                // Idle: what the last commit pulled in by `try_recv` is no longer queued, and
+                // the gauge must not go on showing it until the next record arrives.
+                self.metrics.store_queue_depth.set(self.rx.len() as i64);
                 tokio::select! {
                     _ = shutdown.recv() => stopping = true,
                     n = self.rx.recv_many(&mut buf, 64) => if n == 0 { stopping = true },
@@ -346,5 +349,80 @@ pub fn publish_backlog(status: &OutboxStatus, metrics: &Metrics, b: &super::outb
             .set(d.floor.min(i64::MAX as u64) as i64);
         metrics.disk_low.set(d.low as i64);
         metrics.disk_reserve_bytes.set(d.reserve_held as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ReadingStatus;
+    use crate::model::OnDamage;
+    use crate::sinks::store::record::{Record, Tags};
+
+    fn reading(i: i64) -> Record {
+        Record::Reading {
+            tags: Tags {
+                site: "p1".into(),
+                device: format!("d{i}").into(),
+                kind: "gas_toxic",
+                enterprise: None,
+                zone: None,
+                system: None,
+                gas: None,
+            },
+            ts_ms: 1_700_000_000_000 + i,
+            ts_from_gateway: false,
+            status: ReadingStatus::Normal,
+            values: vec![("ppm".into(), 1.0)],
+        }
+    }
+
+    /// Records the grouped commit took with `try_recv` leave the queue: once idle, the depth
+    /// gauge says 0, not what it read before the group was gathered.
+    #[tokio::test]
+    async fn the_queue_depth_falls_to_zero_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Arc::new(Mutex::new(
+            Outbox::open(dir.path(), 1 << 20, OnDamage::Refuse, 1).unwrap(),
+        ));
+        let (tx, rx) = mpsc::channel(256);
+        let metrics = Arc::new(Metrics::new());
+        let fresh = Arc::new(Fresh::new(1 << 20));
+        let committed = Arc::new(Notify::new());
+        let c = Committer {
+            outbox: outbox.clone(),
+            fresh,
+            rx,
+            max_points: 64,
+            interval: Duration::from_millis(50),
+            committed: committed.clone(),
+            freed: Arc::default(),
+            hold: watch::channel(false).0,
+            metrics: metrics.clone(),
+            status: Arc::default(),
+        };
+        // Queued before the committer runs: one receive takes 64, a full batch, so the depth
+        // is read with 10 still queued, and the group's second batch takes them by try_recv.
+        const N: i64 = 74;
+        for i in 0..N {
+            tx.send(Item::Records(vec![reading(i)])).await.unwrap();
+        }
+        let (stop, _) = broadcast::channel(1);
+        let task = tokio::spawn(c.run(stop.subscribe()));
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        let committed_points = || outbox.lock().unwrap().backlog().unwrap().points;
+        while committed_points() < N as u64 || metrics.store_queue_depth.get() != 0 {
+            let depth = metrics.store_queue_depth.get();
+            let n = committed_points();
+            assert!(
+                tokio::time::Instant::now() < until,
+                "depth {depth} with {n} committed"
+            );
+            tokio::time::timeout(Duration::from_millis(100), committed.notified())
+                .await
+                .ok();
+        }
+        stop.send(()).unwrap();
+        task.await.unwrap();
     }
 }
