@@ -59,16 +59,21 @@
 #                          build of the previous commit in a git worktree): phases B0 and D0 run
 #                          phases B and D with it in every round (alternating which goes
 #                          first), phase C0 runs phase C with it, and the summary gives
-#                          (b)/(b0), (d)/(d0) and (c)/(c0), the same-run before/after ratios
+#                          (b)/(b0), (d)/(d0) and (c)/(c0), the same-run before/after ratios;
+#                          with BENCH_BATCH=1 it is measured in phase T too (T0)
+#   BENCH_BATCH_BINS       more build directories, space-separated, each measured in phase T
+#                          every round (T1, T2, …, after the baseline's T0), in an order that
+#                          rotates by round: what each commit of a series bought, in one run
 #   BENCH_QUEUE_CAPACITY   store.queue_capacity (default: the gateway's default)
 #   BENCH_BATCH_SIZE       store.batch_size (default: the gateway's default)
 #   BENCH_FLUSH_MS         store.flush_interval_ms (unused since the outbox; kept for old runs)
 #   BENCH_TIMEOUT_S=300    bound on every wait (each drain, publish, start-up)
 #   BENCH_WAIT_IDLE_S=120  before each round, wait up to this long for other load to stop
 #   BENCH_BUILD=1          0: use the existing target/release binaries
-#   BENCH_PERF=0           1: `perf record` the gateway in the last phase B (slows it down:
-#                          for diagnosis, not for the headline figures)
-#   BENCH_THREADS=1        per-thread CPU of the gateway in the last phase B, from /proc
+#   BENCH_PERF=0           1: `perf record` the gateway in the last round's BENCH_PERF_PHASE
+#                          (slows it down: for diagnosis, not for the headline figures)
+#   BENCH_PERF_PHASE=B     the phase whose CPU, timeline and profile the last round prints (B, T, …)
+#   BENCH_THREADS=1        per-thread CPU of the gateway in that phase, from /proc
 #   BENCH_STRICT=0         1: exit 3 when a target is missed
 #   BENCH_KEEP=0           1: keep the temp dir (logs, configs, timelines, perf data)
 #   BENCH_GATEWAY_ENV      extra VAR=value words for the gateway's environment only, e.g.
@@ -91,6 +96,7 @@ QOS=${BENCH_QOS:-0}
 TIMEOUT_S=${BENCH_TIMEOUT_S:-300}
 BUILD=${BENCH_BUILD:-1}
 PERF=${BENCH_PERF:-0}
+PERF_PHASE=${BENCH_PERF_PHASE:-B}
 THREADS=${BENCH_THREADS:-1}
 STRICT=${BENCH_STRICT:-0}
 KEEP=${BENCH_KEEP:-0}
@@ -107,6 +113,9 @@ REF_CONN=${BENCH_REF_CONNECTIONS:-1}
 TARGET_BATCH_RATIO=0.9
 TARGET_BATCH_US=1.0
 BASE_BIN=${BENCH_BASELINE_BIN:-}
+# Builds measured in phase T beside this tree's: index 0 is the baseline's (T0), if any.
+TX_BINS=("$BASE_BIN" ${BENCH_BATCH_BINS:-})
+declare -A TX_RATE TX_US TX_OK TX_DESC
 TARGET_DURABLE=20000
 # Per phase: QoS and acknowledgement policy of the preload and the gateway (D and E set them).
 CUR_QOS=""; CUR_ACK=""
@@ -298,30 +307,33 @@ US=""
 D0_RATE=(); D0_DESC=(); D0_OK=(); D0_OTHER=()
 B0_RATE=(); B0_DESC=(); B0_OK=(); B0_OTHER=()
 CPU_LINES=""; TIMELINE=""
-phase_b() { # round, [storm]
+phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
   local r=$1 mode=${2:-quiet} P=B site api t0 t1 t_acc="" at_acc="" end snap0="" snap1="" perf_pid="" gw
   local c0_all c0_idle c1_all c1_idle m0 m1 v0 v1 f0 rcv=0 acc=0 rej=0 wr=0 drp=0 depth=0 ev=0 raised=0 s s_acc vm i
-  local last=$((r == ROUNDS)) extra=() want_alarms=0 gwbin=$BIN
+  local last=0 extra=() want_alarms=0 gwbin=$BIN
   CUR_QOS=""; CUR_ACK=""
   # Seen by preload and write_config, for this phase only.
   local CUR_FILTER="" CUR_MAPPING="" msgs=$M poll=0.1
   case "$mode" in
-    batch) P=K; extra=(--per-message "$PER"); msgs=$((M / PER)); last=0 ;;
+    batch) P=K; extra=(--per-message "$PER"); msgs=$((M / PER)) ;;
     # Under a second end to end: poll finely, so the poll is not what is measured.
-    batch_durable) P=T; CUR_QOS=1; CUR_ACK=after_commit; extra=(--per-message "$BPER"); msgs=$((M / BPER)); last=0; poll=0.01 ;;
+    batch_durable) P=T; CUR_QOS=1; CUR_ACK=after_commit; extra=(--per-message "$BPER"); msgs=$((M / BPER)); poll=0.01 ;;
+    batch_other) P=T$3; gwbin=${TX_BINS[$3]}; CUR_QOS=1; CUR_ACK=after_commit; extra=(--per-message "$BPER"); msgs=$((M / BPER)); poll=0.01 ;;
     mapped*)
-      P=J; extra=(--format ministry); last=0; CUR_FILTER='ministry/+/up'
+      P=J; extra=(--format ministry); CUR_FILTER='ministry/+/up'
       if [ "$mode" = mapped_batch ]; then P=L; extra+=(--per-message "$PER"); msgs=$((M / PER)); fi
       # The envelope's point is read into channel v, as the native reading's.
       CUR_MAPPING=$'[[mappings]]\nname = "bench"\npreset = "ministry"\ntopics = ["ministry/+/up"]\nsite = "{topic:1}"\nchannels = [{ name = "v", path = "$.pointValue" }]' ;;
     storm)
-      P=S; extra=(--alarm-every "$ALARM_EVERY"); last=0
+      P=S; extra=(--alarm-every "$ALARM_EVERY")
       want_alarms=$(( (M / DEVICES + ALARM_EVERY - 1) / ALARM_EVERY * DEVICES )) ;;
-    durable) P=D; CUR_QOS=1; CUR_ACK=after_commit; last=0 ;;
-    durable_base) P=D0; CUR_QOS=1; CUR_ACK=after_commit; last=0; gwbin=$BASE_BIN ;;
-    quiet_base) P=B0; last=0; gwbin=$BASE_BIN ;;
-    qos1fast) P=E; CUR_QOS=1; CUR_ACK=on_receive; last=0 ;;
+    durable) P=D; CUR_QOS=1; CUR_ACK=after_commit ;;
+    durable_base) P=D0; CUR_QOS=1; CUR_ACK=after_commit; gwbin=$BASE_BIN ;;
+    quiet_base) P=B0; gwbin=$BASE_BIN ;;
+    qos1fast) P=E; CUR_QOS=1; CUR_ACK=on_receive ;;
   esac
+  # The last round's phase BENCH_PERF_PHASE prints CPU per thread, the timeline and the profile.
+  if [ "$r" = "$ROUNDS" ] && [ "$P" = "$PERF_PHASE" ]; then last=1; fi
   local B=$WORK/${P,,}$r
   site="bench${P,,}$r"
   log "round $r phase $P: preload $M readings for the gateway's session, then the gateway drains them"
@@ -410,6 +422,10 @@ phase_b() { # round, [storm]
   elif [ "$P" = T ]; then
     T_RATE[r]=$(rate "$acc" "$s"); T_OK[r]=$ok; T_US[r]=$US; T_OTHER[r]=$other; T_DESC[r]=$desc
     log "round $r phase T: ${T_RATE[r]} readings/s ($desc)"
+  elif [[ $P == T[0-9]* ]]; then
+    local i=${P#T}
+    TX_RATE[$i,$r]=$(rate "$acc" "$s"); TX_OK[$i,$r]=$ok; TX_US[$i,$r]=$US; TX_DESC[$i,$r]=$desc
+    log "round $r phase $P (${TX_BINS[i]}): ${TX_RATE[$i,$r]} readings/s ($desc)"
   elif [ "$P" = L ]; then
     L_RATE[r]=$(rate "$acc" "$s"); L_OK[r]=$ok; L_DESC[r]=$desc
     log "round $r phase L: ${L_RATE[r]} readings/s ($desc)"
@@ -436,7 +452,7 @@ phase_b() { # round, [storm]
     # Progress over time (seconds since start, accepted, points written, queue depth).
     TIMELINE=$(awk -v n="$(wc -l <"$B/timeline.txt")" 'BEGIN { step = int(n / 8) + 1 }
       (NR - 1) % step == 0 || NR == n { printf "  t=%5.2fs accepted %7d written %7d queued %6d\n", $1, $2, $3, $4 }' "$B/timeline.txt")
-    printf 'round %s phase B, CPU (%% of one core): %s\ntimeline:\n%s\n' "$r" "$CPU_LINES" "$TIMELINE" >&2
+    printf 'round %s phase %s, CPU (%% of one core): %s\ntimeline:\n%s\n' "$r" "$P" "$CPU_LINES" "$TIMELINE" >&2
     if [ -n "$perf_pid" ]; then
       perf report -i "$WORK/perf.data" --no-children --stdio -g none --sort comm,dso,sym --percent-limit 1.5 \
         2>/dev/null | grep -E '^ +[0-9]' | head -30 >"$WORK/perf-top.txt" || true
@@ -482,12 +498,21 @@ phase_r() { # round
   log "round $r phase R: ${R_RATE[r]} points/s (${R_DESC[r]})"
 }
 
+batch_others() { # round: the other builds in phase T, starting one further along each round
+  local r=$1 n=${#TX_BINS[@]} k i
+  for k in $(seq 0 $((n - 1))); do
+    i=$(( (k + r) % n ))
+    [ -z "${TX_BINS[i]}" ] || phase_b "$r" batch_other "$i"
+  done
+}
+
 for r in $(seq "$ROUNDS"); do
   wait_quiet
   phase_a "$r"
   if [ "$BATCH" = 1 ]; then
     # Alternate which goes first, so drift favours neither.
     if [ $((r % 2)) = 1 ]; then phase_b "$r" batch_durable; phase_r "$r"; else phase_r "$r"; phase_b "$r" batch_durable; fi
+    batch_others "$r"
   fi
   # With a baseline build, B and B0 (as D and D0) alternate which goes first.
   if [ -n "$BASE_BIN" ] && [ $((r % 2)) = 0 ]; then phase_b "$r" quiet_base; fi
@@ -548,7 +573,14 @@ if [ "$BATCH" = 1 ]; then
   T_MED=$(median $(pick T_RATE)); R_MED=$(median $(pick R_RATE)); T_US_MED=$(median $(pick T_US))
   T_RATIO=$(awk -v t="$T_MED" -v r="$R_MED" 'BEGIN { printf "%.3f", (r > 0 ? t / r : 0) }')
   for r in $(seq "$ROUNDS"); do [ "${T_OK[r]}" = 1 ] && [ "${R_OK[r]}" = 1 ] || BATCH_OK=0; done
+  for i in "${!TX_BINS[@]}"; do
+    [ -n "${TX_BINS[i]}" ] || continue
+    for r in $(seq "$ROUNDS"); do [ "${TX_OK[$i,$r]}" = 1 ] || BATCH_OK=0; done
+  done
 fi
+tx_median() { # index, array name → median over the clean rounds
+  local -n arr=$2; local r v=(); for r in "${CLEAN[@]}"; do v+=("${arr[$1,$r]}"); done; median "${v[@]}"
+}
 
 D_MED=0; E_MED=0; D_RATIO=0; DURABLE_OK=1
 if [ "$DURABLE" = 1 ]; then
@@ -660,6 +692,10 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
     echo "(r) store-write → VM (reference) $R_MED points/s (the same points, bodies of ${BENCH_BATCH_SIZE:-5000} lines, $REF_CONN connection(s))"
     echo "    ratio (t)/(r)                  $T_RATIO   [target ≥ $TARGET_BATCH_RATIO, all stored: $v_batch]"
     echo "    gateway CPU in (t)             $T_US_MED µs/reading   [target ≤ $TARGET_BATCH_US: $v_batch_us]"
+    for i in "${!TX_BINS[@]}"; do
+      [ -n "${TX_BINS[i]}" ] || continue
+      echo "(t$i) as (t), build ${TX_BINS[i]}   $(tx_median "$i" TX_RATE) readings/s, gateway CPU $(tx_median "$i" TX_US) µs/reading (safegate built $(date -r "${TX_BINS[i]}/safegate" '+%F %T'))"
+    done
   fi
   if [ "$DURABLE" = 1 ]; then
     echo "(d) QoS 1, ack after commit        $D_MED readings/s (every PUBACK after the outbox fsync of its readings)   [target ≥ $TARGET_DURABLE, all stored: $v_durable]"
@@ -678,6 +714,11 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
       && echo "           (k) ${K_RATE[r]} readings/s: ${K_DESC[r]}" && echo "           (l) ${L_RATE[r]} readings/s: ${L_DESC[r]}"
     [ "$BATCH" = 1 ] && echo "           (t) ${T_RATE[r]} readings/s: ${T_DESC[r]}" \
       && echo "           (r) ${R_RATE[r]} points/s: ${R_DESC[r]}"
+    if [ "$BATCH" = 1 ]; then
+      for i in "${!TX_BINS[@]}"; do
+        [ -z "${TX_BINS[i]}" ] || echo "           (t$i) ${TX_RATE[$i,$r]} readings/s: ${TX_DESC[$i,$r]}"
+      done
+    fi
     [ "$ALARM_EVERY" -gt 0 ] && echo "           (s) ${S_RATE[r]} readings/s: ${S_DESC[r]}"
     [ "$DURABLE" = 1 ] && echo "           (d) ${D_RATE[r]} readings/s: ${D_DESC[r]}" && echo "           (e) ${E_RATE[r]} readings/s: ${E_DESC[r]}"
     [ "$DURABLE" = 1 ] && [ -n "$BASE_BIN" ] && echo "           (d0) ${D0_RATE[r]} readings/s: ${D0_DESC[r]}"
@@ -686,7 +727,7 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
   echo "    gateway VmRSS after phase B    $(mb "${B_RSS[ROUNDS]}") MB (peak $(mb "${B_HWM[ROUNDS]}") MB; last round)"
   echo "(c) gateway VmRSS, $MEM_DEVICES devices  $(mb "$C_RSS") MB (at last accept $(mb "$C_RSS_ACC") MB, peak $(mb "$C_HWM") MB; $C_ACC accepted)   [target ≤ $TARGET_RSS_MB MB: $v_rss]"
   [ -n "$BASE_BIN" ] && echo "(c0) as (c), baseline build        $(mb "$C0_RSS") MB (peak $(mb "$C0_HWM") MB); (c)/(c0) = $(awk -v c="$C_RSS" -v b="$C0_RSS" 'BEGIN { printf "%.3f", (b > 0 ? c / b : 0) }')"
-  echo "CPU in the last phase B (% of one core): $CPU_LINES"
+  echo "CPU in the last phase $PERF_PHASE (% of one core): $CPU_LINES"
   echo "script run time                    $TOTAL_S s"
   echo "===================================================================="
 }

@@ -82,7 +82,9 @@ foreign_pct() { # snapshot0, snapshot1, seconds → % of one core
 
 cpu_total() { awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat; }
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)) }'; }
+# Of an even count, the mean of the middle two: whole for whole numbers (rates), to 2 places
+# for fractions (µs a reading).
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else { m = (a[NR / 2] + a[NR / 2 + 1]) / 2; print (a[NR / 2] ~ /\./ ? sprintf("%.2f", m) : int(m)) } }'; }
 
 # Install with apt-get the Debian packages whose command is missing: "command:package" words.
 need_packages() {
