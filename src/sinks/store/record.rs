@@ -305,7 +305,7 @@ pub enum EncodeError {
 pub struct LineEncoder {
     /// Device id `Arc` address → `reading,<tags>` (the inventory's `Arc`s live as long as
     /// the gateway, so the address is a stable key).
-    prefixes: std::collections::HashMap<usize, Vec<u8>>,
+    prefixes: std::collections::HashMap<usize, Vec<u8>, foldhash::fast::RandomState>,
 }
 
 impl LineEncoder {
@@ -353,7 +353,8 @@ impl LineEncoder {
         };
         out.extend_from_slice(prefix);
         // Fields in name order, as the crate writes them.
-        let mut fields: Vec<(&str, FieldText)> = values
+        // On the stack for the usual few channels: no allocation per reading.
+        let mut fields: smallvec::SmallVec<[(&str, FieldText); 8]> = values
             .iter()
             .map(|(k, v)| (k.as_str(), FieldText::F(*v)))
             .collect();

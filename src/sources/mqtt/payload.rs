@@ -451,20 +451,25 @@ fn batch_events(
     limits: Limits,
     out: &mut Vec<SourceEvent>,
 ) {
-    // The common case, every element good, in one pass; otherwise each element is parsed on
-    // its own so that one bad element costs only itself.
-    if let Ok(msgs) = serde_json::from_slice::<Vec<DataMsg>>(payload) {
-        if msgs.len() <= limits.max_batch_len {
-            for (i, msg) in msgs.into_iter().enumerate() {
-                let origin = Origin {
-                    topic: origin.topic.clone(),
-                    element: Some(i as u32),
-                };
-                out.push(element_event(site, msg, origin, received_ms, limits));
-            }
-            return;
-        }
+    // The common case, every element good, in one pass straight into `out`; otherwise what
+    // it pushed is taken back and each element is parsed on its own, so that one bad element
+    // costs only itself.
+    let start = out.len();
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let elements = Elements {
+        out: &mut *out,
+        site,
+        topic: &origin.topic,
+        received_ms,
+        limits,
+    };
+    if de::DeserializeSeed::deserialize(elements, &mut de)
+        .and_then(|()| de.end())
+        .is_ok()
+    {
+        return;
     }
+    out.truncate(start);
     // Elements stay borrowed from the payload until each is parsed on its own.
     let items: Vec<&RawValue> = match serde_json::from_slice(payload) {
         Ok(v) => v,
@@ -489,6 +494,47 @@ fn batch_events(
             element: Some(i as u32),
         };
         out.push(batch_element(site, raw, origin, received_ms, limits));
+    }
+}
+
+/// A batch's elements as events pushed to `out` as the array is read (no vector of parsed
+/// elements between); an error at the first element that does not parse, or past
+/// `max_batch_len` elements.
+struct Elements<'o, 'c> {
+    out: &'o mut Vec<SourceEvent>,
+    site: &'c str,
+    topic: &'c Arc<str>,
+    received_ms: i64,
+    limits: Limits,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Elements<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Elements<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of readings")
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0u32;
+        while let Some(msg) = seq.next_element::<DataMsg<'de>>()? {
+            if i as usize >= self.limits.max_batch_len {
+                return Err(de::Error::custom("too many elements"));
+            }
+            let origin = Origin {
+                topic: self.topic.clone(),
+                element: Some(i),
+            };
+            let ev = element_event(self.site, msg, origin, self.received_ms, self.limits);
+            self.out.push(ev);
+            i += 1;
+        }
+        Ok(())
     }
 }
 
