@@ -123,7 +123,7 @@ fn reading(i: usize, at: i64) -> SourceEvent {
     SourceEvent::Reading {
         reading: RawReading {
             site: "bench".into(),
-            device: format!("d{i}"),
+            device: format!("d{i}").into(),
             ts_ms: Some(at),
             values: vec![("v".into(), value(i as u64, 1000, None))],
             status: ReadingStatus::Normal,
@@ -184,5 +184,61 @@ fn read_model(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, read_model);
+/// The batch path's per-reading work in one thread, as phase T of `scripts/bench-ingest.sh`
+/// feeds it (messages of 250 readings on `{site}/batch`): parse, the core, the store record,
+/// its line. Per reading; what is left of phase T's CPU is MQTT, the outbox and HTTP.
+fn batch_path(c: &mut Criterion) {
+    use safegate::sinks::record::{LineEncoder, Record};
+    const PER: usize = 250;
+    let bodies: Vec<String> = (0..40u64)
+        .map(|m| {
+            let items: Vec<String> = (0..PER as u64)
+                .map(|k| {
+                    let i = m * PER as u64 + k;
+                    format!(
+                        r#"{{"device":"d{}","ts":{},"values":{{"v":{:?}}},"status":"normal"}}"#,
+                        i % 1000,
+                        1_700_000_000_000 + i as i64,
+                        value(i, 1000, None)
+                    )
+                })
+                .collect();
+            format!("[{}]", items.join(","))
+        })
+        .collect();
+    let mut core = core_with(1000);
+    let inv = core.inventory.clone();
+    let mut g = c.benchmark_group("batch_path");
+    g.throughput(Throughput::Elements(PER as u64));
+    let (mut events, mut out, mut lines) = (Vec::new(), Outputs::default(), Vec::new());
+    let mut enc = LineEncoder::default();
+    let mut m = 0usize;
+    g.bench_function("parse_core_encode_250", |b| {
+        b.iter(|| {
+            let body = &bodies[m % bodies.len()];
+            m += 1;
+            parse_message(
+                "safegate/v1",
+                "safegate/v1/bench/batch",
+                body.as_bytes(),
+                1_700_000_000_000,
+                LIMITS,
+                &mut events,
+            );
+            for ev in events.drain(..) {
+                core.apply(ev, &mut out);
+            }
+            lines.clear();
+            for a in out.readings.drain(..) {
+                let r = Record::reading(&inv, a);
+                enc.encode(&r, &mut lines).expect("a good reading encodes");
+            }
+            out.clear();
+            black_box(lines.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, read_model, batch_path);
 criterion_main!(benches);

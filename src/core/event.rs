@@ -27,8 +27,9 @@ impl ReadingStatus {
 /// A reading as a source parsed it, not yet checked against the inventory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawReading {
-    pub site: String,
-    pub device: String,
+    /// Ids are short: inline (no allocation per reading) up to 24 bytes.
+    pub site: compact_str::CompactString,
+    pub device: compact_str::CompactString,
     /// Device timestamp, epoch ms; `None` when the payload had none.
     pub ts_ms: Option<i64>,
     pub values: Vec<(String, f64)>,

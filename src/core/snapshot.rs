@@ -234,7 +234,7 @@ mod tests {
         SourceEvent::Reading {
             reading: RawReading {
                 site: site.into(),
-                device: format!("d{i}"),
+                device: format!("d{i}").into(),
                 ts_ms: None,
                 values: vec![("lel".into(), lel)],
                 status: ReadingStatus::Normal,

@@ -365,8 +365,8 @@ impl Mapping {
         };
         let status = self.status_of(env)?;
         Ok(RawReading {
-            site,
-            device,
+            site: site.into(),
+            device: device.into(),
             ts_ms,
             values,
             status,

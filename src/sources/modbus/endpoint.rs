@@ -532,8 +532,8 @@ impl Endpoint {
         }
         let ev = SourceEvent::Reading {
             reading: RawReading {
-                site: d.site.clone(),
-                device: d.device.clone(),
+                site: d.site.as_str().into(),
+                device: d.device.as_str().into(),
                 ts_ms: Some(finished_ms),
                 values: p.values,
                 status: if p.fault {

@@ -635,8 +635,8 @@ fn reading_event(
     };
     SourceEvent::Reading {
         reading: RawReading {
-            site: site.to_string(),
-            device: device.to_string(),
+            site: site.into(),
+            device: device.into(),
             ts_ms,
             values: values.items,
             status,

@@ -131,7 +131,8 @@ impl SigningKeys {
         if self.is_empty() && signature.is_none() {
             return;
         }
-        let mut verdicts: HashMap<String, Result<(), (Reason, String)>> = HashMap::new();
+        let mut verdicts: HashMap<compact_str::CompactString, Result<(), (Reason, String)>> =
+            HashMap::new();
         for ev in events.iter_mut() {
             let SourceEvent::Reading { reading, .. } = ev else {
                 continue;
