@@ -258,7 +258,7 @@ impl Forwarder {
                 }
                 match joined(handle.await) {
                     Ok(()) => {
-                        st.undeleted.retain(|i| !ids.contains(i));
+                        forget_once(&mut st.undeleted, &ids);
                         st.local.reset();
                         self.freed.notify_one();
                     }
@@ -406,6 +406,17 @@ impl Forwarder {
                 }
             }
             Step::Delete | Step::RetryIn(_) => true,
+        }
+    }
+}
+
+/// Remove from `undeleted` one entry for each id in `deleted`, the oldest. An id can be in
+/// it twice: a split gives its parts the ids just below the oldest batch, which a batch
+/// deleted a moment ago may have had; the later entry is a batch still to delete.
+fn forget_once(undeleted: &mut Vec<i64>, deleted: &[i64]) {
+    for id in deleted {
+        if let Some(at) = undeleted.iter().position(|i| i == id) {
+            undeleted.remove(at);
         }
     }
 }

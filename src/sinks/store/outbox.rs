@@ -106,6 +106,11 @@ pub struct Outbox {
     bytes: u64,
     points: u64,
     batches: u64,
+    /// The last id given. Ids are never given twice in a process's life, even once the
+    /// table is empty (SQLite's own rowid would start again at 1): the forwarder keeps ids it
+    /// has written until their delete is done, and an id given again in that window was
+    /// taken for the old batch's and never deleted.
+    last_id: i64,
     disk: Option<Disk>,
 }
 
@@ -139,11 +144,11 @@ impl Outbox {
         let db = |e| OutboxError::Db(path.clone(), e);
         conn.execute_batch(SCHEMA).map_err(db)?;
         conn.execute_batch("PRAGMA synchronous=FULL;").map_err(db)?;
-        let (bytes, points, batches): (i64, i64, i64) = conn
+        let (bytes, points, batches, last_id): (i64, i64, i64, i64) = conn
             .query_row(
-                "SELECT COALESCE(SUM(length(lines)), 0), COALESCE(SUM(points), 0), COUNT(*) FROM batches",
+                "SELECT COALESCE(SUM(length(lines)), 0), COALESCE(SUM(points), 0), COUNT(*), COALESCE(MAX(id), 0) FROM batches",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .map_err(db)?;
         Ok(Outbox {
@@ -153,6 +158,7 @@ impl Outbox {
             bytes: bytes.max(0) as u64,
             points: points.max(0) as u64,
             batches: batches.max(0) as u64,
+            last_id,
             disk: None,
         })
     }
@@ -280,8 +286,9 @@ impl Outbox {
                 floor: r.floor,
             });
         }
-        match insert_rows(&mut self.conn, rows, now_ms) {
+        match insert_rows(&mut self.conn, rows, now_ms, self.last_id) {
             Ok(ids) => {
+                self.last_id = ids.last().copied().unwrap_or(self.last_id);
                 self.bytes += size;
                 self.points += rows.iter().map(|r| r.1 as u64).sum::<u64>();
                 self.batches += rows.len() as u64;
@@ -439,21 +446,26 @@ impl Outbox {
     }
 }
 
-/// Insert `rows` in one transaction, in order; returns their ids.
+/// Insert `rows` in one transaction, in order, with the ids after `last_id` (or after the
+/// table's largest, should that be higher); returns their ids.
 fn insert_rows(
     conn: &mut Connection,
     rows: &[(Bytes, u32)],
     now_ms: i64,
+    last_id: i64,
 ) -> rusqlite::Result<Vec<i64>> {
     let tx = conn.transaction()?;
     let mut ids = Vec::with_capacity(rows.len());
     {
         let mut ins = tx.prepare_cached(
-            "INSERT INTO batches (created_ms, points, lines) VALUES (?1, ?2, ?3)",
+            "INSERT INTO batches (id, created_ms, points, lines) \
+             VALUES (MAX(?1, (SELECT COALESCE(MAX(id), 0) FROM batches)) + 1, ?2, ?3, ?4)",
         )?;
+        let mut last = last_id;
         for (lines, points) in rows {
-            ins.execute(params![now_ms, points, &lines[..]])?;
-            ids.push(tx.last_insert_rowid());
+            ins.execute(params![last, now_ms, points, &lines[..]])?;
+            last = tx.last_insert_rowid();
+            ids.push(last);
         }
     }
     tx.commit()?;
@@ -550,6 +562,32 @@ mod tests {
         o.delete(b).unwrap();
         assert_eq!(o.oldest().unwrap(), None);
         assert_eq!(o.backlog().unwrap().bytes, 0);
+    }
+
+    /// Found by the soak: with SQLite's own rowids an emptied table gave id 1 again, while the
+    /// forwarder still held the old id 1 for its pending delete, and the new batch was never
+    /// deleted. Ids only grow, across an empty table and a reopen.
+    #[test]
+    fn ids_are_never_given_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path(), 1 << 20, OnDamage::Refuse, 1).unwrap();
+        let a = o.append(b"m v=1 1\n", 1, 10).unwrap();
+        o.delete(a).unwrap();
+        assert_eq!(o.backlog().unwrap().batches, 0);
+        let row = (Bytes::from_static(b"m v=2 2\n"), 1);
+        let b = o.append_all(&[row.clone(), row], 20).unwrap();
+        assert!(b[0] > a && b[1] > b[0], "{a} then {b:?}");
+        o.delete_all(&b).unwrap();
+        drop(o);
+        // After a reopen of an empty file the forwarder's memory is new too: any id will do,
+        // but batches still in the file keep theirs and new ones come after them.
+        let mut o = Outbox::open(dir.path(), 1 << 20, OnDamage::Refuse, 1).unwrap();
+        let c = o.append(b"m v=3 3\n", 1, 30).unwrap();
+        let d = o.append(b"m v=4 4\n", 1, 40).unwrap();
+        assert!(d > c);
+        drop(o);
+        let mut o = Outbox::open(dir.path(), 1 << 20, OnDamage::Refuse, 1).unwrap();
+        assert!(o.append(b"m v=5 5\n", 1, 50).unwrap() > d);
     }
 
     #[test]
