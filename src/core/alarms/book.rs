@@ -155,6 +155,15 @@ pub enum AckError {
     WrongSite { id: AlarmId, alarm_site: SiteIdx },
 }
 
+/// Add an event to an alarm's history at its exact size. An alarm has a few events (raised,
+/// cleared, acknowledged), and one cleared but not yet acknowledged is kept until someone
+/// acknowledges it, however long: a vector grown by doubling held room for 4 events of 104
+/// bytes where 2 were used, a quarter of what each such alarm costs.
+pub(super) fn push_event(events: &mut Vec<AlarmEvent>, ev: AlarmEvent) {
+    events.reserve_exact(1);
+    events.push(ev);
+}
+
 /// Final alarms kept in memory, so a repeated acknowledgement is answered without the disk.
 const CLOSED_KEEP: usize = 10_000;
 
@@ -391,7 +400,7 @@ impl AlarmBook {
                     note: Some(note.to_string()),
                     via: Some(via.to_string()),
                 };
-                r.events.push(ev.clone());
+                push_event(&mut r.events, ev.clone());
                 let record = r.clone();
                 out.push(AlarmChange {
                     record: record.clone(),
@@ -512,7 +521,7 @@ impl AlarmBook {
             note: None,
             via: None,
         };
-        r.events.push(ev.clone());
+        push_event(&mut r.events, ev.clone());
         out.push(AlarmChange {
             record: r.clone(),
             event: ev,
@@ -543,7 +552,7 @@ impl AlarmBook {
             note: None,
             via: None,
         };
-        r.events.push(ev.clone());
+        push_event(&mut r.events, ev.clone());
         out.push(AlarmChange {
             record: r.clone(),
             event: ev,
