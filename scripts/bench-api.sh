@@ -100,13 +100,7 @@ wait_quiet() { # bounded wait for an idle machine (< 20 % busy for 1 s); records
 }
 
 # ---------------------------------------------------------------- broker, inventory
-MQ_PORT=$(free_port)
-sed "s/@PORT@/$MQ_PORT/" config/bench/mosquitto.conf >"$WORK/mosquitto.conf"
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-MOSQ_PID=$!
-PIDS+=("$MOSQ_PID")
-wait_port "$MQ_PORT" 10 || { cat "$WORK/mosquitto.log" >&2; die "mosquitto did not listen on $MQ_PORT"; }
-BROKER=127.0.0.1:$MQ_PORT
+start_mosquitto
 "$BIN/loadgen" inventory --site bench --devices "$DEVICES" --interval-s 600 >"$WORK/inventory.toml"
 log "mosquitto on $BROKER (pid $MOSQ_PID), $DEVICES devices, M = $M, temp $WORK"
 

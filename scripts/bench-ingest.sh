@@ -162,16 +162,8 @@ thread_snapshot() { # pid → lines "tid ticks comm"
 }
 
 # ---------------------------------------------------------------- broker and store
-MQ_PORT=$(free_port)
-sed "s/@PORT@/$MQ_PORT/" config/bench/mosquitto.conf >"$WORK/mosquitto.conf"
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-MOSQ_PID=$!
-PIDS+=("$MOSQ_PID")
-wait_port "$MQ_PORT" 10 || { cat "$WORK/mosquitto.log" >&2; die "mosquitto did not listen on $MQ_PORT"; }
-BROKER=127.0.0.1:$MQ_PORT
+start_mosquitto
 
-VM_PORT=$(free_port)
-mkdir -p "$WORK/vm"
 STORE_PIN=()
 if [ -n "${BENCH_STORE_CPUS:-}" ]; then
   STORE_PIN=(taskset -c "$BENCH_STORE_CPUS")
@@ -182,16 +174,7 @@ if [ -n "${BENCH_STORE_CPUS:-}" ]; then
   taskset -apc "$others" "$MOSQ_PID" >/dev/null
   log "VictoriaMetrics on CPU $BENCH_STORE_CPUS, everything else on CPU $others"
 fi
-"${STORE_PIN[@]}" victoria-metrics -httpListenAddr="127.0.0.1:$VM_PORT" -storageDataPath="$WORK/vm" \
-  -retentionPeriod=100y -loggerLevel=ERROR >"$WORK/vm.log" 2>&1 &
-VM_PID=$!
-PIDS+=("$VM_PID")
-VM=http://127.0.0.1:$VM_PORT
-end=$((SECONDS + 30))
-until curl -sf "$VM/health" >/dev/null 2>&1; do
-  [ $SECONDS -lt $end ] || { cat "$WORK/vm.log" >&2; die "VictoriaMetrics not healthy on $VM_PORT"; }
-  sleep 0.2
-done
+start_victoria "${STORE_PIN[@]}"
 log "mosquitto on $BROKER (pid $MOSQ_PID), VictoriaMetrics on $VM (pid $VM_PID), temp $WORK"
 
 # Offline persistent session + a preload of `count` readings for it, fully taken by the broker.

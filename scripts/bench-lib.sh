@@ -100,3 +100,33 @@ need_packages() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 }
+
+# Start Mosquitto (config/bench/mosquitto.conf) on a free 127.0.0.1 port, its files in $WORK;
+# sets MQ_PORT, MOSQ_PID and BROKER and adds it to PIDS (stopped by cleanup).
+start_mosquitto() {
+  MQ_PORT=$(free_port)
+  sed "s/@PORT@/$MQ_PORT/" config/bench/mosquitto.conf >"$WORK/mosquitto.conf"
+  "$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+  MOSQ_PID=$!
+  PIDS+=("$MOSQ_PID")
+  wait_port "$MQ_PORT" 10 || { cat "$WORK/mosquitto.log" >&2; die "mosquitto did not listen on $MQ_PORT"; }
+  BROKER=127.0.0.1:$MQ_PORT
+}
+
+# Start VictoriaMetrics on a free 127.0.0.1 port, its data in $WORK/vm, and wait until it is
+# healthy; sets VM_PORT, VM_PID and VM and adds it to PIDS. Arguments, if any, are a command to
+# start it under (taskset -c 1).
+start_victoria() {
+  VM_PORT=$(free_port)
+  mkdir -p "$WORK/vm"
+  "$@" victoria-metrics -httpListenAddr="127.0.0.1:$VM_PORT" -storageDataPath="$WORK/vm" \
+    -retentionPeriod=100y -loggerLevel=ERROR >"$WORK/vm.log" 2>&1 &
+  VM_PID=$!
+  PIDS+=("$VM_PID")
+  VM=http://127.0.0.1:$VM_PORT
+  local end=$((SECONDS + 30))
+  until curl -sf --max-time 2 "$VM/health" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || { cat "$WORK/vm.log" >&2; die "VictoriaMetrics not healthy on $VM_PORT"; }
+    sleep 0.2
+  done
+}

@@ -60,22 +60,8 @@ PIDS=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-MQ_PORT=$(free_port)
-sed "s/@PORT@/$MQ_PORT/" config/bench/mosquitto.conf >"$WORK/mosquitto.conf"
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-PIDS+=("$!")
-wait_port "$MQ_PORT" 10 || die "mosquitto did not listen on $MQ_PORT"
-VM_PORT=$(free_port)
-victoria-metrics -httpListenAddr="127.0.0.1:$VM_PORT" -storageDataPath="$WORK/vm" \
-  -retentionPeriod=100y -loggerLevel=ERROR >"$WORK/vm.log" 2>&1 &
-VM_PID=$!
-PIDS+=("$VM_PID")
-VM=http://127.0.0.1:$VM_PORT
-end=$((SECONDS + 30))
-until curl -sf "$VM/health" >/dev/null 2>&1; do
-  [ $SECONDS -lt $end ] || die "VictoriaMetrics not healthy on $VM_PORT"
-  sleep 0.2
-done
+start_mosquitto
+start_victoria
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
   -addext extendedKeyUsage=serverAuth -keyout "$WORK/api.key" -out "$WORK/api.crt" 2>/dev/null \

@@ -104,26 +104,9 @@ MYSID=$(awk '{ sub(/^.*\) /, ""); print $4 }' /proc/$$/stat)
 rss_kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-MQ_PORT=$(free_port)
-sed "s/@PORT@/$MQ_PORT/" config/bench/mosquitto.conf >"$WORK/mosquitto.conf"
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-MOSQ_PID=$!
-PIDS+=("$MOSQ_PID")
-wait_port "$MQ_PORT" 10 || { cat "$WORK/mosquitto.log" >&2; die "mosquitto did not listen on $MQ_PORT"; }
-BROKER=127.0.0.1:$MQ_PORT
+start_mosquitto
 
-VM_PORT=$(free_port)
-mkdir -p "$WORK/vm"
-victoria-metrics -httpListenAddr="127.0.0.1:$VM_PORT" -storageDataPath="$WORK/vm" \
-  -retentionPeriod=100y -loggerLevel=ERROR >"$WORK/vm.log" 2>&1 &
-VM_PID=$!
-PIDS+=("$VM_PID")
-VM=http://127.0.0.1:$VM_PORT
-end=$((SECONDS + 30))
-until curl -sf --max-time 2 "$VM/health" >/dev/null 2>&1; do
-  [ $SECONDS -lt $end ] || { cat "$WORK/vm.log" >&2; die "VictoriaMetrics not healthy on $VM_PORT"; }
-  sleep 0.2
-done
+start_victoria
 log "mosquitto on $BROKER (pid $MOSQ_PID), VictoriaMetrics on $VM (pid $VM_PID), temp $WORK"
 
 # ---------------------------------------------------------------- the gateway

@@ -56,23 +56,8 @@ PIDS=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-MQ_PORT=$(free_port)
-sed "s/@PORT@/$MQ_PORT/" config/bench/mosquitto.conf >"$WORK/mosquitto.conf"
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-MOSQ_PID=$!
-PIDS+=("$MOSQ_PID")
-wait_port "$MQ_PORT" 10 || die "mosquitto did not listen on $MQ_PORT"
-BROKER=127.0.0.1:$MQ_PORT
-VM_PORT=$(free_port)
-victoria-metrics -httpListenAddr="127.0.0.1:$VM_PORT" -storageDataPath="$WORK/vm" \
-  -retentionPeriod=100y -loggerLevel=ERROR >"$WORK/vm.log" 2>&1 &
-PIDS+=("$!")
-VM=http://127.0.0.1:$VM_PORT
-end=$((SECONDS + 30))
-until curl -sf "$VM/health" >/dev/null 2>&1; do
-  [ $SECONDS -lt $end ] || die "VictoriaMetrics not healthy on $VM_PORT"
-  sleep 0.2
-done
+start_mosquitto
+start_victoria
 
 "$BIN/loadgen" inventory --site bench --devices "$DEVICES" --interval-s 10 >"$WORK/inventory.toml"
 log "$DEVICES devices ($(mb $(($(stat -c %s "$WORK/inventory.toml") / 1024))) MB of TOML); mosquitto on $BROKER, VictoriaMetrics on $VM"
