@@ -375,12 +375,7 @@ phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
   log "round $r phase $P: received $rcv, accepted $acc, rejected $rej, points written $wr, dropped $drp, alarms raised $raised"
 
   # Check what the store holds: one reading_v sample per reading of this round's site.
-  curl -sf --max-time 60 "$VM/internal/force_flush" >/dev/null || true
-  sleep 1
-  vm=$(curl -sf --max-time 120 -G "$VM/api/v1/export/csv" \
-    --data-urlencode "match[]=reading_v{site=\"$site\"}" --data-urlencode 'format=__timestamp__,__value__' \
-    --data-urlencode "start=$(($(date +%s) - 86400))" --data-urlencode "end=$(($(date +%s) + 86400))" \
-    | wc -l) || vm=error
+  vm=$(vm_samples "$site")
   local ok=0
   if [ "$vm" = "$M" ] && [ "$acc" = "$M" ] && [ "$drp" = 0 ] && [ "$raised" = "$want_alarms" ]; then ok=1; fi
   local desc="$acc stored in $s s; gateway CPU $US µs/reading; all accepted after $s_acc s ($(rate "$acc" "$s_acc")/s), $at_acc then; VM reading_v samples $vm/$M, rejected $rej, dropped $drp, alarms raised $raised/$want_alarms; other programs $other%"
@@ -469,12 +464,7 @@ phase_r() { # round
   other=$(foreign_pct "$f0" "$(foreign_snapshot)" "$(secs "$t0" "$t1")")
   # Its own clock starts after the bodies are built: that is the figure.
   s=$(sed -n 's/.* in \([0-9.]*\) s .*/\1/p' <<<"$out")
-  curl -sf --max-time 60 "$VM/internal/force_flush" >/dev/null || true
-  sleep 1
-  vm=$(curl -sf --max-time 120 -G "$VM/api/v1/export/csv" \
-    --data-urlencode "match[]=reading_v{site=\"$site\"}" --data-urlencode 'format=__timestamp__,__value__' \
-    --data-urlencode "start=$(($(date +%s) - 86400))" --data-urlencode "end=$(($(date +%s) + 86400))" \
-    | wc -l) || vm=error
+  vm=$(vm_samples "$site")
   R_RATE[r]=$(rate "$M" "$s"); R_OTHER[r]=$other
   R_OK[r]=$([ "$vm" = "$M" ] && echo 1 || echo 0)
   R_DESC[r]="$M in $s s; VictoriaMetrics CPU $(awk -v t="$((v1 - v0))" -v hz="$HZ" -v n="$M" 'BEGIN { printf "%.2f", 1e6 * t / hz / n }') µs/point; VM reading_v samples $vm/$M; other programs $other%"

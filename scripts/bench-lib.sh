@@ -130,3 +130,18 @@ start_victoria() {
     sleep 0.2
   done
 }
+
+# How many reading_v samples VictoriaMetrics ($VM) holds for site $1 (within a day of now),
+# after flushing what it has buffered; "error" when it does not answer within $2 s (120).
+# The sleep: flushed data becomes searchable within a second (VictoriaMetrics' own cache).
+vm_samples() {
+  local now_s n
+  curl -sf --max-time 120 "$VM/internal/force_flush" >/dev/null || true
+  sleep 1
+  now_s=$(date +%s)
+  n=$(curl -sf --max-time "${2:-120}" -G "$VM/api/v1/export/csv" \
+    --data-urlencode "match[]=reading_v{site=\"$1\"}" --data-urlencode 'format=__timestamp__' \
+    --data-urlencode "start=$((now_s - 86400))" --data-urlencode "end=$((now_s + 86400))" \
+    | wc -l) || n=error
+  echo "$n"
+}

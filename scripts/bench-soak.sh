@@ -260,12 +260,7 @@ LAT_LINE=$(awk -v n="$LAT_N" -v a="$(lat_le 0.1)" -v b="$(lat_le 0.25)" -v c="$(
 log "drained ${DRAIN_S}s after the load: accepted $acc, rejected $rej, points written $wr, dropped $DROPPED"
 
 # ---------------------------------------------------------------- what the store holds
-curl -sf --max-time 120 "$VM/internal/force_flush" >/dev/null || true
-sleep 1
-now_s=$(date +%s)
-STORED=$(curl -sf --max-time "$TIMEOUT_S" -G "$VM/api/v1/export/csv" \
-  --data-urlencode "match[]=reading_v{site=\"$SITE\"}" --data-urlencode 'format=__timestamp__' \
-  --data-urlencode "start=$((now_s - 86400))" --data-urlencode "end=$((now_s + 86400))" | wc -l) || STORED=error
+STORED=$(vm_samples "$SITE" "$TIMEOUT_S")
 log "VictoriaMetrics holds $STORED reading_v samples for site $SITE"
 
 # Value alarms expected: device d's k-th reading is one when (k + d) % n == 0 (loadgen's
