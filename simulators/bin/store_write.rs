@@ -89,11 +89,8 @@ async fn run(a: Args) -> Result<String, String> {
     if !matches!(base.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) {
         return Err(format!("--url {} is not a loopback address", a.url));
     }
-    let mut url = base.join("api/v2/write").map_err(|e| e.to_string())?;
-    url.query_pairs_mut()
-        .append_pair("org", &a.org)
-        .append_pair("bucket", &a.bucket)
-        .append_pair("precision", "ms");
+    let url = safegate::sinks::store::write_url(base.as_str(), &a.org, &a.bucket)
+        .map_err(|e| e.to_string())?;
     let ts0 = a
         .ts0
         .unwrap_or_else(|| safegate::model::now_ms() - a.count as i64);

@@ -113,15 +113,21 @@ pub struct StoreClient {
     token: Option<String>,
 }
 
+/// InfluxDB 2's write endpoint under `base`, for `org` and `bucket`, with millisecond times
+/// (as every line the gateway writes). The benchmark's reference writer uses it too.
+pub fn write_url(base: &str, org: &str, bucket: &str) -> Result<url::Url, url::ParseError> {
+    let mut url = url::Url::parse(base)?.join("api/v2/write")?;
+    url.query_pairs_mut()
+        .append_pair("org", org)
+        .append_pair("bucket", bucket)
+        .append_pair("precision", "ms");
+    Ok(url)
+}
+
 impl StoreClient {
     pub fn new(s: &StoreSettings) -> Result<StoreClient, StoreError> {
-        let mut url = url::Url::parse(&s.url)
-            .and_then(|u| u.join("api/v2/write"))
+        let url = write_url(&s.url, &s.org, &s.bucket)
             .map_err(|e| StoreError::BadUrl(s.url.clone(), e.to_string()))?;
-        url.query_pairs_mut()
-            .append_pair("org", &s.org)
-            .append_pair("bucket", &s.bucket)
-            .append_pair("precision", "ms");
         let token = s
             .token_env
             .as_ref()
