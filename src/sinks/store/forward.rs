@@ -444,6 +444,17 @@ mod tests {
     use super::*;
     use crate::backoff::Backoff;
 
+    /// A reaped delete forgets each of its ids once, the oldest entry: an id written again
+    /// (a split's part below the oldest batch) stays, to be deleted in its turn.
+    #[test]
+    fn a_reaped_delete_forgets_each_id_once() {
+        let mut undeleted = vec![3, 4, 3, 5];
+        forget_once(&mut undeleted, &[3, 4, 9]);
+        assert_eq!(undeleted, [3, 5]);
+        forget_once(&mut undeleted, &[3, 3]);
+        assert_eq!(undeleted, [5]);
+    }
+
     /// What the forwarder does between writes, driven by a script of steps: commits (with
     /// the fresh queue so small that some overflow), writes the store accepts, writes it
     /// answers with a 503. Whatever the order, every batch is written once, oldest first.
