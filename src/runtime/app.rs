@@ -336,6 +336,7 @@ fn spawn_store(
                 fresh: fresh.clone(),
                 rx,
                 max_points: s.batch_size,
+                max_group_bytes: (cfg.outbox.wal_max_bytes / 4) as usize,
                 interval: Duration::from_millis(cfg.outbox.commit_interval_ms),
                 committed: committed.clone(),
                 freed: freed.clone(),

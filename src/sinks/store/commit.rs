@@ -32,6 +32,9 @@ pub struct Committer {
     pub fresh: Arc<Fresh>,
     pub rx: mpsc::Receiver<Item>,
     pub max_points: usize,
+    /// A group commit stops adding batches at this many bytes of lines (a quarter of
+    /// `outbox.wal_max_bytes`), so one transaction stays within the WAL bound's allowance.
+    pub max_group_bytes: usize,
     pub interval: Duration,
     /// Wakes the forwarder after a commit.
     pub committed: Arc<Notify>,
@@ -125,11 +128,13 @@ impl Committer {
             // of at most `max` points each: one fsync for all of them.
             let mut rows = Vec::new();
             let mut receipts: Vec<Receipt> = Vec::new();
+            let mut group_bytes = 0usize;
             loop {
                 if let Some(row) = encode(&mut items, &mut receipts, &mut encoder, &warn) {
+                    group_bytes += row.0.len();
                     rows.push(row);
                 }
-                if rows.len() >= GROUP_ROWS {
+                if rows.len() >= GROUP_ROWS || group_bytes >= self.max_group_bytes {
                     break;
                 }
                 let mut points = 0usize;
@@ -178,12 +183,16 @@ impl Committer {
     async fn commit(&mut self, rows: Vec<(Bytes, u32)>, wait: &mut Wait<'_>) -> bool {
         let mut backoff = crate::backoff::Backoff::new(100, 5_000);
         let rows = Arc::new(rows);
+        // A group over the budget goes in one batch at a time: the outbox takes at most one
+        // batch beyond its budget (when empty, so no batch can wedge it), never a group.
+        let (mut from, mut single) = (0, false);
         loop {
+            let to = if single { from + 1 } else { rows.len() };
             let outbox = self.outbox.clone();
             let (all, fresh) = (rows.clone(), self.fresh.clone());
             let r = tokio::task::spawn_blocking(move || {
                 let mut o = outbox.lock().unwrap_or_else(|p| p.into_inner());
-                let r = commit_rows(&mut o, &fresh, &all, now_ms());
+                let r = commit_rows(&mut o, &fresh, &all[from..to], now_ms());
                 (r, o.backlog())
             })
             .await;
@@ -200,9 +209,17 @@ impl Committer {
             let pause = match r {
                 Ok(_) => {
                     self.metrics.outbox_commits.inc();
-                    self.set_hold(wait, None);
                     self.committed.notify_one();
+                    from = to;
+                    if from < rows.len() {
+                        continue;
+                    }
+                    self.set_hold(wait, None);
                     return true;
+                }
+                Err(OutboxError::Full { .. }) if to - from > 1 => {
+                    single = true;
+                    continue;
                 }
                 Err(e) if e.is_hold() => {
                     let why = match e {
@@ -394,6 +411,7 @@ mod tests {
             fresh,
             rx,
             max_points: 64,
+            max_group_bytes: 1 << 20,
             interval: Duration::from_millis(50),
             committed: committed.clone(),
             freed: Arc::default(),

@@ -259,15 +259,16 @@ impl Outbox {
 
     /// Commit batches in one transaction (one fsync: the group commit); once this returns,
     /// they survive a kill, in order. Refused when the budget would be exceeded (the caller
-    /// stops acknowledging upstream); an empty outbox takes any batches, so one large commit
-    /// cannot wedge it.
+    /// stops acknowledging upstream); an empty outbox takes any one batch, so one large batch
+    /// cannot wedge it (a group over the budget is refused: commit it a batch at a time).
     pub fn append_all(
         &mut self,
         rows: &[(Bytes, u32)],
         now_ms: i64,
     ) -> Result<Vec<i64>, OutboxError> {
         let size: u64 = rows.iter().map(|r| r.0.len() as u64).sum();
-        if self.bytes > 0 && self.bytes + size > self.max_bytes {
+        // Beyond the budget only one batch, into an empty outbox (so none can wedge it).
+        if (self.bytes > 0 || rows.len() > 1) && self.bytes + size > self.max_bytes {
             return Err(OutboxError::Full {
                 used: self.bytes,
                 max: self.max_bytes,
@@ -588,6 +589,28 @@ mod tests {
         drop(o);
         let mut o = Outbox::open(dir.path(), 1 << 20, OnDamage::Refuse, 1).unwrap();
         assert!(o.append(b"m v=5 5\n", 1, 50).unwrap() > d);
+    }
+
+    /// Found by the durability suite after group commits: an empty outbox took a whole group
+    /// over its budget. It takes one batch beyond the budget, never a group.
+    #[test]
+    fn an_empty_outbox_takes_one_batch_over_the_budget_not_a_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(dir.path(), 20, OnDamage::Refuse, 1).unwrap();
+        let big = (Bytes::from(vec![b'x'; 15]), 1);
+        let group = [big.clone(), big.clone()];
+        assert!(matches!(
+            o.append_all(&group, 1),
+            Err(OutboxError::Full { .. })
+        ));
+        o.append_all(&group[..1], 1).unwrap();
+        assert!(matches!(
+            o.append_all(&group[1..], 1),
+            Err(OutboxError::Full { .. })
+        ));
+        let small = (Bytes::from_static(b"m 1\n"), 1);
+        o.append_all(std::slice::from_ref(&small), 1).unwrap();
+        assert_eq!(o.backlog().unwrap().batches, 2);
     }
 
     #[test]
