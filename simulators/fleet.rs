@@ -106,6 +106,12 @@ pub fn sample(kind: DeviceKind, t_s: f64, rng: &mut fastrand::Rng) -> Vec<(&'sta
         DeviceKind::RoofPressure => vec![("mpa", round(18.0 + wave + 0.3 * noise))],
         DeviceKind::Positioning => vec![("people", (20.0 + 5.0 * wave).round())],
         DeviceKind::Video => vec![("streams_up", 1.0)],
+        DeviceKind::WindSpeed => vec![("m_s", round(2.5 + 0.3 * wave + 0.1 * noise))],
+        DeviceKind::Oxygen => vec![("o2", round(20.6 + 0.1 * wave))],
+        DeviceKind::CarbonDioxide => vec![("co2", round((0.2 + 0.05 * wave).max(0.0)))],
+        DeviceKind::Switch => vec![("state", 1.0)],
+        DeviceKind::Cumulative => vec![("total", round(1000.0 + t_s))],
+        DeviceKind::Other => vec![("value", round(wave))],
     }
 }
 

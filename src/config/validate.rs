@@ -312,6 +312,15 @@ fn protocol_problems(
         serial_lines,
     } = lines;
     match (d.protocol, &d.modbus) {
+        (Protocol::MineFiles, _) => push(
+            "devices",
+            org,
+            &d.id,
+            "protocol",
+            "mine_files points are defined by the mine's own CDDY file, not in the inventory \
+             (give the site a mine_code, see docs/mine-files.md)"
+                .into(),
+        ),
         (Protocol::Modbus, None) => push(
             "devices",
             org,

@@ -117,10 +117,22 @@ pub enum DeviceKind {
     RoofPressure,
     Positioning,
     Video,
+    /// Wind speed, m/s (a coal mine's 风速 sensor).
+    WindSpeed,
+    /// Oxygen, %.
+    Oxygen,
+    /// Carbon dioxide, %.
+    CarbonDioxide,
+    /// An on/off or multi-state point (fans, dampers, power feed: 开关量 `KG`, 多态 `DT`).
+    Switch,
+    /// A cumulative point (累计量 `LJ`: flow, volume).
+    Cumulative,
+    /// A monitored point of a kind the gateway has no name for (a mine's other sensor types).
+    Other,
 }
 
 impl DeviceKind {
-    pub const ALL: [DeviceKind; 11] = [
+    pub const ALL: [DeviceKind; 17] = [
         DeviceKind::GasCombustible,
         DeviceKind::GasToxic,
         DeviceKind::Methane,
@@ -132,6 +144,12 @@ impl DeviceKind {
         DeviceKind::RoofPressure,
         DeviceKind::Positioning,
         DeviceKind::Video,
+        DeviceKind::WindSpeed,
+        DeviceKind::Oxygen,
+        DeviceKind::CarbonDioxide,
+        DeviceKind::Switch,
+        DeviceKind::Cumulative,
+        DeviceKind::Other,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -147,6 +165,12 @@ impl DeviceKind {
             DeviceKind::RoofPressure => "roof_pressure",
             DeviceKind::Positioning => "positioning",
             DeviceKind::Video => "video",
+            DeviceKind::WindSpeed => "wind_speed",
+            DeviceKind::Oxygen => "oxygen",
+            DeviceKind::CarbonDioxide => "carbon_dioxide",
+            DeviceKind::Switch => "switch",
+            DeviceKind::Cumulative => "cumulative",
+            DeviceKind::Other => "other",
         }
     }
 
@@ -165,7 +189,13 @@ impl DeviceKind {
             DeviceKind::SlopeDisplacement => "mm",
             DeviceKind::Microseismic => "J",
             DeviceKind::RoofPressure => "MPa",
-            DeviceKind::Positioning | DeviceKind::Video => "",
+            DeviceKind::WindSpeed => "m/s",
+            DeviceKind::Oxygen | DeviceKind::CarbonDioxide => "%",
+            DeviceKind::Positioning
+            | DeviceKind::Video
+            | DeviceKind::Switch
+            | DeviceKind::Cumulative
+            | DeviceKind::Other => "",
         }
     }
 }
@@ -175,6 +205,8 @@ impl DeviceKind {
 pub enum Protocol {
     Mqtt,
     Modbus,
+    /// A coal mine's networking files (CDDY/CDSS…), uploaded by FTP or dropped in a folder.
+    MineFiles,
 }
 
 impl Protocol {
@@ -182,6 +214,7 @@ impl Protocol {
         match self {
             Protocol::Mqtt => "mqtt",
             Protocol::Modbus => "modbus",
+            Protocol::MineFiles => "mine_files",
         }
     }
 }

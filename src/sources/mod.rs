@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod mapping;
+pub mod mine_files;
 pub mod modbus;
 pub mod mqtt;
 

@@ -37,6 +37,12 @@ pub fn default_channel(kind: DeviceKind) -> &'static str {
         DeviceKind::RoofPressure => "mpa",
         DeviceKind::Positioning => "people",
         DeviceKind::Video => "streams_up",
+        DeviceKind::WindSpeed => "m_s",
+        DeviceKind::Oxygen => "o2",
+        DeviceKind::CarbonDioxide => "co2",
+        DeviceKind::Switch => "state",
+        DeviceKind::Cumulative => "total",
+        DeviceKind::Other => "value",
     }
 }
 

@@ -71,6 +71,16 @@ pub struct SiteConfig {
     /// for this site; `safegate broker-acl` turns them into the broker's ACL.
     #[serde(default)]
     pub platforms: Vec<String>,
+    /// A coal mine's code (矿井编码) as its networking files carry it: 12 digits nationally,
+    /// longer in some regions. Also its FTP login (`[mine_files]`, docs/mine-files.md).
+    #[serde(default)]
+    pub mine_code: Option<String>,
+    /// Environment variable holding the mine's FTP upload password.
+    #[serde(default)]
+    pub upload_password_env: Option<String>,
+    /// The UTC offset the site's files write local times in, `+08:00` by default.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,0 +1,1 @@
+//! The embedded FTP(S) server the mines upload to.

@@ -1,0 +1,1 @@
+//! The watched folder, for mines that already upload to another FTP server.
