@@ -50,6 +50,8 @@ pub struct Config {
     pub api: ApiSettings,
     /// HTTP push (`POST /api/v1/ingest/…`).
     pub ingest: IngestSettings,
+    /// Coal mines' networking files over FTP(S) and a watched folder.
+    pub mine_files: crate::sources::mine_files::config::MineFilesSettings,
     pub indicators: IndicatorSettings,
     pub targets: Vec<TargetConfig>,
     pub alarms: alarms::AlarmSettings,
@@ -78,6 +80,8 @@ pub(crate) struct MainFile {
     api: ApiSettings,
     #[serde(default)]
     ingest: IngestSettings,
+    #[serde(default)]
+    mine_files: crate::sources::mine_files::config::MineFilesSettings,
     #[serde(default)]
     indicators: IndicatorSettings,
     #[serde(default)]
@@ -110,6 +114,7 @@ impl From<MainFile> for Config {
             outbox: m.outbox,
             api: m.api,
             ingest: m.ingest,
+            mine_files: m.mine_files,
             indicators: m.indicators,
             targets: m.targets,
             alarms: m.alarms,

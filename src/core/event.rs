@@ -97,6 +97,14 @@ pub enum SourceEvent {
         origin: Origin,
         received_ms: i64,
     },
+    /// A reading to store only: checked as any other, but it moves neither liveness, nor
+    /// the last values, nor alarms (a mine's late file: its data is older than what was
+    /// already applied, and must not rewind the device's state).
+    Stored {
+        reading: RawReading,
+        origin: Origin,
+        received_ms: i64,
+    },
     DeviceState {
         site: String,
         device: String,
@@ -115,6 +123,9 @@ pub enum SourceEvent {
         origin: Origin,
         received_ms: i64,
     },
+    /// An alarm the sender recorded itself (a mine's YCBJ anomaly log), for one device.
+    /// Boxed: rare beside readings.
+    RecordedAlarm(Box<RecordedAlarm>),
     /// One poll of a polled source (a Modbus unit) succeeded or failed, on `link`.
     Poll {
         link: Arc<str>,
@@ -153,6 +164,16 @@ impl SourceEvent {
             });
         }
     }
+}
+
+/// See [`SourceEvent::RecordedAlarm`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedAlarm {
+    pub site: String,
+    pub device: String,
+    pub alarm: crate::core::alarms::Recorded,
+    pub origin: Origin,
+    pub received_ms: i64,
 }
 
 /// See [`SourceEvent::Message`]. Sent as one event so that nothing from another source falls

@@ -207,6 +207,17 @@ impl Core {
                     Err(r) => self.reject(r, out),
                 }
             }
+            SourceEvent::Stored {
+                reading,
+                origin,
+                received_ms,
+            } => match self.check(reading, &origin, received_ms) {
+                Ok(acc) => {
+                    self.accepted += 1;
+                    out.readings.push(acc);
+                }
+                Err(r) => self.reject(r, out),
+            },
             SourceEvent::DeviceState {
                 site,
                 device,
@@ -228,6 +239,15 @@ impl Core {
                 }
             }
             SourceEvent::Rejected(r) => self.reject(r, out),
+            SourceEvent::RecordedAlarm(a) => match self.inventory.lookup(&a.site, &a.device) {
+                Ok(d) => self
+                    .alarms
+                    .record(&self.inventory, d, &a.alarm, &mut out.alarms),
+                Err(e) => {
+                    let r = lookup_rejection(e, &a.site, &a.device, a.origin, a.received_ms);
+                    self.reject(r, out)
+                }
+            },
             SourceEvent::Ack {
                 site,
                 alarm,
@@ -352,7 +372,9 @@ impl Core {
             .inventory
             .lookup(&r.site, &r.device)
             .map_err(|e| lookup_rejection(e, &r.site, &r.device, origin.clone(), received_ms))?;
-        if r.values.is_empty() {
+        // A faulty or maintained sensor may say so without a value (a mine's -9999); a
+        // normal reading without one says nothing.
+        if r.values.is_empty() && r.status == ReadingStatus::Normal {
             return Err(reject(
                 Reason::EmptyValues,
                 format!("device {:?} sent a reading with no values", r.device),

@@ -29,10 +29,26 @@ pub enum Reason {
     AlarmOfOtherSite,
     /// A payload mapping's required path found nothing, several values, or a non-scalar.
     MappingFailed,
+    /// A file record with more or fewer fields than its type has (mine files).
+    WrongFieldCount,
+    /// A code field that is empty or not one the format defines (mine files).
+    BadCode,
+    /// A file name that is not `<mine code>_<TYPE>_<yyyyMMddHHmmss>.txt`.
+    BadFileName,
+    /// A file that is neither UTF-8 nor GB18030, or uses full-width separators.
+    Undecodable,
+    /// A file whose header, name and login name different mines.
+    MineMismatch,
+    /// A file that does not end with `||`.
+    TruncatedFile,
+    /// A file of a mine code no site has.
+    UnknownMine,
+    /// A mine file the site's inventory cannot hold (no system of the kind it needs).
+    MineNotConfigured,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 25] = [
         Reason::MalformedJson,
         Reason::BadTopic,
         Reason::PayloadTooLarge,
@@ -50,6 +66,14 @@ impl Reason {
         Reason::UnknownAlarm,
         Reason::AlarmOfOtherSite,
         Reason::MappingFailed,
+        Reason::WrongFieldCount,
+        Reason::BadCode,
+        Reason::BadFileName,
+        Reason::Undecodable,
+        Reason::MineMismatch,
+        Reason::TruncatedFile,
+        Reason::UnknownMine,
+        Reason::MineNotConfigured,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +94,14 @@ impl Reason {
             Reason::UnknownAlarm => "unknown_alarm",
             Reason::AlarmOfOtherSite => "alarm_of_other_site",
             Reason::MappingFailed => "mapping_failed",
+            Reason::WrongFieldCount => "wrong_field_count",
+            Reason::BadCode => "bad_code",
+            Reason::BadFileName => "bad_file_name",
+            Reason::Undecodable => "undecodable",
+            Reason::MineMismatch => "mine_mismatch",
+            Reason::TruncatedFile => "truncated_file",
+            Reason::UnknownMine => "unknown_mine",
+            Reason::MineNotConfigured => "mine_not_configured",
         }
     }
 }

@@ -164,6 +164,35 @@ pub(super) fn push_event(events: &mut Vec<AlarmEvent>, ev: AlarmEvent) {
     events.push(ev);
 }
 
+/// An alarm as its sender recorded it (see [`AlarmBook::record`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub kind: AlarmType,
+    pub level: u8,
+    pub raised_ms: i64,
+    pub cleared_ms: Option<i64>,
+    /// Who recorded the response, what it was, and when.
+    pub ack: Option<RecordedAck>,
+    /// The value the record gives (its maximum), if any.
+    pub value: Option<f64>,
+    /// How far apart a recorded start and the gateway's own raise may be and still be one
+    /// alarm.
+    pub match_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedAck {
+    pub by: String,
+    pub note: String,
+    pub at_ms: i64,
+}
+
+enum Matched {
+    Open(AlarmId),
+    /// Cleared and acknowledged already: nothing left to record.
+    Final,
+}
+
 /// Final alarms kept in memory, so a repeated acknowledgement is answered without the disk.
 const CLOSED_KEEP: usize = 10_000;
 
@@ -413,6 +442,71 @@ impl AlarmBook {
                 })
             }
         }
+    }
+
+    /// An alarm its sender recorded itself (a mine's anomaly log, YCBJ): raised, cleared and
+    /// acknowledged at the times the record gives. One excursion is one alarm: the record is
+    /// the device's active alarm of that type if it has one (raised by the gateway from the
+    /// same readings), else one of that type raised within `match_ms` of the record's start,
+    /// else a new alarm. A device whose alarms are off records nothing.
+    pub fn record(
+        &mut self,
+        inv: &Inventory,
+        d: DeviceIdx,
+        r: &Recorded,
+        out: &mut Vec<AlarmChange>,
+    ) {
+        let Some(Some(rule)) = self.rules.devices.get(d as usize) else {
+            return;
+        };
+        let scheme = rule.scheme;
+        let id = match self.matching(d, r) {
+            Some(Matched::Final) => return,
+            Some(Matched::Open(id)) => id,
+            None => {
+                let id = self.next_id;
+                self.raise(
+                    inv,
+                    d,
+                    r.kind,
+                    r.level,
+                    r.raised_ms,
+                    r.value,
+                    None,
+                    scheme,
+                    out,
+                );
+                id
+            }
+        };
+        if let (Some(at), true) = (r.cleared_ms, self.active.get(&(d, r.kind)) == Some(&id)) {
+            let raised = self.open.get(&id).map_or(at, |a| a.alarm.raised_ms);
+            self.clear(d, r.kind, at.max(raised), r.value, out);
+        }
+        if let Some(ack) = &r.ack {
+            let _ = self.acknowledge(id, None, &ack.by, &ack.note, "mine_file", ack.at_ms, out);
+        }
+    }
+
+    /// The alarm a recorded one is, if the book has it.
+    fn matching(&self, d: DeviceIdx, r: &Recorded) -> Option<Matched> {
+        if let Some(id) = self.active.get(&(d, r.kind)) {
+            return Some(Matched::Open(*id));
+        }
+        let near = |a: &AlarmRecord| {
+            a.device == d
+                && a.kind == r.kind
+                && (a.alarm.raised_ms - r.raised_ms).abs() <= r.match_ms
+        };
+        if let Some(a) = self
+            .open
+            .values()
+            .filter(|a| near(a))
+            .min_by_key(|a| ((a.alarm.raised_ms - r.raised_ms).abs(), a.id))
+        {
+            return Some(Matched::Open(a.id));
+        }
+        self.closed.values().any(near).then_some(Matched::Final)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -13,6 +13,6 @@ pub(crate) mod tests;
 
 pub use book::{
     AckError, AckReply, AlarmBook, AlarmChange, AlarmEvent, AlarmId, AlarmRecord, AlarmType,
-    EventKind,
+    EventKind, Recorded, RecordedAck,
 };
 pub mod view;

@@ -349,3 +349,154 @@ fn an_unacknowledged_cleared_alarm_holds_its_events_at_their_size() {
     assert!(kept.alarm.cleared_ms.is_some());
     assert_eq!((kept.events.len(), kept.events.capacity()), (3, 3));
 }
+
+fn recorded(dev: &str, raised_s: i64, cleared_s: Option<i64>, ack_s: Option<i64>) -> SourceEvent {
+    use super::{Recorded, RecordedAck};
+    SourceEvent::RecordedAlarm(Box::new(crate::core::event::RecordedAlarm {
+        site: "m1".into(),
+        device: dev.into(),
+        alarm: Recorded {
+            kind: AlarmType::Value,
+            level: 1,
+            raised_ms: T0 + raised_s * 1000,
+            cleared_ms: cleared_s.map(|s| T0 + s * 1000),
+            ack: ack_s.map(|s| RecordedAck {
+                by: "张工".into(),
+                note: "加强通风".into(),
+                at_ms: T0 + s * 1000,
+            }),
+            value: Some(1.3),
+            match_ms: 60_000,
+        },
+        origin: Origin {
+            topic: Arc::from("mine_files/x_YCBJ_y.txt"),
+            element: Some(2),
+        },
+        received_ms: T0 + 600_000,
+    }))
+}
+
+#[test]
+fn a_recorded_alarm_is_raised_cleared_and_acknowledged_at_its_own_times() {
+    let mut c = core();
+    let mut out = Outputs::default();
+    c.apply(recorded("ch4", 100, Some(160), Some(110)), &mut out);
+    assert_eq!(
+        kinds(&out.alarms),
+        vec![
+            (1, EventKind::Raised, 1),
+            (1, EventKind::Cleared, 1),
+            (1, EventKind::Acknowledged, 1)
+        ]
+    );
+    let r = &out.alarms[2].record;
+    assert_eq!(r.alarm.raised_ms, T0 + 100_000);
+    assert_eq!(r.alarm.cleared_ms, Some(T0 + 160_000));
+    let ack = r.alarm.ack.as_ref().expect("acknowledged");
+    assert_eq!((ack.by.as_str(), ack.at_ms), ("张工", T0 + 110_000));
+    assert_eq!(ack.via, "mine_file");
+    // Site m1 answers level 1 within 20 s: acknowledged 10 s after the raise is in time.
+    assert_eq!(r.outcome(T0 + 1_000_000), Outcome::Responded);
+    // The same record in a later file changes nothing.
+    let mut again = Outputs::default();
+    c.apply(recorded("ch4", 100, Some(160), Some(110)), &mut again);
+    assert!(again.alarms.is_empty(), "{:?}", kinds(&again.alarms));
+}
+
+#[test]
+fn a_recorded_alarm_is_the_gateway_s_own_alarm_of_the_same_excursion() {
+    let mut c = core();
+    // The gateway raised a value alarm from the readings at +95 s (0.6 > 0.5).
+    let raised = feed(&mut c, "m1", "ch4", &[(95, 0.6)]);
+    assert_eq!(kinds(&raised), vec![(1, EventKind::Raised, 1)]);
+    // The mine's record starts at +100 s, still open, with no response yet: the same alarm.
+    let mut out = Outputs::default();
+    c.apply(recorded("ch4", 100, None, None), &mut out);
+    assert!(out.alarms.is_empty(), "{:?}", kinds(&out.alarms));
+    // Later the record ends and carries its response: alarm 1 is cleared and acknowledged.
+    c.apply(recorded("ch4", 100, Some(200), Some(150)), &mut out);
+    assert_eq!(
+        kinds(&out.alarms),
+        vec![(1, EventKind::Cleared, 1), (1, EventKind::Acknowledged, 1)]
+    );
+    // Acknowledged 55 s after the raise, past the 20 s deadline: late.
+    assert_eq!(out.alarms[1].record.outcome(T0 + 1_000_000), Outcome::Late);
+}
+
+#[test]
+fn a_recorded_alarm_without_a_response_stays_unacknowledged() {
+    let mut c = core();
+    let mut out = Outputs::default();
+    c.apply(recorded("ch4", 100, Some(130), None), &mut out);
+    let r = &out.alarms.last().expect("changes").record;
+    assert!(r.alarm.ack.is_none());
+    assert_eq!(r.outcome(T0 + 1_000_000), Outcome::Missed);
+    // For an unknown point it is refused, named.
+    let mut out = Outputs::default();
+    c.apply(recorded("nope", 100, None, None), &mut out);
+    assert_eq!(out.rejections.len(), 1);
+    assert_eq!(
+        out.rejections[0].reason,
+        crate::model::Reason::UnknownDevice
+    );
+}
+
+#[test]
+fn a_stored_reading_moves_neither_liveness_nor_alarms() {
+    let mut c = core();
+    let mut out = Outputs::default();
+    let SourceEvent::Reading {
+        reading,
+        origin,
+        received_ms,
+    } = reading("m1", "ch4", T0, 0.9, ReadingStatus::Normal)
+    else {
+        unreachable!()
+    };
+    c.apply(
+        SourceEvent::Stored {
+            reading,
+            origin,
+            received_ms,
+        },
+        &mut out,
+    );
+    assert_eq!(out.readings.len(), 1, "stored");
+    assert!(
+        out.alarms.is_empty(),
+        "0.9 is over 0.5, but a stored reading raises nothing"
+    );
+    assert!(
+        out.transitions.is_empty(),
+        "and does not bring the device online"
+    );
+    let d = c.inventory.lookup("m1", "ch4").expect("device");
+    assert!(c.last_reading(d).is_none());
+}
+
+#[test]
+fn a_faulty_reading_may_come_without_a_value_a_normal_one_may_not() {
+    let mut c = core();
+    let empty = |status| SourceEvent::Reading {
+        reading: RawReading {
+            site: "m1".into(),
+            device: "ch4".into(),
+            ts_ms: Some(T0),
+            values: Vec::new(),
+            status,
+        },
+        origin: Origin {
+            topic: Arc::from("t"),
+            element: None,
+        },
+        received_ms: T0,
+    };
+    let mut out = Outputs::default();
+    c.apply(empty(ReadingStatus::Fault), &mut out);
+    assert_eq!(out.readings.len(), 1);
+    assert_eq!(kinds(&out.alarms), vec![(1, EventKind::Raised, 1)]);
+    assert_eq!(out.alarms[0].record.kind, AlarmType::Fault);
+    c.apply(empty(ReadingStatus::Normal), &mut out);
+    assert_eq!(out.rejections.len(), 1);
+    assert_eq!(out.rejections[0].reason, crate::model::Reason::EmptyValues);
+}

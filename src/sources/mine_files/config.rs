@@ -48,3 +48,61 @@ impl Default for MineFilesSettings {
         }
     }
 }
+
+impl MineFilesSettings {
+    /// The section's own rules; `err(key, message)` collects a problem.
+    pub fn problems(&self, err: &mut dyn FnMut(&str, String)) {
+        if !self.enabled {
+            return;
+        }
+        if self.listen.is_empty() && self.watch_dir.is_none() {
+            err(
+                "mine_files.listen",
+                "mine files are enabled but neither an FTP listen address nor a watch_dir is set"
+                    .into(),
+            );
+        }
+        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
+            err(
+                "mine_files.listen",
+                format!(
+                    "{:?} is not an address like \"127.0.0.1:2121\"",
+                    self.listen
+                ),
+            );
+        }
+        let [lo, hi] = self.passive_ports;
+        if lo == 0 || lo > hi {
+            err(
+                "mine_files.passive_ports",
+                format!("[{lo}, {hi}] is not a port range [first, last] with 0 < first <= last"),
+            );
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            err(
+                "mine_files.tls_cert_file",
+                "FTPS needs both tls_cert_file and tls_key_file".into(),
+            );
+        }
+        let ranges: [(&str, u64, u64, u64); 5] = [
+            (
+                "max_file_bytes",
+                self.max_file_bytes as u64,
+                1,
+                256 * 1024 * 1024,
+            ),
+            ("max_sessions", self.max_sessions as u64, 1, 10_000),
+            ("settle_ms", self.settle_ms, 1, 600_000),
+            ("keep_days", u64::from(self.keep_days), 1, 3650),
+            ("upload_timeout_s", self.upload_timeout_s, 10, 86_400),
+        ];
+        for (key, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                err(
+                    &format!("mine_files.{key}"),
+                    format!("{v} is not between {lo} and {hi}"),
+                );
+            }
+        }
+    }
+}
