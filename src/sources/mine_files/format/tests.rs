@@ -1,5 +1,5 @@
 //! Whole-file tests: every file type, both encodings, every status bit and anomaly code, every
-//! refusal.
+//! refusal; then the hand-written samples in tests/data/mine/.
 
 use super::*;
 use crate::model::DeviceKind;
@@ -598,5 +598,255 @@ proptest! {
     fn arbitrary_names_never_panic(n in "\\PC{0,40}", tz in any::<i32>()) {
         let _ = parse_name(&n, tz);
         let _ = parse_tz(&n);
+    }
+}
+
+mod samples {
+    use super::*;
+
+    fn sample(file: &str) -> ParsedFile {
+        let path = format!("{}/tests/data/mine/{file}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).unwrap();
+        parse_file(file, &bytes, CST).unwrap()
+    }
+
+    fn clean(p: &ParsedFile) -> Vec<&Record> {
+        assert!(p.refused.is_empty(), "{:?}", p.refused);
+        p.records.iter().map(|(_, r)| r).collect()
+    }
+
+    #[test]
+    fn the_point_definitions() {
+        let p = sample("150621011038_CDDY_20260301080000.txt");
+        assert_eq!(p.header.fields[2], "KJ95X");
+        assert_eq!(p.header.fields[5], "2028-12-31");
+        let defs: Vec<_> = clean(&p)
+            .into_iter()
+            .map(|r| match r {
+                Record::Point(d) => d.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let kinds: Vec<_> = defs
+            .iter()
+            .map(|d| sensor_kind(&d.sensor_type, d.value_type))
+            .collect();
+        use DeviceKind::*;
+        assert_eq!(
+            kinds,
+            [Methane, Methane, WindSpeed, CarbonMonoxide, Switch, Switch]
+        );
+        let m1 = &defs[0];
+        assert_eq!(m1.code, "150621011038MN0001");
+        assert_eq!(
+            (m1.alarm_high, m1.cut_high, m1.restore_high),
+            (Some(0.8), Some(0.8), Some(0.75))
+        );
+        assert_eq!((m1.alarm_low, m1.cut_low), (None, None));
+        assert_eq!(m1.xyz, [Some(120.5), Some(340.2), Some(-350.0)]);
+        assert_eq!(m1.relation, "D-150621011038KG0003:B-150621011038MN0001");
+        assert_eq!(defs[1].cut_high, Some(1.2));
+        assert_eq!(
+            (defs[2].unit.as_str(), defs[2].alarm_low),
+            ("m/s", Some(0.25))
+        );
+        assert_eq!(defs[3].xyz[2], None);
+        assert_eq!(
+            (defs[4].on_desc.as_str(), defs[4].off_desc.as_str()),
+            ("开", "停")
+        );
+        assert_eq!(defs[4].range_high, None);
+        assert_eq!(
+            (defs[5].sensor_type.as_str(), defs[5].location.as_str()),
+            ("4001", "二号分站")
+        );
+        assert!(defs.iter().all(|d| d.data_ms == at(8, 0, 0)));
+    }
+
+    #[test]
+    fn the_values() {
+        let p = sample("150621011038_CDSS_20260301080500.txt");
+        assert_eq!(p.name.stamp_ms, at(8, 5, 0));
+        let values: Vec<_> = clean(&p)
+            .into_iter()
+            .map(|r| match r {
+                Record::Value(v) => (v.value, v.status.0),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            values,
+            [
+                (Some(0.32), 0),
+                (Some(1.25), 3),
+                (Some(2.4), 0),
+                (None, 128),
+                (Some(1.0), 0),
+                (Some(0.0), 16),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_anomalies() {
+        let p = sample("150621011038_YCBJ_20260301090000.txt");
+        let recs = clean(&p);
+        let Record::Anomaly(a) = recs[0] else {
+            panic!()
+        };
+        assert_eq!(a.kind, AnomalyKind::OverLimit);
+        assert_eq!((a.start_ms, a.end_ms), (at(8, 4, 30), Some(at(8, 12, 10))));
+        assert_eq!(
+            (a.max, a.max_ms, a.min, a.avg),
+            (Some(1.25), Some(at(8, 5, 0)), Some(0.81), Some(0.98))
+        );
+        assert_eq!(a.measure, "加强通风，撤出作业人员，切断工作面电源");
+        assert_eq!(
+            (a.entered_ms, a.entered_by.as_str()),
+            (Some(at(8, 30, 0)), "王工")
+        );
+        let Record::Anomaly(b) = recs[1] else {
+            panic!()
+        };
+        assert_eq!(b.kind, AnomalyKind::SensorDisconnected);
+        assert_eq!((b.end_ms, b.max, b.min, b.avg), (None, None, None, None));
+        assert_eq!(
+            (b.measure.as_str(), b.entered_ms, b.cause.as_str()),
+            ("", None, "传感器断线")
+        );
+        assert_eq!(b.data_ms, at(9, 0, 0));
+    }
+
+    #[test]
+    fn the_substations_with_a_bom() {
+        let p = sample("150621011038_FZDY_20260301080000.txt");
+        let recs = clean(&p);
+        assert_eq!(p.header.mine_code, MINE);
+        let Record::Substation(s) = recs[1] else {
+            panic!()
+        };
+        assert_eq!(
+            (s.code.as_str(), s.location.as_str(), s.xyz),
+            ("150621011038F002", "一采区回风巷口", [None; 3])
+        );
+    }
+
+    #[test]
+    fn the_substation_states_with_crlf() {
+        let p = sample("150621011038_FZSS_20260301080500.txt");
+        let states: Vec<_> = clean(&p)
+            .into_iter()
+            .map(|r| match r {
+                Record::SubstationState(s) => (s.run, s.power),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (RunState::Normal, PowerState::Ac),
+                (RunState::CommInterrupted, PowerState::Unknown)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_base_stations() {
+        let p = sample("150621011038_JZSS_20260301080500.txt");
+        let recs = clean(&p);
+        assert!(p.name.file_type.is_realtime());
+        let Record::BaseStation(j) = recs[1] else {
+            panic!()
+        };
+        assert_eq!(
+            (j.code.as_str(), j.run, j.power),
+            ("150621011038J002", RunState::Fault, PowerState::PowerFault)
+        );
+        let p = sample("150621011038_RYJZ_20260301080000.txt");
+        let Record::BaseStationDef(d) = clean(&p)[0] else {
+            panic!()
+        };
+        assert_eq!(d.location, "一采区回风巷口");
+        let p = sample("150621011038_RYQY_20260301080000.txt");
+        let Record::Area(a) = clean(&p)[0] else {
+            panic!()
+        };
+        assert_eq!((a.code.as_str(), a.capacity), ("150621011038Q01", Some(30)));
+    }
+
+    #[test]
+    fn the_people() {
+        let p = sample("150621011038_RYSS_20260301080500.txt");
+        let recs = clean(&p);
+        let Record::Person(a) = recs[0] else { panic!() };
+        assert!(a.underground);
+        assert_eq!(
+            (a.name.as_str(), a.station.as_str(), a.distance_m),
+            ("张三", "150621011038J001", Some(12.5))
+        );
+        assert_eq!(a.track.len(), 2);
+        assert_eq!(a.track[1].at_ms, Some(at(7, 58, 0)));
+        assert_eq!((a.is_leader, a.is_special), (Some(false), Some(true)));
+        let Record::Person(b) = recs[1] else { panic!() };
+        assert!(!b.underground);
+        assert_eq!(
+            (b.entered_ms, b.left_ms),
+            (Some(at(0, 10, 0)), Some(at(7, 50, 0)))
+        );
+        assert_eq!(
+            (b.area.as_str(), b.station_ms, b.is_leader),
+            ("", None, Some(true))
+        );
+    }
+
+    #[test]
+    fn the_gbk_file_reads_as_its_utf8_source() {
+        let p = sample("150621011038_CDSS_20260301081000.txt");
+        assert_eq!(p.encoding, Encoding::Gb18030);
+        let source = std::fs::read(format!(
+            "{}/tests/data/mine/gbk-source.utf8.txt",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let same = parse_file("150621011038_CDSS_20260301081000.txt", &source, CST).unwrap();
+        assert_eq!(same.encoding, Encoding::Utf8);
+        assert_eq!((&p.header, &p.records), (&same.header, &same.records));
+        let Record::Value(v) = &p.records[1].1 else {
+            panic!()
+        };
+        assert_eq!(
+            (v.type_name.as_str(), v.status.is_maintenance()),
+            ("一氧化碳", true)
+        );
+    }
+
+    #[test]
+    fn the_bad_records_are_refused_one_by_one() {
+        let p = sample("150621011038_CDSS_20260301081500.txt");
+        let kept: Vec<_> = p.records.iter().map(|(n, _)| *n).collect();
+        assert_eq!(kept, [2, 8]);
+        let got: Vec<_> = p.refused.iter().map(|e| (e.record, e.reason)).collect();
+        use RecordReason::*;
+        assert_eq!(
+            got,
+            [
+                (3, WrongFieldCount),
+                (4, BadNumber),
+                (5, BadTime),
+                (6, BadCode),
+                (7, EmptyCode)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_truncated_file_is_refused() {
+        let path = format!(
+            "{}/tests/data/mine/150621011038_FZSS_20260301082000.txt",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let err = parse_file("150621011038_FZSS_20260301082000.txt", &bytes, CST).unwrap_err();
+        assert_eq!(err, FileError::Truncated);
     }
 }
