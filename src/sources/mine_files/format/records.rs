@@ -380,10 +380,17 @@ impl<'a> Fields<'a> {
         self.raw(name).to_string()
     }
 
-    /// A code that must be there.
+    /// A record's own code: there, and an identifier (no blanks or control characters, at
+    /// most `tables::CODE_MAX_CHARS`), since the gateway keys the point by it.
     fn code(&self, name: &str) -> Res<String> {
-        if self.raw(name).is_empty() {
+        let s = self.raw(name);
+        if s.is_empty() {
             return self.refuse(RecordReason::EmptyCode, name, "is empty");
+        }
+        let identifier = s.chars().count() <= tables::CODE_MAX_CHARS
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !identifier {
+            return self.refuse(RecordReason::BadCode, name, "is not a code");
         }
         Ok(self.text(name))
     }

@@ -243,6 +243,9 @@ pub const FIELD_SEP: char = ';';
 pub const FILE_END: &str = "||";
 pub const FULL_WIDTH_SEP: char = '；';
 
+/// The longest record code (测点编码, 分站编码…) accepted; national codes are about 20.
+pub const CODE_MAX_CHARS: usize = 64;
+
 /// 数值类型.
 pub const VALUE_TYPES: &[(&str, ValueType)] = &[
     ("MN", ValueType::Analog),

@@ -434,6 +434,18 @@ fn every_record_refusal_names_the_field_and_keeps_the_rest() {
 }
 
 #[test]
+fn a_record_code_must_be_an_identifier() {
+    for bad in ["P 1", "P\u{7}1", &"P".repeat(65)] {
+        let e = refused("FZSS", &format!("{bad};0;0;2026-03-01 08:05:00"));
+        assert_eq!(e.reason, RecordReason::BadCode, "{bad}");
+        assert!(e.detail.starts_with("分站编码"), "{}", e.detail);
+    }
+    let ok = "P".repeat(64);
+    let p = parse("FZSS", &file(&[&format!("{ok};0;0;2026-03-01 08:05:00")]));
+    assert_eq!(p.records.len(), 1);
+}
+
+#[test]
 fn a_long_value_is_shortened_in_the_detail() {
     let long = "9".repeat(30) + &"x".repeat(30);
     let e = refused(
@@ -592,6 +604,18 @@ proptest! {
         let text = format!("{header}{}~||", fields.join(";"));
         let p = parse_file(&name(code), text.as_bytes(), CST);
         prop_assert!(p.is_ok());
+    }
+
+    #[test]
+    fn arbitrary_bodies_after_a_good_header_never_panic(
+        body in proptest::collection::vec(any::<u8>(), 0..512),
+        kind in 0usize..9,
+    ) {
+        let code = tables::LAYOUTS[kind].code;
+        let mut bytes = format!("{MINE};示范煤矿;2026-03-01 08:05:00~").into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(b"~||");
+        let _ = parse_file(&name(code), &bytes, CST);
     }
 
     #[test]
