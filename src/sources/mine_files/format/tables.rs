@@ -131,81 +131,81 @@ const FIELDS_RYJZ: &[&str] = &["基站编码", "基站位置", "字段3", "字�
 /// 区域定义: 4 fields.
 const FIELDS_RYQY: &[&str] = &["区域类型", "区域编码", "核定人数", "区域名称"];
 
+const CDDY: Layout = layout(
+    FileType::Cddy,
+    "CDDY",
+    "测点定义",
+    HEADER_CDDY,
+    FIELDS_CDDY,
+    false,
+);
+const CDSS: Layout = layout(
+    FileType::Cdss,
+    "CDSS",
+    "测点实时数据",
+    HEADER_SHORT,
+    FIELDS_CDSS,
+    true,
+);
+const YCBJ: Layout = layout(
+    FileType::Ycbj,
+    "YCBJ",
+    "异常报警",
+    HEADER_SHORT,
+    FIELDS_YCBJ,
+    false,
+);
+const FZDY: Layout = layout(
+    FileType::Fzdy,
+    "FZDY",
+    "分站定义",
+    HEADER_SHORT,
+    FIELDS_FZDY,
+    false,
+);
+const FZSS: Layout = layout(
+    FileType::Fzss,
+    "FZSS",
+    "分站实时状态",
+    HEADER_SHORT,
+    FIELDS_FZSS,
+    true,
+);
+const JZSS: Layout = layout(
+    FileType::Jzss,
+    "JZSS",
+    "基站实时状态",
+    HEADER_SHORT,
+    FIELDS_JZSS,
+    true,
+);
+const RYSS: Layout = layout(
+    FileType::Ryss,
+    "RYSS",
+    "人员实时数据",
+    HEADER_SHORT,
+    FIELDS_RYSS,
+    true,
+);
+const RYJZ: Layout = layout(
+    FileType::Ryjz,
+    "RYJZ",
+    "基站定义",
+    HEADER_SHORT,
+    FIELDS_RYJZ,
+    false,
+);
+const RYQY: Layout = layout(
+    FileType::Ryqy,
+    "RYQY",
+    "区域定义",
+    HEADER_SHORT,
+    FIELDS_RYQY,
+    false,
+);
+
 /// Every supported file type's layout.
-pub const LAYOUTS: &[Layout] = &[
-    layout(
-        FileType::Cddy,
-        "CDDY",
-        "测点定义",
-        HEADER_CDDY,
-        FIELDS_CDDY,
-        false,
-    ),
-    layout(
-        FileType::Cdss,
-        "CDSS",
-        "测点实时数据",
-        HEADER_SHORT,
-        FIELDS_CDSS,
-        true,
-    ),
-    layout(
-        FileType::Ycbj,
-        "YCBJ",
-        "异常报警",
-        HEADER_SHORT,
-        FIELDS_YCBJ,
-        false,
-    ),
-    layout(
-        FileType::Fzdy,
-        "FZDY",
-        "分站定义",
-        HEADER_SHORT,
-        FIELDS_FZDY,
-        false,
-    ),
-    layout(
-        FileType::Fzss,
-        "FZSS",
-        "分站实时状态",
-        HEADER_SHORT,
-        FIELDS_FZSS,
-        true,
-    ),
-    layout(
-        FileType::Jzss,
-        "JZSS",
-        "基站实时状态",
-        HEADER_SHORT,
-        FIELDS_JZSS,
-        true,
-    ),
-    layout(
-        FileType::Ryss,
-        "RYSS",
-        "人员实时数据",
-        HEADER_SHORT,
-        FIELDS_RYSS,
-        true,
-    ),
-    layout(
-        FileType::Ryjz,
-        "RYJZ",
-        "基站定义",
-        HEADER_SHORT,
-        FIELDS_RYJZ,
-        false,
-    ),
-    layout(
-        FileType::Ryqy,
-        "RYQY",
-        "区域定义",
-        HEADER_SHORT,
-        FIELDS_RYQY,
-        false,
-    ),
-];
+pub const LAYOUTS: &[Layout] = &[CDDY, CDSS, YCBJ, FZDY, FZSS, JZSS, RYSS, RYJZ, RYQY];
 
 const fn layout(
     file_type: FileType,
@@ -227,10 +227,17 @@ const fn layout(
 
 /// The layout of a file type.
 pub fn layout_of(file_type: FileType) -> &'static Layout {
-    LAYOUTS
-        .iter()
-        .find(|l| l.file_type == file_type)
-        .unwrap_or(&LAYOUTS[0])
+    match file_type {
+        FileType::Cddy => &CDDY,
+        FileType::Cdss => &CDSS,
+        FileType::Ycbj => &YCBJ,
+        FileType::Fzdy => &FZDY,
+        FileType::Fzss => &FZSS,
+        FileType::Jzss => &JZSS,
+        FileType::Ryss => &RYSS,
+        FileType::Ryjz => &RYJZ,
+        FileType::Ryqy => &RYQY,
+    }
 }
 
 /// A numeric field with this value has no valid value (`None`); so has an empty one.
