@@ -20,6 +20,8 @@ pub struct MineFilesSettings {
     pub max_file_bytes: usize,
     /// More concurrent FTP sessions are refused. Default 256.
     pub max_sessions: usize,
+    /// An FTP session with no command this long is closed (421). Default 300 s.
+    pub idle_timeout_s: u64,
     /// A folder to take files from (uploaded there by another server). Default none.
     pub watch_dir: Option<PathBuf>,
     /// A file in the watched folder unchanged this long is complete. Default 2000 ms.
@@ -41,10 +43,97 @@ impl Default for MineFilesSettings {
             tls_key_file: None,
             max_file_bytes: 8 * 1024 * 1024,
             max_sessions: 256,
+            idle_timeout_s: 300,
             watch_dir: None,
             settle_ms: 2000,
             keep_days: 7,
             upload_timeout_s: 300,
+        }
+    }
+}
+
+impl MineFilesSettings {
+    /// What is wrong with the section, each as (key, message).
+    pub fn problems(&self, err: &mut dyn FnMut(&str, String)) {
+        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
+            err(
+                "mine_files.listen",
+                format!(
+                    "{:?} is not an IP address and port (e.g. \"0.0.0.0:2121\"), nor empty",
+                    self.listen
+                ),
+            );
+        }
+        let [from, to] = self.passive_ports;
+        if from == 0 || from > to {
+            err(
+                "mine_files.passive_ports",
+                format!("[{from}, {to}] is not a range of ports: 1 <= first <= last"),
+            );
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            err(
+                "mine_files.tls_cert_file",
+                "tls_cert_file and tls_key_file are given both or neither".into(),
+            );
+        }
+        if !(1..=256 * 1024 * 1024).contains(&self.max_file_bytes) {
+            err(
+                "mine_files.max_file_bytes",
+                format!("{} is not between 1 and 268435456", self.max_file_bytes),
+            );
+        }
+        if !(1..=100_000).contains(&self.max_sessions) {
+            err(
+                "mine_files.max_sessions",
+                format!("{} is not between 1 and 100000", self.max_sessions),
+            );
+        }
+        if !(1..=86_400).contains(&self.idle_timeout_s) {
+            err(
+                "mine_files.idle_timeout_s",
+                format!("{} is not between 1 and 86400", self.idle_timeout_s),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MineFilesSettings;
+
+    fn problems(s: &MineFilesSettings) -> Vec<String> {
+        let mut out = Vec::new();
+        s.problems(&mut |key, msg| out.push(format!("{key}: {msg}")));
+        out
+    }
+
+    #[test]
+    fn the_defaults_have_no_problem_and_bad_values_are_named() {
+        assert!(problems(&MineFilesSettings::default()).is_empty());
+        let bad = MineFilesSettings {
+            listen: "ftp.example:21".into(),
+            passive_ports: [50100, 50000],
+            tls_cert_file: Some("cert.pem".into()),
+            max_file_bytes: 0,
+            max_sessions: 0,
+            idle_timeout_s: 0,
+            ..MineFilesSettings::default()
+        };
+        let p = problems(&bad);
+        for key in [
+            "listen",
+            "passive_ports",
+            "tls_cert_file",
+            "max_file_bytes",
+            "max_sessions",
+            "idle_timeout_s",
+        ] {
+            assert!(
+                p.iter()
+                    .any(|m| m.starts_with(&format!("mine_files.{key}:"))),
+                "{key} in {p:?}"
+            );
         }
     }
 }
