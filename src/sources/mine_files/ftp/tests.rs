@@ -721,3 +721,133 @@ fn build_errors_say_what_to_change() {
         "{e}"
     );
 }
+
+const PY_RENAME: &str = r#"
+import ftplib, io, sys
+host, port, user, pw, name = sys.argv[1:6]
+f = ftplib.FTP()
+f.connect(host, int(port), timeout=20)
+f.login(user, pw)
+f.storbinary("STOR " + name + ".tmp", io.BytesIO(b"held||"))
+f.sendcmd("RNFR " + name + ".tmp")
+print(f.sendcmd("RNTO " + name), flush=True)
+f.quit()
+"#;
+
+#[tokio::test]
+async fn the_renames_250_waits_for_the_taker() {
+    let h = start().await;
+    let (release, gate) = oneshot::channel();
+    *h.taker.gate.lock().unwrap() = Some(gate);
+    let mut child = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(PY_RENAME)
+        .args([
+            "127.0.0.1".to_string(),
+            h.addr.port().to_string(),
+            MINE.into(),
+            PW.into(),
+            NAME.into(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The temporary STOR is held, not taken: the first call is the rename's.
+    h.taker.wait_calls(1).await;
+    assert_eq!(h.taker.got()[0].name, NAME);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "RNTO answered before the taker"
+    );
+    let early = tokio::time::timeout(Duration::from_millis(700), child.wait()).await;
+    assert!(early.is_err(), "RNTO answered before the taker: {early:?}");
+    release.send(()).unwrap();
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "250 Renamed");
+    assert_eq!(h.taker.got()[0].bytes, b"held||");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn temporary_files_are_held_within_a_bound_and_taken_only_when_renamed() {
+    use unftp_core::storage::{ErrorKind, Metadata as _, StorageBackend};
+    let taker = TestTaker::new();
+    let shared = Arc::new(Shared {
+        taker: taker.clone(),
+        metrics: FtpMetrics::register(&Metrics::new()),
+        clock: Clock::system(),
+        warn: RateLimitedLog::new(1000),
+        max_file_bytes: 100,
+        mines: [MINE.to_string()].into(),
+        recent: Mutex::default(),
+    });
+    let mine = auth::Mine { code: MINE.into() };
+    let folder = Folder::new(shared);
+    let put = |name: &'static str| {
+        folder.put(
+            &mine,
+            std::io::Cursor::new(b"data||".to_vec()),
+            PathBuf::from(name),
+            0,
+        )
+    };
+    assert_eq!(put("/a.tmp").await.unwrap(), 6);
+    assert_eq!(put("/b.part").await.unwrap(), 6);
+    // The same name again replaces; a third name is over the bound.
+    assert_eq!(put("/b.part").await.unwrap(), 6);
+    assert_eq!(
+        put("/c.tmp").await.unwrap_err().kind(),
+        ErrorKind::ExceededStorageAllocationError
+    );
+    assert!(taker.got().is_empty());
+    assert_eq!(folder.metadata(&mine, "/a.tmp").await.unwrap().len(), 6);
+    // A held file renamed to another temporary name stays held.
+    folder.rename(&mine, "/a.tmp", "/a2.tmp").await.unwrap();
+    assert!(taker.got().is_empty());
+    // Only a held file can be renamed.
+    assert_eq!(
+        folder
+            .rename(&mine, "/nothing.tmp", "/x.txt")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermanentFileNotAvailable
+    );
+    // A rename the taker cannot take now is a 451.
+    taker.answer(Err(TakeError::Retry("holding".into())));
+    assert_eq!(
+        folder
+            .rename(&mine, "/a2.tmp", "/a.txt")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::LocalError
+    );
+    assert_eq!(taker.got()[0].name, "a.txt");
+    // Deleted before renaming: never taken.
+    folder.del(&mine, "/b.part").await.unwrap();
+    assert!(folder.metadata(&mine, "/b.part").await.is_err());
+    assert_eq!(taker.got().len(), 1);
+    // A resumed upload is refused; so is a download.
+    assert_eq!(
+        folder
+            .put(&mine, std::io::Cursor::new(vec![1]), "/r.txt", 5)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::CommandNotImplemented
+    );
+    assert!(folder.get(&mine, "/a.txt", 0).await.is_err());
+}
