@@ -553,7 +553,19 @@ impl StorageBackend<Mine> for Folder {
             tree.held.push(Held { path: to, ..held });
             return Ok(());
         }
-        self.take(user, to, held.bytes).await.map(|_| ())
+        // Kept until the taker answers: after a 451 the same RNFR/RNTO can be sent again.
+        let bytes = held.bytes.clone();
+        match self.take(user, to, bytes).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if e.kind() == ErrorKind::LocalError {
+                    let mut tree = self.tree();
+                    tree.held.retain(|h| h.path != held.path);
+                    tree.held.push(held);
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &Mine, path: P) -> Result<()> {

@@ -836,10 +836,15 @@ async fn temporary_files_are_held_within_a_bound_and_taken_only_when_renamed() {
         ErrorKind::LocalError
     );
     assert_eq!(taker.got()[0].name, "a.txt");
+    // ... and the file is still held, to be renamed again.
+    taker.answer(Ok(Taken::Duplicate));
+    folder.rename(&mine, "/a2.tmp", "/a.txt").await.unwrap();
+    assert_eq!(taker.got()[1].bytes, b"data||");
+    assert!(folder.metadata(&mine, "/a2.tmp").await.is_err());
     // Deleted before renaming: never taken.
     folder.del(&mine, "/b.part").await.unwrap();
     assert!(folder.metadata(&mine, "/b.part").await.is_err());
-    assert_eq!(taker.got().len(), 1);
+    assert_eq!(taker.got().len(), 2);
     // A resumed upload is refused; so is a download.
     assert_eq!(
         folder
