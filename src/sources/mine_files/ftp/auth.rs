@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use unftp_core::auth::{
@@ -13,7 +14,9 @@ use unftp_core::auth::{
     UserDetailProvider,
 };
 
-/// A refused login answers this late: a guesser gets one try a second per connection.
+/// A refused login answers this late, and the attempts from one address are checked one at a
+/// time: a guesser gets one try a second per address, however many `PASS` it pipelines or
+/// sessions it opens.
 const REFUSED_DELAY: Duration = Duration::from_millis(1000);
 
 /// The logged-in mine: all a session knows of its user.
@@ -36,6 +39,8 @@ impl UserDetail for Mine {}
 pub struct MineLogins {
     digests: HashMap<String, [u8; 32]>,
     shared: Arc<Shared>,
+    /// One lock per source address with an attempt under way (forgotten after it).
+    in_turn: Mutex<HashMap<IpAddr, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl fmt::Debug for MineLogins {
@@ -58,6 +63,20 @@ impl MineLogins {
                 .map(|(code, pw)| (code.clone(), digest(pw)))
                 .collect(),
             shared,
+            in_turn: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn turn_of(&self, ip: IpAddr) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.in_turn.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(ip).or_default().clone()
+    }
+
+    fn forget_turn(&self, ip: IpAddr, turn: Arc<tokio::sync::Mutex<()>>) {
+        let mut m = self.in_turn.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's and ours: no other attempt from there is waiting.
+        if Arc::strong_count(&turn) == 2 {
+            m.remove(&ip);
         }
     }
 
@@ -83,6 +102,27 @@ impl Authenticator for MineLogins {
         creds: &Credentials,
     ) -> Result<Principal, AuthenticationError> {
         let password = creds.password.as_deref().unwrap_or("");
+        let turn = self.turn_of(creds.source_ip);
+        let result = {
+            let _in_turn = turn.lock().await;
+            self.attempt(username, password, creds).await
+        };
+        self.forget_turn(creds.source_ip, turn);
+        result
+    }
+
+    fn name(&self) -> &str {
+        "safegate mine logins"
+    }
+}
+
+impl MineLogins {
+    async fn attempt(
+        &self,
+        username: &str,
+        password: &str,
+        creds: &Credentials,
+    ) -> Result<Principal, AuthenticationError> {
         if self.check(username, password) {
             return Ok(Principal {
                 username: username.to_string(),
@@ -114,10 +154,6 @@ impl Authenticator for MineLogins {
         } else {
             AuthenticationError::BadUser
         })
-    }
-
-    fn name(&self) -> &str {
-        "safegate mine logins"
     }
 }
 

@@ -856,3 +856,46 @@ async fn temporary_files_are_held_within_a_bound_and_taken_only_when_renamed() {
     );
     assert!(folder.get(&mine, "/a.txt", 0).await.is_err());
 }
+
+#[tokio::test]
+async fn login_attempts_from_one_address_are_checked_one_at_a_time() {
+    use unftp_core::auth::{Authenticator, ChannelEncryptionState, Credentials};
+    let shared = Arc::new(Shared {
+        taker: TestTaker::new(),
+        metrics: FtpMetrics::register(&Metrics::new()),
+        clock: Clock::system(),
+        warn: RateLimitedLog::new(1000),
+        max_file_bytes: 10,
+        mines: HashSet::new(),
+        recent: Mutex::default(),
+    });
+    let l = Arc::new(auth::MineLogins::new(&logins(), shared));
+    let creds = |pw: &str, ip: [u8; 4]| Credentials {
+        password: Some(pw.into()),
+        certificate_chain: None,
+        source_ip: ip.into(),
+        command_channel_security: ChannelEncryptionState::Plaintext,
+    };
+    let start = tokio::time::Instant::now();
+    let attempt = |pw: &'static str, ip: [u8; 4]| {
+        let l = l.clone();
+        tokio::spawn(async move {
+            let r = l.authenticate(MINE, &creds(pw, ip)).await.is_ok();
+            (r, start.elapsed())
+        })
+    };
+    // Pipelined: two wrong guesses, then the right password, from one address; and the
+    // right password from another. (Real time: the refusals' delay is a second each.)
+    let guesses: Vec<_> = ["a", "b"].map(|pw| attempt(pw, [10, 0, 0, 1])).into();
+    tokio::task::yield_now().await;
+    let right = attempt(PW, [10, 0, 0, 1]);
+    let elsewhere = attempt(PW, [10, 0, 0, 2]);
+    for g in guesses {
+        assert!(!g.await.unwrap().0);
+    }
+    let (ok, took) = right.await.unwrap();
+    assert!(ok);
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    let (ok, took) = elsewhere.await.unwrap();
+    assert!(ok && took < Duration::from_secs(1), "{took:?}");
+}
