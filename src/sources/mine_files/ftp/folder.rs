@@ -25,6 +25,9 @@ pub const RECENT_PER_MINE: usize = 64;
 pub const HELD_PER_SESSION: usize = 2;
 /// Name endings of a temporary upload, renamed when whole (case-insensitive).
 pub const TEMPORARY_ENDINGS: &[&str] = &[".tmp", ".temp", ".part", ".partial", ".filepart"];
+/// An upload over `max_file_bytes` is read on and dropped up to this many times the bound,
+/// for its sender to hear the 552; a larger one has its data connection closed.
+pub const DRAIN_FACTOR: u64 = 4;
 /// A name longer than this (bytes) is refused.
 const MAX_NAME_BYTES: usize = 255;
 
@@ -273,8 +276,8 @@ impl Folder {
     }
 
     /// Read the upload whole, within `max_file_bytes`. Past the bound the rest is read and
-    /// dropped (at most as much again), so the client hears the 552 rather than a reset;
-    /// nothing past the bound is kept.
+    /// dropped, up to [`DRAIN_FACTOR`] times the bound, so that the client hears the 552
+    /// rather than a broken connection; nothing past the bound is kept.
     async fn read_bounded<R: AsyncRead + Unpin>(&self, input: &mut R) -> Result<Option<Vec<u8>>> {
         let max = self.shared.max_file_bytes;
         let mut bytes = Vec::with_capacity(max.min(64 * 1024));
@@ -287,7 +290,8 @@ impl Folder {
             return Ok(Some(bytes));
         }
         drop(bytes);
-        let _ = tokio::io::copy(&mut input.take(max as u64), &mut tokio::io::sink()).await;
+        let drain = (max as u64).saturating_mul(DRAIN_FACTOR);
+        let _ = tokio::io::copy(&mut input.take(drain), &mut tokio::io::sink()).await;
         Ok(None)
     }
 

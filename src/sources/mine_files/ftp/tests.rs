@@ -362,14 +362,20 @@ async fn dot_dot_and_another_mines_folder_are_refused() {
 #[tokio::test]
 async fn a_file_over_max_file_bytes_is_refused_and_never_taken() {
     let h = start_with(|s, _| s.max_file_bytes = 10_000).await;
-    let f = h.file(NAME, &vec![b'a'; 200_000]);
+    // Within what is read on and dropped: the client hears the 552.
+    let f = h.file(NAME, &vec![b'a'; 30_000]);
+    let (code, err) = h.curl_run(&f, "", &user(MINE, PW), &[]).await;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("< 552"), "{err}");
+    // Far over it: the data connection is closed; never a 226.
+    let f = h.file(NAME, &vec![b'a'; 2_000_000]);
     let (code, err) = h.curl_run(&f, "", &user(MINE, PW), &[]).await;
     assert_ne!(code, 0, "{err}");
     assert!(!err.contains("< 226"), "{err}");
     assert!(h.taker.got().is_empty());
     assert_eq!(
         h.metric("safegate_mine_files_ftp_uploads_total{outcome=\"too_large\"}"),
-        1.0
+        2.0
     );
     // Exactly the bound is taken.
     let f = h.file(NAME, &vec![b'a'; 10_000]);
