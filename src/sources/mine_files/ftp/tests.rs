@@ -714,6 +714,14 @@ fn build_errors_say_what_to_change() {
     });
     assert!(e.contains("cannot read the FTPS key"), "{e}");
     assert!(with(&|s| s.tls_cert_file = Some(c.clone())).contains("together"));
+    // Another certificate's key.
+    let other = tempfile::tempdir().unwrap();
+    let (_, other_key) = write_test_certificate(other.path());
+    let e = with(&|s| {
+        s.tls_cert_file = Some(c.clone());
+        s.tls_key_file = Some(other_key.clone());
+    });
+    assert!(e.contains("cannot be used"), "{e}");
     assert!(build(&test_settings(), HashMap::new())
         .unwrap()
         .to_string()
