@@ -20,6 +20,8 @@ pub struct MineFilesSettings {
     pub max_file_bytes: usize,
     /// More concurrent FTP sessions are refused. Default 256.
     pub max_sessions: usize,
+    /// An FTP session with no command this long is closed (421). Default 300 s.
+    pub idle_timeout_s: u64,
     /// A folder to take files from (uploaded there by another server). Default none.
     pub watch_dir: Option<PathBuf>,
     /// A file in the watched folder unchanged this long is complete. Default 2000 ms.
@@ -41,6 +43,7 @@ impl Default for MineFilesSettings {
             tls_key_file: None,
             max_file_bytes: 8 * 1024 * 1024,
             max_sessions: 256,
+            idle_timeout_s: 300,
             watch_dir: None,
             settle_ms: 2000,
             keep_days: 7,
@@ -52,10 +55,7 @@ impl Default for MineFilesSettings {
 impl MineFilesSettings {
     /// The section's own rules; `err(key, message)` collects a problem.
     pub fn problems(&self, err: &mut dyn FnMut(&str, String)) {
-        if !self.enabled {
-            return;
-        }
-        if self.listen.is_empty() && self.watch_dir.is_none() {
+        if self.enabled && self.listen.is_empty() && self.watch_dir.is_none() {
             err(
                 "mine_files.listen",
                 "mine files are enabled but neither an FTP listen address nor a watch_dir is set"
@@ -66,43 +66,88 @@ impl MineFilesSettings {
             err(
                 "mine_files.listen",
                 format!(
-                    "{:?} is not an address like \"127.0.0.1:2121\"",
+                    "{:?} is not an IP address and port (e.g. \"0.0.0.0:2121\"), nor empty",
                     self.listen
                 ),
             );
         }
-        let [lo, hi] = self.passive_ports;
-        if lo == 0 || lo > hi {
+        let [from, to] = self.passive_ports;
+        if from == 0 || from > to {
             err(
                 "mine_files.passive_ports",
-                format!("[{lo}, {hi}] is not a port range [first, last] with 0 < first <= last"),
+                format!("[{from}, {to}] is not a range of ports: 1 <= first <= last"),
             );
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             err(
                 "mine_files.tls_cert_file",
-                "FTPS needs both tls_cert_file and tls_key_file".into(),
+                "tls_cert_file and tls_key_file are given both or neither".into(),
             );
         }
-        let ranges: [(&str, u64, u64, u64); 5] = [
-            (
-                "max_file_bytes",
-                self.max_file_bytes as u64,
-                1,
-                256 * 1024 * 1024,
-            ),
-            ("max_sessions", self.max_sessions as u64, 1, 10_000),
-            ("settle_ms", self.settle_ms, 1, 600_000),
-            ("keep_days", u64::from(self.keep_days), 1, 3650),
-            ("upload_timeout_s", self.upload_timeout_s, 10, 86_400),
-        ];
-        for (key, v, lo, hi) in ranges {
+        for (key, v, lo, hi) in self.bounded() {
             if !(lo..=hi).contains(&v) {
                 err(
                     &format!("mine_files.{key}"),
                     format!("{v} is not between {lo} and {hi}"),
                 );
             }
+        }
+    }
+
+    /// The numeric settings with their bounds: (key, value, least, most).
+    fn bounded(&self) -> [(&'static str, u64, u64, u64); 6] {
+        [
+            (
+                "max_file_bytes",
+                self.max_file_bytes as u64,
+                1,
+                256 * 1024 * 1024,
+            ),
+            ("max_sessions", self.max_sessions as u64, 1, 100_000),
+            ("idle_timeout_s", self.idle_timeout_s, 1, 86_400),
+            ("settle_ms", self.settle_ms, 1, 600_000),
+            ("keep_days", u64::from(self.keep_days), 1, 3650),
+            ("upload_timeout_s", self.upload_timeout_s, 10, 86_400),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MineFilesSettings;
+
+    fn problems(s: &MineFilesSettings) -> Vec<String> {
+        let mut out = Vec::new();
+        s.problems(&mut |key, msg| out.push(format!("{key}: {msg}")));
+        out
+    }
+
+    #[test]
+    fn the_defaults_have_no_problem_and_bad_values_are_named() {
+        assert!(problems(&MineFilesSettings::default()).is_empty());
+        let bad = MineFilesSettings {
+            listen: "ftp.example:21".into(),
+            passive_ports: [50100, 50000],
+            tls_cert_file: Some("cert.pem".into()),
+            max_file_bytes: 0,
+            max_sessions: 0,
+            idle_timeout_s: 0,
+            ..MineFilesSettings::default()
+        };
+        let p = problems(&bad);
+        for key in [
+            "listen",
+            "passive_ports",
+            "tls_cert_file",
+            "max_file_bytes",
+            "max_sessions",
+            "idle_timeout_s",
+        ] {
+            assert!(
+                p.iter()
+                    .any(|m| m.starts_with(&format!("mine_files.{key}:"))),
+                "{key} in {p:?}"
+            );
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod format;
 pub mod ftp;
+pub mod metrics;
 pub mod watch;
 
 use futures::future::BoxFuture;

@@ -1,1 +1,0 @@
-//! The embedded FTP(S) server the mines upload to.
