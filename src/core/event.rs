@@ -133,6 +133,9 @@ pub enum SourceEvent {
     /// One upstream request's events, applied together, for a source that must tell its
     /// sender which elements were refused (HTTP push). Boxed: rare beside readings.
     Message(Box<Message>),
+    /// A source declares one site's devices (a mine's point-definition file): they join,
+    /// change or leave the inventory at its `at_ms`, in order with the readings around it.
+    Devices(Box<SiteDevices>),
 }
 
 impl SourceEvent {
@@ -212,4 +215,16 @@ impl Accepted {
     pub fn latency_ms(&self) -> Option<i64> {
         (!self.ts_from_gateway).then_some(self.received_ms - self.ts_ms)
     }
+}
+
+/// What one source says about one site's devices: its devices of that site not listed leave
+/// at `at_ms`, new ones join, changed ones change (kind, system, interval, status, alarm
+/// rule). Devices name the site's configured systems, zones and enterprises by id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteDevices {
+    /// The source's name, e.g. `mine_files`: what `declared` shows.
+    pub source: Arc<str>,
+    pub site: String,
+    pub devices: Vec<crate::core::config::inventory::DeviceConfig<serde::de::IgnoredAny>>,
+    pub at_ms: i64,
 }

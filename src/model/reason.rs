@@ -29,10 +29,13 @@ pub enum Reason {
     AlarmOfOtherSite,
     /// A payload mapping's required path found nothing, several values, or a non-scalar.
     MappingFailed,
+    /// A unit a source declared that the inventory cannot take: it collides with a configured
+    /// unit, or names a system, zone or enterprise its site does not have.
+    InventoryConflict,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::MalformedJson,
         Reason::BadTopic,
         Reason::PayloadTooLarge,
@@ -50,6 +53,7 @@ impl Reason {
         Reason::UnknownAlarm,
         Reason::AlarmOfOtherSite,
         Reason::MappingFailed,
+        Reason::InventoryConflict,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +74,7 @@ impl Reason {
             Reason::UnknownAlarm => "unknown_alarm",
             Reason::AlarmOfOtherSite => "alarm_of_other_site",
             Reason::MappingFailed => "mapping_failed",
+            Reason::InventoryConflict => "inventory_conflict",
         }
     }
 }

@@ -13,36 +13,7 @@ pub use super::rows::{DeviceSnapshot, JournalMsg, LatencyRow, StateError, Transi
 /// Transitions folded into the timeline after this many new ones (and at shutdown).
 const COMPACT_EVERY: usize = 20_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UnitKind {
-    Site,
-    Enterprise,
-    Zone,
-    System,
-    Device,
-}
-
-impl UnitKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            UnitKind::Site => "site",
-            UnitKind::Enterprise => "enterprise",
-            UnitKind::Zone => "zone",
-            UnitKind::System => "system",
-            UnitKind::Device => "device",
-        }
-    }
-    fn parse(s: &str) -> Option<UnitKind> {
-        Some(match s {
-            "site" => UnitKind::Site,
-            "enterprise" => UnitKind::Enterprise,
-            "zone" => UnitKind::Zone,
-            "system" => UnitKind::System,
-            "device" => UnitKind::Device,
-            _ => return None,
-        })
-    }
-}
+pub use crate::core::inventory::UnitKind;
 
 type UnitId = (UnitKind, String, String);
 
@@ -244,6 +215,7 @@ impl Journal {
             JournalMsg::Latency(rows) => self.add_latency(rows),
             JournalMsg::Polls(rows) => self.add_polls(rows),
             JournalMsg::Alarms(rows) => self.save_alarms(rows),
+            JournalMsg::Registry(rows) => self.append_registry(rows),
             JournalMsg::Receipts(_) => Ok(()),
         }
     }

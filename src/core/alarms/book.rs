@@ -214,6 +214,50 @@ impl AlarmBook {
         }
     }
 
+    /// The device's rule, if it has one.
+    pub fn rule(&self, d: DeviceIdx) -> Option<std::sync::Arc<super::rules::DeviceRule>> {
+        self.rules.devices.get(d as usize).cloned().flatten()
+    }
+
+    /// Give device `d` its rule (a device that joined, or whose rule changed), growing the
+    /// book to it.
+    pub fn set_rule(
+        &mut self,
+        d: DeviceIdx,
+        rule: Option<std::sync::Arc<super::rules::DeviceRule>>,
+    ) {
+        let n = (d as usize + 1).max(self.levels.len());
+        self.grow(n);
+        self.rules.devices[d as usize] = rule;
+    }
+
+    /// Room for `n` devices; new ones have no rule yet.
+    pub fn grow(&mut self, n: usize) {
+        if self.levels.len() < n {
+            self.levels.resize(n, LevelState::default());
+        }
+        if self.rules.devices.len() < n {
+            self.rules.devices.resize(n, None);
+        }
+    }
+
+    /// A device joined again: its value and rate states start over (its alarms still open
+    /// stay as they are, to be acknowledged).
+    pub fn reset_device(&mut self, d: DeviceIdx) {
+        if let Some(l) = self.levels.get_mut(d as usize) {
+            *l = LevelState::default();
+        }
+        self.rates.remove(&d);
+    }
+
+    /// Rules from a reload: every device's and every site's deadlines; the book's alarm
+    /// states are kept.
+    pub fn replace_rules(&mut self, rules: AlarmRules) {
+        let n = rules.devices.len();
+        self.rules = rules;
+        self.grow(n);
+    }
+
     pub fn get(&self, id: AlarmId) -> Option<&AlarmRecord> {
         self.open.get(&id).or_else(|| self.closed.get(&id))
     }
