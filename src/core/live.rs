@@ -748,3 +748,298 @@ impl super::Core {
         self.inventory = Arc::new(inv);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::event::{Origin, RawReading, ReadingStatus, SourceEvent};
+    use crate::core::{Core, Outputs};
+    use crate::model::{DeviceKind, Protocol, UnitStatus};
+    use serde::de::IgnoredAny;
+
+    const INV: &str = r#"
+[[sites]]
+id = "m1"
+name = "Mine 1"
+kind = "mine"
+
+[[systems]]
+id = "sys"
+site = "m1"
+kind = "positioning"
+
+[[devices]]
+id = "a"
+site = "m1"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 1
+"#;
+
+    fn core() -> Core {
+        let f = crate::core::config::inventory::test_file(INV);
+        Core::new(Inventory::from_config(&f.inventory), 60_000, 10)
+    }
+
+    fn point(id: &str, interval_s: f64) -> DeviceConfig<IgnoredAny> {
+        DeviceConfig {
+            id: id.into(),
+            site: "m1".into(),
+            kind: DeviceKind::GasCombustible,
+            name: None,
+            gas: None,
+            enterprise: None,
+            zone: None,
+            system: Some("sys".into()),
+            protocol: Protocol::Mqtt,
+            interval_s,
+            status: UnitStatus::Built,
+            offline_after_s: None,
+            modbus: None,
+            alarm: None,
+        }
+    }
+
+    fn declare(c: &mut Core, devices: Vec<DeviceConfig<IgnoredAny>>, at: i64) -> Outputs {
+        let mut out = Outputs::default();
+        let sd = SiteDevices {
+            source: "mine_files".into(),
+            site: "m1".into(),
+            devices,
+            at_ms: at,
+        };
+        c.apply(SourceEvent::Devices(Box::new(sd)), &mut out);
+        out
+    }
+
+    fn reading(dev: &str, v: f64, at: i64) -> SourceEvent {
+        SourceEvent::Reading {
+            reading: RawReading {
+                site: "m1".into(),
+                device: dev.into(),
+                ts_ms: None,
+                values: vec![("lel".into(), v)],
+                status: ReadingStatus::Normal,
+            },
+            origin: Origin {
+                topic: Arc::from("t"),
+                element: None,
+            },
+            received_ms: at,
+        }
+    }
+
+    fn rows(out: &Outputs) -> Vec<(&str, Reg, i64)> {
+        out.registry
+            .iter()
+            .map(|r| (&*r.id, r.status, r.at_ms))
+            .collect()
+    }
+
+    const T0: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn a_declared_device_joins_changes_leaves_and_rejoins_in_its_slot() {
+        let mut c = core();
+        let out = declare(&mut c, vec![point("p1", 10.0), point("p2", 10.0)], T0);
+        assert_eq!(
+            rows(&out),
+            vec![("p1", Reg::Built, T0), ("p2", Reg::Built, T0)]
+        );
+        assert!(out.rejections.is_empty(), "{:?}", out.rejections);
+        let p1 = c.inventory.lookup("m1", "p1").unwrap();
+        assert_eq!(
+            c.inventory.devices[p1 as usize].declared.as_str(),
+            "mine_files"
+        );
+        assert_eq!(c.counts(None).planned, 3);
+        // A reading for a joined device is accepted.
+        let mut out = Outputs::default();
+        c.apply(reading("p1", 1.0, T0 + 5), &mut out);
+        assert_eq!(out.readings.len(), 1, "{:?}", out.rejections);
+        assert_eq!(out.transitions.len(), 1);
+
+        // Changed: its interval (no registry row: its status is the same), then its status.
+        let out = declare(&mut c, vec![point("p1", 20.0), point("p2", 10.0)], T0 + 10);
+        assert!(out.registry.is_empty());
+        assert_eq!(c.inventory.devices[p1 as usize].interval_ms, 20_000);
+        let mut suspended = point("p2", 10.0);
+        suspended.status = UnitStatus::Suspended;
+        let out = declare(&mut c, vec![point("p1", 20.0), suspended], T0 + 20);
+        assert_eq!(rows(&out), vec![("p2", Reg::Suspended, T0 + 20)]);
+
+        // p1 is dropped from the declaration: it leaves (offline at that time, as it was
+        // online), and a reading for it is refused as unknown.
+        let out = declare(&mut c, vec![point("p2", 10.0)], T0 + 30);
+        assert_eq!(
+            rows(&out),
+            vec![("p2", Reg::Built, T0 + 30), ("p1", Reg::Removed, T0 + 30)]
+        );
+        assert_eq!(out.transitions.len(), 1);
+        assert_eq!(out.transitions[0].cause, crate::core::Cause::Removed);
+        assert!(
+            out.alarms.is_empty(),
+            "no offline alarm for a unit that left"
+        );
+        assert!(!c.inventory.counts_as_active(p1));
+        assert_eq!(c.counts(None).planned, 2);
+        let mut out = Outputs::default();
+        c.apply(reading("p1", 1.0, T0 + 35), &mut out);
+        assert_eq!(out.rejections[0].reason, Reason::UnknownDevice);
+
+        // It comes back in the same slot, from `never`.
+        let out = declare(&mut c, vec![point("p1", 10.0), point("p2", 10.0)], T0 + 40);
+        assert_eq!(rows(&out), vec![("p1", Reg::Built, T0 + 40)]);
+        assert_eq!(c.inventory.lookup("m1", "p1"), Ok(p1));
+        assert_eq!(c.liveness.state(p1), crate::core::DeviceState::Never);
+        assert_eq!(c.inventory.devices.len(), 3);
+        let snap = c.snapshot(None);
+        assert_eq!(snap.site_devices(0).len(), 3);
+    }
+
+    #[test]
+    fn conflicts_and_unknown_references_are_refused_without_dropping_the_rest() {
+        let mut c = core();
+        let mut bad_ref = point("p3", 10.0);
+        bad_ref.system = Some("nope".into());
+        let mut other_site = point("p4", 10.0);
+        other_site.site = "m9".into();
+        let out = declare(
+            &mut c,
+            vec![point("a", 10.0), point("p2", 10.0), bad_ref, other_site],
+            T0,
+        );
+        let reasons: Vec<_> = out.rejections.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, vec![Reason::InventoryConflict; 3]);
+        assert!(
+            out.rejections[0].detail.contains("inventory files"),
+            "{}",
+            out.rejections[0].detail
+        );
+        assert!(
+            out.rejections[1].detail.contains("system \"nope\""),
+            "{}",
+            out.rejections[1].detail
+        );
+        assert_eq!(rows(&out), vec![("p2", Reg::Built, T0)]);
+        // The configured device is untouched.
+        let a = c.inventory.lookup("m1", "a").unwrap();
+        assert_eq!(c.inventory.devices[a as usize].declared, Declared::Config);
+        assert_eq!(c.inventory.devices[a as usize].interval_ms, 1_000);
+        // An unknown site refuses the whole declaration.
+        let mut out = Outputs::default();
+        let sd = SiteDevices {
+            source: "mine_files".into(),
+            site: "m9".into(),
+            devices: vec![point("x", 1.0)],
+            at_ms: T0,
+        };
+        c.apply(SourceEvent::Devices(Box::new(sd)), &mut out);
+        assert_eq!(out.rejections[0].reason, Reason::UnknownSite);
+        assert!(out.registry.is_empty());
+    }
+
+    #[test]
+    fn a_joined_device_s_own_alarm_rule_applies() {
+        let mut c = core();
+        let mut p = point("p1", 10.0);
+        p.alarm = Some(Box::new(crate::core::config::alarms::AlarmRuleConfig {
+            levels: Some(vec![0.5, 1.0]),
+            ..Default::default()
+        }));
+        declare(&mut c, vec![p], T0);
+        let mut out = Outputs::default();
+        c.apply(reading("p1", 0.4, T0 + 1), &mut out);
+        assert!(out.alarms.is_empty());
+        c.apply(reading("p1", 0.7, T0 + 2), &mut out);
+        assert_eq!(out.alarms.len(), 1, "the mine's threshold 0.5 raised it");
+        assert_eq!(out.alarms[0].record.level(), 1);
+    }
+
+    #[test]
+    fn a_reload_adds_changes_and_removes_config_units_and_keeps_the_source_s() {
+        let mut c = core();
+        declare(&mut c, vec![point("p1", 10.0)], T0);
+        let text = r#"
+[[sites]]
+id = "m1"
+name = "Mine 1"
+kind = "mine"
+
+[[sites]]
+id = "m2"
+name = "Mine 2"
+kind = "mine"
+
+[[devices]]
+id = "b"
+site = "m2"
+kind = "gas_combustible"
+protocol = "mqtt"
+interval_s = 2
+"#;
+        let f = crate::core::config::inventory::test_file(text);
+        let mut out = Outputs::default();
+        let tally = c
+            .reload_inventory(&f.inventory, T0 + 100, &mut out)
+            .unwrap();
+        assert_eq!(
+            tally.sites,
+            Tally {
+                added: 1,
+                changed: 0,
+                removed: 0
+            }
+        );
+        assert_eq!(tally.systems.removed, 1);
+        assert_eq!(
+            tally.devices,
+            Tally {
+                added: 1,
+                changed: 0,
+                removed: 1
+            }
+        );
+        let mut got: Vec<_> = out
+            .registry
+            .iter()
+            .map(|r| (r.kind, &*r.site, &*r.id, r.status, r.at_ms))
+            .collect();
+        got.sort_by_key(|r| (r.1, r.2));
+        let at = T0 + 100;
+        assert_eq!(
+            got,
+            vec![
+                (UnitKind::Device, "m1", "a", Reg::Removed, at),
+                (UnitKind::System, "m1", "sys", Reg::Removed, at),
+                (UnitKind::Device, "m2", "b", Reg::Built, at),
+                (UnitKind::Site, "m2", "m2", Reg::Built, at),
+            ]
+        );
+        // The source's device stays, its reference to the removed system dropped.
+        let p1 = c.inventory.lookup("m1", "p1").unwrap();
+        assert_eq!(c.inventory.devices[p1 as usize].system, None);
+        assert!(c.inventory.lookup("m1", "a").is_err());
+        let mut out = Outputs::default();
+        c.apply(reading("b", 1.0, T0 + 101).with_site("m2"), &mut out);
+        assert_eq!(out.readings.len(), 1, "{:?}", out.rejections);
+        // A file that declares the source's device is refused; nothing changes.
+        let claim = format!("{text}\n[[devices]]\nid = \"p1\"\nsite = \"m1\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = 1\n");
+        let f = crate::core::config::inventory::test_file(&claim);
+        let before = c.inventory.clone();
+        let err = c
+            .reload_inventory(&f.inventory, T0 + 200, &mut out)
+            .unwrap_err();
+        assert!(err[0].contains("mine_files"), "{err:?}");
+        assert!(Arc::ptr_eq(&before, &c.inventory));
+    }
+
+    impl SourceEvent {
+        fn with_site(mut self, site: &str) -> SourceEvent {
+            if let SourceEvent::Reading { reading, .. } = &mut self {
+                reading.site = site.into();
+            }
+            self
+        }
+    }
+}
