@@ -78,7 +78,6 @@ async fn config(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(s.config_view.clone())
 }
 
-/// Alive (always 200 while the process serves), with the outbox's backlog and budget.
 /// Re-read the configuration files and apply their inventory: 200 with what changed and
 /// what needs a restart, 422 with the located problems (nothing changed).
 async fn reload(
@@ -110,6 +109,7 @@ async fn reload(
     })
 }
 
+/// Alive (always 200 while the process serves), with the outbox's backlog and budget.
 async fn healthz(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(json!({"status": "ok", "outbox": outbox_json(&s)}))
 }
