@@ -75,7 +75,7 @@ fn build(dir: &Path, n: usize, days: i64, per_day: i64) -> Evaluator {
     );
     Evaluator {
         journal: Arc::new(safegate::state::ReadPool::new(dir)),
-        inventory: inv,
+        inventory: safegate::report::evaluate::live(inv),
         settings: Default::default(),
         targets: vec![],
     }
@@ -102,18 +102,18 @@ fn bench(c: &mut Criterion) {
             // Where the time goes, once: reading the journal vs computing.
             let t = Instant::now();
             let j = Journal::open_read(dir.path()).unwrap();
-            let h = j.load_history(&ev.inventory, from, to).unwrap();
+            let h = j.load_history(&ev.inventory(), from, to).unwrap();
             let load = t.elapsed();
             let t = Instant::now();
             let c = safegate::core::indicators::compute(
-                &ev.inventory,
+                &ev.inventory(),
                 &h,
                 from,
                 to,
                 to,
                 ev.settings.policy(),
             );
-            let _ = c.indicators(&ev.inventory, Scope::Region);
+            let _ = c.indicators(&ev.inventory(), Scope::Region);
             eprintln!(
                 "  load {:.0} ms, compute {:.0} ms",
                 load.as_secs_f64() * 1e3,
@@ -127,9 +127,9 @@ fn bench(c: &mut Criterion) {
         g.bench_function(id, |b| {
             b.iter(|| {
                 let c = ev.compute(from, to, to).unwrap();
-                let region = c.indicators(&ev.inventory, Scope::Region);
+                let region = c.indicators(&ev.inventory(), Scope::Region);
                 let sites: usize = (0..10)
-                    .map(|s| c.indicators(&ev.inventory, Scope::Site(s)).len())
+                    .map(|s| c.indicators(&ev.inventory(), Scope::Site(s)).len())
                     .sum();
                 assert!(region
                     .iter()

@@ -377,12 +377,14 @@ fn report(
     let cfg = loaded.config;
     let ev = Evaluator {
         journal: std::sync::Arc::new(safegate::state::ReadPool::new(&cfg.gateway.data_dir)),
-        inventory: std::sync::Arc::new(safegate::core::Inventory::from_config(&cfg.inventory)),
+        inventory: safegate::report::evaluate::live(std::sync::Arc::new(
+            safegate::core::Inventory::from_config(&cfg.inventory),
+        )),
         settings: cfg.indicators.clone(),
         targets: cfg.targets.clone(),
     };
     let c = ev.compute(from, to, now).map_err(|e| e.to_string())?;
-    let r = safegate::report::build(&ev.inventory, &c, &ev.targets);
+    let r = safegate::report::build(&ev.inventory(), &c, &ev.targets);
     let mut out = std::io::stdout().lock();
     let written = match format {
         "json" => serde_json::to_writer_pretty(&mut out, &r).map_err(|e| e.to_string()),

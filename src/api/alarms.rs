@@ -84,7 +84,7 @@ pub async fn list(
         )));
     }
     if let Some(site) = q.site.as_deref() {
-        if s.evaluator.inventory.site(site).is_none() {
+        if s.evaluator.inventory().site(site).is_none() {
             return Err(ApiError::NotFound(format!(
                 "site {site:?} is not in the inventory"
             )));
@@ -184,7 +184,7 @@ pub async fn ack(
     let now = s.clock.now_ms();
     match res {
         Ok(r) => {
-            let inv = s.evaluator.inventory.clone();
+            let inv = s.evaluator.inventory();
             let view = AlarmView::of(&r.record, &inv, now, true);
             if r.first {
                 s.audit.record(
@@ -214,7 +214,7 @@ pub async fn ack(
         }
         Err(AckError::WrongSite { alarm_site, .. }) => Err(ApiError::NotFound(format!(
             "alarm {id} belongs to site {:?}, not {:?}; nothing was changed",
-            s.evaluator.inventory.sites[alarm_site as usize].id,
+            s.evaluator.inventory().sites[alarm_site as usize].id,
             b.site.unwrap_or_default()
         ))),
         Err(AckError::Unknown(_)) => {

@@ -48,7 +48,9 @@ pub fn needed(method: &Method, path: &str) -> Need {
     match path {
         "/healthz" | "/readyz" => Need::Open,
         "/metrics" => Need::Metrics,
-        "/api/v1/rejections" | "/api/v1/config" | "/api/v1/outbox" => Need::Role(Role::Admin),
+        "/api/v1/rejections" | "/api/v1/config" | "/api/v1/config/reload" | "/api/v1/outbox" => {
+            Need::Role(Role::Admin)
+        }
         "/api/v1/indicators" | "/api/v1/report" => Need::Role(Role::Evaluator),
         p if *method == Method::POST && p.starts_with("/api/v1/ingest/") => Need::Ingest,
         p if *method == Method::POST && p.starts_with("/api/v1/alarms/") && p.ends_with("/ack") => {
@@ -232,6 +234,10 @@ mod tests {
         assert_eq!(needed(&get, "/api/v1/alarms/7"), Need::Role(Role::Viewer));
         assert_eq!(needed(&get, "/api/v1/report"), Need::Role(Role::Evaluator));
         assert_eq!(needed(&get, "/api/v1/rejections"), Need::Role(Role::Admin));
+        assert_eq!(
+            needed(&Method::POST, "/api/v1/config/reload"),
+            Need::Role(Role::Admin)
+        );
         assert!(allowed(Need::Role(Role::Viewer), Role::Admin));
         assert!(!allowed(Need::Role(Role::Viewer), Role::Scrape));
         assert!(!allowed(Need::Role(Role::Evaluator), Role::Operator));

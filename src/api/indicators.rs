@@ -49,10 +49,14 @@ fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
     Ok((from, to))
 }
 
-async fn evaluate(s: &Arc<Shared>, from: i64, to: i64) -> Result<Computation, ApiError> {
+async fn evaluate(
+    s: &Arc<Shared>,
+    from: i64,
+    to: i64,
+) -> Result<(Arc<crate::core::Inventory>, Computation), ApiError> {
     let ev = s.evaluator.clone();
     let now = s.clock.now_ms();
-    tokio::task::spawn_blocking(move || ev.compute(from, to, now))
+    tokio::task::spawn_blocking(move || ev.evaluate(from, to, now))
         .await
         .map_err(|e| ApiError::Internal(format!("evaluation task failed: {e}")))?
         .map_err(|e| ApiError::Internal(e.to_string()))
@@ -64,14 +68,13 @@ pub async fn indicators(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
     let (from, to) = window(&q, s.clock.now_ms())?;
-    let inv = s.evaluator.inventory.clone();
     let scope_text = q.scope.clone().unwrap_or_else(|| "region".into());
+    let (inv, c) = evaluate(&s, from, to).await?;
     let scope = parse_scope(&inv, &scope_text).ok_or_else(|| {
         ApiError::NotFound(format!(
             "scope {scope_text:?} is not region, site:{{id}} or enterprise:{{id}} of the inventory"
         ))
     })?;
-    let c = evaluate(&s, from, to).await?;
     let targets = &s.evaluator.targets;
     let list: Vec<Value> = c
         .indicators(&inv, scope)
@@ -130,8 +133,8 @@ pub async fn report(
         )));
     }
     let (from, to) = window(&q, s.clock.now_ms())?;
-    let c = evaluate(&s, from, to).await?;
-    let r = report::build(&s.evaluator.inventory, &c, &s.evaluator.targets);
+    let (inv, c) = evaluate(&s, from, to).await?;
+    let r = report::build(&inv, &c, &s.evaluator.targets);
     Ok(match format.as_str() {
         "csv" => {
             let body = report::to_csv(&r).map_err(|e| ApiError::Internal(e.to_string()))?;

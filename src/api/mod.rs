@@ -11,7 +11,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-pub use command::Command;
+pub use command::{Command, ReloadOutcome, ReloadProblem, ReloadReport};
 pub use error::ApiError;
 pub use routes::router;
 

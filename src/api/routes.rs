@@ -36,6 +36,7 @@ pub fn router(
         .route("/api/v1/report", get(super::indicators::report))
         .route("/api/v1/endpoints", get(endpoints))
         .route("/api/v1/config", get(config))
+        .route("/api/v1/config/reload", post(reload))
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/alarms", get(super::alarms::list))
         .route("/api/v1/alarms/{id}", get(super::alarms::get_one))
@@ -75,6 +76,37 @@ pub fn router(
 
 async fn config(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(s.config_view.clone())
+}
+
+/// Re-read the configuration files and apply their inventory: 200 with what changed and
+/// what needs a restart, 422 with the located problems (nothing changed).
+async fn reload(
+    State(s): State<Arc<Shared>>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
+) -> Result<Response, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let via = match caller {
+        Some(axum::Extension(c)) => format!("http:{}", c.name),
+        None => "http".into(),
+    };
+    let unavailable = || ApiError::Unavailable("the gateway is shutting down".into());
+    let cmd = super::Command::Reload { via, reply: tx };
+    s.commands.send(cmd).await.map_err(|_| unavailable())?;
+    Ok(match rx.await.map_err(|_| unavailable())? {
+        Ok(report) => Json(json!({"applied": true, "reload": report})).into_response(),
+        Err(problems) => (
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "applied": false,
+                "error": {
+                    "code": "invalid_config",
+                    "message": format!("the configuration was not reloaded ({} problem(s)); nothing changed", problems.len()),
+                },
+                "problems": problems,
+            })),
+        )
+            .into_response(),
+    })
 }
 
 /// Alive (always 200 while the process serves), with the outbox's backlog and budget.
@@ -206,6 +238,7 @@ async fn sites(State(s): State<Arc<Shared>>) -> Json<Value> {
     let snap = s.read_model.load_full();
     let region = snap.region;
     let sites: Vec<SiteView> = (0..snap.inventory.sites.len() as u32)
+        .filter(|&i| !snap.inventory.sites[i as usize].removed)
         .map(|i| site_view(&snap, i))
         .collect();
     Json(json!({
@@ -300,7 +333,7 @@ async fn devices(
     let candidates = || -> Box<dyn Iterator<Item = DeviceIdx> + '_> {
         match f.site {
             Some(site) => Box::new(snap.site_devices(site).iter().copied()),
-            None => Box::new(all.clone()),
+            None => Box::new(all.clone().filter(|&i| !inv.devices[i as usize].removed)),
         }
     };
     let matches = |i: &DeviceIdx| {
@@ -340,6 +373,8 @@ async fn devices(
 /// this replaced wrote them, so the bytes are the same.
 #[derive(Serialize)]
 struct DeviceView<'a> {
+    /// `config`, or the name of the source that declared it.
+    declared: &'a str,
     enterprise: Option<&'a str>,
     faulty: bool,
     gas: Option<&'a str>,
@@ -377,6 +412,7 @@ fn device_view<'a>(snap: &'a Snapshot, i: DeviceIdx, modbus: Option<Value>) -> D
     let row = snap.device(i);
     let last = row.last();
     DeviceView {
+        declared: d.declared.as_str(),
         enterprise: d.enterprise.map(|e| &*inv.enterprises[e as usize].id),
         faulty: row.faulty,
         gas: d.gas.as_deref(),
@@ -450,6 +486,7 @@ mod tests {
             }
         }
         json!({
+            "declared": d.declared.as_str(),
             "id": &*d.id,
             "site": &*inv.sites[d.site as usize].id,
             "kind": d.kind.as_str(),

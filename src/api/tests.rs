@@ -21,7 +21,7 @@ fn shared(dir: &std::path::Path) -> Arc<Shared> {
         read_model: arc_swap::ArcSwap::from_pointee(core.snapshot(None)),
         evaluator: Arc::new(Evaluator {
             journal: Arc::new(crate::state::ReadPool::new(dir)),
-            inventory: core.inventory.clone(),
+            inventory: crate::report::evaluate::live(core.inventory.clone()),
             settings: Default::default(),
             targets: Vec::new(),
         }),

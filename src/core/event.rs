@@ -144,6 +144,9 @@ pub enum SourceEvent {
     /// One upstream request's events, applied together, for a source that must tell its
     /// sender which elements were refused (HTTP push). Boxed: rare beside readings.
     Message(Box<Message>),
+    /// A source declares one site's devices (a mine's point-definition file): they join,
+    /// change or leave the inventory at its `at_ms`, in order with the readings around it.
+    Devices(Box<SiteDevices>),
 }
 
 impl SourceEvent {
@@ -166,12 +169,35 @@ impl SourceEvent {
     }
 }
 
+/// An alarm as its sender recorded it (see `AlarmBook::record`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub kind: crate::model::AlarmType,
+    pub level: u8,
+    pub raised_ms: i64,
+    pub cleared_ms: Option<i64>,
+    /// Who recorded the response, what it was, and when.
+    pub ack: Option<RecordedAck>,
+    /// The value the record gives (its maximum), if any.
+    pub value: Option<f64>,
+    /// How far apart a recorded start and the gateway's own raise may be and still be one
+    /// alarm.
+    pub match_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedAck {
+    pub by: String,
+    pub note: String,
+    pub at_ms: i64,
+}
+
 /// See [`SourceEvent::RecordedAlarm`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedAlarm {
     pub site: String,
     pub device: String,
-    pub alarm: crate::core::alarms::Recorded,
+    pub alarm: Recorded,
     pub origin: Origin,
     pub received_ms: i64,
 }
@@ -233,4 +259,16 @@ impl Accepted {
     pub fn latency_ms(&self) -> Option<i64> {
         (!self.ts_from_gateway).then_some(self.received_ms - self.ts_ms)
     }
+}
+
+/// What one source says about one site's devices: its devices of that site not listed leave
+/// at `at_ms`, new ones join, changed ones change (kind, system, interval, status, alarm
+/// rule). Devices name the site's configured systems, zones and enterprises by id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteDevices {
+    /// The source's name, e.g. `mine_files`: what `declared` shows.
+    pub source: Arc<str>,
+    pub site: String,
+    pub devices: Vec<crate::core::config::inventory::DeviceConfig<serde::de::IgnoredAny>>,
+    pub at_ms: i64,
 }

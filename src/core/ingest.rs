@@ -29,6 +29,9 @@ pub struct Outputs {
     /// Receipts of the messages applied, for the caller to complete once their effects are
     /// durable.
     pub receipts: Vec<crate::core::Receipt>,
+    /// Registry history rows: units that joined, changed status or left, at their time
+    /// (journaled with the round, before its receipts).
+    pub registry: Vec<super::live::RegistryChange>,
 }
 
 impl Outputs {
@@ -37,6 +40,7 @@ impl Outputs {
             && self.transitions.is_empty()
             && self.rejections.is_empty()
             && self.alarms.is_empty()
+            && self.registry.is_empty()
     }
     pub fn clear(&mut self) {
         self.readings.clear();
@@ -46,6 +50,7 @@ impl Outputs {
         self.polls.clear();
         self.alarms.clear();
         self.receipts.clear();
+        self.registry.clear();
     }
 }
 
@@ -82,6 +87,8 @@ pub struct Core {
     accepted: u64,
     /// What changed since the last read model ([`Core::snapshot`]): devices, alarms.
     pub(super) changes: super::changes::Changes,
+    /// `[alarms]`: the rules of devices that join at runtime are resolved under it.
+    pub(super) alarm_settings: crate::core::config::alarms::AlarmSettings,
 }
 
 impl Core {
@@ -99,7 +106,14 @@ impl Core {
             accepted: 0,
             changes: super::changes::Changes::new(last.len()),
             last,
+            alarm_settings: Default::default(),
         }
+    }
+
+    /// `[alarms]`, for the rules of devices that join later (see [`Core::set_alarm_rules`]
+    /// for the configured ones).
+    pub fn set_alarm_settings(&mut self, s: crate::core::config::alarms::AlarmSettings) {
+        self.alarm_settings = s;
     }
 
     pub fn last_reading(&self, d: DeviceIdx) -> Option<&LastReading> {
@@ -141,6 +155,10 @@ impl Core {
     fn transition_alarms(&mut self, out: &mut Outputs, t0: usize) {
         for t in &out.transitions[t0..] {
             self.changes.touch(t.device);
+            // A device that left raises no offline alarm.
+            if t.cause == super::liveness::Cause::Removed {
+                continue;
+            }
             self.alarms
                 .observe_transition(&self.inventory, t, &mut out.alarms);
         }
@@ -295,6 +313,7 @@ impl Core {
             SourceEvent::Poll { link, ok, at_ms } => out.polls.push((link, at_ms, ok)),
             SourceEvent::Checkpoint(r) => out.receipts.push(r),
             SourceEvent::Message(m) => self.apply_message(*m, out),
+            SourceEvent::Devices(sd) => self.apply_site_devices(&sd, out),
         }
     }
 
@@ -347,7 +366,7 @@ impl Core {
         }));
     }
 
-    fn reject(&mut self, r: Rejection, out: &mut Outputs) {
+    pub(super) fn reject(&mut self, r: Rejection, out: &mut Outputs) {
         self.rejected_by_reason[r.reason as usize] += 1;
         if self.recent.len() == self.recent_cap {
             self.recent.pop_front();

@@ -49,6 +49,8 @@ pub enum Cause {
     Silence,
     /// Its `state` topic said `offline` (e.g. its last will).
     StateOffline,
+    /// It left the inventory (a reload, or the source that declared it dropped it).
+    Removed,
 }
 
 impl Cause {
@@ -58,6 +60,7 @@ impl Cause {
             Cause::Reading => "reading",
             Cause::Silence => "silence",
             Cause::StateOffline => "state_offline",
+            Cause::Removed => "removed",
         }
     }
     pub fn parse(s: &str) -> Option<Cause> {
@@ -66,6 +69,7 @@ impl Cause {
             "reading" => Some(Cause::Reading),
             "silence" => Some(Cause::Silence),
             "state_offline" => Some(Cause::StateOffline),
+            "removed" => Some(Cause::Removed),
             _ => None,
         }
     }
@@ -95,6 +99,20 @@ struct Entry {
     in_heap: bool,
 }
 
+impl Entry {
+    fn fresh(offline_after: i64) -> Entry {
+        Entry {
+            state: DeviceState::Never,
+            last_seen: None,
+            offline_after,
+            state_offline_at: None,
+            fault: false,
+            since: None,
+            in_heap: false,
+        }
+    }
+}
+
 /// Liveness of every registered device.
 #[derive(Debug, Default)]
 pub struct Liveness {
@@ -109,18 +127,7 @@ impl Liveness {
     /// One entry per device, with its `offline_after` in milliseconds.
     pub fn new(offline_after_ms: impl IntoIterator<Item = i64>) -> Liveness {
         Liveness {
-            entries: offline_after_ms
-                .into_iter()
-                .map(|offline_after| Entry {
-                    state: DeviceState::Never,
-                    last_seen: None,
-                    offline_after,
-                    state_offline_at: None,
-                    fault: false,
-                    since: None,
-                    in_heap: false,
-                })
-                .collect(),
+            entries: offline_after_ms.into_iter().map(Entry::fresh).collect(),
             heap: BinaryHeap::new(),
         }
     }
@@ -242,6 +249,44 @@ impl Liveness {
     /// The earliest time at which [`Liveness::expire`] may have something to do.
     pub fn next_deadline(&self) -> Option<i64> {
         self.heap.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// A device that joined the inventory: never reported, silent after `offline_after`.
+    pub fn push(&mut self, offline_after: i64) -> DeviceIdx {
+        self.entries.push(Entry::fresh(offline_after));
+        (self.entries.len() - 1) as DeviceIdx
+    }
+
+    /// A device's expected silence changed (a reload); its next deadline follows.
+    pub fn set_offline_after(&mut self, d: DeviceIdx, offline_after: i64) {
+        self.entries[d as usize].offline_after = offline_after;
+        // A shorter bound than the armed deadline must still be met: arm again (a stale
+        // heap entry is recomputed when it is reached).
+        let e = &mut self.entries[d as usize];
+        if e.state == DeviceState::Online {
+            if let Some(seen) = e.last_seen {
+                self.heap.push(Reverse((seen + offline_after, d)));
+                e.in_heap = true;
+            }
+        }
+    }
+
+    /// A device left the inventory at `now`: it is forgotten (a rejoin starts from `never`)
+    /// and, if it was online, goes offline then with cause `removed`.
+    pub fn remove(&mut self, d: DeviceIdx, now: i64) -> Option<Transition> {
+        let e = &mut self.entries[d as usize];
+        let was_online = e.state == DeviceState::Online;
+        let offline_after = e.offline_after;
+        let in_heap = e.in_heap;
+        *e = Entry::fresh(offline_after);
+        // A heap entry left behind finds the device `never` and is dropped.
+        e.in_heap = in_heap;
+        was_online.then_some(Transition {
+            device: d,
+            at_ms: now,
+            online: false,
+            cause: Cause::Removed,
+        })
     }
 
     /// Restore a device's persisted state after a restart.

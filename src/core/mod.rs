@@ -7,6 +7,7 @@ pub mod event;
 pub mod indicators;
 pub mod ingest;
 pub mod inventory;
+pub mod live;
 pub mod liveness;
 pub mod receipt;
 pub mod snapshot;
@@ -17,6 +18,7 @@ pub use event::{
     SourceEvent, RESERVED_CHANNELS,
 };
 pub use ingest::{Accepted, Core, Outputs};
-pub use inventory::{DeviceIdx, Inventory, SiteIdx};
+pub use inventory::{Declared, DeviceIdx, Inventory, SiteIdx, UnitKind};
+pub use live::{InventoryTally, RegistryChange, SiteDevices, Tally};
 pub use liveness::{Cause, DeviceState, Liveness, Transition};
 pub use receipt::Receipt;

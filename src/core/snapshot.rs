@@ -56,8 +56,8 @@ pub struct AlarmCounts {
 pub struct Snapshot {
     pub inventory: Arc<Inventory>,
     chunks: Vec<Arc<[DeviceRow]>>,
-    /// Devices of each site in inventory order; fixed for the inventory, shared by every
-    /// snapshot.
+    /// Devices of each site in inventory order (not those that left); fixed for the
+    /// inventory, shared by every snapshot of it.
     by_site: Arc<[Vec<DeviceIdx>]>,
     pub region: Counts,
     pub sites: Vec<Counts>,
@@ -109,6 +109,9 @@ impl Core {
         let mut counts = vec![Counts::default(); self.inventory.sites.len()];
         let mut region = Counts::default();
         for (i, d) in self.inventory.devices.iter().enumerate() {
+            if d.removed {
+                continue;
+            }
             let row = &chunks[i / CHUNK][i % CHUNK];
             let counted = self.inventory.counts_as_active(i as DeviceIdx);
             counts[d.site as usize].add(d.status, row.state, row.faulty, counted);
@@ -186,7 +189,7 @@ impl Core {
 
 fn by_site(inv: &Inventory) -> Arc<[Vec<DeviceIdx>]> {
     let mut v = vec![Vec::new(); inv.sites.len()];
-    for (i, d) in inv.devices.iter().enumerate() {
+    for (i, d) in inv.devices.iter().enumerate().filter(|(_, d)| !d.removed) {
         if let Some(s) = v.get_mut(d.site as usize) {
             s.push(i as DeviceIdx);
         }

@@ -100,7 +100,7 @@ impl Core {
     pub fn counts(&self, site: Option<SiteIdx>) -> Counts {
         let mut c = Counts::default();
         for (i, d) in self.inventory.devices.iter().enumerate() {
-            if site.is_some_and(|s| s != d.site) {
+            if d.removed || site.is_some_and(|s| s != d.site) {
                 continue;
             }
             let i = i as u32;

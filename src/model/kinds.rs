@@ -263,3 +263,36 @@ impl Scheme {
         }
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmType {
+    /// A reading crossed a level threshold.
+    Value,
+    /// The rate of change over a sliding window crossed a level (slope displacement).
+    Rate,
+    /// A built device went silent past its `offline_after_s`.
+    Offline,
+    /// A reading with status fault (a device self-test, a Modbus fault bit).
+    Fault,
+}
+
+impl AlarmType {
+    pub const ALL: [AlarmType; 4] = [
+        AlarmType::Value,
+        AlarmType::Rate,
+        AlarmType::Offline,
+        AlarmType::Fault,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmType::Value => "value",
+            AlarmType::Rate => "rate",
+            AlarmType::Offline => "offline",
+            AlarmType::Fault => "fault",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AlarmType> {
+        AlarmType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}

@@ -9,8 +9,8 @@ mod time;
 
 pub use ids::id_problem;
 pub use kinds::{
-    DeviceKind, OnDamage, PlatformStatus, Protocol, Role, Scheme, SiteKind, SiteStatus, SystemKind,
-    UnitStatus,
+    AlarmType, DeviceKind, OnDamage, PlatformStatus, Protocol, Role, Scheme, SiteKind, SiteStatus,
+    SystemKind, UnitStatus,
 };
 pub use reason::Reason;
 pub use time::{now_ms, parse_rfc3339_ms, parse_time, parse_window, rfc3339_ms};

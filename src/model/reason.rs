@@ -45,10 +45,13 @@ pub enum Reason {
     UnknownMine,
     /// A mine file the site's inventory cannot hold (no system of the kind it needs).
     MineNotConfigured,
+    /// A unit a source declared that the inventory cannot take: it collides with a configured
+    /// unit, or names a system, zone or enterprise its site does not have.
+    InventoryConflict,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 26] = [
         Reason::MalformedJson,
         Reason::BadTopic,
         Reason::PayloadTooLarge,
@@ -74,6 +77,7 @@ impl Reason {
         Reason::TruncatedFile,
         Reason::UnknownMine,
         Reason::MineNotConfigured,
+        Reason::InventoryConflict,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -102,6 +106,7 @@ impl Reason {
             Reason::TruncatedFile => "truncated_file",
             Reason::UnknownMine => "unknown_mine",
             Reason::MineNotConfigured => "mine_not_configured",
+            Reason::InventoryConflict => "inventory_conflict",
         }
     }
 }

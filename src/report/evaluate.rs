@@ -12,23 +12,44 @@ use std::sync::Arc;
 pub struct Evaluator {
     /// Read connections to `data_dir/state.db`, kept open between queries.
     pub journal: Arc<ReadPool>,
-    pub inventory: Arc<Inventory>,
+    /// The inventory in force: swapped by the core task when units join or leave (read with
+    /// [`Evaluator::inventory`]).
+    pub inventory: LiveInventory,
     pub settings: IndicatorSettings,
     pub targets: Vec<TargetConfig>,
 }
 
+/// The inventory in force, shared by the core task (which swaps it) and its readers.
+pub type LiveInventory = Arc<arc_swap::ArcSwap<Inventory>>;
+
+/// A [`LiveInventory`] holding `inv`.
+pub fn live(inv: Arc<Inventory>) -> LiveInventory {
+    Arc::new(arc_swap::ArcSwap::new(inv))
+}
+
 impl Evaluator {
+    /// The inventory in force now.
+    pub fn inventory(&self) -> Arc<Inventory> {
+        self.inventory.load_full()
+    }
+
     pub fn compute(&self, from: i64, to: i64, now: i64) -> Result<Computation, StateError> {
+        self.evaluate(from, to, now).map(|(_, c)| c)
+    }
+
+    /// [`Evaluator::compute`], with the inventory it was computed on (read the computation
+    /// with that one: a unit may join meanwhile).
+    pub fn evaluate(
+        &self,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> Result<(Arc<Inventory>, Computation), StateError> {
+        let inv = self.inventory();
         let history = self
             .journal
-            .with(|j| j.load_history(&self.inventory, from, to.min(now)))?;
-        Ok(compute(
-            &self.inventory,
-            &history,
-            from,
-            to,
-            now,
-            self.settings.policy(),
-        ))
+            .with(|j| j.load_history(&inv, from, to.min(now)))?;
+        let c = compute(&inv, &history, from, to, now, self.settings.policy());
+        Ok((inv, c))
     }
 }

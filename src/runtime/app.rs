@@ -77,6 +77,7 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
 /// stamps what the sources receive (a manual clock in tests).
 pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, StartError> {
     init_tls();
+    let running = super::reload::Running::of(&loaded);
     let mut cfg: Config = loaded.config;
     let api_tls = check_api(&cfg).await?;
     let (mut journal, outbox) = open_files(&cfg)?;
@@ -108,7 +109,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
     let outbox_status = Arc::new(OutboxStatus::default());
     let evaluator = Arc::new(crate::report::evaluate::Evaluator {
         journal: Arc::new(crate::state::ReadPool::new(&cfg.gateway.data_dir)),
-        inventory: core.inventory.clone(),
+        inventory: crate::report::evaluate::live(core.inventory.clone()),
         settings: cfg.indicators.clone(),
         targets: cfg.targets.clone(),
     });
@@ -197,10 +198,11 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
     }
     let indicator_every =
         Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
+    let (reloader, pending) = super::reload::spawn(running, &shared, &shutdown, &mut tasks);
     tasks.push(tokio::spawn(core_task(
         shared.clone(),
         src_rx,
-        cmd_rx,
+        (cmd_rx, reloader, pending),
         board,
         store_queue,
         journal_tx,
@@ -275,6 +277,7 @@ fn restore_core(
         cfg.gateway.recent_rejections,
     );
     restore(&mut core, journal)?;
+    core.set_alarm_settings(cfg.alarms.clone());
     core.set_alarm_rules(AlarmRules::from_config(
         &cfg.alarms,
         &cfg.inventory,
@@ -574,7 +577,11 @@ fn restore(core: &mut Core, journal: &Journal) -> Result<(), StateError> {
 async fn core_task(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<SourceEvent>,
-    mut commands: mpsc::Receiver<Command>,
+    (mut commands, reloader, mut pending): (
+        mpsc::Receiver<Command>,
+        super::reload::Reloader,
+        mpsc::Receiver<super::reload::Pending>,
+    ),
     board: BoardQueue,
     store: Option<StoreQueue>,
     journal: mpsc::Sender<JournalMsg>,
@@ -593,6 +600,7 @@ async fn core_task(
         ),
         clock: shared.clock.clone(),
         read: Default::default(),
+        reloader,
     };
     let mut buf = Vec::with_capacity(CORE_BATCH);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
@@ -632,6 +640,19 @@ async fn core_task(
                 let (msgs, reply) = ctx.command(&shared, cmd);
                 let sent = ctx.router.deliver(&journal, msgs).await;
                 reply();
+                if sent.is_err() {
+                    break;
+                }
+            }
+            Some((p, via, reply)) = pending.recv() => {
+                let (msgs, outcome) = ctx.reload(&shared, &p);
+                let sent = ctx.router.deliver(&journal, msgs).await;
+                if let Ok(r) = &outcome {
+                    ctx.reloader.applied(&p);
+                    shared.audit.record("config_reloaded", &via, "local", 1, serde_json::json!(r));
+                }
+                super::reload::log(&via, &outcome);
+                let _ = reply.send(outcome);
                 if sent.is_err() {
                     break;
                 }
@@ -689,6 +710,8 @@ struct Dispatch {
     clock: Clock,
     /// Publishes the read model the API answers from.
     read: super::publish::Publisher,
+    /// Reads the files for a reload off this task.
+    reloader: super::reload::Reloader,
 }
 
 impl Dispatch {
@@ -709,14 +732,51 @@ impl Dispatch {
         }
         let msgs = self.router.route(&core, &mut self.out);
         self.read.changed(&mut core, &shared.read_model);
+        publish_inventory(&core, shared);
         msgs
+    }
+
+    /// Apply a reload's inventory now, between batches; returns what to persist (the
+    /// registry rows at this time) and the answer.
+    fn reload(
+        &mut self,
+        shared: &Shared,
+        p: &super::reload::Prepared,
+    ) -> (Vec<JournalMsg>, crate::api::ReloadOutcome) {
+        let mut core = shared.core();
+        let now = self.clock.now_ms();
+        let res = core.reload_inventory(&p.loaded.config.inventory, now, &mut self.out);
+        let msgs = self.router.route(&core, &mut self.out);
+        self.read.publish(&mut core, &shared.read_model);
+        publish_inventory(&core, shared);
+        let file = p.loaded.files.first().map(|f| f.display().to_string());
+        let outcome = res
+            .map(|tally| super::reload::report(p, now, tally))
+            .map_err(|conflicts| {
+                let problem = |message| crate::api::ReloadProblem {
+                    file: file.clone().unwrap_or_default(),
+                    key: "devices".into(),
+                    message,
+                };
+                conflicts.into_iter().map(problem).collect()
+            });
+        (msgs, outcome)
     }
 
     /// Run an API command under the core lock; returns what to persist and how to answer
     /// (called after the journal has the change, so an answered ack is on its way to disk).
-    fn command(&mut self, shared: &Shared, cmd: Command) -> (Vec<JournalMsg>, impl FnOnce()) {
+    fn command(
+        &mut self,
+        shared: &Shared,
+        cmd: Command,
+    ) -> (Vec<JournalMsg>, Box<dyn FnOnce() + Send>) {
         let mut core = shared.core();
         match cmd {
+            // Read off this task; applied by `reload` when it validated.
+            Command::Reload { via, reply } => {
+                self.reloader.start(via, reply);
+                (Vec::new(), Box::new(|| {}))
+            }
             Command::Ack {
                 id,
                 site,
@@ -736,11 +796,21 @@ impl Dispatch {
                 );
                 let msgs = self.router.route(&core, &mut self.out);
                 self.read.changed(&mut core, &shared.read_model);
-                (msgs, move || {
-                    let _ = reply.send(res);
-                })
+                (
+                    msgs,
+                    Box::new(move || {
+                        let _ = reply.send(res);
+                    }),
+                )
             }
         }
+    }
+}
+
+/// The indicator evaluator reads the inventory the core has (units joined or left).
+fn publish_inventory(core: &Core, shared: &Shared) {
+    if !Arc::ptr_eq(&shared.evaluator.inventory.load(), &core.inventory) {
+        shared.evaluator.inventory.store(core.inventory.clone());
     }
 }
 
@@ -760,10 +830,12 @@ fn update_device_gauges(core: &Core, metrics: &Metrics) {
 
 fn last_seen_changes(
     shared: &Shared,
-    saved: &mut [Option<i64>],
+    saved: &mut Vec<Option<i64>>,
 ) -> Vec<(String, String, i64, bool)> {
     let core = shared.core();
     let inv = &core.inventory;
+    // Devices that joined since: nothing saved yet.
+    saved.resize(inv.devices.len(), None);
     let mut rows = Vec::new();
     for (i, slot) in saved.iter_mut().enumerate() {
         let seen = core.liveness.last_seen(i as u32);
@@ -807,6 +879,9 @@ pub fn indicator_records(core: &Core, now: i64) -> Vec<Record> {
         core.counts(None).online_rate(),
     );
     for (i, s) in core.inventory.sites.iter().enumerate() {
+        if s.removed {
+            continue;
+        }
         push(
             "site",
             s.id.clone(),

@@ -24,25 +24,27 @@ pub fn next_boundary(now: i64, size: i64, offset_ms: i64) -> i64 {
 /// Records for every indicator of every scope over [from, to).
 pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &str) -> Vec<Record> {
     let window: Arc<str> = Arc::from(window);
-    let c = match ev.compute(from, to, to) {
+    let (inv, c) = match ev.evaluate(from, to, to) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, window = %window, "cannot evaluate indicators for the store");
             return Vec::new();
         }
     };
-    let inv = &ev.inventory;
+    let inv = &*inv;
     let mut scopes = vec![(Scope::Region, "region", Arc::<str>::from("region"))];
     scopes.extend(
         inv.sites
             .iter()
             .enumerate()
+            .filter(|(_, s)| !s.removed)
             .map(|(i, s)| (Scope::Site(i as u32), "site", s.id.clone())),
     );
     scopes.extend(
         inv.enterprises
             .iter()
             .enumerate()
+            .filter(|(_, e)| !e.removed)
             .map(|(i, e)| (Scope::Enterprise(i as u32), "enterprise", e.id.clone())),
     );
     let mut out = Vec::new();

@@ -9,5 +9,6 @@ pub mod demo;
 mod error;
 pub mod publish;
 pub mod registry;
+pub mod reload;
 
 pub use app::{start, start_with, Gateway, StartError};

@@ -232,6 +232,12 @@ fn route_round(
             tracing::warn!(topic = %r.origin, reason = r.reason.as_str(), detail = %r.detail, suppressed, "input rejected");
         }
     }
+    let mut msgs = Vec::new();
+    // Before the transitions: a device that joined this round is registered before its
+    // first transition, and one that left goes offline at its leave time.
+    if !out.registry.is_empty() {
+        msgs.push(JournalMsg::Registry(std::mem::take(&mut out.registry)));
+    }
     let mut rows = Vec::with_capacity(out.transitions.len());
     if !out.transitions.is_empty() {
         metrics.transitions.inc_by(out.transitions.len() as u64);
@@ -249,7 +255,6 @@ fn route_round(
             });
         }
     }
-    let mut msgs = Vec::new();
     if !rows.is_empty() {
         msgs.push(JournalMsg::Transitions(rows));
     }

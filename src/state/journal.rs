@@ -13,36 +13,7 @@ pub use super::rows::{DeviceSnapshot, JournalMsg, LatencyRow, StateError, Transi
 /// Transitions folded into the timeline after this many new ones (and at shutdown).
 const COMPACT_EVERY: usize = 20_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UnitKind {
-    Site,
-    Enterprise,
-    Zone,
-    System,
-    Device,
-}
-
-impl UnitKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            UnitKind::Site => "site",
-            UnitKind::Enterprise => "enterprise",
-            UnitKind::Zone => "zone",
-            UnitKind::System => "system",
-            UnitKind::Device => "device",
-        }
-    }
-    fn parse(s: &str) -> Option<UnitKind> {
-        Some(match s {
-            "site" => UnitKind::Site,
-            "enterprise" => UnitKind::Enterprise,
-            "zone" => UnitKind::Zone,
-            "system" => UnitKind::System,
-            "device" => UnitKind::Device,
-            _ => return None,
-        })
-    }
-}
+pub use crate::core::inventory::UnitKind;
 
 type UnitId = (UnitKind, String, String);
 
@@ -244,6 +215,7 @@ impl Journal {
             JournalMsg::Latency(rows) => self.add_latency(rows),
             JournalMsg::Polls(rows) => self.add_polls(rows),
             JournalMsg::Alarms(rows) => self.save_alarms(rows),
+            JournalMsg::Registry(rows) => self.append_registry(rows),
             JournalMsg::Receipts(_) => Ok(()),
         }
     }
@@ -404,5 +376,50 @@ mod tests {
             .unwrap();
         assert_eq!(h.latency[0], vec![(5, 5)]);
         assert_eq!(h.polls, vec![("modbus:x".to_string(), 5, 1)]);
+    }
+
+    /// Units that join and leave at runtime: their registry rows are at those times, and
+    /// the indicators count them from the join to the leave.
+    #[test]
+    fn registry_history_of_units_that_join_and_leave_at_runtime() {
+        use crate::core::{Core, Outputs, SiteDevices, SourceEvent};
+        let t = "[[sites]]\nid = \"s\"\nname = \"S\"\nkind = \"mine\"\n\n[[devices]]\nid = \"a\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\n";
+        let f = crate::core::config::inventory::test_file(t);
+        let mut core = Core::new(Inventory::from_config(&f.inventory), 60_000, 10);
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.sync_registry(&core.inventory, 0).unwrap();
+        let mut point = f.inventory.devices[0].clone();
+        point.id = "p".into();
+        let declare = |core: &mut Core, devices, at| {
+            let mut out = Outputs::default();
+            let sd = SiteDevices {
+                source: "mine_files".into(),
+                site: "s".into(),
+                devices,
+                at_ms: at,
+            };
+            core.apply(SourceEvent::Devices(Box::new(sd)), &mut out);
+            out.registry
+        };
+        j.append_registry(&declare(&mut core, vec![point], 1_000))
+            .unwrap();
+        j.append_registry(&declare(&mut core, vec![], 4_000))
+            .unwrap();
+        let inv = &core.inventory;
+        let h = j.load_history(inv, 0, 10_000).unwrap();
+        let p = inv
+            .site_slot("s")
+            .and_then(|s| inv.device_slot(s, "p"))
+            .unwrap();
+        assert_eq!(
+            h.devices[p as usize].status,
+            vec![(1_000, Reg::Built), (4_000, Reg::Removed)]
+        );
+        let c = crate::core::indicators::compute(inv, &h, 0, 10_000, 10_000, Default::default());
+        assert_eq!(c.devices[p as usize].counted_ms, 3_000);
+        assert_eq!(c.devices[0].counted_ms, 10_000);
+        // A start after that finds nothing to add: the removed unit is already removed.
+        assert_eq!(j.sync_registry(inv, 20_000).unwrap(), 0);
     }
 }

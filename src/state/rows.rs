@@ -60,6 +60,8 @@ pub enum JournalMsg {
     Polls(Vec<(String, i64, u64, u64)>),
     /// Alarm changes, in order.
     Alarms(Vec<AlarmRow>),
+    /// Registry history rows of units that joined, changed status or left at runtime.
+    Registry(Vec<crate::core::RegistryChange>),
     /// Receipts of messages whose state changes came before this: completed once those are
     /// committed, dropped (not durable) when a write failed.
     Receipts(Vec<crate::core::Receipt>),

@@ -76,6 +76,22 @@ impl Journal {
         })
     }
 
+    /// Registry rows the core made as units joined, changed or left (at their own times).
+    pub fn append_registry(
+        &mut self,
+        rows: &[crate::core::RegistryChange],
+    ) -> Result<(), StateError> {
+        self.in_transaction(|tx, keys| {
+            let mut st =
+                tx.prepare_cached("INSERT INTO registry(unit, at_ms, status) VALUES (?1, ?2, ?3)")?;
+            for r in rows {
+                let unit = unit_key(tx, keys, r.kind, &r.site, &r.id)?;
+                st.execute(params![unit, r.at_ms, r.status.as_str()])?;
+            }
+            Ok(())
+        })
+    }
+
     /// Record, at `now`, every unit whose status differs from the registry's last word
     /// (new units, changed statuses), and every unit that left the inventory as removed.
     /// Returns how many rows were written.
@@ -97,24 +113,33 @@ impl Journal {
         // Borrowed from the inventory as the transaction goes: collected as owned strings, the
         // list of units was 11 MB at 100,000 devices, on top of the start-up peak.
         let site_id = |s: u32| &*inv.sites[s as usize].id;
+        let reg = |removed: bool, r: Reg| if removed { Reg::Removed } else { r }.as_str();
         let sites = inv.sites.iter().map(|s| {
-            let st = Reg::from(s.status).as_str();
+            let st = reg(s.removed, Reg::from(s.status));
             (UnitKind::Site, &*s.id, &*s.id, st)
         });
-        let enterprises = inv
-            .enterprises
-            .iter()
-            .map(|e| (UnitKind::Enterprise, site_id(e.site), &*e.id, "built"));
-        let zones = inv
-            .zones
-            .iter()
-            .map(|z| (UnitKind::Zone, site_id(z.site), &*z.id, "built"));
+        let enterprises = inv.enterprises.iter().map(|e| {
+            (
+                UnitKind::Enterprise,
+                site_id(e.site),
+                &*e.id,
+                reg(e.removed, Reg::Built),
+            )
+        });
+        let zones = inv.zones.iter().map(|z| {
+            (
+                UnitKind::Zone,
+                site_id(z.site),
+                &*z.id,
+                reg(z.removed, Reg::Built),
+            )
+        });
         let systems = inv.systems.iter().map(|s| {
-            let st = Reg::from(s.status).as_str();
+            let st = reg(s.removed, Reg::from(s.status));
             (UnitKind::System, site_id(s.site), &*s.id, st)
         });
         let devices = inv.devices.iter().map(|d| {
-            let st = Reg::from(d.status).as_str();
+            let st = reg(d.removed, Reg::from(d.status));
             (UnitKind::Device, site_id(d.site), &*d.id, st)
         });
         let want = sites
@@ -130,7 +155,8 @@ impl Journal {
             for (kind, site, id, status) in want {
                 let unit = unit_key(tx, keys, kind, site, id)?;
                 present.insert(unit);
-                if last.get(&unit).map(String::as_str) != Some(status) {
+                let was = last.get(&unit).map(String::as_str);
+                if was != Some(status) && (was.is_some() || status != "removed") {
                     insert.execute(params![unit, now, status])?;
                     written += 1;
                 }

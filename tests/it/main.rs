@@ -14,6 +14,7 @@ mod fuzz_inputs;
 mod http_push;
 mod indicators;
 mod limits;
+mod live_inventory;
 mod mappings;
 mod modbus;
 mod mqtt_pipeline;

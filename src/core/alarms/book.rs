@@ -17,38 +17,7 @@ use std::collections::{HashMap, VecDeque};
 
 pub type AlarmId = u64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmType {
-    /// A reading crossed a level threshold.
-    Value,
-    /// The rate of change over a sliding window crossed a level (slope displacement).
-    Rate,
-    /// A built device went silent past its `offline_after_s`.
-    Offline,
-    /// A reading with status fault (a device self-test, a Modbus fault bit).
-    Fault,
-}
-
-impl AlarmType {
-    pub const ALL: [AlarmType; 4] = [
-        AlarmType::Value,
-        AlarmType::Rate,
-        AlarmType::Offline,
-        AlarmType::Fault,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlarmType::Value => "value",
-            AlarmType::Rate => "rate",
-            AlarmType::Offline => "offline",
-            AlarmType::Fault => "fault",
-        }
-    }
-    pub fn parse(s: &str) -> Option<AlarmType> {
-        AlarmType::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
+pub use crate::model::AlarmType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,28 +133,7 @@ pub(super) fn push_event(events: &mut Vec<AlarmEvent>, ev: AlarmEvent) {
     events.push(ev);
 }
 
-/// An alarm as its sender recorded it (see [`AlarmBook::record`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Recorded {
-    pub kind: AlarmType,
-    pub level: u8,
-    pub raised_ms: i64,
-    pub cleared_ms: Option<i64>,
-    /// Who recorded the response, what it was, and when.
-    pub ack: Option<RecordedAck>,
-    /// The value the record gives (its maximum), if any.
-    pub value: Option<f64>,
-    /// How far apart a recorded start and the gateway's own raise may be and still be one
-    /// alarm.
-    pub match_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedAck {
-    pub by: String,
-    pub note: String,
-    pub at_ms: i64,
-}
+pub use crate::core::event::{Recorded, RecordedAck};
 
 enum Matched {
     Open(AlarmId),
@@ -241,6 +189,50 @@ impl AlarmBook {
             }
             self.open.insert(r.id, r);
         }
+    }
+
+    /// The device's rule, if it has one.
+    pub fn rule(&self, d: DeviceIdx) -> Option<std::sync::Arc<super::rules::DeviceRule>> {
+        self.rules.devices.get(d as usize).cloned().flatten()
+    }
+
+    /// Give device `d` its rule (a device that joined, or whose rule changed), growing the
+    /// book to it.
+    pub fn set_rule(
+        &mut self,
+        d: DeviceIdx,
+        rule: Option<std::sync::Arc<super::rules::DeviceRule>>,
+    ) {
+        let n = (d as usize + 1).max(self.levels.len());
+        self.grow(n);
+        self.rules.devices[d as usize] = rule;
+    }
+
+    /// Room for `n` devices; new ones have no rule yet.
+    pub fn grow(&mut self, n: usize) {
+        if self.levels.len() < n {
+            self.levels.resize(n, LevelState::default());
+        }
+        if self.rules.devices.len() < n {
+            self.rules.devices.resize(n, None);
+        }
+    }
+
+    /// A device joined again: its value and rate states start over (its alarms still open
+    /// stay as they are, to be acknowledged).
+    pub fn reset_device(&mut self, d: DeviceIdx) {
+        if let Some(l) = self.levels.get_mut(d as usize) {
+            *l = LevelState::default();
+        }
+        self.rates.remove(&d);
+    }
+
+    /// Rules from a reload: every device's and every site's deadlines; the book's alarm
+    /// states are kept.
+    pub fn replace_rules(&mut self, rules: AlarmRules) {
+        let n = rules.devices.len();
+        self.rules = rules;
+        self.grow(n);
     }
 
     pub fn get(&self, id: AlarmId) -> Option<&AlarmRecord> {

@@ -113,7 +113,7 @@ pub struct SystemConfig {
     pub status: UnitStatus,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, bound(deserialize = "P: Deserialize<'de>"))]
 pub struct DeviceConfig<P = IgnoredAny> {
     /// Unique within its site.

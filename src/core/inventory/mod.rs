@@ -1,7 +1,7 @@
 //! The registered fleet, indexed for O(1) lookup of a device by (site, id).
 
 use crate::model::{
-    DeviceKind, PlatformStatus, Protocol, SiteKind, SiteStatus, SystemKind, UnitStatus,
+    DeviceKind, PlatformStatus, Protocol, Scheme, SiteKind, SiteStatus, SystemKind, UnitStatus,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,41 +19,103 @@ pub use crate::core::config::inventory::{
 pub type SiteIdx = u32;
 pub type DeviceIdx = u32;
 
-#[derive(Debug)]
+/// Who declared a unit: the inventory files, or a source at runtime (`mine_files` from a
+/// mine's point-definition file). A TOML reload touches only `Config` devices; a source's
+/// declaration only its own.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Declared {
+    #[default]
+    Config,
+    Source(Arc<str>),
+}
+
+impl Declared {
+    /// `config`, or the source's name (the API's `declared`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Declared::Config => "config",
+            Declared::Source(s) => s,
+        }
+    }
+}
+
+/// The kinds of unit the registry history records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnitKind {
+    Site,
+    Enterprise,
+    Zone,
+    System,
+    Device,
+}
+
+impl UnitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::Site => "site",
+            UnitKind::Enterprise => "enterprise",
+            UnitKind::Zone => "zone",
+            UnitKind::System => "system",
+            UnitKind::Device => "device",
+        }
+    }
+    pub fn parse(s: &str) -> Option<UnitKind> {
+        Some(match s {
+            "site" => UnitKind::Site,
+            "enterprise" => UnitKind::Enterprise,
+            "zone" => UnitKind::Zone,
+            "system" => UnitKind::System,
+            "device" => UnitKind::Device,
+            _ => return None,
+        })
+    }
+}
+
+/// Units are never taken out of the vectors (a handed-out index stays valid): a unit that
+/// left the inventory is `removed`, out of the id indexes' lookups and of every count, and a
+/// unit that comes back under the same (site, id) takes its old slot again.
+#[derive(Debug, Clone)]
 pub struct Site {
     pub id: Arc<str>,
     pub name: String,
     pub kind: SiteKind,
     pub status: SiteStatus,
-    /// Device id → index, so lookups borrow the topic's &str without allocating.
+    /// The site's own alarm scheme (`[sites.alarms] scheme`), for devices that join later.
+    pub alarm_scheme: Option<Scheme>,
+    pub removed: bool,
+    /// Device id → index (removed devices too), so lookups borrow the topic's &str
+    /// without allocating.
     devices: IdIndex<DeviceIdx>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Enterprise {
     pub id: Arc<str>,
     pub site: SiteIdx,
     pub name: String,
     pub platform: PlatformStatus,
+    pub removed: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Zone {
     pub id: Arc<str>,
     pub site: SiteIdx,
     pub name: String,
+    pub removed: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct System {
     pub id: Arc<str>,
     pub site: SiteIdx,
     pub name: Option<String>,
     pub kind: SystemKind,
     pub status: UnitStatus,
+    pub removed: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Device {
     pub id: Arc<str>,
     pub site: SiteIdx,
@@ -66,6 +128,8 @@ pub struct Device {
     pub interval_ms: i64,
     pub offline_after_ms: i64,
     pub status: UnitStatus,
+    pub declared: Declared,
+    pub removed: bool,
 }
 
 /// Why a (site, device) pair did not resolve.
@@ -77,7 +141,7 @@ pub enum LookupError {
     WrongSite,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Inventory {
     pub sites: Vec<Site>,
     pub enterprises: Vec<Enterprise>,
@@ -99,6 +163,8 @@ impl Inventory {
                 name: s.name.clone(),
                 kind: s.kind,
                 status: s.status,
+                alarm_scheme: s.alarms.as_ref().and_then(|a| a.scheme),
+                removed: false,
                 devices: IdIndex::default(),
             });
         }
@@ -112,6 +178,7 @@ impl Inventory {
                 site,
                 name: e.name.clone(),
                 platform: e.platform,
+                removed: false,
             });
         }
         let mut zone_idx = HashMap::new();
@@ -122,6 +189,7 @@ impl Inventory {
                 id: z.id.as_str().into(),
                 site,
                 name: z.name.clone(),
+                removed: false,
             });
         }
         let mut sys_idx = HashMap::new();
@@ -134,6 +202,7 @@ impl Inventory {
                 name: s.name.clone(),
                 kind: s.kind,
                 status: s.status,
+                removed: false,
             });
         }
         // Sized once: grown by doubling, the device array alone kept 2.5 MB of slack at
@@ -175,33 +244,88 @@ impl Inventory {
                 interval_ms: (d.interval_s * 1000.0).round() as i64,
                 offline_after_ms: d.offline_after_ms(),
                 status: d.status,
+                declared: Declared::Config,
+                removed: false,
             });
         }
         out
     }
 
+    /// A site in the inventory (not one that left it).
     pub fn site(&self, id: &str) -> Option<SiteIdx> {
+        self.site_slot(id)
+            .filter(|&s| !self.sites[s as usize].removed)
+    }
+
+    /// A site's slot, whether it is in the inventory or left it.
+    pub fn site_slot(&self, id: &str) -> Option<SiteIdx> {
         self.site_index.get(id).copied()
+    }
+
+    /// A device's slot in a site, whether it is in the inventory or left it.
+    pub fn device_slot(&self, site: SiteIdx, id: &str) -> Option<DeviceIdx> {
+        self.sites[site as usize].devices.get(id).copied()
     }
 
     pub fn lookup(&self, site: &str, device: &str) -> Result<DeviceIdx, LookupError> {
         let Some(s) = self.site(site) else {
             return Err(LookupError::UnknownSite);
         };
-        if let Some(d) = self.sites[s as usize].devices.get(device) {
+        let live = |d: &DeviceIdx| !self.devices[*d as usize].removed;
+        if let Some(d) = self.sites[s as usize]
+            .devices
+            .get(device)
+            .filter(|d| live(d))
+        {
             return Ok(*d);
         }
-        if self.sites.iter().any(|s| s.devices.contains_key(device)) {
+        let elsewhere = |s: &Site| !s.removed && s.devices.get(device).is_some_and(live);
+        if self.sites.iter().any(elsewhere) {
             Err(LookupError::WrongSite)
         } else {
             Err(LookupError::UnknownDevice)
         }
     }
 
-    /// Whether a device counts in the online-rate denominator: built, in an active site.
+    /// Whether a device counts in the online-rate denominator: in the inventory, built, in
+    /// an active site.
     pub fn counts_as_active(&self, d: DeviceIdx) -> bool {
         let dev = &self.devices[d as usize];
-        dev.status == UnitStatus::Built
+        !dev.removed
+            && dev.status == UnitStatus::Built
             && self.sites[dev.site as usize].status == SiteStatus::Active
+    }
+
+    /// A new site's slot (its id not yet known).
+    pub fn push_site(&mut self, site: Site) -> SiteIdx {
+        let idx = self.sites.len() as SiteIdx;
+        self.site_index.insert(Box::from(&*site.id), idx);
+        self.sites.push(site);
+        idx
+    }
+
+    /// A new device's slot (its id not yet known in its site).
+    pub fn push_device(&mut self, device: Device) -> DeviceIdx {
+        let idx = self.devices.len() as DeviceIdx;
+        self.sites[device.site as usize]
+            .devices
+            .insert(Box::from(&*device.id), idx);
+        self.devices.push(device);
+        idx
+    }
+}
+
+impl Site {
+    /// A site as a reload adds it, with no devices yet.
+    pub fn new(id: &str, name: String, kind: SiteKind, status: SiteStatus) -> Site {
+        Site {
+            id: id.into(),
+            name,
+            kind,
+            status,
+            alarm_scheme: None,
+            removed: false,
+            devices: IdIndex::default(),
+        }
     }
 }

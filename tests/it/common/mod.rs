@@ -660,6 +660,16 @@ impl GatewayProc {
     }
 
     /// SIGTERM without waiting (see `wait_exit`).
+    /// Send `sig` (`-HUP`, …) to the process.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
     pub fn terminate(&self) {
         if let Some(c) = &self.child {
             let _ = Command::new("kill").arg(c.id().to_string()).status();
