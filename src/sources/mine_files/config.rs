@@ -31,6 +31,12 @@ pub struct MineFilesSettings {
     /// A mine's system is networked until its last real-time file's arrival plus this.
     /// Default 300 s.
     pub upload_timeout_s: u64,
+    /// How often the watched folder is scanned (a poll: see docs/mine-files.md, "Watched
+    /// folder", for why not inotify). Default 1000 ms.
+    pub watch_scan_ms: u64,
+    /// How many mines' files the watched folder takes at once; one mine's files are always
+    /// taken one at a time, in the order of their data time. Default 4.
+    pub watch_concurrency: usize,
 }
 
 impl Default for MineFilesSettings {
@@ -48,6 +54,49 @@ impl Default for MineFilesSettings {
             settle_ms: 2000,
             keep_days: 7,
             upload_timeout_s: 300,
+            watch_scan_ms: 1000,
+            watch_concurrency: 4,
+        }
+    }
+}
+
+impl MineFilesSettings {
+    /// The watched folder's own rules; `err(key, message)` collects a problem. (Named apart
+    /// from the section's other checks so that each transport keeps its own.)
+    pub fn watch_problems(&self, err: &mut dyn FnMut(&str, String)) {
+        if self
+            .watch_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            err(
+                "mine_files.watch_dir",
+                "is empty: give the folder the other FTP server uploads to, or leave it out".into(),
+            );
+        }
+        if !(100..=600_000).contains(&self.settle_ms) {
+            err(
+                "mine_files.settle_ms",
+                format!("{} is not between 100 and 600000", self.settle_ms),
+            );
+        }
+        if !(100..=60_000).contains(&self.watch_scan_ms) {
+            err(
+                "mine_files.watch_scan_ms",
+                format!("{} is not between 100 and 60000", self.watch_scan_ms),
+            );
+        }
+        if !(1..=64).contains(&self.watch_concurrency) {
+            err(
+                "mine_files.watch_concurrency",
+                format!("{} is not between 1 and 64", self.watch_concurrency),
+            );
+        }
+        if !(1..=3650).contains(&self.keep_days) {
+            err(
+                "mine_files.keep_days",
+                format!("{} is not between 1 and 3650", self.keep_days),
+            );
         }
     }
 }

@@ -1,1 +1,0 @@
-//! The watched folder, for mines that already upload to another FTP server.
