@@ -62,6 +62,9 @@ enum Cmd {
         /// json, csv or markdown.
         #[arg(long, default_value = "markdown")]
         format: String,
+        /// List every reason behind a shortfall instead of folding the tail.
+        #[arg(long)]
+        all_reasons: bool,
     },
     /// The demo: embedded broker, a simulated park and mine, and the API.
     #[cfg(feature = "demo")]
@@ -215,7 +218,8 @@ fn main() -> ExitCode {
             from,
             to,
             format,
-        } => match report(&file, &from, to.as_deref(), &format) {
+            all_reasons,
+        } => match report(&file, &from, to.as_deref(), &format, all_reasons) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -352,6 +356,7 @@ fn report(
     from: &str,
     to: Option<&str>,
     format: &str,
+    all_reasons: bool,
 ) -> Result<(), String> {
     use safegate::model::parse_time;
     use safegate::report::evaluate::Evaluator;
@@ -384,7 +389,12 @@ fn report(
         targets: cfg.targets.clone(),
     };
     let c = ev.compute(from, to, now).map_err(|e| e.to_string())?;
-    let r = safegate::report::build(&ev.inventory(), &c, &ev.targets);
+    let listing = if all_reasons {
+        safegate::report::Listing::All
+    } else {
+        safegate::report::Listing::Folded
+    };
+    let r = safegate::report::build_with(&ev.inventory(), &c, &ev.targets, listing);
     let mut out = std::io::stdout().lock();
     let written = match format {
         "json" => serde_json::to_writer_pretty(&mut out, &r).map_err(|e| e.to_string()),

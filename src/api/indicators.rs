@@ -23,6 +23,8 @@ pub struct WindowQuery {
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
+    /// `/api/v1/report` only: `folded` (default) or `all` reasons.
+    reasons: Option<String>,
 }
 
 fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
@@ -67,6 +69,11 @@ pub async fn indicators(
     q: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
+    if q.reasons.is_some() {
+        return Err(ApiError::BadRequest(
+            "`reasons` applies to /api/v1/report; indicators carry no reasons".into(),
+        ));
+    }
     let (from, to) = window(&q, s.clock.now_ms())?;
     let scope_text = q.scope.clone().unwrap_or_else(|| "region".into());
     let (inv, c) = evaluate(&s, from, to).await?;
@@ -132,9 +139,18 @@ pub async fn report(
             "format {format:?} is not json, csv or markdown"
         )));
     }
+    let listing = match q.reasons.as_deref() {
+        None | Some("folded") => report::Listing::Folded,
+        Some("all") => report::Listing::All,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "reasons {other:?} is not folded or all"
+            )))
+        }
+    };
     let (from, to) = window(&q, s.clock.now_ms())?;
     let (inv, c) = evaluate(&s, from, to).await?;
-    let r = report::build(&inv, &c, &s.evaluator.targets);
+    let r = report::build_with(&inv, &c, &s.evaluator.targets, listing);
     Ok(match format.as_str() {
         "csv" => {
             let body = report::to_csv(&r).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -1,7 +1,7 @@
 //! The report as CSV (UTF-8 with BOM, so spreadsheets open the Chinese headers cleanly) and
 //! as Markdown.
 
-use super::Report;
+use super::{rank, Report};
 use std::fmt::Write;
 
 const HEADERS: [&str; 12] = [
@@ -23,12 +23,36 @@ fn pct(v: Option<rust_decimal::Decimal>) -> String {
     v.map(|d| format!("{d}%")).unwrap_or_default()
 }
 
-fn reasons_text(r: &super::Row) -> String {
-    r.reasons
+/// A row's reasons as lines, each led by its share of the shortfall ("42.13% · device …"),
+/// the folded tail last. The percentages are apportioned to 2 decimals by the largest
+/// remainder, so the lines of a row add up to exactly 100.00%.
+fn reason_lines(r: &super::Row) -> Vec<String> {
+    let Some(sf) = &r.shortfall else {
+        return vec![];
+    };
+    let shares = rank::apportion(&rank::weights(&r.reasons, r.folded.as_ref()), sf.total, 4);
+    let mut lines: Vec<String> = r
+        .reasons
         .iter()
-        .map(|x| x.summary())
-        .collect::<Vec<_>>()
-        .join("\n")
+        .zip(&shares)
+        .map(|(x, s)| format!("{} · {}", rank::pct_text(*s), x.summary()))
+        .collect();
+    if let Some(f) = &r.folded {
+        lines.push(format!(
+            "{} · {}",
+            rank::pct_text(shares[shares.len() - 1]),
+            rank::folded_text(f)
+        ));
+    }
+    lines
+}
+
+fn reasons_text(r: &super::Row) -> String {
+    let mut lines = reason_lines(r);
+    if let Some(sf) = &r.shortfall {
+        lines.insert(0, rank::shortfall_text(sf));
+    }
+    lines.join("\n")
 }
 
 pub fn to_csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
@@ -109,14 +133,17 @@ pub fn to_markdown(report: &Report) -> String {
     let missed: Vec<_> = report
         .rows
         .iter()
-        .filter(|r| !r.reasons.is_empty())
+        .filter(|r| r.shortfall.is_some())
         .collect();
     if !missed.is_empty() {
         let _ = writeln!(s, "## 未完成原因 (measured reasons for each shortfall)\n");
         for r in missed {
             let _ = writeln!(s, "### {} ({}, {})\n", r.label, r.indicator, r.scope);
-            for x in &r.reasons {
-                let _ = writeln!(s, "- {}", cell(&x.summary()));
+            if let Some(sf) = &r.shortfall {
+                let _ = writeln!(s, "{}.\n", rank::shortfall_text(sf));
+            }
+            for line in reason_lines(r) {
+                let _ = writeln!(s, "- {}", cell(&line));
             }
             let _ = writeln!(s);
         }

@@ -2,11 +2,15 @@
 
 pub mod evaluate;
 mod format;
+pub mod rank;
+#[cfg(test)]
+mod tests;
 
 pub use format::{to_csv, to_markdown};
+pub use rank::{human, Folded, Shortfall, FOLD_MAX, FOLD_SHARE_PCT};
 
 use crate::core::config::indicators::TargetConfig;
-use crate::core::indicators::engine::{Computation, Indicator, Scope, Unit};
+use crate::core::indicators::engine::{Computation, DeviceFacts, Indicator, Scope, Unit};
 use crate::core::indicators::targets::{assess, ratio_pct, ratio_pct_exact, Comparator};
 use crate::core::inventory::Inventory;
 use crate::model::rfc3339_ms;
@@ -79,8 +83,13 @@ pub struct Row {
     pub score: Option<Decimal>,
     /// `measured` or `declared`.
     pub source: &'static str,
-    /// Measured reasons when the target is missed.
+    /// Measured reasons when the target is missed, ranked; the long tail is in `folded`
+    /// unless every reason was asked for.
     pub reasons: Vec<Reason>,
+    /// The reasons not listed, as one line.
+    pub folded: Option<Folded>,
+    /// What the reasons explain: the shortfall's unit and total.
+    pub shortfall: Option<Shortfall>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +98,12 @@ pub struct Reason {
     pub unit: &'static str,
     pub id: String,
     pub site: String,
+    /// What the reason costs in the window, ms of unit-time: the ranking key (rules per
+    /// indicator in `docs/indicators.md`).
+    pub cost_ms: i64,
+    /// Share of the row's shortfall it explains, a ratio rounded to 6 decimals; the listed
+    /// shares and `folded.share` add up to exactly 1.
+    pub share: Decimal,
     /// Time counted but down in the window, ms (0 for count-based reasons).
     pub down_ms: i64,
     pub outages: u32,
@@ -96,6 +111,10 @@ pub struct Reason {
     pub longest_to: Option<String>,
     pub never_reported: bool,
     pub note: String,
+    /// Its part of the shortfall in the shortfall's unit: `cost_ms` for time-weighted rates,
+    /// 1 for a unit or alarm of a count rate, failed polls.
+    #[serde(skip)]
+    weight: i128,
 }
 
 impl Reason {
@@ -105,12 +124,33 @@ impl Reason {
             unit,
             id,
             site,
+            cost_ms: 0,
+            share: Decimal::ZERO,
+            weight: 1,
             down_ms: 0,
             outages: 0,
             longest_from: None,
             longest_to: None,
             never_reported: false,
             note,
+        }
+    }
+
+    /// Costs `cost_ms` of unit-time and weighs that much in the shortfall (time-weighted).
+    fn timed(self, cost_ms: i64) -> Reason {
+        Reason {
+            cost_ms,
+            weight: cost_ms as i128,
+            ..self
+        }
+    }
+
+    /// Costs `cost_ms` (its ranking key) and one unit of a count shortfall.
+    fn counted(self, cost_ms: i64) -> Reason {
+        Reason {
+            cost_ms,
+            weight: 1,
+            ..self
         }
     }
 
@@ -154,12 +194,39 @@ fn find<'a>(inds: &'a [Indicator], id: &str, q: Option<&str>) -> Option<&'a Indi
         .find(|i| i.id == id && (q.is_none() || i.qualifier.as_deref() == q))
 }
 
-fn hours(ms: i64) -> String {
-    format!("{:.2} h", ms as f64 / 3_600_000.0)
+/// "1 outage", "3 outages".
+fn outages(n: u32) -> String {
+    if n == 1 {
+        "1 outage".into()
+    } else {
+        format!("{n} outages")
+    }
+}
+
+/// The unit a row's shortfall is measured in (see [`Shortfall`]).
+pub fn shortfall_unit(indicator: &str) -> &'static str {
+    match indicator {
+        "online_rate" | "coverage_rate" | "link_stability" => "unit_ms",
+        "poll_success_ratio" => "polls",
+        _ => "units",
+    }
+}
+
+/// Every reason behind a missed target, ranked (largest cost first), each with its share of
+/// the shortfall.
+pub fn reasons(
+    inv: &Inventory,
+    c: &Computation,
+    indicator: &str,
+    scope: Scope,
+    qualifier: Option<&str>,
+) -> Vec<Reason> {
+    let all = measured(inv, c, indicator, scope, qualifier);
+    rank::arrange(all, shortfall_unit(indicator), false).0
 }
 
 /// Reasons behind a missed target, measured: which units were down, never reported, …
-pub fn reasons(
+fn measured(
     inv: &Inventory,
     c: &Computation,
     indicator: &str,
@@ -186,12 +253,6 @@ pub fn reasons(
         "poll_success_ratio" => why.poll_success(&mut out),
         _ => {}
     }
-    out.sort_by(|a, b| {
-        b.down_ms
-            .cmp(&a.down_ms)
-            .then(a.site.cmp(&b.site))
-            .then(a.id.cmp(&b.id))
-    });
     out
 }
 
@@ -230,56 +291,92 @@ impl Why<'_> {
         }
     }
 
+    /// A device's counted time in the window not online: never reported, no reading yet
+    /// after its registration, outages after its first reading.
+    fn device_down(&self, i: usize, f: &DeviceFacts) -> Reason {
+        let d = &self.inv.devices[i];
+        let (a, b) = span(f.longest);
+        let since = f
+            .registered_ms
+            .map(rfc3339_ms)
+            .unwrap_or_else(|| "?".into());
+        let note = if !f.reported_by_to {
+            format!(
+                "never reported since its registration {since} ({} counted in the window)",
+                human(f.down_ms)
+            )
+        } else {
+            let mut parts = Vec::new();
+            if f.outages > 0 {
+                parts.push(format!(
+                    "offline {} in the window ({})",
+                    human(f.down_ms - f.never_ms),
+                    outages(f.outages)
+                ));
+            }
+            if f.never_ms > 0 {
+                parts.push(format!(
+                    "no reading yet for {} of the window after its registration {since} (first reading {})",
+                    human(f.never_ms),
+                    f.first_reading_ms.map(rfc3339_ms).unwrap_or_default()
+                ));
+            }
+            parts.join("; ")
+        };
+        Reason {
+            unit: "device",
+            id: d.id.to_string(),
+            site: self.site_of(d.site),
+            cost_ms: f.down_ms,
+            share: Decimal::ZERO,
+            weight: f.down_ms as i128,
+            down_ms: f.down_ms,
+            outages: f.outages,
+            longest_from: a,
+            longest_to: b,
+            never_reported: !f.reported_by_to,
+            note,
+        }
+    }
+
     fn online(&self, indicator: &str, out: &mut Vec<Reason>) {
         let mine_devices = self.c.policy.mine_units == crate::core::indicators::MineUnits::Devices;
+        let timed = indicator == "online_rate";
         for (i, f) in self.c.devices.iter().enumerate() {
             let d = &self.inv.devices[i];
             let unit = self.inv.sites[d.site as usize].kind == crate::model::SiteKind::Park
                 || mine_devices;
-            let down = if indicator == "online_rate" {
+            let down = if timed {
                 f.down_ms > 0
             } else {
                 f.counted_at_to && !f.online_at_to
             };
             if unit && self.dev_in(i) && down {
-                let (a, b) = span(f.longest);
-                out.push(Reason {
-                    unit: "device",
-                    id: d.id.to_string(),
-                    site: self.site_of(d.site),
-                    down_ms: f.down_ms,
-                    outages: f.outages,
-                    longest_from: a,
-                    longest_to: b,
-                    never_reported: !f.reported_by_to,
-                    note: if f.reported_by_to {
-                        format!(
-                            "offline {} in the window ({} outage(s))",
-                            hours(f.down_ms),
-                            f.outages
-                        )
-                    } else {
-                        "never reported".into()
-                    },
-                });
+                let r = self.device_down(i, f);
+                out.push(if timed { r } else { r.counted(f.down_ms) });
             }
         }
         if !mine_devices {
             for (i, f) in self.c.systems.iter().enumerate() {
                 let s = &self.inv.systems[i];
-                let down = if indicator == "online_rate" {
+                let down = if timed {
                     f.down_ms > 0
                 } else {
                     f.counted_at_to && !f.online_at_to
                 };
                 if self.in_site(s.site) && down {
-                    out.push(Reason::group(
+                    let r = Reason::group(
                         "system",
                         s.id.to_string(),
                         self.site_of(s.site),
                         f,
-                        format!("below its device quorum {} in the window", hours(f.down_ms)),
-                    ));
+                        format!("below its device quorum {} in the window", human(f.down_ms)),
+                    );
+                    out.push(if timed {
+                        r.timed(f.down_ms)
+                    } else {
+                        r.counted(f.down_ms)
+                    });
                 }
             }
         }
@@ -301,7 +398,7 @@ impl Why<'_> {
                 continue;
             }
             let d = &self.inv.devices[i];
-            let deadline_s = (a.deadline_ms - a.raised_ms) as f64 / 1000.0;
+            let deadline = human(a.deadline_ms - a.raised_ms);
             let what = format!(
                 "{} alarm level {} on device {:?} raised {}",
                 a.alarm_type.as_str(),
@@ -309,22 +406,29 @@ impl Why<'_> {
                 &*d.id,
                 rfc3339_ms(a.raised_ms)
             );
-            let note = match a.ack_ms {
-                Some(t) if t < self.c.to => format!(
-                    "{what}: acknowledged late, {} s after the raise (deadline {deadline_s} s)",
-                    (t - a.raised_ms) as f64 / 1000.0
+            // Its cost: how long past its deadline it went unacknowledged in the window.
+            let (note, late_ms) = match a.ack_ms {
+                Some(t) if t < self.c.to => (
+                    format!(
+                        "{what}: acknowledged late, {} after the raise (deadline {deadline}, {} late)",
+                        human(t - a.raised_ms),
+                        human(t - a.deadline_ms)
+                    ),
+                    t - a.deadline_ms,
                 ),
-                _ => format!(
-                    "{what}: not acknowledged by its deadline ({deadline_s} s, at {})",
-                    rfc3339_ms(a.deadline_ms)
+                _ => (
+                    format!(
+                        "{what}: not acknowledged by its deadline ({deadline}, at {}; {} past it in the window)",
+                        rfc3339_ms(a.deadline_ms),
+                        human(self.c.to - a.deadline_ms)
+                    ),
+                    self.c.to - a.deadline_ms,
                 ),
             };
-            out.push(Reason::fact(
-                "alarm",
-                a.id.to_string(),
-                self.site_of(d.site),
-                note,
-            ));
+            out.push(
+                Reason::fact("alarm", a.id.to_string(), self.site_of(d.site), note)
+                    .counted(late_ms.max(0)),
+            );
         }
     }
 
@@ -333,20 +437,26 @@ impl Why<'_> {
             let z = &self.inv.zones[i];
             if self.in_site(z.site) && f.down_ms > 0 {
                 let has = self.inv.devices.iter().any(|d| d.zone == Some(i as u32));
-                out.push(Reason {
-                    never_reported: !has,
-                    ..Reason::group(
-                        "zone",
-                        z.id.to_string(),
-                        self.site_of(z.site),
-                        f,
-                        if has {
-                            format!("no device online for {}", hours(f.down_ms))
-                        } else {
-                            "no monitoring device assigned".into()
-                        },
-                    )
-                });
+                out.push(
+                    Reason {
+                        never_reported: !has,
+                        ..Reason::group(
+                            "zone",
+                            z.id.to_string(),
+                            self.site_of(z.site),
+                            f,
+                            if has {
+                                format!("no device online for {}", human(f.down_ms))
+                            } else {
+                                format!(
+                                    "no monitoring device assigned ({} counted in the window)",
+                                    human(f.down_ms)
+                                )
+                            },
+                        )
+                    }
+                    .timed(f.down_ms),
+                );
             }
         }
     }
@@ -355,15 +465,28 @@ impl Why<'_> {
         for (i, f) in self.c.devices.iter().enumerate() {
             let d = &self.inv.devices[i];
             if self.dev_in(i) && f.registered_at_to && !f.reported_by_to {
-                out.push(Reason {
-                    never_reported: true,
-                    ..Reason::fact(
-                        "device",
-                        d.id.to_string(),
-                        self.site_of(d.site),
-                        format!("never reported (status {})", d.status.as_str()),
-                    )
-                });
+                // Its cost: the time it was registered in the window.
+                let reg = f.registered_ms.unwrap_or(self.c.from);
+                let cost = self.c.to - reg.clamp(self.c.from, self.c.to);
+                let since = f
+                    .registered_ms
+                    .map(rfc3339_ms)
+                    .unwrap_or_else(|| "?".into());
+                out.push(
+                    Reason {
+                        never_reported: true,
+                        ..Reason::fact(
+                            "device",
+                            d.id.to_string(),
+                            self.site_of(d.site),
+                            format!(
+                                "never reported since its registration {since} (status {})",
+                                d.status.as_str()
+                            ),
+                        )
+                    }
+                    .counted(cost),
+                );
             }
         }
     }
@@ -382,16 +505,23 @@ impl Why<'_> {
                 !platform
             };
             if inside && *counted && missed {
-                out.push(Reason::fact(
-                    "enterprise",
-                    e.id.to_string(),
-                    self.site_of(e.site),
-                    if indicator == "enterprise_access_rate" {
-                        "no device online in the window".into()
-                    } else {
-                        "platform not built and no data pushed".into()
-                    },
-                ));
+                // Its cost: the whole window (no device online in it / no platform at its end).
+                out.push(
+                    Reason::fact(
+                        "enterprise",
+                        e.id.to_string(),
+                        self.site_of(e.site),
+                        if indicator == "enterprise_access_rate" {
+                            format!(
+                                "no device online in the window ({})",
+                                human(self.c.window_ms())
+                            )
+                        } else {
+                            "platform not built and no data pushed".into()
+                        },
+                    )
+                    .counted(self.c.window_ms()),
+                );
             }
         }
     }
@@ -411,21 +541,27 @@ impl Why<'_> {
                 && kind_ok
                 && (!f.built_at_to || share < self.c.policy.system_online_share)
             {
-                out.push(Reason::group(
-                    "system",
-                    s.id.to_string(),
-                    self.site_of(s.site),
-                    f,
-                    if f.built_at_to {
-                        format!(
-                            "online {:.2}% of the window, needs {:.2}%",
-                            share * 100.0,
-                            self.c.policy.system_online_share * 100.0
-                        )
-                    } else {
-                        format!("not built (status {})", s.status.as_str())
-                    },
-                ));
+                // Its cost: the time in the window it was not online.
+                let cost = self.c.window_ms() - f.online_ms;
+                out.push(
+                    Reason::group(
+                        "system",
+                        s.id.to_string(),
+                        self.site_of(s.site),
+                        f,
+                        if f.built_at_to {
+                            format!(
+                                "online {:.2}% of the window, needs {:.2}% (down {})",
+                                share * 100.0,
+                                self.c.policy.system_online_share * 100.0,
+                                human(f.down_ms)
+                            )
+                        } else {
+                            format!("not built (status {})", s.status.as_str())
+                        },
+                    )
+                    .counted(cost),
+                );
             }
         }
     }
@@ -433,17 +569,18 @@ impl Why<'_> {
     fn link_stability(&self, out: &mut Vec<Reason>) {
         for (name, up, total) in &self.c.links {
             if self.qualifier.is_none_or(|q| q == name) && up < total {
-                out.push(Reason {
-                    unit: "link",
-                    id: name.clone(),
-                    site: String::new(),
-                    down_ms: total - up,
-                    outages: 0,
-                    longest_from: None,
-                    longest_to: None,
-                    never_reported: false,
-                    note: format!("down {} in the window", hours(total - up)),
-                });
+                out.push(
+                    Reason {
+                        down_ms: total - up,
+                        ..Reason::fact(
+                            "link",
+                            name.clone(),
+                            String::new(),
+                            format!("down {} in the window", human(total - up)),
+                        )
+                    }
+                    .timed(total - up),
+                );
             }
         }
     }
@@ -451,19 +588,43 @@ impl Why<'_> {
     fn poll_success(&self, out: &mut Vec<Reason>) {
         for (name, ok, failed) in &self.c.polls {
             if self.qualifier.is_none_or(|q| q == name) && *failed > 0 {
-                out.push(Reason::fact(
-                    "link",
-                    name.clone(),
-                    String::new(),
-                    format!("{failed} of {} polls failed", ok + failed),
-                ));
+                out.push(Reason {
+                    weight: *failed as i128,
+                    ..Reason::fact(
+                        "link",
+                        name.clone(),
+                        String::new(),
+                        format!("{failed} of {} polls failed", ok + failed),
+                    )
+                });
             }
         }
     }
 }
 
-/// Build the table for the configured targets.
+/// Which reasons a report lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Listing {
+    /// The largest, until they explain [`FOLD_SHARE_PCT`] of the shortfall or [`FOLD_MAX`]
+    /// are listed; the rest in `folded`.
+    #[default]
+    Folded,
+    /// Every reason; `folded` is empty.
+    All,
+}
+
+/// Build the table for the configured targets, the reasons' tails folded.
 pub fn build(inv: &Inventory, c: &Computation, targets: &[TargetConfig]) -> Report {
+    build_with(inv, c, targets, Listing::Folded)
+}
+
+/// Build the table for the configured targets, listing reasons as `listing` says.
+pub fn build_with(
+    inv: &Inventory,
+    c: &Computation,
+    targets: &[TargetConfig],
+    listing: Listing,
+) -> Report {
     let mut rows = Vec::new();
     let mut cache: Vec<(Scope, Vec<Indicator>)> = Vec::new();
     for t in targets {
@@ -489,6 +650,8 @@ pub fn build(inv: &Inventory, c: &Computation, targets: &[TargetConfig]) -> Repo
                 score: Some(a.score),
                 source: "declared",
                 reasons: vec![],
+                folded: None,
+                shortfall: None,
             });
             continue;
         }
@@ -513,6 +676,15 @@ pub fn build(inv: &Inventory, c: &Computation, targets: &[TargetConfig]) -> Repo
         let actual = ind.and_then(display_value);
         let assessed = actual.map(|a| assess(a, t.value, t.comparator, t.weight));
         let missed = assessed.is_some_and(|a| a.completion_pct < Decimal::ONE_HUNDRED);
+        let (reasons, folded, shortfall) = if missed || actual.is_none() {
+            rank::arrange(
+                measured(inv, c, &t.indicator, scope, t.qualifier.as_deref()),
+                shortfall_unit(&t.indicator),
+                listing == Listing::Folded,
+            )
+        } else {
+            (vec![], None, None)
+        };
         rows.push(Row {
             level1: t.level1.clone(),
             level2: t.level2.clone(),
@@ -538,11 +710,9 @@ pub fn build(inv: &Inventory, c: &Computation, targets: &[TargetConfig]) -> Repo
             weight: t.weight,
             score: assessed.map(|a| a.score),
             source: "measured",
-            reasons: if missed || actual.is_none() {
-                reasons(inv, c, &t.indicator, scope, t.qualifier.as_deref())
-            } else {
-                vec![]
-            },
+            reasons,
+            folded,
+            shortfall,
         });
     }
     let total_weight = rows.iter().map(|r| r.weight).sum();

@@ -270,6 +270,40 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
         "the outage is dated from the transition"
     );
     assert_eq!(e_reason["down_ms"], t2 - te);
+    assert_eq!(e_reason["cost_ms"], t2 - te);
+    // Ranked by cost (c and d the whole window, then e), shares of the missing unit-time.
+    let costs: Vec<i64> = r_online["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["cost_ms"].as_i64().unwrap())
+        .collect();
+    assert!(costs.windows(2).all(|w| w[0] >= w[1]), "{costs:?}");
+    assert_eq!(
+        r_online["shortfall"]["total"],
+        5 * (t2 - t1) - num,
+        "exact.den - exact.num"
+    );
+    assert_eq!(r_online["shortfall"]["unit"], "unit_ms");
+    let shares: f64 = r_online["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["share"].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!((shares - 1.0).abs() < 1e-9, "{shares}");
+    assert_eq!(
+        r_online["folded"],
+        Value::Null,
+        "three reasons: none folded"
+    );
+    let (_, all) = get(&format!(
+        "{api}/api/v1/report?from={t1}&to={t2}&reasons=all"
+    ))
+    .await;
+    assert_eq!(all["rows"], report["rows"], "nothing to fold here");
+    let (status, _) = get(&format!("{api}/api/v1/report?reasons=some")).await;
+    assert_eq!(status, 400);
     assert_eq!(
         reason_ids(row(&report, "coverage_rate")),
         ["z2".to_string()].into()
@@ -320,7 +354,11 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
     ))
     .await;
     assert!(md.contains("| 一级指标 | 二级指标 | 三级指标 |"), "{md}");
-    assert!(md.contains("device p1/d: never reported"), "{md}");
+    assert!(
+        md.contains("device p1/d: never reported since its registration"),
+        "{md}"
+    );
+    assert!(md.contains("缺口 Shortfall:"), "{md}");
     assert!(
         md.contains("| 预算执行率 | ≥13135万元 | 4945.46万元 | 37.65% | 62.35% |"),
         "{md}"

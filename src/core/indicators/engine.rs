@@ -75,10 +75,18 @@ pub struct DeviceFacts {
     pub registered_at_to: bool,
     pub reported_by_to: bool,
     pub online_in_window: bool,
-    /// Counted but offline: total, number of outages, and the longest.
+    /// Counted but not online, in all: `never_ms` plus the outages' time.
     pub down_ms: i64,
+    /// Of `down_ms`, the counted time before the first accepted reading (state `never`: not
+    /// offline, and no outage); all of `down_ms` when it never reported by `to`.
+    pub never_ms: i64,
+    /// Outages after the first reading: how many, and the longest.
     pub outages: u32,
     pub longest: Option<Span>,
+    /// The first registry entry (registration), if any.
+    pub registered_ms: Option<i64>,
+    /// The first accepted reading before `to`, if any.
+    pub first_reading_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -309,7 +317,15 @@ pub fn compute(
         let online_all = iv::spans_where(&dh.transitions, false, to, |v| v);
         let counted = iv::clip(&counted_all, from, to);
         let online = iv::clip(&online_all, from, to);
-        let (down_ms, outages, longest) = down_facts(&counted, &online);
+        // Time before the first reading is `never`, not an outage: split the counted time there.
+        let first_reading_ms = dh
+            .transitions
+            .iter()
+            .find(|&&(t, on)| on && t < to)
+            .map(|x| x.0);
+        let split = first_reading_ms.unwrap_or(to).clamp(from, to);
+        let never_ms = iv::total(&iv::clip(&counted, from, split));
+        let (outage_ms, outages, longest) = down_facts(&iv::clip(&counted, split, to), &online);
         devices.push(DeviceFacts {
             counted_ms: iv::total(&counted),
             online_ms: iv::overlap(&online, &counted),
@@ -318,9 +334,12 @@ pub fn compute(
             registered_at_to: iv::contains(&registered(&dh.status, to), at_to),
             reported_by_to: dh.transitions.iter().any(|&(t, on)| on && t < to),
             online_in_window: !online.is_empty(),
-            down_ms,
+            down_ms: never_ms + outage_ms,
+            never_ms,
             outages,
             longest,
+            registered_ms: dh.status.first().map(|x| x.0),
+            first_reading_ms,
         });
         if let Some(s) = d.system {
             let built = iv::clip(

@@ -464,3 +464,28 @@ fn rows_come_in_the_documented_order_with_their_qualifiers() {
     });
     assert_eq!(rows(Scope::Enterprise(0)), expected);
 }
+
+/// Counted time before a device's first reading is `never`: in `down_ms` (the rate counts
+/// it) but in `never_ms`, not an outage.
+#[test]
+fn time_before_the_first_reading_is_never_not_an_outage() {
+    let inv = inv();
+    let mut h = History::registered_at(&inv, 0);
+    h.devices[dev(&inv, "p0")].transitions = vec![(3_000, true)];
+    h.devices[dev(&inv, "p1")].transitions = vec![(20_000, true), (60_000, false)];
+    let c = run(&inv, &h, Policy::default());
+    let f = &c.devices[dev(&inv, "p0")];
+    assert_eq!(
+        (f.down_ms, f.never_ms, f.outages, f.longest),
+        (3_000, 3_000, 0, None)
+    );
+    assert_eq!(
+        (f.registered_ms, f.first_reading_ms),
+        (Some(0), Some(3_000))
+    );
+    let f = &c.devices[dev(&inv, "p1")];
+    assert_eq!(
+        (f.down_ms, f.never_ms, f.outages, f.longest),
+        (60_000, 20_000, 1, Some((60_000, 100_000)))
+    );
+}
