@@ -49,6 +49,8 @@ pub struct Shared {
     pub modbus: Arc<ModbusStatus>,
     /// HTTP push (`POST /api/v1/ingest/…`); `None` with `ingest.enabled = false`.
     pub ingest: Option<Arc<crate::sources::http::HttpIngest>>,
+    /// The mines and their networking files (`/api/v1/mines`).
+    pub mines: Arc<crate::sources::mine_files::status::MinesStatus>,
     /// The runtime's clock: "now" of alarm views and of indicator windows.
     pub clock: crate::telemetry::Clock,
 }

@@ -35,6 +35,8 @@ pub fn router(
         .route("/api/v1/indicators", get(super::indicators::indicators))
         .route("/api/v1/report", get(super::indicators::report))
         .route("/api/v1/endpoints", get(endpoints))
+        .route("/api/v1/mines", get(mines))
+        .route("/api/v1/mines/{code}", get(mine))
         .route("/api/v1/config", get(config))
         .route("/api/v1/config/reload", post(reload))
         .route("/api/v1/outbox", get(outbox))
@@ -466,6 +468,25 @@ async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {
 async fn endpoints(State(s): State<Arc<Shared>>) -> Json<Value> {
     let list: Vec<Value> = s.modbus.endpoints.iter().map(|e| e.to_json()).collect();
     Json(json!({"total": list.len(), "endpoints": list}))
+}
+
+/// Every mine with its files' state (empty without `[mine_files]`).
+async fn mines(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let list = s.mines.all();
+    Json(json!({"total": list.len(), "mines": list}))
+}
+
+async fn mine(
+    State(s): State<Arc<Shared>>,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match s.mines.get(&code) {
+        Some(m) => Ok(Json(json!(m))),
+        None => Err(ApiError::NotFound(format!(
+            "no site has mine_code {:?} (see GET /api/v1/mines)",
+            crate::core::event::shorten(&code, 40)
+        ))),
+    }
 }
 
 #[cfg(test)]

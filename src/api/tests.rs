@@ -37,6 +37,7 @@ fn shared(dir: &std::path::Path) -> Arc<Shared> {
         outbox: None,
         modbus: Arc::default(),
         ingest: None,
+        mines: Default::default(),
         clock: Default::default(),
     })
 }

@@ -142,6 +142,7 @@ fn site_problems<'a>(
 ) -> HashMap<&'a str, SiteKind> {
     let inv = &c.inventory;
     let mut sites: HashMap<&str, SiteKind> = HashMap::new();
+    let mut codes = HashSet::new();
     for (i, s) in inv.sites.iter().enumerate() {
         if let Some(p) = id_problem(&s.id) {
             push("sites", o.sites[i], &s.id, "id", p);
@@ -160,6 +161,9 @@ fn site_problems<'a>(
                 "needs signing_key_env, the environment variable that holds the site's key".into(),
             );
         }
+        for (field, msg) in mine_site_problems(s, &mut codes) {
+            push("sites", o.sites[i], &s.id, field, msg);
+        }
         if sites.insert(&s.id, s.kind).is_some() {
             push(
                 "sites",
@@ -171,6 +175,53 @@ fn site_problems<'a>(
         }
     }
     sites
+}
+
+/// A mine site's networking-file settings: its code (letters and digits, unique), its
+/// timezone, and a password variable only with a code.
+fn mine_site_problems<'a>(
+    s: &'a super::SiteConfig,
+    codes: &mut HashSet<&'a str>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match &s.mine_code {
+        Some(code) => {
+            if code.is_empty()
+                || code.len() > 32
+                || !code.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                out.push((
+                    "mine_code",
+                    format!("{code:?} is not a mine code (1 to 32 letters and digits, 12 digits nationally)"),
+                ));
+            } else if !codes.insert(code) {
+                out.push((
+                    "mine_code",
+                    format!("mine_code {code:?} is also another site's"),
+                ));
+            }
+            if s.kind != SiteKind::Mine {
+                out.push((
+                    "mine_code",
+                    "only a site of kind \"mine\" has a mine_code".into(),
+                ));
+            }
+        }
+        None if s.upload_password_env.is_some() => out.push((
+            "upload_password_env",
+            "a site uploads mine files only with a mine_code".into(),
+        )),
+        None => {}
+    }
+    if let Some(tz) = &s.timezone {
+        if crate::sources::mine_files::format::parse_tz(tz).is_none() {
+            out.push((
+                "timezone",
+                format!("{tz:?} is not a UTC offset like \"+08:00\""),
+            ));
+        }
+    }
+    out
 }
 
 /// Where an inventory problem is reported: (array, origin in the files, id, field, message).
@@ -521,6 +572,7 @@ fn mqtt_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
 fn api_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     c.api.problems(err_main);
     c.ingest.problems(err_main);
+    c.mine_files.problems(err_main);
 }
 
 /// `[store]` and `[outbox]`.

@@ -129,6 +129,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         outbox: outbox.clone(),
         modbus: source_status.modbus.clone(),
         ingest: source_status.http.clone(),
+        mines: source_status.mines.clone(),
         clock: clock.clone(),
     });
     let (shutdown, _) = broadcast::channel(4);

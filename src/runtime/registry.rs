@@ -5,7 +5,7 @@
 use super::error::StartError;
 use crate::config::Config;
 use crate::sources::mapping::{metrics::MappingMetrics, Mappings};
-use crate::sources::{http, modbus, mqtt, Mapped, Source, SourceStatus};
+use crate::sources::{http, mine_files, modbus, mqtt, Mapped, Source, SourceStatus};
 use crate::telemetry::{Clock, Metrics};
 use std::sync::Arc;
 
@@ -36,6 +36,12 @@ pub fn sources(
         let ingest = Arc::new(ingest);
         status.http = Some(ingest.clone());
         built.push(Box::new(http::HttpSource::new(ingest)));
+    }
+    if cfg.mine_files.enabled {
+        let (settings, status) = (&cfg.mine_files, status.mines.clone());
+        let src =
+            mine_files::MineFilesSource::build(settings, &cfg.inventory, metrics, clock, status)?;
+        built.push(Box::new(src));
     }
     Ok(built)
 }

@@ -50,6 +50,8 @@ pub struct SourceStatus {
     pub modbus: Arc<modbus::ModbusStatus>,
     /// HTTP push, which the API calls (`None` with `ingest.enabled = false`).
     pub http: Option<Arc<http::HttpIngest>>,
+    /// The mines and their files (`/api/v1/mines`; empty without `[mine_files]`).
+    pub mines: Arc<mine_files::status::MinesStatus>,
 }
 
 /// A source built from its configuration, ready to run. Building is where a source refuses

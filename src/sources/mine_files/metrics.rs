@@ -66,3 +66,84 @@ impl FtpMetrics {
         self.uploads.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FileLabel {
+    pub file_type: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EncodingLabel {
+    pub encoding: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecordLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Default)]
+pub struct MineMetrics {
+    /// Files by type and outcome (applied, partial, duplicate, refused, retry, incomplete).
+    pub files: Family<FileLabel, Counter>,
+    /// Records of applied files, accepted or refused.
+    pub records: Family<RecordLabel, Counter>,
+    /// Files by the encoding they were decoded from.
+    pub encodings: Family<EncodingLabel, Counter>,
+    /// Files older than one of their type already applied (`late_file`).
+    pub late: Counter,
+    /// Files applied before, taken again and not re-applied (`duplicate_file`).
+    pub duplicate: Counter,
+}
+
+impl MineMetrics {
+    /// Make the metrics and register them with the gateway's.
+    pub fn register(metrics: &Metrics) -> Arc<MineMetrics> {
+        let m = MineMetrics::default();
+        metrics.register(
+            "safegate_mine_files_taken",
+            "Mine networking files by type and outcome (applied, partial, duplicate, refused, retry, incomplete)",
+            m.files.clone(),
+        );
+        metrics.register(
+            "safegate_mine_files_records",
+            "Records of applied mine files, accepted or refused",
+            m.records.clone(),
+        );
+        metrics.register(
+            "safegate_mine_files_encodings",
+            "Mine files by the encoding they were written in (utf8, gb18030)",
+            m.encodings.clone(),
+        );
+        metrics.register(
+            "safegate_mine_files_late",
+            "Mine files older than one of their type already applied: stored, liveness not rewound",
+            m.late.clone(),
+        );
+        metrics.register(
+            "safegate_mine_files_duplicate",
+            "Mine files (same name and content) taken again and not re-applied",
+            m.duplicate.clone(),
+        );
+        Arc::new(m)
+    }
+
+    pub fn file(&self, file_type: &'static str, outcome: &'static str) {
+        self.files
+            .get_or_create(&FileLabel { file_type, outcome })
+            .inc();
+    }
+
+    pub fn records(&self, accepted: usize, refused: usize) {
+        let by = |outcome| self.records.get_or_create(&RecordLabel { outcome }).clone();
+        by("accepted").inc_by(accepted as u64);
+        by("refused").inc_by(refused as u64);
+    }
+
+    pub fn encoding(&self, encoding: &'static str) {
+        self.encodings
+            .get_or_create(&EncodingLabel { encoding })
+            .inc();
+    }
+}

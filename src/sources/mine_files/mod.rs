@@ -70,3 +70,139 @@ pub enum TakeError {
 pub trait Taker: Send + Sync + 'static {
     fn take(&self, upload: Upload) -> BoxFuture<'static, Result<Taken, TakeError>>;
 }
+
+pub mod apply;
+pub mod intake;
+pub mod status;
+
+use crate::core::inventory::{InventoryConfig, SiteConfig};
+use crate::model::SystemKind;
+use crate::telemetry::{Clock, Metrics};
+use config::MineFilesSettings;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Why the source cannot start, for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum MineFilesError {
+    #[error("site {site:?}: environment variable {env:?} (upload_password_env) is not set; the mine could not log in")]
+    MissingPassword { site: String, env: String },
+    #[error("site {site:?}: timezone {value:?} is not an offset like \"+08:00\"")]
+    BadTimezone { site: String, value: String },
+    #[error(transparent)]
+    Ftp(#[from] ftp::FtpError),
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+}
+
+/// The mine sites of the inventory: those with a `mine_code`.
+pub fn mine_sites<P>(
+    inv: &InventoryConfig<P>,
+    settings: &MineFilesSettings,
+) -> Result<Vec<apply::MineSite>, MineFilesError> {
+    let first_system = |site: &SiteConfig, kind: SystemKind| {
+        inv.systems
+            .iter()
+            .find(|s| s.site == site.id && s.kind == kind)
+            .map(|s| s.id.clone())
+    };
+    let mut out = Vec::new();
+    for s in &inv.sites {
+        let Some(code) = &s.mine_code else { continue };
+        let tz = s.timezone.as_deref().unwrap_or("+08:00");
+        let tz_offset_s = format::parse_tz(tz).ok_or_else(|| MineFilesError::BadTimezone {
+            site: s.id.clone(),
+            value: tz.to_string(),
+        })?;
+        out.push(apply::MineSite {
+            site: s.id.clone(),
+            mine_code: code.clone(),
+            tz_offset_s,
+            kj_system: first_system(s, SystemKind::MajorHazard),
+            positioning_system: first_system(s, SystemKind::Positioning),
+            offline_after_s: settings.upload_timeout_s as f64,
+        });
+    }
+    Ok(out)
+}
+
+/// FTP logins: mine code → password, from each site's `upload_password_env`.
+fn logins(sites: &[SiteConfig]) -> Result<HashMap<String, String>, MineFilesError> {
+    let mut out = HashMap::new();
+    for s in sites {
+        let (Some(code), Some(env)) = (&s.mine_code, &s.upload_password_env) else {
+            continue;
+        };
+        let pw = std::env::var(env).map_err(|_| MineFilesError::MissingPassword {
+            site: s.id.clone(),
+            env: env.clone(),
+        })?;
+        out.insert(code.clone(), pw);
+    }
+    Ok(out)
+}
+
+/// The source the registry starts: the intake, and the transports that feed it.
+pub struct MineFilesSource {
+    intake: Arc<intake::Intake>,
+    ftp: Option<ftp::FtpServer>,
+    watch: Option<watch::FolderWatch>,
+}
+
+impl MineFilesSource {
+    pub fn build<P>(
+        settings: &MineFilesSettings,
+        inv: &InventoryConfig<P>,
+        metrics: &Metrics,
+        clock: &Clock,
+        status: Arc<status::MinesStatus>,
+    ) -> Result<MineFilesSource, MineFilesError> {
+        let m = metrics::MineMetrics::register(metrics);
+        let intake = Arc::new(intake::Intake::new(mine_sites(inv, settings)?, m, status));
+        let taker: Arc<dyn Taker> = Arc::new(intake::IntakeTaker(intake.clone()));
+        let ftp = if settings.listen.is_empty() {
+            None
+        } else {
+            let logins = logins(&inv.sites)?;
+            Some(ftp::FtpServer::build(
+                settings,
+                logins,
+                taker.clone(),
+                metrics,
+                clock.clone(),
+            )?)
+        };
+        let watch = watch::FolderWatch::build(settings, taker, metrics, clock.clone())?;
+        Ok(MineFilesSource { intake, ftp, watch })
+    }
+}
+
+impl super::Source for MineFilesSource {
+    fn name(&self) -> &'static str {
+        "mine_files"
+    }
+
+    fn spawn(self: Box<Self>, cx: &super::SourceContext) -> Vec<tokio::task::JoinHandle<()>> {
+        self.intake
+            .connect(Some((cx.events.clone(), cx.hold.clone())));
+        let mut tasks = Vec::new();
+        if let Some(ftp) = self.ftp {
+            let stop = cx.shutdown.subscribe();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = ftp.run(stop).await {
+                    tracing::error!(error = %e, "the mine files' FTP server stopped");
+                }
+            }));
+        }
+        if let Some(w) = self.watch {
+            let stop = cx.shutdown.subscribe();
+            tasks.push(tokio::spawn(w.run(stop)));
+        }
+        let (intake, mut stop) = (self.intake, cx.shutdown.subscribe());
+        tasks.push(tokio::spawn(async move {
+            let _ = stop.recv().await;
+            intake.connect(None);
+        }));
+        tasks
+    }
+}

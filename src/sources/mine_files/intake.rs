@@ -1,0 +1,316 @@
+//! The [`Taker`] both transports hand files to: it finds the mine, refuses what is not its
+//! file, applies one file of a mine at a time, and answers once the file's effects are
+//! committed (the same guarantee as a QoS 1 PUBACK after commit).
+
+use super::apply::{apply, MineSite, MineState};
+use super::format::{self, FileError, ParsedFile};
+use super::metrics::MineMetrics;
+use super::status::MinesStatus;
+use super::{TakeError, Taken, Taker, Upload};
+use crate::core::{Message, Origin, Reason, Receipt, Rejection, SourceEvent};
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Files remembered per mine to recognise a second upload of the same one.
+const SEEN_PER_MINE: usize = 4096;
+
+/// How long a file waits for its commit before it is answered "retry".
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Intake {
+    mines: HashMap<String, Arc<Mine>>,
+    link: Mutex<Option<Link>>,
+    metrics: Arc<MineMetrics>,
+    status: Arc<MinesStatus>,
+}
+
+struct Link {
+    events: mpsc::Sender<SourceEvent>,
+    hold: watch::Receiver<bool>,
+}
+
+/// One mine: its site, and its state behind a lock held while a file is applied and
+/// committed, so one mine's files apply one at a time, in the order they came.
+struct Mine {
+    site: MineSite,
+    book: tokio::sync::Mutex<Book>,
+}
+
+#[derive(Default)]
+struct Book {
+    state: MineState,
+    seen: HashSet<(String, [u8; 32])>,
+    order: VecDeque<(String, [u8; 32])>,
+}
+
+impl Book {
+    fn remember(&mut self, key: (String, [u8; 32])) {
+        if self.seen.insert(key.clone()) {
+            self.order.push_back(key);
+        }
+        while self.order.len() > SEEN_PER_MINE {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+    }
+}
+
+impl Intake {
+    pub fn new(
+        sites: Vec<MineSite>,
+        metrics: Arc<MineMetrics>,
+        status: Arc<MinesStatus>,
+    ) -> Intake {
+        for s in &sites {
+            status.register(s);
+        }
+        let mines = sites
+            .into_iter()
+            .map(|site| {
+                let code = site.mine_code.clone();
+                let mine = Mine {
+                    site,
+                    book: Default::default(),
+                };
+                (code, Arc::new(mine))
+            })
+            .collect();
+        Intake {
+            mines,
+            link: Mutex::new(None),
+            metrics,
+            status,
+        }
+    }
+
+    /// Connect to the core (at start) or let go of it (`None`, at shutdown).
+    pub fn connect(&self, events: Option<(mpsc::Sender<SourceEvent>, watch::Receiver<bool>)>) {
+        *self.link.lock().unwrap_or_else(|p| p.into_inner()) =
+            events.map(|(events, hold)| Link { events, hold });
+    }
+
+    fn linked(&self) -> Option<(mpsc::Sender<SourceEvent>, watch::Receiver<bool>)> {
+        let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+        link.as_ref().map(|l| (l.events.clone(), l.hold.clone()))
+    }
+
+    async fn take_file(self: Arc<Self>, up: Upload) -> Result<Taken, TakeError> {
+        let res = self.try_take(&up).await;
+        let name = format::parse_name(&up.name, 0).ok();
+        let ty = name.as_ref().map_or("unknown", |n| n.file_type.as_str());
+        self.metrics.file(ty, outcome(&res));
+        if let Some(n) = name.filter(|_| !matches!(res, Ok(Taken::Applied { .. }))) {
+            self.status.file_not_applied(&n.mine_code, &res);
+        }
+        res
+    }
+
+    async fn try_take(&self, up: &Upload) -> Result<Taken, TakeError> {
+        let name = format::parse_name(&up.name, 0).map_err(|e| self.refuse(up, &e))?;
+        let Some(mine) = self.mines.get(&name.mine_code).cloned() else {
+            return Err(self
+                .refused(
+                    up,
+                    Reason::UnknownMine,
+                    format!(
+                        "no site has mine_code {:?}; add it to the inventory or check the uploader's mine code",
+                        name.mine_code
+                    ),
+                )
+                .await);
+        };
+        if let Some(login) = up.login.as_deref().filter(|l| *l != name.mine_code) {
+            let detail = format!(
+                "logged in as mine {login:?} but the file is mine {:?}'s; each mine uploads only its own files",
+                name.mine_code
+            );
+            return Err(self.refused(up, Reason::MineMismatch, detail).await);
+        }
+        let (events, hold) = self
+            .linked()
+            .ok_or_else(|| TakeError::Retry("the gateway is starting or stopping".into()))?;
+        if *hold.borrow() {
+            return Err(TakeError::Retry(
+                "the gateway is holding new readings (outbox at its budget or disk at its floor)"
+                    .into(),
+            ));
+        }
+        let mut book = mine.book.lock().await;
+        let key = (up.name.clone(), Sha256::digest(&up.bytes).into());
+        if book.seen.contains(&key) {
+            self.metrics.duplicate.inc();
+            return Ok(Taken::Duplicate);
+        }
+        let parsed = match format::parse_file(&up.name, &up.bytes, mine.site.tz_offset_s) {
+            Ok(p) => p,
+            Err(FileError::Truncated) => return Err(TakeError::Incomplete),
+            Err(e) => {
+                drop(book);
+                return Err(self.refuse_parsed(up, &e, &events).await);
+            }
+        };
+        self.metrics.encoding(parsed.encoding.as_str());
+        let taken = self
+            .commit(up, &parsed, &mine.site, &mut book.state, events)
+            .await?;
+        book.remember(key);
+        self.status
+            .file_applied(&mine.site, &parsed, up, &taken, &book.state);
+        Ok(taken)
+    }
+
+    /// Apply the file's events as one message and wait for its commit.
+    async fn commit(
+        &self,
+        up: &Upload,
+        parsed: &ParsedFile,
+        site: &MineSite,
+        state: &mut MineState,
+        events: mpsc::Sender<SourceEvent>,
+    ) -> Result<Taken, TakeError> {
+        let (evs, applied) = apply(&up.name, parsed, site, state, up.received_ms);
+        if applied.late {
+            self.metrics.late.inc();
+        }
+        let records = parsed.records.len() + parsed.refused.len();
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = oneshot::channel();
+        let tx = Mutex::new(Some(tx));
+        let receipt = Receipt::new(move |durable| {
+            if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(durable);
+            }
+        });
+        let msg = Message {
+            events: evs,
+            refused: refused.clone(),
+            receipt,
+        };
+        let wait = tokio::time::timeout(COMMIT_TIMEOUT, async {
+            events
+                .send(SourceEvent::Message(Box::new(msg)))
+                .await
+                .map_err(|_| TakeError::Retry("the gateway is stopping".into()))?;
+            match rx.await {
+                Ok(true) => Ok(()),
+                _ => Err(TakeError::Retry(
+                    "the file's readings could not be made durable".into(),
+                )),
+            }
+        });
+        match wait.await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(TakeError::Retry(format!(
+                    "not committed within {} s",
+                    COMMIT_TIMEOUT.as_secs()
+                )))
+            }
+        }
+        let refused = refused.lock().map(|r| r.len()).unwrap_or(0);
+        self.metrics
+            .records(records.saturating_sub(refused), refused);
+        Ok(Taken::Applied {
+            accepted: records.saturating_sub(refused),
+            refused,
+        })
+    }
+
+    /// A file refused whole: the reason goes to the core's rejections too (the operator's
+    /// `/api/v1/rejections`), and the transport gets it for its reply.
+    async fn refused(&self, up: &Upload, reason: Reason, detail: String) -> TakeError {
+        if let Some((events, _)) = self.linked() {
+            let _ = events
+                .send(SourceEvent::Rejected(self.rejection(up, reason, &detail)))
+                .await;
+        }
+        TakeError::Refused {
+            reason: reason.as_str(),
+            detail,
+        }
+    }
+
+    fn refuse(&self, up: &Upload, e: &FileError) -> TakeError {
+        if let Some((events, _)) = self.linked() {
+            let _ = events.try_send(SourceEvent::Rejected(self.rejection(
+                up,
+                file_reason(e),
+                &e.to_string(),
+            )));
+        }
+        TakeError::Refused {
+            reason: file_reason(e).as_str(),
+            detail: e.to_string(),
+        }
+    }
+
+    async fn refuse_parsed(
+        &self,
+        up: &Upload,
+        e: &FileError,
+        events: &mpsc::Sender<SourceEvent>,
+    ) -> TakeError {
+        let reason = file_reason(e);
+        let _ = events
+            .send(SourceEvent::Rejected(self.rejection(
+                up,
+                reason,
+                &e.to_string(),
+            )))
+            .await;
+        TakeError::Refused {
+            reason: reason.as_str(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn rejection(&self, up: &Upload, reason: Reason, detail: &str) -> Rejection {
+        Rejection {
+            reason,
+            origin: Origin {
+                topic: format!("mine_files/{}", crate::core::event::shorten(&up.name, 80)).into(),
+                element: None,
+            },
+            detail: detail.to_string(),
+            received_ms: up.received_ms,
+        }
+    }
+}
+
+/// The gateway's reason for a file refused whole.
+fn file_reason(e: &FileError) -> Reason {
+    match e {
+        FileError::BadName(_) => Reason::BadFileName,
+        FileError::Undecodable(_) | FileError::FullWidthSeparator(_) => Reason::Undecodable,
+        FileError::Truncated => Reason::TruncatedFile,
+        FileError::NoHeader | FileError::BadHeader(_) => Reason::WrongFieldCount,
+        FileError::MineMismatch { .. } => Reason::MineMismatch,
+        // The site's configured offset, not the mine's file, is at fault.
+        FileError::BadOffset(_) => Reason::MineNotConfigured,
+    }
+}
+
+fn outcome(res: &Result<Taken, TakeError>) -> &'static str {
+    match res {
+        Ok(Taken::Applied { refused: 0, .. }) => "applied",
+        Ok(Taken::Applied { .. }) => "partial",
+        Ok(Taken::Duplicate) => "duplicate",
+        Err(TakeError::Refused { .. }) => "refused",
+        Err(TakeError::Retry(_)) => "retry",
+        Err(TakeError::Incomplete) => "incomplete",
+    }
+}
+
+/// The transports hold the intake as their taker.
+pub struct IntakeTaker(pub Arc<Intake>);
+
+impl Taker for IntakeTaker {
+    fn take(&self, upload: Upload) -> BoxFuture<'static, Result<Taken, TakeError>> {
+        Box::pin(self.0.clone().take_file(upload))
+    }
+}
