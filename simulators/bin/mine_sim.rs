@@ -457,6 +457,8 @@ enum Failure {
     Reply(u32, String),
     /// No usable reply: the connection is dropped and opened again.
     Io(String),
+    /// TLS failed (a certificate not trusted, …): trying again will not help.
+    Tls(String),
 }
 
 impl From<FtpError> for Failure {
@@ -473,6 +475,7 @@ impl From<FtpError> for Failure {
                     .trim_start_matches(['-', ' ']);
                 Failure::Reply(code, text.to_string())
             }
+            FtpError::SecureError(e) => Failure::Tls(e),
             e => Failure::Io(e.to_string()),
         }
     }
@@ -555,6 +558,13 @@ async fn ftp_put(
                     *conn = None;
                 }
                 last = format!("{code} {text}");
+            }
+            Ok(Err(Failure::Tls(e))) => {
+                st.reply("tls");
+                st.failed += 1;
+                *conn = None;
+                warn(format!("{login}: {} not sent, TLS: {e}", f.name));
+                return;
             }
             Ok(Err(Failure::Io(e))) => {
                 st.reply("io");
