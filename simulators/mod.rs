@@ -1,6 +1,7 @@
-//! Simulators shared by the `park-sim`, `loadgen` and `modbus-sim` binaries and by
+//! Simulators shared by the `park-sim`, `loadgen`, `modbus-sim` and `mine-sim` binaries and by
 //! `safegate demo`.
 
 pub mod fleet;
 pub mod loadgen;
+pub mod mine;
 pub mod modbus_sim;
