@@ -16,6 +16,7 @@ mod indicators;
 mod limits;
 mod live_inventory;
 mod mappings;
+mod mine_files;
 mod modbus;
 mod mqtt_pipeline;
 mod mqtt_tls;

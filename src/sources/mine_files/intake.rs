@@ -104,14 +104,23 @@ impl Intake {
         let name = format::parse_name(&up.name, 0).ok();
         let ty = name.as_ref().map_or("unknown", |n| n.file_type.as_str());
         self.metrics.file(ty, outcome(&res));
-        if let Some(n) = name.filter(|_| !matches!(res, Ok(Taken::Applied { .. }))) {
-            self.status.file_not_applied(&n.mine_code, &res);
+        // The mine that sent it: the login vouches for it over FTP, the name in the folder.
+        let sender = up.login.clone().or(name.map(|n| n.mine_code));
+        if let Some(code) = sender.filter(|_| !matches!(res, Ok(Taken::Applied { .. }))) {
+            self.status.file_not_applied(&code, &res);
         }
         res
     }
 
     async fn try_take(&self, up: &Upload) -> Result<Taken, TakeError> {
         let name = format::parse_name(&up.name, 0).map_err(|e| self.refuse(up, &e))?;
+        if let Some(login) = up.login.as_deref().filter(|l| *l != name.mine_code) {
+            let detail = format!(
+                "logged in as mine {login:?} but the file is mine {:?}'s; each mine uploads only its own files",
+                name.mine_code
+            );
+            return Err(self.refused(up, Reason::MineMismatch, detail).await);
+        }
         let Some(mine) = self.mines.get(&name.mine_code).cloned() else {
             return Err(self
                 .refused(
@@ -124,13 +133,6 @@ impl Intake {
                 )
                 .await);
         };
-        if let Some(login) = up.login.as_deref().filter(|l| *l != name.mine_code) {
-            let detail = format!(
-                "logged in as mine {login:?} but the file is mine {:?}'s; each mine uploads only its own files",
-                name.mine_code
-            );
-            return Err(self.refused(up, Reason::MineMismatch, detail).await);
-        }
         let (events, hold) = self
             .linked()
             .ok_or_else(|| TakeError::Retry("the gateway is starting or stopping".into()))?;
@@ -148,6 +150,13 @@ impl Intake {
         }
         let parsed = match format::parse_file(&up.name, &up.bytes, mine.site.tz_offset_s) {
             Ok(p) => p,
+            // Over FTP the upload is over: a file without its end is refused, and said so.
+            // The watched folder waits for the rest, quietly.
+            Err(FileError::Truncated) if up.via == super::Via::Ftp => {
+                drop(book);
+                let _ = self.refuse_parsed(up, &FileError::Truncated, &events).await;
+                return Err(TakeError::Incomplete);
+            }
             Err(FileError::Truncated) => return Err(TakeError::Incomplete),
             Err(e) => {
                 drop(book);
