@@ -26,6 +26,12 @@ fn sections() -> Vec<(&'static str, Value)> {
             v(serde_json::to_value(IngestSettings::default())),
         ),
         (
+            "[mine_files]",
+            v(serde_json::to_value(
+                crate::sources::mine_files::config::MineFilesSettings::default(),
+            )),
+        ),
+        (
             "[indicators]",
             v(serde_json::to_value(IndicatorSettings::default())),
         ),

@@ -133,6 +133,7 @@ impl MineFilesSettings {
                 "tls_cert_file and tls_key_file are given both or neither".into(),
             );
         }
+        self.watch_problems(err);
         for (key, v, lo, hi) in self.bounded() {
             if !(lo..=hi).contains(&v) {
                 err(
@@ -144,7 +145,7 @@ impl MineFilesSettings {
     }
 
     /// The numeric settings with their bounds: (key, value, least, most).
-    fn bounded(&self) -> [(&'static str, u64, u64, u64); 6] {
+    fn bounded(&self) -> [(&'static str, u64, u64, u64); 4] {
         [
             (
                 "max_file_bytes",
@@ -154,8 +155,6 @@ impl MineFilesSettings {
             ),
             ("max_sessions", self.max_sessions as u64, 1, 100_000),
             ("idle_timeout_s", self.idle_timeout_s, 1, 86_400),
-            ("settle_ms", self.settle_ms, 1, 600_000),
-            ("keep_days", u64::from(self.keep_days), 1, 3650),
             ("upload_timeout_s", self.upload_timeout_s, 10, 86_400),
         ]
     }
