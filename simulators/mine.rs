@@ -603,7 +603,7 @@ fn base_station(mine: &MineSpec, s: usize) -> String {
     format!("{}J{:03}", mine.code, s + 1)
 }
 
-/// RYSS: the people underground, 9 fields each (出入井标志 0 = underground). Person `k` went
+/// RYSS: the people underground, 15 fields each (出入井标志 1 = 入井, underground). Person `k` went
 /// down an hour before `start_ms` (the run's first data time) and reached its area and base
 /// station (number `k % substations`) half an hour before it; 出井时刻 is empty.
 pub fn ryss(mine: &MineSpec, at_ms: i64, start_ms: i64) -> String {
@@ -616,13 +616,21 @@ pub fn ryss(mine: &MineSpec, at_ms: i64, start_ms: i64) -> String {
         d.record(&[
             format!("{}R{:04}", mine.code, k + 1).as_str(),
             &format!("{}{}", NAMES[k % NAMES.len()], k + 1),
-            "0",
+            // 出入井标志: 1 入井 (underground).
+            "1",
             &down,
             "",
             &format!("{}Q{:02}", mine.code, s % 100 + 1),
             &arrived,
             &base_station(mine, s),
             &arrived,
+            // 劳动组织方式, 距离基站距离, 人员工作状态, 是否矿领导, 是否特种人员, 行进轨迹.
+            "三八制",
+            "",
+            "正常",
+            "0",
+            "0",
+            "",
         ]);
     }
     d.end()
@@ -1326,13 +1334,19 @@ mod tests {
             [
                 "150621011038R0001",
                 "张伟1",
-                "0",
+                "1",
                 "2026-12-01 07:00:00",
                 "",
                 "150621011038Q01",
                 "2026-12-01 07:30:00",
                 "150621011038J001",
-                "2026-12-01 07:30:00"
+                "2026-12-01 07:30:00",
+                "三八制",
+                "",
+                "正常",
+                "0",
+                "0",
+                ""
             ]
         );
         assert_eq!(records(&r).len(), 3);

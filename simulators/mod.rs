@@ -4,4 +4,5 @@
 pub mod fleet;
 pub mod loadgen;
 pub mod mine;
+pub mod mine_demo;
 pub mod modbus_sim;

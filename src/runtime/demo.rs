@@ -16,6 +16,10 @@ const MODBUS: &str = include_str!("../../config/demo/inventory/modbus.toml");
 /// The Modbus addresses written in `modbus.toml`, replaced by free loopback ports.
 const MODBUS_TCP: &str = "127.0.0.1:1502";
 const MODBUS_RTU_OVER_TCP: &str = "127.0.0.1:1503";
+/// The demo mine's code and FTP password (`mine.toml` names the variable).
+const MINE_CODE: &str = "652201000001";
+const MINE_PASSWORD_ENV: &str = "SAFEGATE_DEMO_MINE_PASSWORD";
+const MINE_PASSWORD: &str = "demo-kj-upload";
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -61,6 +65,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let main = conf.join("safegate.toml");
     std::fs::write(&main, MAIN)?;
+    // The demo mine's FTP password, read by the gateway from the variable its site names.
+    std::env::set_var(MINE_PASSWORD_ENV, MINE_PASSWORD);
     let mut loaded = config::load(&main).map_err(|errs| {
         errs.iter()
             .map(|e| e.to_string())
@@ -71,6 +77,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     loaded.config.mqtt.listen = broker;
     loaded.config.api.listen = args.api;
     loaded.config.gateway.data_dir = dir.join("state");
+    let ftp = free_port("127.0.0.1:0".parse()?)?;
+    let pasv = free_port("127.0.0.1:0".parse()?)?.port();
+    loaded.config.mine_files.listen = ftp.to_string();
+    loaded.config.mine_files.passive_ports = [pasv, pasv];
     let cfg = loaded.config.clone();
     // modbus-sim serves the Modbus devices before the gateway starts polling them.
     let modbus_sim = ModbusSim::from_config(&cfg, true);
@@ -116,6 +126,17 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         gw.shutdown_signal(),
     ));
     let sim = tokio::spawn(fleet::run(opts, devices.clone(), gw.shutdown_signal()));
+    let mine = crate::simulators::mine_demo::DemoMine {
+        ftp,
+        mine_code: MINE_CODE.into(),
+        password: MINE_PASSWORD.into(),
+        points: 24,
+        interval: Duration::from_secs(10),
+    };
+    let mine_task = tokio::spawn(crate::simulators::mine_demo::run(
+        mine,
+        gw.shutdown_signal(),
+    ));
 
     let base = format!("http://{}", gw.api_addr);
     println!("safegate demo is running (state in {}).", dir.display());
@@ -133,6 +154,9 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             .filter(|d| d.modbus.is_some())
             .count()
     );
+    println!(
+        "  mine {MINE_CODE}: a KJ system of 24 points uploading its networking files to ftp://{ftp} every 10 s (substation F002 通信中断 from 60 s to 120 s, a methane excursion it answers)"
+    );
     println!("  embedded broker: mqtt://{broker}");
     println!("  sites and online rates: {base}/api/v1/sites");
     println!("  devices:                {base}/api/v1/devices");
@@ -140,6 +164,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("  rejected inputs:        {base}/api/v1/rejections");
     println!("  open alarms:            {base}/api/v1/alarms?state=open");
     println!("  Modbus endpoints:       {base}/api/v1/endpoints");
+    println!("  mines and their files:  {base}/api/v1/mines");
     println!("  metrics:                {base}/metrics");
     println!("  indicators (last 24 h): {base}/api/v1/indicators");
     println!("  self-evaluation report: {base}/api/v1/report?format=markdown");
@@ -160,6 +185,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     gw.stop().await;
     let _ = sim.await;
     let _ = duty.await;
+    let _ = mine_task.await;
     fault_task.abort();
     for t in modbus_tasks {
         t.abort();

@@ -399,6 +399,24 @@ async fn a_file_left_behind_by_a_crash_after_its_commit_is_taken_again_as_a_dupl
     assert_eq!((h.outcomes("duplicate"), h.outcomes("applied")), (1, 0));
 }
 
+#[tokio::test]
+async fn a_committed_file_that_cannot_be_moved_stays_and_is_moved_once_taken_again() {
+    let mut h = harness(|_| {});
+    // A file where the mine's folder of done/ should be: the move fails.
+    h.write("done/150621", b"in the way");
+    h.write(A, WHOLE);
+    h.scan_after(0).await;
+    h.scan_after(2_000).await;
+    assert!(h.exists(A));
+    assert_eq!(h.watch.metrics().errors_of("move"), 1);
+    std::fs::remove_file(h.path("done/150621")).unwrap();
+    h.scan_after(RETRY_MIN_MS).await;
+    assert_eq!(h.taker.calls(), vec![A, A]);
+    assert!(!h.exists(A) && h.exists(A_DONE));
+    // The first attempt counts as failed (committed, not moved), the second as a duplicate.
+    assert_eq!((h.outcomes("failed"), h.outcomes("duplicate")), (1, 1));
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn a_non_utf8_name_is_skipped_and_counted_and_the_others_go_on() {
