@@ -61,8 +61,17 @@ async fn demo_starts_and_serves_rates() {
         .json()
         .await
         .unwrap();
+    // The demo mine uploads its networking files by FTP: its points joined, its files are in.
+    let mine = crate::common::wait_json(
+        &format!("{api}/api/v1/mines/652201000001"),
+        Duration::from_secs(20),
+        |v| v["last_files"]["CDSS"].is_object(),
+    )
+    .await;
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
+    assert_eq!(mine["points"], 24, "{mine}");
+    assert_eq!(mine["records_refused"], 0, "{mine}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         ok,
