@@ -94,6 +94,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/api/v1/report", "evaluator"),
         ("GET", "/api/v1/rejections", "admin"),
         ("GET", "/api/v1/config", "admin"),
+        ("POST", "/api/v1/config/reload", "admin"),
         ("GET", "/api/v1/outbox", "admin"),
         ("POST", "/api/v1/ingest/p1", "ingest"),
         ("POST", "/api/v1/ingest/p1/m", "ingest"),
