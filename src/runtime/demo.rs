@@ -158,17 +158,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         "  mine {MINE_CODE}: a KJ system of 24 points uploading its networking files to ftp://{ftp} every 10 s (substation F002 通信中断 from 60 s to 120 s, a methane excursion it answers)"
     );
     println!("  embedded broker: mqtt://{broker}");
-    println!("  sites and online rates: {base}/api/v1/sites");
-    println!("  devices:                {base}/api/v1/devices");
-    println!("  offline devices:        {base}/api/v1/devices?state=offline");
-    println!("  rejected inputs:        {base}/api/v1/rejections");
-    println!("  open alarms:            {base}/api/v1/alarms?state=open");
-    println!("  Modbus endpoints:       {base}/api/v1/endpoints");
-    println!("  mines and their files:  {base}/api/v1/mines");
-    println!("  metrics:                {base}/metrics");
-    println!("  indicators (last 24 h): {base}/api/v1/indicators");
-    println!("  self-evaluation report: {base}/api/v1/report?format=markdown");
-    println!("  readiness:              {base}/readyz");
+    print_urls(&base);
     println!("Press Ctrl-C to stop.");
 
     match args.duration_s {
@@ -194,4 +184,19 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         let _ = std::fs::remove_dir_all(Path::new(&dir));
     }
     Ok(())
+}
+
+/// Where to look, for the person who started the demo.
+fn print_urls(base: &str) {
+    println!("  sites and online rates: {base}/api/v1/sites");
+    println!("  devices:                {base}/api/v1/devices");
+    println!("  offline devices:        {base}/api/v1/devices?state=offline");
+    println!("  rejected inputs:        {base}/api/v1/rejections");
+    println!("  open alarms:            {base}/api/v1/alarms?state=open");
+    println!("  Modbus endpoints:       {base}/api/v1/endpoints");
+    println!("  mines and their files:  {base}/api/v1/mines");
+    println!("  metrics:                {base}/metrics");
+    println!("  indicators (last 24 h): {base}/api/v1/indicators");
+    println!("  self-evaluation report: {base}/api/v1/report?format=markdown");
+    println!("  readiness:              {base}/readyz");
 }

@@ -422,4 +422,29 @@ mod tests {
         // A start after that finds nothing to add: the removed unit is already removed.
         assert_eq!(j.sync_registry(inv, 20_000).unwrap(), 0);
     }
+
+    /// A zone removed by a reload stops counting at the reload time.
+    #[test]
+    fn a_zone_removed_by_a_reload_stops_counting_then() {
+        use crate::core::{Core, Outputs};
+        let park = "[[sites]]\nid = \"s\"\nname = \"S\"\nkind = \"park\"\n";
+        let with_zone = format!("{park}\n[[zones]]\nid = \"z\"\nsite = \"s\"\nname = \"Z\"\n");
+        let f = crate::core::config::inventory::test_file(&with_zone);
+        let mut core = Core::new(Inventory::from_config(&f.inventory), 60_000, 10);
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.sync_registry(&core.inventory, 0).unwrap();
+        let mut out = Outputs::default();
+        let without = crate::core::config::inventory::test_file(park);
+        let tally = core
+            .reload_inventory(&without.inventory, 5_000, &mut out)
+            .unwrap();
+        assert_eq!(tally.zones.removed, 1);
+        j.append_registry(&out.registry).unwrap();
+        let inv = &core.inventory;
+        let h = j.load_history(inv, 0, 10_000).unwrap();
+        let c = crate::core::indicators::compute(inv, &h, 0, 10_000, 10_000, Default::default());
+        assert_eq!(c.zones[0].counted_ms, 5_000);
+        assert!(!c.zones[0].registered_at_to);
+    }
 }

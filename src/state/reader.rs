@@ -118,6 +118,8 @@ impl Journal {
             systems: vec![Vec::new(); inv.systems.len()],
             zones: vec![None; inv.zones.len()],
             enterprises: vec![None; inv.enterprises.len()],
+            zone_status: vec![Vec::new(); inv.zones.len()],
+            enterprise_status: vec![Vec::new(); inv.enterprises.len()],
             latency: vec![Vec::new(); inv.sites.len()],
             links: Vec::new(),
             polls: Vec::new(),
@@ -269,9 +271,11 @@ fn read_registry(
             Some(Target::Device(i)) => h.devices[i].status.push((at, reg)),
             Some(Target::Zone(i)) => {
                 h.zones[i].get_or_insert(at);
+                h.zone_status[i].push((at, reg));
             }
             Some(Target::Enterprise(i)) => {
                 h.enterprises[i].get_or_insert(at);
+                h.enterprise_status[i].push((at, reg));
             }
             None => {}
         }

@@ -87,6 +87,8 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/api/v1/sites/p1", "viewer"),
         ("GET", "/api/v1/devices", "viewer"),
         ("GET", "/api/v1/endpoints", "viewer"),
+        ("GET", "/api/v1/mines", "viewer"),
+        ("GET", "/api/v1/mines/150621011038", "viewer"),
         ("GET", "/api/v1/alarms", "viewer"),
         ("GET", "/api/v1/alarms/1", "viewer"),
         ("POST", "/api/v1/alarms/1/ack", "operator"),
@@ -94,6 +96,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/api/v1/report", "evaluator"),
         ("GET", "/api/v1/rejections", "admin"),
         ("GET", "/api/v1/config", "admin"),
+        ("POST", "/api/v1/config/reload", "admin"),
         ("GET", "/api/v1/outbox", "admin"),
         ("POST", "/api/v1/ingest/p1", "ingest"),
         ("POST", "/api/v1/ingest/p1/m", "ingest"),
@@ -108,7 +111,10 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         .filter(|l| l.trim_start().starts_with(".route(\""))
     {
         let path = line.split('"').nth(1).unwrap().replace("{id}", "X");
-        let path = path.replace("{site}", "X").replace("{mapping}", "X");
+        let path = path
+            .replace("{site}", "X")
+            .replace("{mapping}", "X")
+            .replace("{code}", "X");
         let method = if line.contains("post(") {
             "POST"
         } else {

@@ -232,7 +232,10 @@ fn zone_facts(
         .enumerate()
         .map(|(i, z)| {
             let reg_at = h.zones.get(i).copied().flatten();
-            let status: Vec<(i64, Reg)> = reg_at.map(|t| vec![(t, Reg::Built)]).unwrap_or_default();
+            let status: Vec<(i64, Reg)> = match h.zone_status.get(i) {
+                Some(s) if !s.is_empty() => s.clone(),
+                _ => reg_at.map(|t| vec![(t, Reg::Built)]).unwrap_or_default(),
+            };
             let counted_all =
                 counted_spans(&status, site_hist(h, z.site), w.policy.denominator, w.to);
             let counted = iv::clip(&counted_all, w.from, w.to);
@@ -243,7 +246,7 @@ fn zone_facts(
                 online_ms: iv::overlap(&covered, &counted),
                 counted_at_to: iv::contains(&counted_all, w.at_to),
                 online_at_to: iv::contains(&covered, w.at_to),
-                registered_at_to: reg_at.is_some_and(|t| t < w.to),
+                registered_at_to: iv::contains(&registered(&status, w.to), w.at_to),
                 built_at_to: true,
                 down_ms,
                 longest,
@@ -265,12 +268,16 @@ fn enterprise_facts(
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let reg = h
-                .enterprises
-                .get(i)
-                .copied()
-                .flatten()
-                .is_some_and(|t| t < w.to);
+            let reg = match h.enterprise_status.get(i) {
+                // Registered at the window's end, by its history (it may have left).
+                Some(s) if !s.is_empty() => iv::contains(&registered(s, w.to), w.at_to),
+                _ => h
+                    .enterprises
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| t < w.to),
+            };
             let site_ok = match w.policy.denominator {
                 Denominator::Planned => true,
                 Denominator::Active => iv::contains(

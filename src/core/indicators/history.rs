@@ -91,6 +91,11 @@ pub struct History {
     pub zones: Vec<Option<i64>>,
     /// By enterprise index: registration time.
     pub enterprises: Vec<Option<i64>>,
+    /// By zone index: registered (`Built`) and `Removed` over time, when the journal has
+    /// them; empty: registered from `zones[i]` on.
+    pub zone_status: Vec<Vec<(i64, Reg)>>,
+    /// By enterprise index: as `zone_status`.
+    pub enterprise_status: Vec<Vec<(i64, Reg)>>,
     /// By site index: latency histogram of readings received in the window.
     pub latency: Vec<LatencyHist>,
     /// Upstream links (`mqtt`, Modbus endpoints): (time, up) changes.
@@ -126,6 +131,8 @@ impl History {
                 .collect(),
             zones: vec![Some(at); inv.zones.len()],
             enterprises: vec![Some(at); inv.enterprises.len()],
+            zone_status: Vec::new(),
+            enterprise_status: Vec::new(),
             latency: vec![Vec::new(); inv.sites.len()],
             links: Vec::new(),
             polls: Vec::new(),
