@@ -55,6 +55,8 @@ pub struct MineState {
     pub latest: HashMap<FileType, i64>,
     /// People underground by the last RYSS.
     pub people_underground: Option<u32>,
+    /// Points whose last CDSS status said 报警 or 断电: since when, at which level.
+    pub alarm_bits: BTreeMap<String, (i64, u8)>,
 }
 
 /// A point as the real-time files need it.
@@ -354,7 +356,7 @@ pub fn point_status(v: &PointValue, substation_down: bool) -> ReadingStatus {
     }
 }
 
-fn cdss(cx: &Cx<'_>, state: &MineState, events: &mut Vec<SourceEvent>) {
+fn cdss(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
     for (n, rec) in &cx.file.records {
         let Record::Value(v) = rec else { continue };
         let Some(p) = state.points.get(&v.code) else {
@@ -390,7 +392,55 @@ fn cdss(cx: &Cx<'_>, state: &MineState, events: &mut Vec<SourceEvent>) {
             status,
         };
         events.push(cx.reading(*n, &v.code, reading));
+        if !cx.late {
+            alarm_bits(cx, state, *n, v, events);
+        }
     }
+}
+
+/// The mine's own 报警 / 断电 bits are authoritative: a point whose status sets one has a
+/// value alarm (level 1, or 2 for 断电) from that record's time, whatever the thresholds say,
+/// until a record without them clears it. The gateway's own alarm from the same readings is
+/// the same alarm (see `AlarmBook::record`), so an excursion both see is raised once.
+fn alarm_bits(
+    cx: &Cx<'_>,
+    state: &mut MineState,
+    n: u32,
+    v: &PointValue,
+    events: &mut Vec<SourceEvent>,
+) {
+    let level = if v.status.is_cut() {
+        2
+    } else {
+        u8::from(v.status.is_alarm())
+    };
+    let (raised_ms, level, cleared_ms) = match (state.alarm_bits.get(&v.code).copied(), level) {
+        (None, 0) | (Some(_), 1..) => return,
+        (None, l) => {
+            state.alarm_bits.insert(v.code.clone(), (v.data_ms, l));
+            (v.data_ms, l, None)
+        }
+        (Some((since, l)), 0) => {
+            state.alarm_bits.remove(&v.code);
+            (since, l, Some(v.data_ms))
+        }
+    };
+    let alarm = Recorded {
+        kind: AlarmType::Value,
+        level,
+        raised_ms,
+        cleared_ms,
+        ack: None,
+        value: v.value,
+        match_ms: (cx.site.offline_after_s * 1000.0) as i64,
+    };
+    events.push(SourceEvent::RecordedAlarm(Box::new(RecordedAlarm {
+        site: cx.site.site.clone(),
+        device: v.code.clone(),
+        alarm,
+        origin: cx.origin(n),
+        received_ms: cx.received_ms,
+    })));
 }
 
 fn station_status(s: &StationState) -> ReadingStatus {
@@ -806,6 +856,44 @@ mod tests {
         assert_eq!(
             (co.kind, co.cleared_ms, co.ack.is_none()),
             (AlarmType::Fault, None, true)
+        );
+    }
+
+    #[test]
+    fn the_mine_s_alarm_bits_raise_and_clear_the_point_s_alarm() {
+        let mut st = defined();
+        let (name, mut f) = file("CDSS_20260301080500");
+        let (evs, _) = apply(&name, &f, &site(), &mut st, T8 + 301_000);
+        let recorded = |evs: &[SourceEvent]| -> Vec<(String, u8, i64, Option<i64>)> {
+            evs.iter()
+                .filter_map(|e| match e {
+                    SourceEvent::RecordedAlarm(a) => Some((
+                        a.device.clone(),
+                        a.alarm.level,
+                        a.alarm.raised_ms,
+                        a.alarm.cleared_ms,
+                    )),
+                    _ => None,
+                })
+                .collect()
+        };
+        // MN0002's status 3 (报警 + 断电): a level-2 alarm from the record's time.
+        let mn2 = "150621011038MN0002".to_string();
+        assert_eq!(recorded(&evs), vec![(mn2.clone(), 2, T8 + 300_000, None)]);
+        // The same bits again say nothing new; bits gone clear it at that record's time.
+        let (evs, _) = apply(&name, &f, &site(), &mut st, T8 + 302_000);
+        assert!(recorded(&evs).is_empty());
+        for (_, r) in &mut f.records {
+            if let Record::Value(v) = r {
+                v.status = super::super::format::PointStatus(0);
+                v.data_ms = T8 + 360_000;
+            }
+        }
+        f.header.data_ms = T8 + 360_000;
+        let (evs, _) = apply(&name, &f, &site(), &mut st, T8 + 361_000);
+        assert_eq!(
+            recorded(&evs),
+            vec![(mn2, 2, T8 + 300_000, Some(T8 + 360_000))]
         );
     }
 
