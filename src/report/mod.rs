@@ -357,6 +357,7 @@ impl Why<'_> {
             }
         }
         if !mine_devices {
+            let by_files = self.systems_fed_by_files();
             for (i, f) in self.c.systems.iter().enumerate() {
                 let s = &self.inv.systems[i];
                 let down = if timed {
@@ -365,13 +366,16 @@ impl Why<'_> {
                     f.counted_at_to && !f.online_at_to
                 };
                 if self.in_site(s.site) && down {
-                    let r = Reason::group(
-                        "system",
-                        s.id.to_string(),
-                        self.site_of(s.site),
-                        f,
-                        format!("below its device quorum {} in the window", human(f.down_ms)),
-                    );
+                    let note = if by_files[i] {
+                        format!(
+                            "no real-time file (CDSS) kept it networked for {} in the window",
+                            human(f.down_ms)
+                        )
+                    } else {
+                        format!("below its device quorum {} in the window", human(f.down_ms))
+                    };
+                    let r =
+                        Reason::group("system", s.id.to_string(), self.site_of(s.site), f, note);
                     out.push(if timed {
                         r.timed(f.down_ms)
                     } else {
@@ -380,6 +384,20 @@ impl Why<'_> {
                 }
             }
         }
+    }
+
+    /// Which systems a mine's networking files feed (their points joined from a CDDY): their
+    /// outages are gaps in the mine's uploads, and the reason says so.
+    fn systems_fed_by_files(&self) -> Vec<bool> {
+        let mut fed = vec![false; self.inv.systems.len()];
+        for d in &self.inv.devices {
+            if let (Some(s), crate::model::Protocol::MineFiles) = (d.system, d.protocol) {
+                if let Some(f) = fed.get_mut(s as usize) {
+                    *f = true;
+                }
+            }
+        }
+        fed
     }
 
     fn alarm_response(&self, out: &mut Vec<Reason>) {

@@ -373,6 +373,9 @@ async fn a_twenty_minute_upload_gap_is_measured_exactly_and_the_mine_s_responses
     let _load = shared().await;
     let mq = Mosquitto::start();
     let m = mine_config(&mq.url(), "gw-mine-b", None, false);
+    let target = "[[targets]]\nindicator = \"online_rate\"\nscope = \"site:m1\"\ncomparator = \">=\"\nvalue = 90\nlabel = \"联网在线率\"\nweight = 10\n\n";
+    let text = std::fs::read_to_string(&m.cfg.path).unwrap();
+    std::fs::write(&m.cfg.path, format!("{target}{text}")).unwrap();
     let clock = test_clock();
     let (_gw, api) = start_ready_on(&m.cfg, clock.clock()).await;
     let files = tempfile::tempdir().unwrap();
@@ -449,6 +452,16 @@ async fn a_twenty_minute_upload_gap_is_measured_exactly_and_the_mine_s_responses
     let online = find("online_rate", None);
     assert_eq!(online["exact"]["num"], 1_200_000, "{online}");
     assert_eq!(online["exact"]["den"], 2_100_000, "{online}");
+    // The report says what the shortfall is: the mine's uploads stopped.
+    let (_, report) = get(&format!(
+        "{api}/api/v1/report?from={t1}&to={t2}&format=markdown"
+    ))
+    .await;
+    let text = report.as_str().unwrap_or_default();
+    assert!(
+        text.contains("system m1/kj: no real-time file (CDSS) kept it networked for 15 min"),
+        "{text}"
+    );
     // The recorded response inside the 15-minute deadline counts; the unanswered one misses.
     let value = find("alarm_response_rate", Some("type:value"));
     assert_eq!(
