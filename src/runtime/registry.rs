@@ -39,8 +39,10 @@ pub fn sources(
     }
     if cfg.mine_files.enabled {
         let (settings, status) = (&cfg.mine_files, status.mines.clone());
+        let inv = &cfg.inventory;
+        let data_dir = &cfg.gateway.data_dir;
         let src =
-            mine_files::MineFilesSource::build(settings, &cfg.inventory, metrics, clock, status)?;
+            mine_files::MineFilesSource::build(settings, inv, metrics, clock, status, data_dir)?;
         built.push(Box::new(src));
     }
     Ok(built)

@@ -501,3 +501,32 @@ async fn wait_until(within: Duration, done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_the_mine_s_points_are_known_without_a_new_cddy() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let m = mine_config(&mq.url(), "gw-mine-c", None, false);
+    let (gw, _) = start_ready(&m.cfg).await;
+    let cddy = format!("{MINE}_CDDY_20260301080000.txt");
+    curl_put(m.ftp, &sample(&cddy), &cddy, MINE)
+        .await
+        .expect("CDDY taken");
+    gw.stop().await;
+
+    // Restarted, the mine sends only its values, as its uploader does between definitions.
+    let (_gw, api2) = start_ready(&m.cfg).await;
+    let cdss = format!("{MINE}_CDSS_20260301080500.txt");
+    curl_put(m.ftp, &sample(&cdss), &cdss, MINE)
+        .await
+        .expect("CDSS taken");
+    let v = wait_json(
+        &format!("{api2}/api/v1/devices?site=m1&limit=100"),
+        Duration::from_secs(10),
+        |v| state(v, "MN0001").0 == "online",
+    )
+    .await;
+    assert_eq!(device(&v, "150621011038MN0001")["declared"], "mine_files");
+    let (_, rej) = get(&format!("{api2}/api/v1/rejections")).await;
+    assert_eq!(rej["counts"]["unknown_device"], 0, "{rej}");
+}

@@ -23,6 +23,7 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Intake {
     mines: HashMap<String, Arc<Mine>>,
+    kept: super::kept::Kept,
     link: Mutex<Option<Link>>,
     metrics: Arc<MineMetrics>,
     status: Arc<MinesStatus>,
@@ -63,6 +64,7 @@ impl Book {
 impl Intake {
     pub fn new(
         sites: Vec<MineSite>,
+        kept: super::kept::Kept,
         metrics: Arc<MineMetrics>,
         status: Arc<MinesStatus>,
     ) -> Intake {
@@ -82,6 +84,7 @@ impl Intake {
             .collect();
         Intake {
             mines,
+            kept,
             link: Mutex::new(None),
             metrics,
             status,
@@ -168,6 +171,9 @@ impl Intake {
             .commit(up, &parsed, &mine.site, &mut book.state, events)
             .await?;
         book.remember(key);
+        if parsed.name.file_type == format::FileType::Cddy && !self.keep_cddy(&mine.site, up) {
+            self.metrics.file("CDDY", "not_kept");
+        }
         self.status
             .file_applied(&mine.site, &parsed, up, &taken, &book.state);
         Ok(taken)
@@ -287,6 +293,41 @@ impl Intake {
             },
             detail: detail.to_string(),
             received_ms: up.received_ms,
+        }
+    }
+}
+
+impl Intake {
+    /// Keep a mine's applied CDDY for the next start; false when it could not be written
+    /// (logged: the points are then unknown after a restart until the mine's next CDDY).
+    fn keep_cddy(&self, site: &MineSite, up: &Upload) -> bool {
+        match self.kept.keep(&site.mine_code, &up.name, &up.bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(mine = %site.mine_code, error = %e, "could not keep the mine's CDDY for the next start");
+                false
+            }
+        }
+    }
+
+    /// At start, before any new file: declare each mine's points again from its kept CDDY,
+    /// as arrived now.
+    pub async fn replay_kept(self: &Arc<Self>, now_ms: i64) {
+        let codes: Vec<String> = self.mines.keys().cloned().collect();
+        for code in codes {
+            let Some((name, bytes)) = self.kept.last(&code) else {
+                continue;
+            };
+            let up = Upload {
+                login: Some(code.clone()),
+                name,
+                bytes,
+                received_ms: now_ms,
+                via: super::Via::Folder,
+            };
+            if let Err(e) = self.clone().take_file(up).await {
+                tracing::warn!(mine = %code, error = %e, "the mine's kept CDDY was not applied at start");
+            }
         }
     }
 }

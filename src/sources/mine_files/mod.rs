@@ -73,6 +73,7 @@ pub trait Taker: Send + Sync + 'static {
 
 pub mod apply;
 pub mod intake;
+pub mod kept;
 pub mod status;
 
 use crate::core::inventory::{InventoryConfig, SiteConfig};
@@ -145,6 +146,7 @@ fn logins(sites: &[SiteConfig]) -> Result<HashMap<String, String>, MineFilesErro
 /// The source the registry starts: the intake, and the transports that feed it.
 pub struct MineFilesSource {
     intake: Arc<intake::Intake>,
+    clock: Clock,
     ftp: Option<ftp::FtpServer>,
     watch: Option<watch::FolderWatch>,
 }
@@ -156,9 +158,12 @@ impl MineFilesSource {
         metrics: &Metrics,
         clock: &Clock,
         status: Arc<status::MinesStatus>,
+        data_dir: &std::path::Path,
     ) -> Result<MineFilesSource, MineFilesError> {
         let m = metrics::MineMetrics::register(metrics);
-        let intake = Arc::new(intake::Intake::new(mine_sites(inv, settings)?, m, status));
+        let kept = kept::Kept::at(data_dir.join("mine_files"));
+        let sites = mine_sites(inv, settings)?;
+        let intake = Arc::new(intake::Intake::new(sites, kept, m, status));
         let taker: Arc<dyn Taker> = Arc::new(intake::IntakeTaker(intake.clone()));
         let ftp = if settings.listen.is_empty() {
             None
@@ -173,7 +178,12 @@ impl MineFilesSource {
             )?)
         };
         let watch = watch::FolderWatch::build(settings, taker, metrics, clock.clone())?;
-        Ok(MineFilesSource { intake, ftp, watch })
+        Ok(MineFilesSource {
+            intake,
+            clock: clock.clone(),
+            ftp,
+            watch,
+        })
     }
 }
 
@@ -185,24 +195,29 @@ impl super::Source for MineFilesSource {
     fn spawn(self: Box<Self>, cx: &super::SourceContext) -> Vec<tokio::task::JoinHandle<()>> {
         self.intake
             .connect(Some((cx.events.clone(), cx.hold.clone())));
-        let mut tasks = Vec::new();
-        if let Some(ftp) = self.ftp {
-            let stop = cx.shutdown.subscribe();
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = ftp.run(stop).await {
-                    tracing::error!(error = %e, "the mine files' FTP server stopped");
-                }
-            }));
-        }
-        if let Some(w) = self.watch {
-            let stop = cx.shutdown.subscribe();
-            tasks.push(tokio::spawn(w.run(stop)));
-        }
-        let (intake, mut stop) = (self.intake, cx.shutdown.subscribe());
-        tasks.push(tokio::spawn(async move {
+        let (intake, ftp, watch, now) = (self.intake, self.ftp, self.watch, self.clock.now_ms());
+        let (ftp_stop, watch_stop) = (cx.shutdown.subscribe(), cx.shutdown.subscribe());
+        // The kept point definitions first: a file taken before them would find no points.
+        let replayed = intake.clone();
+        let transports = tokio::spawn(async move {
+            replayed.replay_kept(now).await;
+            let ftp = ftp.map(|f| tokio::spawn(run_ftp(f, ftp_stop)));
+            let watch = watch.map(|w| tokio::spawn(w.run(watch_stop)));
+            for t in [ftp, watch].into_iter().flatten() {
+                let _ = t.await;
+            }
+        });
+        let mut stop = cx.shutdown.subscribe();
+        let unlink = tokio::spawn(async move {
             let _ = stop.recv().await;
             intake.connect(None);
-        }));
-        tasks
+        });
+        vec![transports, unlink]
+    }
+}
+
+async fn run_ftp(ftp: ftp::FtpServer, stop: tokio::sync::broadcast::Receiver<()>) {
+    if let Err(e) = ftp.run(stop).await {
+        tracing::error!(error = %e, "the mine files' FTP server stopped");
     }
 }
