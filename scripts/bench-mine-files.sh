@@ -19,6 +19,9 @@
 #   X  FTP, cheap intake: the same files again. Each is answered 226 as a duplicate (same name
 #      and SHA-256) without being parsed, applied or committed: what FTP alone costs (a control
 #      session per mine, a data connection per file) → files/s
+#   G  as F after W, with the CDSS of intervals 2N+1…3N: the store already has every series (in
+#      F it creates two a point, a channel and status_code, with their first samples), so this
+#      is the steady state the national load runs in
 #   W  the watched folder: mine-sim --dir writes the CDSS of intervals N+1…2N into watch_dir
 #      (NAME.tmp renamed to NAME); from its start until every point is in the store → points/s,
 #      files/s
@@ -31,7 +34,7 @@
 #
 # Environment (defaults):
 #   BENCH_MINES=1000  BENCH_POINTS=300  BENCH_SUBSTATIONS=10  BENCH_FIRST_CODE=150621000001
-#   BENCH_INTERVALS=3       CDSS files per mine in F, X and W
+#   BENCH_INTERVALS=3       CDSS files per mine in F, X, W and G
 #   BENCH_CONCURRENCY=64    mines uploading at once (mine-sim --concurrency)
 #   BENCH_WATCH_CONCURRENCY=16  the folder's watch_concurrency (1 to 64)
 #   BENCH_MQTT_REF=1        0: skip phase M
@@ -200,6 +203,21 @@ sim_start() { # tag, mine-sim arguments
   PIDS+=("$SIM_PID")
 }
 
+# Other load skews every figure: before each phase, wait (bounded) until the machine is idle
+# for 1 s (under 20 % of one core busy), and keep the load seen for the summary.
+BACKGROUND=""
+wait_quiet() { # tag
+  local end=$((SECONDS + 60)) a0 i0 a1 i1 busy
+  while :; do
+    read -r a0 i0 < <(cpu_total); sleep 1; read -r a1 i1 < <(cpu_total)
+    busy=$(awk -v a="$((a1 - a0))" -v i="$((i1 - i0))" -v n="$(nproc)" \
+      'BEGIN { printf "%.0f", (a > 0 ? 100 * n * (a - i) / a : 0) }')
+    [ "$busy" -ge 20 ] && [ $SECONDS -lt $end ] || break
+  done
+  BACKGROUND+="${BACKGROUND:+, }$1 $busy%"
+  [ "$busy" -lt 20 ] || log "WARNING: the machine is ${busy}% busy (of $(nproc)00%) before phase $1: figures will be low"
+}
+
 # One timed phase: start mine-sim, poll the gateway until mine-sim has ended, the store queue is
 # empty and the written counter has grown by at least `want_points`. Sets P_S (seconds), P_SIM
 # (its summary), P_CPU (CPU line), P_OTHER.
@@ -207,6 +225,7 @@ P_S=0; P_SIM=""; P_CPU=""; P_OTHER=0; P_SIM_S=0
 phase() { # tag, want_points, mine-sim arguments
   local tag=$1 want=$2; shift 2
   local w0 t0 t1 g0 g1 v0 v1 f0 sim_done=0 sim_t=0 wr drp depth ca cd tk rec
+  wait_quiet "$tag"
   scrape; read -r w0 drp depth ca cd tk rec <<<"$METRICS"
   g0=$(ticks "$GW"); v0=$(ticks "$VM_PID"); f0=$(foreign_snapshot)
   t0=$(now_ns)
@@ -296,6 +315,17 @@ W_RATE=$(rate "$W_PTS" "$W_S"); W_FILES=$(rate1 "$W_OK" "$W_S")
 W_LEFT=$(find "$WATCH" -maxdepth 1 -name '*.txt' | wc -l)
 W_QUAR=$(find "$WATCH/quarantine" -name '*.txt' ! -name '*.reason.txt' 2>/dev/null | wc -l)
 log "phase W: $W_RATE points/s, $W_FILES files/s end to end; VictoriaMetrics holds $W_VM/$WANT; left $W_LEFT, quarantined $W_QUAR"
+
+# ---------------------------------------------------------------- phase G: FTP again, series known
+log "phase G: $((MINES * N)) more CDSS files by FTP, the store already knowing every series"
+phase G "$WANT" "${SIM[@]}" "${SIM_FTP[@]}" --from-interval $((2 * N + 1)) --files "$N" --only CDSS
+G_S=$P_S; G_SIM=$P_SIM; G_CPU=$P_CPU; G_SIM_S=$P_SIM_S
+G_OK=$(json_field "$G_SIM" files_ok)
+G_PTS=$(json_field "$G_SIM" points)
+G_VM=$(vm_count "$(at_ms $((2 * N + 1)))" "$(at_ms $((3 * N)))")
+G_RATE=$(rate "$G_PTS" "$G_S"); G_FILES=$(rate1 "$G_OK" "$G_S")
+G_INTAKE=$(rate "$G_PTS" "$G_SIM_S"); F_INTAKE=$(rate "$F_PTS" "$F_SIM_S")
+log "phase G: $G_RATE points/s, $G_FILES files/s end to end; VictoriaMetrics holds $G_VM/$WANT"
 RSS_END=$(rss_kb "$GW" VmRSS); HWM_END=$(rss_kb "$GW" VmHWM)
 stop_pid "$GW"
 
@@ -303,12 +333,12 @@ stop_pid "$GW"
 M_RATE=0; M_LINE="not run (BENCH_MQTT_REF=0)"
 if [ "$MQTT_REF" = 1 ]; then
   log "phase M: scripts/bench-ingest.sh, one round of its batch phase T"
-  BENCH_BUILD=0 BENCH_ROUNDS=1 BENCH_MESSAGES="$INGEST_M" BENCH_DURABLE=0 BENCH_MAPPED=0 \
+  BENCH_KEEP=$KEEP BENCH_BUILD=0 BENCH_ROUNDS=1 BENCH_MESSAGES="$INGEST_M" BENCH_DURABLE=0 BENCH_MAPPED=0 \
     BENCH_ALARM_EVERY=0 BENCH_MEM_DEVICES=1000 BENCH_WAIT_IDLE_S=30 BENCH_TIMEOUT_S="$TIMEOUT_S" \
     timeout $((TIMEOUT_S * 4)) scripts/bench-ingest.sh >"$WORK/ingest.out" 2>"$WORK/ingest.err" \
     || { tail -20 "$WORK/ingest.err" >&2; die "phase M: bench-ingest.sh failed"; }
   M_LINE=$(grep -m1 '^(t) batch topic' "$WORK/ingest.out" || true)
-  M_RATE=$(sed -n 's/^(t) batch topic[^0-9]*\([0-9][0-9]*\) readings\/s.*/\1/p' <<<"$M_LINE")
+  M_RATE=$(sed -n 's/^(t) batch topic.* \([0-9][0-9]*\) readings\/s.*/\1/p' <<<"$M_LINE")
   [ -n "$M_RATE" ] || die "phase M: no (t) line in bench-ingest.sh's summary"
   M_ROUND=$(grep -m1 '^ *(t) [0-9]' "$WORK/ingest.out" || true)
   log "phase M: $M_RATE readings/s"
@@ -321,11 +351,15 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
 {
   echo
   echo "==================== safegate mine-files benchmark ===================="
-  echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo); tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src simulators 2>/dev/null || echo ' (modified)'), safegate built $(date -r "$BIN/safegate" '+%F %T'); $(date -u '+%F %H:%M UTC')"
+  echo "host: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), busy before each phase (of $(nproc)00%): $BACKGROUND; tree $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src simulators 2>/dev/null || echo ' (modified)'), safegate built $(date -r "$BIN/safegate" '+%F %T'); $(date -u '+%F %H:%M UTC')"
   echo "$MINES mines × $POINTS points ($TOTAL_POINTS points, $SUBSTATIONS substations a mine); $N CDSS files a mine per phase; mine-sim --fast --concurrency $CONC; watch_concurrency $WATCH_CONC"
   echo "(f) FTP, full intake              $F_RATE points/s, $F_FILES files/s end to end ($F_PTS points in $F_OK files, $F_S s: file sent → committed → in VictoriaMetrics; mine-sim done after $F_SIM_S s)"
   echo "    VictoriaMetrics samples        $F_VM/$WANT   [target $TARGET_POINTS points/s: $(pf "$F_RATE" $TARGET_POINTS), $TARGET_FILES files/s: $(pf "$F_FILES" $TARGET_FILES)]"
   echo "    CPU (% of one core)            $F_CPU"
+  echo "    committed (mine-sim done)      $F_INTAKE points/s, $(rate1 "$F_OK" "$F_SIM_S") files/s (every 226 is after the commit); the rest is the store writing the first sample of $((TOTAL_POINTS * 2)) new series"
+  echo "(g) FTP, full, series known       $G_RATE points/s, $G_FILES files/s end to end ($G_PTS points in $G_OK files, $G_S s; mine-sim done after $G_SIM_S s: $G_INTAKE points/s, $(rate1 "$G_OK" "$G_SIM_S") files/s committed)"
+  echo "    VictoriaMetrics samples        $G_VM/$WANT   [target $TARGET_POINTS points/s: $(pf "$G_RATE" $TARGET_POINTS), $TARGET_FILES files/s: $(pf "$G_FILES" $TARGET_FILES)]"
+  echo "    CPU (% of one core)            $G_CPU"
   echo "(x) FTP, duplicates (cheap)       $X_FILES files/s ($X_OK files in $X_S s; answered 226 without parse, apply or commit)"
   echo "    CPU (% of one core)            $X_CPU"
   echo "(w) watched folder                $W_RATE points/s, $W_FILES files/s end to end ($W_PTS points in $W_OK files, $W_S s: file written → in VictoriaMetrics; mine-sim done after $W_SIM_S s)"
@@ -333,7 +367,7 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
   echo "    CPU (% of one core)            $W_CPU"
   echo "(m) MQTT batch topic (reference)  $M_RATE readings/s ($M_LINE)"
   [ -z "${M_ROUND:-}" ] || echo "    $M_ROUND" | sed 's/  */ /g'
-  echo "    ratios                         (f)/(m) $(ratio "$F_RATE" "$M_RATE"), (w)/(m) $(ratio "$W_RATE" "$M_RATE"), (x)/(f) files $(ratio "$X_FILES" "$F_FILES")"
+  echo "    ratios                         (f)/(m) $(ratio "$F_RATE" "$M_RATE"), (g)/(m) $(ratio "$G_RATE" "$M_RATE"), (w)/(m) $(ratio "$W_RATE" "$M_RATE"), (x)/(g) files $(ratio "$X_FILES" "$G_FILES"), (w)/(g) $(ratio "$W_RATE" "$G_RATE")"
   echo "(r) VmRSS                         $(mb "$RSS0") MB with $MINES sites and no points; $(mb "$RSS1") MB with $TOTAL_POINTS points registered (peak $(mb "$HWM1") MB; inventory devices $DEVICES)"
   echo "    bytes/point                    $BPP ((with − before) / points), $BPP_ALL (RSS / points)   [target ≤ $TARGET_BYTES_PER_POINT: $(pf $TARGET_BYTES_PER_POINT "$BPP_ALL")]"
   echo "    later                          $(mb "$F_RSS") MB after (f), $(mb "$RSS_END") MB at the end (peak $(mb "$HWM_END") MB)"
