@@ -9,7 +9,9 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use safegate::simulators::mine::{self, Faults, MineSpec, OutFile, Plan, Sequencer, Window};
+use safegate::simulators::mine::{
+    self, Faults, FileKind, MineSpec, OutFile, Plan, Sequencer, Window,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +98,14 @@ struct Args {
     /// No waiting: files back to back, with the same data times.
     #[arg(long)]
     fast: bool,
+    /// The first interval uploaded (data time `--start` + K × `--interval-s`): with K > 0 a run
+    /// continues one whose CDDY/FZDY were sent (they come at interval 0 and every
+    /// `--cddy-every` only); `--files` counts from K.
+    #[arg(long, default_value_t = 0)]
+    from_interval: u64,
+    /// Upload only files of these types, comma-separated (`CDSS`, `FZSS,CDSS`); default all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Attempts after the first for a 4xx reply or a broken connection (back-off 0.1 s, doubling to 5 s).
     #[arg(long, default_value_t = 5)]
     retries: u32,
@@ -178,6 +188,10 @@ struct Run {
     deadline: Option<Duration>,
     retries: u32,
     timeout: Duration,
+    /// The first interval uploaded (`plan.slots` is the end, exclusive).
+    first: u64,
+    /// Only these types are uploaded (empty: all).
+    only: Vec<FileKind>,
 }
 
 /// What the run did (one worker's, then summed).
@@ -377,6 +391,26 @@ fn setup(a: Args) -> Result<Run, String> {
         (None, Some(_), _) => None,
         (None, None, _) => Some(10),
     };
+    // The plan's slots end the run (exclusive): intervals `--from-interval` up to it.
+    let slots = slots.map(|n| n.saturating_add(a.from_interval));
+    let only = a
+        .only
+        .iter()
+        .map(|t| {
+            [
+                FileKind::Cddy,
+                FileKind::Cdss,
+                FileKind::Ycbj,
+                FileKind::Fzdy,
+                FileKind::Fzss,
+                FileKind::Jzss,
+                FileKind::Ryss,
+            ]
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(t.trim()))
+            .ok_or_else(|| format!("--only: {t:?} is not a file type (CDDY, CDSS, FZSS, …)"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if !(a.timeout_s.is_finite() && a.timeout_s > 0.0 && a.timeout_s < 1e6) {
         return Err(format!("--timeout-s must be positive, not {}", a.timeout_s));
     }
@@ -448,6 +482,8 @@ fn setup(a: Args) -> Result<Run, String> {
         deadline,
         retries: a.retries,
         timeout: Duration::from_secs_f64(a.timeout_s),
+        first: a.from_interval,
+        only,
     })
 }
 
@@ -628,7 +664,7 @@ async fn worker(run: Arc<Run>, w: usize, t0: Instant, tickets: Arc<AtomicU64>) -
         .collect();
     let past_deadline = || run.deadline.is_some_and(|d| t0.elapsed() >= d);
     let slots = run.plan.slots.unwrap_or(u64::MAX);
-    'run: for slot in 0..slots {
+    'run: for slot in run.first..slots {
         if past_deadline() {
             break;
         }
@@ -636,14 +672,15 @@ async fn worker(run: Arc<Run>, w: usize, t0: Instant, tickets: Arc<AtomicU64>) -
             let at = t0
                 + run
                     .interval
-                    .saturating_mul(slot.min(u32::MAX as u64) as u32);
+                    .saturating_mul((slot - run.first).min(u32::MAX as u64) as u32);
             if run.deadline.is_some_and(|d| at > t0 + d) {
                 break;
             }
             tokio::time::sleep_until(at.into()).await;
         }
         for m in &mut mines {
-            let files = m.seq.slot(&run.mines[m.index], &run.plan, slot);
+            let mut files = m.seq.slot(&run.mines[m.index], &run.plan, slot);
+            files.retain(|f| run.only.is_empty() || run.only.contains(&f.kind));
             for f in files {
                 if !matches!(run.pace, Pace::Clock) && past_deadline() {
                     break 'run;
@@ -653,7 +690,9 @@ async fn worker(run: Arc<Run>, w: usize, t0: Instant, tickets: Arc<AtomicU64>) -
         }
     }
     for m in &mut mines {
-        for f in m.seq.finish() {
+        let mut held = m.seq.finish();
+        held.retain(|f| run.only.is_empty() || run.only.contains(&f.kind));
+        for f in held {
             if past_deadline() {
                 break;
             }

@@ -530,3 +530,70 @@ async fn after_a_restart_the_mine_s_points_are_known_without_a_new_cddy() {
     let (_, rej) = get(&format!("{api2}/api/v1/rejections")).await;
     assert_eq!(rej["counts"]["unknown_device"], 0, "{rej}");
 }
+
+/// `mine-sim --from-interval K --only CDSS` continues a run's data times at interval K and
+/// writes that type alone: what the benchmark's timed runs rely on (scripts/bench-mine-files.sh).
+#[test]
+fn mine_sim_from_interval_and_only_write_the_later_cdss_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mine-sim"))
+        .args([
+            "--mines",
+            "2",
+            "--first-code",
+            "150621000001",
+            "--points",
+            "4",
+        ])
+        .args([
+            "--start",
+            "2026-12-01 08:00:00",
+            "--interval-s",
+            "10",
+            "--fast",
+        ])
+        .args([
+            "--from-interval",
+            "3",
+            "--files",
+            "2",
+            "--only",
+            "cdss",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("mine-sim runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "150621000001_CDSS_20261201080030.txt",
+            "150621000001_CDSS_20261201080040.txt",
+            "150621000002_CDSS_20261201080030.txt",
+            "150621000002_CDSS_20261201080040.txt",
+        ]
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(summary.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (v["files_ok"].as_u64(), v["points"].as_u64()),
+        (Some(4), Some(16))
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_mine-sim"))
+        .args(["--mine-code", "150621000001", "--only", "XXXX", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("mine-sim runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--only"));
+}
