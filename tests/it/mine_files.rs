@@ -239,7 +239,10 @@ async fn files_over_ftp_and_the_folder_reach_the_inventory_the_store_and_the_rej
     let rej = wait_json(
         &format!("{api}/api/v1/rejections"),
         Duration::from_secs(10),
-        |v| !rejections_with(v, "mine_mismatch").is_empty(),
+        |v| {
+            !rejections_with(v, "mine_mismatch").is_empty()
+                && !rejections_with(v, "truncated_file").is_empty()
+        },
     )
     .await;
     assert!(rejections_with(&rej, "mine_mismatch")[0]["detail"]
