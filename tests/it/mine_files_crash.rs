@@ -247,3 +247,96 @@ async fn kill_9_during_an_ftp_upload_loses_no_file_answered_226_and_half_applies
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_folder_apply_ends_with_every_file_in_done_and_stored_once() {
+    let _load = shared().await;
+    std::env::set_var(PASSWORD_ENV, PASSWORD);
+    let mq = Mosquitto::start();
+    let vm = Victoria::start();
+    let api_port = free_port();
+    let root = tempfile::tempdir().unwrap();
+    let watch = root.path().join("incoming");
+    std::fs::create_dir_all(&watch).unwrap();
+    let section = format!("[mine_files]\nenabled = true\nlisten = \"\"\nwatch_dir = \"{}\"\nsettle_ms = 200\nwatch_scan_ms = 100\n\n", watch.display());
+    let inventory = format!("[[sites]]\nid = \"m1\"\nname = \"示范煤矿\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\nupload_password_env = \"{PASSWORD_ENV}\"\n\n[[systems]]\nid = \"kj\"\nsite = \"m1\"\nkind = \"major_hazard\"\n\n");
+    let cfg = TestConfig::new(
+        &(settings(&mq.url(), "gw-mine-crash-dir", Some(&vm.url())).replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{api_port}\""),
+        ) + &section),
+        &inventory,
+    );
+    let t0 = (now_ms() - 3_600_000) / 1000 * 1000;
+    let at = |k: i64| t0 + k * 60_000;
+    let mut gw = GatewayProc::new(&cfg, api_port);
+    gw.start_ready().await;
+    let done = watch.join("done");
+    let in_done = |n: &str| walk(&done).iter().any(|p| p.ends_with(n));
+
+    // A CDDY and eight CDSS files; the kill comes once the CDDY and one CDSS are in done/.
+    let (def, _) = cddy(&watch, at(0));
+    let names: Vec<String> = (1..=8).map(|k| cdss(&watch, at(k), 0).0).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(in_done(&def) && in_done(&names[0])) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing taken:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.kill9();
+    let left = names.iter().filter(|n| watch.join(n).exists()).count();
+    eprintln!(
+        "SIGKILL with {left} of {} CDSS files still in place",
+        names.len()
+    );
+
+    // The points are forgotten by the restart: the mine sends its CDDY again (the same
+    // name, so done/ keeps both, the second numbered). Files left in place are taken again.
+    cddy(&watch, at(0));
+    gw.start_ready().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !names.iter().all(|n| in_done(n)) || watch.join(&def).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all in done/:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let want: Vec<i64> = (1..=8).map(at).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (per, twice) = stored(&vm).await;
+        assert!(!twice, "a (device, time) stored twice: {per:?}");
+        if per.iter().all(|ts| {
+            let mut s = ts.clone();
+            s.sort();
+            s == want
+        }) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "want {want:?}, stored {per:?}\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
