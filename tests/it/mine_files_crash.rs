@@ -1,4 +1,5 @@
-//! Acceptance 3 of the mine files: `kill -9` during an FTP upload. After the restart every
+//! Acceptance 3 of the mine files: `kill -9` during an FTP upload and during a watched
+//! folder's apply. After the restart every
 //! file answered 226 has all its points in VictoriaMetrics exactly once per (device, time),
 //! and the file that got no 226 is either wholly in or not at all until it is sent again
 //! (docs/mine-files.md, "After a crash").
