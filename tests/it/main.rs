@@ -17,6 +17,7 @@ mod limits;
 mod live_inventory;
 mod mappings;
 mod mine_files;
+mod mine_files_crash;
 mod modbus;
 mod mqtt_pipeline;
 mod mqtt_tls;

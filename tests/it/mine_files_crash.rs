@@ -1,0 +1,343 @@
+//! Acceptance 3 of the mine files: `kill -9` during an FTP upload and during a watched
+//! folder's apply. After the restart every
+//! file answered 226 has all its points in VictoriaMetrics exactly once per (device, time),
+//! and the file that got no 226 is either wholly in or not at all until it is sent again
+//! (docs/mine-files.md, "After a crash").
+
+use crate::common::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const MINE: &str = "150621011039";
+const PASSWORD_ENV: &str = "SAFEGATE_TEST_MINE_CRASH_PW";
+const PASSWORD: &str = "kj-crash-7";
+const POINTS: [&str; 3] = ["MN0001", "MN0002", "MN0003"];
+
+/// `yyyy-MM-dd HH:mm:ss` and `yyyyMMddHHmmss` of `ms` at +08:00.
+fn local(ms: i64) -> (String, String) {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap()
+        .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap());
+    let (y, mo, d) = (t.year(), u8::from(t.month()), t.day());
+    let (h, mi, s) = (t.hour(), t.minute(), t.second());
+    (
+        format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"),
+        format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}"),
+    )
+}
+
+/// A file written by hand from the layout; `pad` blank bytes (an empty record, skipped by
+/// the parser) make it large enough for a slowed upload to be caught in flight.
+fn write_file(
+    dir: &Path,
+    ty: &str,
+    ms: i64,
+    extra: &str,
+    recs: &[String],
+    pad: usize,
+) -> (String, PathBuf) {
+    let (at, stamp) = local(ms);
+    let name = format!("{MINE}_{ty}_{stamp}.txt");
+    let mut text = format!("{MINE};示范煤矿;{extra}{at}~");
+    for r in recs {
+        text.push_str(r);
+        text.push('~');
+    }
+    text.push_str(&" ".repeat(pad));
+    text.push_str("~||");
+    let path = dir.join(&name);
+    std::fs::write(&path, text).unwrap();
+    (name, path)
+}
+
+fn cddy(dir: &Path, ms: i64) -> (String, PathBuf) {
+    let (at, _) = local(ms);
+    let recs: Vec<String> = POINTS
+        .iter()
+        .map(|p| format!("{MINE}{p};01;{MINE}F001;0001;MN;%CH4;4.00;0.00;0.80;0.80;-9999;-9999;-9999;-9999;-9999;-9999;;;巷道;;;;;{at}"))
+        .collect();
+    write_file(
+        dir,
+        "CDDY",
+        ms,
+        "KJ95X;安全监控系统;厂家;2028-12-31;",
+        &recs,
+        0,
+    )
+}
+
+fn cdss(dir: &Path, ms: i64, pad: usize) -> (String, PathBuf) {
+    let (at, _) = local(ms);
+    let recs: Vec<String> = POINTS
+        .iter()
+        .map(|p| format!("{MINE}{p};环境瓦斯;巷道;0.30;%CH4;0;{at}"))
+        .collect();
+    write_file(dir, "CDSS", ms, "", &recs, pad)
+}
+
+fn curl(port: u16, file: &Path, name: &str, rate: Option<&str>) -> std::process::Command {
+    let mut c = std::process::Command::new("curl");
+    c.args(["-sS", "--max-time", "60", "-T"]).arg(file);
+    if let Some(r) = rate {
+        c.args(["--limit-rate", r]);
+    }
+    c.args(["--user", &format!("{MINE}:{PASSWORD}")])
+        .arg(format!("ftp://127.0.0.1:{port}/{name}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+/// Upload with curl; Ok on a 226.
+async fn put(port: u16, (name, file): &(String, PathBuf)) -> Result<(), String> {
+    let mut c = curl(port, file, name, None);
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Per point, the timestamps stored for it, and whether any (device, ts) came twice.
+async fn stored(vm: &Victoria) -> (Vec<Vec<i64>>, bool) {
+    let series = vm.export("reading_ch4{site=\"m1\"}").await;
+    let mut twice = false;
+    let per: Vec<Vec<i64>> = POINTS
+        .iter()
+        .map(|p| {
+            let id = format!("{MINE}{p}");
+            let ts: Vec<i64> = series
+                .iter()
+                .filter(|s| s.label("device") == id)
+                .flat_map(|s| s.timestamps.clone())
+                .collect();
+            twice |= ts.iter().collect::<BTreeSet<_>>().len() != ts.len();
+            ts
+        })
+        .collect();
+    (per, twice)
+}
+
+async fn wait_port(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "FTP port {port} never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_an_ftp_upload_loses_no_file_answered_226_and_half_applies_none() {
+    let _load = shared().await;
+    std::env::set_var(PASSWORD_ENV, PASSWORD);
+    let mq = Mosquitto::start();
+    let vm = Victoria::start();
+    let (api_port, ftp, pasv) = (free_port(), free_port(), free_port());
+    let section = format!("[mine_files]\nenabled = true\nlisten = \"127.0.0.1:{ftp}\"\npassive_ports = [{pasv}, {pasv}]\nupload_timeout_s = 300\n\n");
+    let inventory = format!("[[sites]]\nid = \"m1\"\nname = \"示范煤矿\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\nupload_password_env = \"{PASSWORD_ENV}\"\n\n[[systems]]\nid = \"kj\"\nsite = \"m1\"\nkind = \"major_hazard\"\n\n");
+    let cfg = TestConfig::new(
+        &(settings(&mq.url(), "gw-mine-crash", Some(&vm.url())).replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{api_port}\""),
+        ) + &section),
+        &inventory,
+    );
+    let files = tempfile::tempdir().unwrap();
+    let dir = files.path();
+    let t0 = (now_ms() - 3_600_000) / 1000 * 1000;
+    let at = |k: i64| t0 + k * 60_000;
+    let mut gw = GatewayProc::new(&cfg, api_port);
+    gw.start_ready().await;
+    wait_port(ftp).await;
+
+    // Answered 226: the definitions and two intervals.
+    let def = cddy(dir, at(0));
+    put(ftp, &def).await.expect("CDDY taken");
+    for k in [1, 2] {
+        put(ftp, &cdss(dir, at(k), 0)).await.expect("CDSS taken");
+    }
+
+    // Interval 3 is uploaded slowly (64 KiB at 8 KiB/s) and the gateway killed while its
+    // session is open and curl has no 226.
+    let slow = cdss(dir, at(3), 64 * 1024);
+    let mut child = curl(ftp, &slow.1, &slow.0, Some("8k")).spawn().unwrap();
+    let metrics = format!("{}/metrics", gw.api);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while metric(
+        &get_text(&metrics).await,
+        "safegate_mine_files_ftp_sessions_open",
+    ) != Some(1.0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never began"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the upload is in flight"
+    );
+    gw.kill9();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(!status.success(), "no 226 for the file in flight");
+
+    // After the restart, before anything is sent again: intervals 1 and 2 are stored, once
+    // each; interval 3 wholly or not at all.
+    gw.start_ready().await;
+    wait_port(ftp).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (per, twice) = stored(&vm).await;
+        assert!(!twice, "a (device, time) stored twice: {per:?}");
+        let all = per
+            .iter()
+            .all(|ts| ts.contains(&at(1)) && ts.contains(&at(2)));
+        if all {
+            let n3 = per.iter().filter(|ts| ts.contains(&at(3))).count();
+            assert!(
+                n3 == 0 || n3 == POINTS.len(),
+                "interval 3 half applied: {per:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "226'd files not stored: {per:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The uploader sends again what got no 226, and goes on. The points a CDDY declared are
+    // forgotten by a restart (the mine's state is in memory), so the CDDY goes first.
+    put(ftp, &def).await.expect("CDDY taken again");
+    put(ftp, &slow).await.expect("interval 3 taken");
+    put(ftp, &cdss(dir, at(4), 0))
+        .await
+        .expect("interval 4 taken");
+    let want: Vec<i64> = (1..=4).map(at).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (per, twice) = stored(&vm).await;
+        assert!(!twice, "a (device, time) stored twice: {per:?}");
+        let done = per.iter().all(|ts| {
+            let mut s = ts.clone();
+            s.sort();
+            s == want
+        });
+        if done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "want {want:?}, stored {per:?}\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_folder_apply_ends_with_every_file_in_done_and_stored_once() {
+    let _load = shared().await;
+    std::env::set_var(PASSWORD_ENV, PASSWORD);
+    let mq = Mosquitto::start();
+    let vm = Victoria::start();
+    let api_port = free_port();
+    let root = tempfile::tempdir().unwrap();
+    let watch = root.path().join("incoming");
+    std::fs::create_dir_all(&watch).unwrap();
+    let section = format!("[mine_files]\nenabled = true\nlisten = \"\"\nwatch_dir = \"{}\"\nsettle_ms = 200\nwatch_scan_ms = 100\n\n", watch.display());
+    let inventory = format!("[[sites]]\nid = \"m1\"\nname = \"示范煤矿\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\nupload_password_env = \"{PASSWORD_ENV}\"\n\n[[systems]]\nid = \"kj\"\nsite = \"m1\"\nkind = \"major_hazard\"\n\n");
+    let cfg = TestConfig::new(
+        &(settings(&mq.url(), "gw-mine-crash-dir", Some(&vm.url())).replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{api_port}\""),
+        ) + &section),
+        &inventory,
+    );
+    let t0 = (now_ms() - 3_600_000) / 1000 * 1000;
+    let at = |k: i64| t0 + k * 60_000;
+    let mut gw = GatewayProc::new(&cfg, api_port);
+    gw.start_ready().await;
+    let done = watch.join("done");
+    let in_done = |n: &str| walk(&done).iter().any(|p| p.ends_with(n));
+
+    // A CDDY and eight CDSS files; the kill comes once the CDDY and one CDSS are in done/.
+    let (def, _) = cddy(&watch, at(0));
+    let names: Vec<String> = (1..=8).map(|k| cdss(&watch, at(k), 0).0).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(in_done(&def) && in_done(&names[0])) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing taken:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.kill9();
+    let left = names.iter().filter(|n| watch.join(n).exists()).count();
+    eprintln!(
+        "SIGKILL with {left} of {} CDSS files still in place",
+        names.len()
+    );
+
+    // The points are forgotten by the restart: the mine sends its CDDY again (the same
+    // name, so done/ keeps both, the second numbered). Files left in place are taken again.
+    cddy(&watch, at(0));
+    gw.start_ready().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !names.iter().all(|n| in_done(n)) || watch.join(&def).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all in done/:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let want: Vec<i64> = (1..=8).map(at).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (per, twice) = stored(&vm).await;
+        assert!(!twice, "a (device, time) stored twice: {per:?}");
+        if per.iter().all(|ts| {
+            let mut s = ts.clone();
+            s.sort();
+            s == want
+        }) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "want {want:?}, stored {per:?}\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
