@@ -442,18 +442,7 @@ async fn acknowledgements_over_http_and_mqtt_give_the_exact_response_rate() {
     ))
     .await
     .1;
-    let find = |id: &str, q: Option<&str>| {
-        ind["indicators"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| {
-                i["id"] == id
-                    && (q.is_none() && i["qualifier"].is_null() || i["qualifier"] == json!(q))
-            })
-            .unwrap_or_else(|| panic!("{id} {q:?} in {ind}"))
-            .clone()
-    };
+    let find = |id: &str, q: Option<&str>| indicator(&ind, id, q);
     let rate = find("alarm_response_rate", None);
     assert_eq!(
         (rate["numerator"].clone(), rate["denominator"].clone()),

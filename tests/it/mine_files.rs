@@ -440,18 +440,7 @@ async fn a_twenty_minute_upload_gap_is_measured_exactly_and_the_mine_s_responses
     ))
     .await;
     assert_eq!(status, 200, "{ind}");
-    let find = |id: &str, q: Option<&str>| {
-        ind["indicators"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| {
-                i["id"] == id
-                    && (q.is_none() && i["qualifier"].is_null() || i["qualifier"] == json!(q))
-            })
-            .unwrap_or_else(|| panic!("{id} {q:?} in {ind}"))
-            .clone()
-    };
+    let find = |id: &str, q: Option<&str>| indicator(&ind, id, q);
     let online = find("online_rate", None);
     assert_eq!(online["exact"]["num"], 1_200_000, "{online}");
     assert_eq!(online["exact"]["den"], 2_100_000, "{online}");

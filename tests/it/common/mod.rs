@@ -536,6 +536,23 @@ pub async fn acks_sent(api: &str) {
     }
 }
 
+/// One indicator (by id and qualifier, `None` for none) from a `GET /api/v1/indicators` answer.
+pub fn indicator(answer: &Value, id: &str, qualifier: Option<&str>) -> Value {
+    answer["indicators"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| {
+            i["id"] == id
+                && match qualifier {
+                    None => i["qualifier"].is_null(),
+                    Some(q) => i["qualifier"] == q,
+                }
+        })
+        .unwrap_or_else(|| panic!("{id} {qualifier:?} in {answer}"))
+        .clone()
+}
+
 /// One device from a `GET /api/v1/devices` listing.
 pub fn device<'a>(list: &'a Value, id: &str) -> &'a Value {
     list["devices"]
