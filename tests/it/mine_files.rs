@@ -285,7 +285,7 @@ async fn files_over_ftp_and_the_folder_reach_the_inventory_the_store_and_the_rej
 }
 
 /// `yyyy-MM-dd HH:mm:ss` and `yyyyMMddHHmmss` of `ms` at +08:00.
-fn local(ms: i64) -> (String, String) {
+pub fn local(ms: i64) -> (String, String) {
     let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .unwrap()
         .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap());
@@ -312,11 +312,29 @@ fn write_file(
     header_extra: &str,
     records: &[String],
 ) -> (String, PathBuf) {
+    mine_file(dir, MINE, ty, ms, header_extra, records, 0)
+}
+
+/// A file of mine `mine` (also `mine_files_crash`'s); `pad` blank bytes in an empty record,
+/// which the parser skips, make it as large as a test needs.
+pub fn mine_file(
+    dir: &Path,
+    mine: &str,
+    ty: &str,
+    ms: i64,
+    header_extra: &str,
+    records: &[String],
+    pad: usize,
+) -> (String, PathBuf) {
     let (at, stamp) = local(ms);
-    let name = format!("{MINE}_{ty}_{stamp}.txt");
-    let mut text = format!("{MINE};示范煤矿;{header_extra}{at}~");
+    let name = format!("{mine}_{ty}_{stamp}.txt");
+    let mut text = format!("{mine};示范煤矿;{header_extra}{at}~");
     for r in records {
         text.push_str(r);
+        text.push('~');
+    }
+    if pad > 0 {
+        text.push_str(&" ".repeat(pad));
         text.push('~');
     }
     text.push_str("||");

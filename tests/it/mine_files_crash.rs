@@ -5,6 +5,7 @@
 //! (docs/mine-files.md, "After a crash").
 
 use crate::common::*;
+use crate::mine_files::local;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,21 +15,7 @@ const PASSWORD_ENV: &str = "SAFEGATE_TEST_MINE_CRASH_PW";
 const PASSWORD: &str = "kj-crash-7";
 const POINTS: [&str; 3] = ["MN0001", "MN0002", "MN0003"];
 
-/// `yyyy-MM-dd HH:mm:ss` and `yyyyMMddHHmmss` of `ms` at +08:00.
-fn local(ms: i64) -> (String, String) {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .unwrap()
-        .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap());
-    let (y, mo, d) = (t.year(), u8::from(t.month()), t.day());
-    let (h, mi, s) = (t.hour(), t.minute(), t.second());
-    (
-        format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"),
-        format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}"),
-    )
-}
-
-/// A file written by hand from the layout; `pad` blank bytes (an empty record, skipped by
-/// the parser) make it large enough for a slowed upload to be caught in flight.
+/// A file of this test's mine, written by hand from the layout (see `mine_files::mine_file`).
 fn write_file(
     dir: &Path,
     ty: &str,
@@ -37,18 +24,7 @@ fn write_file(
     recs: &[String],
     pad: usize,
 ) -> (String, PathBuf) {
-    let (at, stamp) = local(ms);
-    let name = format!("{MINE}_{ty}_{stamp}.txt");
-    let mut text = format!("{MINE};示范煤矿;{extra}{at}~");
-    for r in recs {
-        text.push_str(r);
-        text.push('~');
-    }
-    text.push_str(&" ".repeat(pad));
-    text.push_str("~||");
-    let path = dir.join(&name);
-    std::fs::write(&path, text).unwrap();
-    (name, path)
+    crate::mine_files::mine_file(dir, MINE, ty, ms, extra, recs, pad)
 }
 
 fn cddy(dir: &Path, ms: i64) -> (String, PathBuf) {
