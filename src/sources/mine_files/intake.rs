@@ -75,9 +75,13 @@ impl Intake {
             .into_iter()
             .map(|site| {
                 let code = site.mine_code.clone();
+                let mut book = Book::default();
+                for key in kept.ledger(&code) {
+                    book.remember(key);
+                }
                 let mine = Mine {
                     site,
-                    book: Default::default(),
+                    book: tokio::sync::Mutex::new(book),
                 };
                 (code, Arc::new(mine))
             })
@@ -170,6 +174,14 @@ impl Intake {
         let taken = self
             .commit(up, &parsed, &mine.site, &mut book.state, events)
             .await?;
+        // Noted before the answer: a file committed, then taken again after a crash (the
+        // folder's move not done, the 226 not sent), is a duplicate, not applied twice.
+        if let Err(e) = self
+            .kept
+            .applied(&mine.site.mine_code, &key.0, &key.1, SEEN_PER_MINE)
+        {
+            tracing::warn!(mine = %mine.site.mine_code, error = %e, "could not note the applied file; taken again after a restart it would be applied again");
+        }
         book.remember(key);
         if parsed.name.file_type == format::FileType::Cddy && !self.keep_cddy(&mine.site, up) {
             self.metrics.file("CDDY", "not_kept");
@@ -318,6 +330,12 @@ impl Intake {
             let Some((name, bytes)) = self.kept.last(&code) else {
                 continue;
             };
+            // Applied before the stop, so in the ledger: it must be applied again all the
+            // same, as it is what declares the points.
+            if let Some(mine) = self.mines.get(&code) {
+                let key = (name.clone(), Sha256::digest(&bytes).into());
+                mine.book.lock().await.seen.remove(&key);
+            }
             let up = Upload {
                 login: Some(code.clone()),
                 name,

@@ -47,6 +47,59 @@ impl Kept {
     }
 }
 
+impl Kept {
+    /// Note a file applied (its name and SHA-256), so that taken again after a restart it is
+    /// known as a duplicate; the ledger keeps the last `keep` entries.
+    pub fn applied(
+        &self,
+        code: &str,
+        name: &str,
+        hash: &[u8; 32],
+        keep: usize,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        let Some(dir) = self.mine_dir(code) else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("applied.log");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        writeln!(f, "{} {name}", hex::encode(hash))?;
+        let len = f.metadata()?.len();
+        // About 100 bytes a line: past twice the bound, keep the newest `keep`.
+        if len > (keep as u64) * 200 {
+            let lines = self.ledger(code);
+            let tail = &lines[lines.len().saturating_sub(keep)..];
+            let text: String = tail
+                .iter()
+                .map(|(n, h)| format!("{} {n}\n", hex::encode(h)))
+                .collect();
+            let tmp = dir.join(".applied.tmp");
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        Ok(())
+    }
+
+    /// The files noted as applied, oldest first; lines it cannot read are skipped.
+    pub fn ledger(&self, code: &str) -> Vec<(String, [u8; 32])> {
+        let Some(dir) = self.mine_dir(code) else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(dir.join("applied.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let (h, n) = l.split_once(' ')?;
+                let h: [u8; 32] = hex::decode(h).ok()?.try_into().ok()?;
+                Some((n.to_string(), h))
+            })
+            .collect()
+    }
+}
+
 fn txt_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {
