@@ -351,6 +351,26 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// The inventory files' units and the points of each mine's kept CDDY: what the running
+/// gateway holds after a start.
+fn report_inventory(cfg: &config::Config, now: i64) -> Result<safegate::core::Inventory, String> {
+    let mut inv = safegate::core::Inventory::from_config(&cfg.inventory);
+    let (declared, problems) = safegate::sources::mine_files::kept_declarations(
+        &cfg.inventory,
+        &cfg.mine_files,
+        &cfg.gateway.data_dir,
+        now,
+    )
+    .map_err(|e| e.to_string())?;
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    for sd in &declared {
+        safegate::core::live::apply_site_devices(&mut inv, sd, &[]);
+    }
+    Ok(inv)
+}
+
 fn report(
     file: &std::path::Path,
     from: &str,
@@ -382,9 +402,9 @@ fn report(
     let cfg = loaded.config;
     let ev = Evaluator {
         journal: std::sync::Arc::new(safegate::state::ReadPool::new(&cfg.gateway.data_dir)),
-        inventory: safegate::report::evaluate::live(std::sync::Arc::new(
-            safegate::core::Inventory::from_config(&cfg.inventory),
-        )),
+        inventory: safegate::report::evaluate::live(std::sync::Arc::new(report_inventory(
+            &cfg, now,
+        )?)),
         settings: cfg.indicators.clone(),
         targets: cfg.targets.clone(),
     };

@@ -270,5 +270,7 @@ pub struct SiteDevices {
     pub source: Arc<str>,
     pub site: String,
     pub devices: Vec<crate::core::config::inventory::DeviceConfig<serde::de::IgnoredAny>>,
+    /// What the source found wrong in them (replaces its findings for the site).
+    pub findings: Vec<crate::core::inventory::Finding>,
     pub at_ms: i64,
 }

@@ -238,6 +238,12 @@ pub fn apply_site_devices(
         return out;
     };
     let me = Declared::Source(sd.source.clone());
+    let key = (site, sd.source.clone());
+    if sd.findings.is_empty() {
+        inv.findings.remove(&key);
+    } else {
+        inv.findings.insert(key, sd.findings.clone().into());
+    }
     let refs = Refs::of(inv);
     let mut listed: HashSet<&str> = HashSet::new();
     for (n, d) in sd.devices.iter().enumerate() {
@@ -806,6 +812,7 @@ interval_s = 1
             source: "mine_files".into(),
             site: "m1".into(),
             devices,
+            findings: vec![],
             at_ms: at,
         };
         c.apply(SourceEvent::Devices(Box::new(sd)), &mut out);
@@ -932,6 +939,7 @@ interval_s = 1
             source: "mine_files".into(),
             site: "m9".into(),
             devices: vec![point("x", 1.0)],
+            findings: vec![],
             at_ms: T0,
         };
         c.apply(SourceEvent::Devices(Box::new(sd)), &mut out);
@@ -954,6 +962,42 @@ interval_s = 1
         c.apply(reading("p1", 0.7, T0 + 2), &mut out);
         assert_eq!(out.alarms.len(), 1, "the mine's threshold 0.5 raised it");
         assert_eq!(out.alarms[0].record.level(), 1);
+    }
+
+    /// Each declaration replaces the source's findings for its site; one without any
+    /// clears them.
+    #[test]
+    fn a_declaration_s_findings_replace_the_source_s_findings_for_the_site() {
+        let mut c = core();
+        let finding = |check| crate::core::inventory::Finding {
+            unit: "p1".into(),
+            check,
+            declared: Some(1.5),
+            limit: "≤ 1 %CH4".into(),
+            basis: "rules",
+            text: "too loose".into(),
+        };
+        let mut with = |findings| {
+            let mut out = Outputs::default();
+            let sd = SiteDevices {
+                source: "mine_files".into(),
+                site: "m1".into(),
+                devices: vec![point("p1", 10.0)],
+                findings,
+                at_ms: T0,
+            };
+            c.apply(SourceEvent::Devices(Box::new(sd)), &mut out);
+            c.inventory.findings.clone()
+        };
+        let key = (0, Arc::<str>::from("mine_files"));
+        let f = with(vec![finding("a"), finding("b")]);
+        assert_eq!(
+            f[&key].iter().map(|x| x.check).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let f = with(vec![finding("c")]);
+        assert_eq!(f[&key].iter().map(|x| x.check).collect::<Vec<_>>(), ["c"]);
+        assert!(with(vec![]).is_empty());
     }
 
     #[test]

@@ -80,9 +80,51 @@ pub fn to_csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
                 &reasons_text(r),
             ])?;
         }
+        findings_csv(&mut w, &report.findings)?;
         w.flush()?;
     }
     Ok(out)
+}
+
+const FINDING_HEADERS: [&str; 7] = ["站点", "测点", "检查", "申报值", "规定", "依据", "说明"];
+
+/// The findings after the table: one empty row, their own header, their rows, each padded
+/// to the table's width so the file stays rectangular for spreadsheet and CSV readers.
+fn findings_csv<W: std::io::Write>(
+    w: &mut csv::Writer<W>,
+    findings: &[super::findings::FindingRow],
+) -> Result<(), csv::Error> {
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let pad = |cells: Vec<String>| {
+        let mut c = cells;
+        c.resize(HEADERS.len(), String::new());
+        c
+    };
+    w.write_record(pad(vec![]))?;
+    let mut head = vec!["合规发现 compliance findings".to_string()];
+    head.extend(FINDING_HEADERS.iter().map(|h| h.to_string()));
+    w.write_record(pad(head))?;
+    for f in findings {
+        w.write_record(pad(vec![String::new()]
+            .into_iter()
+            .chain(finding_cells(f))
+            .collect()))?;
+    }
+    Ok(())
+}
+
+fn finding_cells(f: &super::findings::FindingRow) -> Vec<String> {
+    vec![
+        f.site.clone(),
+        f.unit.clone(),
+        f.check.to_string(),
+        f.declared.map(|v| v.to_string()).unwrap_or_default(),
+        f.limit.clone(),
+        f.basis.to_string(),
+        f.text.clone(),
+    ]
 }
 
 fn cell(s: &str) -> String {
@@ -147,6 +189,19 @@ pub fn to_markdown(report: &Report) -> String {
             }
             let _ = writeln!(s);
         }
+    }
+    if !report.findings.is_empty() {
+        let _ = writeln!(
+            s,
+            "## 合规发现 (declared settings the rules do not allow)\n\n| {} |\n|{}",
+            FINDING_HEADERS.join(" | "),
+            "---|".repeat(FINDING_HEADERS.len())
+        );
+        for f in &report.findings {
+            let cells: Vec<String> = finding_cells(f).iter().map(|c| cell(c)).collect();
+            let _ = writeln!(s, "| {} |", cells.join(" | "));
+        }
+        let _ = writeln!(s);
     }
     s
 }

@@ -1,6 +1,7 @@
 //! The self-evaluation table (自评表) and the measured reasons behind every shortfall.
 
 pub mod evaluate;
+pub mod findings;
 mod format;
 pub mod rank;
 #[cfg(test)]
@@ -187,6 +188,9 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub total_weight: Decimal,
     pub total_score: Decimal,
+    /// Declared settings the rules do not allow (a mine's CDDY thresholds), as of the
+    /// inventory the report was computed on.
+    pub findings: Vec<findings::FindingRow>,
 }
 
 fn find<'a>(inds: &'a [Indicator], id: &str, q: Option<&str>) -> Option<&'a Indicator> {
@@ -742,6 +746,7 @@ pub fn build_with(
         rows,
         total_weight,
         total_score,
+        findings: findings::rows(inv),
     }
 }
 

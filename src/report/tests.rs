@@ -285,3 +285,58 @@ fn human_durations() {
     assert_eq!(rank::bound_above(60_000), 600_000);
     assert_eq!(rank::bound_above(86_400_000), 2 * 86_400_000);
 }
+
+/// Findings a source declared are listed after the table in JSON, Markdown and CSV; a
+/// removed site's are not.
+#[test]
+fn compliance_findings_are_listed_in_every_format() {
+    use crate::core::inventory::Finding;
+    let mut inv = inv(INV);
+    let f = Finding {
+        unit: "150621011038MN0001".into(),
+        check: "methane_alarm_too_high",
+        declared: Some(1.5),
+        limit: "≤ 1 %CH4".into(),
+        basis: "煤矿安全规程",
+        text: "point 150621011038MN0001 (回风巷) declares 上限报警门限 1.5 %CH4".into(),
+    };
+    inv.findings
+        .insert((0, "mine_files".into()), vec![f.clone()].into());
+    let h = History::registered_at(&inv, 0);
+    let c = compute(&inv, &h, 0, W, i64::MAX, Policy::default());
+    let report = build(&inv, &c, &[target("online_rate")]);
+    assert_eq!(report.findings.len(), 1);
+    let row = &report.findings[0];
+    assert_eq!(
+        (row.site.as_str(), row.source.as_str(), row.unit.as_str()),
+        ("park", "mine_files", "150621011038MN0001")
+    );
+    assert_eq!(
+        (row.check, row.declared),
+        ("methane_alarm_too_high", Some(1.5))
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["findings"][0]["limit"], "≤ 1 %CH4");
+    let md = to_markdown(&report);
+    assert!(md.contains("## 合规发现"), "{md}");
+    assert!(
+        md.contains("| park | 150621011038MN0001 | methane_alarm_too_high | 1.5 | ≤ 1 %CH4 | 煤矿安全规程 |"),
+        "{md}"
+    );
+    let bytes = to_csv(&report).unwrap();
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(&bytes[3..])
+        .records()
+        .collect::<Result<_, _>>()
+        .expect("a rectangular CSV: every row as wide as the header");
+    assert!(rows
+        .iter()
+        .any(|r| &r[0] == "合规发现 compliance findings" && &r[1] == "站点"));
+    let found = rows.iter().find(|r| &r[2] == "150621011038MN0001").unwrap();
+    assert_eq!(
+        (&found[1], &found[3], &found[4]),
+        ("park", "methane_alarm_too_high", "1.5")
+    );
+    // A site that left the inventory takes its findings with it.
+    inv.sites[0].removed = true;
+    assert!(findings::rows(&inv).is_empty());
+}

@@ -397,6 +397,7 @@ mod tests {
                 source: "mine_files".into(),
                 site: "s".into(),
                 devices,
+                findings: vec![],
                 at_ms: at,
             };
             core.apply(SourceEvent::Devices(Box::new(sd)), &mut out);

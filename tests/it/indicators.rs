@@ -83,29 +83,6 @@ level1 = "预算执行"
 weight = 10
 "#;
 
-/// `safegate report --format json` for [from, to).
-fn report_command(config: &std::path::Path, from: i64, to: i64) -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
-        .args(["report", "--config"])
-        .arg(config)
-        .args([
-            "--from",
-            &from.to_string(),
-            "--to",
-            &to.to_string(),
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn ind<'a>(v: &'a Value, id: &str) -> &'a Value {
     v["indicators"]
         .as_array()

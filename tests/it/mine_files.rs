@@ -541,6 +541,69 @@ async fn after_a_restart_the_mine_s_points_are_known_without_a_new_cddy() {
     assert_eq!(rej["counts"]["unknown_device"], 0, "{rej}");
 }
 
+/// A CDDY with thresholds looser than 煤矿安全规程: its findings are in the API's report
+/// (JSON and Markdown), and `safegate report`, run after the gateway stopped, knows the
+/// mine's points from the kept CDDY: same findings, same figures as the API's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loose_thresholds_are_findings_in_the_report_online_and_offline() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let m = mine_config(&mq.url(), "gw-mine-f", None, false);
+    // Points as the online-rate units, so the offline report counts them only if it knows them.
+    let mut text = std::fs::read_to_string(&m.cfg.path).unwrap();
+    text.push_str("\n[indicators]\nmine_units = \"devices\"\n\n[[targets]]\nindicator = \"online_rate\"\nscope = \"site:m1\"\ncomparator = \">=\"\nvalue = 90\nlabel = \"联网在线率\"\n");
+    std::fs::write(&m.cfg.path, text).unwrap();
+    let (gw, api) = start_ready(&m.cfg).await;
+    let from = safegate::telemetry::now_ms() - 1_000;
+    let cddy = format!("{MINE}_CDDY_20260301120000.txt");
+    ftplib_put(m.ftp, &sample(&cddy), &cddy)
+        .await
+        .expect("CDDY taken");
+    let to = safegate::telemetry::now_ms() + 1_000;
+    let url = format!("{api}/api/v1/report?from={from}&to={to}");
+    let report = wait_json(&url, Duration::from_secs(20), |v| {
+        v["findings"].as_array().is_some_and(|f| f.len() == 5)
+            && v["rows"][0]["denominator"]
+                .as_f64()
+                .is_some_and(|d| d > 0.0)
+            && safegate::telemetry::now_ms() > to
+    })
+    .await;
+    let checks: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "methane_alarm_too_high",
+            "methane_cut_too_high",
+            "methane_restore_too_high",
+            "methane_cut_missing",
+            "co_alarm_too_high"
+        ],
+        "{report}"
+    );
+    assert_eq!(report["findings"][0]["site"], "m1");
+    assert_eq!(report["findings"][0]["unit"], "150621011038MN0001");
+    assert_eq!(report["findings"][4]["declared"], 50.0);
+    let md = get_text(&format!("{url}&format=markdown")).await;
+    assert!(
+        md.contains("| m1 | 150621011038MN0004 | co_alarm_too_high | 50 | ≤ 24 ppm |"),
+        "{md}"
+    );
+    gw.stop().await;
+
+    let offline = report_command(&m.cfg.path, from, to);
+    assert_eq!(offline["findings"], report["findings"]);
+    assert_eq!(
+        offline["rows"], report["rows"],
+        "the same points, the same figures"
+    );
+}
+
 /// `mine-sim --from-interval K --only CDSS` continues a run's data times at interval K and
 /// writes that type alone: what the benchmark's timed runs rely on (scripts/bench-mine-files.sh).
 #[test]

@@ -3,7 +3,7 @@
 use crate::model::{
     DeviceKind, PlatformStatus, Protocol, Scheme, SiteKind, SiteStatus, SystemKind, UnitStatus,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The id indexes are looked up once or twice per reading. foldhash, not SipHash: the tables
@@ -148,7 +148,28 @@ pub struct Inventory {
     pub zones: Vec<Zone>,
     pub systems: Vec<System>,
     pub devices: Vec<Device>,
+    /// What each source found wrong in what it declared for a site (a mine's CDDY
+    /// thresholds looser than the rules), replaced with each declaration.
+    pub findings: BTreeMap<(SiteIdx, Arc<str>), Arc<[Finding]>>,
     site_index: IdIndex<SiteIdx>,
+}
+
+/// A rule a declared unit's configuration breaks, found by the source that declared it and
+/// listed in the report for the auditor; it changes no indicator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// The unit's id (a mine point's code).
+    pub unit: String,
+    /// A short, fixed code for the check, e.g. `methane_alarm_too_high`.
+    pub check: &'static str,
+    /// What was declared, in the declaration's unit; `None` when it was left empty.
+    pub declared: Option<f64>,
+    /// The rule's limit, as text (`≤ 1.0 %CH4`).
+    pub limit: String,
+    /// Where the rule is written.
+    pub basis: &'static str,
+    /// One sentence naming the unit, its place, the value and the limit.
+    pub text: String,
 }
 
 impl Inventory {

@@ -9,7 +9,7 @@ use super::format::{
 use crate::core::alarms::{AlarmType, Recorded, RecordedAck};
 use crate::core::config::alarms::AlarmRuleConfig;
 use crate::core::event::RecordedAlarm;
-use crate::core::inventory::DeviceConfig;
+use crate::core::inventory::{DeviceConfig, Finding};
 use crate::core::{Origin, RawReading, ReadingStatus, Reason, Rejection, SiteDevices, SourceEvent};
 use crate::model::{DeviceKind, Protocol, UnitStatus};
 use std::collections::{BTreeMap, HashMap};
@@ -57,6 +57,8 @@ pub struct MineState {
     pub people_underground: Option<u32>,
     /// Points whose last CDSS status said 报警 or 断电: since when, at which level.
     pub alarm_bits: BTreeMap<String, (i64, u8)>,
+    /// The last CDDY's thresholds the rules do not allow (see [`super::compliance`]).
+    pub findings: Vec<Finding>,
 }
 
 /// A point as the real-time files need it.
@@ -212,6 +214,7 @@ fn cddy(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
     };
     let _ = system;
     let mut points = BTreeMap::new();
+    let mut findings = Vec::new();
     for (n, rec) in &cx.file.records {
         let Record::Point(p) = rec else { continue };
         if points.contains_key(&p.code) {
@@ -226,6 +229,7 @@ fn cddy(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
             continue;
         }
         let kind = super::format::sensor_kind(&p.sensor_type, p.value_type);
+        findings.extend(super::compliance::findings(p, kind));
         let point = Point {
             kind,
             channel: channel(kind),
@@ -236,6 +240,7 @@ fn cddy(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
         points.insert(p.code.clone(), point);
     }
     state.points = points;
+    state.findings = findings;
     events.push(devices_event(cx, state));
 }
 
@@ -306,6 +311,7 @@ fn devices_event(cx: &Cx<'_>, state: &MineState) -> SourceEvent {
         source: SOURCE.into(),
         site: site.site.clone(),
         devices,
+        findings: state.findings.clone(),
         at_ms: cx.received_ms,
     }))
 }
@@ -651,6 +657,35 @@ mod tests {
         let mut st = MineState::default();
         run("CDDY_20260301080000", &mut st, T8 + 1_000);
         st
+    }
+
+    /// The CDDY's loose thresholds travel with its points, as findings for the report.
+    #[test]
+    fn a_cddy_s_findings_travel_with_its_points() {
+        let mut st = MineState::default();
+        let (evs, _) = run("CDDY_20260301120000", &mut st, T8 + 1_000);
+        let [SourceEvent::Devices(d)] = evs.as_slice() else {
+            panic!("one devices event: {evs:?}")
+        };
+        let checks: Vec<&str> = d.findings.iter().map(|f| f.check).collect();
+        assert_eq!(
+            checks,
+            [
+                "methane_alarm_too_high",
+                "methane_cut_too_high",
+                "methane_restore_too_high",
+                "methane_cut_missing",
+                "co_alarm_too_high"
+            ]
+        );
+        assert_eq!(st.findings, d.findings);
+        // A later real-time file that declares units again carries them still.
+        let (evs, _) = run("JZSS_20260301080500", &mut st, T8 + 2_000);
+        let again = evs.iter().find_map(|e| match e {
+            SourceEvent::Devices(d) => Some(d.findings.len()),
+            _ => None,
+        });
+        assert_eq!(again, Some(5), "the base stations joined with the points");
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub trait Taker: Send + Sync + 'static {
 }
 
 pub mod apply;
+pub mod compliance;
 pub mod intake;
 pub mod kept;
 pub mod status;
@@ -220,4 +221,39 @@ async fn run_ftp(ftp: ftp::FtpServer, stop: tokio::sync::broadcast::Receiver<()>
     if let Err(e) = ftp.run(stop).await {
         tracing::error!(error = %e, "the mine files' FTP server stopped");
     }
+}
+
+/// What each mine's kept CDDY declares, as a gateway starting now would declare it: for the
+/// `safegate report` command, which reads the persisted state without running the sources,
+/// so that its inventory holds the same points (and findings) as the running gateway's.
+/// A kept file that no longer parses declares nothing (the running gateway would refuse it
+/// the same way); the error says which.
+pub fn kept_declarations<P>(
+    inv: &InventoryConfig<P>,
+    settings: &MineFilesSettings,
+    data_dir: &std::path::Path,
+    at_ms: i64,
+) -> Result<(Vec<crate::core::SiteDevices>, Vec<String>), MineFilesError> {
+    let kept = kept::Kept::at(data_dir.join("mine_files"));
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for site in mine_sites(inv, settings)? {
+        let Some((name, bytes)) = kept.last(&site.mine_code) else {
+            continue;
+        };
+        let parsed = match format::parse_file(&name, &bytes, site.tz_offset_s) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(format!("kept CDDY {name} of site {:?}: {e}", site.site));
+                continue;
+            }
+        };
+        let mut state = apply::MineState::default();
+        let (events, _) = apply::apply(&name, &parsed, &site, &mut state, at_ms);
+        out.extend(events.into_iter().filter_map(|e| match e {
+            crate::core::SourceEvent::Devices(sd) => Some(*sd),
+            _ => None,
+        }));
+    }
+    Ok((out, problems))
 }

@@ -857,3 +857,26 @@ impl Drop for SmallDisk {
         }
     }
 }
+
+/// `safegate report --format json` for [from, to).
+pub fn report_command(config: &std::path::Path, from: i64, to: i64) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_safegate"))
+        .args(["report", "--config"])
+        .arg(config)
+        .args([
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
