@@ -127,6 +127,7 @@ fn reading(i: usize, at: i64) -> SourceEvent {
             ts_ms: Some(at),
             values: vec![("v".into(), value(i as u64, 1000, None))],
             status: ReadingStatus::Normal,
+            cause: None,
         },
         origin: Origin {
             topic: Arc::from("safegate/v1/bench/data"),

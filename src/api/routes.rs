@@ -416,7 +416,7 @@ fn device_view<'a>(snap: &'a Snapshot, i: DeviceIdx, modbus: Option<Value>) -> D
     DeviceView {
         declared: d.declared.as_str(),
         enterprise: d.enterprise.map(|e| &*inv.enterprises[e as usize].id),
-        faulty: row.faulty,
+        faulty: row.faulty(),
         gas: d.gas.as_deref(),
         id: &d.id,
         interval_s: d.interval_ms as f64 / 1000.0,
@@ -519,7 +519,7 @@ mod tests {
             "status": d.status.as_str(),
             "state": row.state.as_str(),
             "state_since": row.since().map(rfc3339_ms),
-            "faulty": row.faulty,
+            "faulty": row.faulty(),
             "last_seen": row.last_seen().map(rfc3339_ms),
             "last_ts": last.map(|l| rfc3339_ms(l.ts_ms)),
             "last_status": last.map(|l| l.status.as_str()),
@@ -576,6 +576,7 @@ interval_s = 10
                     ts_ms: Some(1_700_000_000_000),
                     values: vec![("z".into(), 1.25), ("ppm".into(), 3e-7), ("b".into(), -0.0)],
                     status: ReadingStatus::Fault,
+                    cause: None,
                 },
                 origin: Origin {
                     topic: Arc::from("t"),

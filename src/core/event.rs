@@ -34,6 +34,10 @@ pub struct RawReading {
     pub ts_ms: Option<i64>,
     pub values: Vec<(String, f64)>,
     pub status: ReadingStatus,
+    /// What made a fault or maintenance status, when the source knows it (a mine's
+    /// "substation …F003 通信中断", "传感器故障"): it names the condition in the history and the
+    /// report's reasons.
+    pub cause: Option<Arc<str>>,
 }
 
 /// Field names the store writes beside a reading's channels (`sinks::record`): a channel of
@@ -252,6 +256,8 @@ pub struct Accepted {
     pub received_ms: i64,
     pub values: Vec<(String, f64)>,
     pub status: ReadingStatus,
+    /// The reading's [`RawReading::cause`].
+    pub cause: Option<Arc<str>>,
 }
 
 impl Accepted {

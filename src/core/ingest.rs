@@ -19,6 +19,8 @@ const EARLIEST_TS_MS: i64 = 946_684_800_000;
 pub struct Outputs {
     pub readings: Vec<Accepted>,
     pub transitions: Vec<Transition>,
+    /// Devices whose condition (normal, fault, maintenance) or its cause changed.
+    pub conditions: Vec<super::liveness::ConditionChange>,
     pub rejections: Vec<Rejection>,
     /// (link, at, up)
     pub links: Vec<(Arc<str>, i64, bool)>,
@@ -38,6 +40,7 @@ impl Outputs {
     pub fn is_empty(&self) -> bool {
         self.readings.is_empty()
             && self.transitions.is_empty()
+            && self.conditions.is_empty()
             && self.rejections.is_empty()
             && self.alarms.is_empty()
             && self.registry.is_empty()
@@ -45,6 +48,7 @@ impl Outputs {
     pub fn clear(&mut self) {
         self.readings.clear();
         self.transitions.clear();
+        self.conditions.clear();
         self.rejections.clear();
         self.links.clear();
         self.polls.clear();
@@ -209,11 +213,14 @@ impl Core {
                 self.liveness.expire(received_ms, &mut out.transitions);
                 match self.check(reading, &origin, received_ms) {
                     Ok(acc) => {
-                        let fault = acc.status == ReadingStatus::Fault;
-                        if let Some(t) =
-                            self.liveness
-                                .observe_reading(acc.device, received_ms, fault)
-                        {
+                        let condition = super::liveness::Condition::of(acc.status);
+                        if let Some(t) = self.liveness.observe(
+                            acc.device,
+                            received_ms,
+                            condition,
+                            acc.cause.clone(),
+                            &mut out.conditions,
+                        ) {
                             out.transitions.push(t);
                         }
                         self.remember(&acc, received_ms);
@@ -435,6 +442,7 @@ impl Core {
             received_ms,
             values: r.values,
             status: r.status,
+            cause: r.cause,
         })
     }
 }
@@ -523,6 +531,7 @@ interval_s = 1
                 ts_ms: ts,
                 values: vec![("v".into(), 1.0)],
                 status: ReadingStatus::Normal,
+                cause: None,
             },
             origin: Origin {
                 topic: Arc::from("t"),

@@ -827,6 +827,7 @@ interval_s = 1
                 ts_ms: None,
                 values: vec![("lel".into(), v)],
                 status: ReadingStatus::Normal,
+                cause: None,
             },
             origin: Origin {
                 topic: Arc::from("t"),

@@ -8,7 +8,8 @@
 use super::inventory::DeviceIdx;
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +85,52 @@ pub struct Transition {
     pub cause: Cause,
 }
 
+/// What an online device's readings say of themselves: normal, faulty (reachable, but the
+/// value cannot be trusted), or under maintenance (标校, 不巡检, 暂停: not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    #[default]
+    Normal,
+    Fault,
+    Maintenance,
+}
+
+impl Condition {
+    pub fn of(status: crate::core::ReadingStatus) -> Condition {
+        match status {
+            crate::core::ReadingStatus::Normal => Condition::Normal,
+            crate::core::ReadingStatus::Fault => Condition::Fault,
+            crate::core::ReadingStatus::Maintenance => Condition::Maintenance,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Normal => "normal",
+            Condition::Fault => "fault",
+            Condition::Maintenance => "maintenance",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Condition> {
+        match s {
+            "normal" => Some(Condition::Normal),
+            "fault" => Some(Condition::Fault),
+            "maintenance" => Some(Condition::Maintenance),
+            _ => None,
+        }
+    }
+}
+
+/// A device's condition (or its cause) changed with a reading at `at_ms`. It holds until the
+/// next change; it says something only while the device is online.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionChange {
+    pub device: DeviceIdx,
+    pub at_ms: i64,
+    pub condition: Condition,
+    pub cause: Option<Arc<str>>,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     state: DeviceState,
@@ -92,8 +139,9 @@ struct Entry {
     offline_after: i64,
     /// Time of the last `offline` state message not yet superseded by a reading.
     state_offline_at: Option<i64>,
-    /// The last reading said `status: fault`: reachable but faulty.
-    fault: bool,
+    /// The last reading's condition; `None` when unknown (restored after a restart), so the
+    /// next reading's is recorded whatever it is.
+    condition: Option<Condition>,
     /// When the current state began (the last transition), if ever.
     since: Option<i64>,
     in_heap: bool,
@@ -106,7 +154,7 @@ impl Entry {
             last_seen: None,
             offline_after,
             state_offline_at: None,
-            fault: false,
+            condition: Some(Condition::Normal),
             since: None,
             in_heap: false,
         }
@@ -121,6 +169,9 @@ pub struct Liveness {
     /// (it got newer readings since); it is then pushed again with the real one. Each online
     /// device has exactly one entry, so a reading costs O(1) and an expiry O(log n).
     heap: BinaryHeap<Reverse<(i64, DeviceIdx)>>,
+    /// The cause of each device's current fault or maintenance, where the source gave one
+    /// (few devices at a time: kept aside, not in every entry).
+    causes: HashMap<DeviceIdx, Arc<str>>,
 }
 
 impl Liveness {
@@ -129,6 +180,7 @@ impl Liveness {
         Liveness {
             entries: offline_after_ms.into_iter().map(Entry::fresh).collect(),
             heap: BinaryHeap::new(),
+            causes: HashMap::new(),
         }
     }
 
@@ -144,7 +196,7 @@ impl Liveness {
     }
     pub fn is_faulty(&self, d: DeviceIdx) -> bool {
         let e = &self.entries[d as usize];
-        e.state == DeviceState::Online && e.fault
+        e.state == DeviceState::Online && e.condition == Some(Condition::Fault)
     }
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -163,12 +215,30 @@ impl Liveness {
         }
     }
 
-    /// An accepted reading received at `now`. Call [`Liveness::expire`] with `now` first so
-    /// an outage that ended with this reading is recorded.
+    /// An accepted reading received at `now`, faulty or normal (see [`Liveness::observe`]).
     pub fn observe_reading(&mut self, d: DeviceIdx, now: i64, fault: bool) -> Option<Transition> {
+        let c = if fault {
+            Condition::Fault
+        } else {
+            Condition::Normal
+        };
+        self.observe(d, now, c, None, &mut Vec::new())
+    }
+
+    /// An accepted reading received at `now` with its condition and cause; a change of either
+    /// is pushed to `changes`. Call [`Liveness::expire`] with `now` first so an outage that
+    /// ended with this reading is recorded.
+    pub fn observe(
+        &mut self,
+        d: DeviceIdx,
+        now: i64,
+        condition: Condition,
+        cause: Option<Arc<str>>,
+        changes: &mut Vec<ConditionChange>,
+    ) -> Option<Transition> {
+        self.note_condition(d, now, condition, cause, changes);
         let e = &mut self.entries[d as usize];
         e.last_seen = Some(e.last_seen.map_or(now, |s| s.max(now)));
-        e.fault = fault;
         if let Some(t) = e.state_offline_at {
             if now < t {
                 return None;
@@ -192,6 +262,39 @@ impl Liveness {
             online: true,
             cause,
         })
+    }
+
+    fn note_condition(
+        &mut self,
+        d: DeviceIdx,
+        now: i64,
+        condition: Condition,
+        cause: Option<Arc<str>>,
+        changes: &mut Vec<ConditionChange>,
+    ) {
+        let cause = cause.filter(|_| condition != Condition::Normal);
+        let e = &mut self.entries[d as usize];
+        let same = e.condition == Some(condition) && self.causes.get(&d) == cause.as_ref();
+        e.condition = Some(condition);
+        if same {
+            return;
+        }
+        match &cause {
+            Some(c) => self.causes.insert(d, c.clone()),
+            None => self.causes.remove(&d),
+        };
+        changes.push(ConditionChange {
+            device: d,
+            at_ms: now,
+            condition,
+            cause,
+        });
+    }
+
+    /// The condition of an online device, and its cause.
+    pub fn condition(&self, d: DeviceIdx) -> (Condition, Option<&Arc<str>>) {
+        let c = self.entries[d as usize].condition.unwrap_or_default();
+        (c, self.causes.get(&d))
     }
 
     /// The device's `state` topic said online or offline at `now`.
@@ -281,6 +384,7 @@ impl Liveness {
         *e = Entry::fresh(offline_after);
         // A heap entry left behind finds the device `never` and is dropped.
         e.in_heap = in_heap;
+        self.causes.remove(&d);
         was_online.then_some(Transition {
             device: d,
             at_ms: now,
@@ -302,7 +406,9 @@ impl Liveness {
         e.state = state;
         e.since = since;
         e.last_seen = last_seen;
-        e.fault = fault;
+        // Unknown: the journal's last condition may be maintenance, which the snapshot does
+        // not keep; the next reading's condition is recorded whatever it is.
+        e.condition = if fault { Some(Condition::Fault) } else { None };
         if state == DeviceState::Online {
             self.arm(d);
         }
@@ -315,6 +421,43 @@ mod tests {
 
     fn live(n: usize, off: i64) -> Liveness {
         Liveness::new(std::iter::repeat_n(off, n))
+    }
+
+    /// A change of condition or of its cause is noted once; the same again is not. After a
+    /// restore the next reading's condition is noted whatever it is.
+    #[test]
+    fn conditions_are_noted_when_they_or_their_causes_change() {
+        let mut l = live(1, 60_000);
+        let mut ch = Vec::new();
+        let cause = |s: &str| Some(Arc::<str>::from(s));
+        l.observe(0, 1, Condition::Normal, None, &mut ch);
+        assert!(ch.is_empty(), "a fresh device is normal");
+        l.observe(0, 2, Condition::Fault, cause("传感器故障"), &mut ch);
+        l.observe(0, 3, Condition::Fault, cause("传感器故障"), &mut ch);
+        l.observe(0, 4, Condition::Fault, cause("分站故障"), &mut ch);
+        assert!(l.is_faulty(0));
+        assert_eq!(
+            l.condition(0),
+            (Condition::Fault, cause("分站故障").as_ref())
+        );
+        l.observe(0, 5, Condition::Normal, cause("ignored"), &mut ch);
+        let seen: Vec<(i64, Condition, Option<Arc<str>>)> = ch
+            .iter()
+            .map(|c| (c.at_ms, c.condition, c.cause.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (2, Condition::Fault, cause("传感器故障")),
+                (4, Condition::Fault, cause("分站故障")),
+                (5, Condition::Normal, None),
+            ]
+        );
+        assert_eq!(l.condition(0), (Condition::Normal, None));
+        l.restore(0, DeviceState::Online, Some(5), Some(5), false);
+        ch.clear();
+        l.observe(0, 6, Condition::Normal, None, &mut ch);
+        assert_eq!(ch.len(), 1, "unknown after a restore: noted");
     }
 
     #[test]

@@ -20,5 +20,5 @@ pub use event::{
 pub use ingest::{Accepted, Core, Outputs};
 pub use inventory::{Declared, DeviceIdx, Inventory, SiteIdx, UnitKind};
 pub use live::{InventoryTally, RegistryChange, SiteDevices, Tally};
-pub use liveness::{Cause, DeviceState, Liveness, Transition};
+pub use liveness::{Cause, Condition, ConditionChange, DeviceState, Liveness, Transition};
 pub use receipt::Receipt;

@@ -10,7 +10,7 @@
 use super::event::{Reason, Rejection};
 use super::ingest::{Core, LastReading};
 use super::inventory::{DeviceIdx, Inventory, SiteIdx};
-use super::liveness::DeviceState;
+use super::liveness::{Condition, DeviceState};
 use super::stats::Counts;
 use serde::Serialize;
 use std::sync::Arc;
@@ -25,7 +25,8 @@ pub struct DeviceRow {
     last_seen: i64,
     last: Option<Arc<LastReading>>,
     pub state: DeviceState,
-    pub faulty: bool,
+    /// What its last reading said of itself (normal while not online).
+    pub condition: Condition,
 }
 
 /// `None` in a row's times.
@@ -41,6 +42,10 @@ impl DeviceRow {
     }
     pub fn last(&self) -> Option<&LastReading> {
         self.last.as_deref()
+    }
+    /// Online, but its last reading said `status: fault`.
+    pub fn faulty(&self) -> bool {
+        self.condition == Condition::Fault
     }
 }
 
@@ -114,8 +119,9 @@ impl Core {
             }
             let row = &chunks[i / CHUNK][i % CHUNK];
             let counted = self.inventory.counts_as_active(i as DeviceIdx);
-            counts[d.site as usize].add(d.status, row.state, row.faulty, counted);
-            region.add(d.status, row.state, row.faulty, counted);
+            let down = d.protocol == crate::model::Protocol::MineFiles;
+            counts[d.site as usize].add(d.status, row.state, row.condition, down, counted);
+            region.add(d.status, row.state, row.condition, down, counted);
         }
         let (region_alarms, site_alarms) = match prev {
             Some(p) if !self.changes.alarms => (p.region_alarms, p.site_alarms.clone()),
@@ -164,7 +170,10 @@ impl Core {
             last_seen: self.liveness.last_seen(d).unwrap_or(NEVER),
             last: self.last[d as usize].clone(),
             state: self.liveness.state(d),
-            faulty: self.liveness.is_faulty(d),
+            condition: match self.liveness.state(d) {
+                DeviceState::Online => self.liveness.condition(d).0,
+                _ => Condition::Normal,
+            },
         }
     }
 
@@ -241,6 +250,7 @@ mod tests {
                 ts_ms: None,
                 values: vec![("lel".into(), lel)],
                 status: ReadingStatus::Normal,
+                cause: None,
             },
             origin: Origin {
                 topic: Arc::from("t"),

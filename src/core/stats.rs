@@ -6,7 +6,7 @@
 
 use super::ingest::Core;
 use super::inventory::SiteIdx;
-use super::liveness::DeviceState;
+use super::liveness::{Condition, DeviceState};
 use crate::model::UnitStatus;
 use serde::Serialize;
 
@@ -44,9 +44,11 @@ pub struct Counts {
     pub never: u64,
     /// Online, but their last reading said `status: fault`.
     pub faulty: u64,
-    /// Built devices of active sites: the online rate's denominator.
+    /// Online, but their last reading said `status: maintenance` (not counted meanwhile).
+    pub maintenance: u64,
+    /// Built devices of active sites, not under maintenance: the online rate's denominator.
     pub counted: u64,
-    /// Counted devices online now: the online rate's numerator.
+    /// Counted devices online now (a coal mine's point also not faulty): the numerator.
     pub counted_online: u64,
 }
 
@@ -57,9 +59,18 @@ impl Counts {
 }
 
 impl Counts {
-    /// Count one device of the given status, state and fault, `counted` when it is in the
-    /// online rate's denominator. The one definition for the core and its read model.
-    pub fn add(&mut self, status: UnitStatus, state: DeviceState, faulty: bool, counted: bool) {
+    /// Count one device of the given status, state and condition, `counted` when it is in
+    /// the online rate's denominator; `fault_is_down` for a coal mine's point, whose fault is
+    /// not online (docs/indicators.md, "Conditions"). The one definition for the core and
+    /// its read model.
+    pub fn add(
+        &mut self,
+        status: UnitStatus,
+        state: DeviceState,
+        condition: Condition,
+        fault_is_down: bool,
+        counted: bool,
+    ) {
         self.planned += 1;
         match status {
             UnitStatus::Built => self.built += 1,
@@ -74,12 +85,14 @@ impl Counts {
         if state != DeviceState::Never {
             self.reported += 1;
         }
-        if faulty {
-            self.faulty += 1;
-        }
-        if counted {
+        let online = state == DeviceState::Online;
+        let faulty = online && condition == Condition::Fault;
+        let maintenance = online && condition == Condition::Maintenance;
+        self.faulty += u64::from(faulty);
+        self.maintenance += u64::from(maintenance);
+        if counted && !maintenance {
             self.counted += 1;
-            if state == DeviceState::Online {
+            if online && !(faulty && fault_is_down) {
                 self.counted_online += 1;
             }
         }
@@ -107,7 +120,8 @@ impl Core {
             c.add(
                 d.status,
                 self.liveness.state(i),
-                self.liveness.is_faulty(i),
+                self.liveness.condition(i).0,
+                d.protocol == crate::model::Protocol::MineFiles,
                 self.inventory.counts_as_active(i),
             );
         }

@@ -198,6 +198,21 @@ fn find<'a>(inds: &'a [Indicator], id: &str, q: Option<&str>) -> Option<&'a Indi
         .find(|i| i.id == id && (q.is_none() || i.qualifier.as_deref() == q))
 }
 
+/// A mine point's faulty time by cause, the largest three named: "substation F003 通信中断
+/// 40 min, 传感器故障 3 min in the window (faulty, not online)".
+fn fault_text(causes: &[(Option<std::sync::Arc<str>>, i64)]) -> String {
+    let mut named: Vec<String> = causes
+        .iter()
+        .take(3)
+        .map(|(c, t)| format!("{} {}", c.as_deref().unwrap_or("faulty"), human(*t)))
+        .collect();
+    if causes.len() > 3 {
+        let rest: i64 = causes[3..].iter().map(|(_, t)| t).sum();
+        named.push(format!("other faults {}", human(rest)));
+    }
+    format!("{} in the window (faulty, not online)", named.join(", "))
+}
+
 /// "1 outage", "3 outages".
 fn outages(n: u32) -> String {
     if n == 1 {
@@ -296,7 +311,7 @@ impl Why<'_> {
     }
 
     /// A device's counted time in the window not online: never reported, no reading yet
-    /// after its registration, outages after its first reading.
+    /// after its registration, outages after its first reading, faults of a mine's point.
     fn device_down(&self, i: usize, f: &DeviceFacts) -> Reason {
         let d = &self.inv.devices[i];
         let (a, b) = span(f.longest);
@@ -314,9 +329,12 @@ impl Why<'_> {
             if f.outages > 0 {
                 parts.push(format!(
                     "offline {} in the window ({})",
-                    human(f.down_ms - f.never_ms),
+                    human(f.down_ms - f.never_ms - f.fault_ms),
                     outages(f.outages)
                 ));
+            }
+            if f.fault_ms > 0 {
+                parts.push(fault_text(&f.fault_causes));
             }
             if f.never_ms > 0 {
                 parts.push(format!(

@@ -13,7 +13,7 @@ use crate::sinks::alarm_board::BoardQueue;
 use crate::sinks::audit::AuditLog;
 use crate::sinks::store::{Item, StoreQueue};
 use crate::sinks::Record;
-use crate::state::{JournalMsg, TransitionRow};
+use crate::state::{ConditionRow, JournalMsg, TransitionRow};
 use crate::telemetry::{Clock, Metrics, RateLimitedLog};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -257,6 +257,19 @@ fn route_round(
     }
     if !rows.is_empty() {
         msgs.push(JournalMsg::Transitions(rows));
+    }
+    if !out.conditions.is_empty() {
+        let rows = out.conditions.drain(..).map(|c| {
+            let d = &inv.devices[c.device as usize];
+            ConditionRow {
+                site: inv.sites[d.site as usize].id.to_string(),
+                device: d.id.to_string(),
+                at_ms: c.at_ms,
+                condition: c.condition.as_str(),
+                cause: c.cause.map(|x| x.to_string()),
+            }
+        });
+        msgs.push(JournalMsg::Conditions(rows.collect()));
     }
     if !out.polls.is_empty() {
         let mut counts: std::collections::BTreeMap<(String, i64), (u64, u64)> = Default::default();

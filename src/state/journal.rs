@@ -8,7 +8,9 @@ use rusqlite::{params, Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use super::rows::{DeviceSnapshot, JournalMsg, LatencyRow, StateError, TransitionRow};
+pub use super::rows::{
+    ConditionRow, DeviceSnapshot, JournalMsg, LatencyRow, StateError, TransitionRow,
+};
 
 /// Transitions folded into the timeline after this many new ones (and at shutdown).
 const COMPACT_EVERY: usize = 20_000;
@@ -210,6 +212,7 @@ impl Journal {
     fn write(&mut self, msg: &JournalMsg) -> Result<(), StateError> {
         match msg {
             JournalMsg::Transitions(rows) => self.append(rows),
+            JournalMsg::Conditions(rows) => self.append_conditions(rows),
             JournalMsg::LastSeen(rows) => self.save_last_seen(rows),
             JournalMsg::Links(rows) => self.append_links(rows),
             JournalMsg::Latency(rows) => self.add_latency(rows),
@@ -297,6 +300,43 @@ mod tests {
         );
         assert_eq!(j.transitions_of("s", "a", 0, 100).unwrap().len(), 2);
         assert_eq!(j.transitions_of("s", "a", 11, 100).unwrap().len(), 1);
+    }
+
+    /// Conditions are kept with their causes and read back in time order, before `to`.
+    #[test]
+    fn conditions_and_their_causes_survive_into_the_history() {
+        use crate::core::Condition;
+        let t = "[[sites]]\nid = \"s\"\nname = \"S\"\nkind = \"mine\"\n\n[[devices]]\nid = \"a\"\nsite = \"s\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 1\n";
+        let inv = Inventory::from_config(&crate::core::config::inventory::test_file(t).inventory);
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let row = |at, condition, cause: Option<&str>| ConditionRow {
+            site: "s".into(),
+            device: "a".into(),
+            at_ms: at,
+            condition,
+            cause: cause.map(Into::into),
+        };
+        j.append_conditions(&[
+            row(10, "fault", Some("传感器故障")),
+            row(30, "normal", None),
+        ])
+        .unwrap();
+        j.append_conditions(&[row(50, "maintenance", Some("标校"))])
+            .unwrap();
+        let h = j.load_history(&inv, 0, 40).unwrap();
+        assert_eq!(
+            h.devices[0].conditions,
+            vec![
+                (10, Condition::Fault, Some("传感器故障".into())),
+                (30, Condition::Normal, None)
+            ]
+        );
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        let h = j.load_history(&inv, 0, 100).unwrap();
+        assert_eq!(h.devices[0].conditions.len(), 3);
+        assert_eq!(h.devices[0].conditions[2].1, Condition::Maintenance);
     }
 
     #[test]

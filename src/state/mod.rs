@@ -16,5 +16,6 @@ pub use alarms::{AlarmFilter, AlarmRow};
 pub use pool::ReadPool;
 
 pub use journal::{
-    DeviceSnapshot, Journal, JournalMsg, LatencyRow, StateError, TransitionRow, UnitKind,
+    ConditionRow, DeviceSnapshot, Journal, JournalMsg, LatencyRow, StateError, TransitionRow,
+    UnitKind,
 };

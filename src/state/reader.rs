@@ -131,6 +131,9 @@ impl Journal {
         let db = |e| self.err(e);
         read_registry(&self.conn, to, &lookup, &mut h).map_err(db)?;
         read_transitions(&self.conn, compacted, to, &lookup, &mut h).map_err(db)?;
+        if super::schema::version(&self.conn).map_err(db)? >= 2 {
+            read_conditions(&self.conn, to, &lookup, &mut h).map_err(db)?;
+        }
         self.read_links(to, &mut h)?;
         self.read_minutes(inv, from, to, &mut h)?;
         h.alarms = self.alarm_facts(inv, from, to)?;
@@ -278,6 +281,36 @@ fn read_registry(
                 h.enterprise_status[i].push((at, reg));
             }
             None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Device conditions before `to`, each device's in time order (a file older than version 2
+/// has none: its devices were normal throughout, as far as the journal knows).
+fn read_conditions(
+    conn: &Connection,
+    to: i64,
+    lookup: &impl Fn(i64) -> Option<Target>,
+    h: &mut History,
+) -> rusqlite::Result<()> {
+    let mut st = conn.prepare_cached(
+        "SELECT unit, at_ms, condition, cause FROM conditions WHERE at_ms < ?1 ORDER BY id",
+    )?;
+    let mut rows = st.query(params![to])?;
+    while let Some(r) = rows.next()? {
+        let Some(Target::Device(i)) = lookup(r.get(0)?) else {
+            continue;
+        };
+        let c = crate::core::Condition::parse(&r.get::<_, String>(2)?).unwrap_or_default();
+        let cause: Option<String> = r.get(3)?;
+        h.devices[i]
+            .conditions
+            .push((r.get(1)?, c, cause.map(Into::into)));
+    }
+    for d in &mut h.devices {
+        if !d.conditions.is_sorted_by_key(|t| t.0) {
+            d.conditions.sort_by_key(|t| t.0);
         }
     }
     Ok(())

@@ -35,6 +35,16 @@ pub struct TransitionRow {
     pub cause: String,
 }
 
+/// A device's condition from `at_ms` on (see [`crate::core::ConditionChange`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionRow {
+    pub site: String,
+    pub device: String,
+    pub at_ms: i64,
+    pub condition: &'static str,
+    pub cause: Option<String>,
+}
+
 /// What the journal knows of one device at start-up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceSnapshot {
@@ -51,6 +61,7 @@ pub type LatencyRow = (String, i64, u32, u64);
 
 pub enum JournalMsg {
     Transitions(Vec<TransitionRow>),
+    Conditions(Vec<ConditionRow>),
     /// (site, device, last_seen_ms, fault), saved periodically.
     LastSeen(Vec<(String, String, i64, bool)>),
     /// (link, at, up).

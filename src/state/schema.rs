@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// Version 1: the journal (units, transitions, registry, last-seen times, links, the
 /// compacted timeline, poll and latency counts) and the alarms with their events.
@@ -91,9 +91,20 @@ const V1: &str = "
         via TEXT);
     CREATE INDEX IF NOT EXISTS alarm_events_by_alarm ON alarm_events(alarm);";
 
+/// Version 2: devices' conditions (normal, fault, maintenance) with their causes, as they
+/// change: what takes maintenance out of the counted time and names faults in the reasons.
+const V2: &str = "
+    CREATE TABLE IF NOT EXISTS conditions (
+        id INTEGER PRIMARY KEY,
+        unit INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        condition TEXT NOT NULL,
+        cause TEXT);
+    CREATE INDEX IF NOT EXISTS conditions_by_unit ON conditions(unit, at_ms);";
+
 /// Steps from version `i` to `i + 1`; `IF NOT EXISTS` everywhere, so a step is safe on a
 /// file that already holds some of it.
-const MIGRATIONS: [&str; 1] = [V1];
+const MIGRATIONS: [&str; 2] = [V1, V2];
 
 /// The version `conn` holds.
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

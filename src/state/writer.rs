@@ -1,7 +1,9 @@
 //! Writing the journal: transitions, last-seen times, links, latency and poll counts, and
 //! the registry history. Each call is one transaction.
 
-use super::journal::{unit_key, Journal, LatencyRow, StateError, TransitionRow, UnitKind};
+use super::journal::{
+    unit_key, ConditionRow, Journal, LatencyRow, StateError, TransitionRow, UnitKind,
+};
 use crate::core::indicators::history::Reg;
 use crate::core::inventory::Inventory;
 use rusqlite::params;
@@ -16,6 +18,19 @@ impl Journal {
             for r in rows {
                 let unit = unit_key(tx, keys, UnitKind::Device, &r.site, &r.device)?;
                 st.execute(params![unit, r.at_ms, r.online, r.cause])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn append_conditions(&mut self, rows: &[ConditionRow]) -> Result<(), StateError> {
+        self.in_transaction(|tx, keys| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO conditions(unit, at_ms, condition, cause) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for r in rows {
+                let unit = unit_key(tx, keys, UnitKind::Device, &r.site, &r.device)?;
+                st.execute(params![unit, r.at_ms, r.condition, r.cause])?;
             }
             Ok(())
         })

@@ -487,6 +487,105 @@ async fn a_twenty_minute_upload_gap_is_measured_exactly_and_the_mine_s_responses
     );
 }
 
+/// CDSS records of (point, value, 测点状态) at `ms`.
+fn cdss_with(dir: &Path, ms: i64, points: &[(&str, &str, &str)]) -> (String, PathBuf) {
+    let (at, _) = local(ms);
+    let records: Vec<String> = points
+        .iter()
+        .map(|(p, v, status)| format!("{MINE}{p};测点;巷道;{v};;{status};{at}"))
+        .collect();
+    write_file(dir, "CDSS", ms, "", &records)
+}
+
+/// Substation F002's 运行状态 at `ms` (0 通信正常, 1 通信中断).
+fn fzss(dir: &Path, ms: i64, run: u8) -> (String, PathBuf) {
+    let (at, _) = local(ms);
+    write_file(dir, "FZSS", ms, "", &[format!("{MINE}F002;{run};0;{at}")])
+}
+
+/// With the points as the mine's units: 传感器故障 and a substation's 通信中断 are counted but
+/// not online, 标校 is not counted at all, each to the unit-millisecond; the report names
+/// each fault by its cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_down_and_maintenance_is_not_counted_point_by_point() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let m = mine_config(&mq.url(), "gw-mine-g", None, false);
+    let extra = "[indicators]\nmine_units = \"devices\"\n\n[[targets]]\nindicator = \"online_rate\"\nscope = \"site:m1\"\ncomparator = \">=\"\nvalue = 95\nlabel = \"联网在线率\"\nweight = 10\n\n";
+    let text = std::fs::read_to_string(&m.cfg.path).unwrap();
+    std::fs::write(&m.cfg.path, format!("{extra}{text}")).unwrap();
+    let clock = test_clock();
+    let (_gw, api) = start_ready_on(&m.cfg, clock.clock()).await;
+    let files = tempfile::tempdir().unwrap();
+    let dir = files.path();
+    let devices = format!("{api}/api/v1/devices?site=m1&limit=100");
+    let put = |(name, path): (String, PathBuf)| async move {
+        curl_put(m.ftp, &path, &name, MINE).await.expect("taken");
+    };
+    let normal = [
+        ("MN0001", "0.30", "0"),
+        ("MN0002", "0.30", "0"),
+        ("MN0004", "5", "0"),
+    ];
+
+    let t0 = clock.now_ms();
+    put(cddy(dir, t0)).await;
+    put(cdss_with(dir, t0, &normal)).await;
+    wait_json(&devices, Duration::from_secs(10), |v| {
+        ["MN0001", "MN0002", "MN0004"]
+            .iter()
+            .all(|p| state(v, p).0 == "online")
+    })
+    .await;
+    // t0 + 60 s: MN0001's sensor fails (128, no value), MN0002 is calibrated (4).
+    clock.advance(Duration::from_secs(60));
+    put(cdss_with(
+        dir,
+        t0 + 60_000,
+        &[
+            ("MN0001", "-9999", "128"),
+            ("MN0002", "0.30", "4"),
+            ("MN0004", "5", "0"),
+        ],
+    ))
+    .await;
+    // t0 + 120 s: both back, but substation F002 (MN0004's) loses its link.
+    clock.advance(Duration::from_secs(60));
+    put(fzss(dir, t0 + 120_000, 1)).await;
+    put(cdss_with(dir, t0 + 120_000, &normal)).await;
+    // t0 + 180 s: the substation is back; t0 + 240 s: all normal.
+    clock.advance(Duration::from_secs(60));
+    put(fzss(dir, t0 + 180_000, 0)).await;
+    put(cdss_with(dir, t0 + 180_000, &normal)).await;
+    clock.advance(Duration::from_secs(60));
+    put(cdss_with(dir, t0 + 240_000, &normal)).await;
+    let t2 = t0 + 240_000;
+    let report_url = format!("{api}/api/v1/report?from={t0}&to={t2}&format=markdown");
+    // MN0001 180 of 240 s, MN0002 180 of 180 s (60 s calibrating), MN0004 180 of 240 s.
+    let url = format!("{api}/api/v1/indicators?scope=site:m1&from={t0}&to={t2}");
+    let ind = wait_json(&url, Duration::from_secs(10), |v| {
+        indicator(v, "online_rate", None)["exact"]["den"] == 660_000
+    })
+    .await;
+    let online = indicator(&ind, "online_rate", None);
+    assert_eq!(online["exact"]["num"], 540_000, "{online}");
+    let md = get_text(&report_url).await;
+    assert!(
+        md.contains(
+            "device m1/150621011038MN0001: 传感器故障 1 min in the window (faulty, not online)"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("device m1/150621011038MN0004: substation 150621011038F002 通信中断 1 min in the window (faulty, not online)"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("m1/150621011038MN0002"),
+        "calibration costs nothing: {md}"
+    );
+}
+
 /// Every file under `dir`, recursively (none when it does not exist).
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -94,6 +94,7 @@ fn reading(site: &str, dev: &str, at: i64, v: f64, status: ReadingStatus) -> Sou
             ts_ms: Some(at),
             values: vec![("v".into(), v)],
             status,
+            cause: None,
         },
         origin: Origin {
             topic: Arc::from("t"),
@@ -484,6 +485,7 @@ fn a_faulty_reading_may_come_without_a_value_a_normal_one_may_not() {
             ts_ms: Some(T0),
             values: Vec::new(),
             status,
+            cause: None,
         },
         origin: Origin {
             topic: Arc::from("t"),

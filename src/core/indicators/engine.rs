@@ -87,6 +87,12 @@ pub struct DeviceFacts {
     pub registered_ms: Option<i64>,
     /// The first accepted reading before `to`, if any.
     pub first_reading_ms: Option<i64>,
+    /// Of `down_ms`, the time it was reachable but faulty (a mine's points only: see
+    /// [`super::conditions`]), and that time by cause, the largest first.
+    pub fault_ms: i64,
+    pub fault_causes: Vec<(Option<std::sync::Arc<str>>, i64)>,
+    /// Time under maintenance in the window while online: not counted.
+    pub maintenance_ms: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -321,9 +327,20 @@ pub fn compute(
             continue;
         };
         let counted_all = counted_spans(&dh.status, site_hist(h, d.site), policy.denominator, to);
-        let online_all = iv::spans_where(&dh.transitions, false, to, |v| v);
+        let reached_all = iv::spans_where(&dh.transitions, false, to, |v| v);
+        let cond = super::conditions::apply(
+            &dh.conditions,
+            &reached_all,
+            to,
+            d.protocol == crate::model::Protocol::MineFiles,
+        );
+        // Maintenance is neither counted nor online; a mine point's fault is counted, not online.
+        let counted_all = subtract(&counted_all, &cond.maintenance);
+        let reached_all = subtract(&reached_all, &cond.maintenance);
+        let online_all = subtract(&reached_all, &cond.fault_spans());
         let counted = iv::clip(&counted_all, from, to);
         let online = iv::clip(&online_all, from, to);
+        let reached = iv::clip(&reached_all, from, to);
         // Time before the first reading is `never`, not an outage: split the counted time there.
         let first_reading_ms = dh
             .transitions
@@ -332,7 +349,9 @@ pub fn compute(
             .map(|x| x.0);
         let split = first_reading_ms.unwrap_or(to).clamp(from, to);
         let never_ms = iv::total(&iv::clip(&counted, from, split));
-        let (outage_ms, outages, longest) = down_facts(&iv::clip(&counted, split, to), &online);
+        let (outage_ms, outages, longest) = down_facts(&iv::clip(&counted, split, to), &reached);
+        let fault_causes = super::conditions::by_cause(&cond.faults, &counted);
+        let fault_ms = fault_causes.iter().map(|(_, t)| t).sum::<i64>();
         devices.push(DeviceFacts {
             counted_ms: iv::total(&counted),
             online_ms: iv::overlap(&online, &counted),
@@ -341,16 +360,22 @@ pub fn compute(
             registered_at_to: iv::contains(&registered(&dh.status, to), at_to),
             reported_by_to: dh.transitions.iter().any(|&(t, on)| on && t < to),
             online_in_window: !online.is_empty(),
-            down_ms: never_ms + outage_ms,
+            down_ms: never_ms + outage_ms + fault_ms,
             never_ms,
             outages,
             longest,
             registered_ms: dh.status.first().map(|x| x.0),
             first_reading_ms,
+            fault_ms,
+            fault_causes,
+            maintenance_ms: iv::total(&iv::clip(&cond.maintenance, from, to)),
         });
         if let Some(s) = d.system {
             let built = iv::clip(
-                &iv::spans_where(&dh.status, Reg::Removed, to, |r| r == Reg::Built),
+                &subtract(
+                    &iv::spans_where(&dh.status, Reg::Removed, to, |r| r == Reg::Built),
+                    &cond.maintenance,
+                ),
                 from,
                 to,
             );

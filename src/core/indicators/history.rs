@@ -61,6 +61,9 @@ pub struct DeviceHistory {
     pub status: Vec<(i64, Reg)>,
     /// (time, online), time-ordered: the liveness journal.
     pub transitions: Vec<(i64, bool)>,
+    /// (time, condition, cause), time-ordered: what its readings said of themselves from
+    /// then on (meaningful while online).
+    pub conditions: Vec<(i64, crate::core::Condition, Option<std::sync::Arc<str>>)>,
 }
 
 /// An alarm raised in the window, as the response rate needs it.
@@ -117,6 +120,7 @@ impl History {
                 .map(|d| DeviceHistory {
                     status: vec![(at, d.status.into())],
                     transitions: vec![],
+                    conditions: vec![],
                 })
                 .collect(),
             sites: inv

@@ -1,5 +1,6 @@
 //! Indicators over any time window, targets and the self-evaluation table.
 
+pub mod conditions;
 pub mod engine;
 pub mod history;
 pub mod intervals;

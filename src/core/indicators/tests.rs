@@ -489,3 +489,34 @@ fn time_before_the_first_reading_is_never_not_an_outage() {
         (60_000, 20_000, 1, Some((60_000, 100_000)))
     );
 }
+
+/// Maintenance while online is not counted, for any device; fault while online is down time
+/// for a coal mine's point only, named by its cause, and is not an outage.
+#[test]
+fn maintenance_is_not_counted_and_a_mine_point_s_fault_is_down() {
+    use crate::core::Condition;
+    let mut inv = inv();
+    let p0 = dev(&inv, "p0");
+    let mut h = History::registered_at(&inv, -1);
+    h.devices[p0].transitions = vec![(0, true)];
+    h.devices[p0].conditions = vec![
+        (20_000, Condition::Fault, Some("传感器故障".into())),
+        (40_000, Condition::Normal, None),
+        (60_000, Condition::Maintenance, Some("标校".into())),
+        (70_000, Condition::Normal, None),
+    ];
+    // An MQTT detector: its fault keeps it online; its maintenance is not counted.
+    let f = &run(&inv, &h, Policy::default()).devices[p0];
+    assert_eq!((f.counted_ms, f.online_ms), (90_000, 90_000));
+    assert_eq!((f.down_ms, f.fault_ms, f.maintenance_ms), (0, 0, 10_000));
+    // A mine's point: the 20 s of 传感器故障 are counted, not online, and not an outage.
+    inv.devices[p0].protocol = crate::model::Protocol::MineFiles;
+    let f = &run(&inv, &h, Policy::default()).devices[p0];
+    assert_eq!((f.counted_ms, f.online_ms), (90_000, 70_000));
+    assert_eq!((f.down_ms, f.fault_ms, f.outages), (20_000, 20_000, 0));
+    assert_eq!(f.fault_causes, vec![(Some("传感器故障".into()), 20_000)]);
+    // Conditions say nothing while offline: silent from 30 s to 50 s, the fault costs 10 s.
+    h.devices[p0].transitions = vec![(0, true), (30_000, false), (50_000, true)];
+    let f = &run(&inv, &h, Policy::default()).devices[p0];
+    assert_eq!((f.down_ms, f.fault_ms, f.outages), (30_000, 10_000, 1));
+}

@@ -129,6 +129,7 @@ mod tests {
                 ts_ms: None,
                 values: vec![("v".into(), 1.0)],
                 status: ReadingStatus::Normal,
+                cause: None,
             },
             origin: origin.clone(),
             received_ms: 0,

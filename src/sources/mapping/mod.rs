@@ -370,6 +370,7 @@ impl Mapping {
             ts_ms,
             values,
             status,
+            cause: None,
         })
     }
 

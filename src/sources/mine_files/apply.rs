@@ -167,6 +167,7 @@ impl Cx<'_> {
             ts_ms: Some(reading.ts_ms),
             values: reading.values,
             status: reading.status,
+            cause: reading.cause,
         };
         let origin = self.origin(record);
         let received_ms = self.received_ms;
@@ -190,6 +191,7 @@ struct Reading {
     ts_ms: i64,
     values: Vec<(String, f64)>,
     status: ReadingStatus,
+    cause: Option<Arc<str>>,
 }
 
 /// The device kind's channel, so a mine's methane is stored as MQTT methane detectors' is.
@@ -342,23 +344,39 @@ fn fzss(cx: &Cx<'_>, state: &mut MineState) {
     }
 }
 
-/// Whether a substation's last state says its points cannot be trusted.
-fn substation_down(state: &MineState, code: &str) -> bool {
-    state
-        .substations
-        .get(code)
-        .is_some_and(|s| matches!(s.run, RunState::CommInterrupted | RunState::Fault))
+/// What a substation's last state says against its points, if anything: "substation
+/// <code> 通信中断" or "… 故障" (the substation's code as the mine writes it).
+fn substation_down(state: &MineState, code: &str) -> Option<String> {
+    let s = state.substations.get(code)?;
+    let what = match s.run {
+        RunState::CommInterrupted => "通信中断",
+        RunState::Fault => "故障",
+        _ => return None,
+    };
+    Some(format!("substation {code} {what}"))
 }
 
-/// A point's status as the gateway's: 分站故障 / 传感器故障, or its substation's 通信中断 /
-/// 故障, make it faulty; 标校, 不巡检, 暂停 are maintenance; anything else is normal.
-pub fn point_status(v: &PointValue, substation_down: bool) -> ReadingStatus {
-    if v.status.is_fault() || substation_down {
-        ReadingStatus::Fault
+/// A point's status as the gateway's, with what made it: 分站故障 / 传感器故障, or its
+/// substation's 通信中断 / 故障, make it faulty; 标校, 不巡检, 暂停 are maintenance; anything
+/// else is normal. The cause is the substation's state, or the status bits' names.
+pub fn point_status(
+    v: &PointValue,
+    substation_down: Option<String>,
+) -> (ReadingStatus, Option<Arc<str>>) {
+    let bits = |keep: fn(&&str) -> bool| -> Arc<str> {
+        let names: Vec<&str> = v.status.names().into_iter().filter(keep).collect();
+        names.join("+").into()
+    };
+    if let Some(why) = substation_down {
+        (ReadingStatus::Fault, Some(why.into()))
+    } else if v.status.is_fault() {
+        let cause = bits(|n| matches!(*n, "分站故障" | "传感器故障"));
+        (ReadingStatus::Fault, Some(cause))
     } else if v.status.is_maintenance() {
-        ReadingStatus::Maintenance
+        let cause = bits(|n| matches!(*n, "标校" | "不巡检" | "暂停"));
+        (ReadingStatus::Maintenance, Some(cause))
     } else {
-        ReadingStatus::Normal
+        (ReadingStatus::Normal, None)
     }
 }
 
@@ -376,7 +394,7 @@ fn cdss(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
             ));
             continue;
         };
-        let status = point_status(v, substation_down(state, &p.substation));
+        let (status, cause) = point_status(v, substation_down(state, &p.substation));
         let values = match v.value {
             Some(x) => vec![(p.channel.to_string(), x)],
             None => Vec::new(),
@@ -396,6 +414,7 @@ fn cdss(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
             ts_ms: v.data_ms,
             values,
             status,
+            cause,
         };
         events.push(cx.reading(*n, &v.code, reading));
         if !cx.late {
@@ -449,11 +468,13 @@ fn alarm_bits(
     })));
 }
 
-fn station_status(s: &StationState) -> ReadingStatus {
+/// A base station's state as the gateway's status, with its cause.
+fn station_status(s: &StationState) -> (ReadingStatus, Option<Arc<str>>) {
     match s.run {
-        RunState::Normal => ReadingStatus::Normal,
-        RunState::CommInterrupted | RunState::Fault => ReadingStatus::Fault,
-        RunState::Unknown => ReadingStatus::Maintenance,
+        RunState::Normal => (ReadingStatus::Normal, None),
+        RunState::CommInterrupted => (ReadingStatus::Fault, Some("基站通信中断".into())),
+        RunState::Fault => (ReadingStatus::Fault, Some("基站故障".into())),
+        RunState::Unknown => (ReadingStatus::Maintenance, Some("基站状态未知".into())),
     }
 }
 
@@ -483,10 +504,12 @@ fn jzss(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
     }
     for (n, rec) in &cx.file.records {
         if let Record::BaseStation(s) = rec {
+            let (status, cause) = station_status(s);
             let reading = Reading {
                 ts_ms: s.data_ms,
                 values: vec![("up".into(), f64::from(u8::from(s.run == RunState::Normal)))],
-                status: station_status(s),
+                status,
+                cause,
             };
             events.push(cx.reading(*n, &s.code, reading));
         }
@@ -521,6 +544,7 @@ fn ryss(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
         ts_ms: cx.file.header.data_ms,
         values: vec![("people".into(), f64::from(down))],
         status: ReadingStatus::Normal,
+        cause: None,
     };
     events.push(cx.reading(1, &cx.site.people_device(), reading));
 }

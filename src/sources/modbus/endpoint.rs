@@ -541,6 +541,7 @@ impl Endpoint {
                 } else {
                     ReadingStatus::Normal
                 },
+                cause: None,
             },
             origin: Origin {
                 topic: d.origin.clone(),

@@ -640,6 +640,7 @@ fn reading_event(
             ts_ms,
             values: values.items,
             status,
+            cause: None,
         },
         origin,
         received_ms,

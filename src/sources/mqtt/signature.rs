@@ -240,6 +240,7 @@ mod tests {
                 ts_ms: None,
                 values: vec![("v".into(), 1.0)],
                 status: ReadingStatus::Normal,
+                cause: None,
             },
             origin: Origin {
                 topic: "vendor/x".into(),
