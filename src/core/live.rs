@@ -647,6 +647,9 @@ impl super::Core {
         let scheme = inv
             .site(&sd.site)
             .and_then(|s| inv.sites[s as usize].alarm_scheme);
+        // Points of one declaration mostly share their thresholds: they share one rule, so a
+        // mine's 300 points hold a few rules, not 300 copies (memory per point, issue 14).
+        let mut memo: Vec<(RuleInput<'_>, Result<Option<Arc<_>>, _>)> = Vec::new();
         let rules: Vec<_> = sd
             .devices
             .iter()
@@ -658,7 +661,12 @@ impl super::Core {
                     first_channel: None,
                     device: d.alarm.as_deref(),
                 };
-                resolve(&self.alarm_settings, &input)
+                if let Some((_, r)) = memo.iter().find(|(k, _)| *k == input) {
+                    return r.clone();
+                }
+                let r = resolve(&self.alarm_settings, &input).map(|r| r.map(Arc::new));
+                memo.push((input, r.clone()));
+                r
             })
             .collect();
         let pre: Vec<Option<String>> = rules
@@ -682,7 +690,7 @@ impl super::Core {
         self.follow(inv, applied, sd.at_ms, out);
         for (n, i) in taken {
             if let Some(Ok(rule)) = rules.get(n) {
-                self.alarms.set_rule(i, rule.clone().map(Arc::new));
+                self.alarms.set_rule(i, rule.clone());
             }
         }
     }

@@ -671,9 +671,7 @@ async fn core_task(
             }
             _ = indicators.tick() => {
                 if let Some(q) = ctx.router.store() {
-                    for r in indicator_records(&shared.core(), ctx.clock.now_ms()) {
-                        q.push(r);
-                    }
+                    q.push_all(indicator_records(&shared.core(), ctx.clock.now_ms()));
                 }
             }
             _ = shutdown.recv() => {

@@ -130,9 +130,7 @@ pub async fn run(
                 records = records.len(),
                 "indicator window written to the store"
             );
-            for r in records {
-                queue.push(r);
-            }
+            queue.push_all(records);
         }
     }
 }

@@ -15,13 +15,18 @@ const KEEP_IDLE: usize = 4;
 pub struct ReadPool {
     data_dir: PathBuf,
     idle: Mutex<Vec<Journal>>,
+    /// The unit keys every connection shares, with their largest key.
+    keys: Mutex<SharedKeys>,
 }
+
+type SharedKeys = Option<(super::journal::Keys, Option<i64>)>;
 
 impl ReadPool {
     pub fn new(data_dir: &Path) -> ReadPool {
         ReadPool {
             data_dir: data_dir.to_path_buf(),
             idle: Mutex::new(Vec::new()),
+            keys: Mutex::new(None),
         }
     }
 
@@ -40,7 +45,14 @@ impl ReadPool {
             None => Journal::open_read(&self.data_dir)?,
         };
         // The writer adds units as the inventory grows; a kept connection catches up first.
-        j.reload_keys_if_grown()?;
+        let newest = j.newest_key()?;
+        {
+            let mut shared = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            match shared.as_ref() {
+                Some((keys, max)) if *max == newest => j.share_keys(keys.clone(), *max),
+                _ => *shared = Some(j.reload_keys_if_grown(newest)?),
+            }
+        }
         let out = f(&j)?;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < KEEP_IDLE {

@@ -164,7 +164,7 @@ impl Journal {
         }
         let max_key = self.keys.values().copied().max().unwrap_or(0).max(0) as usize;
         let mut target: Vec<Option<Target>> = vec![None; max_key + 1];
-        for ((kind, site, id), key) in &self.keys {
+        for ((kind, site, id), key) in self.keys.iter() {
             if let Some(t) = by_name.get(&(*kind, site.as_str(), id.as_str())) {
                 target[*key as usize] = Some(*t);
             }

@@ -47,6 +47,7 @@ pub fn default_channel(kind: DeviceKind) -> &'static str {
 }
 
 /// What a device's rule is resolved from.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RuleInput<'a> {
     pub kind: DeviceKind,
     pub gas: Option<&'a str>,

@@ -66,10 +66,12 @@ pub struct MineState {
 pub struct Point {
     pub kind: DeviceKind,
     pub channel: &'static str,
-    pub substation: String,
-    pub location: String,
-    /// The mine's own thresholds as an alarm rule (see [`alarm_rule`]).
-    pub rule: Option<Box<AlarmRuleConfig>>,
+    /// Shared by the points of one substation.
+    pub substation: Arc<str>,
+    pub location: Box<str>,
+    /// The mine's own thresholds as an alarm rule (see [`alarm_rule`]), shared by the
+    /// points with the same thresholds: a mine's points hold a few rules, not one each.
+    pub rule: Option<Arc<AlarmRuleConfig>>,
 }
 
 /// What applying a file does besides its events.
@@ -217,6 +219,7 @@ fn cddy(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
     let _ = system;
     let mut points = BTreeMap::new();
     let mut findings = Vec::new();
+    let (mut stations, mut rules) = (Vec::new(), Vec::new());
     for (n, rec) in &cx.file.records {
         let Record::Point(p) = rec else { continue };
         if points.contains_key(&p.code) {
@@ -235,15 +238,38 @@ fn cddy(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
         let point = Point {
             kind,
             channel: channel(kind),
-            substation: p.substation.clone(),
-            location: p.location.clone(),
-            rule: alarm_rule(p),
+            substation: interned(&mut stations, &p.substation),
+            location: p.location.as_str().into(),
+            rule: alarm_rule(p).map(|r| shared_rule(&mut rules, *r)),
         };
         points.insert(p.code.clone(), point);
     }
     state.points = points;
     state.findings = findings;
     events.push(devices_event(cx, state));
+}
+
+/// `s` as one of `seen`, added when new.
+fn interned(seen: &mut Vec<Arc<str>>, s: &str) -> Arc<str> {
+    if let Some(x) = seen.iter().find(|x| &***x == s) {
+        return x.clone();
+    }
+    let x: Arc<str> = s.into();
+    seen.push(x.clone());
+    x
+}
+
+/// `rule` as one of `seen`, added when new.
+fn shared_rule(
+    seen: &mut Vec<Arc<AlarmRuleConfig>>,
+    rule: AlarmRuleConfig,
+) -> Arc<AlarmRuleConfig> {
+    if let Some(x) = seen.iter().find(|x| ***x == rule) {
+        return x.clone();
+    }
+    let x = Arc::new(rule);
+    seen.push(x.clone());
+    x
 }
 
 /// The mine's own thresholds from its CDDY as the point's alarm rule: 上限报警 level 1,
@@ -289,7 +315,7 @@ fn devices_event(cx: &Cx<'_>, state: &MineState) -> SourceEvent {
     let mut devices = Vec::new();
     for (code, p) in &state.points {
         let mut d = unit(code, p.kind, &site.kj_system, &p.location);
-        d.alarm = p.rule.clone();
+        d.alarm = p.rule.as_deref().cloned().map(Box::new);
         devices.push(d);
     }
     if site.positioning_system.is_some() {
@@ -681,6 +707,46 @@ mod tests {
         let mut st = MineState::default();
         run("CDDY_20260301080000", &mut st, T8 + 1_000);
         st
+    }
+
+    /// Points of one substation share its code, and points with equal thresholds their rule:
+    /// a mine's 300 points hold a few of each, not 300 copies.
+    #[test]
+    fn points_share_their_substation_and_equal_rules() {
+        let st = defined();
+        let p = |c: &str| &st.points[&format!("{MINE}{c}")];
+        assert!(Arc::ptr_eq(
+            &p("MN0001").substation,
+            &p("MN0002").substation
+        ));
+        assert!(!Arc::ptr_eq(
+            &p("MN0001").substation,
+            &p("MN0003").substation
+        ));
+        let mut seen = Vec::new();
+        let a = shared_rule(
+            &mut seen,
+            AlarmRuleConfig {
+                levels: Some(vec![0.8]),
+                ..Default::default()
+            },
+        );
+        let b = shared_rule(
+            &mut seen,
+            AlarmRuleConfig {
+                levels: Some(vec![0.8]),
+                ..Default::default()
+            },
+        );
+        let c = shared_rule(
+            &mut seen,
+            AlarmRuleConfig {
+                levels: Some(vec![1.0]),
+                ..Default::default()
+            },
+        );
+        assert!(Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&a, &c));
+        assert_eq!(seen.len(), 2);
     }
 
     /// The CDDY's loose thresholds travel with its points, as findings for the report.
