@@ -14,10 +14,18 @@ const INV: &str = "[[sites]]\nid = \"p1\"\nname = \"P\"\nkind = \"park\"\n\n\
     [[devices]]\nid = \"d\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 5\n";
 
 fn shared(dir: &std::path::Path) -> Arc<Shared> {
+    shared_live(dir).0
+}
+
+/// A `Shared` and the outlet of its live feed (`GET /api/v1/events` answers 503 once the
+/// outlet is dropped, as when the gateway stops).
+pub(super) fn shared_live(dir: &std::path::Path) -> (Arc<Shared>, events::Outlet) {
     let f = test_file(INV);
+    let (outlet, events) = events::channel();
     let mut core = Core::new(Inventory::from_config(&f.inventory), 60_000, 10);
     let (commands, _) = tokio::sync::mpsc::channel(1);
-    Arc::new(Shared {
+    let shared = Arc::new(Shared {
+        events,
         read_model: arc_swap::ArcSwap::from_pointee(core.snapshot(None)),
         evaluator: Arc::new(Evaluator {
             journal: Arc::new(crate::state::ReadPool::new(dir)),
@@ -39,7 +47,8 @@ fn shared(dir: &std::path::Path) -> Arc<Shared> {
         ingest: None,
         mines: Default::default(),
         clock: Default::default(),
-    })
+    });
+    (shared, outlet)
 }
 
 async fn get(app: &axum::Router, path: &str) -> (StatusCode, serde_json::Value) {
