@@ -244,6 +244,20 @@ fn every_label_the_console_uses_is_in_both_languages() {
     ] {
         used.push(format!("alarm.state.{st}"));
     }
+    // Levels as the API names them (`level_name`), in Chinese the same words.
+    for scheme in [
+        crate::model::Scheme::TwoLevel,
+        crate::model::Scheme::FourColour,
+    ] {
+        for level in 1..=scheme.max_levels() as u8 {
+            let key = format!("level.{}.{level}", scheme.as_str());
+            assert_eq!(
+                zh.get(&key),
+                Some(&scheme.level_name(level).into()),
+                "{key}"
+            );
+        }
+    }
     for r in [Role::Viewer, Role::Operator, Role::Evaluator, Role::Admin] {
         used.push(format!("role.{}", r.as_str()));
     }

@@ -76,7 +76,7 @@ function row(a, now) {
     el("td", { text: a.site }),
     el("td", { text: a.device }),
     el("td", { text: t(`alarm.type.${a.type}`) }),
-    el("td", { text: a.level_name }),
+    el("td", { text: t(`level.${a.scheme}.${a.level}`) }),
     el("td", { text: t(`alarm.state.${a.state}`), data: { col: "state" } }),
     el("td", { text: time(a.raised_at) }),
     el("td", { text: time(a.deadline_at) }),
