@@ -17,6 +17,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 # The web console's test drives headless Chromium over WebDriver (tests/it/console.rs).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# A Chinese font, so the console's screenshots are legible (the checks read text, not pixels).
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   sudo=""

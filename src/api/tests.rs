@@ -89,3 +89,31 @@ async fn errors_are_json_with_the_right_status_and_a_message() {
     let (_, ready) = get(&app, "/readyz").await;
     assert_eq!(ready["store"]["health"], "disabled", "{ready}");
 }
+
+#[tokio::test]
+async fn devices_are_found_by_a_part_of_their_id_and_paged() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router(shared(dir.path()), None, 65_536, &[]);
+    for (query, total, ids) in [
+        ("q=d", 1, vec!["d"]),
+        ("q=D", 1, vec!["d"]),
+        ("q=x", 0, vec![]),
+        ("q=%20", 1, vec!["d"]),
+        ("q=d&state=online", 0, vec![]),
+        ("q=d&kind=temperature&offset=1", 1, vec![]),
+    ] {
+        let (status, v) = get(&app, &format!("/api/v1/devices?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {v}");
+        assert_eq!(v["total"], total, "{query}: {v}");
+        let got: Vec<&str> = v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, ids, "{query}");
+    }
+    let long = "a".repeat(300);
+    let (status, v) = get(&app, &format!("/api/v1/devices?q={long}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+}

@@ -245,6 +245,13 @@ async fn the_console_in_chromium_live_with_roles_and_text_only() {
     let state = "#devices tr[data-device=o1] td[data-col=state]";
     b.wait_text(state, "o1's row", |t| t == "离线").await;
 
+    // Screenshots of each view (in the tests' scratch directory, target/tmp).
+    for view in ["overview", "site", "alarms"] {
+        b.click(&format!("nav button[data-view={view}]")).await;
+        b.screenshot(&format!("console-{view}")).await;
+    }
+    b.click("nav button[data-view=site]").await;
+
     // In English every label changed: no Chinese text left but the data's, no missing key.
     b.click("#lang").await;
     b.wait_text(state, "o1 in English", |t| t == "offline")
@@ -264,5 +271,18 @@ async fn the_console_in_chromium_live_with_roles_and_text_only() {
             "{view} in English still shows {chinese:?}"
         );
     }
+    // Nothing went wrong on the page: no script error, no policy violation, no failed load
+    // but the sign-in probe's 401 (that is how the page learns it needs a token).
+    let bad: Vec<Value> = b
+        .console_log()
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !(m.contains("/api/v1/whoami") && m.contains("401"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "the page's console: {bad:?}");
     b.close().await;
 }

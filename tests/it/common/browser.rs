@@ -51,6 +51,8 @@ impl Browser {
         ];
         let caps = json!({
             "browserName": "chrome",
+            // The page's console, read by `console_log`.
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": which("chromium").display().to_string(),
                 "args": args,
@@ -128,6 +130,25 @@ impl Browser {
         self.c().execute(script, vec![]).await.expect(script)
     }
 
+    /// What the page wrote to its console since the last call (console.error, CSP
+    /// violations, failed loads): chromedriver's log endpoint, entries `{level, message}`.
+    pub async fn console_log(&self) -> Vec<Value> {
+        let v = self
+            .c()
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("the browser's log");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// A PNG of the window, into the tests' scratch directory; returns its path.
+    pub async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        let png = self.c().screenshot().await.expect("a screenshot");
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
     pub async fn click(&self, css: &str) {
         let e = self
             .c()
@@ -144,6 +165,25 @@ impl Browser {
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.c().find(Locator::Css(css)).await.expect(css);
         e.send_keys(text).await.expect(css);
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log` for the `browser` log (not in W3C WebDriver).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({"type": "browser"}).to_string();
+        (axum::http::Method::POST, Some(body))
     }
 }
 
