@@ -244,6 +244,25 @@ async fn the_console_in_chromium_live_with_roles_and_text_only() {
         .await;
     let state = "#devices tr[data-device=o1] td[data-col=state]";
     b.wait_text(state, "o1's row", |t| t == "离线").await;
+    // With the right "since": when its silence passed offline_after_s, as the API says.
+    let list = api_get(&format!("{api}/api/v1/devices?q=o1"), OPERATOR).await;
+    let since = list["devices"][0]["state_since"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = b
+        .js(&format!(
+            "return new Date('{since}').toLocaleString('zh-CN', {{hour12: false}})"
+        ))
+        .await;
+    let shown = b
+        .text("#devices tr[data-device=o1] td[data-col=since]")
+        .await;
+    assert_eq!(
+        Some(want.as_str().unwrap()),
+        shown.as_deref(),
+        "since {since}"
+    );
 
     // Screenshots of each view (in the tests' scratch directory, target/tmp).
     for view in ["overview", "site", "alarms"] {
@@ -285,4 +304,79 @@ async fn the_console_in_chromium_live_with_roles_and_text_only() {
         .collect();
     assert!(bad.is_empty(), "the page's console: {bad:?}");
     b.close().await;
+}
+
+/// Read the stream until an event named `name` arrives; returns its data.
+async fn next_event(resp: &mut reqwest::Response, buf: &mut String, name: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + browser::WAIT;
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let event = block.lines().find_map(|l| l.strip_prefix("event: "));
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(e), Some(d)) = (event, data) {
+                if e == name {
+                    return serde_json::from_str(d).unwrap();
+                }
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {name} event within {:?}", browser::WAIT))
+            .expect("the stream");
+        let chunk = chunk.unwrap_or_else(|| panic!("the stream ended before a {name} event"));
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_over_http_and_a_stop_with_streams_open() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::park("p1").detectors(&["a", "b"], 60.0).to_toml();
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-console-sse", None), &inv);
+    let (gw, api) = start_ready(&cfg).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let r = reqwest::get(format!("{api}/api/v1/events")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert_eq!(ct, "text/event-stream");
+        streams.push((r, String::new()));
+    }
+    for (r, buf) in &mut streams {
+        let hello = next_event(r, buf, "hello").await;
+        assert_eq!(hello["throttle_ms"], 1000, "{hello}");
+    }
+    let p = Publisher::connect(mq.port, "pub-console-sse").await;
+    p.send(
+        "safegate/v1/p1/a/data",
+        json!({"values": {"lel": 30}}).to_string(),
+    )
+    .await;
+    // Every client hears of a's first reading (never → online) and its alarm.
+    for (r, buf) in &mut streams {
+        let mut devices = Vec::new();
+        let mut alarms = Vec::new();
+        while devices.is_empty() || alarms.is_empty() {
+            let c = next_event(r, buf, "changes").await;
+            devices.extend(c["devices"].as_array().unwrap().clone());
+            alarms.extend(c["alarms"].as_array().unwrap().clone());
+        }
+        assert_eq!(devices[0]["device"], "a", "{devices:?}");
+        assert_eq!(devices[0]["state"], "online", "{devices:?}");
+        assert_eq!(alarms[0]["device"], "a", "{alarms:?}");
+        assert_eq!(alarms[0]["state"], "active_unacked", "{alarms:?}");
+    }
+    // Stopping does not wait on open streams; they end.
+    tokio::time::timeout(Duration::from_secs(15), gw.stop())
+        .await
+        .expect("the gateway stops with streams open");
+    for (r, _) in &mut streams {
+        let rest = tokio::time::timeout(browser::WAIT, async {
+            while let Ok(Some(_)) = r.chunk().await {}
+        })
+        .await;
+        assert!(rest.is_ok(), "the stream ended");
+    }
 }
