@@ -270,9 +270,11 @@ pub async fn events(
         .events
         .subscribe()
         .ok_or_else(|| ApiError::Unavailable("the gateway is stopping".into()))?;
+    let now = Instant::now();
     let client = Client {
         rx,
-        last: Instant::now() - THROTTLE,
+        // The first change goes out at once.
+        last: now.checked_sub(THROTTLE).unwrap_or(now),
         greeted: false,
     };
     let stream = futures::stream::unfold(client, |mut c| async move {

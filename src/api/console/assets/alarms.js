@@ -6,7 +6,10 @@ import { api } from "./api.js";
 import { t, time } from "./i18n.js";
 import { $, el, fill, duration } from "./dom.js";
 
+/** The board loads at most this many open alarms (the newest). */
+const MAX = 1000;
 const open = new Map();
+let truncated = false;
 let canAck = false;
 let by = "console";
 let acking = null;
@@ -24,7 +27,8 @@ export function init({ ack, name, onError }) {
 }
 
 export async function refresh() {
-  const list = await api("/api/v1/alarms?state=open&limit=1000");
+  const list = await api(`/api/v1/alarms?state=open&limit=${MAX}`);
+  truncated = list.count >= MAX;
   open.clear();
   for (const a of list.alarms) open.set(a.id, a);
   render();
@@ -91,6 +95,8 @@ export function render() {
   overdueShown = list.filter((a) => overdue(a, now)).map((a) => a.id).join(",");
   fill($("alarms").tBodies[0], list.map((a) => row(a, now)));
   $("alarms-none").hidden = list.length > 0;
+  $("alarms-truncated").hidden = !truncated;
+  $("alarms-truncated").textContent = t("alarms.truncated", { n: MAX });
 }
 
 /** Each second: the time left; the order again when an alarm became overdue. */
