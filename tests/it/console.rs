@@ -155,6 +155,10 @@ async fn the_console_in_chromium_live_with_roles_and_text_only() {
         .await;
     assert_eq!(b.text("#region-rate").await.unwrap(), "100.0%");
     assert!(b.text("#who").await.unwrap().contains("view-desk"));
+    assert!(
+        !b.shown("nav button[data-view=indicators]").await,
+        "not for a viewer"
+    );
 
     // A viewer's board: the alarm, no acknowledge button; the API refuses the forged POST.
     b.click("nav button[data-view=alarms]").await;
@@ -181,6 +185,10 @@ async fn the_console_in_chromium_live_with_roles_and_text_only() {
     // An operator acknowledges on the page with a note.
     b.click("#logout").await;
     sign_in(&b, &api, OPERATOR).await;
+    assert!(
+        !b.shown("nav button[data-view=indicators]").await,
+        "not for an operator"
+    );
     b.click("nav button[data-view=alarms]").await;
     b.click(&format!("{row} button.ack")).await;
     b.wait_text("#ack-title", "the dialog", |t| t.contains(&g1.to_string()))
@@ -379,4 +387,112 @@ async fn the_live_feed_over_http_and_a_stop_with_streams_open() {
         .await;
         assert!(rest.is_ok(), "the stream ended");
     }
+}
+
+const EVALUATOR: &str = "tok-console-evaluator";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::park("p1")
+        .detectors(&["a", "b"], 60.0)
+        .raw("[[targets]]\nindicator = \"online_rate\"\ncomparator = \">=\"\nvalue = 100\nlabel = \"联网在线率\"\nlevel1 = \"产出指标\"\nlevel2 = \"质量指标\"\nweight = 10\n")
+        .to_toml();
+    let token = format!(
+        "[[tokens]]\nname = \"eval-desk\"\nrole = \"evaluator\"\nsha256 = \"{}\"\n",
+        hex::encode(Sha256::digest(EVALUATOR.as_bytes()))
+    );
+    let cfg = TestConfig::new(
+        &format!("{}{token}", settings(&mq.url(), "gw-console-report", None)),
+        &inv,
+    );
+    let (_gw, api) = start_ready(&cfg).await;
+    let p = Publisher::connect(mq.port, "pub-console-report").await;
+    p.send(
+        "safegate/v1/p1/a/data",
+        json!({"values": {"lel": 1}}).to_string(),
+    )
+    .await;
+    // a's time online is in the evaluation (b never reports: a shortfall with a reason).
+    api_wait(&format!("{api}/api/v1/report"), EVALUATOR, |v| {
+        v["rows"][0]["numerator"].as_f64().is_some_and(|n| n > 0.0)
+    })
+    .await;
+
+    let b = Browser::start(1440, 900).await;
+    sign_in(&b, &api, EVALUATOR).await;
+    b.click("nav button[data-view=indicators]").await;
+    b.click("#report-window input[value=today]").await;
+    let midnight = b
+        .js("const n = new Date(); return new Date(n.getFullYear(), n.getMonth(), n.getDate()).toISOString()")
+        .await;
+    let midnight = midnight.as_str().unwrap();
+    b.wait_js(
+        &format!("return document.getElementById('report-range').dataset.from === '{midnight}'"),
+        "today's report",
+    )
+    .await;
+    let to = b
+        .js("return document.getElementById('report-range').dataset.to")
+        .await;
+    let window = format!("from={midnight}&to={}", to.as_str().unwrap()).replace('+', "%2B");
+    let want = api_get(&format!("{api}/api/v1/report?{window}"), EVALUATOR).await;
+    let rows = want["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{want}");
+    assert_eq!(b.count("#report tbody tr").await, rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let cell = |col: &str| format!("#report tr[data-row='{i}'] td[data-col={col}]");
+        let pct = |v: &Value| v.as_str().map_or(String::new(), |s| format!("{s}%"));
+        assert_eq!(
+            b.text(&cell("label")).await.unwrap(),
+            r["label"].as_str().unwrap()
+        );
+        assert_eq!(
+            b.text(&cell("target")).await.unwrap(),
+            r["target"].as_str().unwrap()
+        );
+        assert_eq!(
+            b.text(&cell("actual")).await.unwrap(),
+            r["actual"].as_str().unwrap()
+        );
+        assert_eq!(
+            b.text(&cell("completion")).await.unwrap(),
+            pct(&r["completion_pct"])
+        );
+        assert_eq!(
+            b.text(&cell("deviation")).await.unwrap(),
+            pct(&r["deviation_pct"])
+        );
+        assert_eq!(
+            b.text(&cell("weight")).await.unwrap(),
+            r["weight"].as_str().unwrap()
+        );
+        let score = r["score"].as_str().unwrap_or("");
+        assert_eq!(b.text(&cell("score")).await.unwrap(), score);
+        let reasons = r["reasons"].as_array().unwrap();
+        assert!(!reasons.is_empty(), "b never reported: {r}");
+        b.click(&format!("{} summary", cell("reasons"))).await;
+        let listed = b.text(&format!("{} ol", cell("reasons"))).await.unwrap();
+        assert!(listed.contains(" b (p1)"), "{listed}");
+    }
+    assert_eq!(
+        b.text("#report-score").await.unwrap(),
+        want["total_score"].as_str().unwrap()
+    );
+    // The downloaded CSV is the API's, byte for byte, for the same window.
+    b.click(".downloads button[data-format=csv]").await;
+    let csv = b.downloaded("self-evaluation.csv").await;
+    let api_csv = reqwest::Client::new()
+        .get(format!("{api}/api/v1/report?{window}&format=csv"))
+        .bearer_auth(EVALUATOR)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(csv, api_csv.to_vec(), "the CSV as the API sends it");
+    b.screenshot("console-indicators").await;
+    b.close().await;
 }

@@ -261,6 +261,9 @@ fn every_label_the_console_uses_is_in_both_languages() {
     for r in [Role::Viewer, Role::Operator, Role::Evaluator, Role::Admin] {
         used.push(format!("role.{}", r.as_str()));
     }
+    for s in ["measured", "declared"] {
+        used.push(format!("source.{s}"));
+    }
     for s in ["connecting", "open", "closed"] {
         used.push(format!("live.{s}"));
     }

@@ -16,6 +16,7 @@ pub struct Browser {
     client: Option<Client>,
     driver: Child,
     _profile: tempfile::TempDir,
+    downloads: tempfile::TempDir,
 }
 
 impl Browser {
@@ -36,6 +37,7 @@ impl Browser {
             client: None,
             driver,
             _profile: profile,
+            downloads: tempfile::tempdir().unwrap(),
         };
         wait_port(port, "chromedriver");
         let args = [
@@ -56,6 +58,10 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": which("chromium").display().to_string(),
                 "args": args,
+                "prefs": {
+                    "download.default_directory": b.downloads.path().display().to_string(),
+                    "download.prompt_for_download": false,
+                },
             },
         });
         let Value::Object(caps) = caps else {
@@ -79,6 +85,28 @@ impl Browser {
     pub async fn close(mut self) {
         if let Some(c) = self.client.take() {
             let _ = c.close().await;
+        }
+    }
+
+    /// Wait until the browser has downloaded `name` (in its own download folder); its bytes.
+    pub async fn downloaded(&self, name: &str) -> Vec<u8> {
+        let path = self.downloads.path().join(name);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            // Chromium writes `name.crdownload` and renames it when complete.
+            if let Ok(bytes) = std::fs::read(&path) {
+                return bytes;
+            }
+            assert!(Instant::now() < deadline, "{name} was never downloaded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether the first element matching `css` is displayed (false when there is none).
+    pub async fn shown(&self, css: &str) -> bool {
+        match self.c().find(Locator::Css(css)).await {
+            Ok(e) => e.is_displayed().await.unwrap_or(false),
+            Err(_) => false,
         }
     }
 

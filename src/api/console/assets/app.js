@@ -8,12 +8,19 @@ import { $ } from "./dom.js";
 import * as overview from "./overview.js";
 import * as site from "./site.js";
 import * as alarms from "./alarms.js";
+import * as report from "./report.js";
 
-const VIEWS = ["overview", "site", "alarms"];
+const VIEWS = ["overview", "site", "alarms", "indicators"];
 const RANK = { viewer: 1, operator: 2, evaluator: 3, admin: 4 };
 let who = null;
 let feed = null;
 let liveState = "connecting";
+
+/** The views the caller's role may open (the API refuses the rest anyway). */
+function allowed(view) {
+  if (view === "indicators") return who !== null && RANK[who.role] >= RANK.evaluator;
+  return VIEWS.includes(view);
+}
 
 function showError(e) {
   const box = $("error");
@@ -31,10 +38,11 @@ function labels() {
   site.options(overview.sites());
   site.render();
   alarms.render();
+  report.render();
 }
 
 function show(view) {
-  const v = VIEWS.includes(view) ? view : "overview";
+  const v = allowed(view) ? view : "overview";
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== v;
   for (const b of $("nav").querySelectorAll("button")) b.classList.toggle("active", b.dataset.view === v);
   if (location.hash !== `#${v}`) history.replaceState(null, "", `#${v}`);
@@ -94,12 +102,15 @@ async function start() {
   document.body.dataset.role = who.role;
   alarms.init({ ack: RANK[who.role] >= RANK.operator, name: who.name, onError: showError });
   site.init(showError);
+  report.init(showError);
+  $("nav").querySelector("[data-view=indicators]").hidden = !allowed("indicators");
   labels();
   show(location.hash.slice(1));
   feed = listen(onEvent, onLive);
   await Promise.all([overview.refresh(), alarms.refresh()]);
   site.options(overview.sites());
   await site.refresh();
+  if (allowed("indicators")) await report.refresh();
   document.body.dataset.ready = "true";
 }
 
