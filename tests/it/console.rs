@@ -494,5 +494,11 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
         .unwrap();
     assert_eq!(csv, api_csv.to_vec(), "the CSV as the API sends it");
     b.screenshot("console-indicators").await;
+    b.click("#lang").await;
+    b.wait_text("#report thead th", "the table in English", |t| {
+        t == "Level 1"
+    })
+    .await;
+    assert_eq!(b.text(".downloads span").await.unwrap(), "Download");
     b.close().await;
 }

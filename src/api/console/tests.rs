@@ -279,3 +279,22 @@ fn every_label_the_console_uses_is_in_both_languages() {
     assert_eq!(zh["ind.coverage_rate"], "公共区域监测监控设备覆盖率");
     assert_eq!(zh["ind.alarm_response_rate"], "预警响应率");
 }
+
+#[test]
+fn the_modules_never_make_markup_or_styles_from_strings() {
+    for name in super::Assets::iter().filter(|n| n.ends_with(".js")) {
+        let js = asset_text(&name);
+        for banned in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            ".style",
+            "setAttribute",
+            "eval(",
+            "new Function",
+        ] {
+            assert!(!js.contains(banned), "{name} uses {banned}");
+        }
+    }
+}
