@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only the Rust toolchain.
 # Installs the Debian packages the tests need when they are missing (Mosquitto, VictoriaMetrics,
-# mbpoll, socat, curl) and pymodbus from PyPI, then checks formatting and lints and runs every test. Tests start their own broker and store
+# mbpoll, socat, curl, Chromium and its chromedriver for the console's browser test) and
+# pymodbus from PyPI, then checks formatting and lints and runs every test. Tests start their own broker and store
 # processes on free 127.0.0.1 ports and stop them when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,11 @@ command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+# The web console's test drives headless Chromium over WebDriver (tests/it/console.rs).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# A Chinese font, so the console's screenshots are legible (the checks read text, not pixels).
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   sudo=""

@@ -1,6 +1,7 @@
 //! Bearer tokens and roles on the API. Tokens are configured as their SHA-256 only; a
 //! presented token is hashed and compared in constant time with every configured hash.
-//! `/healthz` and `/readyz` stay open; everything else needs a role (see [`needed`]).
+//! `/healthz`, `/readyz` and the console's page and files stay open; everything else needs a
+//! role (see [`needed`]).
 
 use super::config::TokenConfig;
 use crate::model::Role;
@@ -46,6 +47,9 @@ pub enum Need {
 /// The role matrix, by method and path.
 pub fn needed(method: &Method, path: &str) -> Need {
     match path {
+        // The console's page and files: it asks for a token itself (its data needs one).
+        "/" => Need::Open,
+        p if p.starts_with("/console/") => Need::Open,
         "/healthz" | "/readyz" => Need::Open,
         "/metrics" => Need::Metrics,
         "/api/v1/rejections" | "/api/v1/config" | "/api/v1/config/reload" | "/api/v1/outbox" => {
@@ -226,6 +230,10 @@ mod tests {
         let post = Method::POST;
         assert_eq!(needed(&get, "/healthz"), Need::Open);
         assert_eq!(needed(&get, "/metrics"), Need::Metrics);
+        assert_eq!(needed(&get, "/"), Need::Open);
+        assert_eq!(needed(&get, "/console/app.js"), Need::Open);
+        assert_eq!(needed(&get, "/api/v1/whoami"), Need::Role(Role::Viewer));
+        assert_eq!(needed(&get, "/api/v1/events"), Need::Role(Role::Viewer));
         assert_eq!(needed(&get, "/api/v1/sites"), Need::Role(Role::Viewer));
         assert_eq!(
             needed(&post, "/api/v1/alarms/7/ack"),

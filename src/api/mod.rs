@@ -4,7 +4,9 @@ mod alarms;
 pub mod auth;
 mod command;
 pub mod config;
+mod console;
 mod error;
+pub mod events;
 mod indicators;
 mod ingest;
 mod routes;
@@ -53,6 +55,8 @@ pub struct Shared {
     pub mines: Arc<crate::sources::mine_files::status::MinesStatus>,
     /// The runtime's clock: "now" of alarm views and of indicator windows.
     pub clock: crate::telemetry::Clock,
+    /// Device-state and alarm changes for `GET /api/v1/events` (fed by the core task).
+    pub events: events::Feed,
 }
 
 impl Shared {

@@ -25,6 +25,8 @@ pub fn router(
 ) -> Router {
     let pushes = super::ingest::routes(&shared);
     let r = Router::new()
+        .route("/", get(super::console::index))
+        .route("/console/{*path}", get(super::console::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -42,7 +44,9 @@ pub fn router(
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/alarms", get(super::alarms::list))
         .route("/api/v1/alarms/{id}", get(super::alarms::get_one))
-        .route("/api/v1/alarms/{id}/ack", post(super::alarms::ack));
+        .route("/api/v1/alarms/{id}/ack", post(super::alarms::ack))
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/events", get(super::events::events));
     // The push routes keep their own body limit: the API's default one is set outside them.
     let r = match pushes {
         Some(p) => r.merge(p),
@@ -63,9 +67,9 @@ pub fn router(
     let origins: Vec<axum::http::HeaderValue> =
         cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
     if origins.is_empty() {
-        return r;
+        return super::console::security_headers(r);
     }
-    r.layer(
+    let r = r.layer(
         tower_http::cors::CorsLayer::new()
             .allow_origin(origins)
             .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
@@ -73,7 +77,21 @@ pub fn router(
                 axum::http::header::AUTHORIZATION,
                 axum::http::header::CONTENT_TYPE,
             ]),
-    )
+    );
+    super::console::security_headers(r)
+}
+
+/// `GET /api/v1/whoami`: the caller's token name and role, so the console shows only what
+/// the role may do. Without `[[tokens]]` the API is open (loopback only): `admin`, no name.
+async fn whoami(caller: Option<axum::Extension<super::auth::Caller>>) -> Json<Value> {
+    match caller {
+        Some(axum::Extension(c)) => Json(json!({
+            "auth": true,
+            "name": &*c.name,
+            "role": c.role.as_str(),
+        })),
+        None => Json(json!({"auth": false, "name": null, "role": "admin"})),
+    }
 }
 
 async fn config(State(s): State<Arc<Shared>>) -> Json<Value> {
@@ -271,6 +289,8 @@ struct DevicesQuery {
     site: Option<String>,
     state: Option<String>,
     kind: Option<String>,
+    /// Devices whose id contains this (case-insensitive for ASCII letters).
+    q: Option<String>,
     #[serde(default)]
     offset: usize,
     limit: Option<usize>,
@@ -278,12 +298,16 @@ struct DevicesQuery {
 
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 100_000;
+/// The longest `q` of a device listing (device ids are shorter).
+const MAX_SEARCH_BYTES: usize = 256;
 
 /// The filters of a device listing, checked.
 struct DeviceFilter {
     site: Option<SiteIdx>,
     state: Option<DeviceState>,
     kind: Option<DeviceKind>,
+    /// `q`, lower-cased; `None` when absent or empty.
+    search: Option<String>,
     limit: usize,
 }
 
@@ -314,10 +338,21 @@ fn device_filter(q: &DevicesQuery, inv: &Inventory) -> Result<DeviceFilter, ApiE
                 ApiError::NotFound(format!("site {id:?} is not in the inventory"))
             })?),
         };
+    if q.q.as_ref().is_some_and(|t| t.len() > MAX_SEARCH_BYTES) {
+        return Err(ApiError::BadRequest(format!(
+            "q must be at most {MAX_SEARCH_BYTES} bytes"
+        )));
+    }
+    let search =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_ascii_lowercase);
     Ok(DeviceFilter {
         site,
         state,
         kind,
+        search,
         limit,
     })
 }
@@ -339,16 +374,19 @@ async fn devices(
         }
     };
     let matches = |i: &DeviceIdx| {
-        f.kind.is_none_or(|k| k == inv.devices[*i as usize].kind)
+        let d = &inv.devices[*i as usize];
+        f.kind.is_none_or(|k| k == d.kind)
             && f.state.is_none_or(|st| st == snap.device(*i).state)
+            && f.search.as_deref().is_none_or(|t| id_contains(&d.id, t))
     };
-    // Without a kind, the total is in the counts and the scan stops at the page's end.
-    let total = match f.kind {
-        None => {
+    // Without a kind or a search, the total is in the counts and the scan stops at the
+    // page's end.
+    let total = match (f.kind, &f.search) {
+        (None, None) => {
             let c = f.site.map_or(snap.region, |i| snap.sites[i as usize]);
             f.state.map_or(c.planned, |st| c.in_state(st)) as usize
         }
-        Some(_) => candidates().filter(matches).count(),
+        _ => candidates().filter(matches).count(),
     };
     let modbus = |i: DeviceIdx| {
         let d = &inv.devices[i as usize];
@@ -368,6 +406,14 @@ async fn devices(
         total,
     };
     Ok(Json(list).into_response())
+}
+
+/// `id` contains `needle` (already lower-case), ASCII letters compared without case.
+fn id_contains(id: &str, needle: &str) -> bool {
+    let (h, n) = (id.as_bytes(), needle.as_bytes());
+    n.is_empty()
+        || h.windows(n.len())
+            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
 /// One device of a listing. Serialized directly, not through a `serde_json::Value` (a

@@ -14,10 +14,18 @@ const INV: &str = "[[sites]]\nid = \"p1\"\nname = \"P\"\nkind = \"park\"\n\n\
     [[devices]]\nid = \"d\"\nsite = \"p1\"\nkind = \"temperature\"\nprotocol = \"mqtt\"\ninterval_s = 5\n";
 
 fn shared(dir: &std::path::Path) -> Arc<Shared> {
+    shared_live(dir).0
+}
+
+/// A `Shared` and the outlet of its live feed (`GET /api/v1/events` answers 503 once the
+/// outlet is dropped, as when the gateway stops).
+pub(super) fn shared_live(dir: &std::path::Path) -> (Arc<Shared>, events::Outlet) {
     let f = test_file(INV);
+    let (outlet, events) = events::channel();
     let mut core = Core::new(Inventory::from_config(&f.inventory), 60_000, 10);
     let (commands, _) = tokio::sync::mpsc::channel(1);
-    Arc::new(Shared {
+    let shared = Arc::new(Shared {
+        events,
         read_model: arc_swap::ArcSwap::from_pointee(core.snapshot(None)),
         evaluator: Arc::new(Evaluator {
             journal: Arc::new(crate::state::ReadPool::new(dir)),
@@ -39,7 +47,8 @@ fn shared(dir: &std::path::Path) -> Arc<Shared> {
         ingest: None,
         mines: Default::default(),
         clock: Default::default(),
-    })
+    });
+    (shared, outlet)
 }
 
 async fn get(app: &axum::Router, path: &str) -> (StatusCode, serde_json::Value) {
@@ -79,4 +88,32 @@ async fn errors_are_json_with_the_right_status_and_a_message() {
     assert_eq!(never["total"], 1, "{never}");
     let (_, ready) = get(&app, "/readyz").await;
     assert_eq!(ready["store"]["health"], "disabled", "{ready}");
+}
+
+#[tokio::test]
+async fn devices_are_found_by_a_part_of_their_id_and_paged() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router(shared(dir.path()), None, 65_536, &[]);
+    for (query, total, ids) in [
+        ("q=d", 1, vec!["d"]),
+        ("q=D", 1, vec!["d"]),
+        ("q=x", 0, vec![]),
+        ("q=%20", 1, vec!["d"]),
+        ("q=d&state=online", 0, vec![]),
+        ("q=d&kind=temperature&offset=1", 1, vec![]),
+    ] {
+        let (status, v) = get(&app, &format!("/api/v1/devices?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {v}");
+        assert_eq!(v["total"], total, "{query}: {v}");
+        let got: Vec<&str> = v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, ids, "{query}");
+    }
+    let long = "a".repeat(300);
+    let (status, v) = get(&app, &format!("/api/v1/devices?q={long}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
 }

@@ -114,7 +114,9 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         targets: cfg.targets.clone(),
     });
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (outlet, events) = crate::api::events::channel();
     let shared = Arc::new(Shared {
+        events,
         config_view: view,
         ack_limits: (cfg.mqtt.max_id_bytes, cfg.mqtt.max_note_bytes),
         audit: audit.clone(),
@@ -204,7 +206,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         shared.clone(),
         src_rx,
         (cmd_rx, reloader, pending),
-        board,
+        (board, outlet),
         store_queue,
         journal_tx,
         indicator_every,
@@ -583,7 +585,7 @@ async fn core_task(
         super::reload::Reloader,
         mpsc::Receiver<super::reload::Pending>,
     ),
-    board: BoardQueue,
+    (board, outlet): (BoardQueue, crate::api::events::Outlet),
     store: Option<StoreQueue>,
     journal: mpsc::Sender<JournalMsg>,
     indicator_every: Duration,
@@ -600,7 +602,7 @@ async fn core_task(
             shared.clock.clone(),
         ),
         clock: shared.clock.clone(),
-        read: Default::default(),
+        read: super::publish::Publisher::new(outlet),
         reloader,
     };
     let mut buf = Vec::with_capacity(CORE_BATCH);
@@ -714,6 +716,12 @@ struct Dispatch {
 }
 
 impl Dispatch {
+    /// Route a round's outputs, noting first what the live feed tells the console.
+    fn route(&mut self, core: &Core) -> Vec<JournalMsg> {
+        self.read.note(core, &self.out, self.clock.now_ms());
+        self.router.route(core, &mut self.out)
+    }
+
     /// Apply a batch of source events (or, with `tick`, advance the clock) under one lock
     /// and route what came out; returns what the journal must persist.
     fn apply(
@@ -729,7 +737,7 @@ impl Dispatch {
         if let Some(now) = tick {
             core.tick(now, &mut self.out);
         }
-        let msgs = self.router.route(&core, &mut self.out);
+        let msgs = self.route(&core);
         self.read.changed(&mut core, &shared.read_model);
         publish_inventory(&core, shared);
         msgs
@@ -745,7 +753,7 @@ impl Dispatch {
         let mut core = shared.core();
         let now = self.clock.now_ms();
         let res = core.reload_inventory(&p.loaded.config.inventory, now, &mut self.out);
-        let msgs = self.router.route(&core, &mut self.out);
+        let msgs = self.route(&core);
         self.read.publish(&mut core, &shared.read_model);
         publish_inventory(&core, shared);
         let file = p.loaded.files.first().map(|f| f.display().to_string());
@@ -793,7 +801,7 @@ impl Dispatch {
                     self.clock.now_ms(),
                     &mut self.out,
                 );
-                let msgs = self.router.route(&core, &mut self.out);
+                let msgs = self.route(&core);
                 self.read.changed(&mut core, &shared.read_model);
                 (
                     msgs,

@@ -2,9 +2,13 @@
 //! when the last publication is [`PUBLISH_EVERY`] old, else when that much time has passed,
 //! so a listing is at most that old and a rebuild at 100,000 devices costs the core task a
 //! bounded share of its time.
+//!
+//! What a publication makes visible is handed at the same time to the live feed
+//! (`GET /api/v1/events`, [`crate::api::events`]): a client that refetches on an event sees it.
 
+use crate::api::events::Outlet;
 use crate::core::snapshot::Snapshot;
-use crate::core::Core;
+use crate::core::{Core, Outputs};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,18 +21,25 @@ pub struct Publisher {
     last: Instant,
     /// The core changed since the last publication.
     pending: bool,
-}
-
-impl Default for Publisher {
-    fn default() -> Publisher {
-        Publisher {
-            last: Instant::now(),
-            pending: false,
-        }
-    }
+    /// The changes noted since, for the live feed.
+    outlet: Outlet,
 }
 
 impl Publisher {
+    pub fn new(outlet: Outlet) -> Publisher {
+        Publisher {
+            last: Instant::now(),
+            pending: false,
+            outlet,
+        }
+    }
+
+    /// Note a round's device-state and alarm changes for the live feed (before the round's
+    /// outputs are routed away); they go out with the next publication.
+    pub fn note(&mut self, core: &Core, out: &Outputs, now: i64) {
+        self.outlet.note(core, out, now);
+    }
+
     /// The core changed: publish now if the last publication is old enough, else by
     /// [`Publisher::due`].
     pub fn changed(&mut self, core: &mut Core, to: &ArcSwap<Snapshot>) {
@@ -51,5 +62,6 @@ impl Publisher {
         tokio::task::spawn_blocking(move || drop(prev));
         self.last = Instant::now();
         self.pending = false;
+        self.outlet.flush();
     }
 }

@@ -8,6 +8,7 @@ mod alarms;
 mod api;
 mod api_auth;
 mod check_config;
+mod console;
 mod demo;
 mod durability;
 mod fuzz_inputs;

@@ -2,6 +2,7 @@
 //! gateway in-process, and small HTTP/MQTT helpers. Nothing is mocked.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod inventory;
 pub mod proxy;
 

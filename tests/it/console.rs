@@ -1,0 +1,504 @@
+//! The web console in a real browser: headless Chromium over WebDriver against a gateway on
+//! real Mosquitto, with tokens. The page loads in Chinese and switches to English; a viewer
+//! sees no acknowledge button (and a forged POST with its token is refused); an operator
+//! acknowledges an alarm with a note and the API records the token's name; a new alarm and a
+//! device going silent reach the open page through the live feed, without a reload; field
+//! text (a site name, a note) that looks like HTML is shown as text.
+
+use crate::common::browser::Browser;
+use crate::common::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const VIEWER: &str = "tok-console-viewer";
+const OPERATOR: &str = "tok-console-operator";
+/// A site name as a careless (or hostile) configuration might have it.
+const SITE_NAME: &str = "<img src=x onerror=alert(1)>";
+const NOTE: &str = "<script>window.pwned = 1</script>valve closed";
+
+fn tokens() -> String {
+    [
+        ("view-desk", "viewer", VIEWER),
+        ("op-desk", "operator", OPERATOR),
+    ]
+    .iter()
+    .map(|(name, role, tok)| {
+        format!(
+            "[[tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
+            hex::encode(Sha256::digest(tok.as_bytes()))
+        )
+    })
+    .collect()
+}
+
+async fn api_get(url: &str, token: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("HTTP GET");
+    r.json().await.unwrap_or(Value::Null)
+}
+
+/// Poll the API (with a token) until `done` holds.
+async fn api_wait(url: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + browser::WAIT;
+    loop {
+        let v = api_get(url, token).await;
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} never satisfied the condition; last: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn open_alarm<'a>(list: &'a Value, device: &str) -> Option<&'a Value> {
+    list["alarms"]
+        .as_array()?
+        .iter()
+        .find(|a| a["device"] == device)
+}
+
+/// Sign in with `token` and wait until every view has its data.
+async fn sign_in(b: &Browser, api: &str, token: &str) {
+    b.c().goto(&format!("{api}/")).await.unwrap();
+    b.wait_text("#login h2", "the login form", |t| !t.is_empty())
+        .await;
+    b.type_into("#token", token).await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_js("return document.body.dataset.ready === 'true'", "signed in")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_chromium_live_with_roles_and_text_only() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::default()
+        .site("p1", SITE_NAME, "park")
+        .detector("g1", 60.0)
+        .detector("g2", 60.0)
+        .detector("o1", 0.5)
+        .with("offline_after_s = 1")
+        .to_toml();
+    let cfg = TestConfig::new(
+        &format!("{}{}", settings(&mq.url(), "gw-console", None), tokens()),
+        &inv,
+    );
+    let clock = test_clock();
+    let (_gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let p = Publisher::connect(mq.port, "pub-console").await;
+    let data = |d: &str| format!("safegate/v1/p1/{d}/data");
+    p.send(&data("g1"), json!({"values": {"lel": 30}}).to_string())
+        .await;
+    p.send(&data("o1"), json!({"values": {"lel": 1}}).to_string())
+        .await;
+    p.send(&data("g2"), json!({"values": {"lel": 1}}).to_string())
+        .await;
+    let alarms_url = format!("{api}/api/v1/alarms?state=open");
+    let list = api_wait(&alarms_url, VIEWER, |v| open_alarm(v, "g1").is_some()).await;
+    let g1 = open_alarm(&list, "g1").unwrap()["id"].as_u64().unwrap();
+    api_wait(&format!("{api}/api/v1/devices"), VIEWER, |v| {
+        v["devices"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|d| d["state"] == "online"))
+    })
+    .await;
+
+    let b = Browser::start(1440, 900).await;
+
+    // Chinese first, on the login page; the English switch changes the labels.
+    b.c().goto(&format!("{api}/")).await.unwrap();
+    b.wait_text("#login h2", "the login form in Chinese", |t| {
+        t == "请输入访问令牌"
+    })
+    .await;
+    assert_eq!(b.js("return document.documentElement.lang").await, "zh-CN");
+    assert_eq!(b.text("h1").await.unwrap(), "安全监测网关 · 控制台");
+    b.click("#lang").await;
+    b.wait_text("#login h2", "English", |t| t == "Enter an access token")
+        .await;
+    assert_eq!(b.text("h1").await.unwrap(), "safegate · console");
+    assert_eq!(b.js("return document.documentElement.lang").await, "en");
+    b.click("#lang").await;
+    b.wait_text("#login h2", "back to Chinese", |t| t == "请输入访问令牌")
+        .await;
+    // The token goes in the tab's session storage only: not in the URL, not in a cookie.
+    sign_in(&b, &api, VIEWER).await;
+    assert_eq!(b.js("return document.cookie").await, "");
+    assert!(!b
+        .js("return location.href")
+        .await
+        .to_string()
+        .contains(VIEWER));
+    assert_eq!(
+        b.js("return sessionStorage.getItem('safegate.token')")
+            .await,
+        VIEWER
+    );
+
+    // The overview: the site's name is text, not markup.
+    b.wait_text(
+        "#sites tr[data-site=p1] td[data-col=name]",
+        "the site name",
+        |t| t == SITE_NAME,
+    )
+    .await;
+    assert_eq!(b.count("img").await, 0, "no element was made from a name");
+    b.wait_text("#region-online", "3 devices online", |t| t == "3")
+        .await;
+    assert_eq!(b.text("#region-rate").await.unwrap(), "100.0%");
+    assert!(b.text("#who").await.unwrap().contains("view-desk"));
+    assert!(
+        !b.shown("nav button[data-view=indicators]").await,
+        "not for a viewer"
+    );
+
+    // A viewer's board: the alarm, no acknowledge button; the API refuses the forged POST.
+    b.click("nav button[data-view=alarms]").await;
+    let row = format!("#alarms tr[data-alarm='{g1}']");
+    b.wait_text(&format!("{row} td[data-col=state]"), "g1's alarm", |t| {
+        t == "未消除 · 未确认"
+    })
+    .await;
+    assert_eq!(b.count(&format!("{row} button.ack")).await, 0);
+    assert_eq!(
+        b.count("button.ack").await,
+        0,
+        "no acknowledge button at all"
+    );
+    let forged = reqwest::Client::new()
+        .post(format!("{api}/api/v1/alarms/{g1}/ack"))
+        .bearer_auth(VIEWER)
+        .json(&json!({"by": "view-desk", "note": "forged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+
+    // An operator acknowledges on the page with a note.
+    b.click("#logout").await;
+    sign_in(&b, &api, OPERATOR).await;
+    assert!(
+        !b.shown("nav button[data-view=indicators]").await,
+        "not for an operator"
+    );
+    b.click("nav button[data-view=alarms]").await;
+    b.click(&format!("{row} button.ack")).await;
+    b.wait_text("#ack-title", "the dialog", |t| t.contains(&g1.to_string()))
+        .await;
+    b.type_into("#ack-note", NOTE).await;
+    b.click("#ack-submit").await;
+    b.wait_text(&format!("{row} td[data-col=state]"), "acknowledged", |t| {
+        t == "未消除 · 已确认"
+    })
+    .await;
+    let shown = b.text(&format!("{row} td[data-col=ack]")).await.unwrap();
+    assert_eq!(shown, NOTE, "the note is shown as text");
+    assert_eq!(b.count("script").await, 1, "only the console's own module");
+    assert_eq!(b.js("return window.pwned === undefined").await, true);
+    let acked = api_get(&format!("{api}/api/v1/alarms/{g1}"), OPERATOR).await;
+    assert_eq!(acked["acknowledged_by"], "op-desk", "{acked}");
+    assert_eq!(acked["acknowledged_via"], "http:op-desk", "{acked}");
+    assert_eq!(acked["note"], NOTE, "{acked}");
+
+    // Live, without a reload (the marker would be gone): a new alarm reaches the board …
+    b.js("window.__same_page = 1; return true").await;
+    p.send(&data("g2"), json!({"values": {"lel": 40}}).to_string())
+        .await;
+    let list = api_wait(&alarms_url, OPERATOR, |v| open_alarm(v, "g2").is_some()).await;
+    let g2 = open_alarm(&list, "g2").unwrap()["id"].as_u64().unwrap();
+    b.wait_text(
+        &format!("#alarms tr[data-alarm='{g2}'] td[data-col=state]"),
+        "g2's alarm, live",
+        |t| t == "未消除 · 未确认",
+    )
+    .await;
+    assert_eq!(
+        b.count(&format!("#alarms tr[data-alarm='{g2}'] button.ack"))
+            .await,
+        1,
+        "an operator may acknowledge it"
+    );
+    // … and o1 going silent turns offline in the overview's counts.
+    b.click("nav button[data-view=overview]").await;
+    clock.advance(Duration::from_secs(2));
+    b.wait_text("#region-offline", "o1 offline, live", |t| t == "1")
+        .await;
+    assert_eq!(b.text("#region-online").await.unwrap(), "2");
+    assert_eq!(
+        b.text("#sites tr[data-site=p1] td[data-col=offline]")
+            .await
+            .unwrap(),
+        "1"
+    );
+    assert_eq!(
+        b.js("return window.__same_page === 1").await,
+        true,
+        "no reload"
+    );
+    assert_eq!(b.text("#live").await.unwrap(), "实时");
+
+    // The site view pages on the server; its search finds o1, offline.
+    b.click("nav button[data-view=site]").await;
+    b.type_into("#f-q", "o1").await;
+    b.wait_text("#page-range", "one match", |t| t.contains("共 1 条"))
+        .await;
+    let state = "#devices tr[data-device=o1] td[data-col=state]";
+    b.wait_text(state, "o1's row", |t| t == "离线").await;
+    // With the right "since": when its silence passed offline_after_s, as the API says.
+    let list = api_get(&format!("{api}/api/v1/devices?q=o1"), OPERATOR).await;
+    let since = list["devices"][0]["state_since"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = b
+        .js(&format!(
+            "return new Date('{since}').toLocaleString('zh-CN', {{hour12: false}})"
+        ))
+        .await;
+    let shown = b
+        .text("#devices tr[data-device=o1] td[data-col=since]")
+        .await;
+    assert_eq!(
+        Some(want.as_str().unwrap()),
+        shown.as_deref(),
+        "since {since}"
+    );
+
+    // Screenshots of each view (in the tests' scratch directory, target/tmp).
+    for view in ["overview", "site", "alarms"] {
+        b.click(&format!("nav button[data-view={view}]")).await;
+        b.screenshot(&format!("console-{view}")).await;
+    }
+    b.click("nav button[data-view=site]").await;
+
+    // In English every label changed: no Chinese text left but the data's, no missing key.
+    b.click("#lang").await;
+    b.wait_text(state, "o1 in English", |t| t == "offline")
+        .await;
+    for view in ["overview", "alarms", "site"] {
+        b.click(&format!("nav button[data-view={view}]")).await;
+        let body = b.text("main").await.unwrap();
+        assert!(!body.contains('⟦'), "a missing label on {view}: {body}");
+        let chinese: Vec<char> = body
+            .chars()
+            .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
+            .collect();
+        assert!(
+            chinese
+                .iter()
+                .all(|c| "联网在线率覆盖预警响应接入".contains(*c)),
+            "{view} in English still shows {chinese:?}"
+        );
+    }
+    // Nothing went wrong on the page: no script error, no policy violation, no failed load
+    // but the sign-in probe's 401 (that is how the page learns it needs a token).
+    let bad: Vec<Value> = b
+        .console_log()
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !(m.contains("/api/v1/whoami") && m.contains("401"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "the page's console: {bad:?}");
+    b.close().await;
+}
+
+/// Read the stream until an event named `name` arrives; returns its data.
+async fn next_event(resp: &mut reqwest::Response, buf: &mut String, name: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + browser::WAIT;
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let event = block.lines().find_map(|l| l.strip_prefix("event: "));
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(e), Some(d)) = (event, data) {
+                if e == name {
+                    return serde_json::from_str(d).unwrap();
+                }
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {name} event within {:?}", browser::WAIT))
+            .expect("the stream");
+        let chunk = chunk.unwrap_or_else(|| panic!("the stream ended before a {name} event"));
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_over_http_and_a_stop_with_streams_open() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::park("p1").detectors(&["a", "b"], 60.0).to_toml();
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-console-sse", None), &inv);
+    let (gw, api) = start_ready(&cfg).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let r = reqwest::get(format!("{api}/api/v1/events")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert_eq!(ct, "text/event-stream");
+        streams.push((r, String::new()));
+    }
+    for (r, buf) in &mut streams {
+        let hello = next_event(r, buf, "hello").await;
+        assert_eq!(hello["throttle_ms"], 1000, "{hello}");
+    }
+    let p = Publisher::connect(mq.port, "pub-console-sse").await;
+    p.send(
+        "safegate/v1/p1/a/data",
+        json!({"values": {"lel": 30}}).to_string(),
+    )
+    .await;
+    // Every client hears of a's first reading (never → online) and its alarm.
+    for (r, buf) in &mut streams {
+        let mut devices = Vec::new();
+        let mut alarms = Vec::new();
+        while devices.is_empty() || alarms.is_empty() {
+            let c = next_event(r, buf, "changes").await;
+            devices.extend(c["devices"].as_array().unwrap().clone());
+            alarms.extend(c["alarms"].as_array().unwrap().clone());
+        }
+        assert_eq!(devices[0]["device"], "a", "{devices:?}");
+        assert_eq!(devices[0]["state"], "online", "{devices:?}");
+        assert_eq!(alarms[0]["device"], "a", "{alarms:?}");
+        assert_eq!(alarms[0]["state"], "active_unacked", "{alarms:?}");
+    }
+    // Stopping does not wait on open streams; they end.
+    tokio::time::timeout(Duration::from_secs(15), gw.stop())
+        .await
+        .expect("the gateway stops with streams open");
+    for (r, _) in &mut streams {
+        let rest = tokio::time::timeout(browser::WAIT, async {
+            while let Ok(Some(_)) = r.chunk().await {}
+        })
+        .await;
+        assert!(rest.is_ok(), "the stream ended");
+    }
+}
+
+const EVALUATOR: &str = "tok-console-evaluator";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::park("p1")
+        .detectors(&["a", "b"], 60.0)
+        .raw("[[targets]]\nindicator = \"online_rate\"\ncomparator = \">=\"\nvalue = 100\nlabel = \"联网在线率\"\nlevel1 = \"产出指标\"\nlevel2 = \"质量指标\"\nweight = 10\n")
+        .to_toml();
+    let token = format!(
+        "[[tokens]]\nname = \"eval-desk\"\nrole = \"evaluator\"\nsha256 = \"{}\"\n",
+        hex::encode(Sha256::digest(EVALUATOR.as_bytes()))
+    );
+    let cfg = TestConfig::new(
+        &format!("{}{token}", settings(&mq.url(), "gw-console-report", None)),
+        &inv,
+    );
+    let (_gw, api) = start_ready(&cfg).await;
+    let p = Publisher::connect(mq.port, "pub-console-report").await;
+    p.send(
+        "safegate/v1/p1/a/data",
+        json!({"values": {"lel": 1}}).to_string(),
+    )
+    .await;
+    // a's time online is in the evaluation (b never reports: a shortfall with a reason).
+    api_wait(&format!("{api}/api/v1/report"), EVALUATOR, |v| {
+        v["rows"][0]["numerator"].as_f64().is_some_and(|n| n > 0.0)
+    })
+    .await;
+
+    let b = Browser::start(1440, 900).await;
+    sign_in(&b, &api, EVALUATOR).await;
+    b.click("nav button[data-view=indicators]").await;
+    b.click("#report-window input[value=today]").await;
+    let midnight = b
+        .js("const n = new Date(); return new Date(n.getFullYear(), n.getMonth(), n.getDate()).toISOString()")
+        .await;
+    let midnight = midnight.as_str().unwrap();
+    b.wait_js(
+        &format!("return document.getElementById('report-range').dataset.from === '{midnight}'"),
+        "today's report",
+    )
+    .await;
+    let to = b
+        .js("return document.getElementById('report-range').dataset.to")
+        .await;
+    let window = format!("from={midnight}&to={}", to.as_str().unwrap()).replace('+', "%2B");
+    let want = api_get(&format!("{api}/api/v1/report?{window}"), EVALUATOR).await;
+    let rows = want["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{want}");
+    assert_eq!(b.count("#report tbody tr").await, rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let cell = |col: &str| format!("#report tr[data-row='{i}'] td[data-col={col}]");
+        let pct = |v: &Value| v.as_str().map_or(String::new(), |s| format!("{s}%"));
+        assert_eq!(
+            b.text(&cell("label")).await.unwrap(),
+            r["label"].as_str().unwrap()
+        );
+        assert_eq!(
+            b.text(&cell("target")).await.unwrap(),
+            r["target"].as_str().unwrap()
+        );
+        assert_eq!(
+            b.text(&cell("actual")).await.unwrap(),
+            r["actual"].as_str().unwrap()
+        );
+        assert_eq!(
+            b.text(&cell("completion")).await.unwrap(),
+            pct(&r["completion_pct"])
+        );
+        assert_eq!(
+            b.text(&cell("deviation")).await.unwrap(),
+            pct(&r["deviation_pct"])
+        );
+        assert_eq!(
+            b.text(&cell("weight")).await.unwrap(),
+            r["weight"].as_str().unwrap()
+        );
+        let score = r["score"].as_str().unwrap_or("");
+        assert_eq!(b.text(&cell("score")).await.unwrap(), score);
+        let reasons = r["reasons"].as_array().unwrap();
+        assert!(!reasons.is_empty(), "b never reported: {r}");
+        b.click(&format!("{} summary", cell("reasons"))).await;
+        let listed = b.text(&format!("{} ol", cell("reasons"))).await.unwrap();
+        assert!(listed.contains(" b (p1)"), "{listed}");
+    }
+    assert_eq!(
+        b.text("#report-score").await.unwrap(),
+        want["total_score"].as_str().unwrap()
+    );
+    // The downloaded CSV is the API's, byte for byte, for the same window.
+    b.click(".downloads button[data-format=csv]").await;
+    let csv = b.downloaded("self-evaluation.csv").await;
+    let api_csv = reqwest::Client::new()
+        .get(format!("{api}/api/v1/report?{window}&format=csv"))
+        .bearer_auth(EVALUATOR)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(csv, api_csv.to_vec(), "the CSV as the API sends it");
+    b.screenshot("console-indicators").await;
+    b.click("#lang").await;
+    b.wait_text("#report thead th", "the table in English", |t| {
+        t == "Level 1"
+    })
+    .await;
+    assert_eq!(b.text(".downloads span").await.unwrap(), "Download");
+    b.close().await;
+}
