@@ -8,3 +8,4 @@
 //! events and the time and returns decisions, doing no I/O (as rumqttc's `state.rs`).
 
 pub mod digest;
+pub mod manscdp;
