@@ -9,3 +9,4 @@
 
 pub mod digest;
 pub mod manscdp;
+pub mod catalog;
