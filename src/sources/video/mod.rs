@@ -7,6 +7,10 @@
 //! catalog accumulator (`catalog`) and the per-device state machine (`session`), which takes
 //! events and the time and returns decisions, doing no I/O (as rumqttc's `state.rs`).
 
+pub mod catalog;
 pub mod digest;
 pub mod manscdp;
-pub mod catalog;
+pub mod session;
+
+#[cfg(test)]
+mod session_tests;
