@@ -8,6 +8,7 @@
 //! events and the time and returns decisions, doing no I/O (as rumqttc's `state.rs`).
 
 pub mod catalog;
+pub mod config;
 pub mod digest;
 pub mod manscdp;
 pub mod session;
