@@ -3,15 +3,17 @@
 //! the gateway measures their online rate from that signalling alone (no media). See
 //! docs/video.md for the rules and docs/research/video.md for the crates.
 //!
-//! The pure core is here: digest verification (`digest`), MANSCDP bodies (`manscdp`), the
-//! catalog accumulator (`catalog`) and the per-device state machine (`session`), which takes
-//! events and the time and returns decisions, doing no I/O (as rumqttc's `state.rs`).
+//! The pure core is here: SIP messages read and replies written (`sip`), digest verification
+//! (`digest`), MANSCDP bodies (`manscdp`), the catalog accumulator (`catalog`) and the
+//! per-device state machine (`session`), which takes events and the time and returns
+//! decisions, doing no I/O (as rumqttc's `state.rs`).
 
 pub mod catalog;
 pub mod config;
 pub mod digest;
 pub mod manscdp;
 pub mod session;
+pub mod sip;
 
 #[cfg(test)]
 mod session_tests;
