@@ -23,3 +23,4 @@ mod mqtt_pipeline;
 mod mqtt_tls;
 mod restart;
 mod signing;
+mod video_inputs;

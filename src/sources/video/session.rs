@@ -310,8 +310,19 @@ impl Registry {
             .min(reg.last_alive.saturating_add(self.timing.alive_ms()))
     }
 
-    /// A REGISTER. `nonce` is a fresh unpredictable value, used if a challenge is sent.
+    /// A REGISTER. `nonce` is a fresh unpredictable value, used if a challenge is sent. The
+    /// device's deadlines at `now` apply first (a registration that expired unnoticed ends
+    /// before the new one begins).
     pub fn register(&mut self, now: i64, req: &Register<'_>, nonce: &str) -> Decision {
+        let mut out = self.tick_device(now, req.device_id);
+        let decided = self.decide_register(now, req, nonce);
+        out.reply = decided.reply;
+        out.changes.extend(decided.changes);
+        out.actions.extend(decided.actions);
+        out
+    }
+
+    fn decide_register(&mut self, now: i64, req: &Register<'_>, nonce: &str) -> Decision {
         let Some(expires) = req.expires else {
             return Decision::refuse(
                 req.device_id,
@@ -392,7 +403,9 @@ impl Registry {
             date,
         };
         let interval = self.timing.catalog_interval_ms as i64;
-        let d = self.devices.get_mut(req.device_id).expect("checked known");
+        let Some(d) = self.devices.get_mut(req.device_id) else {
+            return Decision::default();
+        };
         let same_call = d.reg.as_ref().filter(|r| r.call_id == req.call_id);
         if let Some(r) = same_call {
             if req.cseq < r.cseq {

@@ -520,3 +520,23 @@ fn subscribed_changes_and_alarms_are_reported_and_alarms_answered() {
         })
     );
 }
+
+#[test]
+fn a_register_after_an_unnoticed_expiry_ends_the_old_registration_first() {
+    let mut r = registry();
+    register(&mut r, T0, NVR, "c", 60);
+    let a = auth(NVR, "nonce-1", PASSWORD);
+    // No tick ran since the expiry at T0 + 60 000; the same Call-ID comes back after it.
+    let d = r.register(T0 + 61_000, &req(NVR, "c", 3, Some(60), Some(&a)), "n");
+    assert_eq!(d.reply.as_ref().map(Reply::status), Some(200));
+    assert_eq!(
+        d.changes,
+        vec![offline(NVR, OfflineCause::RegistrationExpired), online(NVR)]
+    );
+    // The old registration is gone: this is a new one, with its catalog query.
+    assert!(matches!(
+        &d.actions[..],
+        [Action::QueryCatalog { .. }, Action::SubscribeCatalog { .. }]
+    ));
+    assert_eq!(r.online_until(NVR), Some(T0 + 121_000));
+}
