@@ -16,4 +16,6 @@ pub mod session;
 pub mod sip;
 
 #[cfg(test)]
+mod pipeline_tests;
+#[cfg(test)]
 mod session_tests;
