@@ -24,3 +24,4 @@ mod mqtt_tls;
 mod restart;
 mod signing;
 mod video_inputs;
+mod video_peer;
