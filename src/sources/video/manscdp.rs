@@ -328,10 +328,12 @@ pub fn decode(body: &[u8]) -> Result<String, BodyError> {
         .ok_or(BodyError::Charset { declared })
 }
 
-/// An element: its local name, its text (trimmed, references resolved) and its children.
+/// An element: its local name, its attributes, its text (trimmed, references resolved) and
+/// its children.
 #[derive(Debug, Default)]
 struct Element {
     name: String,
+    attrs: Vec<(String, String)>,
     text: String,
     children: Vec<Element>,
 }
@@ -344,9 +346,39 @@ impl Element {
             .find(|c| c.name.eq_ignore_ascii_case(name))
     }
 
+    /// A child element's text, else an attribute's value: MANSCDP is written both ways
+    /// (`<Response><CmdType>Catalog</CmdType><SN>1</SN>` and `<Response CmdType="Catalog"
+    /// SN="1">`, the form older platforms and some device libraries use).
     fn child_text(&self, name: &str) -> Option<&str> {
-        self.child(name).map(|c| c.text.trim())
+        self.child(name).map(|c| c.text.trim()).or_else(|| {
+            self.attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim())
+        })
     }
+}
+
+/// An element opened by a start or empty tag, with its attributes read.
+fn open(e: &quick_xml::events::BytesStart<'_>) -> Result<Element, BodyError> {
+    let mut attrs = Vec::new();
+    for a in e.attributes() {
+        let a = a.map_err(|e| BodyError::Malformed(e.to_string()))?;
+        let value =
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| match e {
+                    quick_xml::Error::Escape(
+                        quick_xml::escape::EscapeError::UnrecognizedEntity(_, name),
+                    ) => BodyError::Entity(name.chars().take(32).collect()),
+                    other => BodyError::Malformed(other.to_string()),
+                })?;
+        attrs.push((local(a.key.local_name().as_ref()), value.into_owned()));
+    }
+    Ok(Element {
+        name: local(e.local_name().as_ref()),
+        attrs,
+        ..Element::default()
+    })
 }
 
 /// The document's root element, read with quick-xml under the rules at the top of this file.
@@ -371,17 +403,11 @@ fn tree(text: &str) -> Result<Element, BodyError> {
             }
             Event::Start(e) => {
                 count += 1;
-                stack.push(Element {
-                    name: local(e.local_name().as_ref()),
-                    ..Element::default()
-                });
+                stack.push(open(&e)?);
             }
             Event::Empty(e) => {
                 count += 1;
-                let el = Element {
-                    name: local(e.local_name().as_ref()),
-                    ..Element::default()
-                };
+                let el = open(&e)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some(el),
@@ -524,6 +550,46 @@ mod tests {
                 sn: 43,
                 device_id: "34020000001320000001".into()
             })
+        );
+    }
+
+    #[test]
+    fn the_attribute_form_reads_as_the_element_form() {
+        // The form gb28181-rs and older platforms write: CmdType and SN as attributes.
+        let body =
+            b"<Notify CmdType=\"Keepalive\" SN=\"12\"><DeviceID>34020000001320000001</DeviceID>\
+            <Status>OK</Status></Notify>";
+        assert_eq!(
+            parse(body, MAX),
+            Ok(Message::Keepalive {
+                sn: 12,
+                device_id: "34020000001320000001".into()
+            })
+        );
+        let page =
+            "<Response CmdType=\"Catalog\" SN=\"3\"><DeviceID>34020000001180000001</DeviceID>\
+            <SumNum>1</SumNum><DeviceList Num=\"1\"><Item><DeviceID>34020000001310000001</DeviceID>\
+            <Name>A &amp; B</Name><Status>ON</Status></Item></DeviceList></Response>";
+        let Ok(Message::Catalog(p)) = parse(page.as_bytes(), MAX) else {
+            panic!("a catalog page");
+        };
+        assert_eq!((p.sn, p.sum_num, p.items[0].name.as_str()), (3, 1, "A & B"));
+        // An element wins over an attribute of the same name.
+        let both = "<Notify CmdType=\"Alarm\" SN=\"1\"><CmdType>Keepalive</CmdType><DeviceID>x</DeviceID></Notify>";
+        assert!(matches!(
+            parse(both.as_bytes(), MAX),
+            Ok(Message::Keepalive { .. })
+        ));
+        // Attributes are held to the same entity rule.
+        let entity = "<Notify CmdType=\"&lol;\" SN=\"1\"><DeviceID>x</DeviceID></Notify>";
+        assert_eq!(
+            parse(entity.as_bytes(), MAX),
+            Err(BodyError::Entity("lol".into()))
+        );
+        let broken = "<Notify CmdType=\"Keepalive SN=1><DeviceID>x</DeviceID></Notify>";
+        assert_eq!(
+            parse(broken.as_bytes(), MAX).unwrap_err().code(),
+            "xml_malformed"
         );
     }
 
