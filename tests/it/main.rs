@@ -25,3 +25,4 @@ mod restart;
 mod signing;
 mod video_inputs;
 mod video_peer;
+mod video_sipp;
