@@ -9,7 +9,7 @@ use gb28181_rs::client::{build_catalog_response_page, build_keepalive_notify};
 use gb28181_rs::manscdp::ChannelItem;
 use gb28181_rs::{build_digest_auth, build_register_request, parse_401_challenge, SipMessage};
 use safegate::sources::video::manscdp::{self, ChannelStatus};
-use safegate::sources::video::session::{Change, Link, Register, Registry, Reply, Timing};
+use safegate::sources::video::session::{Change, Link, Registry, Reply, Timing};
 use safegate::sources::video::sip;
 
 /// An NVR (type code 118).
@@ -46,14 +46,7 @@ fn exchange(r: &mut Registry, now: i64, cseq: u32, auth: Option<&str>) -> (Reply
     .serialize();
     let m = sip::read_datagram(request.as_bytes(), 65_535).expect("gb28181-rs's REGISTER reads");
     assert_eq!(m.device_id, DEVICE);
-    let req = Register {
-        device_id: &m.device_id,
-        call_id: &m.call_id,
-        cseq: m.cseq,
-        expires: m.expires,
-        authorization: m.authorization.as_deref(),
-        link: Link::Udp("127.0.0.1:5070".parse().unwrap()),
-    };
+    let req = m.register(Link::Udp("127.0.0.1:5070".parse().unwrap()));
     let reply = r
         .register(now, &req, &format!("nonce{cseq}"))
         .reply

@@ -5,7 +5,7 @@
 //! transports, and these scenarios will then run against it.
 
 use crate::common::{free_port, which};
-use safegate::sources::video::session::{Change, Decision, Link, Register, Registry, Timing};
+use safegate::sources::video::session::{Change, Decision, Link, Registry, Timing};
 use safegate::sources::video::{manscdp, sip};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -46,14 +46,7 @@ async fn serve(socket: UdpSocket, registry: Arc<Mutex<Registry>>, seen: Arc<Mute
             match m.method().to_string().as_str() {
                 "REGISTER" => {
                     nonce += 1;
-                    let req = Register {
-                        device_id: &m.device_id,
-                        call_id: &m.call_id,
-                        cseq: m.cseq,
-                        expires: m.expires,
-                        authorization: m.authorization.as_deref(),
-                        link,
-                    };
+                    let req = m.register(link);
                     r.register(now_ms(), &req, &format!("sippnonce{nonce}"))
                 }
                 "MESSAGE" => match manscdp::parse(m.request.body(), 65_535) {

@@ -87,35 +87,19 @@ pub fn parse(value: &str) -> Result<Credentials, DigestError> {
     }
     let mut c = Credentials::default();
     for (name, v) in params(rest)? {
-        let slot = match name.to_ascii_lowercase().as_str() {
-            "username" => &mut c.username,
-            "realm" => &mut c.realm,
-            "nonce" => &mut c.nonce,
-            "uri" => &mut c.uri,
-            "response" => &mut c.response,
-            "algorithm" => {
-                c.algorithm = Some(v);
-                continue;
-            }
-            "qop" => {
-                c.qop = Some(v);
-                continue;
-            }
-            "nc" => {
-                c.nc = Some(v);
-                continue;
-            }
-            "cnonce" => {
-                c.cnonce = Some(v);
-                continue;
-            }
-            "opaque" => {
-                c.opaque = Some(v);
-                continue;
-            }
-            _ => continue,
-        };
-        *slot = v;
+        match name.to_ascii_lowercase().as_str() {
+            "username" => c.username = v,
+            "realm" => c.realm = v,
+            "nonce" => c.nonce = v,
+            "uri" => c.uri = v,
+            "response" => c.response = v,
+            "algorithm" => c.algorithm = Some(v),
+            "qop" => c.qop = Some(v),
+            "nc" => c.nc = Some(v),
+            "cnonce" => c.cnonce = Some(v),
+            "opaque" => c.opaque = Some(v),
+            _ => {}
+        }
     }
     for (field, v) in [
         ("username", &c.username),

@@ -4,7 +4,7 @@
 //! these bytes.
 
 use super::manscdp;
-use super::session::{Link, Register, Registry, Reply, Timing};
+use super::session::{Link, Registry, Reply, Timing};
 use super::sip;
 
 const T0: i64 = 1_700_000_000_000;
@@ -27,14 +27,7 @@ fn register_bytes(cseq: u32, authorization: &str) -> Vec<u8> {
 
 fn decide(r: &mut Registry, now: i64, bytes: &[u8], nonce: &str) -> (Reply, String) {
     let m = sip::read_datagram(bytes, 65_535).expect("a request");
-    let req = Register {
-        device_id: &m.device_id,
-        call_id: &m.call_id,
-        cseq: m.cseq,
-        expires: m.expires,
-        authorization: m.authorization.as_deref(),
-        link: Link::Udp("127.0.0.1:5070".parse().unwrap()),
-    };
+    let req = m.register(Link::Udp("127.0.0.1:5070".parse().unwrap()));
     let reply = r.register(now, &req, nonce).reply.expect("a reply");
     let text = String::from_utf8(sip::respond(&m.request, &reply, "gw")).unwrap();
     (reply, text)

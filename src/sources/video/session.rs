@@ -235,6 +235,19 @@ struct Device {
     next_catalog: Option<i64>,
 }
 
+impl Device {
+    /// Its registration ends (expired, `Expires: 0`, its connection closed): the offline
+    /// change, if it was online.
+    fn end_registration(&mut self, id: &str, cause: OfflineCause) -> Option<Change> {
+        self.reg = None;
+        self.next_catalog = None;
+        std::mem::take(&mut self.online).then(|| Change::Offline {
+            device_id: id.into(),
+            cause,
+        })
+    }
+}
+
 /// Nonces kept per device (a device may answer an older challenge than the last).
 const NONCES: usize = 4;
 
@@ -382,14 +395,8 @@ impl Registry {
             date: String::new(),
         });
         if let Some(d) = self.devices.get_mut(device_id) {
-            d.reg = None;
-            d.next_catalog = None;
-            if std::mem::take(&mut d.online) {
-                out.changes.push(Change::Offline {
-                    device_id: device_id.into(),
-                    cause: OfflineCause::Unregistered,
-                });
-            }
+            out.changes
+                .extend(d.end_registration(device_id, OfflineCause::Unregistered));
         }
         out
     }
@@ -542,14 +549,8 @@ impl Registry {
                 .as_ref()
                 .is_some_and(|r| matches!(r.link, Link::Tcp { conn: c, .. } if c == conn));
             if on_it {
-                d.reg = None;
-                d.next_catalog = None;
-                if std::mem::take(&mut d.online) {
-                    out.changes.push(Change::Offline {
-                        device_id: id.clone(),
-                        cause: OfflineCause::ConnectionClosed,
-                    });
-                }
+                out.changes
+                    .extend(d.end_registration(id, OfflineCause::ConnectionClosed));
             }
         }
         out
@@ -596,20 +597,16 @@ impl Registry {
         let Some(d) = self.devices.get_mut(id) else {
             return out;
         };
-        let offline = |cause| Change::Offline {
-            device_id: id.into(),
-            cause,
-        };
         if let Some(reg) = &d.reg {
             if now >= reg.expires_at {
-                d.reg = None;
-                d.next_catalog = None;
-                if std::mem::take(&mut d.online) {
-                    out.changes.push(offline(OfflineCause::RegistrationExpired));
-                }
+                let cause = OfflineCause::RegistrationExpired;
+                out.changes.extend(d.end_registration(id, cause));
             } else if d.online && now >= reg.last_alive.saturating_add(alive_ms) {
                 d.online = false;
-                out.changes.push(offline(OfflineCause::KeepaliveTimeout));
+                out.changes.push(Change::Offline {
+                    device_id: id.into(),
+                    cause: OfflineCause::KeepaliveTimeout,
+                });
             }
         }
         for t in d.catalog.expire(now, timeout) {

@@ -6,7 +6,7 @@
 //! body shorter than `Content-Length` and takes a garbage `Content-Length` as 0. The length
 //! and the size bound are checked here, on the raw bytes, before its parse is trusted.
 
-use super::session::Reply;
+use super::session::{Link, Register, Reply};
 use rsipstack::sip::headers::{CSeq, CallId, ContentLength, From, To, Via};
 use rsipstack::sip::{Header, Headers, HeadersExt, Method, Request, Response, SipMessage};
 use rsipstack::sip::{StatusCode, Version};
@@ -58,6 +58,18 @@ pub struct Inbound {
 impl Inbound {
     pub fn method(&self) -> &Method {
         self.request.method()
+    }
+
+    /// This request as the registry's REGISTER event, received over `link`.
+    pub fn register(&self, link: Link) -> Register<'_> {
+        Register {
+            device_id: &self.device_id,
+            call_id: &self.call_id,
+            cseq: self.cseq,
+            expires: self.expires,
+            authorization: self.authorization.as_deref(),
+            link,
+        }
     }
 }
 
