@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only the Rust toolchain.
 # Installs the Debian packages the tests need when they are missing (Mosquitto, VictoriaMetrics,
-# mbpoll, socat, curl, Chromium and its chromedriver for the console's browser test) and
+# mbpoll, socat, SIPp, curl, Chromium and its chromedriver for the console's browser test) and
 # pymodbus from PyPI, then checks formatting and lints and runs every test. Tests start their own broker and store
 # processes on free 127.0.0.1 ports and stop them when done.
 set -euo pipefail
@@ -12,6 +12,8 @@ need=()
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# SIPp plays GB/T 28181 devices against the video core (tests/it/video_sipp.rs).
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 # The web console's test drives headless Chromium over WebDriver (tests/it/console.rs).

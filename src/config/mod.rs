@@ -52,6 +52,8 @@ pub struct Config {
     pub ingest: IngestSettings,
     /// Coal mines' networking files over FTP(S) and a watched folder.
     pub mine_files: crate::sources::mine_files::config::MineFilesSettings,
+    /// No `[video]` section: no GB/T 28181 endpoint.
+    pub video: Option<crate::sources::video::config::VideoSettings>,
     pub indicators: IndicatorSettings,
     pub targets: Vec<TargetConfig>,
     pub alarms: alarms::AlarmSettings,
@@ -82,6 +84,7 @@ pub(crate) struct MainFile {
     ingest: IngestSettings,
     #[serde(default)]
     mine_files: crate::sources::mine_files::config::MineFilesSettings,
+    video: Option<crate::sources::video::config::VideoSettings>,
     #[serde(default)]
     indicators: IndicatorSettings,
     #[serde(default)]
@@ -115,6 +118,7 @@ impl From<MainFile> for Config {
             api: m.api,
             ingest: m.ingest,
             mine_files: m.mine_files,
+            video: m.video,
             indicators: m.indicators,
             targets: m.targets,
             alarms: m.alarms,

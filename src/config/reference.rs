@@ -32,6 +32,12 @@ fn sections() -> Vec<(&'static str, Value)> {
             )),
         ),
         (
+            "[video]",
+            v(serde_json::to_value(
+                crate::sources::video::config::VideoSettings::default(),
+            )),
+        ),
+        (
             "[indicators]",
             v(serde_json::to_value(IndicatorSettings::default())),
         ),

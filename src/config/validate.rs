@@ -573,6 +573,9 @@ fn api_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     c.api.problems(err_main);
     c.ingest.problems(err_main);
     c.mine_files.problems(err_main);
+    if let Some(v) = &c.video {
+        v.problems(err_main);
+    }
 }
 
 /// `[store]` and `[outbox]`.
@@ -874,5 +877,37 @@ topics = ["#"]
             "{p:#?}"
         );
         assert!(p[2].contains("reaches into the native tree"), "{p:?}");
+    }
+
+    #[test]
+    fn a_video_section_is_optional_and_checked_when_present() {
+        let ok = "[video]\nserver_id = \"34020000002000000001\"\npassword_env = \"VIDEO_PW\"\n";
+        assert_eq!(problems(ok), Vec::<String>::new());
+        let loaded = load_str(Path::new("t.toml"), ok, Path::new(".")).unwrap();
+        let video = loaded.config.video.expect("[video] read");
+        assert_eq!(
+            (video.domain(), video.keepalive_s),
+            ("3402000000".into(), 60)
+        );
+        let none = load_str(Path::new("t.toml"), "", Path::new(".")).unwrap();
+        assert!(none.config.video.is_none());
+        let p = problems("[video]\nserver_id = \"123\"\nkeepalive_misses = 0\n");
+        assert!(
+            p.iter().any(|m| m.starts_with("video.server_id: ")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|m| m.starts_with("video.password_env: ")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|m| m.starts_with("video.keepalive_misses: ")),
+            "{p:?}"
+        );
+        let p = problems("[video]\nkeepalive = 60\n");
+        assert!(
+            p.iter().any(|m| m.contains("unknown field `keepalive`")),
+            "{p:?}"
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod mine_files;
 pub mod modbus;
 pub mod mqtt;
+pub mod video;
 
 use crate::core::SourceEvent;
 use crate::telemetry::{Clock, LinkStatus, Metrics};

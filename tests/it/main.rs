@@ -24,3 +24,6 @@ mod mqtt_pipeline;
 mod mqtt_tls;
 mod restart;
 mod signing;
+mod video_inputs;
+mod video_peer;
+mod video_sipp;

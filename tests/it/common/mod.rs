@@ -51,7 +51,7 @@ fn wait_port(port: u16, what: &str) {
     panic!("{what} did not start listening on 127.0.0.1:{port} within 20 s");
 }
 
-fn which(bin: &str) -> PathBuf {
+pub fn which(bin: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
         let p = Path::new(dir).join(bin);
         if p.exists() {
