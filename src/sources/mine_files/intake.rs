@@ -27,6 +27,8 @@ pub struct Intake {
     link: Mutex<Option<Link>>,
     metrics: Arc<MineMetrics>,
     status: Arc<MinesStatus>,
+    /// Disk write failures, logged at most every 10 s per kind.
+    warn: crate::telemetry::RateLimitedLog,
 }
 
 struct Link {
@@ -92,6 +94,7 @@ impl Intake {
             link: Mutex::new(None),
             metrics,
             status,
+            warn: crate::telemetry::RateLimitedLog::new(10_000),
         }
     }
 
@@ -176,14 +179,10 @@ impl Intake {
             .await?;
         // Noted before the answer: a file committed, then taken again after a crash (the
         // folder's move not done, the 226 not sent), is a duplicate, not applied twice.
-        if let Err(e) = self
-            .kept
-            .applied(&mine.site.mine_code, &key.0, &key.1, SEEN_PER_MINE)
-        {
-            tracing::warn!(mine = %mine.site.mine_code, error = %e, "could not note the applied file; taken again after a restart it would be applied again");
-        }
+        self.note_applied(&mine.site.mine_code, &key).await;
         book.remember(key);
-        if parsed.name.file_type == format::FileType::Cddy && !self.keep_cddy(&mine.site, up) {
+        if parsed.name.file_type == format::FileType::Cddy && !self.keep_cddy(&mine.site, up).await
+        {
             self.metrics.file("CDDY", "not_kept");
         }
         self.status
@@ -312,13 +311,50 @@ impl Intake {
 impl Intake {
     /// Keep a mine's applied CDDY for the next start; false when it could not be written
     /// (logged: the points are then unknown after a restart until the mine's next CDDY).
-    fn keep_cddy(&self, site: &MineSite, up: &Upload) -> bool {
-        match self.kept.keep(&site.mine_code, &up.name, &up.bytes) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(mine = %site.mine_code, error = %e, "could not keep the mine's CDDY for the next start");
+    /// On the blocking pool: a slow or full disk must not stall the FTP sessions' tasks.
+    async fn keep_cddy(&self, site: &MineSite, up: &Upload) -> bool {
+        let (kept, code, name, bytes) = (
+            self.kept.clone(),
+            site.mine_code.clone(),
+            up.name.clone(),
+            up.bytes.clone(),
+        );
+        let done = tokio::task::spawn_blocking(move || kept.keep(&code, &name, &bytes)).await;
+        match done {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                self.warn_disk("keep_cddy", &site.mine_code, &e.to_string());
                 false
             }
+            Err(e) => {
+                self.warn_disk("keep_cddy", &site.mine_code, &e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Note a file applied in the mine's ledger (on the blocking pool, as `keep_cddy`).
+    async fn note_applied(&self, code: &str, key: &(String, [u8; 32])) {
+        let (kept, c, name, hash) = (self.kept.clone(), code.to_string(), key.0.clone(), key.1);
+        let done =
+            tokio::task::spawn_blocking(move || kept.applied(&c, &name, &hash, SEEN_PER_MINE))
+                .await;
+        let err = match done {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.warn_disk("ledger", code, &err);
+    }
+
+    /// A write under `data_dir/mine_files` failed: logged at most every 10 s per kind.
+    fn warn_disk(&self, what: &'static str, code: &str, error: &str) {
+        let Some(suppressed) = self.warn.allow(what, crate::telemetry::now_ms()) else {
+            return;
+        };
+        match what {
+            "keep_cddy" => tracing::warn!(mine = %code, %error, suppressed, "could not keep the mine's CDDY for the next start"),
+            _ => tracing::warn!(mine = %code, %error, suppressed, "could not note the applied file; taken again after a restart it would be applied again"),
         }
     }
 
