@@ -54,6 +54,17 @@ fn mine_config(mq: &str, id: &str, store: Option<&str>, positioning: bool) -> Mi
     Mine { cfg, ftp, watch }
 }
 
+/// Put `extra` (settings, targets) before a mine configuration's own text.
+fn add_config(m: &Mine, extra: &str) {
+    let text = std::fs::read_to_string(&m.cfg.path).unwrap();
+    std::fs::write(&m.cfg.path, format!("{extra}{text}")).unwrap();
+}
+
+/// An online-rate target for the mine site, weight 10, `value` %.
+fn online_target(value: u32) -> String {
+    format!("[[targets]]\nindicator = \"online_rate\"\nscope = \"site:m1\"\ncomparator = \">=\"\nvalue = {value}\nlabel = \"联网在线率\"\nweight = 10\n\n")
+}
+
 /// Upload `file` as `name` with curl; Ok(()) on a 226, else curl's error text.
 async fn curl_put(port: u16, file: &Path, name: &str, user: &str) -> Result<(), String> {
     let (file, url) = (file.to_path_buf(), format!("ftp://127.0.0.1:{port}/{name}"));
@@ -394,9 +405,7 @@ async fn a_twenty_minute_upload_gap_is_measured_exactly_and_the_mine_s_responses
     let _load = shared().await;
     let mq = Mosquitto::start();
     let m = mine_config(&mq.url(), "gw-mine-b", None, false);
-    let target = "[[targets]]\nindicator = \"online_rate\"\nscope = \"site:m1\"\ncomparator = \">=\"\nvalue = 90\nlabel = \"联网在线率\"\nweight = 10\n\n";
-    let text = std::fs::read_to_string(&m.cfg.path).unwrap();
-    std::fs::write(&m.cfg.path, format!("{target}{text}")).unwrap();
+    add_config(&m, &online_target(90));
     let clock = test_clock();
     let (_gw, api) = start_ready_on(&m.cfg, clock.clock()).await;
     let files = tempfile::tempdir().unwrap();
@@ -511,9 +520,13 @@ async fn faults_are_down_and_maintenance_is_not_counted_point_by_point() {
     let _load = shared().await;
     let mq = Mosquitto::start();
     let m = mine_config(&mq.url(), "gw-mine-g", None, false);
-    let extra = "[indicators]\nmine_units = \"devices\"\n\n[[targets]]\nindicator = \"online_rate\"\nscope = \"site:m1\"\ncomparator = \">=\"\nvalue = 95\nlabel = \"联网在线率\"\nweight = 10\n\n";
-    let text = std::fs::read_to_string(&m.cfg.path).unwrap();
-    std::fs::write(&m.cfg.path, format!("{extra}{text}")).unwrap();
+    add_config(
+        &m,
+        &format!(
+            "[indicators]\nmine_units = \"devices\"\n\n{}",
+            online_target(95)
+        ),
+    );
     let clock = test_clock();
     let (_gw, api) = start_ready_on(&m.cfg, clock.clock()).await;
     let files = tempfile::tempdir().unwrap();
@@ -649,9 +662,13 @@ async fn loose_thresholds_are_findings_in_the_report_online_and_offline() {
     let mq = Mosquitto::start();
     let m = mine_config(&mq.url(), "gw-mine-f", None, false);
     // Points as the online-rate units, so the offline report counts them only if it knows them.
-    let mut text = std::fs::read_to_string(&m.cfg.path).unwrap();
-    text.push_str("\n[indicators]\nmine_units = \"devices\"\n\n[[targets]]\nindicator = \"online_rate\"\nscope = \"site:m1\"\ncomparator = \">=\"\nvalue = 90\nlabel = \"联网在线率\"\n");
-    std::fs::write(&m.cfg.path, text).unwrap();
+    add_config(
+        &m,
+        &format!(
+            "[indicators]\nmine_units = \"devices\"\n\n{}",
+            online_target(90)
+        ),
+    );
     let (gw, api) = start_ready(&m.cfg).await;
     let from = safegate::telemetry::now_ms() - 1_000;
     let cddy = format!("{MINE}_CDDY_20260301120000.txt");

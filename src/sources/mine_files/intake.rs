@@ -353,8 +353,12 @@ impl Intake {
             return;
         };
         match what {
-            "keep_cddy" => tracing::warn!(mine = %code, %error, suppressed, "could not keep the mine's CDDY for the next start"),
-            _ => tracing::warn!(mine = %code, %error, suppressed, "could not note the applied file; taken again after a restart it would be applied again"),
+            "keep_cddy" => {
+                tracing::warn!(mine = %code, %error, suppressed, "could not keep the mine's CDDY for the next start")
+            }
+            _ => {
+                tracing::warn!(mine = %code, %error, suppressed, "could not note the applied file; taken again after a restart it would be applied again")
+            }
         }
     }
 
