@@ -277,6 +277,6 @@ pub struct SiteDevices {
     pub site: String,
     pub devices: Vec<crate::core::config::inventory::DeviceConfig<serde::de::IgnoredAny>>,
     /// What the source found wrong in them (replaces its findings for the site).
-    pub findings: Vec<crate::core::inventory::Finding>,
+    pub findings: Arc<[crate::core::inventory::Finding]>,
     pub at_ms: i64,
 }

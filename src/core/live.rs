@@ -242,7 +242,7 @@ pub fn apply_site_devices(
     if sd.findings.is_empty() {
         inv.findings.remove(&key);
     } else {
-        inv.findings.insert(key, sd.findings.clone().into());
+        inv.findings.insert(key, sd.findings.clone());
     }
     let refs = Refs::of(inv);
     let mut listed: HashSet<&str> = HashSet::new();
@@ -820,7 +820,7 @@ interval_s = 1
             source: "mine_files".into(),
             site: "m1".into(),
             devices,
-            findings: vec![],
+            findings: Arc::from([]),
             at_ms: at,
         };
         c.apply(SourceEvent::Devices(Box::new(sd)), &mut out);
@@ -948,7 +948,7 @@ interval_s = 1
             source: "mine_files".into(),
             site: "m9".into(),
             devices: vec![point("x", 1.0)],
-            findings: vec![],
+            findings: Arc::from([]),
             at_ms: T0,
         };
         c.apply(SourceEvent::Devices(Box::new(sd)), &mut out);
@@ -986,13 +986,13 @@ interval_s = 1
             basis: "rules",
             text: "too loose".into(),
         };
-        let mut with = |findings| {
+        let mut with = |findings: Vec<crate::core::inventory::Finding>| {
             let mut out = Outputs::default();
             let sd = SiteDevices {
                 source: "mine_files".into(),
                 site: "m1".into(),
                 devices: vec![point("p1", 10.0)],
-                findings,
+                findings: Arc::from(findings),
                 at_ms: T0,
             };
             c.apply(SourceEvent::Devices(Box::new(sd)), &mut out);

@@ -5,7 +5,6 @@
 //! millions of transitions stays cheap.
 
 use rusqlite::{params, Connection, OpenFlags};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,10 +17,8 @@ const COMPACT_EVERY: usize = 20_000;
 
 pub use crate::core::inventory::UnitKind;
 
-pub(super) type UnitId = (UnitKind, String, String);
-
 /// Unit keys by unit, shared by reading connections.
-pub(super) type Keys = Arc<HashMap<UnitId, i64>>;
+pub(super) type Keys = Arc<super::keys::UnitKeys>;
 
 pub struct Journal {
     pub(super) path: PathBuf,
@@ -30,8 +27,6 @@ pub struct Journal {
     /// devices a copy is about 40 MB); the writer's own is never shared, so it is changed in
     /// place.
     pub(super) keys: Keys,
-    /// The largest key in `keys`.
-    pub(super) max_key: Option<i64>,
     /// Released when a write meets a full disk, so the journal can still write and checkpoint.
     reserve: Option<std::sync::Arc<super::space::Reserve>>,
 }
@@ -58,7 +53,6 @@ impl Journal {
             path,
             conn,
             keys: Arc::default(),
-            max_key: None,
             reserve: None,
         };
         j.load_keys()?;
@@ -83,7 +77,6 @@ impl Journal {
             path,
             conn,
             keys: Arc::default(),
-            max_key: None,
             reserve: None,
         };
         j.load_keys()?;
@@ -125,22 +118,18 @@ impl Journal {
             .map_err(|e| StateError::Db(self.path.clone(), e))
     }
 
-    /// Use `keys` (up to `max_key`), read by another connection to the same file.
-    pub(super) fn share_keys(&mut self, keys: Keys, max_key: Option<i64>) {
+    /// Use `keys`, read by another connection to the same file.
+    pub(super) fn share_keys(&mut self, keys: Keys) {
         self.keys = keys;
-        self.max_key = max_key;
     }
 
     /// Reload the unit keys when the writer has added units since they were read; the keys
     /// and their largest, for other connections to share.
-    pub(super) fn reload_keys_if_grown(
-        &mut self,
-        newest: Option<i64>,
-    ) -> Result<(Keys, Option<i64>), StateError> {
-        if newest != self.max_key {
+    pub(super) fn reload_keys_if_grown(&mut self, newest: Option<i64>) -> Result<Keys, StateError> {
+        if newest != self.keys.max_key() {
             self.load_keys()?;
         }
-        Ok((self.keys.clone(), self.max_key))
+        Ok(self.keys.clone())
     }
 
     fn load_keys(&mut self) -> Result<(), StateError> {
@@ -158,15 +147,14 @@ impl Journal {
                 ))
             })
             .map_err(|e| StateError::Db(self.path.clone(), e))?;
-        let mut keys = HashMap::new();
+        let mut keys = super::keys::UnitKeys::default();
         for row in rows {
             let (key, kind, site, id) = row.map_err(|e| StateError::Db(self.path.clone(), e))?;
             if let Some(kind) = UnitKind::parse(&kind) {
-                keys.insert((kind, site, id), key);
+                keys.insert(kind, &site, &id, key);
             }
         }
         drop(st);
-        self.max_key = keys.values().copied().max();
         self.keys = Arc::new(keys);
         Ok(())
     }
@@ -175,7 +163,7 @@ impl Journal {
     /// (rusqlite rolls back on drop); errors name the file.
     pub(super) fn in_transaction<T>(
         &mut self,
-        f: impl FnOnce(&Connection, &mut HashMap<UnitId, i64>) -> rusqlite::Result<T>,
+        f: impl FnOnce(&Connection, &mut super::keys::UnitKeys) -> rusqlite::Result<T>,
     ) -> Result<T, StateError> {
         let db = |e| StateError::Db(self.path.clone(), e);
         let tx = self.conn.unchecked_transaction().map_err(db)?;
@@ -256,7 +244,6 @@ impl Journal {
     fn recover(&mut self) {
         if self.load_keys().is_err() {
             self.keys = Arc::default();
-            self.max_key = None;
         }
     }
 }
@@ -265,19 +252,18 @@ impl Journal {
 /// rolled back is dropped with the cache by `Journal::recover`.
 pub(super) fn unit_key(
     conn: &Connection,
-    keys: &mut HashMap<UnitId, i64>,
+    keys: &mut super::keys::UnitKeys,
     kind: UnitKind,
     site: &str,
     id: &str,
 ) -> rusqlite::Result<i64> {
-    let k = (kind, site.to_string(), id.to_string());
-    if let Some(v) = keys.get(&k) {
-        return Ok(*v);
+    if let Some(v) = keys.get(kind, site, id) {
+        return Ok(v);
     }
     conn.prepare_cached("INSERT INTO units(kind, site, id) VALUES (?1, ?2, ?3)")?
         .execute(params![kind.as_str(), site, id])?;
     let v = conn.last_insert_rowid();
-    keys.insert(k, v);
+    keys.insert(kind, site, id, v);
     Ok(v)
 }
 
@@ -462,7 +448,7 @@ mod tests {
                 source: "mine_files".into(),
                 site: "s".into(),
                 devices,
-                findings: vec![],
+                findings: Arc::from([]),
                 at_ms: at,
             };
             core.apply(SourceEvent::Devices(Box::new(sd)), &mut out);

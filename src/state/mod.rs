@@ -5,6 +5,7 @@ mod alarms;
 mod compaction;
 pub mod files;
 mod journal;
+mod keys;
 mod pool;
 mod reader;
 mod rows;

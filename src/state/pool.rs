@@ -19,7 +19,7 @@ pub struct ReadPool {
     keys: Mutex<SharedKeys>,
 }
 
-type SharedKeys = Option<(super::journal::Keys, Option<i64>)>;
+type SharedKeys = Option<super::journal::Keys>;
 
 impl ReadPool {
     pub fn new(data_dir: &Path) -> ReadPool {
@@ -49,7 +49,7 @@ impl ReadPool {
         {
             let mut shared = self.keys.lock().unwrap_or_else(|p| p.into_inner());
             match shared.as_ref() {
-                Some((keys, max)) if *max == newest => j.share_keys(keys.clone(), *max),
+                Some(keys) if keys.max_key() == newest => j.share_keys(keys.clone()),
                 _ => *shared = Some(j.reload_keys_if_grown(newest)?),
             }
         }

@@ -15,7 +15,7 @@ impl Journal {
             .keys
             .iter()
             .filter(|((k, _, _), _)| *k == UnitKind::Device)
-            .map(|((_, s, d), key)| (*key, (s.clone(), d.clone())))
+            .map(|((_, s, d), key)| (key, (s.to_string(), d.to_string())))
             .collect();
         let mut out: std::collections::BTreeMap<i64, DeviceSnapshot> = Default::default();
         let snap = |unit: i64| {
@@ -68,11 +68,7 @@ impl Journal {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<TransitionRow>, StateError> {
-        let Some(unit) = self
-            .keys
-            .get(&(UnitKind::Device, site.to_string(), device.to_string()))
-            .copied()
-        else {
+        let Some(unit) = self.keys.get(UnitKind::Device, site, device) else {
             return Ok(Vec::new());
         };
         let mut st = self
@@ -162,11 +158,13 @@ impl Journal {
         for (i, d) in inv.devices.iter().enumerate() {
             by_name.insert((UnitKind::Device, sid(d.site), &d.id), Target::Device(i));
         }
-        let max_key = self.keys.values().copied().max().unwrap_or(0).max(0) as usize;
+        let max_key = self.keys.max_key().unwrap_or(0).max(0) as usize;
         let mut target: Vec<Option<Target>> = vec![None; max_key + 1];
         for ((kind, site, id), key) in self.keys.iter() {
-            if let Some(t) = by_name.get(&(*kind, site.as_str(), id.as_str())) {
-                target[*key as usize] = Some(*t);
+            if let Some(t) = by_name.get(&(kind, site, id)) {
+                if let Some(slot) = target.get_mut(key.max(0) as usize) {
+                    *slot = Some(*t);
+                }
             }
         }
         target

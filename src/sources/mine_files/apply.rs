@@ -57,8 +57,9 @@ pub struct MineState {
     pub people_underground: Option<u32>,
     /// Points whose last CDSS status said 报警 or 断电: since when, at which level.
     pub alarm_bits: BTreeMap<String, (i64, u8)>,
-    /// The last CDDY's thresholds the rules do not allow (see [`super::compliance`]).
-    pub findings: Vec<Finding>,
+    /// The last CDDY's thresholds the rules do not allow (see [`super::compliance`]),
+    /// shared with the inventory's copy.
+    pub findings: Arc<[Finding]>,
 }
 
 /// A point as the real-time files need it.
@@ -245,7 +246,7 @@ fn cddy(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
         points.insert(p.code.clone(), point);
     }
     state.points = points;
-    state.findings = findings;
+    state.findings = findings.into();
     events.push(devices_event(cx, state));
 }
 
