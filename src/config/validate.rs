@@ -347,6 +347,8 @@ type SerialSettings = (u32, crate::sources::modbus::config::Parity, u8, u8);
 #[derive(Default)]
 struct Lines {
     units: HashMap<(String, u8), String>,
+    /// GB/T 28181 IDs claimed so far, with the device that claimed each.
+    gb_ids: HashMap<String, String>,
     serial_lines: HashMap<String, (String, SerialSettings)>,
 }
 
@@ -358,11 +360,21 @@ fn protocol_problems(
     lines: &mut Lines,
     push: &mut Push<'_>,
 ) {
+    gb_problems(d, org, &mut lines.gb_ids, push);
     let Lines {
         units,
         serial_lines,
+        ..
     } = lines;
     match (d.protocol, &d.modbus) {
+        (Protocol::Gb28181, Some(_)) => push(
+            "devices",
+            org,
+            &d.id,
+            "modbus",
+            "only protocol = \"modbus\" devices take a [devices.modbus] table".into(),
+        ),
+        (Protocol::Gb28181, None) => {}
         (Protocol::MineFiles, _) => push(
             "devices",
             org,
@@ -426,6 +438,51 @@ fn protocol_problems(
             "only protocol = \"modbus\" devices take a [devices.modbus] table".into(),
         ),
         (Protocol::Mqtt, None) => {}
+    }
+}
+
+/// A GB/T 28181 device has a 20-digit `gb_id` no other device has; other devices have none.
+fn gb_problems(
+    d: &super::DeviceConfig,
+    org: (usize, usize),
+    gb_ids: &mut HashMap<String, String>,
+    push: &mut Push<'_>,
+) {
+    use crate::sources::video::config::is_gb_id;
+    match (d.protocol, &d.gb_id) {
+        (Protocol::Gb28181, None) => push(
+            "devices",
+            org,
+            &d.id,
+            "gb_id",
+            "a gb28181 device needs the 20-digit GB/T 28181 ID it registers with (gb_id)".into(),
+        ),
+        (Protocol::Gb28181, Some(id)) if !is_gb_id(id) => push(
+            "devices",
+            org,
+            &d.id,
+            "gb_id",
+            format!("{id:?} is not a 20-digit GB/T 28181 ID"),
+        ),
+        (Protocol::Gb28181, Some(id)) => {
+            if let Some(first) = gb_ids.insert(id.clone(), d.id.clone()) {
+                push(
+                    "devices",
+                    org,
+                    &d.id,
+                    "gb_id",
+                    format!("{id} is already the gb_id of device {first:?}"),
+                );
+            }
+        }
+        (_, Some(_)) => push(
+            "devices",
+            org,
+            &d.id,
+            "gb_id",
+            "only protocol = \"gb28181\" devices take a gb_id".into(),
+        ),
+        (_, None) => {}
     }
 }
 
@@ -575,6 +632,21 @@ fn api_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     c.mine_files.problems(err_main);
     if let Some(v) = &c.video {
         v.problems(err_main);
+    }
+    let video_device = c
+        .inventory
+        .devices
+        .iter()
+        .find(|d| d.protocol == Protocol::Gb28181);
+    if let (None, Some(d)) = (&c.video, video_device) {
+        err_main(
+            "video",
+            format!(
+                "device {:?} has protocol = \"gb28181\" but there is no [video] section to \
+                 register it (docs/video.md)",
+                d.id
+            ),
+        );
     }
 }
 
