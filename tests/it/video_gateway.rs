@@ -41,9 +41,14 @@ fn config(mq: &str, port: u16) -> TestConfig {
     )
 }
 
-/// Runs `scenario` once as device `device` with `password` against the gateway on `port`;
-/// panics unless SIPp got every message it expected.
+/// Runs `scenario` once as device `device` with `password` against the gateway on `port`
+/// over UDP; panics unless SIPp got every message it expected.
 async fn sipp(port: u16, scenario: &str, device: &str, password: &str) {
+    sipp_over("u1", port, scenario, device, password).await
+}
+
+/// As [`sipp`], over SIPp's transport `transport` (`u1` UDP, `t1` one TCP connection).
+async fn sipp_over(transport: &str, port: u16, scenario: &str, device: &str, password: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/sipp")
@@ -53,7 +58,7 @@ async fn sipp(port: u16, scenario: &str, device: &str, password: &str) {
     cmd.arg(format!("127.0.0.1:{port}"))
         .arg("-sf")
         .arg(&file)
-        .args(["-m", "1", "-i", "127.0.0.1", "-p"])
+        .args(["-t", transport, "-m", "1", "-i", "127.0.0.1", "-p"])
         .arg(free_port().to_string())
         .args(["-key", "device", device, "-key", "server", SERVER])
         .args(["-key", "domain", DOMAIN, "-key", "ch_on", CH_ON])
@@ -211,4 +216,38 @@ async fn an_unknown_id_and_a_wrong_password_are_refused_403_and_counted() {
     let (_, v) = get(&devices_url(&api)).await;
     assert!(!has(&v, STRANGER), "{v}");
     assert_eq!(device(&v, "nvr1")["state"], "never", "{v}");
+}
+
+#[tokio::test]
+async fn over_tcp_a_closed_connection_takes_the_nvr_offline_at_once() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let port = free_port();
+    let cfg = config(&mq.url(), port);
+    let clock = test_clock();
+    let (_gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let t0 = clock.now_ms();
+    // SIPp registers and keeps alive over one TCP connection, then exits: it closes.
+    sipp_over("t1", port, "gb_register.xml", NVR, PASSWORD).await;
+    let v = wait_json(&devices_url(&api), WAIT, |v| {
+        device(v, "nvr1")["state"] == "offline"
+    })
+    .await;
+    // Online at T0, offline at T0 (the clock stood still): not at a keepalive deadline.
+    assert_eq!(since(&v, "nvr1"), Some(t0), "{v}");
+    assert_eq!(
+        device(&v, "nvr1")["last_seen"]
+            .as_str()
+            .and_then(parse_rfc3339_ms),
+        Some(t0)
+    );
+    let metrics = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "safegate_video_transitions_total{state=\"offline\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
 }
