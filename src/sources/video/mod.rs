@@ -22,6 +22,8 @@ pub mod sip;
 pub mod source;
 
 #[cfg(test)]
+mod endpoint_tests;
+#[cfg(test)]
 mod pipeline_tests;
 #[cfg(test)]
 mod session_tests;
