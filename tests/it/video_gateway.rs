@@ -2,7 +2,8 @@
 //! NVR from hand-written scenarios (`tests/it/sipp/`) over UDP against the running gateway.
 //! Registration with digest brings the NVR online in `/api/v1/devices`; its catalog's
 //! channels join the inventory; without keepalives the NVR and its channel go offline at
-//! exactly last keepalive + keepalive_s × keepalive_misses (on the test clock); an unknown
+//! exactly last keepalive + keepalive_s × keepalive_misses (on the test clock); a keepalive
+//! brings them back and a channel's OFF change takes it offline alone; an unknown
 //! ID and a wrong password are refused 403 and counted in metrics and `/api/v1/rejections`.
 
 use crate::common::*;
@@ -155,6 +156,7 @@ async fn an_nvr_registers_over_sipp_its_channels_join_and_silence_takes_them_off
     clock.advance(Duration::from_secs(12));
     let (_, v) = get(&devices_url(&api)).await;
     assert_eq!(device(&v, "nvr1")["state"], "online", "{v}");
+    assert_eq!(device(&v, CH_ON)["state"], "online", "{v}");
     // Past T1 + 15 s: the NVR and its channel are offline, each at exactly T1 + 15 s.
     clock.advance(Duration::from_secs(4));
     let deadline = t1 + KEEPALIVE_S * MISSES * 1000;
@@ -164,6 +166,26 @@ async fn an_nvr_registers_over_sipp_its_channels_join_and_silence_takes_them_off
     .await;
     assert_eq!(since(&v, "nvr1"), Some(deadline), "{v}");
     assert_eq!(since(&v, CH_ON), Some(deadline), "{v}");
+
+    // A keepalive brings both back (the registration stands); then the channel's OFF
+    // change takes it offline alone, at that change's time.
+    clock.advance(Duration::from_secs(1));
+    let t2 = clock.now_ms();
+    sipp(port, "gb_keepalive.xml", NVR, PASSWORD).await;
+    let v = wait_json(&devices_url(&api), WAIT, |v| {
+        device(v, "nvr1")["state"] == "online" && device(v, CH_ON)["state"] == "online"
+    })
+    .await;
+    assert_eq!((since(&v, "nvr1"), since(&v, CH_ON)), (Some(t2), Some(t2)));
+    clock.advance(Duration::from_secs(1));
+    let t3 = clock.now_ms();
+    sipp(port, "gb_channel_off.xml", NVR, PASSWORD).await;
+    let v = wait_json(&devices_url(&api), WAIT, |v| {
+        device(v, CH_ON)["state"] == "offline"
+    })
+    .await;
+    assert_eq!(since(&v, CH_ON), Some(t3), "{v}");
+    assert_eq!(device(&v, "nvr1")["state"], "online", "{v}");
     let metrics = get_text(&format!("{api}/metrics")).await;
     assert_eq!(
         metric(
