@@ -5,6 +5,8 @@
 //! exactly last keepalive + keepalive_s × keepalive_misses (on the test clock); a keepalive
 //! brings them back and a channel's OFF change takes it offline alone; an unknown
 //! ID and a wrong password are refused 403 and counted in metrics and `/api/v1/rejections`.
+//! The device library gb28181-rs, over a UDP socket of the test, registers an NVR with its
+//! own digest and pages a catalog of 8 channels, one OFF.
 
 use crate::common::*;
 use safegate::sources::mqtt::payload::parse_rfc3339_ms;
@@ -272,4 +274,145 @@ async fn over_tcp_a_closed_connection_takes_the_nvr_offline_at_once() {
         Some(1.0),
         "{metrics}"
     );
+}
+
+/// A response from the gateway on `socket`, the gateway's own requests (catalog query,
+/// SUBSCRIBE) left aside.
+async fn response(socket: &tokio::net::UdpSocket) -> gb28181_rs::SipMessage {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, _) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
+            .await
+            .expect("a datagram from the gateway")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.starts_with("SIP/2.0 ") {
+            return gb28181_rs::SipMessage::parse(&text).expect("gb28181-rs reads the response");
+        }
+    }
+}
+
+fn peer_channel(n: u32, status: &str) -> gb28181_rs::manscdp::ChannelItem {
+    gb28181_rs::manscdp::ChannelItem {
+        device_id: format!("340200000013100000{n:02}"),
+        name: format!("通道{n}"),
+        manufacturer: "peer".into(),
+        model: "nvr".into(),
+        owner: String::new(),
+        civil_code: DOMAIN.into(),
+        address: String::new(),
+        parental: 0,
+        parent_id: NVR.into(),
+        safety_way: 0,
+        register_way: 1,
+        secrecy: 0,
+        status: status.into(),
+        ip_address: String::new(),
+        port: 0,
+        longitude: 0.0,
+        latitude: 0.0,
+        ptz_type: None,
+        photoelectric_imaging_type: None,
+    }
+}
+
+#[tokio::test]
+async fn a_gb28181_rs_nvr_with_8_channels_joins_over_udp_with_its_off_channel_not_online() {
+    use gb28181_rs::client::{build_catalog_response_page, build_keepalive_notify};
+    use gb28181_rs::{build_digest_auth, build_register_request, parse_401_challenge};
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let port = free_port();
+    let cfg = config(&mq.url(), port);
+    let (_gw, api) = start_ready(&cfg).await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = socket.local_addr().unwrap().port();
+    let gw = format!("127.0.0.1:{port}");
+    let register = |auth: Option<&str>, cseq: u32| {
+        build_register_request(
+            NVR,
+            "127.0.0.1",
+            me,
+            SERVER,
+            DOMAIN,
+            3600,
+            auth,
+            "peer-call-1",
+            cseq,
+            "tag1",
+            "peer",
+        )
+        .serialize()
+    };
+    socket
+        .send_to(register(None, 1).as_bytes(), &gw)
+        .await
+        .unwrap();
+    let challenge = response(&socket).await;
+    assert_eq!(challenge.status_code.map(|s| s.code()), Some(401));
+    let c = parse_401_challenge(&challenge).expect("gb28181-rs reads the challenge");
+    let auth = build_digest_auth(
+        NVR,
+        &c.realm,
+        PASSWORD,
+        &c.nonce,
+        &format!("sip:{SERVER}@{DOMAIN}"),
+        "REGISTER",
+        c.algorithm.as_deref().unwrap_or(""),
+        c.qop.as_deref(),
+    );
+    socket
+        .send_to(register(Some(&auth), 2).as_bytes(), &gw)
+        .await
+        .unwrap();
+    let ok = response(&socket).await;
+    assert_eq!(ok.status_code.map(|s| s.code()), Some(200));
+    assert!(ok.get_header("Date").is_some());
+    let ka = build_keepalive_notify("9", NVR, DOMAIN, "127.0.0.1", me, "OK", 3).unwrap();
+    socket
+        .send_to(ka.serialize().as_bytes(), &gw)
+        .await
+        .unwrap();
+    assert_eq!(
+        response(&socket).await.status_code.map(|s| s.code()),
+        Some(200)
+    );
+    // Eight channels, the fifth OFF, in gb28181-rs's pages of three.
+    let channels: Vec<_> = (1..=8)
+        .map(|n| peer_channel(n, if n == 5 { "OFF" } else { "ON" }))
+        .collect();
+    for (i, chunk) in channels.chunks(3).enumerate() {
+        let page = build_catalog_response_page(
+            "41",
+            NVR,
+            DOMAIN,
+            "127.0.0.1",
+            me,
+            10 + i as u32,
+            chunk,
+            8,
+        )
+        .unwrap();
+        socket
+            .send_to(page.serialize().as_bytes(), &gw)
+            .await
+            .unwrap();
+        assert_eq!(
+            response(&socket).await.status_code.map(|s| s.code()),
+            Some(200)
+        );
+    }
+    let online = |v: &Value| {
+        (1..=8)
+            .filter(|n| {
+                let id = format!("340200000013100000{n:02}");
+                has(v, &id) && device(v, &id)["state"] == "online"
+            })
+            .count()
+    };
+    let v = wait_json(&devices_url(&api), WAIT, |v| online(v) == 7).await;
+    assert_eq!(device(&v, "nvr1")["state"], "online");
+    let off = device(&v, "34020000001310000005");
+    assert_eq!(off["declared"], "video", "{off}");
+    assert_ne!(off["state"], "online", "{off}");
 }
