@@ -416,3 +416,42 @@ async fn a_gb28181_rs_nvr_with_8_channels_joins_over_udp_with_its_off_channel_no
     assert_eq!(off["declared"], "video", "{off}");
     assert_ne!(off["state"], "online", "{off}");
 }
+
+#[tokio::test]
+async fn the_video_systems_online_rate_over_a_scripted_outage_is_the_hand_computed_one() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let port = free_port();
+    let cfg = config(&mq.url(), port);
+    let clock = test_clock();
+    let (_gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    // T0: REGISTER and a keepalive; nothing more until T0 + 30 s (offline at T0 + 15 s);
+    // a keepalive at T0 + 30 s brings it back until the window's end at T0 + 40 s.
+    let t0 = clock.now_ms();
+    sipp(port, "gb_register.xml", NVR, PASSWORD).await;
+    wait_json(&devices_url(&api), WAIT, |v| {
+        device(v, "nvr1")["state"] == "online"
+    })
+    .await;
+    clock.advance(Duration::from_secs(30));
+    wait_json(&devices_url(&api), WAIT, |v| {
+        device(v, "nvr1")["state"] == "offline"
+    })
+    .await;
+    sipp(port, "gb_keepalive.xml", NVR, PASSWORD).await;
+    wait_json(&devices_url(&api), WAIT, |v| {
+        device(v, "nvr1")["state"] == "online"
+    })
+    .await;
+    clock.advance(Duration::from_secs(10));
+    // 联网在线率 over [T0, T0 + 40 s): online 15 s + 10 s = 25,000 of 40,000 unit-ms.
+    let (t1, t2) = (t0, t0 + 40_000);
+    let (status, ind) = get(&format!(
+        "{api}/api/v1/indicators?scope=site:p1&from={t1}&to={t2}"
+    ))
+    .await;
+    assert_eq!(status, 200, "{ind}");
+    let online = indicator(&ind, "online_rate", None);
+    assert_eq!(online["exact"]["num"], 25_000, "{online}");
+    assert_eq!(online["exact"]["den"], 40_000, "{online}");
+}

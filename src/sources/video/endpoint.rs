@@ -124,11 +124,11 @@ impl Endpoint {
         out
     }
 
-    /// TCP connection `conn` closed at `now`: its devices are offline.
-    pub fn closed(&mut self, conn: u64, now: i64) -> Output {
+    /// TCP connection `conn` from `peer` closed at `now`: its devices are offline.
+    pub fn closed(&mut self, conn: u64, peer: SocketAddr, now: i64) -> Output {
         let mut out = self.tick_until(now);
         let d = self.registry.connection_closed(conn);
-        self.decided(d, None, Link::Udp(self.local), now, &mut out);
+        self.decided(d, None, Link::Tcp { conn, peer }, now, &mut out);
         out
     }
 

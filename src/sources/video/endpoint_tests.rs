@@ -252,7 +252,7 @@ fn an_expired_registration_is_offline_at_its_expiry_and_a_closed_tcp_at_once() {
     let auth = answer(&text(&first), NVR, "pw");
     let out = ep.stream(&register(NVR, 2, 3600, &auth), 7, peer(), T0);
     assert!(text(&out).starts_with("SIP/2.0 200 OK\r\n"));
-    let out = ep.closed(7, T0 + 1_234);
+    let out = ep.closed(7, peer(), T0 + 1_234);
     assert_eq!(
         states(&out.events),
         vec![("nvr1".to_string(), false, T0 + 1_234)]

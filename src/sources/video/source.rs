@@ -176,7 +176,7 @@ async fn serve_conn(
     }
     drop(tx);
     let _ = writer.await;
-    s.with(|ep, now| ep.closed(conn, now)).await;
+    s.with(|ep, now| ep.closed(conn, peer, now)).await;
 }
 
 /// Sleeps until the registry's next deadline (or until an input moves it), then applies the
