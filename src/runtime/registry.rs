@@ -47,6 +47,7 @@ pub fn sources(
     }
     if let Some(settings) = &cfg.video {
         let src = video::VideoSource::build(settings, &cfg.inventory, metrics, clock)?;
+        status.video = Some(src.local_addr());
         built.push(Box::new(src));
     }
     Ok(built)

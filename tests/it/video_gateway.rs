@@ -246,10 +246,12 @@ async fn an_unknown_id_and_a_wrong_password_are_refused_403_and_counted() {
 async fn over_tcp_a_closed_connection_takes_the_nvr_offline_at_once() {
     let _load = shared().await;
     let mq = Mosquitto::start();
-    let port = free_port();
-    let cfg = config(&mq.url(), port);
+    // Port 0: the gateway says where it is bound, UDP and TCP alike.
+    let cfg = config(&mq.url(), 0);
     let clock = test_clock();
-    let (_gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let (gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let port = gw.video_addr.expect("the video endpoint's address").port();
+    assert_ne!(port, 0);
     let t0 = clock.now_ms();
     // SIPp registers and keeps alive over one TCP connection, then exits: it closes.
     sipp_over("t1", port, "gb_register.xml", NVR, PASSWORD).await;
