@@ -6,7 +6,9 @@
 //! brings them back and a channel's OFF change takes it offline alone; an unknown
 //! ID and a wrong password are refused 403 and counted in metrics and `/api/v1/rejections`.
 //! The device library gb28181-rs, over a UDP socket of the test, registers an NVR with its
-//! own digest and pages a catalog of 8 channels, one OFF.
+//! own digest and pages a catalog of 8 channels, one OFF. Bad input over UDP and TCP (not
+//! SIP, oversized, wrong Content-Length, DOCTYPE, unknown CmdType) is refused by reason and
+//! disturbs nothing. The 联网在线率 over a scripted outage is the hand-computed one.
 
 use crate::common::*;
 use safegate::sources::mqtt::payload::parse_rfc3339_ms;
@@ -30,7 +32,8 @@ fn config(mq: &str, port: u16) -> TestConfig {
     std::env::set_var(PASSWORD_ENV, PASSWORD);
     let video = format!(
         "[video]\nlisten = \"127.0.0.1:{port}\"\nserver_id = \"{SERVER}\"\n\
-         password_env = \"{PASSWORD_ENV}\"\nkeepalive_s = {KEEPALIVE_S}\nkeepalive_misses = {MISSES}\n\n"
+         password_env = \"{PASSWORD_ENV}\"\nkeepalive_s = {KEEPALIVE_S}\nkeepalive_misses = {MISSES}\n\
+         max_message_bytes = 4096\n\n"
     );
     let inventory = format!(
         "[[sites]]\nid = \"p1\"\nname = \"Mine one\"\nkind = \"mine\"\n\n\
@@ -456,4 +459,104 @@ async fn the_video_systems_online_rate_over_a_scripted_outage_is_the_hand_comput
     let online = indicator(&ind, "online_rate", None);
     assert_eq!(online["exact"]["num"], 25_000, "{online}");
     assert_eq!(online["exact"]["den"], 40_000, "{online}");
+}
+
+/// A MESSAGE from the NVR with `body`, declaring `length` (the body's own when `None`).
+fn nvr_message(body: &str, length: Option<&str>) -> Vec<u8> {
+    let length = length.map_or(body.len().to_string(), str::to_string);
+    format!(
+        "MESSAGE sip:{SERVER}@{DOMAIN} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bKbad\r\n\
+         From: <sip:{NVR}@{DOMAIN}>;tag=bad\r\nTo: <sip:{SERVER}@{DOMAIN}>\r\n\
+         Call-ID: bad-input-1\r\nCSeq: 9 MESSAGE\r\n\
+         Content-Type: Application/MANSCDP+xml\r\nContent-Length: {length}\r\n\r\n{body}"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn bad_inputs_over_udp_and_tcp_are_refused_by_reason_and_disturb_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let port = free_port();
+    let cfg = config(&mq.url(), port);
+    let (_gw, api) = start_ready(&cfg).await;
+    sipp(port, "gb_register.xml", NVR, PASSWORD).await;
+    wait_json(&devices_url(&api), WAIT, |v| {
+        device(v, "nvr1")["state"] == "online"
+    })
+    .await;
+
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let gw = format!("127.0.0.1:{port}");
+    let doctype = "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY b \"bbbb\">]><Notify>&b;</Notify>";
+    let unknown = format!(
+        "<?xml version=\"1.0\"?><Notify><CmdType>Teleport</CmdType><SN>1</SN>\
+         <DeviceID>{NVR}</DeviceID></Notify>"
+    );
+    let inputs: Vec<(Vec<u8>, Option<u16>)> = vec![
+        (b"hello\r\n\r\n".to_vec(), None),
+        (vec![b'A'; 5000], None),
+        (nvr_message("<Notify/>", Some("500")), None),
+        (nvr_message(doctype, None), Some(400)),
+        (nvr_message(&unknown, None), Some(400)),
+    ];
+    for (bytes, answer) in inputs {
+        socket.send_to(&bytes, &gw).await.unwrap();
+        if let Some(code) = answer {
+            let r = response(&socket).await;
+            assert_eq!(r.status_code.map(|s| s.code()), Some(code));
+        }
+    }
+    // Over TCP, a Content-Length that is not a number: refused, and the connection closed.
+    let mut tcp = tokio::net::TcpStream::connect(&gw).await.unwrap();
+    tcp.write_all(&nvr_message("<Notify/>", Some("abc")))
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest))
+        .await
+        .expect("the gateway closes the connection")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "no answer on an unframed stream");
+
+    let want = [
+        ("sip_malformed", 1.0),
+        ("too_large", 1.0),
+        ("content_length", 2.0),
+        ("xml_doctype", 1.0),
+        ("unknown_cmdtype", 1.0),
+    ];
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = get_text(&format!("{api}/metrics")).await;
+        let all = want.iter().all(|(reason, n)| {
+            metric(
+                &text,
+                &format!("safegate_video_refused_total{{reason=\"{reason}\"}}"),
+            ) == Some(*n)
+        });
+        if all {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (reason, n) in want {
+        let got = metric(
+            &text,
+            &format!("safegate_video_refused_total{{reason=\"{reason}\"}}"),
+        );
+        assert_eq!(got, Some(n), "{reason}: {text}");
+    }
+    let rej = wait_json(&format!("{api}/api/v1/rejections"), WAIT, |v| {
+        v["counts"]["manscdp_malformed"] == 2
+    })
+    .await;
+    assert_eq!(rej["counts"]["sip_malformed"], 3, "{rej}");
+    assert_eq!(rej["counts"]["payload_too_large"], 1, "{rej}");
+    // Nothing else disturbed: the NVR is online and its keepalive is taken.
+    sipp(port, "gb_keepalive.xml", NVR, PASSWORD).await;
+    let (_, v) = get(&devices_url(&api)).await;
+    assert_eq!(device(&v, "nvr1")["state"], "online", "{v}");
 }
