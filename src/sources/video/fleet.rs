@@ -154,22 +154,27 @@ impl Fleet {
         }
     }
 
-    /// The channels of every device of `site`, as one declaration.
+    /// The channels of every device of `site`, as one declaration. A channel two devices
+    /// list (a camera on two NVRs) is declared once, with the device of the lower ID.
     fn declaration(&self, site: &str, now: i64) -> SourceEvent {
-        let mut devices = Vec::new();
-        for (gb_id, k) in self.known.iter().filter(|(_, k)| k.site == site) {
+        let mut by_id: BTreeMap<&str, DeviceConfig<IgnoredAny>> = BTreeMap::new();
+        let mut of_site: Vec<(&String, &Known)> =
+            self.known.iter().filter(|(_, k)| k.site == site).collect();
+        of_site.sort_by(|a, b| a.0.cmp(b.0));
+        for (gb_id, k) in of_site {
             let Some(c) = self.channels.get(gb_id) else {
                 continue;
             };
             for (ch, (_, name)) in &c.status {
-                devices.push(self.channel_config(k, ch, name));
+                by_id
+                    .entry(ch.as_str())
+                    .or_insert_with(|| self.channel_config(k, ch, name));
             }
         }
-        devices.sort_by(|a, b| a.id.cmp(&b.id));
         SourceEvent::Devices(Box::new(SiteDevices {
             source: Arc::from(SOURCE),
             site: site.into(),
-            devices,
+            devices: by_id.into_values().collect(),
             findings: Vec::new(),
             at_ms: now,
         }))
@@ -365,4 +370,92 @@ pub fn refusal(code: &str, where_: &str, detail: String, now: i64) -> SourceEven
         detail: format!("{code}: {detail}"),
         received_ms: now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, status: &str) -> CatalogItem {
+        CatalogItem {
+            device_id: id.into(),
+            name: String::new(),
+            parent_id: None,
+            status: ChannelStatus::parse(status),
+            status_raw: status.into(),
+            event: None,
+        }
+    }
+
+    /// A declaration's site and its devices' (id, system).
+    type Declared = (String, Vec<(String, Option<String>)>);
+
+    #[test]
+    fn a_camera_on_two_nvrs_is_declared_once_and_each_site_apart() {
+        let known = |device: &str, site: &str, system: &str| Known {
+            site: site.into(),
+            device: device.into(),
+            system: Some(system.into()),
+        };
+        let (a, b, c) = (
+            "34020000001180000001",
+            "34020000001180000002",
+            "34020000001180000003",
+        );
+        let mut f = Fleet::new(
+            [
+                (a.to_string(), known("nvr-a", "m1", "sys-a")),
+                (b.to_string(), known("nvr-b", "m1", "sys-b")),
+                (c.to_string(), known("nvr-c", "m2", "sys-c")),
+            ]
+            .into(),
+            60.0,
+            180.0,
+        );
+        let origin = Origin {
+            topic: "t".into(),
+            element: None,
+        };
+        let shared = "34020000001320000009";
+        let mut out = Vec::new();
+        let catalog = |id: &str, items| Change::Catalog {
+            device_id: id.into(),
+            items,
+        };
+        let changes = [
+            catalog(
+                b,
+                vec![item(shared, "ON"), item("34020000001320000002", "ON")],
+            ),
+            catalog(a, vec![item(shared, "ON")]),
+            catalog(c, vec![item("34020000001320000003", "ON")]),
+        ];
+        f.apply(&changes, 1_000, &origin, &|_| true, &mut out);
+        let declared: Vec<Declared> = out
+            .iter()
+            .filter_map(|e| match e {
+                SourceEvent::Devices(sd) => Some((
+                    sd.site.clone(),
+                    sd.devices
+                        .iter()
+                        .map(|d| (d.id.clone(), d.system.clone()))
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let last_m1 = declared.iter().rev().find(|(s, _)| s == "m1").unwrap();
+        assert_eq!(
+            last_m1.1,
+            vec![
+                (
+                    "34020000001320000002".to_string(),
+                    Some("sys-b".to_string())
+                ),
+                (shared.to_string(), Some("sys-a".to_string())),
+            ]
+        );
+        let m2 = declared.iter().find(|(s, _)| s == "m2").unwrap();
+        assert_eq!(m2.1.len(), 1);
+    }
 }
