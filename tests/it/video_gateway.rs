@@ -200,6 +200,14 @@ async fn an_nvr_registers_over_sipp_its_channels_join_and_silence_takes_them_off
         Some(2.0),
         "{metrics}"
     );
+    assert_eq!(
+        metric(
+            &metrics,
+            "safegate_video_catalogs_total{state=\"complete\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -241,6 +241,8 @@ impl Endpoint {
                 }
                 Change::Online { .. } => self.metrics.transition(true),
                 Change::Offline { .. } => self.metrics.transition(false),
+                Change::Catalog { .. } => self.metrics.catalog("complete"),
+                Change::CatalogTimedOut { .. } => self.metrics.catalog("timed_out"),
                 _ => {}
             }
         }

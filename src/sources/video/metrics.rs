@@ -31,6 +31,9 @@ pub struct VideoMetrics {
     pub refused: Family<ReasonLabel, Counter>,
     /// Devices' changes of state as the registry decided them (`online`, `offline`).
     pub transitions: Family<StateLabel, Counter>,
+    /// Catalogs by outcome: `complete`, `timed_out` (pages missing `catalog_timeout_s`
+    /// after the first).
+    pub catalogs: Family<StateLabel, Counter>,
 }
 
 impl VideoMetrics {
@@ -39,6 +42,7 @@ impl VideoMetrics {
             messages: Family::default(),
             refused: Family::default(),
             transitions: Family::default(),
+            catalogs: Family::default(),
         };
         metrics.register(
             "safegate_video_messages",
@@ -55,7 +59,16 @@ impl VideoMetrics {
             "GB/T 28181 devices going online or offline, as the registry decided",
             m.transitions.clone(),
         );
+        metrics.register(
+            "safegate_video_catalogs",
+            "GB/T 28181 catalogs gathered, by outcome (complete, timed_out)",
+            m.catalogs.clone(),
+        );
         Arc::new(m)
+    }
+
+    pub fn catalog(&self, state: &'static str) {
+        self.catalogs.get_or_create(&StateLabel { state }).inc();
     }
 
     pub fn message(&self, method: &'static str) {
