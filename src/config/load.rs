@@ -104,6 +104,7 @@ fn load_inner(path: &Path, text: &str, base: &Path) -> Result<LoadedConfig, Vec<
         }
     }
 
+    video_timing(&mut config);
     let loaded = LoadedConfig {
         config,
         files,
@@ -114,6 +115,22 @@ fn load_inner(path: &Path, text: &str, base: &Path) -> Result<LoadedConfig, Vec<
         Ok(loaded)
     } else {
         Err(errors)
+    }
+}
+
+/// A `protocol = "gb28181"` device's liveness is its signalling's: its `interval_s` is
+/// `[video] keepalive_s` and its `offline_after_s` is `keepalive_s × keepalive_misses`,
+/// whatever the file says (docs/video.md), so the core turns it offline exactly when the
+/// video registry does.
+fn video_timing(config: &mut Config) {
+    let Some(v) = &config.video else { return };
+    let interval = v.keepalive_s as f64;
+    let after = interval * f64::from(v.keepalive_misses);
+    for d in &mut config.inventory.devices {
+        if d.protocol == crate::model::Protocol::Gb28181 {
+            d.interval_s = interval;
+            d.offline_after_s = Some(after);
+        }
     }
 }
 

@@ -347,6 +347,8 @@ type SerialSettings = (u32, crate::sources::modbus::config::Parity, u8, u8);
 #[derive(Default)]
 struct Lines {
     units: HashMap<(String, u8), String>,
+    /// GB/T 28181 IDs claimed so far, with the device that claimed each.
+    gb_ids: HashMap<String, String>,
     serial_lines: HashMap<String, (String, SerialSettings)>,
 }
 
@@ -358,11 +360,21 @@ fn protocol_problems(
     lines: &mut Lines,
     push: &mut Push<'_>,
 ) {
+    gb_problems(d, org, &mut lines.gb_ids, push);
     let Lines {
         units,
         serial_lines,
+        ..
     } = lines;
     match (d.protocol, &d.modbus) {
+        (Protocol::Gb28181, Some(_)) => push(
+            "devices",
+            org,
+            &d.id,
+            "modbus",
+            "only protocol = \"modbus\" devices take a [devices.modbus] table".into(),
+        ),
+        (Protocol::Gb28181, None) => {}
         (Protocol::MineFiles, _) => push(
             "devices",
             org,
@@ -426,6 +438,51 @@ fn protocol_problems(
             "only protocol = \"modbus\" devices take a [devices.modbus] table".into(),
         ),
         (Protocol::Mqtt, None) => {}
+    }
+}
+
+/// A GB/T 28181 device has a 20-digit `gb_id` no other device has; other devices have none.
+fn gb_problems(
+    d: &super::DeviceConfig,
+    org: (usize, usize),
+    gb_ids: &mut HashMap<String, String>,
+    push: &mut Push<'_>,
+) {
+    use crate::sources::video::config::is_gb_id;
+    match (d.protocol, &d.gb_id) {
+        (Protocol::Gb28181, None) => push(
+            "devices",
+            org,
+            &d.id,
+            "gb_id",
+            "a gb28181 device needs the 20-digit GB/T 28181 ID it registers with (gb_id)".into(),
+        ),
+        (Protocol::Gb28181, Some(id)) if !is_gb_id(id) => push(
+            "devices",
+            org,
+            &d.id,
+            "gb_id",
+            format!("{id:?} is not a 20-digit GB/T 28181 ID"),
+        ),
+        (Protocol::Gb28181, Some(id)) => {
+            if let Some(first) = gb_ids.insert(id.clone(), d.id.clone()) {
+                push(
+                    "devices",
+                    org,
+                    &d.id,
+                    "gb_id",
+                    format!("{id} is already the gb_id of device {first:?}"),
+                );
+            }
+        }
+        (_, Some(_)) => push(
+            "devices",
+            org,
+            &d.id,
+            "gb_id",
+            "only protocol = \"gb28181\" devices take a gb_id".into(),
+        ),
+        (_, None) => {}
     }
 }
 
@@ -575,6 +632,49 @@ fn api_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     c.mine_files.problems(err_main);
     if let Some(v) = &c.video {
         v.problems(err_main);
+    }
+    video_problems(c, err_main);
+}
+
+/// GB/T 28181 devices need `[video]`, and belong to a system of kind `video_monitoring`
+/// or `ai_video` when they name one.
+fn video_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    use crate::model::SystemKind;
+    let gb = || {
+        c.inventory
+            .devices
+            .iter()
+            .filter(|d| d.protocol == Protocol::Gb28181)
+    };
+    if let (None, Some(d)) = (&c.video, gb().next()) {
+        err_main(
+            "video",
+            format!(
+                "device {:?} has protocol = \"gb28181\" but there is no [video] section to \
+                 register it (docs/video.md)",
+                d.id
+            ),
+        );
+    }
+    for d in gb() {
+        let Some(sys) = &d.system else { continue };
+        let kind = c
+            .inventory
+            .systems
+            .iter()
+            .find(|s| s.site == d.site && &s.id == sys)
+            .map(|s| s.kind);
+        let video = |k: &SystemKind| matches!(k, SystemKind::VideoMonitoring | SystemKind::AiVideo);
+        if let Some(k) = kind.filter(|k| !video(k)) {
+            err_main(
+                "devices",
+                format!(
+                    "device {:?} (protocol = \"gb28181\") names system {sys:?} of kind {k:?}; a \
+                     video device belongs to a video_monitoring or ai_video system",
+                    d.id
+                ),
+            );
+        }
     }
 }
 
@@ -877,6 +977,66 @@ topics = ["#"]
             "{p:#?}"
         );
         assert!(p[2].contains("reaches into the native tree"), "{p:?}");
+    }
+
+    #[test]
+    fn gb28181_devices_take_a_unique_gb_id_a_video_system_and_their_timing_from_video() {
+        let inv = |gb_a: &str, gb_b: &str, kind: &str| {
+            format!(
+                "[[sites]]\nid = \"m1\"\nname = \"M\"\nkind = \"mine\"\n\n\
+                 [[systems]]\nid = \"cctv\"\nsite = \"m1\"\nkind = \"{kind}\"\n\n\
+                 [[devices]]\nid = \"nvr1\"\nsite = \"m1\"\nkind = \"video\"\nsystem = \"cctv\"\n\
+                 protocol = \"gb28181\"\ngb_id = \"{gb_a}\"\ninterval_s = 60\n\n\
+                 [[devices]]\nid = \"nvr2\"\nsite = \"m1\"\nkind = \"video\"\n\
+                 protocol = \"gb28181\"\ngb_id = \"{gb_b}\"\ninterval_s = 60\n\n"
+            )
+        };
+        let video = "[video]\nserver_id = \"34020000002000000001\"\npassword_env = \"VIDEO_PW\"\n\
+                     keepalive_s = 10\nkeepalive_misses = 2\n\n";
+        let ok = format!(
+            "{video}{}",
+            inv(
+                "34020000001180000001",
+                "34020000001180000002",
+                "video_monitoring"
+            )
+        );
+        assert_eq!(problems(&ok), Vec::<String>::new());
+        let loaded = load_str(Path::new("t.toml"), &ok, Path::new(".")).unwrap();
+        let d = &loaded.config.inventory.devices[0];
+        assert_eq!((d.interval_s, d.offline_after_s), (10.0, Some(20.0)));
+        let dup = format!(
+            "{video}{}",
+            inv("34020000001180000001", "34020000001180000001", "ai_video")
+        );
+        let p = problems(&dup);
+        assert!(
+            p.iter()
+                .any(|m| m.contains("is already the gb_id of device \"nvr1\"")),
+            "{p:?}"
+        );
+        let bad = format!(
+            "{video}{}",
+            inv("1234", "34020000001180000002", "major_hazard")
+        );
+        let p = problems(&bad);
+        assert!(
+            p.iter().any(|m| m.contains("\"1234\" is not a 20-digit")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|m| m.contains("video_monitoring or ai_video")),
+            "{p:?}"
+        );
+        let p = problems(&inv(
+            "34020000001180000001",
+            "34020000001180000002",
+            "ai_video",
+        ));
+        assert!(
+            p.iter().any(|m| m.starts_with("video: device \"nvr1\"")),
+            "{p:?}"
+        );
     }
 
     #[test]

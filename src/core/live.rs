@@ -806,6 +806,7 @@ interval_s = 1
             zone: None,
             system: Some("sys".into()),
             protocol: Protocol::Mqtt,
+            gb_id: None,
             interval_s,
             status: UnitStatus::Built,
             offline_after_s: None,

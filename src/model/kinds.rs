@@ -207,6 +207,9 @@ pub enum Protocol {
     Modbus,
     /// A coal mine's networking files (CDDY/CDSS…), uploaded by FTP or dropped in a folder.
     MineFiles,
+    /// GB/T 28181 video signalling (SIP REGISTER, keepalives, catalogs): an NVR, camera or
+    /// lower platform with a `gb_id`, or a channel its catalog declared (docs/video.md).
+    Gb28181,
 }
 
 impl Protocol {
@@ -215,6 +218,7 @@ impl Protocol {
             Protocol::Mqtt => "mqtt",
             Protocol::Modbus => "modbus",
             Protocol::MineFiles => "mine_files",
+            Protocol::Gb28181 => "gb28181",
         }
     }
 }

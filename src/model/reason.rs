@@ -48,10 +48,23 @@ pub enum Reason {
     /// A unit a source declared that the inventory cannot take: it collides with a configured
     /// unit, or names a system, zone or enterprise its site does not have.
     InventoryConflict,
+    /// A SIP message that cannot be read (GB/T 28181 video): no end of headers, a bad start
+    /// line, a wrong `Content-Length`, a missing header, a missing `Expires`, a CSeq out of order.
+    SipMalformed,
+    /// A REGISTER whose digest does not authenticate: wrong password, malformed or
+    /// unsupported `Authorization`, a username that is not the From ID.
+    DigestRefused,
+    /// A MESSAGE from a known device that is not registered now.
+    NotRegistered,
+    /// A MANSCDP body refused: charset, DOCTYPE or entity, malformed XML, unknown `CmdType`,
+    /// a missing field, a catalog too large or inconsistent.
+    ManscdpMalformed,
+    /// More messages from one address than `video.address_rate_per_s`.
+    RateLimited,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 31] = [
         Reason::MalformedJson,
         Reason::BadTopic,
         Reason::PayloadTooLarge,
@@ -78,6 +91,11 @@ impl Reason {
         Reason::UnknownMine,
         Reason::MineNotConfigured,
         Reason::InventoryConflict,
+        Reason::SipMalformed,
+        Reason::DigestRefused,
+        Reason::NotRegistered,
+        Reason::ManscdpMalformed,
+        Reason::RateLimited,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -107,6 +125,11 @@ impl Reason {
             Reason::UnknownMine => "unknown_mine",
             Reason::MineNotConfigured => "mine_not_configured",
             Reason::InventoryConflict => "inventory_conflict",
+            Reason::SipMalformed => "sip_malformed",
+            Reason::DigestRefused => "digest_refused",
+            Reason::NotRegistered => "not_registered",
+            Reason::ManscdpMalformed => "manscdp_malformed",
+            Reason::RateLimited => "rate_limited",
         }
     }
 }

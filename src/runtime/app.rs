@@ -41,6 +41,8 @@ pub use super::error::StartError;
 /// A running gateway.
 pub struct Gateway {
     pub api_addr: SocketAddr,
+    /// Where the GB/T 28181 endpoint listens, UDP and TCP (`None` without `[video]`).
+    pub video_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     shutdown: broadcast::Sender<()>,
     tasks: Vec<JoinHandle<()>>,
@@ -218,6 +220,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
 
     Ok(Gateway {
         api_addr,
+        video_addr: source_status.video,
         shared,
         shutdown,
         tasks,

@@ -17,6 +17,8 @@ pub enum StartError {
     #[error(transparent)]
     MineFiles(#[from] crate::sources::mine_files::MineFilesError),
     #[error(transparent)]
+    Video(#[from] crate::sources::video::VideoError),
+    #[error(transparent)]
     SigningKey(#[from] crate::sources::mqtt::signature::MissingKey),
     #[error("the API cannot listen on {0}: {1} (set api.listen to a free address)")]
     ApiBind(SocketAddr, std::io::Error),

@@ -5,7 +5,7 @@
 use super::error::StartError;
 use crate::config::Config;
 use crate::sources::mapping::{metrics::MappingMetrics, Mappings};
-use crate::sources::{http, mine_files, modbus, mqtt, Mapped, Source, SourceStatus};
+use crate::sources::{http, mine_files, modbus, mqtt, video, Mapped, Source, SourceStatus};
 use crate::telemetry::{Clock, Metrics};
 use std::sync::Arc;
 
@@ -43,6 +43,11 @@ pub fn sources(
         let data_dir = &cfg.gateway.data_dir;
         let src =
             mine_files::MineFilesSource::build(settings, inv, metrics, clock, status, data_dir)?;
+        built.push(Box::new(src));
+    }
+    if let Some(settings) = &cfg.video {
+        let src = video::VideoSource::build(settings, &cfg.inventory, metrics, clock)?;
+        status.video = Some(src.local_addr());
         built.push(Box::new(src));
     }
     Ok(built)

@@ -53,6 +53,8 @@ pub struct SourceStatus {
     pub http: Option<Arc<http::HttpIngest>>,
     /// The mines and their files (`/api/v1/mines`; empty without `[mine_files]`).
     pub mines: Arc<mine_files::status::MinesStatus>,
+    /// The address the GB/T 28181 endpoint is bound to (`None` without `[video]`).
+    pub video: Option<std::net::SocketAddr>,
 }
 
 /// A source built from its configuration, ready to run. Building is where a source refuses

@@ -24,6 +24,7 @@ mod mqtt_pipeline;
 mod mqtt_tls;
 mod restart;
 mod signing;
+mod video_gateway;
 mod video_inputs;
 mod video_peer;
 mod video_sipp;

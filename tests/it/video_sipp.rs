@@ -1,8 +1,8 @@
 //! The video core against SIPp (Debian `sip-tester`), an independent SIP implementation with
 //! its own digest code, playing a GB/T 28181 device from hand-written scenarios
 //! (`tests/it/sipp/`). The gateway side here is the core behind a bare UDP loop in the test
-//! (read, decide, reply); the gateway's own endpoint and its wiring come with the
-//! transports, and these scenarios will then run against it.
+//! (read, decide, reply), which isolates the core; the same peer against the running
+//! gateway's endpoint is `video_gateway.rs`.
 
 use crate::common::{free_port, which};
 use safegate::sources::video::session::{Change, Decision, Link, Registry, Timing};

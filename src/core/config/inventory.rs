@@ -132,6 +132,10 @@ pub struct DeviceConfig<P = IgnoredAny> {
     #[serde(default)]
     pub system: Option<String>,
     pub protocol: Protocol,
+    /// The 20-digit GB/T 28181 ID a `protocol = "gb28181"` device registers with
+    /// (docs/video.md); only such devices take one.
+    #[serde(default)]
+    pub gb_id: Option<String>,
     /// Expected reporting interval, seconds (> 0).
     pub interval_s: f64,
     #[serde(default)]

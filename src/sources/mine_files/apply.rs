@@ -307,6 +307,7 @@ fn devices_event(cx: &Cx<'_>, state: &MineState) -> SourceEvent {
         zone: None,
         system: system.clone(),
         protocol: Protocol::MineFiles,
+        gb_id: None,
         interval_s: (site.offline_after_s / 3.0).max(1.0),
         status: UnitStatus::Built,
         offline_after_s: Some(site.offline_after_s),

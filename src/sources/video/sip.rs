@@ -270,6 +270,59 @@ pub fn respond(req: &Request, reply: &Reply, to_tag: &str) -> Vec<u8> {
     .to_bytes()
 }
 
+/// A request the gateway sends to a device (a catalog query, a catalog SUBSCRIBE, an alarm's
+/// answer): `from` is the gateway's ID at `domain`, `via` the address it listens on, `to` the
+/// device's ID at `peer` (where it spoke from), `transport` `UDP` or `TCP`.
+pub struct Outgoing<'a> {
+    pub method: Method,
+    pub from: &'a str,
+    pub domain: &'a str,
+    pub via: std::net::SocketAddr,
+    pub transport: &'a str,
+    pub to: &'a str,
+    pub peer: std::net::SocketAddr,
+    /// Unique per request: the Call-ID, the From tag and the branch are made from it.
+    pub id: &'a str,
+    pub cseq: u32,
+    pub body: &'a str,
+}
+
+/// The bytes of `o` (RFC 3261 §8.1.1: Via with a fresh branch, From with a tag, To, Call-ID,
+/// CSeq, Max-Forwards; a SUBSCRIBE adds `Event: Catalog` and `Expires`, GB/T 28181 9.11).
+pub fn request(o: &Outgoing<'_>) -> Result<Vec<u8>, SipError> {
+    let uri = rsipstack::sip::Uri::try_from(format!("sip:{}@{}", o.to, o.peer))
+        .map_err(|e| SipError::Malformed(clip(&e.to_string())))?;
+    let mut headers = Headers::default();
+    let via = format!(
+        "SIP/2.0/{} {};rport;branch=z9hG4bK{}",
+        o.transport, o.via, o.id
+    );
+    headers.push(Via::new(via).into());
+    let from = format!("<sip:{}@{}>;tag={}", o.from, o.domain, o.id);
+    headers.push(From::new(from).into());
+    headers.push(To::new(format!("<sip:{}@{}>", o.to, o.domain)).into());
+    headers.push(CallId::new(o.id).into());
+    headers.push(CSeq::new(format!("{} {}", o.cseq, o.method)).into());
+    headers.push(Header::Other("Max-Forwards".into(), "70".into()));
+    if o.method == Method::Subscribe {
+        headers.push(Header::Other("Event".into(), "Catalog".into()));
+        headers.push(Header::Other("Expires".into(), "3600".into()));
+    }
+    headers.push(Header::Other(
+        "Content-Type".into(),
+        "Application/MANSCDP+xml".into(),
+    ));
+    headers.push(ContentLength::new(o.body.len().to_string()).into());
+    Ok(Request {
+        method: o.method,
+        uri,
+        version: Version::V2,
+        headers,
+        body: o.body.as_bytes().to_vec(),
+    }
+    .to_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,5 +502,30 @@ mod tests {
             "t",
         );
         assert!(forbidden.starts_with(b"SIP/2.0 403 Forbidden\r\n"));
+    }
+
+    #[test]
+    fn a_request_to_a_device_reads_back_with_its_body() {
+        let body = super::super::manscdp::catalog_query(7, "34020000001320000001");
+        let o = Outgoing {
+            method: Method::Subscribe,
+            from: "34020000002000000001",
+            domain: "3402000000",
+            via: "127.0.0.1:5060".parse().unwrap(),
+            transport: "UDP",
+            to: "34020000001320000001",
+            peer: "127.0.0.1:5070".parse().unwrap(),
+            id: "gw7",
+            cseq: 7,
+            body: &body,
+        };
+        let bytes = request(&o).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with("SUBSCRIBE sip:34020000001320000001@127.0.0.1:5070 SIP/2.0\r\n"));
+        assert!(text.contains("Event: Catalog\r\n") && text.contains("CSeq: 7 SUBSCRIBE\r\n"));
+        let SipMessage::Request(r) = SipMessage::try_from(bytes.as_slice()).unwrap() else {
+            panic!("a request");
+        };
+        assert_eq!(r.body(), body.as_bytes());
     }
 }
