@@ -175,7 +175,7 @@ impl Fleet {
             source: Arc::from(SOURCE),
             site: site.into(),
             devices: by_id.into_values().collect(),
-            findings: Vec::new(),
+            findings: std::sync::Arc::from([]),
             at_ms: now,
         }))
     }
