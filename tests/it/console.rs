@@ -502,3 +502,193 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
     assert_eq!(b.text(".downloads span").await.unwrap(), "Download");
     b.close().await;
 }
+
+const ADMIN: &str = "tok-console-admin";
+
+/// No Chinese left in `text` but the indicator names, and no missing label.
+fn assert_english(view: &str, text: &str) {
+    assert!(!text.contains('⟦'), "a missing label on {view}: {text}");
+    let chinese: Vec<char> = text
+        .chars()
+        .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
+        .collect();
+    assert!(
+        chinese
+            .iter()
+            .all(|c| "联网在线率覆盖预警响应接入".contains(*c)),
+        "{view} in English still shows {chinese:?}"
+    );
+}
+
+/// The 输入 view: rejections by reason and the recent ones (admin), a Modbus endpoint that
+/// cannot connect with its error, the mines (none here): each as the API has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let dead = free_port();
+    let modbus = format!(
+        "[[devices]]\nid = \"m1\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"modbus\"\n\
+         interval_s = 0.5\n[devices.modbus]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{dead}\"\nunit = 1\n\
+         timeout_ms = 300\nregisters = [{{ channel = \"lel\", table = \"holding\", address = 0, type = \"u16\" }}]\n"
+    );
+    let inv = Inventory::park("p1")
+        .detector("g1", 60.0)
+        .raw(&modbus)
+        .to_toml();
+    let tokens: String = [
+        ("admin-desk", "admin", ADMIN),
+        ("view-desk", "viewer", VIEWER),
+    ]
+    .iter()
+    .map(|(name, role, tok)| {
+        format!(
+            "[[tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
+            hex::encode(Sha256::digest(tok.as_bytes()))
+        )
+    })
+    .collect();
+    let cfg = TestConfig::new(
+        &format!("{}{tokens}", settings(&mq.url(), "gw-console-inputs", None)),
+        &inv,
+    );
+    let (_gw, api) = start_ready(&cfg).await;
+    let p = Publisher::connect(mq.port, "pub-console-inputs").await;
+    p.send("safegate/v1/p1/g1/data", "{not json".to_string())
+        .await;
+    p.send(
+        "safegate/v1/p1/ghost/data",
+        json!({"values": {"lel": 1}}).to_string(),
+    )
+    .await;
+    let rej_url = format!("{api}/api/v1/rejections");
+    let rej = api_wait(&rej_url, ADMIN, |v| {
+        v["counts"]["malformed_json"].as_u64() >= Some(1)
+            && v["counts"]["unknown_device"].as_u64() >= Some(1)
+    })
+    .await;
+    let ep_url = format!("{api}/api/v1/endpoints");
+    let eps = api_wait(&ep_url, VIEWER, |v| {
+        v["endpoints"][0]["last_error"].is_string()
+    })
+    .await;
+    let key = eps["endpoints"][0]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(key, format!("tcp://127.0.0.1:{dead}"), "{eps}");
+    let mines = api_get(&format!("{api}/api/v1/mines"), VIEWER).await;
+    assert_eq!(mines["total"], 0, "{mines}");
+
+    let b = Browser::start(1440, 900).await;
+    sign_in(&b, &api, ADMIN).await;
+    b.click("nav button[data-view=inputs]").await;
+    for reason in ["malformed_json", "unknown_device"] {
+        let n = rej["counts"][reason].as_u64().unwrap().to_string();
+        let row = format!("#rejections tr[data-reason={reason}]");
+        b.wait_text(&format!("{row} td[data-col=count]"), reason, |t| t == n)
+            .await;
+        assert_eq!(
+            b.text(&format!("{row} td[data-col=code]")).await.unwrap(),
+            reason
+        );
+    }
+    assert_eq!(
+        b.text("#rejections tr[data-reason=malformed_json] td[data-col=reason]")
+            .await
+            .unwrap(),
+        "JSON 格式错误"
+    );
+    // The recent ones, newest first, as the API lists them (nothing new came in since).
+    let recent = rej["recent"].as_array().unwrap();
+    assert_eq!(b.count("#recent-rejections tbody tr").await, recent.len());
+    for (i, r) in recent.iter().enumerate() {
+        let cell = |col: &str| {
+            format!(
+                "#recent-rejections tbody tr:nth-child({}) td[data-col={col}]",
+                i + 1
+            )
+        };
+        assert_eq!(
+            b.text(&cell("topic")).await.unwrap(),
+            r["topic"].as_str().unwrap()
+        );
+        assert_eq!(
+            b.text(&cell("detail")).await.unwrap(),
+            r["detail"].as_str().unwrap()
+        );
+    }
+    // The endpoint that nothing answers: down, with the API's error as text.
+    let ep_row = format!("#endpoints tr[data-endpoint='{key}']");
+    b.wait_text(
+        &format!("{ep_row} td[data-col=state]"),
+        "the endpoint",
+        |t| t == "断开",
+    )
+    .await;
+    let now = api_get(&ep_url, VIEWER).await;
+    assert_eq!(
+        b.text(&format!("{ep_row} td[data-col=last_error]"))
+            .await
+            .unwrap(),
+        now["endpoints"][0]["last_error"].as_str().unwrap()
+    );
+    assert_eq!(
+        b.text(&format!("{ep_row} td[data-col=devices]"))
+            .await
+            .unwrap(),
+        "1"
+    );
+    assert_eq!(
+        b.text("#endpoints-summary").await.unwrap(),
+        "共 1 个端点，1 个断开"
+    );
+    assert!(b.shown("#mines-none").await, "no mines: said so");
+    assert_eq!(b.count("#mines tbody tr").await, 0);
+    b.screenshot("console-inputs").await;
+
+    b.click("#lang").await;
+    b.wait_text(
+        "#rejections tr[data-reason=malformed_json] td[data-col=reason]",
+        "English",
+        |t| t == "Malformed JSON",
+    )
+    .await;
+    assert_eq!(
+        b.text(&format!("{ep_row} td[data-col=state]"))
+            .await
+            .unwrap(),
+        "down"
+    );
+    assert_eq!(
+        b.text("#endpoints-summary").await.unwrap(),
+        "1 endpoints, 1 down"
+    );
+    assert_english("inputs", &b.text("#view-inputs").await.unwrap());
+    b.click("#lang").await;
+
+    // A viewer sees the endpoints and mines, and is told rejections are for administrators.
+    b.click("#logout").await;
+    sign_in(&b, &api, VIEWER).await;
+    b.click("nav button[data-view=inputs]").await;
+    b.wait_text(
+        &format!("{ep_row} td[data-col=state]"),
+        "the viewer's endpoints",
+        |t| t == "断开",
+    )
+    .await;
+    assert!(b.shown("#rejections-admin").await);
+    assert!(!b.shown("#rejections").await);
+    let bad: Vec<Value> = b
+        .console_log()
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !(m.contains("/api/v1/whoami") && m.contains("401"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "the page's console: {bad:?}");
+    b.close().await;
+}

@@ -9,8 +9,9 @@ import * as overview from "./overview.js";
 import * as site from "./site.js";
 import * as alarms from "./alarms.js";
 import * as report from "./report.js";
+import * as inputs from "./inputs.js";
 
-const VIEWS = ["overview", "site", "alarms", "indicators"];
+const VIEWS = ["overview", "site", "alarms", "indicators", "inputs"];
 const RANK = { viewer: 1, operator: 2, evaluator: 3, admin: 4 };
 let who = null;
 let feed = null;
@@ -39,6 +40,7 @@ function labels() {
   site.render();
   alarms.render();
   report.render();
+  inputs.render();
 }
 
 function show(view) {
@@ -46,6 +48,8 @@ function show(view) {
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== v;
   for (const b of $("nav").querySelectorAll("button")) b.classList.toggle("active", b.dataset.view === v);
   if (location.hash !== `#${v}`) history.replaceState(null, "", `#${v}`);
+  // The inputs are fetched when looked at, not kept live.
+  if (v === "inputs" && who) inputs.refresh().catch(showError);
 }
 
 function login(message) {
@@ -103,6 +107,7 @@ async function start() {
   alarms.init({ ack: RANK[who.role] >= RANK.operator, name: who.name, onError: showError });
   site.init(showError);
   report.init(showError);
+  inputs.init({ isAdmin: who.role === "admin", onError: showError });
   $("nav").querySelector("[data-view=indicators]").hidden = !allowed("indicators");
   labels();
   show(location.hash.slice(1));
