@@ -692,3 +692,147 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
     assert!(bad.is_empty(), "the page's console: {bad:?}");
     b.close().await;
 }
+
+/// The 大屏 wall (`/?view=wall`) at 1920×1080: the region's figures and each site's in turn,
+/// as `/api/v1/sites` has them, rotating by itself; a device going silent reaches it live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_rotates_through_the_sites_and_follows_the_live_feed() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::default()
+        .site("p1", "一号园区", "park")
+        .detector("a1", 60.0)
+        .detector("a2", 0.5)
+        .with("offline_after_s = 1")
+        .site("p2", "二号园区", "park")
+        .detector("b1", 60.0)
+        .detector("b2", 60.0)
+        .to_toml();
+    let cfg = TestConfig::new(
+        &format!(
+            "{}{}",
+            settings(&mq.url(), "gw-console-wall", None),
+            tokens()
+        ),
+        &inv,
+    );
+    let clock = test_clock();
+    let (_gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let p = Publisher::connect(mq.port, "pub-console-wall").await;
+    for (site, dev, lel) in [("p1", "a1", 1), ("p1", "a2", 1), ("p2", "b1", 40)] {
+        let topic = format!("safegate/v1/{site}/{dev}/data");
+        p.send(&topic, json!({"values": {"lel": lel}}).to_string())
+            .await;
+    }
+    let sites_url = format!("{api}/api/v1/sites");
+    let want = api_wait(&sites_url, VIEWER, |v| {
+        v["region"]["devices"]["online"] == 3 && v["region"]["alarms"]["active"] == 1
+    })
+    .await;
+
+    let b = Browser::start(1920, 1080).await;
+    b.c()
+        .goto(&format!("{api}/?view=wall&rotate=3"))
+        .await
+        .unwrap();
+    b.wait_text("#login h2", "the login form", |t| !t.is_empty())
+        .await;
+    b.type_into("#token", VIEWER).await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_js("return document.body.dataset.ready === 'true'", "signed in")
+        .await;
+    assert!(b.shown("#view-wall").await);
+    assert!(!b.shown(".bar").await, "no chrome on the wall");
+    assert!(!b.shown("#view-overview").await);
+    assert_eq!(b.text("#view-wall h1").await.unwrap(), "安全监测大屏");
+    let region = &want["region"];
+    b.wait_text("#wall-region-online", "the region", |t| t == "3")
+        .await;
+    for (id, v) in [
+        ("counted", &region["devices"]["counted"]),
+        ("offline", &region["devices"]["offline"]),
+        ("never", &region["devices"]["never"]),
+        ("alarms-active", &region["alarms"]["active"]),
+        ("alarms-unacked", &region["alarms"]["unacknowledged"]),
+    ] {
+        let shown = b.text(&format!("#wall-region-{id}")).await.unwrap();
+        assert_eq!(shown, v.to_string(), "{id}");
+    }
+    assert_eq!(b.text("#wall-region-rate").await.unwrap(), "75.0%");
+    // Each site in turn, by itself, with the API's figures.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let next = b
+            .js("return document.getElementById('wall-site').dataset.site || ''")
+            .await;
+        let id = next.as_str().unwrap().to_string();
+        let current = id.clone();
+        if !id.is_empty() {
+            let s = want["sites"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == id.as_str())
+                .unwrap();
+            assert_eq!(
+                b.text("#wall-site-name").await.unwrap(),
+                s["name"].as_str().unwrap()
+            );
+            for (col, v) in [
+                ("online", &s["devices"]["online"]),
+                ("counted", &s["devices"]["counted"]),
+                ("alarms-active", &s["alarms"]["active"]),
+            ] {
+                let shown = b.text(&format!("#wall-site-{col}")).await.unwrap();
+                assert_eq!(shown, v.to_string(), "{id} {col}");
+            }
+            seen.push(id);
+        }
+        b.wait_js(
+            &format!(
+                "return (document.getElementById('wall-site').dataset.site || '') !== '{current}'"
+            ),
+            "the next site",
+        )
+        .await;
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, ["p1", "p2"], "both sites shown in turn");
+    b.screenshot("console-wall").await;
+
+    // a2 goes silent: the wall's offline count follows, without a reload.
+    b.js("window.__same_page = 1; return true").await;
+    clock.advance(Duration::from_secs(2));
+    b.wait_text("#wall-region-offline", "a2 offline, live", |t| t == "1")
+        .await;
+    assert_eq!(b.text("#wall-region-online").await.unwrap(), "2");
+    assert_eq!(b.js("return window.__same_page === 1").await, true);
+    assert_eq!(b.text("#wall-live").await.unwrap(), "实时");
+
+    // In English (the choice the page keeps), every label.
+    b.js("localStorage.setItem('safegate.lang', 'en'); location.reload(); return true")
+        .await;
+    b.wait_js("return document.body.dataset.ready === 'true'", "reloaded")
+        .await;
+    b.wait_text("#view-wall h1", "English", |t| {
+        t == "Safety monitoring wall"
+    })
+    .await;
+    let text = b.text("#view-wall").await.unwrap();
+    let names: String = ["一号园区", "二号园区"].concat();
+    let without_names: String = text.chars().filter(|c| !names.contains(*c)).collect();
+    assert_english("wall", &without_names);
+    let bad: Vec<Value> = b
+        .console_log()
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !(m.contains("/api/v1/whoami") && m.contains("401"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "the page's console: {bad:?}");
+    b.close().await;
+}

@@ -10,6 +10,7 @@ import * as site from "./site.js";
 import * as alarms from "./alarms.js";
 import * as report from "./report.js";
 import * as inputs from "./inputs.js";
+import * as wall from "./wall.js";
 
 const VIEWS = ["overview", "site", "alarms", "indicators", "inputs"];
 const RANK = { viewer: 1, operator: 2, evaluator: 3, admin: 4 };
@@ -35,12 +36,14 @@ function labels() {
     $("who").textContent = who.auth ? `${who.name} · ${i18n.t(`role.${who.role}`)}` : i18n.t("who.open");
   }
   $("live").textContent = i18n.t(`live.${liveState}`);
+  $("wall-live").textContent = i18n.t(`live.${liveState}`);
   overview.render();
   site.options(overview.sites());
   site.render();
   alarms.render();
   report.render();
   inputs.render();
+  wall.render();
 }
 
 function show(view) {
@@ -83,6 +86,8 @@ function onLive(state) {
   $("live").hidden = false;
   $("live").dataset.state = state;
   $("live").textContent = i18n.t(`live.${state}`);
+  $("wall-live").dataset.state = state;
+  $("wall-live").textContent = i18n.t(`live.${state}`);
 }
 
 async function start() {
@@ -110,7 +115,12 @@ async function start() {
   inputs.init({ isAdmin: who.role === "admin", onError: showError });
   $("nav").querySelector("[data-view=indicators]").hidden = !allowed("indicators");
   labels();
-  show(location.hash.slice(1));
+  if (wall.requested()) {
+    overview.onUpdate(wall.render);
+    wall.start(overview.sites, overview.region);
+  } else {
+    show(location.hash.slice(1));
+  }
   feed = listen(onEvent, onLive);
   await Promise.all([overview.refresh(), alarms.refresh()]);
   site.options(overview.sites());
