@@ -494,13 +494,94 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
         .unwrap();
     assert_eq!(csv, api_csv.to_vec(), "the CSV as the API sends it");
     b.screenshot("console-indicators").await;
+
+    // 趋势: each hour of the last 24 is the API's indicators for that hour, region and site.
+    b.click("nav button[data-view=trends]").await;
+    for scope in ["region", "site:p1"] {
+        if scope != "region" {
+            b.js(&format!(
+                "const s = document.getElementById('trend-scope'); s.value = '{scope}'; \
+                 s.dispatchEvent(new Event('change')); return true"
+            ))
+            .await;
+        }
+        trend_rows_are_the_apis(&b, &api, scope).await;
+    }
+    assert!(
+        b.count("#trend-chart svg polyline[data-series=online_rate]")
+            .await
+            >= 1,
+        "the online rate is drawn"
+    );
+    b.screenshot("console-trends").await;
+
     b.click("#lang").await;
+    b.wait_text("#trends thead th", "the trends in English", |t| {
+        t == "Period from"
+    })
+    .await;
+    assert_english("trends", &b.text("#view-trends").await.unwrap());
+    b.click("nav button[data-view=indicators]").await;
     b.wait_text("#report thead th", "the table in English", |t| {
         t == "Level 1"
     })
     .await;
     assert_eq!(b.text(".downloads span").await.unwrap(), "Download");
+    let bad: Vec<Value> = b
+        .console_log()
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !(m.contains("/api/v1/whoami") && m.contains("401"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "the page's console: {bad:?}");
     b.close().await;
+}
+
+/// The trends table of `scope` once drawn: 24 hourly rows, newest first, each cell the
+/// API's value for the period the page asked (formatted as the page formats a rate).
+async fn trend_rows_are_the_apis(b: &Browser, api: &str, scope: &str) {
+    let first = format!("#trends tbody tr:first-child[data-scope='{scope}']");
+    b.wait_js(
+        &format!("return document.querySelectorAll(\"#trends tbody tr[data-scope='{scope}']\").length === 24"),
+        "24 hours",
+    )
+    .await;
+    assert!(b.shown(&first).await);
+    let periods = b
+        .js("return [...document.querySelectorAll('#trends tbody tr')].map(r => [r.dataset.from, r.dataset.to])")
+        .await;
+    let periods = periods.as_array().unwrap();
+    let mut measured = 0;
+    for (i, p) in periods.iter().enumerate() {
+        let (from, to) = (p[0].as_str().unwrap(), p[1].as_str().unwrap());
+        let q = format!("scope={scope}&from={from}&to={to}").replace('+', "%2B");
+        let v = api_get(&format!("{api}/api/v1/indicators?{q}"), EVALUATOR).await;
+        for id in ["online_rate", "coverage_rate"] {
+            let value = v["indicators"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["id"] == id && x["qualifier"].is_null())
+                .map_or(Value::Null, |x| x["value"].clone());
+            let want = b
+                .js(&format!(
+                    "const v = {value}; return v === null ? '—' : `${{(v * 100).toFixed(1)}}%`"
+                ))
+                .await;
+            let cell = format!("#trends tbody tr:nth-child({}) td[data-col={id}]", i + 1);
+            assert_eq!(
+                b.text(&cell).await.unwrap(),
+                want.as_str().unwrap(),
+                "{scope} {from} {id}"
+            );
+            measured += usize::from(id == "online_rate" && !value.is_null());
+        }
+    }
+    assert!(measured >= 1, "the hour in progress has a's time online");
 }
 
 const ADMIN: &str = "tok-console-admin";

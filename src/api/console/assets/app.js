@@ -11,8 +11,11 @@ import * as alarms from "./alarms.js";
 import * as report from "./report.js";
 import * as inputs from "./inputs.js";
 import * as wall from "./wall.js";
+import * as trends from "./trends.js";
 
-const VIEWS = ["overview", "site", "alarms", "indicators", "inputs"];
+const VIEWS = ["overview", "site", "alarms", "indicators", "trends", "inputs"];
+/** The views that need an evaluator (the API refuses the indicators to others). */
+const EVALUATOR_VIEWS = ["indicators", "trends"];
 const RANK = { viewer: 1, operator: 2, evaluator: 3, admin: 4 };
 let who = null;
 let feed = null;
@@ -20,7 +23,7 @@ let liveState = "connecting";
 
 /** The views the caller's role may open (the API refuses the rest anyway). */
 function allowed(view) {
-  if (view === "indicators") return who !== null && RANK[who.role] >= RANK.evaluator;
+  if (EVALUATOR_VIEWS.includes(view)) return who !== null && RANK[who.role] >= RANK.evaluator;
   return VIEWS.includes(view);
 }
 
@@ -44,6 +47,10 @@ function labels() {
   report.render();
   inputs.render();
   wall.render();
+  if (allowed("trends")) {
+    trends.options(overview.sites());
+    trends.render();
+  }
 }
 
 function show(view) {
@@ -53,6 +60,7 @@ function show(view) {
   if (location.hash !== `#${v}`) history.replaceState(null, "", `#${v}`);
   // The inputs are fetched when looked at, not kept live.
   if (v === "inputs" && who) inputs.refresh().catch(showError);
+  if (v === "trends" && who) trends.refresh().catch(showError);
 }
 
 function login(message) {
@@ -113,7 +121,8 @@ async function start() {
   site.init(showError);
   report.init(showError);
   inputs.init({ isAdmin: who.role === "admin", onError: showError });
-  $("nav").querySelector("[data-view=indicators]").hidden = !allowed("indicators");
+  trends.init(showError);
+  for (const v of EVALUATOR_VIEWS) $("nav").querySelector(`[data-view=${v}]`).hidden = !allowed(v);
   labels();
   if (wall.requested()) {
     overview.onUpdate(wall.render);
@@ -124,6 +133,7 @@ async function start() {
   feed = listen(onEvent, onLive);
   await Promise.all([overview.refresh(), alarms.refresh()]);
   site.options(overview.sites());
+  if (allowed("trends")) trends.options(overview.sites());
   await site.refresh();
   if (allowed("indicators")) await report.refresh();
   document.body.dataset.ready = "true";
