@@ -585,6 +585,7 @@ async fn trend_rows_are_the_apis(b: &Browser, api: &str, scope: &str) {
 }
 
 const ADMIN: &str = "tok-console-admin";
+const MINE: &str = "150621011040";
 
 /// No Chinese left in `text` but the indicator names, and no missing label.
 fn assert_english(view: &str, text: &str) {
@@ -613,10 +614,23 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
          interval_s = 0.5\n[devices.modbus]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{dead}\"\nunit = 1\n\
          timeout_ms = 300\nregisters = [{{ channel = \"lel\", table = \"holding\", address = 0, type = \"u16\" }}]\n"
     );
+    // A mine whose files come from a folder: one 测点定义 (CDDY) file.
+    std::env::set_var("SAFEGATE_TEST_CONSOLE_MINE_PW", "kj-console-1");
+    let watch = tempfile::tempdir().unwrap();
+    let mine = format!(
+        "[[sites]]\nid = \"m1\"\nname = \"示范煤矿\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\n\
+         upload_password_env = \"SAFEGATE_TEST_CONSOLE_MINE_PW\"\n\n[[systems]]\nid = \"kj\"\nsite = \"m1\"\n\
+         kind = \"major_hazard\"\n\n"
+    );
     let inv = Inventory::park("p1")
         .detector("g1", 60.0)
         .raw(&modbus)
+        .raw(&mine)
         .to_toml();
+    let section = format!(
+        "[mine_files]\nenabled = true\nlisten = \"\"\nwatch_dir = \"{}\"\nsettle_ms = 200\nwatch_scan_ms = 100\n\n",
+        watch.path().display()
+    );
     let tokens: String = [
         ("admin-desk", "admin", ADMIN),
         ("view-desk", "viewer", VIEWER),
@@ -630,7 +644,10 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
     })
     .collect();
     let cfg = TestConfig::new(
-        &format!("{}{tokens}", settings(&mq.url(), "gw-console-inputs", None)),
+        &format!(
+            "{}{section}{tokens}",
+            settings(&mq.url(), "gw-console-inputs", None)
+        ),
         &inv,
     );
     let (_gw, api) = start_ready(&cfg).await;
@@ -658,8 +675,25 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
         .unwrap()
         .to_string();
     assert_eq!(key, format!("tcp://127.0.0.1:{dead}"), "{eps}");
-    let mines = api_get(&format!("{api}/api/v1/mines"), VIEWER).await;
-    assert_eq!(mines["total"], 0, "{mines}");
+    let at = (now_ms() - 60_000) / 1000 * 1000;
+    let (stamp, _) = crate::mine_files::local(at);
+    let recs: Vec<String> = ["MN0001", "MN0002"]
+        .iter()
+        .map(|p| format!("{MINE}{p};01;{MINE}F001;0001;MN;%CH4;4.00;0.00;0.80;0.80;-9999;-9999;-9999;-9999;-9999;-9999;;;巷道;;;;;{stamp}"))
+        .collect();
+    let (cddy, _) = crate::mine_files::mine_file(
+        watch.path(),
+        MINE,
+        "CDDY",
+        at,
+        "KJ95X;安全监控系统;厂家;2028-12-31;",
+        &recs,
+        0,
+    );
+    let mines = api_wait(&format!("{api}/api/v1/mines"), VIEWER, |v| {
+        v["mines"][0]["last_files"]["CDDY"]["name"] == cddy.as_str()
+    })
+    .await;
 
     let b = Browser::start(1440, 900).await;
     sign_in(&b, &api, ADMIN).await;
@@ -724,8 +758,32 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
         b.text("#endpoints-summary").await.unwrap(),
         "共 1 个端点，1 个断开"
     );
-    assert!(b.shown("#mines-none").await, "no mines: said so");
-    assert_eq!(b.count("#mines tbody tr").await, 0);
+    // The mine's last file, as the API has it.
+    let m = &mines["mines"][0];
+    let mine_row = format!("#mines tr[data-mine='{MINE}']");
+    let files = b
+        .text(&format!("{mine_row} td[data-col=last_files]"))
+        .await
+        .unwrap();
+    assert!(files.starts_with(&format!("CDDY：{cddy}（")), "{files}");
+    let lag = (m["last_files"]["CDDY"]["lag_ms"].as_f64().unwrap() / 1000.0).round();
+    assert!(files.contains(&format!("延迟 {lag} 秒")), "{files}");
+    for col in ["files_applied", "records_accepted", "records_refused"] {
+        assert_eq!(
+            b.text(&format!("{mine_row} td[data-col={col}]"))
+                .await
+                .unwrap(),
+            m[col].to_string(),
+            "{col}"
+        );
+    }
+    assert_eq!(
+        b.text(&format!("{mine_row} td[data-col=site]"))
+            .await
+            .unwrap(),
+        "m1"
+    );
+    assert!(!b.shown("#mines-none").await);
     b.screenshot("console-inputs").await;
 
     b.click("#lang").await;
