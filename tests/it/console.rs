@@ -695,8 +695,22 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
     })
     .await;
 
+    // The API's document: open on a gateway with tokens, and linked from the page.
+    let doc = reqwest::get(format!("{api}/api/v1/openapi.json"))
+        .await
+        .unwrap();
+    assert_eq!(doc.status().as_u16(), 200);
+    let doc: Value = doc.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert!(doc["paths"]["/api/v1/rejections"]["get"].is_object());
+
     let b = Browser::start(1440, 900).await;
     sign_in(&b, &api, ADMIN).await;
+    assert_eq!(
+        b.js("return document.getElementById('api-doc').getAttribute('href')")
+            .await,
+        "/api/v1/openapi.json"
+    );
     b.click("nav button[data-view=inputs]").await;
     for reason in ["malformed_json", "unknown_device"] {
         let n = rej["counts"][reason].as_u64().unwrap().to_string();
