@@ -499,6 +499,7 @@ fn id_contains(id: &str, needle: &str) -> bool {
 /// third of the allocations per row); fields in alphabetical order, as the `json!` object
 /// this replaced wrote them, so the bytes are the same.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(description = "One device: its place, kind, state and since when, and its last reading.")]
 pub(super) struct DeviceView<'a> {
     /// `config`, or the name of the source that declared it.
     declared: &'a str,
