@@ -527,17 +527,7 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
     })
     .await;
     assert_eq!(b.text(".downloads span").await.unwrap(), "Download");
-    let bad: Vec<Value> = b
-        .console_log()
-        .await
-        .into_iter()
-        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
-        .filter(|e| {
-            let m = e["message"].as_str().unwrap_or("");
-            !(m.contains("/api/v1/whoami") && m.contains("401"))
-        })
-        .collect();
-    assert!(bad.is_empty(), "the page's console: {bad:?}");
+    assert_no_console_errors(&b).await;
     b.close().await;
 }
 
@@ -602,13 +592,9 @@ fn assert_english(view: &str, text: &str) {
     );
 }
 
-/// The 输入 view: rejections by reason and the recent ones (admin), a Modbus endpoint that
-/// cannot connect with its error, the mines (none here): each as the API has it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
-    let _load = shared().await;
-    let mq = Mosquitto::start();
-    let dead = free_port();
+/// The 输入 test's gateway: a park with a detector and a Modbus device on `dead` (nothing
+/// listens there), a mine taking files from `watch`, an admin and a viewer token.
+fn inputs_config(mq: &str, dead: u16, watch: &std::path::Path) -> TestConfig {
     let modbus = format!(
         "[[devices]]\nid = \"m1\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"modbus\"\n\
          interval_s = 0.5\n[devices.modbus]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{dead}\"\nunit = 1\n\
@@ -616,7 +602,6 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
     );
     // A mine whose files come from a folder: one 测点定义 (CDDY) file.
     std::env::set_var("SAFEGATE_TEST_CONSOLE_MINE_PW", "kj-console-1");
-    let watch = tempfile::tempdir().unwrap();
     let mine = format!(
         "[[sites]]\nid = \"m1\"\nname = \"示范煤矿\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\n\
          upload_password_env = \"SAFEGATE_TEST_CONSOLE_MINE_PW\"\n\n[[systems]]\nid = \"kj\"\nsite = \"m1\"\n\
@@ -629,7 +614,7 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
         .to_toml();
     let section = format!(
         "[mine_files]\nenabled = true\nlisten = \"\"\nwatch_dir = \"{}\"\nsettle_ms = 200\nwatch_scan_ms = 100\n\n",
-        watch.path().display()
+        watch.display()
     );
     let tokens: String = [
         ("admin-desk", "admin", ADMIN),
@@ -643,75 +628,54 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
         )
     })
     .collect();
-    let cfg = TestConfig::new(
+    TestConfig::new(
         &format!(
             "{}{section}{tokens}",
-            settings(&mq.url(), "gw-console-inputs", None)
+            settings(mq, "gw-console-inputs", None)
         ),
         &inv,
-    );
-    let (_gw, api) = start_ready(&cfg).await;
-    let p = Publisher::connect(mq.port, "pub-console-inputs").await;
-    p.send("safegate/v1/p1/g1/data", "{not json".to_string())
-        .await;
-    p.send(
-        "safegate/v1/p1/ghost/data",
-        json!({"values": {"lel": 1}}).to_string(),
     )
-    .await;
-    let rej_url = format!("{api}/api/v1/rejections");
-    let rej = api_wait(&rej_url, ADMIN, |v| {
-        v["counts"]["malformed_json"].as_u64() >= Some(1)
-            && v["counts"]["unknown_device"].as_u64() >= Some(1)
-    })
-    .await;
-    let ep_url = format!("{api}/api/v1/endpoints");
-    let eps = api_wait(&ep_url, VIEWER, |v| {
-        v["endpoints"][0]["last_error"].is_string()
-    })
-    .await;
-    let key = eps["endpoints"][0]["endpoint"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(key, format!("tcp://127.0.0.1:{dead}"), "{eps}");
+}
+
+/// A mine's 测点定义 (CDDY) file of two points, written in `watch`; its name.
+fn drop_cddy(watch: &std::path::Path) -> String {
     let at = (now_ms() - 60_000) / 1000 * 1000;
     let (stamp, _) = crate::mine_files::local(at);
     let recs: Vec<String> = ["MN0001", "MN0002"]
         .iter()
         .map(|p| format!("{MINE}{p};01;{MINE}F001;0001;MN;%CH4;4.00;0.00;0.80;0.80;-9999;-9999;-9999;-9999;-9999;-9999;;;巷道;;;;;{stamp}"))
         .collect();
-    let (cddy, _) = crate::mine_files::mine_file(
-        watch.path(),
+    crate::mine_files::mine_file(
+        watch,
         MINE,
         "CDDY",
         at,
         "KJ95X;安全监控系统;厂家;2028-12-31;",
         &recs,
         0,
-    );
-    let mines = api_wait(&format!("{api}/api/v1/mines"), VIEWER, |v| {
-        v["mines"][0]["last_files"]["CDDY"]["name"] == cddy.as_str()
-    })
-    .await;
+    )
+    .0
+}
 
-    // The API's document: open on a gateway with tokens, and linked from the page.
-    let doc = reqwest::get(format!("{api}/api/v1/openapi.json"))
+/// The page's console: no script error, no policy violation, no failed load but the
+/// sign-in probe's 401 (that is how the page learns it needs a token).
+async fn assert_no_console_errors(b: &Browser) {
+    let bad: Vec<Value> = b
+        .console_log()
         .await
-        .unwrap();
-    assert_eq!(doc.status().as_u16(), 200);
-    let doc: Value = doc.json().await.unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
-    assert!(doc["paths"]["/api/v1/rejections"]["get"].is_object());
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !(m.contains("/api/v1/whoami") && m.contains("401"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "the page's console: {bad:?}");
+}
 
-    let b = Browser::start(1440, 900).await;
-    sign_in(&b, &api, ADMIN).await;
-    assert_eq!(
-        b.js("return document.getElementById('api-doc').getAttribute('href')")
-            .await,
-        "/api/v1/openapi.json"
-    );
-    b.click("nav button[data-view=inputs]").await;
+/// The 输入 view's rejections, by reason and the recent ones, as the API's `rej` lists them
+/// (nothing new came in since).
+async fn rejections_are_the_apis(b: &Browser, rej: &Value) {
     for reason in ["malformed_json", "unknown_device"] {
         let n = rej["counts"][reason].as_u64().unwrap().to_string();
         let row = format!("#rejections tr[data-reason={reason}]");
@@ -747,6 +711,94 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
             r["detail"].as_str().unwrap()
         );
     }
+}
+
+/// The mine's row: its last CDDY file (name, lag), files and records, as the API's `m`.
+async fn mine_row_is_the_apis(b: &Browser, m: &Value, cddy: &str) {
+    // The mine's last file, as the API has it.
+    let mine_row = format!("#mines tr[data-mine='{MINE}']");
+    let files = b
+        .text(&format!("{mine_row} td[data-col=last_files]"))
+        .await
+        .unwrap();
+    assert!(files.starts_with(&format!("CDDY：{cddy}（")), "{files}");
+    let lag = (m["last_files"]["CDDY"]["lag_ms"].as_f64().unwrap() / 1000.0).round();
+    assert!(files.contains(&format!("延迟 {lag} 秒")), "{files}");
+    for col in ["files_applied", "records_accepted", "records_refused"] {
+        assert_eq!(
+            b.text(&format!("{mine_row} td[data-col={col}]"))
+                .await
+                .unwrap(),
+            m[col].to_string(),
+            "{col}"
+        );
+    }
+    assert_eq!(
+        b.text(&format!("{mine_row} td[data-col=site]"))
+            .await
+            .unwrap(),
+        "m1"
+    );
+}
+
+/// The 输入 view: rejections by reason and the recent ones (admin), a Modbus endpoint that
+/// cannot connect with its error, a mine with one file: each as the API has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let dead = free_port();
+    let watch = tempfile::tempdir().unwrap();
+    let cfg = inputs_config(&mq.url(), dead, watch.path());
+    let (_gw, api) = start_ready(&cfg).await;
+    let p = Publisher::connect(mq.port, "pub-console-inputs").await;
+    p.send("safegate/v1/p1/g1/data", "{not json".to_string())
+        .await;
+    p.send(
+        "safegate/v1/p1/ghost/data",
+        json!({"values": {"lel": 1}}).to_string(),
+    )
+    .await;
+    let rej_url = format!("{api}/api/v1/rejections");
+    let rej = api_wait(&rej_url, ADMIN, |v| {
+        v["counts"]["malformed_json"].as_u64() >= Some(1)
+            && v["counts"]["unknown_device"].as_u64() >= Some(1)
+    })
+    .await;
+    let ep_url = format!("{api}/api/v1/endpoints");
+    let eps = api_wait(&ep_url, VIEWER, |v| {
+        v["endpoints"][0]["last_error"].is_string()
+    })
+    .await;
+    let key = eps["endpoints"][0]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(key, format!("tcp://127.0.0.1:{dead}"), "{eps}");
+    let cddy = drop_cddy(watch.path());
+    let mines = api_wait(&format!("{api}/api/v1/mines"), VIEWER, |v| {
+        v["mines"][0]["last_files"]["CDDY"]["name"] == cddy.as_str()
+    })
+    .await;
+
+    // The API's document: open on a gateway with tokens, and linked from the page.
+    let doc = reqwest::get(format!("{api}/api/v1/openapi.json"))
+        .await
+        .unwrap();
+    assert_eq!(doc.status().as_u16(), 200);
+    let doc: Value = doc.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert!(doc["paths"]["/api/v1/rejections"]["get"].is_object());
+
+    let b = Browser::start(1440, 900).await;
+    sign_in(&b, &api, ADMIN).await;
+    assert_eq!(
+        b.js("return document.getElementById('api-doc').getAttribute('href')")
+            .await,
+        "/api/v1/openapi.json"
+    );
+    b.click("nav button[data-view=inputs]").await;
+    rejections_are_the_apis(&b, &rej).await;
     // The endpoint that nothing answers: down, with the API's error as text.
     let ep_row = format!("#endpoints tr[data-endpoint='{key}']");
     b.wait_text(
@@ -772,31 +824,7 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
         b.text("#endpoints-summary").await.unwrap(),
         "共 1 个端点，1 个断开"
     );
-    // The mine's last file, as the API has it.
-    let m = &mines["mines"][0];
-    let mine_row = format!("#mines tr[data-mine='{MINE}']");
-    let files = b
-        .text(&format!("{mine_row} td[data-col=last_files]"))
-        .await
-        .unwrap();
-    assert!(files.starts_with(&format!("CDDY：{cddy}（")), "{files}");
-    let lag = (m["last_files"]["CDDY"]["lag_ms"].as_f64().unwrap() / 1000.0).round();
-    assert!(files.contains(&format!("延迟 {lag} 秒")), "{files}");
-    for col in ["files_applied", "records_accepted", "records_refused"] {
-        assert_eq!(
-            b.text(&format!("{mine_row} td[data-col={col}]"))
-                .await
-                .unwrap(),
-            m[col].to_string(),
-            "{col}"
-        );
-    }
-    assert_eq!(
-        b.text(&format!("{mine_row} td[data-col=site]"))
-            .await
-            .unwrap(),
-        "m1"
-    );
+    mine_row_is_the_apis(&b, &mines["mines"][0], &cddy).await;
     assert!(!b.shown("#mines-none").await);
     b.screenshot("console-inputs").await;
 
@@ -832,17 +860,7 @@ async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
     .await;
     assert!(b.shown("#rejections-admin").await);
     assert!(!b.shown("#rejections").await);
-    let bad: Vec<Value> = b
-        .console_log()
-        .await
-        .into_iter()
-        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
-        .filter(|e| {
-            let m = e["message"].as_str().unwrap_or("");
-            !(m.contains("/api/v1/whoami") && m.contains("401"))
-        })
-        .collect();
-    assert!(bad.is_empty(), "the page's console: {bad:?}");
+    assert_no_console_errors(&b).await;
     b.close().await;
 }
 
@@ -976,16 +994,6 @@ async fn the_wall_rotates_through_the_sites_and_follows_the_live_feed() {
     let names: String = ["一号园区", "二号园区"].concat();
     let without_names: String = text.chars().filter(|c| !names.contains(*c)).collect();
     assert_english("wall", &without_names);
-    let bad: Vec<Value> = b
-        .console_log()
-        .await
-        .into_iter()
-        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
-        .filter(|e| {
-            let m = e["message"].as_str().unwrap_or("");
-            !(m.contains("/api/v1/whoami") && m.contains("401"))
-        })
-        .collect();
-    assert!(bad.is_empty(), "the page's console: {bad:?}");
+    assert_no_console_errors(&b).await;
     b.close().await;
 }
