@@ -22,16 +22,25 @@ const STATES: [&str; 6] = [
     "open",
 ];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this site's alarms.
     site: Option<String>,
+    /// Only this device's alarms.
     device: Option<String>,
+    /// `active_unacked`, `active_acked`, `cleared_unacked`, `cleared_acked`, `active` or
+    /// `open` (not both cleared and acknowledged).
     state: Option<String>,
+    /// `value`, `rate`, `offline` or `fault`.
     #[serde(rename = "type")]
     alarm_type: Option<String>,
+    /// Raised at or after (RFC 3339 or epoch milliseconds).
     from: Option<String>,
+    /// Raised before.
     to: Option<String>,
+    /// At most this many (default 1000, 1 to 100000).
     limit: Option<usize>,
 }
 
@@ -52,6 +61,22 @@ async fn with_journal<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/alarms",
+    tag = "alarms",
+    security(("bearer" = [])),
+    summary = "Alarms from the journal, newest first; viewer",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "{`count`, `alarms`: [AlarmView]}", body = Object),
+        (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
+        (status = 404, description = "The site is not in the inventory", body = crate::api::ErrorBody),
+        (status = 500, description = "The journal could not be read", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn list(
     State(s): State<Arc<Shared>>,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -104,6 +129,20 @@ pub async fn list(
     Ok(Json(json!({"count": alarms.len(), "alarms": alarms})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/alarms/{id}",
+    tag = "alarms",
+    security(("bearer" = [])),
+    summary = "One alarm with its full history; viewer",
+    params(("id" = String, Path, description = "The alarm's id (a number)")),
+    responses(
+        (status = 200, description = "The alarm (AlarmView) with its history", body = Object),
+        (status = 404, description = "No such alarm", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn get_one(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -126,16 +165,36 @@ pub async fn get_one(
         .ok_or_else(|| ApiError::NotFound(format!("no alarm {id}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
+    /// Who acknowledged (1 to `mqtt.max_id_bytes` bytes).
     by: String,
+    /// What was done (at most `max_note_bytes`).
     #[serde(default)]
     note: String,
     /// Acknowledge only if the alarm belongs to this site.
     site: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/alarms/{id}/ack",
+    tag = "alarms",
+    security(("bearer" = [])),
+    summary = "Acknowledge an alarm; operator",
+    params(("id" = String, Path, description = "The alarm's id (a number)")),
+    request_body = AckBody,
+    responses(
+        (status = 200, description = "{`acknowledged`: true (first) | false (already), `message`, `alarm`}", body = Object),
+        (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
+        (status = 404, description = "No such alarm, or of another site", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is over api.max_body_bytes", body = crate::api::ErrorBody),
+        (status = 500, description = "The gateway is stopping", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn ack(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,

@@ -1,7 +1,7 @@
 //! Bearer tokens and roles on the API. Tokens are configured as their SHA-256 only; a
 //! presented token is hashed and compared in constant time with every configured hash.
-//! `/healthz`, `/readyz` and the console's page and files stay open; everything else needs a
-//! role (see [`needed`]).
+//! `/healthz`, `/readyz`, `/api/v1/openapi.json` and the console's page and files stay open;
+//! everything else needs a role (see [`needed`]).
 
 use super::config::TokenConfig;
 use crate::model::Role;
@@ -51,6 +51,8 @@ pub fn needed(method: &Method, path: &str) -> Need {
         "/" => Need::Open,
         p if p.starts_with("/console/") => Need::Open,
         "/healthz" | "/readyz" => Need::Open,
+        // The API's shape, not its data: integrators' tools and the console's link need no token.
+        "/api/v1/openapi.json" => Need::Open,
         "/metrics" => Need::Metrics,
         "/api/v1/rejections" | "/api/v1/config" | "/api/v1/config/reload" | "/api/v1/outbox" => {
             Need::Role(Role::Admin)
@@ -231,6 +233,7 @@ mod tests {
         assert_eq!(needed(&get, "/healthz"), Need::Open);
         assert_eq!(needed(&get, "/metrics"), Need::Metrics);
         assert_eq!(needed(&get, "/"), Need::Open);
+        assert_eq!(needed(&get, "/api/v1/openapi.json"), Need::Open);
         assert_eq!(needed(&get, "/console/app.js"), Need::Open);
         assert_eq!(needed(&get, "/api/v1/whoami"), Need::Role(Role::Viewer));
         assert_eq!(needed(&get, "/api/v1/events"), Need::Role(Role::Viewer));

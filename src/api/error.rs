@@ -34,10 +34,30 @@ impl ApiError {
     }
 }
 
+/// The body of every refusal and error: `{"error": {"code", "message"}}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `not_found`, `bad_request`, `internal`, `payload_too_large`, `forbidden`,
+    /// `unavailable`; the token check adds `unauthorized` and `rate_limited`.
+    pub code: &'static str,
+    /// What was wrong and where, for a person to act on.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        let body = serde_json::json!({"error": {"code": code, "message": self.to_string()}});
+        let body = crate::api::ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        };
         let mut r = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut().insert(

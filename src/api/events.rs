@@ -263,6 +263,19 @@ impl Client {
 }
 
 /// `GET /api/v1/events` (viewer): `hello` at once, then `changes` and `resync` events.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "live",
+    security(("bearer" = [])),
+    summary = "Device-state and alarm changes as Server-Sent Events (hello, changes, resync); viewer",
+    responses(
+        (status = 200, description = "An event stream (docs/console.md)", content_type = "text/event-stream", body = String),
+        (status = 503, description = "The gateway is stopping", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn events(
     State(s): State<Arc<Shared>>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {

@@ -16,12 +16,17 @@ use std::sync::Arc;
 
 const DAY_MS: i64 = 86_400_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WindowQuery {
+    /// `/api/v1/indicators` only: `region` (default), `site:{id}` or `enterprise:{id}`.
     scope: Option<String>,
+    /// The window's start, RFC 3339 or epoch milliseconds; default 24 h before `to`.
     from: Option<String>,
+    /// The window's end; default now.
     to: Option<String>,
+    /// `/api/v1/report` only: `json` (default), `csv` or `markdown`.
     format: Option<String>,
     /// `/api/v1/report` only: `folded` (default) or `all` reasons.
     reasons: Option<String>,
@@ -64,6 +69,22 @@ async fn evaluate(
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/indicators",
+    tag = "indicators",
+    security(("bearer" = [])),
+    summary = "Indicators of a scope over a window (default the last 24 h); evaluator",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "{`scope`, `from`, `to`, `policy`, `indicators`: [...]}", body = Object),
+        (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
+        (status = 404, description = "The scope is not in the inventory", body = crate::api::ErrorBody),
+        (status = 500, description = "The evaluation failed", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn indicators(
     State(s): State<Arc<Shared>>,
     q: Result<Query<WindowQuery>, QueryRejection>,
@@ -123,6 +144,23 @@ pub async fn indicators(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/report",
+    tag = "indicators",
+    security(("bearer" = [])),
+    summary = "The self-evaluation report (自评表) for a window, as JSON, CSV or Markdown; evaluator",
+    params(WindowQuery),
+    responses(
+        (status = 200, description = "The report (format=json, the default)", body = Object),
+        (status = 200, description = "The report as CSV (format=csv)", content_type = "text/csv", body = String),
+        (status = 200, description = "The report as Markdown (format=markdown)", content_type = "text/markdown", body = String),
+        (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
+        (status = 500, description = "The evaluation failed", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn report(
     State(s): State<Arc<Shared>>,
     q: Result<Query<WindowQuery>, QueryRejection>,

@@ -28,7 +28,27 @@ pub fn routes(shared: &Arc<Shared>) -> Option<Router<Arc<Shared>>> {
     )
 }
 
-async fn native(
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest/{site}",
+    tag = "inputs",
+    security(("bearer" = [])),
+    summary = "Readings pushed in the native JSON shape; platform (its sites) or admin",
+    params(("site" = String, Path, description = "The site's id")),
+    request_body(content = String, description = "JSON readings (docs/ingest)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "All stored", body = Object),
+        (status = 207, description = "Some elements refused (listed), the others stored", body = Object),
+        (status = 422, description = "Every element refused", body = Object),
+        (status = 400, description = "The request refused whole", body = Object),
+        (status = 413, description = "The body or batch is too large", body = Object),
+        (status = 404, description = "No such site, or push is off", body = crate::api::ErrorBody),
+        (status = 503, description = "Not now (holding, stopping, not durable, timeout)", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn native(
     State(s): State<Arc<Shared>>,
     Path(site): Path<String>,
     caller: Option<Extension<Caller>>,
@@ -37,7 +57,27 @@ async fn native(
     push(&s, &site, None, caller, body).await
 }
 
-async fn mapped(
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest/{site}/{mapping}",
+    tag = "inputs",
+    security(("bearer" = [])),
+    summary = "Readings pushed in a vendor's shape, read by a configured mapping; platform (its sites) or admin",
+    params(("site" = String, Path, description = "The site's id"), ("mapping" = String, Path, description = "The mapping's name")),
+    request_body(content = String, description = "The vendor's JSON", content_type = "application/json"),
+    responses(
+        (status = 200, description = "All stored", body = Object),
+        (status = 207, description = "Some elements refused (listed), the others stored", body = Object),
+        (status = 422, description = "Every element refused", body = Object),
+        (status = 400, description = "The request refused whole", body = Object),
+        (status = 413, description = "The body or batch is too large", body = Object),
+        (status = 404, description = "No such site or mapping, or push is off", body = crate::api::ErrorBody),
+        (status = 503, description = "Not now (holding, stopping, not durable, timeout)", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn mapped(
     State(s): State<Arc<Shared>>,
     Path((site, mapping)): Path<(String, String)>,
     caller: Option<Extension<Caller>>,

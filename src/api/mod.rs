@@ -1,6 +1,7 @@
 //! The HTTP API (axum) for operators and evaluators.
 
 mod alarms;
+mod app;
 pub mod auth;
 mod command;
 pub mod config;
@@ -9,13 +10,14 @@ mod error;
 pub mod events;
 mod indicators;
 mod ingest;
+mod openapi;
 mod routes;
 #[cfg(test)]
 mod tests;
 
+pub use app::router;
 pub use command::{Command, ReloadOutcome, ReloadProblem, ReloadReport};
-pub use error::ApiError;
-pub use routes::router;
+pub use error::{ApiError, ErrorBody};
 
 use crate::core::Core;
 use crate::sources::modbus::ModbusStatus;

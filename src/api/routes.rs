@@ -9,81 +9,26 @@ use crate::telemetry::StoreHealth;
 use axum::extract::{rejection::QueryRejection, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// The API; with `auth`, every endpoint but `/healthz` and `/readyz` needs a token of the
-/// right role.
-pub fn router(
-    shared: Arc<Shared>,
-    auth: Option<Arc<super::auth::Auth>>,
-    max_body_bytes: usize,
-    cors_origins: &[String],
-) -> Router {
-    let pushes = super::ingest::routes(&shared);
-    let r = Router::new()
-        .route("/", get(super::console::index))
-        .route("/console/{*path}", get(super::console::asset))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/sites", get(sites))
-        .route("/api/v1/sites/{id}", get(site))
-        .route("/api/v1/devices", get(devices))
-        .route("/api/v1/rejections", get(rejections))
-        .route("/api/v1/indicators", get(super::indicators::indicators))
-        .route("/api/v1/report", get(super::indicators::report))
-        .route("/api/v1/endpoints", get(endpoints))
-        .route("/api/v1/mines", get(mines))
-        .route("/api/v1/mines/{code}", get(mine))
-        .route("/api/v1/config", get(config))
-        .route("/api/v1/config/reload", post(reload))
-        .route("/api/v1/outbox", get(outbox))
-        .route("/api/v1/alarms", get(super::alarms::list))
-        .route("/api/v1/alarms/{id}", get(super::alarms::get_one))
-        .route("/api/v1/alarms/{id}/ack", post(super::alarms::ack))
-        .route("/api/v1/whoami", get(whoami))
-        .route("/api/v1/events", get(super::events::events));
-    // The push routes keep their own body limit: the API's default one is set outside them.
-    let r = match pushes {
-        Some(p) => r.merge(p),
-        None => r,
-    };
-    let r = r
-        .fallback(|| async {
-            ApiError::NotFound("no such endpoint; see README for the API".into())
-        })
-        .with_state(shared)
-        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes));
-    let r = match auth {
-        Some(a) => r.layer(axum::middleware::from_fn_with_state(a, super::auth::check)),
-        None => r,
-    };
-    // Outermost, so a browser's preflight is answered before the token check. Without
-    // configured origins there is no CORS layer at all: browsers refuse cross-origin calls.
-    let origins: Vec<axum::http::HeaderValue> =
-        cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
-    if origins.is_empty() {
-        return super::console::security_headers(r);
-    }
-    let r = r.layer(
-        tower_http::cors::CorsLayer::new()
-            .allow_origin(origins)
-            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-            .allow_headers([
-                axum::http::header::AUTHORIZATION,
-                axum::http::header::CONTENT_TYPE,
-            ]),
-    );
-    super::console::security_headers(r)
-}
-
 /// `GET /api/v1/whoami`: the caller's token name and role, so the console shows only what
 /// the role may do. Without `[[tokens]]` the API is open (loopback only): `admin`, no name.
-async fn whoami(caller: Option<axum::Extension<super::auth::Caller>>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/whoami",
+    tag = "inventory",
+    security(("bearer" = [])),
+    summary = "The caller's token name and role; viewer",
+    responses(
+        (status = 200, description = "{`auth`, `name`, `role`}", body = Object),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn whoami(caller: Option<axum::Extension<super::auth::Caller>>) -> Json<Value> {
     match caller {
         Some(axum::Extension(c)) => Json(json!({
             "auth": true,
@@ -94,13 +39,39 @@ async fn whoami(caller: Option<axum::Extension<super::auth::Caller>>) -> Json<Va
     }
 }
 
-async fn config(State(s): State<Arc<Shared>>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/config",
+    tag = "admin",
+    security(("bearer" = [])),
+    summary = "The configuration in force, secrets left out; admin",
+    responses(
+        (status = 200, description = "The configuration", body = Object),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn config(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(s.config_view.clone())
 }
 
 /// Re-read the configuration files and apply their inventory: 200 with what changed and
 /// what needs a restart, 422 with the located problems (nothing changed).
-async fn reload(
+#[utoipa::path(
+    post,
+    path = "/api/v1/config/reload",
+    tag = "admin",
+    security(("bearer" = [])),
+    summary = "Re-read the configuration files and apply their inventory; admin",
+    responses(
+        (status = 200, description = "{`applied`: true, `reload`: {…}}", body = Object),
+        (status = 422, description = "Not applied: {\"applied\": false, \"error\", \"problems\"}", body = Object),
+        (status = 503, description = "The gateway is stopping", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn reload(
     State(s): State<Arc<Shared>>,
     caller: Option<axum::Extension<super::auth::Caller>>,
 ) -> Result<Response, ApiError> {
@@ -130,19 +101,45 @@ async fn reload(
 }
 
 /// Alive (always 200 while the process serves), with the outbox's backlog and budget.
-async fn healthz(State(s): State<Arc<Shared>>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    security(()),
+    summary = "Alive, with the outbox's backlog",
+    responses(
+        (status = 200, description = "Always while the process serves: {`status`: `ok`, `outbox`: …}", body = Object)
+    )
+)]
+pub(super) async fn healthz(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(json!({"status": "ok", "outbox": outbox_json(&s)}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct OutboxQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct OutboxQuery {
     /// Dead letters to list, oldest first. Default 100, at most 10000.
     limit: Option<u32>,
 }
 
 /// The outbox: backlog, budget and the lines the store refused for good (admin).
-async fn outbox(
+#[utoipa::path(
+    get,
+    path = "/api/v1/outbox",
+    tag = "admin",
+    security(("bearer" = [])),
+    summary = "The outbox: backlog, budget and dead letters; admin",
+    params(OutboxQuery),
+    responses(
+        (status = 200, description = "The outbox", body = Object),
+        (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
+        (status = 500, description = "The outbox could not be read", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn outbox(
     State(s): State<Arc<Shared>>,
     q: Result<Query<OutboxQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -193,7 +190,18 @@ fn outbox_json(s: &Shared) -> Value {
     })
 }
 
-async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    security(()),
+    summary = "Ready: MQTT connected and the store taking writes",
+    responses(
+        (status = 200, description = "Ready", body = Object),
+        (status = 503, description = "Not ready (same body, saying which part is not)", body = Object)
+    )
+)]
+pub(super) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     let mqtt_ok = s.mqtt.connected();
     let store = s.store.health();
     // At the budget or the disk floor the gateway holds acknowledgements: not ready for more.
@@ -218,7 +226,19 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    security(("bearer" = [])),
+    summary = "Counters and gauges (Prometheus); admin or a scrape token",
+    responses(
+        (status = 200, description = "The metrics in the exposition format", content_type = "text/plain", body = String),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -229,14 +249,25 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-#[derive(Serialize)]
-struct SiteView {
+/// One site: its counts, 联网在线率 now and alarm counts.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SiteView {
     id: String,
     name: String,
+    /// `park`, `enterprise` or `mine`.
+    #[schema(value_type = String)]
     kind: crate::model::SiteKind,
+    /// The site's status in the inventory (`active`, …).
+    #[schema(value_type = String)]
     status: SiteStatus,
+    /// `{"total", "counted", "online", "offline", "never", "faulty", …}`.
+    #[schema(value_type = Object)]
     devices: Counts,
+    /// `{"numerator", "denominator", "value"}`; `value` null when nothing is counted.
+    #[schema(value_type = Object)]
     online_rate: Rate,
+    /// `{"active", "unacknowledged", …}`.
+    #[schema(value_type = Object)]
     alarms: AlarmCounts,
 }
 
@@ -254,7 +285,19 @@ fn site_view(snap: &Snapshot, idx: SiteIdx) -> SiteView {
     }
 }
 
-async fn sites(State(s): State<Arc<Shared>>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites",
+    tag = "inventory",
+    security(("bearer" = [])),
+    summary = "The region and each site: device counts, 联网在线率 now, alarm counts; viewer",
+    responses(
+        (status = 200, description = "{`region`: {`devices`, `online_rate`, `alarms`}, `sites`: [SiteView]}", body = Object),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn sites(State(s): State<Arc<Shared>>) -> Json<Value> {
     let snap = s.read_model.load_full();
     let region = snap.region;
     let sites: Vec<SiteView> = (0..snap.inventory.sites.len() as u32)
@@ -271,7 +314,21 @@ async fn sites(State(s): State<Arc<Shared>>) -> Json<Value> {
     }))
 }
 
-async fn site(
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites/{id}",
+    tag = "inventory",
+    security(("bearer" = [])),
+    summary = "One site; viewer",
+    params(("id" = String, Path, description = "The site's id")),
+    responses(
+        (status = 200, description = "The site", body = SiteView),
+        (status = 404, description = "No such site", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn site(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Result<Json<SiteView>, ApiError> {
@@ -283,16 +340,23 @@ async fn site(
     Ok(Json(site_view(&snap, idx)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct DevicesQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct DevicesQuery {
+    /// Only this site's devices.
     site: Option<String>,
+    /// `online`, `offline` or `never`.
     state: Option<String>,
+    /// A device kind (`gas_toxic`, `temperature`, …).
     kind: Option<String>,
-    /// Devices whose id contains this (case-insensitive for ASCII letters).
+    /// Devices whose id contains this (case-insensitive for ASCII letters), at most 256 bytes.
     q: Option<String>,
+    /// Devices to skip (default 0).
     #[serde(default)]
+    #[param(required = false)]
     offset: usize,
+    /// Devices in the page: default 1000, 1 to 100000.
     limit: Option<usize>,
 }
 
@@ -357,7 +421,22 @@ fn device_filter(q: &DevicesQuery, inv: &Inventory) -> Result<DeviceFilter, ApiE
     })
 }
 
-async fn devices(
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "inventory",
+    security(("bearer" = [])),
+    summary = "Devices, filtered and paged on the server; viewer",
+    params(DevicesQuery),
+    responses(
+        (status = 200, description = "A page of devices", body = DeviceList),
+        (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
+        (status = 404, description = "The site is not in the inventory", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn devices(
     State(s): State<Arc<Shared>>,
     q: Result<Query<DevicesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -419,8 +498,9 @@ fn id_contains(id: &str, needle: &str) -> bool {
 /// One device of a listing. Serialized directly, not through a `serde_json::Value` (a
 /// third of the allocations per row); fields in alphabetical order, as the `json!` object
 /// this replaced wrote them, so the bytes are the same.
-#[derive(Serialize)]
-struct DeviceView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(description = "One device: its place, kind, state and since when, and its last reading.")]
+pub(super) struct DeviceView<'a> {
     /// `config`, or the name of the source that declared it.
     declared: &'a str,
     enterprise: Option<&'a str>,
@@ -434,6 +514,8 @@ struct DeviceView<'a> {
     last_ts: Option<String>,
     last_values: std::collections::BTreeMap<&'a str, f64>,
     latency_ms: Option<i64>,
+    /// The Modbus device's counters, for Modbus devices.
+    #[schema(value_type = Option<Object>)]
     modbus: Option<Value>,
     offline_after_s: f64,
     protocol: &'static str,
@@ -446,8 +528,9 @@ struct DeviceView<'a> {
     zone: Option<&'a str>,
 }
 
-#[derive(Serialize)]
-struct DeviceList<'a> {
+/// A page of devices and the total that match the filters.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeviceList<'a> {
     devices: Vec<DeviceView<'a>>,
     limit: usize,
     offset: usize,
@@ -487,7 +570,19 @@ fn device_view<'a>(snap: &'a Snapshot, i: DeviceIdx, modbus: Option<Value>) -> D
     }
 }
 
-async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/rejections",
+    tag = "inputs",
+    security(("bearer" = [])),
+    summary = "Rejected input by reason, and the recent ones; admin",
+    responses(
+        (status = 200, description = "{`counts`: {reason: n}, `recent`: [{`at`, `reason`, `topic`, `element`, `detail`}]} (newest first)", body = Object),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {
     let snap = s.read_model.load_full();
     let counts: serde_json::Map<String, Value> = snap
         .rejections()
@@ -511,18 +606,56 @@ async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {
 }
 
 /// Modbus endpoints (shared connections) with their per-endpoint counters.
-async fn endpoints(State(s): State<Arc<Shared>>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/endpoints",
+    tag = "inputs",
+    security(("bearer" = [])),
+    summary = "Modbus endpoints (shared connections) with their counters and last error; viewer",
+    responses(
+        (status = 200, description = "{`total`, `endpoints`: [...]}", body = Object),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn endpoints(State(s): State<Arc<Shared>>) -> Json<Value> {
     let list: Vec<Value> = s.modbus.endpoints.iter().map(|e| e.to_json()).collect();
     Json(json!({"total": list.len(), "endpoints": list}))
 }
 
 /// Every mine with its files' state (empty without `[mine_files]`).
-async fn mines(State(s): State<Arc<Shared>>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/mines",
+    tag = "inputs",
+    security(("bearer" = [])),
+    summary = "Every mine with its networking files' state; viewer",
+    responses(
+        (status = 200, description = "{`total`, `mines`: [...]}", body = Object),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn mines(State(s): State<Arc<Shared>>) -> Json<Value> {
     let list = s.mines.all();
     Json(json!({"total": list.len(), "mines": list}))
 }
 
-async fn mine(
+#[utoipa::path(
+    get,
+    path = "/api/v1/mines/{code}",
+    tag = "inputs",
+    security(("bearer" = [])),
+    summary = "One mine by its mine_code; viewer",
+    params(("code" = String, Path, description = "The site's mine_code")),
+    responses(
+        (status = 200, description = "The mine", body = Object),
+        (status = 404, description = "No site has this mine_code", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn mine(
     State(s): State<Arc<Shared>>,
     Path(code): Path<String>,
 ) -> Result<Json<Value>, ApiError> {

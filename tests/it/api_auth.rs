@@ -92,6 +92,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/console/app.js", "open"),
         ("GET", "/healthz", "open"),
         ("GET", "/readyz", "open"),
+        ("GET", "/api/v1/openapi.json", "open"),
         ("GET", "/metrics", "metrics"),
         ("GET", "/api/v1/sites", "viewer"),
         ("GET", "/api/v1/sites/p1", "viewer"),

@@ -494,11 +494,506 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
         .unwrap();
     assert_eq!(csv, api_csv.to_vec(), "the CSV as the API sends it");
     b.screenshot("console-indicators").await;
+
+    // 趋势: each hour of the last 24 is the API's indicators for that hour, region and site.
+    b.click("nav button[data-view=trends]").await;
+    for scope in ["region", "site:p1"] {
+        if scope != "region" {
+            b.js(&format!(
+                "const s = document.getElementById('trend-scope'); s.value = '{scope}'; \
+                 s.dispatchEvent(new Event('change')); return true"
+            ))
+            .await;
+        }
+        trend_rows_are_the_apis(&b, &api, scope).await;
+    }
+    assert!(
+        b.count("#trend-chart svg polyline[data-series=online_rate]")
+            .await
+            >= 1,
+        "the online rate is drawn"
+    );
+    b.screenshot("console-trends").await;
+
     b.click("#lang").await;
+    b.wait_text("#trends thead th", "the trends in English", |t| {
+        t == "Period from"
+    })
+    .await;
+    assert_english("trends", &b.text("#view-trends").await.unwrap());
+    b.click("nav button[data-view=indicators]").await;
     b.wait_text("#report thead th", "the table in English", |t| {
         t == "Level 1"
     })
     .await;
     assert_eq!(b.text(".downloads span").await.unwrap(), "Download");
+    assert_no_console_errors(&b).await;
+    b.close().await;
+}
+
+/// The trends table of `scope` once drawn: 24 hourly rows, newest first, each cell the
+/// API's value for the period the page asked (formatted as the page formats a rate).
+async fn trend_rows_are_the_apis(b: &Browser, api: &str, scope: &str) {
+    let first = format!("#trends tbody tr:first-child[data-scope='{scope}']");
+    b.wait_js(
+        &format!("return document.querySelectorAll(\"#trends tbody tr[data-scope='{scope}']\").length === 24"),
+        "24 hours",
+    )
+    .await;
+    assert!(b.shown(&first).await);
+    let periods = b
+        .js("return [...document.querySelectorAll('#trends tbody tr')].map(r => [r.dataset.from, r.dataset.to])")
+        .await;
+    let periods = periods.as_array().unwrap();
+    let mut measured = 0;
+    for (i, p) in periods.iter().enumerate() {
+        let (from, to) = (p[0].as_str().unwrap(), p[1].as_str().unwrap());
+        let q = format!("scope={scope}&from={from}&to={to}").replace('+', "%2B");
+        let v = api_get(&format!("{api}/api/v1/indicators?{q}"), EVALUATOR).await;
+        for id in ["online_rate", "coverage_rate"] {
+            let value = v["indicators"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["id"] == id && x["qualifier"].is_null())
+                .map_or(Value::Null, |x| x["value"].clone());
+            let want = b
+                .js(&format!(
+                    "const v = {value}; return v === null ? '—' : `${{(v * 100).toFixed(1)}}%`"
+                ))
+                .await;
+            let cell = format!("#trends tbody tr:nth-child({}) td[data-col={id}]", i + 1);
+            assert_eq!(
+                b.text(&cell).await.unwrap(),
+                want.as_str().unwrap(),
+                "{scope} {from} {id}"
+            );
+            measured += usize::from(id == "online_rate" && !value.is_null());
+        }
+    }
+    assert!(measured >= 1, "the hour in progress has a's time online");
+}
+
+const ADMIN: &str = "tok-console-admin";
+const MINE: &str = "150621011040";
+
+/// No Chinese left in `text` but the indicator names, and no missing label.
+fn assert_english(view: &str, text: &str) {
+    assert!(!text.contains('⟦'), "a missing label on {view}: {text}");
+    let chinese: Vec<char> = text
+        .chars()
+        .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
+        .collect();
+    assert!(
+        chinese
+            .iter()
+            .all(|c| "联网在线率覆盖预警响应接入".contains(*c)),
+        "{view} in English still shows {chinese:?}"
+    );
+}
+
+/// The 输入 test's gateway: a park with a detector and a Modbus device on `dead` (nothing
+/// listens there), a mine taking files from `watch`, an admin and a viewer token.
+fn inputs_config(mq: &str, dead: u16, watch: &std::path::Path) -> TestConfig {
+    let modbus = format!(
+        "[[devices]]\nid = \"m1\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"modbus\"\n\
+         interval_s = 0.5\n[devices.modbus]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{dead}\"\nunit = 1\n\
+         timeout_ms = 300\nregisters = [{{ channel = \"lel\", table = \"holding\", address = 0, type = \"u16\" }}]\n"
+    );
+    // A mine whose files come from a folder: one 测点定义 (CDDY) file.
+    std::env::set_var("SAFEGATE_TEST_CONSOLE_MINE_PW", "kj-console-1");
+    let mine = format!(
+        "[[sites]]\nid = \"m1\"\nname = \"示范煤矿\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\n\
+         upload_password_env = \"SAFEGATE_TEST_CONSOLE_MINE_PW\"\n\n[[systems]]\nid = \"kj\"\nsite = \"m1\"\n\
+         kind = \"major_hazard\"\n\n"
+    );
+    let inv = Inventory::park("p1")
+        .detector("g1", 60.0)
+        .raw(&modbus)
+        .raw(&mine)
+        .to_toml();
+    let section = format!(
+        "[mine_files]\nenabled = true\nlisten = \"\"\nwatch_dir = \"{}\"\nsettle_ms = 200\nwatch_scan_ms = 100\n\n",
+        watch.display()
+    );
+    let tokens: String = [
+        ("admin-desk", "admin", ADMIN),
+        ("view-desk", "viewer", VIEWER),
+    ]
+    .iter()
+    .map(|(name, role, tok)| {
+        format!(
+            "[[tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n\n",
+            hex::encode(Sha256::digest(tok.as_bytes()))
+        )
+    })
+    .collect();
+    TestConfig::new(
+        &format!(
+            "{}{section}{tokens}",
+            settings(mq, "gw-console-inputs", None)
+        ),
+        &inv,
+    )
+}
+
+/// A mine's 测点定义 (CDDY) file of two points, written in `watch`; its name.
+fn drop_cddy(watch: &std::path::Path) -> String {
+    let at = (now_ms() - 60_000) / 1000 * 1000;
+    let (stamp, _) = crate::mine_files::local(at);
+    let recs: Vec<String> = ["MN0001", "MN0002"]
+        .iter()
+        .map(|p| format!("{MINE}{p};01;{MINE}F001;0001;MN;%CH4;4.00;0.00;0.80;0.80;-9999;-9999;-9999;-9999;-9999;-9999;;;巷道;;;;;{stamp}"))
+        .collect();
+    crate::mine_files::mine_file(
+        watch,
+        MINE,
+        "CDDY",
+        at,
+        "KJ95X;安全监控系统;厂家;2028-12-31;",
+        &recs,
+        0,
+    )
+    .0
+}
+
+/// The page's console: no script error, no policy violation, no failed load but the
+/// sign-in probe's 401 (that is how the page learns it needs a token).
+async fn assert_no_console_errors(b: &Browser) {
+    let bad: Vec<Value> = b
+        .console_log()
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !(m.contains("/api/v1/whoami") && m.contains("401"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "the page's console: {bad:?}");
+}
+
+/// The 输入 view's rejections, by reason and the recent ones, as the API's `rej` lists them
+/// (nothing new came in since).
+async fn rejections_are_the_apis(b: &Browser, rej: &Value) {
+    for reason in ["malformed_json", "unknown_device"] {
+        let n = rej["counts"][reason].as_u64().unwrap().to_string();
+        let row = format!("#rejections tr[data-reason={reason}]");
+        b.wait_text(&format!("{row} td[data-col=count]"), reason, |t| t == n)
+            .await;
+        assert_eq!(
+            b.text(&format!("{row} td[data-col=code]")).await.unwrap(),
+            reason
+        );
+    }
+    assert_eq!(
+        b.text("#rejections tr[data-reason=malformed_json] td[data-col=reason]")
+            .await
+            .unwrap(),
+        "JSON 格式错误"
+    );
+    // The recent ones, newest first, as the API lists them (nothing new came in since).
+    let recent = rej["recent"].as_array().unwrap();
+    assert_eq!(b.count("#recent-rejections tbody tr").await, recent.len());
+    for (i, r) in recent.iter().enumerate() {
+        let cell = |col: &str| {
+            format!(
+                "#recent-rejections tbody tr:nth-child({}) td[data-col={col}]",
+                i + 1
+            )
+        };
+        assert_eq!(
+            b.text(&cell("topic")).await.unwrap(),
+            r["topic"].as_str().unwrap()
+        );
+        assert_eq!(
+            b.text(&cell("detail")).await.unwrap(),
+            r["detail"].as_str().unwrap()
+        );
+    }
+}
+
+/// The mine's row: its last CDDY file (name, lag), files and records, as the API's `m`.
+async fn mine_row_is_the_apis(b: &Browser, m: &Value, cddy: &str) {
+    // The mine's last file, as the API has it.
+    let mine_row = format!("#mines tr[data-mine='{MINE}']");
+    let files = b
+        .text(&format!("{mine_row} td[data-col=last_files]"))
+        .await
+        .unwrap();
+    assert!(files.starts_with(&format!("CDDY：{cddy}（")), "{files}");
+    let lag = (m["last_files"]["CDDY"]["lag_ms"].as_f64().unwrap() / 1000.0).round();
+    assert!(files.contains(&format!("延迟 {lag} 秒")), "{files}");
+    for col in ["files_applied", "records_accepted", "records_refused"] {
+        assert_eq!(
+            b.text(&format!("{mine_row} td[data-col={col}]"))
+                .await
+                .unwrap(),
+            m[col].to_string(),
+            "{col}"
+        );
+    }
+    assert_eq!(
+        b.text(&format!("{mine_row} td[data-col=site]"))
+            .await
+            .unwrap(),
+        "m1"
+    );
+}
+
+/// The 输入 view: rejections by reason and the recent ones (admin), a Modbus endpoint that
+/// cannot connect with its error, a mine with one file: each as the API has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inputs_view_shows_the_apis_rejections_and_endpoints() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let dead = free_port();
+    let watch = tempfile::tempdir().unwrap();
+    let cfg = inputs_config(&mq.url(), dead, watch.path());
+    let (_gw, api) = start_ready(&cfg).await;
+    let p = Publisher::connect(mq.port, "pub-console-inputs").await;
+    p.send("safegate/v1/p1/g1/data", "{not json".to_string())
+        .await;
+    p.send(
+        "safegate/v1/p1/ghost/data",
+        json!({"values": {"lel": 1}}).to_string(),
+    )
+    .await;
+    let rej_url = format!("{api}/api/v1/rejections");
+    let rej = api_wait(&rej_url, ADMIN, |v| {
+        v["counts"]["malformed_json"].as_u64() >= Some(1)
+            && v["counts"]["unknown_device"].as_u64() >= Some(1)
+    })
+    .await;
+    let ep_url = format!("{api}/api/v1/endpoints");
+    let eps = api_wait(&ep_url, VIEWER, |v| {
+        v["endpoints"][0]["last_error"].is_string()
+    })
+    .await;
+    let key = eps["endpoints"][0]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(key, format!("tcp://127.0.0.1:{dead}"), "{eps}");
+    let cddy = drop_cddy(watch.path());
+    let mines = api_wait(&format!("{api}/api/v1/mines"), VIEWER, |v| {
+        v["mines"][0]["last_files"]["CDDY"]["name"] == cddy.as_str()
+    })
+    .await;
+
+    // The API's document: open on a gateway with tokens, and linked from the page.
+    let doc = reqwest::get(format!("{api}/api/v1/openapi.json"))
+        .await
+        .unwrap();
+    assert_eq!(doc.status().as_u16(), 200);
+    let doc: Value = doc.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert!(doc["paths"]["/api/v1/rejections"]["get"].is_object());
+
+    let b = Browser::start(1440, 900).await;
+    sign_in(&b, &api, ADMIN).await;
+    assert_eq!(
+        b.js("return document.getElementById('api-doc').getAttribute('href')")
+            .await,
+        "/api/v1/openapi.json"
+    );
+    b.click("nav button[data-view=inputs]").await;
+    rejections_are_the_apis(&b, &rej).await;
+    // The endpoint that nothing answers: down, with the API's error as text.
+    let ep_row = format!("#endpoints tr[data-endpoint='{key}']");
+    b.wait_text(
+        &format!("{ep_row} td[data-col=state]"),
+        "the endpoint",
+        |t| t == "断开",
+    )
+    .await;
+    let now = api_get(&ep_url, VIEWER).await;
+    assert_eq!(
+        b.text(&format!("{ep_row} td[data-col=last_error]"))
+            .await
+            .unwrap(),
+        now["endpoints"][0]["last_error"].as_str().unwrap()
+    );
+    assert_eq!(
+        b.text(&format!("{ep_row} td[data-col=devices]"))
+            .await
+            .unwrap(),
+        "1"
+    );
+    assert_eq!(
+        b.text("#endpoints-summary").await.unwrap(),
+        "共 1 个端点，1 个断开"
+    );
+    mine_row_is_the_apis(&b, &mines["mines"][0], &cddy).await;
+    assert!(!b.shown("#mines-none").await);
+    b.screenshot("console-inputs").await;
+
+    b.click("#lang").await;
+    b.wait_text(
+        "#rejections tr[data-reason=malformed_json] td[data-col=reason]",
+        "English",
+        |t| t == "Malformed JSON",
+    )
+    .await;
+    assert_eq!(
+        b.text(&format!("{ep_row} td[data-col=state]"))
+            .await
+            .unwrap(),
+        "down"
+    );
+    assert_eq!(
+        b.text("#endpoints-summary").await.unwrap(),
+        "1 endpoints, 1 down"
+    );
+    assert_english("inputs", &b.text("#view-inputs").await.unwrap());
+    b.click("#lang").await;
+
+    // A viewer sees the endpoints and mines, and is told rejections are for administrators.
+    b.click("#logout").await;
+    sign_in(&b, &api, VIEWER).await;
+    b.click("nav button[data-view=inputs]").await;
+    b.wait_text(
+        &format!("{ep_row} td[data-col=state]"),
+        "the viewer's endpoints",
+        |t| t == "断开",
+    )
+    .await;
+    assert!(b.shown("#rejections-admin").await);
+    assert!(!b.shown("#rejections").await);
+    assert_no_console_errors(&b).await;
+    b.close().await;
+}
+
+/// The 大屏 wall (`/?view=wall`) at 1920×1080: the region's figures and each site's in turn,
+/// as `/api/v1/sites` has them, rotating by itself; a device going silent reaches it live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_rotates_through_the_sites_and_follows_the_live_feed() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::default()
+        .site("p1", "一号园区", "park")
+        .detector("a1", 60.0)
+        .detector("a2", 0.5)
+        .with("offline_after_s = 1")
+        .site("p2", "二号园区", "park")
+        .detector("b1", 60.0)
+        .detector("b2", 60.0)
+        .to_toml();
+    let cfg = TestConfig::new(
+        &format!(
+            "{}{}",
+            settings(&mq.url(), "gw-console-wall", None),
+            tokens()
+        ),
+        &inv,
+    );
+    let clock = test_clock();
+    let (_gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let p = Publisher::connect(mq.port, "pub-console-wall").await;
+    for (site, dev, lel) in [("p1", "a1", 1), ("p1", "a2", 1), ("p2", "b1", 40)] {
+        let topic = format!("safegate/v1/{site}/{dev}/data");
+        p.send(&topic, json!({"values": {"lel": lel}}).to_string())
+            .await;
+    }
+    let sites_url = format!("{api}/api/v1/sites");
+    let want = api_wait(&sites_url, VIEWER, |v| {
+        v["region"]["devices"]["online"] == 3 && v["region"]["alarms"]["active"] == 1
+    })
+    .await;
+
+    let b = Browser::start(1920, 1080).await;
+    b.c()
+        .goto(&format!("{api}/?view=wall&rotate=3"))
+        .await
+        .unwrap();
+    b.wait_text("#login h2", "the login form", |t| !t.is_empty())
+        .await;
+    b.type_into("#token", VIEWER).await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_js("return document.body.dataset.ready === 'true'", "signed in")
+        .await;
+    assert!(b.shown("#view-wall").await);
+    assert!(!b.shown(".bar").await, "no chrome on the wall");
+    assert!(!b.shown("#view-overview").await);
+    assert_eq!(b.text("#view-wall h1").await.unwrap(), "安全监测大屏");
+    let region = &want["region"];
+    b.wait_text("#wall-region-online", "the region", |t| t == "3")
+        .await;
+    for (id, v) in [
+        ("counted", &region["devices"]["counted"]),
+        ("offline", &region["devices"]["offline"]),
+        ("never", &region["devices"]["never"]),
+        ("alarms-active", &region["alarms"]["active"]),
+        ("alarms-unacked", &region["alarms"]["unacknowledged"]),
+    ] {
+        let shown = b.text(&format!("#wall-region-{id}")).await.unwrap();
+        assert_eq!(shown, v.to_string(), "{id}");
+    }
+    assert_eq!(b.text("#wall-region-rate").await.unwrap(), "75.0%");
+    // Each site in turn, by itself, with the API's figures.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let next = b
+            .js("return document.getElementById('wall-site').dataset.site || ''")
+            .await;
+        let id = next.as_str().unwrap().to_string();
+        let current = id.clone();
+        if !id.is_empty() {
+            let s = want["sites"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == id.as_str())
+                .unwrap();
+            assert_eq!(
+                b.text("#wall-site-name").await.unwrap(),
+                s["name"].as_str().unwrap()
+            );
+            for (col, v) in [
+                ("online", &s["devices"]["online"]),
+                ("counted", &s["devices"]["counted"]),
+                ("alarms-active", &s["alarms"]["active"]),
+            ] {
+                let shown = b.text(&format!("#wall-site-{col}")).await.unwrap();
+                assert_eq!(shown, v.to_string(), "{id} {col}");
+            }
+            seen.push(id);
+        }
+        b.wait_js(
+            &format!(
+                "return (document.getElementById('wall-site').dataset.site || '') !== '{current}'"
+            ),
+            "the next site",
+        )
+        .await;
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, ["p1", "p2"], "both sites shown in turn");
+    b.screenshot("console-wall").await;
+
+    // a2 goes silent: the wall's offline count follows, without a reload.
+    b.js("window.__same_page = 1; return true").await;
+    clock.advance(Duration::from_secs(2));
+    b.wait_text("#wall-region-offline", "a2 offline, live", |t| t == "1")
+        .await;
+    assert_eq!(b.text("#wall-region-online").await.unwrap(), "2");
+    assert_eq!(b.js("return window.__same_page === 1").await, true);
+    assert_eq!(b.text("#wall-live").await.unwrap(), "实时");
+
+    // In English (the choice the page keeps), every label.
+    b.js("localStorage.setItem('safegate.lang', 'en'); location.reload(); return true")
+        .await;
+    b.wait_js("return document.body.dataset.ready === 'true'", "reloaded")
+        .await;
+    b.wait_text("#view-wall h1", "English", |t| {
+        t == "Safety monitoring wall"
+    })
+    .await;
+    let text = b.text("#view-wall").await.unwrap();
+    let names: String = ["一号园区", "二号园区"].concat();
+    let without_names: String = text.chars().filter(|c| !names.contains(*c)).collect();
+    assert_english("wall", &without_names);
+    assert_no_console_errors(&b).await;
     b.close().await;
 }

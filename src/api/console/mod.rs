@@ -32,11 +32,34 @@ pub fn security_headers<S: Clone + Send + Sync + 'static>(r: axum::Router<S>) ->
 }
 
 /// `GET /`: the page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "console",
+    security(()),
+    summary = "The console's page",
+    responses(
+        (status = 200, description = "The console (HTML)", content_type = "text/html", body = String)
+    )
+)]
 pub async fn index(headers: HeaderMap) -> Response {
     serve("index.html", &headers)
 }
 
 /// `GET /console/{*path}`: a script, a style sheet, the dictionary.
+#[utoipa::path(
+    get,
+    path = "/console/{path}",
+    tag = "console",
+    security(()),
+    summary = "A file of the console",
+    params(("path" = String, Path, description = "The file, e.g. app.js, console.css, i18n.json")),
+    responses(
+        (status = 200, description = "A script, style sheet, image or the dictionary", body = String),
+        (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 404, description = "The console has no such file", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     serve(&path, &headers)
 }

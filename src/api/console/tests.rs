@@ -267,6 +267,13 @@ fn every_label_the_console_uses_is_in_both_languages() {
     for s in ["connecting", "open", "closed"] {
         used.push(format!("live.{s}"));
     }
+    // The 输入 view: every rejection reason, a Modbus link's states.
+    for r in crate::model::Reason::ALL {
+        used.push(format!("reason.{}", r.as_str()));
+    }
+    for s in ["up", "down", "paused"] {
+        used.push(format!("link.{s}"));
+    }
     assert!(used.len() > 60, "the scan found the labels: {}", used.len());
     for k in &used {
         assert!(zh.contains_key(k), "{k} is used but not in i18n.json");

@@ -9,8 +9,13 @@ import * as overview from "./overview.js";
 import * as site from "./site.js";
 import * as alarms from "./alarms.js";
 import * as report from "./report.js";
+import * as inputs from "./inputs.js";
+import * as wall from "./wall.js";
+import * as trends from "./trends.js";
 
-const VIEWS = ["overview", "site", "alarms", "indicators"];
+const VIEWS = ["overview", "site", "alarms", "indicators", "trends", "inputs"];
+/** The views that need an evaluator (the API refuses the indicators to others). */
+const EVALUATOR_VIEWS = ["indicators", "trends"];
 const RANK = { viewer: 1, operator: 2, evaluator: 3, admin: 4 };
 let who = null;
 let feed = null;
@@ -18,7 +23,7 @@ let liveState = "connecting";
 
 /** The views the caller's role may open (the API refuses the rest anyway). */
 function allowed(view) {
-  if (view === "indicators") return who !== null && RANK[who.role] >= RANK.evaluator;
+  if (EVALUATOR_VIEWS.includes(view)) return who !== null && RANK[who.role] >= RANK.evaluator;
   return VIEWS.includes(view);
 }
 
@@ -34,11 +39,18 @@ function labels() {
     $("who").textContent = who.auth ? `${who.name} · ${i18n.t(`role.${who.role}`)}` : i18n.t("who.open");
   }
   $("live").textContent = i18n.t(`live.${liveState}`);
+  $("wall-live").textContent = i18n.t(`live.${liveState}`);
   overview.render();
   site.options(overview.sites());
   site.render();
   alarms.render();
   report.render();
+  inputs.render();
+  wall.render();
+  if (allowed("trends")) {
+    trends.options(overview.sites());
+    trends.render();
+  }
 }
 
 function show(view) {
@@ -46,6 +58,9 @@ function show(view) {
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== v;
   for (const b of $("nav").querySelectorAll("button")) b.classList.toggle("active", b.dataset.view === v);
   if (location.hash !== `#${v}`) history.replaceState(null, "", `#${v}`);
+  // The inputs are fetched when looked at, not kept live.
+  if (v === "inputs" && who) inputs.refresh().catch(showError);
+  if (v === "trends" && who) trends.refresh().catch(showError);
 }
 
 function login(message) {
@@ -79,6 +94,8 @@ function onLive(state) {
   $("live").hidden = false;
   $("live").dataset.state = state;
   $("live").textContent = i18n.t(`live.${state}`);
+  $("wall-live").dataset.state = state;
+  $("wall-live").textContent = i18n.t(`live.${state}`);
 }
 
 async function start() {
@@ -103,12 +120,20 @@ async function start() {
   alarms.init({ ack: RANK[who.role] >= RANK.operator, name: who.name, onError: showError });
   site.init(showError);
   report.init(showError);
-  $("nav").querySelector("[data-view=indicators]").hidden = !allowed("indicators");
+  inputs.init({ isAdmin: who.role === "admin", onError: showError });
+  trends.init(showError);
+  for (const v of EVALUATOR_VIEWS) $("nav").querySelector(`[data-view=${v}]`).hidden = !allowed(v);
   labels();
-  show(location.hash.slice(1));
+  if (wall.requested()) {
+    overview.onUpdate(wall.render);
+    wall.start(overview.sites, overview.region);
+  } else {
+    show(location.hash.slice(1));
+  }
   feed = listen(onEvent, onLive);
   await Promise.all([overview.refresh(), alarms.refresh()]);
   site.options(overview.sites());
+  if (allowed("trends")) trends.options(overview.sites());
   await site.refresh();
   if (allowed("indicators")) await report.refresh();
   document.body.dataset.ready = "true";

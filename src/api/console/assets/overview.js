@@ -7,15 +7,27 @@ import { $, el, fill, percent, rateClass } from "./dom.js";
 
 let data = null;
 let fetchedAt = null;
+const listeners = [];
 
 export function sites() {
   return data ? data.sites : [];
+}
+
+/** The region's figures, as last fetched. */
+export function region() {
+  return data ? data.region : null;
+}
+
+/** Call `fn` after each refetch (the wall draws from the same answer). */
+export function onUpdate(fn) {
+  listeners.push(fn);
 }
 
 export async function refresh() {
   data = await api("/api/v1/sites");
   fetchedAt = new Date().toISOString();
   render();
+  for (const fn of listeners) fn();
 }
 
 function setRate(node, rate) {
