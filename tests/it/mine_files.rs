@@ -65,6 +65,14 @@ fn online_target(value: u32) -> String {
     format!("[[targets]]\nindicator = \"online_rate\"\nscope = \"site:m1\"\ncomparator = \">=\"\nvalue = {value}\nlabel = \"联网在线率\"\nweight = 10\n\n")
 }
 
+/// The mine's points as the online-rate units (`mine_units = "devices"`), with a target.
+fn points_as_units(target: u32) -> String {
+    format!(
+        "[indicators]\nmine_units = \"devices\"\n\n{}",
+        online_target(target)
+    )
+}
+
 /// Upload `file` as `name` with curl; Ok(()) on a 226, else curl's error text.
 async fn curl_put(port: u16, file: &Path, name: &str, user: &str) -> Result<(), String> {
     let (file, url) = (file.to_path_buf(), format!("ftp://127.0.0.1:{port}/{name}"));
@@ -520,13 +528,7 @@ async fn faults_are_down_and_maintenance_is_not_counted_point_by_point() {
     let _load = shared().await;
     let mq = Mosquitto::start();
     let m = mine_config(&mq.url(), "gw-mine-g", None, false);
-    add_config(
-        &m,
-        &format!(
-            "[indicators]\nmine_units = \"devices\"\n\n{}",
-            online_target(95)
-        ),
-    );
+    add_config(&m, &points_as_units(95));
     let clock = test_clock();
     let (_gw, api) = start_ready_on(&m.cfg, clock.clock()).await;
     let files = tempfile::tempdir().unwrap();
@@ -662,13 +664,7 @@ async fn loose_thresholds_are_findings_in_the_report_online_and_offline() {
     let mq = Mosquitto::start();
     let m = mine_config(&mq.url(), "gw-mine-f", None, false);
     // Points as the online-rate units, so the offline report counts them only if it knows them.
-    add_config(
-        &m,
-        &format!(
-            "[indicators]\nmine_units = \"devices\"\n\n{}",
-            online_target(90)
-        ),
-    );
+    add_config(&m, &points_as_units(90));
     let (gw, api) = start_ready(&m.cfg).await;
     let from = safegate::telemetry::now_ms() - 1_000;
     let cddy = format!("{MINE}_CDDY_20260301120000.txt");

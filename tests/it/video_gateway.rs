@@ -13,7 +13,6 @@
 use crate::common::*;
 use safegate::sources::mqtt::payload::parse_rfc3339_ms;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
 const NVR: &str = "34020000001180000001";
@@ -55,40 +54,14 @@ async fn sipp(port: u16, scenario: &str, device: &str, password: &str) {
 
 /// As [`sipp`], over SIPp's transport `transport` (`u1` UDP, `t1` one TCP connection).
 async fn sipp_over(transport: &str, port: u16, scenario: &str, device: &str, password: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/it/sipp")
-        .join(scenario);
-    let errors = dir.path().join("errors.log");
-    let mut cmd = std::process::Command::new(which("sipp"));
-    cmd.arg(format!("127.0.0.1:{port}"))
-        .arg("-sf")
-        .arg(&file)
-        .args(["-t", transport, "-m", "1", "-i", "127.0.0.1", "-p"])
-        .arg(free_port().to_string())
-        .args(["-key", "device", device, "-key", "server", SERVER])
-        .args(["-key", "domain", DOMAIN, "-key", "ch_on", CH_ON])
-        .args(["-key", "ch_off", CH_OFF, "-au", device, "-ap", password])
-        .args([
-            "-nostdin",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-trace_err",
-        ])
-        .arg("-error_file")
-        .arg(&errors)
-        .current_dir(dir.path());
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("sipp runs"))
-        .await
-        .unwrap();
-    let log = std::fs::read_to_string(&errors).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "sipp {scenario} failed ({}):\n{log}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let keys = [
+        ("device", device),
+        ("server", SERVER),
+        ("domain", DOMAIN),
+        ("ch_on", CH_ON),
+        ("ch_off", CH_OFF),
+    ];
+    crate::common::sipp::run(port, transport, scenario, &keys, (device, password)).await
 }
 
 fn devices_url(api: &str) -> String {

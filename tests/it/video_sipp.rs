@@ -4,10 +4,8 @@
 //! (read, decide, reply), which isolates the core; the same peer against the running
 //! gateway's endpoint is `video_gateway.rs`.
 
-use crate::common::{free_port, which};
 use safegate::sources::video::session::{Change, Decision, Link, Registry, Timing};
 use safegate::sources::video::{manscdp, sip};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
 
@@ -82,40 +80,9 @@ async fn run_sipp(scenario: &str, password: &str) -> (Arc<Mutex<Registry>>, Seen
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = socket.local_addr().unwrap().port();
     let server = tokio::spawn(serve(socket, registry.clone(), seen.clone()));
-    let dir = tempfile::tempdir().unwrap();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/it/sipp")
-        .join(scenario);
-    let errors = dir.path().join("errors.log");
-    let mut cmd = std::process::Command::new(which("sipp"));
-    cmd.arg(format!("127.0.0.1:{port}"))
-        .arg("-sf")
-        .arg(&file)
-        .args(["-m", "1", "-i", "127.0.0.1", "-p"])
-        .arg(free_port().to_string())
-        .args(["-key", "device", DEVICE, "-key", "server", SERVER])
-        .args(["-key", "domain", DOMAIN, "-au", DEVICE, "-ap", password])
-        .args([
-            "-nostdin",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-trace_err",
-        ])
-        .arg("-error_file")
-        .arg(&errors)
-        .current_dir(dir.path());
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("sipp runs"))
-        .await
-        .unwrap();
+    let keys = [("device", DEVICE), ("server", SERVER), ("domain", DOMAIN)];
+    crate::common::sipp::run(port, "u1", scenario, &keys, (DEVICE, password)).await;
     server.abort();
-    let log = std::fs::read_to_string(&errors).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "sipp {scenario} failed ({}):\n{log}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     (registry, seen)
 }

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod inventory;
 pub mod proxy;
+pub mod sipp;
 
 pub use inventory::Inventory;
 
