@@ -272,8 +272,12 @@ impl Liveness {
         cause: Option<Arc<str>>,
         changes: &mut Vec<ConditionChange>,
     ) {
-        let cause = cause.filter(|_| condition != Condition::Normal);
         let e = &mut self.entries[d as usize];
+        // The common case, a normal reading of a normal device: no lookup of its cause.
+        if condition == Condition::Normal && e.condition == Some(Condition::Normal) {
+            return;
+        }
+        let cause = cause.filter(|_| condition != Condition::Normal);
         let same = e.condition == Some(condition) && self.causes.get(&d) == cause.as_ref();
         e.condition = Some(condition);
         if same {
