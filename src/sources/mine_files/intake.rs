@@ -179,7 +179,7 @@ impl Intake {
             .await?;
         // Noted before the answer: a file committed, then taken again after a crash (the
         // folder's move not done, the 226 not sent), is a duplicate, not applied twice.
-        self.note_applied(&mine.site.mine_code, &key).await;
+        self.note_applied(&mine.site.mine_code, &key);
         book.remember(key);
         if parsed.name.file_type == format::FileType::Cddy && !self.keep_cddy(&mine.site, up).await
         {
@@ -333,18 +333,13 @@ impl Intake {
         }
     }
 
-    /// Note a file applied in the mine's ledger (on the blocking pool, as `keep_cddy`).
-    async fn note_applied(&self, code: &str, key: &(String, [u8; 32])) {
-        let (kept, c, name, hash) = (self.kept.clone(), code.to_string(), key.0.clone(), key.1);
-        let done =
-            tokio::task::spawn_blocking(move || kept.applied(&c, &name, &hash, SEEN_PER_MINE))
-                .await;
-        let err = match done {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        self.warn_disk("ledger", code, &err);
+    /// Note a file applied in the mine's ledger, at once after its commit: a small append
+    /// kept on this task (not the blocking pool), because a crash between the commit and the
+    /// note re-applies the file after the restart, and a thread hop widens that window.
+    fn note_applied(&self, code: &str, key: &(String, [u8; 32])) {
+        if let Err(e) = self.kept.applied(code, &key.0, &key.1, SEEN_PER_MINE) {
+            self.warn_disk("ledger", code, &e.to_string());
+        }
     }
 
     /// A write under `data_dir/mine_files` failed: logged at most every 10 s per kind.
