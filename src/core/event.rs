@@ -177,7 +177,11 @@ impl SourceEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
     pub kind: crate::model::AlarmType,
+    /// On the device's scheme (1 and 2 fit both); ignored when `priority` is given.
     pub level: u8,
+    /// An urgency 1 (the most urgent) … 4 given instead of a level, as GB/T 28181 alarms
+    /// carry it: the book maps it onto the device's scheme ([`crate::core::alarms::priority_level`]).
+    pub priority: Option<u8>,
     pub raised_ms: i64,
     pub cleared_ms: Option<i64>,
     /// Who recorded the response, what it was, and when.

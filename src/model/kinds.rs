@@ -279,14 +279,17 @@ pub enum AlarmType {
     Offline,
     /// A reading with status fault (a device self-test, a Modbus fault bit).
     Fault,
+    /// A video device's own alarm notification (GB/T 28181 `Notify` `Alarm`).
+    Video,
 }
 
 impl AlarmType {
-    pub const ALL: [AlarmType; 4] = [
+    pub const ALL: [AlarmType; 5] = [
         AlarmType::Value,
         AlarmType::Rate,
         AlarmType::Offline,
         AlarmType::Fault,
+        AlarmType::Video,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -294,6 +297,7 @@ impl AlarmType {
             AlarmType::Rate => "rate",
             AlarmType::Offline => "offline",
             AlarmType::Fault => "fault",
+            AlarmType::Video => "video",
         }
     }
     pub fn parse(s: &str) -> Option<AlarmType> {

@@ -262,6 +262,103 @@ async fn over_tcp_a_closed_connection_takes_the_nvr_offline_at_once() {
     );
 }
 
+/// The datagrams from the gateway on `socket` until `enough` holds for them (in either
+/// order: a reply and the gateway's own request may cross).
+async fn datagrams(
+    socket: &tokio::net::UdpSocket,
+    enough: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let mut buf = vec![0u8; 65_536];
+    let mut got = Vec::new();
+    while !enough(&got) {
+        let (n, _) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no more datagrams from the gateway; got {got:?}"))
+            .unwrap();
+        got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    got
+}
+
+#[tokio::test]
+async fn alarm_notifications_raise_video_alarms_by_priority_once_each_and_are_answered() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let port = free_port();
+    let cfg = config(&mq.url(), port);
+    let (_gw, api) = start_ready(&cfg).await;
+    sipp(port, "gb_nvr.xml", NVR, PASSWORD).await;
+    wait_json(&devices_url(&api), WAIT, |v| {
+        has(v, CH_ON) && device(v, CH_ON)["state"] == "online"
+    })
+    .await;
+
+    // SIPp: the channel's alarm at priority 1, the same SN again, the NVR's at priority 3.
+    sipp(port, "gb_alarm.xml", NVR, PASSWORD).await;
+    // One more from a socket of ours, without a priority: the gateway's standard response
+    // comes back to where the device last spoke from.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let body = format!(
+        "<?xml version=\"1.0\"?><Notify><CmdType>Alarm</CmdType><SN>9</SN>\
+         <DeviceID>{NVR}</DeviceID><AlarmMethod>2</AlarmMethod></Notify>"
+    );
+    socket
+        .send_to(&nvr_message(&body, None), format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let is_answer = |t: &String| {
+        t.starts_with("MESSAGE ")
+            && t.contains("<CmdType>Alarm</CmdType>")
+            && t.contains("<SN>9</SN>")
+    };
+    let got = datagrams(&socket, |g| {
+        g.iter().any(|t| t.starts_with("SIP/2.0 200")) && g.iter().any(is_answer)
+    })
+    .await;
+    let answer = got.iter().find(|t| is_answer(t)).unwrap();
+    assert!(answer.contains("<Response>"), "{answer}");
+    assert!(answer.contains("<Result>OK</Result>"), "{answer}");
+    assert!(
+        answer.contains(&format!("<DeviceID>{NVR}</DeviceID>")),
+        "{answer}"
+    );
+
+    // Three alarms of type video (SN 7 once), levels on the default two-level scheme:
+    // priority 1 → 2, priority 3 → 1, none → 1. Each cleared at once, open until acknowledged.
+    let url = format!("{api}/api/v1/alarms?site=p1&type=video");
+    let v = wait_json(&url, WAIT, |v| {
+        v["alarms"].as_array().is_some_and(|a| a.len() >= 3)
+    })
+    .await;
+    let alarms = v["alarms"].as_array().unwrap();
+    let mut got: Vec<(String, u64, String)> = alarms
+        .iter()
+        .map(|a| {
+            (
+                a["device"].as_str().unwrap_or("").to_string(),
+                a["level"].as_u64().unwrap_or(0),
+                a["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = |d: &str, l| (d.to_string(), l, "cleared_unacked".to_string());
+    assert_eq!(
+        got,
+        vec![want(CH_ON, 2), want("nvr1", 1), want("nvr1", 1)],
+        "{v}"
+    );
+    let metrics = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "safegate_alarm_events_total{alarm_type=\"video\",event=\"raised\"}"
+        ),
+        Some(3.0),
+        "{metrics}"
+    );
+}
+
 /// A response from the gateway on `socket`, the gateway's own requests (catalog query,
 /// SUBSCRIBE) left aside.
 async fn response(socket: &tokio::net::UdpSocket) -> gb28181_rs::SipMessage {

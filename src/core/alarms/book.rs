@@ -154,7 +154,7 @@ pub struct AlarmBook {
     closed: HashMap<AlarmId, AlarmRecord>,
     closed_order: VecDeque<AlarmId>,
     next_id: AlarmId,
-    raised: [u64; 4],
+    raised: [u64; AlarmType::ALL.len()],
 }
 
 impl AlarmBook {
@@ -249,7 +249,7 @@ impl AlarmBook {
     }
 
     /// Alarms raised since start, by type in [`AlarmType::ALL`] order.
-    pub fn raised_counts(&self) -> [u64; 4] {
+    pub fn raised_counts(&self) -> [u64; AlarmType::ALL.len()] {
         self.raised
     }
 
@@ -457,11 +457,14 @@ impl AlarmBook {
             Some(Matched::Open(id)) => id,
             None => {
                 let id = self.next_id;
+                let level = r
+                    .priority
+                    .map_or(r.level, |p| super::rules::priority_level(p, scheme));
                 self.raise(
                     inv,
                     d,
                     r.kind,
-                    r.level,
+                    level,
                     r.raised_ms,
                     r.value,
                     None,

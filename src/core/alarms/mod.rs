@@ -6,6 +6,7 @@ pub mod book;
 
 pub mod lifecycle;
 pub mod rules;
+pub use rules::priority_level;
 pub mod thresholds;
 
 #[cfg(test)]

@@ -232,6 +232,23 @@ pub fn resolve(s: &AlarmSettings, input: &RuleInput) -> Result<Option<DeviceRule
     }))
 }
 
+/// The level of an alarm given by urgency, 1 (the most urgent) … 4, as GB/T 28181 alarm
+/// priorities are (safegate's level 1 is the least severe): under four colours, urgency p is
+/// level 5 − p; under two levels, urgencies 1–2 are level 2 and 3–4 level 1. An urgency
+/// outside 1–4 is the least urgent. See docs/video.md ("Alarms").
+pub fn priority_level(priority: u8, scheme: Scheme) -> u8 {
+    let p = if (1..=4).contains(&priority) {
+        priority
+    } else {
+        4
+    };
+    match scheme {
+        Scheme::FourColour => 5 - p,
+        Scheme::TwoLevel if p <= 2 => 2,
+        Scheme::TwoLevel => 1,
+    }
+}
+
 /// (kind, gas, site scheme, first Modbus channel): what a device without its own rule shares.
 type SharedKey = (DeviceKind, Option<String>, Option<Scheme>, Option<String>);
 
@@ -321,6 +338,20 @@ mod tests {
             first_channel: None,
             device: None,
         }
+    }
+
+    #[test]
+    fn an_urgency_maps_onto_either_scheme_and_out_of_range_is_the_least() {
+        let four: Vec<u8> = (1..=4)
+            .map(|p| priority_level(p, Scheme::FourColour))
+            .collect();
+        assert_eq!(four, [4, 3, 2, 1]);
+        let two: Vec<u8> = (1..=4)
+            .map(|p| priority_level(p, Scheme::TwoLevel))
+            .collect();
+        assert_eq!(two, [2, 2, 1, 1]);
+        assert_eq!(priority_level(0, Scheme::FourColour), 1);
+        assert_eq!(priority_level(9, Scheme::TwoLevel), 1);
     }
 
     #[test]

@@ -359,6 +359,7 @@ fn recorded(dev: &str, raised_s: i64, cleared_s: Option<i64>, ack_s: Option<i64>
         alarm: Recorded {
             kind: AlarmType::Value,
             level: 1,
+            priority: None,
             raised_ms: T0 + raised_s * 1000,
             cleared_ms: cleared_s.map(|s| T0 + s * 1000),
             ack: ack_s.map(|s| RecordedAck {

@@ -447,6 +447,7 @@ fn rows_come_in_the_documented_order_with_their_qualifiers() {
         ("alarm_response_rate", q("type:rate")),
         ("alarm_response_rate", q("type:offline")),
         ("alarm_response_rate", q("type:fault")),
+        ("alarm_response_rate", q("type:video")),
         ("alarm_response_rate", q("level:1")),
         ("alarm_response_rate", q("level:2")),
         ("alarms_pending", None),

@@ -481,6 +481,7 @@ fn alarm_bits(
     let alarm = Recorded {
         kind: AlarmType::Value,
         level,
+        priority: None,
         raised_ms,
         cleared_ms,
         ack: None,
@@ -632,6 +633,7 @@ fn ycbj(cx: &Cx<'_>, state: &MineState, events: &mut Vec<SourceEvent>) {
         let alarm = Recorded {
             kind,
             level,
+            priority: None,
             raised_ms: a.start_ms,
             cleared_ms: a.end_ms,
             ack: response(a),

@@ -9,11 +9,12 @@
 //! registry's keepalive deadline. An end of registration (expiry, `Expires: 0`, a closed TCP
 //! connection) is an explicit offline state of the device and its channels, at its time.
 
-use super::manscdp::{CatalogItem, ChannelStatus};
+use super::manscdp::{Alarm, CatalogItem, ChannelStatus};
 use super::session::{Change, ChannelChange};
 use crate::core::config::inventory::DeviceConfig;
+use crate::core::event::{Recorded, RecordedAlarm};
 use crate::core::{Origin, RawReading, ReadingStatus, Reason, Rejection, SiteDevices, SourceEvent};
-use crate::model::{DeviceKind, Protocol, UnitStatus};
+use crate::model::{AlarmType, DeviceKind, Protocol, UnitStatus};
 use serde::de::IgnoredAny;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -291,6 +292,50 @@ impl Fleet {
         }
     }
 
+    /// An alarm notification of `gb_id` at `now`: an alarm of type `video` of the channel it
+    /// names (the device itself when it names the device, nothing or a channel its catalog
+    /// did not list), raised and cleared at `now` (a notification is an event, not a state:
+    /// it stays open until acknowledged), its level from its priority (absent: the least
+    /// urgent). docs/video.md, "Alarms".
+    fn alarm(
+        &self,
+        gb_id: &str,
+        alarm: &Alarm,
+        now: i64,
+        origin: &Origin,
+        out: &mut Vec<SourceEvent>,
+    ) {
+        let Some(k) = self.known.get(gb_id) else {
+            return;
+        };
+        let listed = self
+            .channels
+            .get(gb_id)
+            .is_some_and(|c| c.status.contains_key(&alarm.device_id));
+        let device = if listed {
+            alarm.device_id.clone()
+        } else {
+            k.device.clone()
+        };
+        let recorded = Recorded {
+            kind: AlarmType::Video,
+            level: 1,
+            priority: Some(alarm.priority.unwrap_or(4)),
+            raised_ms: now,
+            cleared_ms: Some(now),
+            ack: None,
+            value: None,
+            match_ms: 0,
+        };
+        out.push(SourceEvent::RecordedAlarm(Box::new(RecordedAlarm {
+            site: k.site.clone(),
+            device,
+            alarm: recorded,
+            origin: origin.clone(),
+            received_ms: now,
+        })));
+    }
+
     /// The core's events for the registry's `changes` at `now`. `online(id)` says whether a
     /// device is online after them. Refusals are not here (see [`refusal`]).
     pub fn apply(
@@ -326,10 +371,11 @@ impl Fleet {
                     };
                     self.channel_change(device_id, channel_id, change.clone(), &at, out);
                 }
-                Change::Online { .. }
-                | Change::Alarm { .. }
-                | Change::CatalogTimedOut { .. }
-                | Change::Refused { .. } => {}
+                Change::Alarm { device_id, alarm } => {
+                    self.alarm(device_id, alarm, now, origin, out)
+                }
+                Change::Online { .. } | Change::CatalogTimedOut { .. } | Change::Refused { .. } => {
+                }
             }
         }
     }
@@ -457,5 +503,64 @@ mod tests {
         );
         let m2 = declared.iter().find(|(s, _)| s == "m2").unwrap();
         assert_eq!(m2.1.len(), 1);
+    }
+
+    #[test]
+    fn an_alarm_is_its_listed_channel_s_else_the_device_s_raised_and_cleared_at_once() {
+        let nvr = "34020000001180000001";
+        let cam = "34020000001320000001";
+        let known = Known {
+            site: "p1".into(),
+            device: "nvr-1".into(),
+            system: None,
+        };
+        let mut f = Fleet::new([(nvr.to_string(), known)].into(), 60.0, 180.0);
+        let origin = Origin {
+            topic: "t".into(),
+            element: None,
+        };
+        let alarm = |of: &str, priority| Alarm {
+            sn: 1,
+            device_id: of.into(),
+            priority,
+            method: Some(5),
+            alarm_type: None,
+            time: None,
+            description: None,
+        };
+        let catalog = Change::Catalog {
+            device_id: nvr.into(),
+            items: vec![item(cam, "ON")],
+        };
+        let changes = [
+            catalog,
+            Change::Alarm {
+                device_id: nvr.into(),
+                alarm: alarm(cam, Some(1)),
+            },
+            Change::Alarm {
+                device_id: nvr.into(),
+                alarm: alarm("34020000001320000077", None),
+            },
+        ];
+        let mut out = Vec::new();
+        f.apply(&changes, 5_000, &origin, &|_| true, &mut out);
+        let got: Vec<(String, Option<u8>, Option<i64>)> = out
+            .iter()
+            .filter_map(|e| match e {
+                SourceEvent::RecordedAlarm(a) => {
+                    assert_eq!((a.alarm.kind, a.alarm.raised_ms), (AlarmType::Video, 5_000));
+                    Some((a.device.clone(), a.alarm.priority, a.alarm.cleared_ms))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (cam.to_string(), Some(1), Some(5_000)),
+                ("nvr-1".to_string(), Some(4), Some(5_000)),
+            ]
+        );
     }
 }

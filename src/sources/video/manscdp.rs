@@ -140,28 +140,6 @@ pub struct Alarm {
     pub description: Option<String>,
 }
 
-/// The safegate alarm level of a GB/T 28181 priority, under a scheme of `levels` levels
-/// (safegate's level 1 is the least severe, GB/T 28181's priority 1 the most): with four
-/// levels, priority p is level 5 − p; with two, priorities 1–2 are level 2 and 3–4 level 1;
-/// an absent priority is level 1. See docs/video.md ("Alarms").
-pub fn alarm_level(priority: Option<u8>, levels: u8) -> u8 {
-    let Some(p) = priority.filter(|p| (1..=4).contains(p)) else {
-        return 1;
-    };
-    let level = match levels {
-        0..=1 => 1,
-        2 | 3 => {
-            if p <= 2 {
-                2
-            } else {
-                1
-            }
-        }
-        _ => 5 - p,
-    };
-    level.min(levels.max(1))
-}
-
 /// The commands the gateway knows but does not act on (answered 200).
 const KNOWN_OTHER: &[&str] = &[
     "DeviceInfo",
@@ -769,13 +747,6 @@ mod tests {
         );
         assert_eq!(a.description.as_deref(), Some("视频动检"));
         assert_eq!(a.time.as_deref(), Some("2023-10-20T09:19:12"));
-        // Four levels: 1→4, 2→3, 3→2, 4→1; two levels: 1,2→2, 3,4→1; none → 1.
-        let four: Vec<u8> = (1..=4).map(|p| alarm_level(Some(p), 4)).collect();
-        assert_eq!(four, [4, 3, 2, 1]);
-        let two: Vec<u8> = (1..=4).map(|p| alarm_level(Some(p), 2)).collect();
-        assert_eq!(two, [2, 2, 1, 1]);
-        assert_eq!(alarm_level(None, 4), 1);
-        assert_eq!(alarm_level(Some(9), 4), 1);
         let out_of_range = body.replace("<AlarmPriority>1", "<AlarmPriority>7");
         let Ok(Message::Alarm(a)) = parse(out_of_range.as_bytes(), MAX) else {
             panic!("an alarm");

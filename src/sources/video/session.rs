@@ -233,9 +233,27 @@ struct Device {
     online: bool,
     catalog: Accumulator,
     next_catalog: Option<i64>,
+    /// The SNs of its last alarms: a notification sent again (its 200 lost on UDP) is
+    /// answered again but raises nothing more.
+    alarm_sns: VecDeque<u32>,
 }
 
+/// Alarm SNs remembered per device.
+const ALARM_SNS: usize = 16;
+
 impl Device {
+    /// Whether `sn` is a new alarm of this device (remembered if so).
+    fn new_alarm(&mut self, sn: u32) -> bool {
+        if self.alarm_sns.contains(&sn) {
+            return false;
+        }
+        if self.alarm_sns.len() == ALARM_SNS {
+            self.alarm_sns.pop_front();
+        }
+        self.alarm_sns.push_back(sn);
+        true
+    }
+
     /// Its registration ends (expired, `Expires: 0`, its connection closed): the offline
     /// change, if it was online.
     fn end_registration(&mut self, id: &str, cause: OfflineCause) -> Option<Change> {
@@ -469,18 +487,27 @@ impl Registry {
             Message::Keepalive { .. } | Message::Other { .. } => Decision::reply(Reply::Accepted),
             Message::Catalog(page) if page.is_notify => catalog_changes(device_id, page),
             Message::Catalog(page) => self.catalog_page(now, device_id, page),
-            Message::Alarm(alarm) => Decision {
-                reply: Some(Reply::Accepted),
-                actions: vec![Action::AnswerAlarm {
-                    device_id: device_id.into(),
-                    sn: alarm.sn,
-                    link,
-                }],
-                changes: vec![Change::Alarm {
-                    device_id: device_id.into(),
-                    alarm,
-                }],
-            },
+            Message::Alarm(alarm) => {
+                let fresh = self
+                    .devices
+                    .get_mut(device_id)
+                    .is_some_and(|d| d.new_alarm(alarm.sn));
+                Decision {
+                    reply: Some(Reply::Accepted),
+                    actions: vec![Action::AnswerAlarm {
+                        device_id: device_id.into(),
+                        sn: alarm.sn,
+                        link,
+                    }],
+                    changes: fresh
+                        .then(|| Change::Alarm {
+                            device_id: device_id.into(),
+                            alarm,
+                        })
+                        .into_iter()
+                        .collect(),
+                }
+            }
         };
         out.reply = decided.reply;
         out.changes.extend(decided.changes);

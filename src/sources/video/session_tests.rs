@@ -512,6 +512,17 @@ fn subscribed_changes_and_alarms_are_reported_and_alarms_answered() {
     );
     // A message is not a keepalive: the deadline did not move.
     assert_eq!(r.online_until(NVR), Some(T0 + 180_000));
+    // The same SN again (its 200 lost): answered again, raised once.
+    let again = r.message(T0 + 3, NVR, udp(), Message::Alarm(alarm.clone()));
+    assert_eq!(again.reply, Some(Reply::Accepted));
+    assert_eq!(again.actions, d.actions);
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+    let next = Alarm {
+        sn: 43,
+        ..alarm.clone()
+    };
+    let d = r.message(T0 + 4, NVR, udp(), Message::Alarm(next));
+    assert_eq!(d.changes.len(), 1, "a new SN is a new alarm");
     let d = r.message(T0, "34020000001320000099", udp(), Message::Alarm(alarm));
     assert_eq!(
         d.reply,
