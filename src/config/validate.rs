@@ -656,6 +656,18 @@ fn video_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
             ),
         );
     }
+    if let Some(v) = &c.video {
+        for id in v.device_password_env.keys() {
+            if !gb().any(|d| d.gb_id.as_deref() == Some(id)) {
+                err_main(
+                    "video.device_password_env",
+                    format!(
+                        "{id:?} is no device's gb_id: a password for a device the inventory does                          not have would never be used (check the ID, or add the device)"
+                    ),
+                );
+            }
+        }
+    }
     for d in gb() {
         let Some(sys) = &d.system else { continue };
         let kind = c
@@ -1005,6 +1017,30 @@ topics = ["#"]
         let loaded = load_str(Path::new("t.toml"), &ok, Path::new(".")).unwrap();
         let d = &loaded.config.inventory.devices[0];
         assert_eq!((d.interval_s, d.offline_after_s), (10.0, Some(20.0)));
+        // A password for an ID no device has, and a bad variable name, are named.
+        let own = video.replace(
+            "keepalive_s",
+            "device_password_env = { \"34020000001180000002\" = \"NVR2_PW\", \"34020000001180000009\" = \"x-y\" }\nkeepalive_s",
+        );
+        let p = problems(&format!(
+            "{own}{}",
+            inv(
+                "34020000001180000001",
+                "34020000001180000002",
+                "video_monitoring"
+            )
+        ));
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p.iter()
+                .any(|m| m.contains("\"34020000001180000009\" is no device's gb_id")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.contains("\"x-y\" is not an environment variable")),
+            "{p:?}"
+        );
         let dup = format!(
             "{video}{}",
             inv("34020000001180000001", "34020000001180000001", "ai_video")

@@ -28,18 +28,24 @@ const MISSES: i64 = 3;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn config(mq: &str, port: u16) -> TestConfig {
+    config_with(mq, port, "", "")
+}
+
+/// [`config`] with `video` added to the `[video]` section and `devices` to the inventory.
+fn config_with(mq: &str, port: u16, video: &str, devices: &str) -> TestConfig {
     std::env::set_var(PASSWORD_ENV, PASSWORD);
     let video = format!(
         "[video]\nlisten = \"127.0.0.1:{port}\"\nserver_id = \"{SERVER}\"\n\
          password_env = \"{PASSWORD_ENV}\"\nkeepalive_s = {KEEPALIVE_S}\nkeepalive_misses = {MISSES}\n\
-         max_message_bytes = 4096\n\n"
+         max_message_bytes = 4096\n{video}\n"
     );
-    let inventory = format!(
-        "[[sites]]\nid = \"p1\"\nname = \"Mine one\"\nkind = \"mine\"\n\n\
+    let inventory = devices.to_string()
+        + &format!(
+            "[[sites]]\nid = \"p1\"\nname = \"Mine one\"\nkind = \"mine\"\n\n\
          [[systems]]\nid = \"cctv\"\nsite = \"p1\"\nkind = \"video_monitoring\"\n\n\
          [[devices]]\nid = \"nvr1\"\nsite = \"p1\"\nkind = \"video\"\nsystem = \"cctv\"\n\
          protocol = \"gb28181\"\ngb_id = \"{NVR}\"\ninterval_s = 60\n\n"
-    );
+        );
     TestConfig::new(
         &format!("{}{video}", settings(mq, "gw-video-e2e", None)),
         &inventory,
@@ -224,6 +230,66 @@ async fn an_unknown_id_and_a_wrong_password_are_refused_403_and_counted() {
     let (_, v) = get(&devices_url(&api)).await;
     assert!(!has(&v, STRANGER), "{v}");
     assert_eq!(device(&v, "nvr1")["state"], "never", "{v}");
+}
+
+#[tokio::test]
+async fn a_device_with_its_own_password_registers_with_it_and_not_with_the_shared_one() {
+    let _load = shared().await;
+    const OWN_ENV: &str = "SAFEGATE_TEST_VIDEO_NVR2_PASSWORD";
+    const NVR2: &str = "34020000001180000002";
+    std::env::set_var(OWN_ENV, "nvr2-own-9");
+    let mq = Mosquitto::start();
+    let port = free_port();
+    let video = format!("device_password_env = {{ \"{NVR2}\" = \"{OWN_ENV}\" }}\n");
+    let devices = format!(
+        "[[devices]]\nid = \"nvr2\"\nsite = \"p1\"\nkind = \"video\"\nsystem = \"cctv\"\n\
+         protocol = \"gb28181\"\ngb_id = \"{NVR2}\"\ninterval_s = 60\n\n"
+    );
+    let cfg = config_with(&mq.url(), port, &video, &devices);
+    let (_gw, api) = start_ready(&cfg).await;
+
+    // The shared password is refused for NVR2; its own is taken; NVR1 keeps the shared one.
+    sipp(port, "gb_register_refused.xml", NVR2, PASSWORD).await;
+    sipp(port, "gb_register.xml", NVR2, "nvr2-own-9").await;
+    sipp(port, "gb_register.xml", NVR, PASSWORD).await;
+    let v = wait_json(&devices_url(&api), WAIT, |v| {
+        device(v, "nvr2")["state"] == "online" && device(v, "nvr1")["state"] == "online"
+    })
+    .await;
+    assert_eq!(device(&v, "nvr2")["protocol"], "gb28181", "{v}");
+    let metrics = get_text(&format!("{api}/metrics")).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "safegate_video_refused_total{reason=\"wrong_password\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_password_variable_left_unset_stops_the_start_with_its_name() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let port = free_port();
+    let video =
+        "device_password_env = { \"34020000001180000001\" = \"SAFEGATE_TEST_VIDEO_UNSET\" }\n";
+    let cfg = config_with(&mq.url(), port, video, "");
+    std::env::remove_var("SAFEGATE_TEST_VIDEO_UNSET");
+    match safegate::runtime::start(cfg.load()).await {
+        Ok(gw) => {
+            gw.stop().await;
+            panic!("must not start without the device's password");
+        }
+        Err(e) => {
+            let e = e.to_string();
+            assert!(
+                e.contains("device_password_env") && e.contains("SAFEGATE_TEST_VIDEO_UNSET"),
+                "{e}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -17,8 +17,11 @@ pub struct VideoSettings {
     /// digits of `server_id`, as GB/T 28181 forms it.
     pub domain: Option<String>,
     /// The environment variable that holds the digest password devices register with (a
-    /// device may have its own in the inventory). Required.
+    /// device may have its own, below). Required.
     pub password_env: Option<String>,
+    /// Devices with a digest password of their own: GB/T 28181 ID → the environment
+    /// variable that holds it. Default none (every device registers with `password_env`'s).
+    pub device_password_env: std::collections::BTreeMap<String, String>,
     /// The keepalive interval configured on the devices. Default 60 s (the standard's).
     pub keepalive_s: u64,
     /// A device is offline after this many keepalive intervals without one. Default 3 (the
@@ -51,6 +54,7 @@ impl Default for VideoSettings {
             server_id: String::new(),
             domain: None,
             password_env: None,
+            device_password_env: Default::default(),
             keepalive_s: 60,
             keepalive_misses: 3,
             max_expires_s: 86_400,
@@ -62,6 +66,10 @@ impl Default for VideoSettings {
             utc_offset: "+08:00".into(),
         }
     }
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Whether `s` is a 20-digit GB/T 28181 ID.
@@ -146,11 +154,27 @@ impl VideoSettings {
                  password (e.g. \"SAFEGATE_VIDEO_PASSWORD\")"
                     .into(),
             ),
-            Some(v) if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => err(
+            Some(v) if !is_env_name(v) => err(
                 "video.password_env",
                 format!("{v:?} is not an environment variable name (letters, digits and _)"),
             ),
             Some(_) => {}
+        }
+        for (id, env) in &self.device_password_env {
+            if !is_gb_id(id) {
+                err(
+                    "video.device_password_env",
+                    format!("{id:?} is not a 20-digit GB/T 28181 ID"),
+                );
+            }
+            if !is_env_name(env) {
+                err(
+                    "video.device_password_env",
+                    format!(
+                        "{id}: {env:?} is not an environment variable name (letters, digits and _)"
+                    ),
+                );
+            }
         }
         if offset_seconds(&self.utc_offset).is_none() {
             err(
@@ -251,6 +275,7 @@ mod tests {
             server_id: "3402000000200000000X".into(),
             domain: Some("two words".into()),
             password_env: Some("NOT-A-NAME".into()),
+            device_password_env: [("1234".to_string(), "OK_NAME".to_string())].into(),
             keepalive_s: 1,
             keepalive_misses: 0,
             max_expires_s: 10,
@@ -267,6 +292,7 @@ mod tests {
             "server_id",
             "domain",
             "password_env",
+            "device_password_env",
             "keepalive_s",
             "keepalive_misses",
             "max_expires_s",
@@ -282,7 +308,7 @@ mod tests {
                 "{key} in {p:?}"
             );
         }
-        assert_eq!(p.len(), 13, "{p:?}");
+        assert_eq!(p.len(), 14, "{p:?}");
     }
 
     #[test]

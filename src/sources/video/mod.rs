@@ -39,10 +39,13 @@ use std::sync::Arc;
 /// Why the endpoint cannot start, for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum VideoError {
-    #[error(
-        "[video] password_env: environment variable {0:?} is not set; devices could not register"
-    )]
-    MissingPassword(String),
+    #[error("[video] {key}: environment variable {env:?} is not set; {who} could not register")]
+    MissingPassword {
+        key: &'static str,
+        env: String,
+        /// "devices", or the device whose own password it is.
+        who: String,
+    },
     #[error("[video] listen {addr}: cannot bind ({transport}): {error}")]
     Bind {
         addr: String,
@@ -77,6 +80,22 @@ pub fn known<P>(inv: &InventoryConfig<P>) -> HashMap<String, fleet::Known> {
         .collect()
 }
 
+/// The devices' own passwords, read from `device_password_env`'s variables.
+fn own_passwords(settings: &VideoSettings) -> Result<HashMap<String, String>, VideoError> {
+    settings
+        .device_password_env
+        .iter()
+        .map(|(id, env)| match std::env::var(env) {
+            Ok(pw) => Ok((id.clone(), pw)),
+            Err(_) => Err(VideoError::MissingPassword {
+                key: "device_password_env",
+                env: env.clone(),
+                who: format!("device {id}"),
+            }),
+        })
+        .collect()
+}
+
 fn bind_error(addr: &str, transport: &'static str) -> impl FnOnce(std::io::Error) -> VideoError {
     let addr = addr.to_string();
     move |error| VideoError::Bind {
@@ -96,7 +115,12 @@ impl VideoSource {
         clock: &Clock,
     ) -> Result<VideoSource, VideoError> {
         let env = settings.password_env.clone().unwrap_or_default();
-        let password = std::env::var(&env).map_err(|_| VideoError::MissingPassword(env))?;
+        let password = std::env::var(&env).map_err(|_| VideoError::MissingPassword {
+            key: "password_env",
+            env,
+            who: "devices".into(),
+        })?;
+        let own = own_passwords(settings)?;
         let listen = &settings.listen;
         let tcp = std::net::TcpListener::bind(listen).map_err(bind_error(listen, "TCP"))?;
         let local = tcp.local_addr().map_err(bind_error(listen, "TCP"))?;
@@ -105,7 +129,7 @@ impl VideoSource {
             nb.map_err(bind_error(listen, "TCP"))?;
         }
         let known = known(inv);
-        let ids = known.keys().map(|id| (id.clone(), None));
+        let ids = known.keys().map(|id| (id.clone(), own.get(id).cloned()));
         let registry = session::Registry::new(settings.timing(), settings.domain(), password, ids);
         let interval = settings.keepalive_s as f64;
         let after = interval * f64::from(settings.keepalive_misses);
