@@ -506,6 +506,9 @@ pub(super) struct DeviceView<'a> {
     enterprise: Option<&'a str>,
     faulty: bool,
     gas: Option<&'a str>,
+    /// The GB/T 28181 ID of a `gb28181` device; absent for other protocols.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gb_id: Option<&'a str>,
     id: &'a str,
     interval_s: f64,
     kind: &'static str,
@@ -547,6 +550,7 @@ fn device_view<'a>(snap: &'a Snapshot, i: DeviceIdx, modbus: Option<Value>) -> D
         enterprise: d.enterprise.map(|e| &*inv.enterprises[e as usize].id),
         faulty: row.faulty(),
         gas: d.gas.as_deref(),
+        gb_id: d.gb_id.as_deref(),
         id: &d.id,
         interval_s: d.interval_ms as f64 / 1000.0,
         kind: d.kind.as_str(),

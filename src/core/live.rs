@@ -152,6 +152,7 @@ fn device_of<P>(
         zone,
         system,
         protocol: d.protocol,
+        gb_id: d.gb_id.as_deref().map(Arc::from),
         interval_ms: (d.interval_s * 1000.0).round() as i64,
         offline_after_ms: d.offline_after_ms(),
         status: d.status,
@@ -162,8 +163,8 @@ fn device_of<P>(
 
 /// Whether two declarations of a device differ in what the gateway uses.
 fn differs(a: &Device, b: &Device) -> bool {
-    (a.kind, &a.gas, a.enterprise, a.zone, a.system, a.protocol)
-        != (b.kind, &b.gas, b.enterprise, b.zone, b.system, b.protocol)
+    (a.kind, &a.gas, a.enterprise, a.zone, a.system, a.protocol, &a.gb_id)
+        != (b.kind, &b.gas, b.enterprise, b.zone, b.system, b.protocol, &b.gb_id)
         || (a.interval_ms, a.offline_after_ms, a.status)
             != (b.interval_ms, b.offline_after_ms, b.status)
 }

@@ -104,6 +104,7 @@ async fn an_nvr_registers_over_sipp_its_channels_join_and_silence_takes_them_off
     .await;
     let nvr = device(&v, "nvr1");
     assert_eq!(nvr["protocol"], "gb28181", "{nvr}");
+    assert_eq!(nvr["gb_id"], NVR, "{nvr}");
     assert_eq!(nvr["offline_after_s"], 15.0, "keepalive_s × misses: {nvr}");
     assert_eq!(since(&v, "nvr1"), Some(t0));
     let on = device(&v, CH_ON);
@@ -116,6 +117,7 @@ async fn an_nvr_registers_over_sipp_its_channels_join_and_silence_takes_them_off
         (Some("video"), Some("cctv"), Some("video")),
         "{on}"
     );
+    assert_eq!(on["gb_id"], CH_ON, "a channel's GB/T 28181 ID is its id: {on}");
     let v = wait_json(&devices_url(&api), WAIT, |v| {
         has(v, CH_ON) && device(v, CH_ON)["state"] == "online"
     })

@@ -125,6 +125,8 @@ pub struct Device {
     pub zone: Option<u32>,
     pub system: Option<u32>,
     pub protocol: Protocol,
+    /// The GB/T 28181 ID of a `gb28181` device (a channel's is its id).
+    pub gb_id: Option<Arc<str>>,
     pub interval_ms: i64,
     pub offline_after_ms: i64,
     pub status: UnitStatus,
@@ -262,6 +264,7 @@ impl Inventory {
                 zone: find(&zone_idx, &d.zone),
                 system: find(&sys_idx, &d.system),
                 protocol: d.protocol,
+                gb_id: d.gb_id.as_deref().map(Arc::from),
                 interval_ms: (d.interval_s * 1000.0).round() as i64,
                 offline_after_ms: d.offline_after_ms(),
                 status: d.status,
