@@ -6,3 +6,4 @@ pub mod loadgen;
 pub mod mine;
 pub mod mine_demo;
 pub mod modbus_sim;
+pub mod video;

@@ -163,10 +163,24 @@ fn device_of<P>(
 
 /// Whether two declarations of a device differ in what the gateway uses.
 fn differs(a: &Device, b: &Device) -> bool {
-    (a.kind, &a.gas, a.enterprise, a.zone, a.system, a.protocol, &a.gb_id)
-        != (b.kind, &b.gas, b.enterprise, b.zone, b.system, b.protocol, &b.gb_id)
-        || (a.interval_ms, a.offline_after_ms, a.status)
-            != (b.interval_ms, b.offline_after_ms, b.status)
+    (
+        a.kind,
+        &a.gas,
+        a.enterprise,
+        a.zone,
+        a.system,
+        a.protocol,
+        &a.gb_id,
+    ) != (
+        b.kind,
+        &b.gas,
+        b.enterprise,
+        b.zone,
+        b.system,
+        b.protocol,
+        &b.gb_id,
+    ) || (a.interval_ms, a.offline_after_ms, a.status)
+        != (b.interval_ms, b.offline_after_ms, b.status)
 }
 
 /// Put `new` in `slot` (or a new slot) and record what that is: joined, changed or nothing.

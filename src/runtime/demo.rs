@@ -20,6 +20,9 @@ const MODBUS_RTU_OVER_TCP: &str = "127.0.0.1:1503";
 const MINE_CODE: &str = "652201000001";
 const MINE_PASSWORD_ENV: &str = "SAFEGATE_DEMO_MINE_PASSWORD";
 const MINE_PASSWORD: &str = "demo-kj-upload";
+/// The demo NVRs' digest password (`safegate.toml`'s `[video] password_env`).
+const VIDEO_PASSWORD_ENV: &str = "SAFEGATE_DEMO_VIDEO_PASSWORD";
+const VIDEO_PASSWORD: &str = "demo-nvr-digest";
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -67,6 +70,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&main, MAIN)?;
     // The demo mine's FTP password, read by the gateway from the variable its site names.
     std::env::set_var(MINE_PASSWORD_ENV, MINE_PASSWORD);
+    std::env::set_var(VIDEO_PASSWORD_ENV, VIDEO_PASSWORD);
     let mut loaded = config::load(&main).map_err(|errs| {
         errs.iter()
             .map(|e| e.to_string())
@@ -81,6 +85,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let pasv = free_port("127.0.0.1:0".parse()?)?.port();
     loaded.config.mine_files.listen = ftp.to_string();
     loaded.config.mine_files.passive_ports = [pasv, pasv];
+    let sip = free_udp_and_tcp()?;
+    if let Some(v) = loaded.config.video.as_mut() {
+        v.listen = sip.to_string();
+    }
     let cfg = loaded.config.clone();
     // modbus-sim serves the Modbus devices before the gateway starts polling them.
     let modbus_sim = ModbusSim::from_config(&cfg, true);
@@ -138,6 +146,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         gw.shutdown_signal(),
     ));
 
+    let video_task = tokio::spawn(demo_nvrs(cfg.video.clone(), sip, gw.shutdown_signal()));
+
     let base = format!("http://{}", gw.api_addr);
     println!("safegate demo is running (state in {}).", dir.display());
     println!(
@@ -156,6 +166,9 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "  mine {MINE_CODE}: a KJ system of 24 points uploading its networking files to ftp://{ftp} every 10 s (substation F002 通信中断 from 60 s to 120 s, a methane excursion it answers)"
+    );
+    println!(
+        "  video: two NVRs of 4 cameras each (one camera OFF) registering by GB/T 28181 at sip:udp://{sip}; the mine's nvr-conveyor stops its keepalives from 60 s to 120 s, nvr-portal sends a camera's alarm at 45 s"
     );
     println!("  embedded broker: mqtt://{broker}");
     print_urls(&base);
@@ -176,6 +189,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let _ = sim.await;
     let _ = duty.await;
     let _ = mine_task.await;
+    let _ = video_task.await;
     fault_task.abort();
     for t in modbus_tasks {
         t.abort();
@@ -184,6 +198,52 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         let _ = std::fs::remove_dir_all(Path::new(&dir));
     }
     Ok(())
+}
+
+/// A loopback port free on UDP and TCP alike (the SIP endpoint binds both).
+fn free_udp_and_tcp() -> std::io::Result<SocketAddr> {
+    for _ in 0..20 {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = tcp.local_addr()?;
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    Err(std::io::Error::other(
+        "no loopback port free on both UDP and TCP",
+    ))
+}
+
+/// The mine's two NVRs (`mine.toml`), played by video-sim's devices until the stop.
+async fn demo_nvrs(
+    video: Option<crate::sources::video::config::VideoSettings>,
+    sip: SocketAddr,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) {
+    use crate::simulators::video::{self, VideoFleet, VideoStats};
+    let Some(v) = video else { return };
+    let domain = v.domain();
+    let mut devices = video::nvrs(&domain, 2, 4);
+    devices[0].alarm_at_s = Some(45);
+    devices[1].silent = Some((60, 120));
+    let fleet = VideoFleet {
+        server: sip,
+        server_id: v.server_id.clone(),
+        domain,
+        password: VIDEO_PASSWORD.into(),
+        keepalive: Duration::from_secs(v.keepalive_s),
+        devices,
+        sources: Vec::new(),
+    };
+    let (tx, _) = tokio::sync::broadcast::channel(1);
+    let run = tokio::spawn(video::run(
+        fleet,
+        std::sync::Arc::new(VideoStats::default()),
+        tx.clone(),
+    ));
+    let _ = stop.recv().await;
+    let _ = tx.send(());
+    let _ = run.await;
 }
 
 /// Where to look, for the person who started the demo.

@@ -68,8 +68,32 @@ async fn demo_starts_and_serves_rates() {
         |v| v["last_files"]["CDSS"].is_object(),
     )
     .await;
+    // The mine's two NVRs register by GB/T 28181 and their cameras join from the catalogs:
+    // 8 cameras, one OFF on each NVR (never online), the others online.
+    let video = crate::common::wait_json(
+        &format!("{api}/api/v1/devices?site=hm-mine&kind=video&limit=50"),
+        Duration::from_secs(20),
+        |v| {
+            let on = |id: &str| {
+                v["devices"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|x| x["id"] == id && x["state"] == "online"))
+            };
+            on("nvr-portal") && on("nvr-conveyor") && on("65220100001320000007")
+        },
+    )
+    .await;
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
+    let cameras: Vec<&serde_json::Value> = video["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["declared"] == "video")
+        .collect();
+    assert_eq!(cameras.len(), 8, "{video}");
+    let off = cameras.iter().filter(|d| d["state"] != "online").count();
+    assert_eq!(off, 2, "the OFF camera of each NVR: {video}");
     assert_eq!(mine["points"], 24, "{mine}");
     assert_eq!(mine["records_refused"], 0, "{mine}");
     let stdout = String::from_utf8_lossy(&out.stdout);

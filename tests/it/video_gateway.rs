@@ -117,7 +117,10 @@ async fn an_nvr_registers_over_sipp_its_channels_join_and_silence_takes_them_off
         (Some("video"), Some("cctv"), Some("video")),
         "{on}"
     );
-    assert_eq!(on["gb_id"], CH_ON, "a channel's GB/T 28181 ID is its id: {on}");
+    assert_eq!(
+        on["gb_id"], CH_ON,
+        "a channel's GB/T 28181 ID is its id: {on}"
+    );
     let v = wait_json(&devices_url(&api), WAIT, |v| {
         has(v, CH_ON) && device(v, CH_ON)["state"] == "online"
     })
