@@ -90,7 +90,7 @@ impl Endpoint {
         &self.registry
     }
 
-    pub fn next_deadline(&self) -> Option<i64> {
+    pub fn next_deadline(&mut self) -> Option<i64> {
         self.registry.next_deadline()
     }
 

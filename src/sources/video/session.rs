@@ -11,8 +11,10 @@
 use super::catalog::{Accumulator, CatalogError, Progress};
 use super::digest::{self, DigestError};
 use super::manscdp::{Alarm, CatalogItem, CatalogPage, ChannelStatus, Message};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The timing rules, in milliseconds. Defaults are the standard's (see `config.rs`).
 #[derive(Debug, Clone, PartialEq)]
@@ -236,6 +238,8 @@ struct Device {
     /// The SNs of its last alarms: a notification sent again (its 200 lost on UDP) is
     /// answered again but raises nothing more.
     alarm_sns: VecDeque<u32>,
+    /// Its earliest deadline as last indexed (see `Registry::queue`).
+    due: Option<i64>,
 }
 
 /// Alarm SNs remembered per device.
@@ -277,6 +281,10 @@ pub struct Registry {
     password: String,
     devices: HashMap<String, Device>,
     next_sn: u32,
+    /// (time, device) of every device's earliest deadline, so that a message or a tick
+    /// visits only the devices due, not all (10,000 keepalives/s of 10,000 devices). Entries
+    /// whose time is no longer the device's `due` are stale and skipped.
+    queue: BinaryHeap<Reverse<(i64, Arc<str>)>>,
 }
 
 /// GB/T 28181's `Date`: local time at `offset_s`, `yyyy-MM-ddTHH:mm:ss.SSS`, no zone.
@@ -315,6 +323,7 @@ impl Registry {
             password: password.into(),
             devices,
             next_sn: 1,
+            queue: BinaryHeap::new(),
         }
     }
 
@@ -345,6 +354,12 @@ impl Registry {
     /// device's deadlines at `now` apply first (a registration that expired unnoticed ends
     /// before the new one begins).
     pub fn register(&mut self, now: i64, req: &Register<'_>, nonce: &str) -> Decision {
+        let out = self.register_at(now, req, nonce);
+        self.reindex(req.device_id);
+        out
+    }
+
+    fn register_at(&mut self, now: i64, req: &Register<'_>, nonce: &str) -> Decision {
         let mut out = self.tick_device(now, req.device_id);
         let decided = self.decide_register(now, req, nonce);
         out.reply = decided.reply;
@@ -476,6 +491,12 @@ impl Registry {
     /// A MANSCDP MESSAGE from `device_id` (the From user), already read. Only a keepalive
     /// is a sign of life; any message from a device that is not registered is refused.
     pub fn message(&mut self, now: i64, device_id: &str, link: Link, msg: Message) -> Decision {
+        let out = self.message_at(now, device_id, link, msg);
+        self.reindex(device_id);
+        out
+    }
+
+    fn message_at(&mut self, now: i64, device_id: &str, link: Link, msg: Message) -> Decision {
         let mut out = self.tick_device(now, device_id);
         let keepalive = matches!(msg, Message::Keepalive { .. });
         if let Err(refused) = self.touch(now, device_id, link, keepalive, &mut out) {
@@ -580,15 +601,33 @@ impl Registry {
                     .extend(d.end_registration(id, OfflineCause::ConnectionClosed));
             }
         }
+        let ids: Vec<String> = self.devices.keys().cloned().collect();
+        for id in ids {
+            self.reindex(&id);
+        }
         out
     }
 
-    /// The passing of time: deadlines reached at `now` take effect.
+    /// The passing of time: deadlines reached at `now` take effect (for the devices due).
     pub fn tick(&mut self, now: i64) -> Decision {
-        let ids: Vec<String> = self.devices.keys().cloned().collect();
+        let mut due: Vec<Arc<str>> = Vec::new();
+        while let Some(Reverse((t, id))) = self.queue.peek() {
+            if *t > now {
+                break;
+            }
+            let current = self.devices.get(&**id).and_then(|d| d.due) == Some(*t);
+            if current && !due.contains(id) {
+                due.push(id.clone());
+            }
+            self.queue.pop();
+        }
         let mut out = Decision::default();
-        for id in ids {
+        for id in due {
+            if let Some(d) = self.devices.get_mut(&*id) {
+                d.due = None;
+            }
             let d = self.tick_device(now, &id);
+            self.reindex(&id);
             out.changes.extend(d.changes);
             out.actions.extend(d.actions);
         }
@@ -596,22 +635,48 @@ impl Registry {
     }
 
     /// The earliest time a [`Registry::tick`] would change something.
-    pub fn next_deadline(&self) -> Option<i64> {
+    pub fn next_deadline(&mut self) -> Option<i64> {
+        while let Some(Reverse((t, id))) = self.queue.peek() {
+            if self.devices.get(&**id).and_then(|d| d.due) == Some(*t) {
+                return Some(*t);
+            }
+            self.queue.pop();
+        }
+        None
+    }
+
+    /// The device's earliest deadline: its liveness (registration expiry or keepalive
+    /// deadline), a catalog's timeout, the next catalog query.
+    fn due_of(&self, d: &Device) -> Option<i64> {
         let timeout = self.timing.catalog_timeout_ms;
-        self.devices
-            .values()
-            .flat_map(|d| {
-                let alive = d.reg.as_ref().map(|r| {
-                    if d.online {
-                        self.deadline_of(r)
-                    } else {
-                        r.expires_at
-                    }
-                });
-                [alive, d.catalog.deadline(timeout), d.next_catalog]
-            })
+        let alive = d.reg.as_ref().map(|r| {
+            if d.online {
+                self.deadline_of(r)
+            } else {
+                r.expires_at
+            }
+        });
+        [alive, d.catalog.deadline(timeout), d.next_catalog]
+            .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Index device `id`'s earliest deadline after a change to it.
+    fn reindex(&mut self, id: &str) {
+        let Some(d) = self.devices.get(id) else {
+            return;
+        };
+        let due = self.due_of(d);
+        if due == d.due {
+            return;
+        }
+        if let Some(d) = self.devices.get_mut(id) {
+            d.due = due;
+        }
+        if let Some(t) = due {
+            self.queue.push(Reverse((t, Arc::from(id))));
+        }
     }
 
     fn tick_device(&mut self, now: i64, id: &str) -> Decision {
