@@ -226,6 +226,27 @@ pub(super) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// The OpenMetrics content type `/metrics` answers to a client that accepts it.
+const OPEN_METRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic text format's, for every other client.
+const CLASSIC_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether an `Accept` header takes OpenMetrics text (any version, a q above 0): Prometheus
+/// asks for it first; `curl` and `promtool`'s users get the classic text format.
+fn accepts_open_metrics(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+    })
+}
+
+/// Counters and gauges, in the format the client accepts.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -233,18 +254,35 @@ pub(super) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     security(("bearer" = [])),
     summary = "Counters and gauges (Prometheus); admin or a scrape token",
     responses(
-        (status = 200, description = "The metrics in the exposition format", content_type = "text/plain", body = String),
+        (status = 200, description = "The metrics: OpenMetrics 1.0 text when `Accept` takes \
+            `application/openmetrics-text` (as Prometheus sends), else the classic text format 0.0.4",
+            content(
+                (String = "application/openmetrics-text"),
+                (String = "text/plain")
+            )),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
 )]
-pub(super) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+pub(super) async fn metrics(
+    State(s): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let open = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(accepts_open_metrics);
+    let (content_type, body) = match open {
+        true => (OPEN_METRICS, s.metrics.encode()),
+        false => (CLASSIC_TEXT, s.metrics.encode_classic()),
+    };
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.encode(),
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::VARY, "accept"),
+        ],
+        body,
     )
         .into_response()
 }
@@ -672,6 +710,19 @@ pub(super) async fn mine(
 mod tests {
     use super::*;
     use crate::core::{Core, Origin, Outputs, RawReading, ReadingStatus, SourceEvent};
+
+    #[test]
+    fn open_metrics_is_served_to_whom_accepts_it() {
+        // What Prometheus 2.x sends.
+        let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+            version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(accepts_open_metrics(prom));
+        assert!(accepts_open_metrics("Application/OpenMetrics-Text"));
+        assert!(!accepts_open_metrics("*/*"));
+        assert!(!accepts_open_metrics("text/plain"));
+        assert!(!accepts_open_metrics("application/openmetrics-text; q=0"));
+        assert!(!accepts_open_metrics(""));
+    }
 
     /// The `json!` object the listing wrote before `DeviceView`, kept as the reference.
     fn reference(snap: &Snapshot, i: DeviceIdx) -> Value {
