@@ -152,9 +152,13 @@ pub async fn indicators(
     summary = "The self-evaluation report (自评表) for a window, as JSON, CSV or Markdown; evaluator",
     params(WindowQuery),
     responses(
-        (status = 200, description = "The report (format=json, the default)", body = Object),
-        (status = 200, description = "The report as CSV (format=csv)", content_type = "text/csv", body = String),
-        (status = 200, description = "The report as Markdown (format=markdown)", content_type = "text/markdown", body = String),
+        (status = 200, description = "The report: JSON with format=json (the default), CSV with format=csv, \
+            Markdown with format=markdown",
+            content(
+                (Object = "application/json"),
+                (String = "text/csv"),
+                (String = "text/markdown")
+            )),
         (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
         (status = 500, description = "The evaluation failed", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),

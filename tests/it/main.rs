@@ -24,6 +24,7 @@ mod mqtt_pipeline;
 mod mqtt_tls;
 mod prometheus;
 mod restart;
+mod schemathesis;
 mod signing;
 mod video_gateway;
 mod video_inputs;
