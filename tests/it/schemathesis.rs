@@ -21,8 +21,13 @@ const SEED: &str = "17";
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
     response_headers_conformance,response_schema_conformance";
 
-/// Parameters that need a value the gateway knows, else every case is a 404.
+/// Parameters that need a value the gateway knows, else every case is a 404; `{alarm}` is
+/// an alarm's id.
 const CONFIG: &str = r#"
+[[operations]]
+include-path-regex = "^/api/v1/alarms/\\{id\\}"
+parameters = { "path.id" = "{alarm}" }
+
 [[operations]]
 include-path = "/api/v1/sites/{id}"
 parameters = { "path.id" = "p1" }
@@ -45,8 +50,9 @@ struct Run {
 
 /// `schemathesis run` against `api` with `extra` arguments, its report in `dir`; panics with
 /// its output unless it exits 0 with no failure.
-fn schemathesis(api: &str, dir: &Path, name: &str, extra: &[&str]) -> Run {
-    std::fs::write(dir.join("schemathesis.toml"), CONFIG).unwrap();
+fn schemathesis(api: &str, dir: &Path, name: &str, alarm: u64, extra: &[&str]) -> Run {
+    let config = CONFIG.replace("{alarm}", &alarm.to_string());
+    std::fs::write(dir.join("schemathesis.toml"), config).unwrap();
     let report = dir.join(format!("{name}.json"));
     let out = dir.join(format!("{name}.out"));
     let log = std::fs::File::create(&out).unwrap();
@@ -139,27 +145,37 @@ async fn schemathesis_finds_no_5xx_and_no_answer_off_its_schema_with_and_without
     let p = Publisher::connect(mq.port, "schemathesis-pub").await;
     p.send("safegate/v1/p1/g1/data", r#"{"values":{"lel":1}}"#)
         .await;
+    // g2 says it is faulty: a fault alarm, so the alarm listing, one alarm and its
+    // acknowledgement answer with real alarms.
+    p.send(
+        "safegate/v1/p1/g2/data",
+        r#"{"values":{"lel":1},"status":"fault"}"#,
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let online: Value = reqwest::Client::new()
-            .get(format!("{api}/api/v1/devices?site=p1&state=online"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if online["total"] == 1 {
-            break;
+    let alarm = loop {
+        let answer = |path: String| async move {
+            let r = reqwest::Client::new().get(path).bearer_auth(ADMIN_TOKEN);
+            r.send().await.unwrap().json::<Value>().await.unwrap()
+        };
+        let online = answer(format!("{api}/api/v1/devices?site=p1&state=online")).await;
+        let alarms = answer(format!("{api}/api/v1/alarms?device=g2")).await;
+        if let (2, Some(id)) = (
+            online["total"].as_u64().unwrap_or(0),
+            alarms["alarms"][0]["id"].as_u64(),
+        ) {
+            break id;
         }
-        assert!(Instant::now() < deadline, "g1 never came online: {online}");
+        assert!(
+            Instant::now() < deadline,
+            "g1 and g2 online, g2's fault alarm: {online} {alarms}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let (a, d) = (api.clone(), dir.path().to_path_buf());
-    let open = tokio::task::spawn_blocking(move || schemathesis(&a, &d, "no-token", &[]))
+    let open = tokio::task::spawn_blocking(move || schemathesis(&a, &d, "no-token", alarm, &[]))
         .await
         .unwrap();
     let (a, d) = (api.clone(), dir.path().to_path_buf());
@@ -171,6 +187,7 @@ async fn schemathesis_finds_no_5xx_and_no_answer_off_its_schema_with_and_without
             &a,
             &d,
             "admin",
+            alarm,
             &["-H", &header, "--exclude-path", "/api/v1/events"],
         )
     })

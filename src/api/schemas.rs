@@ -1,0 +1,231 @@
+//! The OpenAPI schemas of answers that the handlers build from the core's types (counts,
+//! rates, alarm views), which carry no `utoipa` derive: the core does not depend on the API's
+//! crates. Each is a shape only, never built; `deny_unknown_fields` makes the document say
+//! `additionalProperties: false`, and the tests below read a real value of each core type
+//! into its shape, so a field added to or taken from the core fails them until this file
+//! says the same.
+
+#![allow(dead_code)]
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// Devices by what they are and do (`core::stats::Counts`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    /// Every device in the inventory: the plan, whatever its status.
+    planned: u64,
+    /// `status = "built"`.
+    built: u64,
+    /// `status = "suspended"`.
+    suspended: u64,
+    /// Have reported at least once since registration.
+    reported: u64,
+    online: u64,
+    offline: u64,
+    /// Never reported.
+    never: u64,
+    /// Online, but their last reading said `status: fault`.
+    faulty: u64,
+    /// Online, but their last reading said `status: maintenance`.
+    maintenance: u64,
+    /// Built devices of active sites, not under maintenance: the online rate's denominator.
+    counted: u64,
+    /// Counted devices online now: the numerator.
+    counted_online: u64,
+}
+
+/// A rate: `numerator / denominator` (`core::stats::Rate`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    /// Null when nothing is counted.
+    #[schema(required = true)]
+    value: Option<f64>,
+    numerator: u64,
+    denominator: u64,
+}
+
+/// Alarms not yet closed (`core::snapshot::AlarmCounts`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmCounts {
+    /// Raised and not cleared.
+    active: usize,
+    /// Waiting for an acknowledgement.
+    unacknowledged: usize,
+}
+
+/// One event of an alarm's history (`core::alarms::view::EventView`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmEvent {
+    at_ms: i64,
+    /// RFC 3339.
+    at: String,
+    /// `raised`, `escalated`, `acknowledged`, `cleared`, …
+    event: String,
+    level: u8,
+    value: Option<f64>,
+    by: Option<String>,
+    note: Option<String>,
+    via: Option<String>,
+}
+
+/// An alarm (`core::alarms::view::AlarmView`): the same shape is published on MQTT and kept
+/// in the journal.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Alarm {
+    id: u64,
+    site: String,
+    device: String,
+    /// The device's kind (`gas_combustible`, `methane`, …).
+    kind: String,
+    /// `value`, `rate`, `offline` or `fault`.
+    #[serde(rename = "type")]
+    alarm_type: String,
+    #[schema(required = true)]
+    channel: Option<String>,
+    scheme: String,
+    level: u8,
+    /// 一级/二级, or 蓝/黄/橙/红.
+    level_name: String,
+    /// `active_unacked`, `active_acked`, `cleared_unacked` or `cleared_acked`.
+    state: String,
+    raised_ms: i64,
+    raised_at: String,
+    deadline_ms: i64,
+    deadline_at: String,
+    #[schema(required = true)]
+    value: Option<f64>,
+    #[schema(required = true)]
+    peak: Option<f64>,
+    #[schema(required = true)]
+    acknowledged_ms: Option<i64>,
+    #[schema(required = true)]
+    acknowledged_at: Option<String>,
+    #[schema(required = true)]
+    acknowledged_by: Option<String>,
+    #[schema(required = true)]
+    note: Option<String>,
+    /// `http` or `mqtt`.
+    #[schema(required = true)]
+    acknowledged_via: Option<String>,
+    #[schema(required = true)]
+    cleared_ms: Option<i64>,
+    #[schema(required = true)]
+    cleared_at: Option<String>,
+    /// Acknowledged − raised, seconds.
+    #[schema(required = true)]
+    response_s: Option<f64>,
+    /// `responded`, `late`, `missed` or `pending`, as known when this view was made.
+    outcome: String,
+    /// The full history, oldest first (left out in lists).
+    #[serde(default)]
+    events: Vec<AlarmEvent>,
+}
+
+/// `GET /api/v1/alarms`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmList {
+    /// How many are listed.
+    count: usize,
+    /// Newest first.
+    alarms: Vec<Alarm>,
+}
+
+/// `POST /api/v1/alarms/{id}/ack`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckAnswer {
+    /// True for the first acknowledgement, false when it was already acknowledged (the
+    /// first stands).
+    acknowledged: bool,
+    message: String,
+    alarm: Alarm,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::alarms::view::{AlarmView, EventView};
+    use serde::de::DeserializeOwned;
+
+    /// `value` serialized reads back into `Shape`, unknown fields refused.
+    fn fits<Shape: DeserializeOwned>(value: impl serde::Serialize) {
+        let json = serde_json::to_value(value).unwrap();
+        if let Err(e) = serde_json::from_value::<Shape>(json.clone()) {
+            panic!(
+                "{json} does not fit {}: {e}",
+                std::any::type_name::<Shape>()
+            );
+        }
+    }
+
+    fn alarm(full: bool) -> AlarmView {
+        let s = |v: &str| full.then(|| v.to_string());
+        AlarmView {
+            id: 7,
+            site: "p1".into(),
+            device: "g1".into(),
+            kind: "gas_combustible".into(),
+            alarm_type: "value".into(),
+            channel: s("lel"),
+            scheme: "two_level".into(),
+            level: 1,
+            level_name: "一级".into(),
+            state: "active_acked".into(),
+            raised_ms: 1,
+            raised_at: "t".into(),
+            deadline_ms: 2,
+            deadline_at: "t".into(),
+            value: full.then_some(25.0),
+            peak: full.then_some(30.0),
+            acknowledged_ms: full.then_some(3),
+            acknowledged_at: s("t"),
+            acknowledged_by: s("desk"),
+            note: s("vented"),
+            acknowledged_via: s("http"),
+            cleared_ms: full.then_some(4),
+            cleared_at: s("t"),
+            response_s: full.then_some(0.002),
+            outcome: "responded".into(),
+            events: match full {
+                false => vec![],
+                true => vec![EventView {
+                    at_ms: 1,
+                    at: "t".into(),
+                    event: "raised".into(),
+                    level: 1,
+                    value: Some(25.0),
+                    by: s("desk"),
+                    note: s("n"),
+                    via: s("http"),
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn each_shape_reads_what_the_core_serializes() {
+        let counts = crate::core::stats::Counts::default();
+        fits::<Counts>(counts);
+        fits::<Rate>(crate::core::stats::Rate::new(1, 2));
+        fits::<Rate>(crate::core::stats::Rate::new(0, 0));
+        fits::<AlarmCounts>(crate::core::snapshot::AlarmCounts::default());
+        for full in [false, true] {
+            fits::<Alarm>(alarm(full));
+            fits::<AlarmList>(serde_json::json!({"count": 1, "alarms": [alarm(full)]}));
+        }
+    }
+
+    #[test]
+    fn a_field_the_shape_does_not_name_is_refused() {
+        let mut v = serde_json::to_value(crate::core::stats::Counts::default()).unwrap();
+        v["new_field"] = 1.into();
+        assert!(serde_json::from_value::<Counts>(v).is_err());
+    }
+}
