@@ -77,7 +77,7 @@ async fn evaluate(
     summary = "Indicators of a scope over a window (default the last 24 h); evaluator",
     params(WindowQuery),
     responses(
-        (status = 200, description = "{`scope`, `from`, `to`, `policy`, `indicators`: [...]}", body = Object),
+        (status = 200, description = "The indicators of the scope over the window", body = super::schemas::Indicators),
         (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
         (status = 404, description = "The scope is not in the inventory", body = crate::api::ErrorBody),
         (status = 500, description = "The evaluation failed", body = crate::api::ErrorBody),

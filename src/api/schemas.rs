@@ -148,6 +148,96 @@ pub struct AckAnswer {
     alarm: Alarm,
 }
 
+/// How the indicators count (`core::config::indicators::Policy`, `[indicators]`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// `active` or `planned`: which units the rates divide by.
+    denominator: String,
+    /// What a coal mine's units are: `systems` or `devices`.
+    mine_units: String,
+    /// When a system counts as online.
+    online_quorum: Quorum,
+    /// A system counts in `system_count` when online at least this share of its counted time.
+    system_online_share: f64,
+}
+
+/// When a system counts as online: `"Any"` or `"All"` of its points, or `{"Fraction": f}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Quorum {
+    Word(String),
+    Share {
+        #[serde(rename = "Fraction")]
+        fraction: f64,
+    },
+}
+
+/// A target row's goal (`[[targets]]`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// `>=` or `<=`.
+    comparator: String,
+    /// The target in the indicator's display unit (percent for rates), a decimal as a string.
+    value: String,
+    /// The row's wording in the target table (三级指标).
+    label: String,
+}
+
+/// An exact ratio, for auditors (unit-milliseconds for time-weighted rates).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exact {
+    num: i64,
+    den: i64,
+}
+
+/// One indicator of a scope over the window.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Indicator {
+    /// `online_rate`, `coverage_rate`, `system_count`, … (docs/indicators.md).
+    id: String,
+    /// The system kind, link, alarm type or level the row is about; null for none.
+    #[schema(required = true)]
+    qualifier: Option<String>,
+    /// `ratio`, `count` or `milliseconds`.
+    unit: String,
+    /// Null when nothing is counted.
+    #[schema(required = true)]
+    value: Option<f64>,
+    /// The value as the report shows it (`98.5%`, `3`, `120 ms`); null when nothing is counted.
+    #[schema(required = true)]
+    display: Option<String>,
+    numerator: f64,
+    denominator: f64,
+    exact: Exact,
+    /// The `[[targets]]` row of this indicator and scope; null when there is none.
+    #[schema(required = true)]
+    target: Option<Target>,
+    /// Percent, a decimal as a string; null without a target or a value.
+    #[schema(required = true)]
+    completion_pct: Option<String>,
+    /// Percent, a decimal as a string; null without a target or a value.
+    #[schema(required = true)]
+    deviation_pct: Option<String>,
+}
+
+/// `GET /api/v1/indicators`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Indicators {
+    /// `region`, `site:{id}` or `enterprise:{id}`.
+    scope: String,
+    /// The window, RFC 3339: from (inclusive) …
+    from: String,
+    /// … to (exclusive).
+    to: String,
+    policy: Policy,
+    indicators: Vec<Indicator>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +306,27 @@ mod tests {
         fits::<Rate>(crate::core::stats::Rate::new(1, 2));
         fits::<Rate>(crate::core::stats::Rate::new(0, 0));
         fits::<AlarmCounts>(crate::core::snapshot::AlarmCounts::default());
+        fits::<Policy>(crate::core::config::indicators::Policy::default());
+        let share = crate::core::config::indicators::Quorum::Fraction(0.5);
+        fits::<Quorum>(share);
+        let d = rust_decimal::Decimal::new(955, 1);
+        fits::<Target>(serde_json::json!({
+            "comparator": crate::core::config::indicators::Comparator::AtLeast,
+            "value": d,
+            "label": "联网在线率",
+        }));
+        let a = crate::core::indicators::targets::assess(
+            d,
+            d,
+            crate::core::config::indicators::Comparator::AtLeast,
+            d,
+        );
+        fits::<Indicator>(serde_json::json!({
+            "id": "online_rate", "qualifier": null, "unit": "ratio", "value": 0.5,
+            "display": "50%", "numerator": 1.0, "denominator": 2.0,
+            "exact": {"num": 1, "den": 2}, "target": null,
+            "completion_pct": a.completion_pct, "deviation_pct": a.deviation_pct,
+        }));
         for full in [false, true] {
             fits::<Alarm>(alarm(full));
             fits::<AlarmList>(serde_json::json!({"count": 1, "alarms": [alarm(full)]}));

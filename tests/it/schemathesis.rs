@@ -130,7 +130,9 @@ async fn schemathesis_finds_no_5xx_and_no_answer_off_its_schema_with_and_without
         "[api]\n",
         "[api]\nrate_limit_per_s = 100000\nrate_limit_burst = 100000\n",
     ) + "[ingest]\n\n"
-        + &tokens;
+        + &tokens
+        // A target row, so the indicators answer with a target, a completion and a deviation.
+        + "[[targets]]\nindicator = \"online_rate\"\ncomparator = \">=\"\nvalue = 95\nlabel = \"联网在线率\"\nweight = 10\n\n";
     let inv = Inventory::park("p1")
         .with("platforms = [\"admin-desk\"]")
         .detectors(&["g1", "g2"], 60.0)
