@@ -23,7 +23,7 @@ use std::sync::Arc;
     security(("bearer" = [])),
     summary = "The caller's token name and role; viewer",
     responses(
-        (status = 200, description = "{`auth`, `name`, `role`}", body = Object),
+        (status = 200, description = "The caller", body = super::schemas::Whoami),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
@@ -108,7 +108,7 @@ pub(super) async fn reload(
     security(()),
     summary = "Alive, with the outbox's backlog",
     responses(
-        (status = 200, description = "Always while the process serves: {`status`: `ok`, `outbox`: …}", body = Object)
+        (status = 200, description = "Always while the process serves", body = super::schemas::Health)
     )
 )]
 pub(super) async fn healthz(State(s): State<Arc<Shared>>) -> Json<Value> {
@@ -132,7 +132,7 @@ pub(super) struct OutboxQuery {
     summary = "The outbox: backlog, budget and dead letters; admin",
     params(OutboxQuery),
     responses(
-        (status = 200, description = "The outbox", body = Object),
+        (status = 200, description = "The outbox", body = super::schemas::OutboxListing),
         (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
         (status = 500, description = "The outbox could not be read", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
@@ -197,8 +197,8 @@ fn outbox_json(s: &Shared) -> Value {
     security(()),
     summary = "Ready: MQTT connected and the store taking writes",
     responses(
-        (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "Not ready (same body, saying which part is not)", body = Object)
+        (status = 200, description = "Ready", body = super::schemas::Ready),
+        (status = 503, description = "Not ready (the same body, saying which part is not)", body = super::schemas::Ready)
     )
 )]
 pub(super) async fn readyz(State(s): State<Arc<Shared>>) -> Response {

@@ -238,6 +238,126 @@ pub struct Indicators {
     indicators: Vec<Indicator>,
 }
 
+/// `GET /api/v1/whoami`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Whoami {
+    /// False when no `[[tokens]]` are configured (the API is open, on loopback only).
+    auth: bool,
+    /// The token's name; null without tokens.
+    #[schema(required = true)]
+    name: Option<String>,
+    /// `viewer`, `operator`, `evaluator`, `admin`, `scrape` or `platform`.
+    role: String,
+}
+
+/// The disk of `data_dir` as the outbox last measured it (`telemetry::DiskSnapshot`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    measured: bool,
+    /// Below the free-space floor: MQTT acknowledgements held, Modbus polling paused.
+    low: bool,
+    free_bytes: u64,
+    floor_bytes: u64,
+    /// Bytes of the reserve file held now (0 once released on a full disk).
+    reserve_bytes: u64,
+}
+
+/// The outbox as health shows it; only `enabled` (false) without `[store]`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outbox {
+    enabled: bool,
+    /// `ok`, `full` (at its budget) or `disk_low`.
+    state: Option<String>,
+    backlog_bytes: Option<u64>,
+    max_bytes: Option<u64>,
+    backlog_points: Option<u64>,
+    backlog_batches: Option<u64>,
+    /// RFC 3339; null when nothing is pending.
+    oldest_pending: Option<String>,
+    oldest_pending_age_s: Option<f64>,
+    dead_letters: Option<u64>,
+    disk: Option<Disk>,
+}
+
+/// A line the store refused for good.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    /// The line protocol line.
+    line: String,
+    /// The store's HTTP status.
+    status: u16,
+    /// What the store said.
+    store_said: String,
+    /// RFC 3339.
+    at: String,
+}
+
+/// `GET /api/v1/outbox`: the outbox as health shows it, and its dead letters.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxListing {
+    enabled: bool,
+    /// `ok`, `full` (at its budget) or `disk_low`.
+    state: Option<String>,
+    backlog_bytes: Option<u64>,
+    max_bytes: Option<u64>,
+    backlog_points: Option<u64>,
+    backlog_batches: Option<u64>,
+    oldest_pending: Option<String>,
+    oldest_pending_age_s: Option<f64>,
+    dead_letters: Option<u64>,
+    disk: Option<Disk>,
+    /// Oldest first, at most `limit`; left out without `[store]`.
+    dead_letter_lines: Option<Vec<DeadLetter>>,
+}
+
+/// `GET /healthz`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// `ok`.
+    status: String,
+    outbox: Outbox,
+}
+
+/// The MQTT link, for readiness.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MqttLink {
+    connected: bool,
+    reconnects: u64,
+    /// RFC 3339: connected or disconnected since.
+    since: String,
+    #[schema(required = true)]
+    last_error: Option<String>,
+}
+
+/// The store, for readiness.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreLink {
+    /// `disabled` (no `[store]`), `unknown` (nothing written yet), `ok` or `failing`.
+    health: String,
+    #[schema(required = true)]
+    last_error: Option<String>,
+}
+
+/// `GET /readyz`, 200 or 503 alike.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    /// MQTT connected, and the store taking writes with the outbox under its budget and the
+    /// disk above its floor.
+    ready: bool,
+    mqtt: MqttLink,
+    store: StoreLink,
+    outbox: Outbox,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +426,10 @@ mod tests {
         fits::<Rate>(crate::core::stats::Rate::new(1, 2));
         fits::<Rate>(crate::core::stats::Rate::new(0, 0));
         fits::<AlarmCounts>(crate::core::snapshot::AlarmCounts::default());
+        fits::<Disk>(crate::telemetry::DiskSnapshot::default());
+        fits::<StoreLink>(serde_json::json!({
+            "health": crate::telemetry::StoreHealth::Failing, "last_error": "refused"
+        }));
         fits::<Policy>(crate::core::config::indicators::Policy::default());
         let share = crate::core::config::indicators::Quorum::Fraction(0.5);
         fits::<Quorum>(share);
