@@ -155,7 +155,7 @@ pub async fn indicators(
         (status = 200, description = "The report: JSON with format=json (the default), CSV with format=csv, \
             Markdown with format=markdown",
             content(
-                (Object = "application/json"),
+                (super::schemas::Report = "application/json"),
                 (String = "text/csv"),
                 (String = "text/markdown")
             )),

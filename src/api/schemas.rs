@@ -358,6 +358,122 @@ pub struct Ready {
     outbox: Outbox,
 }
 
+/// A measured reason for a missed target, ranked by what it costs.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportReason {
+    /// `device`, `system`, `zone`, `enterprise` or `link`.
+    unit: String,
+    id: String,
+    site: String,
+    /// What it costs in the window, ms of unit-time: the ranking key.
+    cost_ms: i64,
+    /// Its share of the row's shortfall, a decimal (6 places) as a string.
+    share: String,
+    /// Time counted but down in the window, ms (0 for count-based reasons).
+    down_ms: i64,
+    outages: u32,
+    /// RFC 3339: the longest outage, when there was one.
+    #[schema(required = true)]
+    longest_from: Option<String>,
+    #[schema(required = true)]
+    longest_to: Option<String>,
+    never_reported: bool,
+    note: String,
+}
+
+/// The reasons not listed, as one line (`report::Folded`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Folded {
+    count: usize,
+    max_cost_ms: i64,
+    total_cost_ms: i64,
+    /// Their share of the shortfall together, a decimal as a string.
+    share: String,
+}
+
+/// What the reasons explain (`report::Shortfall`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shortfall {
+    /// `unit_ms`, `units` or `polls`.
+    unit: String,
+    total: i64,
+    /// Every reason, listed and folded.
+    reasons: usize,
+}
+
+/// One row of the self-evaluation report (自评表).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRow {
+    /// 一级指标.
+    level1: String,
+    /// 二级指标.
+    level2: String,
+    /// 三级指标.
+    label: String,
+    indicator: String,
+    scope: String,
+    #[schema(required = true)]
+    qualifier: Option<String>,
+    /// 指标值, e.g. `≥90%`.
+    target: String,
+    /// 实际完成值, e.g. `26.50%`; empty when nothing could be measured.
+    actual: String,
+    #[schema(required = true)]
+    numerator: Option<f64>,
+    #[schema(required = true)]
+    denominator: Option<f64>,
+    /// Decimals as strings, null when not measured.
+    #[schema(required = true)]
+    completion_pct: Option<String>,
+    #[schema(required = true)]
+    deviation_pct: Option<String>,
+    weight: String,
+    #[schema(required = true)]
+    score: Option<String>,
+    /// `measured` or `declared`.
+    source: String,
+    reasons: Vec<ReportReason>,
+    #[schema(required = true)]
+    folded: Option<Folded>,
+    #[schema(required = true)]
+    shortfall: Option<Shortfall>,
+}
+
+/// A declared setting the rules do not allow (`report::findings::FindingRow`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    site: String,
+    /// The source that declared the unit, e.g. `mine_files`.
+    source: String,
+    unit: String,
+    check: String,
+    #[schema(required = true)]
+    declared: Option<f64>,
+    limit: String,
+    basis: String,
+    text: String,
+}
+
+/// `GET /api/v1/report` as JSON.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// The window, RFC 3339.
+    from: String,
+    to: String,
+    policy: Policy,
+    rows: Vec<ReportRow>,
+    /// Decimals as strings.
+    total_weight: String,
+    total_score: String,
+    findings: Vec<Finding>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +542,21 @@ mod tests {
         fits::<Rate>(crate::core::stats::Rate::new(1, 2));
         fits::<Rate>(crate::core::stats::Rate::new(0, 0));
         fits::<AlarmCounts>(crate::core::snapshot::AlarmCounts::default());
+        fits::<Shortfall>(crate::report::Shortfall {
+            unit: "unit_ms",
+            total: 5,
+            reasons: 1,
+        });
+        fits::<Finding>(crate::report::findings::FindingRow {
+            site: "m1".into(),
+            source: "mine_files".into(),
+            unit: "T001".into(),
+            check: "alarm_threshold",
+            declared: Some(1.5),
+            limit: "1.0".into(),
+            basis: "AQ 1029",
+            text: "t".into(),
+        });
         fits::<Disk>(crate::telemetry::DiskSnapshot::default());
         fits::<StoreLink>(serde_json::json!({
             "health": crate::telemetry::StoreHealth::Failing, "last_error": "refused"
