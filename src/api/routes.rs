@@ -641,7 +641,7 @@ fn device_view<'a>(snap: &'a Snapshot, i: DeviceIdx, modbus: Option<Value>) -> D
     security(("bearer" = [])),
     summary = "Rejected input by reason, and the recent ones; admin",
     responses(
-        (status = 200, description = "{`counts`: {reason: n}, `recent`: [{`at`, `reason`, `topic`, `element`, `detail`}]} (newest first)", body = Object),
+        (status = 200, description = "Rejected input by reason, and the recent ones", body = super::schemas::Rejections),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )

@@ -474,6 +474,33 @@ pub struct Report {
     findings: Vec<Finding>,
 }
 
+/// A rejected input.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejected {
+    /// RFC 3339: when it came in.
+    at: String,
+    /// Why (`malformed_json`, `unknown_device`, … as the counts name them).
+    reason: String,
+    /// The MQTT topic, or the push or file it came from.
+    topic: String,
+    /// Its index inside a batch; null for a single message.
+    #[schema(required = true)]
+    element: Option<u32>,
+    /// What exactly was wrong, for the operator.
+    detail: String,
+}
+
+/// `GET /api/v1/rejections`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejections {
+    /// Rejected inputs since the start, by reason; every reason is present (0 when none).
+    counts: std::collections::BTreeMap<String, u64>,
+    /// The recent ones, newest first.
+    recent: Vec<Rejected>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,6 +584,10 @@ mod tests {
             basis: "AQ 1029",
             text: "t".into(),
         });
+        let reason = crate::model::Reason::ALL[0];
+        fits::<Rejected>(serde_json::json!({
+            "at": "t", "reason": reason, "topic": "t", "element": 3, "detail": "d"
+        }));
         fits::<Disk>(crate::telemetry::DiskSnapshot::default());
         fits::<StoreLink>(serde_json::json!({
             "health": crate::telemetry::StoreHealth::Failing, "last_error": "refused"

@@ -147,6 +147,8 @@ async fn schemathesis_finds_no_5xx_and_no_answer_off_its_schema_with_and_without
     let p = Publisher::connect(mq.port, "schemathesis-pub").await;
     p.send("safegate/v1/p1/g1/data", r#"{"values":{"lel":1}}"#)
         .await;
+    // A message that is not JSON: a rejection, listed in the recent ones.
+    p.send("safegate/v1/p1/g1/data", "not json").await;
     // g2 says it is faulty: a fault alarm, so the alarm listing, one alarm and its
     // acknowledgement answer with real alarms.
     p.send(
