@@ -579,7 +579,7 @@ pub(super) struct DeviceView<'a> {
     last_values: std::collections::BTreeMap<&'a str, f64>,
     latency_ms: Option<i64>,
     /// The Modbus device's counters, for Modbus devices.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<super::schemas::ModbusPolling>)]
     modbus: Option<Value>,
     offline_after_s: f64,
     protocol: &'static str,
@@ -677,7 +677,7 @@ pub(super) async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {
     security(("bearer" = [])),
     summary = "Modbus endpoints (shared connections) with their counters and last error; viewer",
     responses(
-        (status = 200, description = "{`total`, `endpoints`: [...]}", body = Object),
+        (status = 200, description = "Every Modbus endpoint", body = super::schemas::Endpoints),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )

@@ -501,6 +501,95 @@ pub struct Rejections {
     recent: Vec<Rejected>,
 }
 
+/// A Modbus unit polled over an endpoint.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointUnit {
+    site: String,
+    device: String,
+    unit: u8,
+}
+
+/// A Modbus endpoint (one shared connection) with its units' counters summed
+/// (`sources::modbus::EndpointStatus`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `tcp://host:port` or the serial line.
+    endpoint: String,
+    /// `tcp`, `rtu_over_tcp` or `rtu`.
+    transport: String,
+    connected: bool,
+    /// Polling waits for the outbox to take commits again.
+    paused: bool,
+    /// RFC 3339: connected or disconnected since; null before the first attempt.
+    #[schema(required = true)]
+    since: Option<String>,
+    #[schema(required = true)]
+    last_error: Option<String>,
+    reconnects: u64,
+    /// Units polled over it.
+    devices: usize,
+    polls: u64,
+    successes: u64,
+    timeouts: u64,
+    transport_errors: u64,
+    /// Modbus exception responses by code (`0x02`, …).
+    exceptions: std::collections::BTreeMap<String, u64>,
+    units: Vec<EndpointUnit>,
+}
+
+/// `GET /api/v1/endpoints`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    total: usize,
+    endpoints: Vec<Endpoint>,
+}
+
+/// Poll periods achieved, ms; null before the first poll.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AchievedPeriod {
+    count: u64,
+    #[schema(required = true)]
+    mean: Option<f64>,
+    #[schema(required = true)]
+    min: Option<f64>,
+    #[schema(required = true)]
+    max: Option<f64>,
+    #[schema(required = true)]
+    last: Option<f64>,
+    #[schema(required = true)]
+    recent_min: Option<f64>,
+    #[schema(required = true)]
+    recent_max: Option<f64>,
+}
+
+/// A Modbus device's polling (`sources::modbus::DeviceStatus`), in a device listing.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusPolling {
+    endpoint: String,
+    unit: u8,
+    poll_period_ms: u64,
+    polls: u64,
+    successes: u64,
+    timeouts: u64,
+    transport_errors: u64,
+    /// Modbus exception responses by code (`0x02`, …).
+    exceptions: std::collections::BTreeMap<String, u64>,
+    consecutive_failures: u32,
+    /// RFC 3339: polling backs off until then; null when it does not.
+    #[schema(required = true)]
+    backoff_until: Option<String>,
+    #[schema(required = true)]
+    last_success: Option<String>,
+    #[schema(required = true)]
+    last_error: Option<String>,
+    achieved_period_ms: AchievedPeriod,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,6 +677,13 @@ mod tests {
         fits::<Rejected>(serde_json::json!({
             "at": "t", "reason": reason, "topic": "t", "element": 3, "detail": "d"
         }));
+        let m = crate::sources::modbus::metrics::ModbusMetrics::register(&Default::default());
+        let key = "tcp://127.0.0.1:1";
+        let d = crate::sources::modbus::DeviceStatus::new(&m, "p1", "m1", key, 1, 500);
+        fits::<ModbusPolling>(d.to_json());
+        let mut e = crate::sources::modbus::EndpointStatus::new(&m, key, "tcp");
+        e.devices.push(std::sync::Arc::new(d));
+        fits::<Endpoint>(e.to_json());
         fits::<Disk>(crate::telemetry::DiskSnapshot::default());
         fits::<StoreLink>(serde_json::json!({
             "health": crate::telemetry::StoreHealth::Failing, "last_error": "refused"

@@ -133,9 +133,18 @@ async fn schemathesis_finds_no_5xx_and_no_answer_off_its_schema_with_and_without
         + &tokens
         // A target row, so the indicators answer with a target, a completion and a deviation.
         + "[[targets]]\nindicator = \"online_rate\"\ncomparator = \">=\"\nvalue = 95\nlabel = \"联网在线率\"\nweight = 10\n\n";
+    // A Modbus device on a port where nothing listens: the endpoints answer, and the device
+    // listing's Modbus counters, carry its errors.
+    let modbus = format!(
+        "[[devices]]\nid = \"m1\"\nsite = \"p1\"\nkind = \"gas_combustible\"\nprotocol = \"modbus\"\n\
+         interval_s = 0.5\n[devices.modbus]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{}\"\nunit = 1\n\
+         timeout_ms = 300\nregisters = [{{ channel = \"lel\", table = \"holding\", address = 0, type = \"u16\" }}]\n",
+        free_port()
+    );
     let inv = Inventory::park("p1")
         .with("platforms = [\"admin-desk\"]")
         .detectors(&["g1", "g2"], 60.0)
+        .raw(&modbus)
         .to_toml();
     let cfg = TestConfig::new(&settings, &inv);
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
@@ -164,15 +173,18 @@ async fn schemathesis_finds_no_5xx_and_no_answer_off_its_schema_with_and_without
         };
         let online = answer(format!("{api}/api/v1/devices?site=p1&state=online")).await;
         let alarms = answer(format!("{api}/api/v1/alarms?device=g2")).await;
-        if let (2, Some(id)) = (
+        let endpoints = answer(format!("{api}/api/v1/endpoints")).await;
+        let failed = endpoints["endpoints"][0]["last_error"].is_string();
+        if let (2, Some(id), true) = (
             online["total"].as_u64().unwrap_or(0),
             alarms["alarms"][0]["id"].as_u64(),
+            failed,
         ) {
             break id;
         }
         assert!(
             Instant::now() < deadline,
-            "g1 and g2 online, g2's fault alarm: {online} {alarms}"
+            "g1 and g2 online, g2's fault alarm, m1's failed poll: {online} {alarms} {endpoints}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
