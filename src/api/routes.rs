@@ -695,7 +695,7 @@ pub(super) async fn endpoints(State(s): State<Arc<Shared>>) -> Json<Value> {
     security(("bearer" = [])),
     summary = "Every mine with its networking files' state; viewer",
     responses(
-        (status = 200, description = "{`total`, `mines`: [...]}", body = Object),
+        (status = 200, description = "Every mine", body = super::schemas::Mines),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
@@ -713,7 +713,7 @@ pub(super) async fn mines(State(s): State<Arc<Shared>>) -> Json<Value> {
     summary = "One mine by its mine_code; viewer",
     params(("code" = String, Path, description = "The site's mine_code")),
     responses(
-        (status = 200, description = "The mine", body = Object),
+        (status = 200, description = "The mine", body = super::schemas::Mine),
         (status = 404, description = "No site has this mine_code", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)

@@ -590,6 +590,62 @@ pub struct ModbusPolling {
     achieved_period_ms: AchievedPeriod,
 }
 
+/// The last file of one type a mine delivered.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LastFile {
+    name: String,
+    /// The file's data time, epoch ms.
+    data_ms: i64,
+    received_ms: i64,
+    /// Arrival − data time, ms: how late the mine's uploader delivers.
+    lag_ms: i64,
+}
+
+/// A substation or a base station of a mine, as its last file says.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Station {
+    code: String,
+    #[schema(required = true)]
+    location: Option<String>,
+    /// `normal`, `comm_interrupted`, `fault`, …
+    run: String,
+    /// The power supply's state.
+    power: String,
+    data_ms: i64,
+}
+
+/// A mine and its networking files (`sources::mine_files::status::MineView`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mine {
+    mine_code: String,
+    site: String,
+    /// The last file applied of each type (`CDSS`, `CDDY`, …).
+    last_files: std::collections::BTreeMap<String, LastFile>,
+    files_applied: u64,
+    files_duplicate: u64,
+    /// Files refused whole, by reason.
+    files_refused: std::collections::BTreeMap<String, u64>,
+    records_accepted: u64,
+    records_refused: u64,
+    points: usize,
+    substations: Vec<Station>,
+    base_stations: Vec<Station>,
+    /// By the last personnel file (RYSS); names are never kept.
+    #[schema(required = true)]
+    people_underground: Option<u32>,
+}
+
+/// `GET /api/v1/mines`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mines {
+    total: usize,
+    mines: Vec<Mine>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -684,6 +740,29 @@ mod tests {
         let mut e = crate::sources::modbus::EndpointStatus::new(&m, key, "tcp");
         e.devices.push(std::sync::Arc::new(d));
         fits::<Endpoint>(e.to_json());
+        use crate::sources::mine_files::status as mine;
+        let station = mine::StationView {
+            code: "F003".into(),
+            location: Some("主井".into()),
+            run: "normal",
+            power: "mains",
+            data_ms: 1,
+        };
+        let file = mine::LastFile {
+            name: "150621011038_CDSS_20260101000000.txt".into(),
+            data_ms: 1,
+            received_ms: 2,
+            lag_ms: 1,
+        };
+        fits::<Mine>(mine::MineView {
+            mine_code: "150621011038".into(),
+            last_files: [("CDSS", file)].into(),
+            files_refused: [("bad_name", 1)].into(),
+            substations: vec![station.clone()],
+            base_stations: vec![station],
+            people_underground: Some(3),
+            ..Default::default()
+        });
         fits::<Disk>(crate::telemetry::DiskSnapshot::default());
         fits::<StoreLink>(serde_json::json!({
             "health": crate::telemetry::StoreHealth::Failing, "last_error": "refused"

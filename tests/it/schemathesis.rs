@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ADMIN_TOKEN: &str = "tok-schemathesis-admin";
+/// The mine's `mine_code`, as the schemathesis configuration names it.
+const MINE: &str = "150621011038";
 /// Cases schemathesis generates per operation and phase: enough for every phase to try each
 /// parameter's edges, few enough that both runs take well under two minutes here.
 const MAX_EXAMPLES: &str = "40";
@@ -35,6 +37,10 @@ parameters = { "path.id" = "p1" }
 [[operations]]
 include-path-regex = "^/api/v1/ingest/"
 parameters = { "path.site" = "p1" }
+
+[[operations]]
+include-path = "/api/v1/mines/{code}"
+parameters = { "path.code" = "150621011038" }
 
 [[operations]]
 include-path = "/console/{path}"
@@ -141,11 +147,24 @@ async fn schemathesis_finds_no_5xx_and_no_answer_off_its_schema_with_and_without
          timeout_ms = 300\nregisters = [{{ channel = \"lel\", table = \"holding\", address = 0, type = \"u16\" }}]\n",
         free_port()
     );
+    // A mine taking files from a folder (none yet): the mines answer lists it.
+    std::env::set_var("SAFEGATE_TEST_SCHEMATHESIS_MINE_PW", "kj-st-1");
+    let mine = format!(
+        "[[sites]]\nid = \"m1\"\nname = \"Mine\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\n\
+         upload_password_env = \"SAFEGATE_TEST_SCHEMATHESIS_MINE_PW\"\n\n"
+    );
     let inv = Inventory::park("p1")
         .with("platforms = [\"admin-desk\"]")
         .detectors(&["g1", "g2"], 60.0)
         .raw(&modbus)
+        .raw(&mine)
         .to_toml();
+    let watch = tempfile::tempdir().unwrap();
+    let settings = settings
+        + &format!(
+            "[mine_files]\nenabled = true\nlisten = \"\"\nwatch_dir = \"{}\"\n\n",
+            watch.path().display()
+        );
     let cfg = TestConfig::new(&settings, &inv);
     let gw = safegate::runtime::start(cfg.load()).await.unwrap();
     let api = format!("http://{}", gw.api_addr);
@@ -188,6 +207,17 @@ async fn schemathesis_finds_no_5xx_and_no_answer_off_its_schema_with_and_without
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+
+    let mines: Value = reqwest::Client::new()
+        .get(format!("{api}/api/v1/mines/{MINE}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mines["mine_code"], MINE, "{mines}");
 
     let dir = tempfile::tempdir().unwrap();
     let (a, d) = (api.clone(), dir.path().to_path_buf());
