@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only the Rust toolchain.
 # Installs the Debian packages the tests need when they are missing (Mosquitto, VictoriaMetrics,
-# mbpoll, socat, SIPp, curl, Chromium and its chromedriver for the console's browser test) and
-# pymodbus from PyPI, then checks formatting and lints and runs every test. Tests start their own broker and store
-# processes on free 127.0.0.1 ports and stop them when done.
+# mbpoll, socat, SIPp, curl, Chromium and its chromedriver for the console's browser test, Prometheus
+# and promtool) and pymodbus and schemathesis from PyPI, then checks formatting and lints and runs every test.
+# Tests start their own broker and store processes on free 127.0.0.1 ports and stop them when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 # The web console's test drives headless Chromium over WebDriver (tests/it/console.rs).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# promtool lints /metrics and a real Prometheus server scrapes it (tests/it/prometheus.rs).
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # A Chinese font, so the console's screenshots are legible (the checks read text, not pixels).
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
@@ -33,6 +35,12 @@ if ! python3 -c 'import pymodbus' >/dev/null 2>&1; then
   echo "installing pymodbus from PyPI"
   python3 -m pip install --quiet 'pymodbus==3.16.*' 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages 'pymodbus==3.16.*'
+fi
+# schemathesis: the OpenAPI document checked against a running gateway (tests/it/schemathesis.rs).
+if ! python3 -c 'import schemathesis' >/dev/null 2>&1; then
+  echo "installing schemathesis from PyPI"
+  python3 -m pip install --quiet 'schemathesis==4.*' 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages 'schemathesis==4.*'
 fi
 
 # Incremental caches only help repeated local builds; on a clean CI clone they double the disk used.

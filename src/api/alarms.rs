@@ -69,7 +69,7 @@ async fn with_journal<T: Send + 'static>(
     summary = "Alarms from the journal, newest first; viewer",
     params(ListQuery),
     responses(
-        (status = 200, description = "{`count`, `alarms`: [AlarmView]}", body = Object),
+        (status = 200, description = "The alarms, newest first", body = super::schemas::AlarmList),
         (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
         (status = 404, description = "The site is not in the inventory", body = crate::api::ErrorBody),
         (status = 500, description = "The journal could not be read", body = crate::api::ErrorBody),
@@ -137,7 +137,7 @@ pub async fn list(
     summary = "One alarm with its full history; viewer",
     params(("id" = String, Path, description = "The alarm's id (a number)")),
     responses(
-        (status = 200, description = "The alarm (AlarmView) with its history", body = Object),
+        (status = 200, description = "The alarm with its history", body = super::schemas::Alarm),
         (status = 404, description = "No such alarm", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
@@ -186,7 +186,7 @@ pub struct AckBody {
     params(("id" = String, Path, description = "The alarm's id (a number)")),
     request_body = AckBody,
     responses(
-        (status = 200, description = "{`acknowledged`: true (first) | false (already), `message`, `alarm`}", body = Object),
+        (status = 200, description = "Acknowledged now, or already (the first acknowledgement stands)", body = super::schemas::AckAnswer),
         (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
         (status = 404, description = "No such alarm, or of another site", body = crate::api::ErrorBody),
         (status = 413, description = "The body is over api.max_body_bytes", body = crate::api::ErrorBody),

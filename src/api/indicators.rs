@@ -77,7 +77,7 @@ async fn evaluate(
     summary = "Indicators of a scope over a window (default the last 24 h); evaluator",
     params(WindowQuery),
     responses(
-        (status = 200, description = "{`scope`, `from`, `to`, `policy`, `indicators`: [...]}", body = Object),
+        (status = 200, description = "The indicators of the scope over the window", body = super::schemas::Indicators),
         (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
         (status = 404, description = "The scope is not in the inventory", body = crate::api::ErrorBody),
         (status = 500, description = "The evaluation failed", body = crate::api::ErrorBody),
@@ -152,9 +152,13 @@ pub async fn indicators(
     summary = "The self-evaluation report (自评表) for a window, as JSON, CSV or Markdown; evaluator",
     params(WindowQuery),
     responses(
-        (status = 200, description = "The report (format=json, the default)", body = Object),
-        (status = 200, description = "The report as CSV (format=csv)", content_type = "text/csv", body = String),
-        (status = 200, description = "The report as Markdown (format=markdown)", content_type = "text/markdown", body = String),
+        (status = 200, description = "The report: JSON with format=json (the default), CSV with format=csv, \
+            Markdown with format=markdown",
+            content(
+                (super::schemas::Report = "application/json"),
+                (String = "text/csv"),
+                (String = "text/markdown")
+            )),
         (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
         (status = 500, description = "The evaluation failed", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),

@@ -12,6 +12,7 @@ mod indicators;
 mod ingest;
 mod openapi;
 mod routes;
+mod schemas;
 #[cfg(test)]
 mod tests;
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
     security(("bearer" = [])),
     summary = "The caller's token name and role; viewer",
     responses(
-        (status = 200, description = "{`auth`, `name`, `role`}", body = Object),
+        (status = 200, description = "The caller", body = super::schemas::Whoami),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
@@ -108,7 +108,7 @@ pub(super) async fn reload(
     security(()),
     summary = "Alive, with the outbox's backlog",
     responses(
-        (status = 200, description = "Always while the process serves: {`status`: `ok`, `outbox`: …}", body = Object)
+        (status = 200, description = "Always while the process serves", body = super::schemas::Health)
     )
 )]
 pub(super) async fn healthz(State(s): State<Arc<Shared>>) -> Json<Value> {
@@ -132,7 +132,7 @@ pub(super) struct OutboxQuery {
     summary = "The outbox: backlog, budget and dead letters; admin",
     params(OutboxQuery),
     responses(
-        (status = 200, description = "The outbox", body = Object),
+        (status = 200, description = "The outbox", body = super::schemas::OutboxListing),
         (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
         (status = 500, description = "The outbox could not be read", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
@@ -197,8 +197,8 @@ fn outbox_json(s: &Shared) -> Value {
     security(()),
     summary = "Ready: MQTT connected and the store taking writes",
     responses(
-        (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "Not ready (same body, saying which part is not)", body = Object)
+        (status = 200, description = "Ready", body = super::schemas::Ready),
+        (status = 503, description = "Not ready (the same body, saying which part is not)", body = super::schemas::Ready)
     )
 )]
 pub(super) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
@@ -226,6 +226,27 @@ pub(super) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// The OpenMetrics content type `/metrics` answers to a client that accepts it.
+const OPEN_METRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic text format's, for every other client.
+const CLASSIC_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether an `Accept` header takes OpenMetrics text (any version, a q above 0): Prometheus
+/// asks for it first; `curl` and `promtool`'s users get the classic text format.
+fn accepts_open_metrics(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+    })
+}
+
+/// Counters and gauges, in the format the client accepts.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -233,18 +254,35 @@ pub(super) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     security(("bearer" = [])),
     summary = "Counters and gauges (Prometheus); admin or a scrape token",
     responses(
-        (status = 200, description = "The metrics in the exposition format", content_type = "text/plain", body = String),
+        (status = 200, description = "The metrics: OpenMetrics 1.0 text when `Accept` takes \
+            `application/openmetrics-text` (as Prometheus sends), else the classic text format 0.0.4",
+            content(
+                (String = "application/openmetrics-text"),
+                (String = "text/plain")
+            )),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
 )]
-pub(super) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+pub(super) async fn metrics(
+    State(s): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let open = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(accepts_open_metrics);
+    let (content_type, body) = match open {
+        true => (OPEN_METRICS, s.metrics.encode()),
+        false => (CLASSIC_TEXT, s.metrics.encode_classic()),
+    };
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.encode(),
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::VARY, "accept"),
+        ],
+        body,
     )
         .into_response()
 }
@@ -261,14 +299,40 @@ pub(super) struct SiteView {
     #[schema(value_type = String)]
     status: SiteStatus,
     /// `{"total", "counted", "online", "offline", "never", "faulty", …}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schemas::Counts)]
     devices: Counts,
     /// `{"numerator", "denominator", "value"}`; `value` null when nothing is counted.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schemas::Rate)]
     online_rate: Rate,
     /// `{"active", "unacknowledged", …}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schemas::AlarmCounts)]
     alarms: AlarmCounts,
+}
+
+/// The region: every site together. A shape of `GET /api/v1/sites`' answer for the
+/// document, never built: the handler writes the answer as JSON (its test reads it back).
+#[allow(dead_code)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Region {
+    #[schema(value_type = super::schemas::Counts)]
+    devices: serde_json::Value,
+    /// 联网在线率 now.
+    #[schema(value_type = super::schemas::Rate)]
+    online_rate: serde_json::Value,
+    #[schema(value_type = super::schemas::AlarmCounts)]
+    alarms: serde_json::Value,
+}
+
+/// `GET /api/v1/sites`.
+#[allow(dead_code)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Sites {
+    region: Region,
+    /// Each site of the inventory, in its order (removed sites left out).
+    #[schema(value_type = Vec<SiteView>)]
+    sites: Vec<serde_json::Value>,
 }
 
 fn site_view(snap: &Snapshot, idx: SiteIdx) -> SiteView {
@@ -292,7 +356,7 @@ fn site_view(snap: &Snapshot, idx: SiteIdx) -> SiteView {
     security(("bearer" = [])),
     summary = "The region and each site: device counts, 联网在线率 now, alarm counts; viewer",
     responses(
-        (status = 200, description = "{`region`: {`devices`, `online_rate`, `alarms`}, `sites`: [SiteView]}", body = Object),
+        (status = 200, description = "The region and each site", body = Sites),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
@@ -518,7 +582,7 @@ pub(super) struct DeviceView<'a> {
     last_values: std::collections::BTreeMap<&'a str, f64>,
     latency_ms: Option<i64>,
     /// The Modbus device's counters, for Modbus devices.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<super::schemas::ModbusPolling>)]
     modbus: Option<Value>,
     offline_after_s: f64,
     protocol: &'static str,
@@ -581,7 +645,7 @@ fn device_view<'a>(snap: &'a Snapshot, i: DeviceIdx, modbus: Option<Value>) -> D
     security(("bearer" = [])),
     summary = "Rejected input by reason, and the recent ones; admin",
     responses(
-        (status = 200, description = "{`counts`: {reason: n}, `recent`: [{`at`, `reason`, `topic`, `element`, `detail`}]} (newest first)", body = Object),
+        (status = 200, description = "Rejected input by reason, and the recent ones", body = super::schemas::Rejections),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
@@ -617,7 +681,7 @@ pub(super) async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {
     security(("bearer" = [])),
     summary = "Modbus endpoints (shared connections) with their counters and last error; viewer",
     responses(
-        (status = 200, description = "{`total`, `endpoints`: [...]}", body = Object),
+        (status = 200, description = "Every Modbus endpoint", body = super::schemas::Endpoints),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
@@ -635,7 +699,7 @@ pub(super) async fn endpoints(State(s): State<Arc<Shared>>) -> Json<Value> {
     security(("bearer" = [])),
     summary = "Every mine with its networking files' state; viewer",
     responses(
-        (status = 200, description = "{`total`, `mines`: [...]}", body = Object),
+        (status = 200, description = "Every mine", body = super::schemas::Mines),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
@@ -653,7 +717,7 @@ pub(super) async fn mines(State(s): State<Arc<Shared>>) -> Json<Value> {
     summary = "One mine by its mine_code; viewer",
     params(("code" = String, Path, description = "The site's mine_code")),
     responses(
-        (status = 200, description = "The mine", body = Object),
+        (status = 200, description = "The mine", body = super::schemas::Mine),
         (status = 404, description = "No site has this mine_code", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
@@ -676,6 +740,19 @@ pub(super) async fn mine(
 mod tests {
     use super::*;
     use crate::core::{Core, Origin, Outputs, RawReading, ReadingStatus, SourceEvent};
+
+    #[test]
+    fn open_metrics_is_served_to_whom_accepts_it() {
+        // What Prometheus 2.x sends.
+        let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+            version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(accepts_open_metrics(prom));
+        assert!(accepts_open_metrics("Application/OpenMetrics-Text"));
+        assert!(!accepts_open_metrics("*/*"));
+        assert!(!accepts_open_metrics("text/plain"));
+        assert!(!accepts_open_metrics("application/openmetrics-text; q=0"));
+        assert!(!accepts_open_metrics(""));
+    }
 
     /// The `json!` object the listing wrote before `DeviceView`, kept as the reference.
     fn reference(snap: &Snapshot, i: DeviceIdx) -> Value {

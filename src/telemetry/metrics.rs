@@ -263,11 +263,97 @@ impl Metrics {
             .register(name, help, metric);
     }
 
+    /// The OpenMetrics 1.0 text exposition (`application/openmetrics-text; version=1.0.0`):
+    /// a counter family `x` has samples `x_total`, and the body ends with `# EOF`.
     pub fn encode(&self) -> String {
         let mut s = String::new();
         // Writing into a String cannot fail.
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let _ = prometheus_client::encoding::text::encode(&mut s, &r);
         s
+    }
+
+    /// The classic Prometheus text format (`text/plain; version=0.0.4`), for clients that do
+    /// not accept OpenMetrics (`promtool check metrics`, older scrapers).
+    pub fn encode_classic(&self) -> String {
+        classic_text(&self.encode())
+    }
+}
+
+/// The classic text format of an OpenMetrics exposition as `prometheus_client` writes it
+/// (it encodes OpenMetrics only). The samples stay as they are; what differs is declared
+/// differently: a counter family `x` (samples `x_total`) is declared as `x_total`, `info`
+/// (samples `x_info`) becomes a gauge `x_info`, `unknown` is `untyped`, and the `# UNIT`
+/// lines and the closing `# EOF` go. The gateway's metrics carry no exemplars.
+fn classic_text(open_metrics: &str) -> String {
+    let mut out = String::with_capacity(open_metrics.len());
+    // `# HELP` comes before `# TYPE`, and the name it declares depends on the type.
+    let mut help: Option<(&str, &str)> = None;
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let (family, kind) = rest.rsplit_once(' ').unwrap_or((rest, "unknown"));
+        let (suffix, kind) = match kind {
+            "counter" => ("_total", "counter"),
+            "info" => ("_info", "gauge"),
+            "unknown" => ("", "untyped"),
+            k => ("", k),
+        };
+        if let Some((name, text)) = help.take().filter(|(n, _)| *n == family) {
+            out.push_str(&format!("# HELP {name}{suffix} {text}\n"));
+        }
+        out.push_str(&format!("# TYPE {family}{suffix} {kind}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classic_text_declares_counters_by_their_samples_names() {
+        let om = "# HELP a_things Things seen.\n# TYPE a_things counter\na_things_total 3\n\
+            # HELP a_depth Depth.\n# TYPE a_depth gauge\na_depth{q=\"x\"} 1\n\
+            # HELP a_lag_seconds Lag.\n# TYPE a_lag_seconds histogram\n# UNIT a_lag_seconds seconds\n\
+            a_lag_seconds_sum 0.5\na_lag_seconds_count 1\na_lag_seconds_bucket{le=\"+Inf\"} 1\n\
+            # HELP a_build Build.\n# TYPE a_build info\na_build_info{v=\"1\"} 1\n# EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP a_things_total Things seen.\n# TYPE a_things_total counter\na_things_total 3\n\
+            # HELP a_depth Depth.\n# TYPE a_depth gauge\na_depth{q=\"x\"} 1\n\
+            # HELP a_lag_seconds Lag.\n# TYPE a_lag_seconds histogram\n\
+            a_lag_seconds_sum 0.5\na_lag_seconds_count 1\na_lag_seconds_bucket{le=\"+Inf\"} 1\n\
+            # HELP a_build_info Build.\n# TYPE a_build_info gauge\na_build_info{v=\"1\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn every_counter_of_the_gateway_is_declared_with_its_samples_name() {
+        let m = Metrics::new();
+        m.messages_received.inc();
+        let text = m.encode_classic();
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(text.contains("# TYPE safegate_messages_received_total counter\n"));
+        assert!(text.contains("# HELP safegate_messages_received_total MQTT messages received"));
+        assert!(
+            text.contains("\nsafegate_messages_received_total 1\n"),
+            "{text}"
+        );
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let mut w = line.split(' ').skip(2);
+            let (name, kind) = (w.next().unwrap(), w.next().unwrap());
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
+        }
     }
 }

@@ -55,7 +55,14 @@ pub async fn index(headers: HeaderMap) -> Response {
     summary = "A file of the console",
     params(("path" = String, Path, description = "The file, e.g. app.js, console.css, i18n.json")),
     responses(
-        (status = 200, description = "A script, style sheet, image or the dictionary", body = String),
+        (status = 200, description = "A script, style sheet, image or the dictionary, with its own content type",
+            content(
+                (String = "text/javascript"),
+                (String = "text/css"),
+                (String = "application/json"),
+                (String = "text/html"),
+                (String = "image/svg+xml")
+            )),
         (status = 304, description = "Unchanged (If-None-Match)"),
         (status = 404, description = "The console has no such file", body = crate::api::ErrorBody)
     )
