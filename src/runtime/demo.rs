@@ -167,9 +167,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  mine {MINE_CODE}: a KJ system of 24 points uploading its networking files to ftp://{ftp} every 10 s (substation F002 通信中断 from 60 s to 120 s, a methane excursion it answers)"
     );
-    println!(
-        "  video: two NVRs of 4 cameras each (one camera OFF) registering by GB/T 28181 at sip:udp://{sip}; the mine's nvr-conveyor stops its keepalives from 60 s to 120 s, nvr-portal sends a camera's alarm at 45 s"
-    );
+    print_video(sip);
     println!("  embedded broker: mqtt://{broker}");
     print_urls(&base);
     println!("Press Ctrl-C to stop.");
@@ -244,6 +242,12 @@ async fn demo_nvrs(
     let _ = stop.recv().await;
     let _ = tx.send(());
     let _ = run.await;
+}
+
+fn print_video(sip: SocketAddr) {
+    println!(
+        "  video: two NVRs of 4 cameras each (one camera OFF) registering by GB/T 28181 at sip:udp://{sip}; the mine's nvr-conveyor stops its keepalives from 60 s to 120 s, nvr-portal sends a camera's alarm at 45 s"
+    );
 }
 
 /// Where to look, for the person who started the demo.
