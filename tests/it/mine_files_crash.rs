@@ -117,6 +117,31 @@ async fn stored(vm: &Victoria) -> (Vec<Vec<i64>>, Vec<String>, usize) {
     (per, conflicts, replays)
 }
 
+/// Wait until every point holds exactly the data times `want`, one value each; prints how
+/// many samples were posted again (one point each in InfluxDB 2).
+async fn stored_exactly(vm: &Victoria, want: &[i64], gw: &GatewayProc) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (per, conflicts, replays) = stored(vm).await;
+        assert!(
+            conflicts.is_empty(),
+            "two values at one (device, time): {conflicts:?}"
+        );
+        if per.iter().all(|ts| ts == want) {
+            eprintln!(
+                "{replays} sample(s) stored again by a replay (one point each in InfluxDB 2)"
+            );
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "want {want:?}, stored {per:?}\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn wait_port(port: u16) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -226,26 +251,7 @@ async fn kill_9_during_an_ftp_upload_loses_no_file_answered_226_and_half_applies
         .await
         .expect("interval 4 taken");
     let want: Vec<i64> = (1..=4).map(at).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (per, conflicts, replays) = stored(&vm).await;
-        assert!(
-            conflicts.is_empty(),
-            "two values at one (device, time): {conflicts:?}"
-        );
-        if per.iter().all(|ts| *ts == want) {
-            eprintln!(
-                "{replays} sample(s) stored again by a replay (one point each in InfluxDB 2)"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "want {want:?}, stored {per:?}\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    stored_exactly(&vm, &want, &gw).await;
 }
 
 /// Every file under `dir`, recursively.
@@ -321,24 +327,5 @@ async fn kill_9_during_a_folder_apply_ends_with_every_file_in_done_and_stored_on
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let want: Vec<i64> = (1..=8).map(at).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (per, conflicts, replays) = stored(&vm).await;
-        assert!(
-            conflicts.is_empty(),
-            "two values at one (device, time): {conflicts:?}"
-        );
-        if per.iter().all(|ts| *ts == want) {
-            eprintln!(
-                "{replays} sample(s) stored again by a replay (one point each in InfluxDB 2)"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "want {want:?}, stored {per:?}\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    stored_exactly(&vm, &want, &gw).await;
 }
