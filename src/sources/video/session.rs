@@ -645,6 +645,13 @@ impl Registry {
         None
     }
 
+    /// [`Registry::next_deadline`] the slow way, every device scanned: what the index must
+    /// always agree with (tests).
+    #[cfg(test)]
+    pub(crate) fn next_deadline_by_scan(&self) -> Option<i64> {
+        self.devices.values().filter_map(|d| self.due_of(d)).min()
+    }
+
     /// The device's earliest deadline: its liveness (registration expiry or keepalive
     /// deadline), a catalog's timeout, the next catalog query.
     fn due_of(&self, d: &Device) -> Option<i64> {

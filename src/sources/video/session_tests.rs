@@ -551,3 +551,43 @@ fn a_register_after_an_unnoticed_expiry_ends_the_old_registration_first() {
     ));
     assert_eq!(r.online_until(NVR), Some(T0 + 121_000));
 }
+
+#[test]
+fn the_deadline_index_agrees_with_a_scan_of_every_device_through_a_busy_hour() {
+    // 40 devices; registrations of several lengths, keepalives, silences, refreshes,
+    // unregistrations and ticks in a fixed pseudo-random order.
+    let ids: Vec<String> = (1..=40).map(|i| format!("3402000000118{i:07}")).collect();
+    let mut r = Registry::new(
+        Timing::default(),
+        REALM,
+        PASSWORD,
+        ids.iter().map(|id| (id.clone(), None)),
+    );
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) % n
+    };
+    let mut now = T0;
+    for step in 0..3_000 {
+        now += next(5_000) as i64;
+        let id = &ids[next(ids.len() as u64) as usize];
+        match next(10) {
+            0 | 1 => {
+                let expires = [0, 60, 600, 3600][next(4) as usize];
+                register(&mut r, now, id, &format!("call-{id}"), expires);
+            }
+            2..=6 => {
+                keepalive(&mut r, now, id);
+            }
+            _ => {
+                r.tick(now);
+            }
+        }
+        assert_eq!(
+            r.next_deadline(),
+            r.next_deadline_by_scan(),
+            "step {step} at {now}"
+        );
+    }
+}
