@@ -22,6 +22,7 @@ pub fn router(
         .route("/healthz", get(super::routes::healthz))
         .route("/readyz", get(super::routes::readyz))
         .route("/metrics", get(super::routes::metrics))
+        .route("/api/v1/overview", get(super::overview::overview))
         .route("/api/v1/sites", get(super::routes::sites))
         .route("/api/v1/sites/{id}", get(super::routes::site))
         .route("/api/v1/devices", get(super::routes::devices))

@@ -1,8 +1,10 @@
 //! `GET /api/v1/indicators` and `GET /api/v1/report`.
 
 use super::{ApiError, Shared};
+use crate::core::config::indicators::TargetConfig;
 use crate::core::indicators::targets::assess;
-use crate::core::indicators::Computation;
+use crate::core::indicators::{Computation, Indicator, Scope};
+use crate::core::Inventory;
 use crate::model::parse_time;
 use crate::model::rfc3339_ms;
 use crate::report::{self, display_value, parse_scope};
@@ -33,6 +35,16 @@ pub struct WindowQuery {
 }
 
 fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
+    parse_window(&q.from, &q.to, now)
+}
+
+/// `from` and `to` of a query: RFC 3339 or epoch ms; `to` defaults to now, `from` to 24 h
+/// before `to`; an empty window is refused.
+pub(super) fn parse_window(
+    from: &Option<String>,
+    to: &Option<String>,
+    now: i64,
+) -> Result<(i64, i64), ApiError> {
     let t = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
         v.as_deref()
             .map(|s| {
@@ -44,8 +56,8 @@ fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
             })
             .transpose()
     };
-    let to = t("to", &q.to)?.unwrap_or(now);
-    let from = t("from", &q.from)?.unwrap_or(to - DAY_MS);
+    let to = t("to", to)?.unwrap_or(now);
+    let from = t("from", from)?.unwrap_or(to - DAY_MS);
     if from >= to {
         return Err(ApiError::BadRequest(format!(
             "the window is empty: from ({}) must be before to ({})",
@@ -56,7 +68,22 @@ fn window(q: &WindowQuery, now: i64) -> Result<(i64, i64), ApiError> {
     Ok((from, to))
 }
 
-async fn evaluate(
+/// The measured `[[targets]]` row of indicator `i` in `scope`, if one is set.
+pub(super) fn target_for<'a>(
+    targets: &'a [TargetConfig],
+    inv: &Inventory,
+    scope: Scope,
+    i: &Indicator,
+) -> Option<&'a TargetConfig> {
+    targets.iter().find(|t| {
+        t.declared.is_none()
+            && t.indicator == i.id
+            && parse_scope(inv, &t.scope) == Some(scope)
+            && (t.qualifier.is_none() || t.qualifier == i.qualifier)
+    })
+}
+
+pub(super) async fn evaluate(
     s: &Arc<Shared>,
     from: i64,
     to: i64,
@@ -108,12 +135,7 @@ pub async fn indicators(
         .indicators(&inv, scope)
         .into_iter()
         .map(|i| {
-            let target = targets.iter().find(|t| {
-                t.declared.is_none()
-                    && t.indicator == i.id
-                    && parse_scope(&inv, &t.scope) == Some(scope)
-                    && (t.qualifier.is_none() || t.qualifier == i.qualifier)
-            });
+            let target = target_for(targets, &inv, scope, &i);
             let shown = display_value(&i);
             let a = match (target, shown) {
                 (Some(t), Some(v)) => Some(assess(v, t.value, t.comparator, t.weight)),

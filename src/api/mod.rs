@@ -11,6 +11,7 @@ pub mod events;
 mod indicators;
 mod ingest;
 mod openapi;
+mod overview;
 mod routes;
 mod schemas;
 #[cfg(test)]
@@ -19,6 +20,7 @@ mod tests;
 pub use app::router;
 pub use command::{Command, ReloadOutcome, ReloadProblem, ReloadReport};
 pub use error::{ApiError, ErrorBody};
+pub use overview::Cache as OverviewCache;
 
 use crate::core::Core;
 use crate::sources::modbus::ModbusStatus;
@@ -60,6 +62,8 @@ pub struct Shared {
     pub clock: crate::telemetry::Clock,
     /// Device-state and alarm changes for `GET /api/v1/events` (fed by the core task).
     pub events: events::Feed,
+    /// The overview's window figures, kept a little ([`overview::WINDOW_TTL_MS`]).
+    pub overview: overview::Cache,
 }
 
 impl Shared {

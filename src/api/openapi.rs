@@ -28,6 +28,7 @@ use utoipa::OpenApi;
         super::routes::healthz,
         super::routes::readyz,
         super::routes::metrics,
+        super::overview::overview,
         super::routes::sites,
         super::routes::site,
         super::routes::devices,

@@ -638,6 +638,123 @@ pub struct Mine {
     people_underground: Option<u32>,
 }
 
+/// The overview's window figures of one scope: exact ratios `[numerator, denominator]`
+/// (unit-milliseconds for the two time-weighted rates, alarms for the response rate);
+/// `[0, 0]` when nothing was counted.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewWindow {
+    /// 联网在线率, time-weighted over the window.
+    online_rate: [i64; 2],
+    /// 公共区域监测监控设备覆盖率.
+    coverage_rate: [i64; 2],
+    /// 预警响应率: alarms acknowledged by their deadline ÷ alarms whose deadline passed.
+    alarm_response_rate: [i64; 2],
+}
+
+/// A site's mine uploads on the overview.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewMine {
+    code: String,
+    /// No 测点实时数据 (CDSS) file within `mine_files.upload_timeout_s`, or none yet.
+    late: bool,
+}
+
+/// One site on the overview.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewSite {
+    id: String,
+    name: String,
+    /// `park` or `mine`.
+    kind: String,
+    /// `active` or `suspended`.
+    status: String,
+    /// Devices in the online rate's denominator now.
+    counted: u64,
+    online: u64,
+    offline: u64,
+    never: u64,
+    faulty: u64,
+    /// 联网在线率 now (counted online ÷ counted); null when nothing is counted.
+    #[schema(required = true)]
+    online_rate: Option<f64>,
+    alarms_active: usize,
+    alarms_unacked: usize,
+    /// Modbus endpoints with a device of this site that are down or paused.
+    endpoints_down: usize,
+    /// Sites with a `mine_code` under `[mine_files]`; null otherwise.
+    #[schema(required = true)]
+    mine: Option<OverviewMine>,
+    window: OverviewWindow,
+}
+
+/// The region on the overview.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewRegion {
+    counted: u64,
+    online: u64,
+    offline: u64,
+    never: u64,
+    faulty: u64,
+    #[schema(required = true)]
+    online_rate: Option<f64>,
+    alarms_active: usize,
+    alarms_unacked: usize,
+    /// Modbus endpoints configured, and how many are down or paused.
+    endpoints: usize,
+    endpoints_down: usize,
+    /// Mines taking networking files, and how many are late.
+    mines: usize,
+    mines_late: usize,
+    window: OverviewWindow,
+}
+
+/// A `[[targets]]` row on one of the overview's three indicators.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewTarget {
+    /// `region` or `site:{id}`.
+    scope: String,
+    /// `online_rate`, `coverage_rate` or `alarm_response_rate`.
+    indicator: String,
+    /// `>=`, `<=`, …
+    comparator: String,
+    /// The target, percent, a decimal as a string.
+    target: String,
+    label: String,
+    /// The window's value as the report shows it (`97.12%`); null when nothing was counted.
+    #[schema(required = true)]
+    actual: Option<String>,
+    /// A decimal as a string; null when nothing was counted.
+    #[schema(required = true)]
+    completion_pct: Option<String>,
+}
+
+/// The window the figures are over, and when they were computed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewSpan {
+    from: String,
+    /// The end used: the requested end or now, whichever is earlier.
+    to: String,
+    /// The window's figures are kept up to 30 s (by the gateway's clock).
+    computed_at: String,
+}
+
+/// `GET /api/v1/overview`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Overview {
+    now: String,
+    window: OverviewSpan,
+    region: OverviewRegion,
+    targets: Vec<OverviewTarget>,
+    sites: Vec<OverviewSite>,
+}
+
 /// `GET /api/v1/mines`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

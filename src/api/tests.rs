@@ -47,6 +47,7 @@ pub(super) fn shared_live(dir: &std::path::Path) -> (Arc<Shared>, events::Outlet
         ingest: None,
         mines: Default::default(),
         clock: Default::default(),
+        overview: Default::default(),
     });
     (shared, outlet)
 }

@@ -75,6 +75,20 @@ pub async fn start(loaded: LoadedConfig) -> Result<Gateway, StartError> {
     start_with(loaded, Clock::system()).await
 }
 
+/// The embedded broker, with `[mqtt] embedded = true`: the sources then connect to it.
+async fn embedded_broker(
+    cfg: &mut Config,
+    metrics: &Arc<Metrics>,
+    audit: &Arc<crate::sinks::audit::AuditLog>,
+) -> Result<Option<super::broker::Embedded>, StartError> {
+    if !cfg.mqtt.embedded {
+        return Ok(None);
+    }
+    let e = super::broker::start_embedded(cfg, metrics.clone(), audit.clone()).await?;
+    cfg.mqtt.url = format!("mqtt://{}", e.internal);
+    Ok(Some(e))
+}
+
 /// Start on `clock`: what decides deadlines, offline transitions and indicator windows, and
 /// stamps what the sources receive (a manual clock in tests).
 pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, StartError> {
@@ -93,14 +107,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         restore_core(&cfg, &mut journal, retain_closed, clock.now_ms())?;
     let view = config_view(&cfg, &files, &crate::config::summary(&cfg));
     let metrics = Arc::new(Metrics::new());
-    let embedded = match cfg.mqtt.embedded {
-        true => {
-            let e = super::broker::start_embedded(&cfg, metrics.clone(), audit.clone()).await?;
-            cfg.mqtt.url = format!("mqtt://{}", e.internal);
-            Some(e)
-        }
-        false => None,
-    };
+    let embedded = embedded_broker(&mut cfg, &metrics, &audit).await?;
     let mut source_status = SourceStatus::default();
     let sources = super::registry::sources(&cfg, &metrics, &clock, &mut source_status)?;
     // Release the configuration's copy of the inventory: at 100k devices it matters.
@@ -135,6 +142,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         ingest: source_status.http.clone(),
         mines: source_status.mines.clone(),
         clock: clock.clone(),
+        overview: Default::default(),
     });
     let (shutdown, _) = broadcast::channel(4);
     let mut tasks = Vec::new();

@@ -94,6 +94,7 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/readyz", "open"),
         ("GET", "/api/v1/openapi.json", "open"),
         ("GET", "/metrics", "metrics"),
+        ("GET", "/api/v1/overview", "viewer"),
         ("GET", "/api/v1/sites", "viewer"),
         ("GET", "/api/v1/sites/p1", "viewer"),
         ("GET", "/api/v1/devices", "viewer"),

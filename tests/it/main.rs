@@ -22,6 +22,7 @@ mod mine_files_crash;
 mod modbus;
 mod mqtt_pipeline;
 mod mqtt_tls;
+mod overview;
 mod prometheus;
 mod restart;
 mod schemathesis;

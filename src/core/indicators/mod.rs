@@ -2,6 +2,7 @@
 
 pub mod conditions;
 pub mod engine;
+pub mod headline;
 pub mod history;
 pub mod intervals;
 pub mod targets;

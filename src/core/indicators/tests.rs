@@ -521,3 +521,61 @@ fn maintenance_is_not_counted_and_a_mine_point_s_fault_is_down() {
     let f = &run(&inv, &h, Policy::default()).devices[p0];
     assert_eq!((f.down_ms, f.fault_ms, f.outages), (30_000, 10_000, 1));
 }
+
+/// The overview's one-walk sums are the per-scope indicators', for the region and each site,
+/// under both ways of counting a mine, with outages, a quorum, zones and alarms.
+#[test]
+fn headlines_equal_the_indicators_of_each_scope() {
+    use crate::core::alarms::AlarmType;
+    let inv = inv();
+    let mut h = History::registered_at(&inv, -1);
+    h.devices[dev(&inv, "p0")].transitions = vec![(0, true), (40_000, false), (70_000, true)];
+    h.devices[dev(&inv, "p1")].transitions = vec![(10_000, true)];
+    h.devices[dev(&inv, "m0")].transitions = vec![(0, true), (60_000, false)];
+    h.devices[dev(&inv, "m1")].transitions = vec![(30_000, true)];
+    h.devices[dev(&inv, "o0")].transitions = vec![(0, true)];
+    let fact = |id, d: &str, deadline, ack| AlarmFact {
+        id,
+        device: dev(&inv, d) as u32,
+        alarm_type: AlarmType::Value,
+        level: 1,
+        raised_ms: 1_000,
+        deadline_ms: deadline,
+        ack_ms: ack,
+    };
+    h.alarms = vec![
+        fact(1, "p0", 2_000, Some(1_500)),
+        fact(2, "p1", 2_000, None),
+        fact(3, "m0", 3_000, Some(2_000)),
+        fact(4, "m1", W + 1, None),
+    ];
+    for mine_units in [MineUnits::Systems, MineUnits::Devices] {
+        let policy = Policy {
+            mine_units,
+            online_quorum: Quorum::All,
+            ..Policy::default()
+        };
+        let c = run(&inv, &h, policy);
+        let (region, sites) = c.headlines(&inv);
+        let scopes = std::iter::once((Scope::Region, &region)).chain(
+            sites
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (Scope::Site(i as u32), s)),
+        );
+        for (scope, head) in scopes {
+            let v = c.indicators(&inv, scope);
+            let want = |id: &str| {
+                v.iter()
+                    .find(|i| i.id == id && i.qualifier.is_none())
+                    .cloned()
+                    .unwrap()
+            };
+            assert_eq!(head.online_rate, want("online_rate"), "{scope:?}");
+            assert_eq!(head.coverage_rate, want("coverage_rate"), "{scope:?}");
+            let r = want("alarm_response_rate");
+            assert_eq!(head.alarm_response_rate, r, "{scope:?}");
+        }
+        assert_eq!(region.alarm_response_rate.ratio, Ratio { num: 2, den: 3 });
+    }
+}

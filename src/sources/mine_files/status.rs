@@ -12,6 +12,18 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 pub struct MinesStatus {
     mines: Mutex<BTreeMap<String, MineView>>,
+    /// Per mine code: how long after a real-time file's arrival the next is due
+    /// (`mine_files.upload_timeout_s`).
+    due_ms: Mutex<BTreeMap<String, i64>>,
+}
+
+/// Whether a mine's uploads are late: no 测点实时数据 (CDSS) file arrived within
+/// `upload_timeout_s`, or none ever did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lateness {
+    pub site: String,
+    pub mine_code: String,
+    pub late: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -71,6 +83,10 @@ fn power_str(p: PowerState) -> &'static str {
 
 impl MinesStatus {
     pub(super) fn register(&self, site: &MineSite) {
+        let due = (site.offline_after_s * 1000.0) as i64;
+        let mut d = self.due_ms.lock().unwrap_or_else(|p| p.into_inner());
+        d.insert(site.mine_code.clone(), due);
+        drop(d);
         let mut m = self.mines.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(site.mine_code.clone()).or_insert_with(|| MineView {
             mine_code: site.mine_code.clone(),
@@ -156,6 +172,27 @@ impl MinesStatus {
     pub fn all(&self) -> Vec<MineView> {
         let m = self.mines.lock().unwrap_or_else(|p| p.into_inner());
         m.values().cloned().collect()
+    }
+
+    /// Every mine, late or not at `now`.
+    pub fn lateness(&self, now_ms: i64) -> Vec<Lateness> {
+        let due = self
+            .due_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let m = self.mines.lock().unwrap_or_else(|p| p.into_inner());
+        m.values()
+            .map(|v| {
+                let last = v.last_files.get("CDSS").map(|f| f.received_ms);
+                let due = due.get(&v.mine_code).copied().unwrap_or(i64::MAX);
+                Lateness {
+                    site: v.site.clone(),
+                    mine_code: v.mine_code.clone(),
+                    late: last.is_none_or(|t| now_ms.saturating_sub(t) > due),
+                }
+            })
+            .collect()
     }
 
     pub fn get(&self, mine_code: &str) -> Option<MineView> {

@@ -1,0 +1,259 @@
+//! `GET /api/v1/overview`: what the console's 总览 and the wall show, in one small answer —
+//! the region and each site now (counts, 联网在线率, alarms), over a window (联网在线率
+//! time-weighted, 覆盖率, 预警响应率, as exact ratios), against their `[[targets]]`, with the
+//! Modbus endpoints down and the mines whose uploads are late. Never the device list.
+//!
+//! The window's figures are an evaluation over the history (the same as
+//! `/api/v1/indicators`'), which at 100,000 devices takes longer than an overview may; they
+//! are kept for [`WINDOW_TTL_MS`] per window and the answer says when they were computed.
+
+use super::indicators::{evaluate, parse_window, target_for};
+use super::{ApiError, Shared};
+use crate::core::indicators::headline::Headline;
+use crate::core::indicators::targets::assess;
+use crate::core::indicators::{Indicator, Scope};
+use crate::core::Inventory;
+use crate::model::rfc3339_ms;
+use crate::report::{display_value, format_value};
+use axum::extract::{rejection::QueryRejection, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How long a window's figures are reused (by the gateway's clock). An open window (to
+/// now) is recomputed after this; the overview's "now" figures are always current.
+pub const WINDOW_TTL_MS: i64 = 30_000;
+/// Windows kept at once (the console's presets and a few custom ones).
+const CACHE_WINDOWS: usize = 8;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OverviewQuery {
+    /// The window's start, RFC 3339 or epoch milliseconds; default 24 h before `to`.
+    from: Option<String>,
+    /// The window's end; default now.
+    to: Option<String>,
+}
+
+/// A window's figures, as computed once.
+#[derive(Debug)]
+struct WindowFigures {
+    computed_ms: i64,
+    from: i64,
+    to: i64,
+    region: Value,
+    /// By site index.
+    sites: Vec<Value>,
+    targets: Vec<Value>,
+}
+
+/// A requested window: (from, to), `to` `None` for "up to now".
+type Key = (i64, Option<i64>);
+
+/// The window figures kept between requests, by requested window.
+#[derive(Debug, Default)]
+pub struct Cache {
+    windows: Mutex<HashMap<Key, Arc<WindowFigures>>>,
+}
+
+impl Cache {
+    fn get(&self, key: Key, now: i64) -> Option<Arc<WindowFigures>> {
+        let m = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&key)
+            .filter(|w| now - w.computed_ms < WINDOW_TTL_MS && w.computed_ms <= now)
+            .cloned()
+    }
+
+    fn put(&self, key: Key, w: Arc<WindowFigures>) {
+        let mut m = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= CACHE_WINDOWS && !m.contains_key(&key) {
+            // Drop the oldest computation: presets come back, odd windows do not.
+            if let Some(k) = m.iter().min_by_key(|(_, w)| w.computed_ms).map(|(k, _)| *k) {
+                m.remove(&k);
+            }
+        }
+        m.insert(key, w);
+    }
+}
+
+/// An exact ratio as `[numerator, denominator]` (unit-milliseconds for the online rate and
+/// coverage, alarms for the response rate); `[0, 0]` when nothing was counted.
+fn exact(i: &Indicator) -> Value {
+    json!([i.ratio.num as i64, i.ratio.den as i64])
+}
+
+fn window_json(h: &Headline) -> Value {
+    json!({
+        "online_rate": exact(&h.online_rate),
+        "coverage_rate": exact(&h.coverage_rate),
+        "alarm_response_rate": exact(&h.alarm_response_rate),
+    })
+}
+
+/// The `[[targets]]` rows on the overview's three indicators, region and sites, each with
+/// the window's actual value and its completion.
+fn targets_json(s: &Shared, inv: &Inventory, region: &Headline, sites: &[Headline]) -> Vec<Value> {
+    let scopes = std::iter::once((Scope::Region, "region".to_string(), region)).chain(
+        sites
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !inv.sites[*i].removed)
+            .map(|(i, h)| {
+                (
+                    Scope::Site(i as u32),
+                    format!("site:{}", inv.sites[i].id),
+                    h,
+                )
+            }),
+    );
+    let mut out = Vec::new();
+    for (scope, name, h) in scopes {
+        for ind in [&h.online_rate, &h.coverage_rate, &h.alarm_response_rate] {
+            let Some(t) = target_for(&s.evaluator.targets, inv, scope, ind) else {
+                continue;
+            };
+            let shown = display_value(ind);
+            let a = shown.map(|v| assess(v, t.value, t.comparator, t.weight));
+            out.push(json!({
+                "scope": name,
+                "indicator": ind.id,
+                "comparator": t.comparator,
+                "target": t.value,
+                "label": t.label,
+                "actual": shown.map(|v| format_value(v, ind.unit)),
+                "completion_pct": a.map(|a| a.completion_pct),
+            }));
+        }
+    }
+    out
+}
+
+async fn window_figures(
+    s: &Arc<Shared>,
+    from: i64,
+    to: i64,
+    open: bool,
+) -> Result<Arc<WindowFigures>, ApiError> {
+    let now = s.clock.now_ms();
+    let key = (from, (!open).then_some(to));
+    if let Some(w) = s.overview.get(key, now) {
+        return Ok(w);
+    }
+    let (inv, c) = evaluate(s, from, to).await?;
+    let (region, sites) = c.headlines(&inv);
+    let w = Arc::new(WindowFigures {
+        computed_ms: now,
+        from: c.from,
+        to: c.to,
+        region: window_json(&region),
+        sites: sites.iter().map(window_json).collect(),
+        targets: targets_json(s, &inv, &region, &sites),
+    });
+    s.overview.put(key, w.clone());
+    Ok(w)
+}
+
+/// Modbus endpoints down (not connected, or paused), in all and by site of their devices.
+fn endpoints_down(s: &Shared, inv: &Inventory) -> (usize, usize, Vec<usize>) {
+    let mut by_site = vec![0; inv.sites.len()];
+    let mut down = 0;
+    for e in &s.modbus.endpoints {
+        if e.link.connected() && !e.paused.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
+        down += 1;
+        let mut sites: Vec<u32> = e.devices.iter().filter_map(|d| inv.site(&d.site)).collect();
+        sites.sort_unstable();
+        sites.dedup();
+        for i in sites {
+            by_site[i as usize] += 1;
+        }
+    }
+    (s.modbus.endpoints.len(), down, by_site)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/overview",
+    tag = "inventory",
+    security(("bearer" = [])),
+    summary = "The region and each site now and over a window, against their targets; viewer",
+    params(OverviewQuery),
+    responses(
+        (status = 200, description = "The overview", body = super::schemas::Overview),
+        (status = 400, description = "A query parameter is not valid", body = crate::api::ErrorBody),
+        (status = 500, description = "The evaluation failed", body = crate::api::ErrorBody),
+        (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
+        (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
+    )
+)]
+pub(super) async fn overview(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<OverviewQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let now = s.clock.now_ms();
+    let (from, to) = parse_window(&q.from, &q.to, now)?;
+    let w = window_figures(&s, from, to, to >= now).await?;
+    let snap = s.read_model.load_full();
+    let inv = &snap.inventory;
+    let (endpoints, down, down_by_site) = endpoints_down(&s, inv);
+    let mines = s.mines.lateness(now);
+    let sites: Vec<Value> = (0..inv.sites.len())
+        .filter(|&i| !inv.sites[i].removed)
+        .map(|i| {
+            let site = &inv.sites[i];
+            let c = &snap.sites[i];
+            let mine = mines
+                .iter()
+                .find(|m| m.site == *site.id)
+                .map(|m| json!({"code": &m.mine_code, "late": m.late}));
+            json!({
+                "id": &*site.id,
+                "name": &site.name,
+                "kind": site.kind,
+                "status": site.status,
+                "counted": c.counted,
+                "online": c.online,
+                "offline": c.offline,
+                "never": c.never,
+                "faulty": c.faulty,
+                "online_rate": c.online_rate().value,
+                "alarms_active": snap.site_alarms[i].active,
+                "alarms_unacked": snap.site_alarms[i].unacknowledged,
+                "endpoints_down": down_by_site[i],
+                "mine": mine,
+                "window": w.sites.get(i).cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    let r = &snap.region;
+    Ok(Json(json!({
+        "now": rfc3339_ms(now),
+        "window": {
+            "from": rfc3339_ms(w.from),
+            "to": rfc3339_ms(w.to),
+            "computed_at": rfc3339_ms(w.computed_ms),
+        },
+        "region": {
+            "counted": r.counted,
+            "online": r.online,
+            "offline": r.offline,
+            "never": r.never,
+            "faulty": r.faulty,
+            "online_rate": r.online_rate().value,
+            "alarms_active": snap.region_alarms.active,
+            "alarms_unacked": snap.region_alarms.unacknowledged,
+            "endpoints": endpoints,
+            "endpoints_down": down,
+            "mines": mines.len(),
+            "mines_late": mines.iter().filter(|m| m.late).count(),
+            "window": w.region,
+        },
+        "targets": w.targets,
+        "sites": sites,
+    })))
+}
