@@ -175,6 +175,22 @@ fn endpoints_down(s: &Shared, inv: &Inventory) -> (usize, usize, Vec<usize>) {
     (s.modbus.endpoints.len(), down, by_site)
 }
 
+/// The window asked for. Unlike the indicators', a window that starts after now (a browser
+/// whose clock is ahead, just after midnight) is not refused when `to` is left to now: it
+/// is empty, and its figures are 0 ÷ 0.
+fn overview_window(q: &OverviewQuery, now: i64) -> Result<(i64, i64), ApiError> {
+    match parse_window(&q.from, &q.to, now) {
+        Err(e) if q.to.is_none() => {
+            let from = q.from.as_deref().and_then(crate::model::parse_time);
+            match from {
+                Some(from) if from >= now => Ok((from, from)),
+                _ => Err(e),
+            }
+        }
+        w => w,
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/overview",
@@ -196,7 +212,7 @@ pub(super) async fn overview(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
     let now = s.clock.now_ms();
-    let (from, to) = parse_window(&q.from, &q.to, now)?;
+    let (from, to) = overview_window(&q, now)?;
     let w = window_figures(&s, from, to, to >= now).await?;
     let snap = s.read_model.load_full();
     let inv = &snap.inventory;

@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-const VIEWER: &str = "tok-console-viewer";
-const OPERATOR: &str = "tok-console-operator";
+pub(crate) const VIEWER: &str = "tok-console-viewer";
+pub(crate) const OPERATOR: &str = "tok-console-operator";
 /// A site name as a careless (or hostile) configuration might have it.
 const SITE_NAME: &str = "<img src=x onerror=alert(1)>";
 const NOTE: &str = "<script>window.pwned = 1</script>valve closed";
 
-fn tokens() -> String {
+pub(crate) fn tokens() -> String {
     [
         ("view-desk", "viewer", VIEWER),
         ("op-desk", "operator", OPERATOR),
@@ -32,7 +32,7 @@ fn tokens() -> String {
     .collect()
 }
 
-async fn api_get(url: &str, token: &str) -> Value {
+pub(crate) async fn api_get(url: &str, token: &str) -> Value {
     let r = reqwest::Client::new()
         .get(url)
         .bearer_auth(token)
@@ -43,7 +43,7 @@ async fn api_get(url: &str, token: &str) -> Value {
 }
 
 /// Poll the API (with a token) until `done` holds.
-async fn api_wait(url: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn api_wait(url: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + browser::WAIT;
     loop {
         let v = api_get(url, token).await;
@@ -66,7 +66,7 @@ fn open_alarm<'a>(list: &'a Value, device: &str) -> Option<&'a Value> {
 }
 
 /// Sign in with `token` and wait until every view has its data.
-async fn sign_in(b: &Browser, api: &str, token: &str) {
+pub(crate) async fn sign_in(b: &Browser, api: &str, token: &str) {
     b.c().goto(&format!("{api}/")).await.unwrap();
     b.wait_text("#login h2", "the login form", |t| !t.is_empty())
         .await;
@@ -574,11 +574,11 @@ async fn trend_rows_are_the_apis(b: &Browser, api: &str, scope: &str) {
     assert!(measured >= 1, "the hour in progress has a's time online");
 }
 
-const ADMIN: &str = "tok-console-admin";
+pub(crate) const ADMIN: &str = "tok-console-admin";
 const MINE: &str = "150621011040";
 
 /// No Chinese left in `text` but the indicator names, and no missing label.
-fn assert_english(view: &str, text: &str) {
+pub(crate) fn assert_english(view: &str, text: &str) {
     assert!(!text.contains('⟦'), "a missing label on {view}: {text}");
     let chinese: Vec<char> = text
         .chars()
@@ -659,7 +659,7 @@ fn drop_cddy(watch: &std::path::Path) -> String {
 
 /// The page's console: no script error, no policy violation, no failed load but the
 /// sign-in probe's 401 (that is how the page learns it needs a token).
-async fn assert_no_console_errors(b: &Browser) {
+pub(crate) async fn assert_no_console_errors(b: &Browser) {
     let bad: Vec<Value> = b
         .console_log()
         .await

@@ -9,6 +9,7 @@ mod api;
 mod api_auth;
 mod check_config;
 mod console;
+mod console_views;
 mod demo;
 mod durability;
 mod fuzz_inputs;

@@ -204,6 +204,19 @@ async fn the_overview_equals_the_listings_and_the_indicators_and_keeps_a_window_
     let (_, o3) = get(&url).await;
     assert_eq!(o3["window"]["computed_at"], safegate::model::rfc3339_ms(t2));
     assert_eq!(o3["window"]["to"], safegate::model::rfc3339_ms(t2));
+    // A window that starts after now (a browser clock ahead at midnight) is empty, not an
+    // error, when its end is left to now.
+    let later = t2 + 60_000;
+    let (status, o4) = get(&format!("{api}/api/v1/overview?from={later}")).await;
+    assert_eq!(status, 200, "{o4}");
+    assert_eq!(
+        o4["region"]["window"]["online_rate"],
+        serde_json::json!([0, 0])
+    );
+    assert_eq!(
+        o4["region"]["counted"], o3["region"]["counted"],
+        "now is still now"
+    );
     // A bad window is a 400 that names the parameter.
     let (status, e) = get(&format!("{api}/api/v1/overview?from=yesterday")).await;
     assert_eq!(status, 400);

@@ -118,6 +118,7 @@ async function start() {
   $("logout").hidden = !who.auth;
   document.body.dataset.role = who.role;
   alarms.init({ ack: RANK[who.role] >= RANK.operator, name: who.name, onError: showError });
+  overview.init(showError);
   site.init(showError);
   report.init(showError);
   inputs.init({ isAdmin: who.role === "admin", onError: showError });
