@@ -26,6 +26,10 @@ pub fn router(
         .route("/api/v1/sites", get(super::routes::sites))
         .route("/api/v1/sites/{id}", get(super::routes::site))
         .route("/api/v1/devices", get(super::routes::devices))
+        .route(
+            "/api/v1/devices/{site}/{id}/history",
+            get(super::history::history),
+        )
         .route("/api/v1/rejections", get(super::routes::rejections))
         .route("/api/v1/indicators", get(super::indicators::indicators))
         .route("/api/v1/report", get(super::indicators::report))

@@ -8,6 +8,7 @@ pub mod config;
 mod console;
 mod error;
 pub mod events;
+mod history;
 mod indicators;
 mod ingest;
 mod openapi;

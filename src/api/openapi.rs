@@ -32,6 +32,7 @@ use utoipa::OpenApi;
         super::routes::sites,
         super::routes::site,
         super::routes::devices,
+        super::history::history,
         super::routes::rejections,
         super::indicators::indicators,
         super::indicators::report,

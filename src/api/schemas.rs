@@ -755,6 +755,49 @@ pub struct Overview {
     sites: Vec<OverviewSite>,
 }
 
+/// An online/offline transition of a device.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    at: String,
+    online: bool,
+    /// What the gateway saw (`timeout`, `reported_offline`, …); null for a reading.
+    #[schema(required = true)]
+    cause: Option<String>,
+}
+
+/// A recent reading of a device: its first channel's value.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecentValue {
+    ts: String,
+    value: f64,
+}
+
+/// `GET /api/v1/devices/{site}/{id}/history`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceHistory {
+    site: String,
+    device: String,
+    from: String,
+    /// The end used: the requested end or now, whichever is earlier.
+    to: String,
+    /// `online`, `offline`, or `never` (no transition before `from`).
+    state_at_from: String,
+    /// In the window, oldest first (at most 10,000).
+    transitions: Vec<Transition>,
+    /// More transitions than listed.
+    truncated: bool,
+    /// The channel of `values`; null when none is kept.
+    #[schema(required = true)]
+    channel: Option<String>,
+    /// The kind's unit (`%LEL`, `ppm`, …).
+    unit: String,
+    /// The last `gateway.recent_values` readings, as they arrived (not limited to the window).
+    values: Vec<RecentValue>,
+}
+
 /// `GET /api/v1/mines`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

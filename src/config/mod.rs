@@ -144,6 +144,10 @@ pub struct GatewaySettings {
     pub max_future_skew_s: u64,
     /// How many recent rejections `GET /api/v1/rejections` keeps. Default 200.
     pub recent_rejections: usize,
+    /// How many recent readings of each device the console's chart of it shows (the first
+    /// channel's value, 8 bytes a reading: 30 at 100,000 devices is 24 MB). Default 30;
+    /// 0 keeps none.
+    pub recent_values: u16,
     /// What to do at start when `state.db` or `outbox.db` under `data_dir` is damaged:
     /// `refuse` to start (default), or `move_aside` (rename it `<file>.damaged-<ms>`, keep it,
     /// start a new one). Neither ever deletes the file.
@@ -156,6 +160,7 @@ impl Default for GatewaySettings {
             data_dir: PathBuf::from("var/safegate"),
             max_future_skew_s: 300,
             recent_rejections: 200,
+            recent_values: crate::core::recent::DEFAULT_CAP,
             on_damaged_file: OnDamage::Refuse,
         }
     }

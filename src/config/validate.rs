@@ -865,6 +865,12 @@ fn bound_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
             "100000",
         ),
         (
+            "gateway.recent_values",
+            u64::from(c.gateway.recent_values),
+            1_000,
+            "1000",
+        ),
+        (
             "mqtt.max_payload_bytes",
             c.mqtt.max_payload_bytes as u64,
             268_435_455,

@@ -84,6 +84,8 @@ pub struct Core {
     pub alarms: AlarmBook,
     /// Shared with the published read model (copy on write).
     pub(super) last: Vec<Option<Arc<LastReading>>>,
+    /// The last few readings of each device ([`super::recent`]).
+    pub(super) recent_values: super::recent::Recent,
     max_future_skew_ms: i64,
     pub(super) rejected_by_reason: [u64; Reason::ALL.len()],
     recent: VecDeque<Rejection>,
@@ -99,6 +101,7 @@ impl Core {
     pub fn new(inventory: Inventory, max_future_skew_ms: i64, recent_cap: usize) -> Core {
         let liveness = Liveness::new(inventory.devices.iter().map(|d| d.offline_after_ms));
         let last = vec![None; inventory.devices.len()];
+        let inventory_len = last.len();
         Core {
             alarms: AlarmBook::new(AlarmRules::default(), inventory.devices.len()),
             inventory: Arc::new(inventory),
@@ -109,9 +112,20 @@ impl Core {
             recent_cap: recent_cap.max(1),
             accepted: 0,
             changes: super::changes::Changes::new(last.len()),
+            recent_values: super::recent::Recent::new(super::recent::DEFAULT_CAP, inventory_len),
             last,
             alarm_settings: Default::default(),
         }
+    }
+
+    /// Keep `cap` recent readings a device (`gateway.recent_values`); forgets those kept.
+    pub fn set_recent_values(&mut self, cap: u16) {
+        self.recent_values = super::recent::Recent::new(cap, self.last.len());
+    }
+
+    /// Device `d`'s recent readings: the channel, and (time ms, value) as they arrived.
+    pub fn recent_values(&self, d: DeviceIdx) -> (Option<&str>, Vec<(i64, f64)>) {
+        self.recent_values.of(d as usize)
     }
 
     /// `[alarms]`, for the rules of devices that join later (see [`Core::set_alarm_rules`]
@@ -342,6 +356,10 @@ impl Core {
     /// cost; now a device pays one at most once per publication, see `snapshot.rs`).
     fn remember(&mut self, acc: &Accepted, received_ms: i64) {
         self.changes.touch(acc.device);
+        if let Some((channel, v)) = acc.values.first() {
+            let d = acc.device as usize;
+            self.recent_values.push(d, acc.ts_ms, channel, *v);
+        }
         let slot = &mut self.last[acc.device as usize];
         let reusable = slot.as_mut().and_then(Arc::get_mut).filter(|l| {
             l.values.len() == acc.values.len()

@@ -743,6 +743,7 @@ impl super::Core {
     fn follow(&mut self, inv: Inventory, applied: Applied, at: i64, out: &mut super::Outputs) {
         let n = inv.devices.len();
         self.last.resize(n, None);
+        self.recent_values.resize(n);
         self.alarms.grow(n);
         self.changes
             .chunks
@@ -755,6 +756,7 @@ impl super::Core {
                 self.liveness.push(off);
             }
             self.last[i as usize] = None;
+            self.recent_values.clear(i as usize);
             self.alarms.reset_device(i);
             self.changes.touch(i);
         }
@@ -768,6 +770,7 @@ impl super::Core {
                 out.transitions.push(t);
             }
             self.last[i as usize] = None;
+            self.recent_values.clear(i as usize);
             self.alarms.set_rule(i, None);
             self.alarms.reset_device(i);
             self.changes.touch(i);

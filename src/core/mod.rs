@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod live;
 pub mod liveness;
 pub mod receipt;
+pub mod recent;
 pub mod snapshot;
 pub mod stats;
 

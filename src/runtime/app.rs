@@ -290,6 +290,7 @@ fn restore_core(
         (cfg.gateway.max_future_skew_s * 1000) as i64,
         cfg.gateway.recent_rejections,
     );
+    core.set_recent_values(cfg.gateway.recent_values);
     restore(&mut core, journal)?;
     core.set_alarm_settings(cfg.alarms.clone());
     core.set_alarm_rules(AlarmRules::from_config(

@@ -5,7 +5,7 @@ use super::compaction::unpack;
 use super::journal::{DeviceSnapshot, Journal, StateError, TransitionRow, UnitKind};
 use crate::core::indicators::history::{DeviceHistory, History, Reg};
 use crate::core::inventory::Inventory;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 
 impl Journal {
@@ -90,6 +90,52 @@ impl Journal {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// One device's liveness around [from, to): whether it was online just before `from`
+    /// (`None`: no transition before it, so it had not reported) and its transitions in the
+    /// window, oldest first, at most `max` (the caller says when there were more).
+    pub fn timeline_of(
+        &self,
+        site: &str,
+        device: &str,
+        (from_ms, to_ms): (i64, i64),
+        max: usize,
+    ) -> Result<(Option<bool>, Vec<TransitionRow>), StateError> {
+        let Some(unit) = self.keys.get(UnitKind::Device, site, device) else {
+            return Ok((None, Vec::new()));
+        };
+        let db = |e| self.err(e);
+        let before: Option<bool> = self
+            .conn
+            .prepare_cached(
+                "SELECT online FROM transitions WHERE unit = ?1 AND at_ms < ?2
+                 ORDER BY at_ms DESC, id DESC LIMIT 1",
+            )
+            .map_err(db)?
+            .query_row(params![unit, from_ms], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT at_ms, online, cause FROM transitions
+                 WHERE unit = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY at_ms, id LIMIT ?4",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![unit, from_ms, to_ms, max as i64], |r| {
+                Ok(TransitionRow {
+                    site: site.to_string(),
+                    device: device.to_string(),
+                    at_ms: r.get(0)?,
+                    online: r.get(1)?,
+                    cause: r.get(2)?,
+                })
+            })
+            .map_err(db)?;
+        let rows = rows.collect::<Result<_, _>>().map_err(db)?;
+        Ok((before, rows))
     }
 
     /// The last time anything was recorded (for closing links after a crash).

@@ -11,6 +11,7 @@ mod check_config;
 mod console;
 mod console_views;
 mod demo;
+mod device_history;
 mod durability;
 mod fuzz_inputs;
 mod http_push;

@@ -35,6 +35,10 @@ include-path = "/api/v1/sites/{id}"
 parameters = { "path.id" = "p1" }
 
 [[operations]]
+include-path = "/api/v1/devices/{site}/{id}/history"
+parameters = { "path.site" = "p1", "path.id" = "g1" }
+
+[[operations]]
 include-path-regex = "^/api/v1/ingest/"
 parameters = { "path.site" = "p1" }
 

@@ -1,0 +1,143 @@
+//! The last few readings of each device — the first channel's value and its time — for the
+//! console's chart of a device (`GET /api/v1/devices/{site}/{id}/history`). The store holds
+//! the full series; this is what an operator sees at a glance without one.
+//!
+//! Memory is the constraint (100,000 devices): a ring grows with the readings a device
+//! sends, up to `cap` entries of 8 bytes (milliseconds after the ring's base time as `u32`,
+//! the value as `f32`), so a device that never reports costs a `Vec` header.
+
+/// Readings kept a device unless `gateway.recent_values` says otherwise.
+pub const DEFAULT_CAP: u16 = 30;
+
+/// One device's ring.
+#[derive(Debug, Clone, Default)]
+struct Ring {
+    /// The channel kept: the first of the reading that started the ring.
+    channel: Option<Box<str>>,
+    base_ms: i64,
+    /// Oldest first once full: `head` is the next slot to overwrite.
+    buf: Vec<(u32, f32)>,
+    head: u16,
+}
+
+/// The last `cap` readings of every device, by device index.
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    cap: u16,
+    rings: Vec<Ring>,
+}
+
+impl Recent {
+    /// `cap` readings a device (0: none are kept).
+    pub fn new(cap: u16, devices: usize) -> Recent {
+        Recent {
+            cap,
+            rings: vec![Ring::default(); devices],
+        }
+    }
+
+    pub fn cap(&self) -> u16 {
+        self.cap
+    }
+
+    /// Follow the inventory's size (new slots start empty).
+    pub fn resize(&mut self, devices: usize) {
+        self.rings.resize(devices, Ring::default());
+    }
+
+    /// Forget device `d`'s readings (it left, or joined again).
+    pub fn clear(&mut self, d: usize) {
+        if let Some(r) = self.rings.get_mut(d) {
+            *r = Ring::default();
+        }
+    }
+
+    /// Keep a reading of device `d`: `channel`'s `value` at `ts_ms`.
+    pub fn push(&mut self, d: usize, ts_ms: i64, channel: &str, value: f64) {
+        let cap = self.cap as usize;
+        let Some(r) = self.rings.get_mut(d).filter(|_| cap > 0) else {
+            return;
+        };
+        let delta = ts_ms - r.base_ms;
+        let same = r.channel.as_deref() == Some(channel);
+        if !same || !(0..=i64::from(u32::MAX)).contains(&delta) {
+            // A first reading, another channel, earlier than the ring's base or 49 days
+            // after it (a clock step, a device silent for weeks): start again from here.
+            *r = Ring {
+                channel: Some(channel.into()),
+                base_ms: ts_ms,
+                ..Ring::default()
+            };
+        }
+        let entry = ((ts_ms - r.base_ms) as u32, value as f32);
+        if r.buf.len() < cap {
+            r.buf.push(entry);
+        } else {
+            r.buf[r.head as usize] = entry;
+            r.head = ((r.head as usize + 1) % cap) as u16;
+        }
+    }
+
+    /// Device `d`'s kept readings, oldest first as they arrived: the channel and (time ms,
+    /// value) pairs.
+    pub fn of(&self, d: usize) -> (Option<&str>, Vec<(i64, f64)>) {
+        let Some(r) = self.rings.get(d) else {
+            return (None, Vec::new());
+        };
+        let (newer, older) = r.buf.split_at(r.head as usize);
+        let values = older
+            .iter()
+            .chain(newer)
+            .map(|&(t, v)| (r.base_ms + i64::from(t), f64::from(v)))
+            .collect();
+        (r.channel.as_deref(), values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_last_cap_readings_oldest_first() {
+        let mut r = Recent::new(3, 2);
+        assert_eq!(r.of(0), (None, vec![]));
+        for i in 0..5 {
+            r.push(0, 1_000 + i * 10, "lel", i as f64);
+        }
+        let kept = vec![(1_020, 2.0), (1_030, 3.0), (1_040, 4.0)];
+        assert_eq!(r.of(0), (Some("lel"), kept));
+        assert_eq!(r.of(1), (None, vec![]), "the other device is untouched");
+        r.clear(0);
+        assert_eq!(r.of(0), (None, vec![]));
+        assert_eq!(r.of(7), (None, vec![]), "past the end: empty, not a panic");
+    }
+
+    #[test]
+    fn a_reading_before_the_base_or_far_after_starts_again() {
+        let mut r = Recent::new(4, 1);
+        r.push(0, 10_000, "lel", 1.0);
+        r.push(0, 5_000, "lel", 2.0);
+        assert_eq!(r.of(0).1, vec![(5_000, 2.0)]);
+        let far = 5_000 + i64::from(u32::MAX) + 1;
+        r.push(0, far, "lel", 3.0);
+        assert_eq!(r.of(0).1, vec![(far, 3.0)]);
+        r.push(0, far + 1, "ppm", 4.0);
+        assert_eq!(
+            r.of(0),
+            (Some("ppm"), vec![(far + 1, 4.0)]),
+            "another channel"
+        );
+    }
+
+    #[test]
+    fn zero_keeps_nothing_and_resize_adds_empty_rings() {
+        let mut r = Recent::new(0, 1);
+        r.push(0, 1, "lel", 1.0);
+        assert_eq!(r.of(0), (None, vec![]));
+        let mut r = Recent::new(2, 1);
+        r.resize(3);
+        r.push(2, 7, "lel", 0.5);
+        assert_eq!(r.of(2).1, vec![(7, 0.5)]);
+    }
+}
