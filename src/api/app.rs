@@ -25,6 +25,11 @@ pub fn router(
         .route("/api/v1/overview", get(super::overview::overview))
         .route("/api/v1/sites", get(super::routes::sites))
         .route("/api/v1/sites/{id}", get(super::routes::site))
+        .route("/api/v1/sites/{id}/zones", get(super::site_units::zones))
+        .route(
+            "/api/v1/sites/{id}/systems",
+            get(super::site_units::systems),
+        )
         .route("/api/v1/devices", get(super::routes::devices))
         .route(
             "/api/v1/devices/{site}/{id}/history",

@@ -15,6 +15,7 @@ mod openapi;
 mod overview;
 mod routes;
 mod schemas;
+mod site_units;
 #[cfg(test)]
 mod tests;
 

@@ -31,6 +31,8 @@ use utoipa::OpenApi;
         super::overview::overview,
         super::routes::sites,
         super::routes::site,
+        super::site_units::zones,
+        super::site_units::systems,
         super::routes::devices,
         super::history::history,
         super::routes::rejections,
@@ -212,7 +214,9 @@ mod tests {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        let want = ["kind", "limit", "offset", "q", "site", "state"];
+        let want = [
+            "kind", "limit", "offset", "q", "site", "state", "system", "zone",
+        ];
         assert_eq!(names, want.into_iter().collect(), "{devices}");
     }
 

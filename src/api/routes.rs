@@ -414,6 +414,10 @@ pub(super) struct DevicesQuery {
     state: Option<String>,
     /// A device kind (`gas_toxic`, `temperature`, …).
     kind: Option<String>,
+    /// Only the devices of this zone of `site` (needs `site`).
+    zone: Option<String>,
+    /// Only the devices of this system of `site` (needs `site`).
+    system: Option<String>,
     /// Devices whose id contains this (case-insensitive for ASCII letters), at most 256 bytes.
     q: Option<String>,
     /// Devices to skip (default 0).
@@ -437,6 +441,9 @@ struct DeviceFilter {
     /// `q`, lower-cased; `None` when absent or empty.
     search: Option<String>,
     limit: usize,
+    /// Indices into the inventory's zones and systems.
+    zone: Option<u32>,
+    system: Option<u32>,
 }
 
 fn device_filter(q: &DevicesQuery, inv: &Inventory) -> Result<DeviceFilter, ApiError> {
@@ -476,13 +483,45 @@ fn device_filter(q: &DevicesQuery, inv: &Inventory) -> Result<DeviceFilter, ApiE
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_ascii_lowercase);
+    let (zone, system) = groups(q, inv, site)?;
     Ok(DeviceFilter {
         site,
         state,
         kind,
         search,
         limit,
+        zone,
+        system,
     })
+}
+
+/// The `zone` and `system` filters, resolved in `site` (their ids are a site's own).
+fn groups(
+    q: &DevicesQuery,
+    inv: &Inventory,
+    site: Option<SiteIdx>,
+) -> Result<(Option<u32>, Option<u32>), ApiError> {
+    let find = |what: &str, want: &Option<String>, ids: Vec<(u32, &str)>| {
+        let Some(want) = want.as_deref() else {
+            return Ok(None);
+        };
+        let Some(site) = site else {
+            return Err(ApiError::BadRequest(format!(
+                "{what} needs site: {what} ids are a site's own"
+            )));
+        };
+        let site_id = &inv.sites[site as usize].id;
+        ids.iter()
+            .position(|&(s, id)| s == site && id == want)
+            .map(|p| Some(p as u32))
+            .ok_or_else(|| ApiError::NotFound(format!("site {site_id:?} has no {what} {want:?}")))
+    };
+    let zones = inv.zones.iter().map(|z| (z.site, &*z.id)).collect();
+    let systems = inv.systems.iter().map(|x| (x.site, &*x.id)).collect();
+    Ok((
+        find("zone", &q.zone, zones)?,
+        find("system", &q.system, systems)?,
+    ))
 }
 
 #[utoipa::path(
@@ -519,13 +558,16 @@ pub(super) async fn devices(
     let matches = |i: &DeviceIdx| {
         let d = &inv.devices[*i as usize];
         f.kind.is_none_or(|k| k == d.kind)
+            && f.zone.is_none_or(|z| d.zone == Some(z))
+            && f.system.is_none_or(|x| d.system == Some(x))
             && f.state.is_none_or(|st| st == snap.device(*i).state)
             && f.search.as_deref().is_none_or(|t| id_contains(&d.id, t))
     };
     // Without a kind or a search, the total is in the counts and the scan stops at the
     // page's end.
-    let total = match (f.kind, &f.search) {
-        (None, None) => {
+    let grouped = f.zone.is_some() || f.system.is_some();
+    let total = match (f.kind, &f.search, grouped) {
+        (None, None, false) => {
             let c = f.site.map_or(snap.region, |i| snap.sites[i as usize]);
             f.state.map_or(c.planned, |st| c.in_state(st)) as usize
         }

@@ -798,6 +798,67 @@ pub struct DeviceHistory {
     values: Vec<RecentValue>,
 }
 
+/// A zone of a site now.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteZone {
+    id: String,
+    name: String,
+    /// Devices assigned to it (any status).
+    devices: u64,
+    /// Of them, counted in the online rate now.
+    counted: u64,
+    /// Counted and online now (a mine point not faulty).
+    online: u64,
+    offline: u64,
+    never: u64,
+    /// At least one assigned device online: the zone counts as covered (覆盖率).
+    covered: bool,
+}
+
+/// `GET /api/v1/sites/{id}/zones`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteZones {
+    site: String,
+    total: usize,
+    covered: usize,
+    zones: Vec<SiteZone>,
+}
+
+/// A system of a site now.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSystem {
+    id: String,
+    #[schema(required = true)]
+    name: Option<String>,
+    /// `slope_monitoring`, `video_monitoring`, `ai_video`, `major_hazard` or `positioning`.
+    kind: String,
+    /// `planned`, `built` or `suspended`.
+    status: String,
+    devices: u64,
+    counted: u64,
+    online: u64,
+    offline: u64,
+    never: u64,
+    /// Devices that must be online for the system to be (by `indicators.online_quorum` of
+    /// `counted`).
+    need: u64,
+    quorum_met: bool,
+}
+
+/// `GET /api/v1/sites/{id}/systems`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSystems {
+    site: String,
+    /// `indicators.online_quorum`, as the indicators' policy shows it.
+    quorum: Quorum,
+    total: usize,
+    systems: Vec<SiteSystem>,
+}
+
 /// `GET /api/v1/mines`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

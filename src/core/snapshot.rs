@@ -89,6 +89,31 @@ impl Snapshot {
         self.by_site.get(s as usize).map_or(&[], |v| v.as_slice())
     }
 
+    /// A site's devices counted by zone and by system now (indexed as `inventory.zones` and
+    /// `inventory.systems`; units of other sites stay zero), with the same rules as the
+    /// site's own counts.
+    pub fn group_counts(&self, s: SiteIdx) -> (Vec<Counts>, Vec<Counts>) {
+        let inv = &self.inventory;
+        let mut zones = vec![Counts::default(); inv.zones.len()];
+        let mut systems = vec![Counts::default(); inv.systems.len()];
+        for &i in self.site_devices(s) {
+            let d = &inv.devices[i as usize];
+            if d.removed {
+                continue;
+            }
+            let row = self.device(i);
+            let counted = inv.counts_as_active(i);
+            let down = d.protocol == crate::model::Protocol::MineFiles;
+            let groups = [(d.zone, &mut zones), (d.system, &mut systems)];
+            for (g, list) in groups {
+                if let Some(c) = g.and_then(|g| list.get_mut(g as usize)) {
+                    c.add(d.status, row.state, row.condition, down, counted);
+                }
+            }
+        }
+        (zones, systems)
+    }
+
     /// Rejection counts with their reasons, in [`Reason::ALL`] order.
     pub fn rejections(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
         Reason::ALL

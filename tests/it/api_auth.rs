@@ -97,6 +97,8 @@ async fn every_endpoint_with_no_token_a_bad_token_and_each_role() {
         ("GET", "/api/v1/overview", "viewer"),
         ("GET", "/api/v1/sites", "viewer"),
         ("GET", "/api/v1/sites/p1", "viewer"),
+        ("GET", "/api/v1/sites/p1/zones", "viewer"),
+        ("GET", "/api/v1/sites/p1/systems", "viewer"),
         ("GET", "/api/v1/devices", "viewer"),
         ("GET", "/api/v1/devices/p1/g1/history", "viewer"),
         ("GET", "/api/v1/endpoints", "viewer"),

@@ -113,3 +113,150 @@ async fn a_device_s_timeline_and_its_last_readings() {
     assert_eq!(status, 400, "a window of 56 years: {e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("31 days"));
 }
+
+/// A site's zones (covered when an assigned device is online), its systems (online by the
+/// quorum of their counted devices) and the device listing filtered by zone and system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_s_zones_and_systems_now_and_the_devices_of_each() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::park("p1")
+        .zone("z1", "东区")
+        .zone("z2", "西区")
+        .zone("z3", "空区")
+        .detector("a", 60.0)
+        .with("zone = \"z1\"")
+        .detector("b", 60.0)
+        .with("zone = \"z2\"")
+        .site("k1", "一号煤矿", "mine")
+        .raw(
+            "[[systems]]\nid = \"s1\"\nsite = \"k1\"\nkind = \"slope_monitoring\"\nname = \"边坡\"\n\n\
+             [[systems]]\nid = \"s2\"\nsite = \"k1\"\nkind = \"major_hazard\"\n\n",
+        )
+        .detector("m0", 60.0)
+        .with("system = \"s1\"")
+        .detector("m1", 60.0)
+        .with("system = \"s1\"")
+        .detector("n0", 60.0)
+        .with("system = \"s2\"")
+        .to_toml();
+    // All of a system's counted devices online for it to be.
+    let inv = inv.replacen(
+        "[[sites]]",
+        "[indicators]\nonline_quorum = \"all\"\n\n[[sites]]",
+        1,
+    );
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-units", None), &inv);
+    let (_gw, api) = start_ready_on(&cfg, test_clock().clock()).await;
+    let p = Publisher::connect(mq.port, "pub-units").await;
+    for d in ["a", "m0", "n0"] {
+        p.send(
+            &format!(
+                "safegate/v1/{}/{d}/data",
+                if d == "a" { "p1" } else { "k1" }
+            ),
+            json!({"values": {"lel": 1}}).to_string(),
+        )
+        .await;
+    }
+    wait_json(
+        &format!("{api}/api/v1/devices?state=online"),
+        Duration::from_secs(10),
+        |v| v["total"] == 3,
+    )
+    .await;
+
+    let (status, z) = get(&format!("{api}/api/v1/sites/p1/zones")).await;
+    assert_eq!(status, 200, "{z}");
+    assert_eq!(
+        (z["total"].as_u64(), z["covered"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let zone = |id: &str| {
+        z["zones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(zone("z1")["covered"], true);
+    assert_eq!(zone("z1")["name"], "东区");
+    assert_eq!(
+        (
+            zone("z2")["covered"].as_bool(),
+            zone("z2")["never"].as_u64()
+        ),
+        (Some(false), Some(1))
+    );
+    assert_eq!(
+        (
+            zone("z3")["covered"].as_bool(),
+            zone("z3")["devices"].as_u64()
+        ),
+        (Some(false), Some(0))
+    );
+
+    let (status, s) = get(&format!("{api}/api/v1/sites/k1/systems")).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["quorum"], "All");
+    let sys = |id: &str| {
+        s["systems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(sys("s1")["name"], "边坡");
+    assert_eq!(sys("s1")["kind"], "slope_monitoring");
+    assert_eq!(
+        (
+            sys("s1")["counted"].as_u64(),
+            sys("s1")["online"].as_u64(),
+            sys("s1")["need"].as_u64()
+        ),
+        (Some(2), Some(1), Some(2))
+    );
+    assert_eq!(
+        sys("s1")["quorum_met"],
+        false,
+        "one of two online under \"all\""
+    );
+    assert_eq!(sys("s2")["quorum_met"], true);
+    assert!(sys("s2")["name"].is_null());
+
+    let ids = |v: &Value| -> Vec<String> {
+        v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, d) = get(&format!("{api}/api/v1/devices?site=p1&zone=z1")).await;
+    assert_eq!(
+        (ids(&d), d["total"].as_u64()),
+        (vec!["a".to_string()], Some(1))
+    );
+    let (_, d) = get(&format!(
+        "{api}/api/v1/devices?site=k1&system=s1&state=online"
+    ))
+    .await;
+    assert_eq!(
+        (ids(&d), d["total"].as_u64()),
+        (vec!["m0".to_string()], Some(1))
+    );
+    let (status, e) = get(&format!("{api}/api/v1/devices?zone=z1")).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("needs site"));
+    let (status, e) = get(&format!("{api}/api/v1/devices?site=k1&system=s9")).await;
+    assert_eq!(status, 404, "{e}");
+    let (status, _) = get(&format!("{api}/api/v1/sites/nope/zones")).await;
+    assert_eq!(status, 404);
+}

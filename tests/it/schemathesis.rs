@@ -31,7 +31,7 @@ include-path-regex = "^/api/v1/alarms/\\{id\\}"
 parameters = { "path.id" = "{alarm}" }
 
 [[operations]]
-include-path = "/api/v1/sites/{id}"
+include-path-regex = "^/api/v1/sites/\\{id\\}"
 parameters = { "path.id" = "p1" }
 
 [[operations]]
