@@ -77,8 +77,11 @@ pub(super) async fn history(
     let pool = s.evaluator.journal.clone();
     let (site_q, id_q) = (site.clone(), id.clone());
     let window = (from, to.min(now));
+    // A window up to now includes a change at now (the device's state now), which [from,
+    // now) would leave out.
+    let query = (from, if to >= now { now + 1 } else { to });
     let (before, rows) = tokio::task::spawn_blocking(move || {
-        pool.with(|j| j.timeline_of(&site_q, &id_q, window, MAX_TRANSITIONS + 1))
+        pool.with(|j| j.timeline_of(&site_q, &id_q, query, MAX_TRANSITIONS + 1))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("journal query failed: {e}")))?

@@ -761,7 +761,8 @@ pub struct Overview {
 pub struct Transition {
     at: String,
     online: bool,
-    /// What the gateway saw (`timeout`, `reported_offline`, …); null for a reading.
+    /// Why: `first_reading`, `reading` (after an outage), `silence` (no reading for
+    /// `offline_after`), `state_offline` (its state topic said so) or `removed`.
     #[schema(required = true)]
     cause: Option<String>,
 }
@@ -785,7 +786,8 @@ pub struct DeviceHistory {
     to: String,
     /// `online`, `offline`, or `never` (no transition before `from`).
     state_at_from: String,
-    /// In the window, oldest first (at most 10,000).
+    /// In the window, oldest first (at most 10,000); a window up to now includes a change
+    /// at now.
     transitions: Vec<Transition>,
     /// More transitions than listed.
     truncated: bool,

@@ -55,6 +55,14 @@ pub enum Cause {
 }
 
 impl Cause {
+    pub const ALL: [Cause; 5] = [
+        Cause::FirstReading,
+        Cause::Reading,
+        Cause::Silence,
+        Cause::StateOffline,
+        Cause::Removed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::FirstReading => "first_reading",

@@ -75,6 +75,16 @@ pub enum SystemKind {
     Positioning,
 }
 
+impl SystemKind {
+    pub const ALL: [SystemKind; 5] = [
+        SystemKind::SlopeMonitoring,
+        SystemKind::VideoMonitoring,
+        SystemKind::AiVideo,
+        SystemKind::MajorHazard,
+        SystemKind::Positioning,
+    ];
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum UnitStatus {

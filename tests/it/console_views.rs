@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 const MINE: &str = "650100000009";
 
 /// Two parks (p1 with two zones, p2 with a Modbus device where nothing listens), a mine
-/// with no uploads, targets on the region's online rate and p1's coverage.
+/// with no uploads and a slope system of two points, targets on the region's online rate
+/// and p1's coverage.
 fn views_config(mq: &str, watch: &std::path::Path, name: &str) -> TestConfig {
     let modbus = format!(
         "[[devices]]\nid = \"mb1\"\nsite = \"p2\"\nkind = \"gas_combustible\"\nprotocol = \"modbus\"\n\
@@ -34,8 +35,15 @@ fn views_config(mq: &str, watch: &std::path::Path, name: &str) -> TestConfig {
         .raw(&modbus)
         .raw(&format!(
             "[[sites]]\nid = \"m1\"\nname = \"一号煤矿\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\n\
-             upload_password_env = \"SAFEGATE_TEST_VIEWS_MINE_PW\"\n\n"
+             upload_password_env = \"SAFEGATE_TEST_VIEWS_MINE_PW\"\n\n\
+             [[systems]]\nid = \"s1\"\nsite = \"m1\"\nkind = \"slope_monitoring\"\nname = \"边坡监测\"\n\n"
         ))
+        .raw(
+            "[[devices]]\nid = \"k1\"\nsite = \"m1\"\nkind = \"slope_displacement\"\nsystem = \"s1\"\n\
+             protocol = \"mqtt\"\ninterval_s = 60\n\n\
+             [[devices]]\nid = \"k2\"\nsite = \"m1\"\nkind = \"slope_displacement\"\nsystem = \"s1\"\n\
+             protocol = \"mqtt\"\ninterval_s = 60\n\n",
+        )
         .raw(
             "[[targets]]\nindicator = \"online_rate\"\ncomparator = \">=\"\nvalue = 95\n\
              label = \"联网在线率\"\nweight = 10\n\n\
@@ -200,6 +208,255 @@ async fn the_overview_on_the_page_is_the_apis_for_its_window() {
     let names = ["一号园区", "二号园区", "一号煤矿"];
     let stripped = names.iter().fold(text, |t, n| t.replace(n, ""));
     assert_english("overview", &stripped);
+    assert_no_console_errors(&b).await;
+    b.close().await;
+}
+
+/// Pick `value` in the select `id` as a user would (the page listens for `change`).
+async fn choose(b: &Browser, id: &str, value: &str) {
+    b.wait_js(
+        &format!(
+            "return [...document.getElementById('{id}').options].some(o => o.value === '{value}')"
+        ),
+        "the option",
+    )
+    .await;
+    b.js(&format!(
+        "const s = document.getElementById('{id}'); s.value = '{value}'; \
+         s.dispatchEvent(new Event('change')); return true"
+    ))
+    .await;
+}
+
+/// The timeline's spans as the page drew them: (state, from ms, to ms).
+async fn drawn_spans(b: &Browser) -> Vec<(String, i64, i64)> {
+    let v = b
+        .js("return [...document.querySelectorAll('#dd-timeline rect')].map(r => [r.dataset.state, Number(r.dataset.from), Number(r.dataset.to)])")
+        .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_string(),
+                r[1].as_i64().unwrap(),
+                r[2].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The spans the API's history `h` describes: the state at its start, then each change.
+fn spans_of(h: &Value) -> Vec<(String, i64, i64)> {
+    use safegate::sources::mqtt::payload::parse_rfc3339_ms as ms;
+    let from = ms(h["from"].as_str().unwrap()).unwrap();
+    let to = ms(h["to"].as_str().unwrap()).unwrap();
+    let mut out = Vec::new();
+    let (mut at, mut state) = (from, h["state_at_from"].as_str().unwrap().to_string());
+    for t in h["transitions"].as_array().unwrap() {
+        let t0 = ms(t["at"].as_str().unwrap()).unwrap();
+        if t0 > at {
+            out.push((state.clone(), at, t0));
+        }
+        at = at.max(t0);
+        state = if t["online"] == true {
+            "online"
+        } else {
+            "offline"
+        }
+        .into();
+    }
+    out.push((state, at, to.max(at + 1)));
+    out
+}
+
+/// The device detail shown is the API's history for the page's window.
+async fn detail_is_the_apis(b: &Browser, api: &str, site: &str, id: &str) -> Value {
+    b.wait_js(
+        &format!("const d = document.getElementById('device-detail'); return !d.hidden && d.dataset.device === '{id}'"),
+        "the device's detail",
+    )
+    .await;
+    let from = b
+        .js("return document.getElementById('device-detail').dataset.from")
+        .await;
+    let from = from.as_str().unwrap().replace('+', "%2B");
+    let h = api_get(
+        &format!("{api}/api/v1/devices/{site}/{id}/history?from={from}"),
+        VIEWER,
+    )
+    .await;
+    let want = spans_of(&h);
+    // The page's window ended when it asked; the API's ends now: the same but the last end.
+    let got = drawn_spans(b).await;
+    assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(&want).take(want.len() - 1) {
+        assert_eq!(g, w);
+    }
+    let (gl, wl) = (got.last().unwrap(), want.last().unwrap());
+    assert_eq!(
+        (&gl.0, gl.1),
+        (&wl.0, wl.1),
+        "the last span's state and start"
+    );
+    let rows = b.count("#dd-transitions tbody tr").await;
+    assert_eq!(rows, h["transitions"].as_array().unwrap().len());
+    let values = h["values"].as_array().unwrap().len();
+    assert_eq!(b.count("#dd-values tbody tr").await, values);
+    let points = b
+        .js("const p = document.querySelector('#dd-chart polyline'); return p ? p.points.numberOfItems : 0")
+        .await;
+    assert_eq!(
+        points.as_u64(),
+        Some(values as u64),
+        "a point per kept reading"
+    );
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_view_zones_systems_and_a_device_s_timeline_are_the_apis() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let watch = tempfile::tempdir().unwrap();
+    let cfg = views_config(&mq.url(), watch.path(), "gw-console-site");
+    let clock = test_clock();
+    let (_gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let p = Publisher::connect(mq.port, "pub-console-site").await;
+    let send = |site: &'static str, dev: &'static str, lel: f64| {
+        let topic = format!("safegate/v1/{site}/{dev}/data");
+        (topic, json!({"values": {"lel": lel}}).to_string())
+    };
+    for (site, dev, lel) in [
+        ("p1", "a", 1.0),
+        ("p1", "b", 2.5),
+        ("p2", "x", 1.0),
+        ("m1", "k1", 0.3),
+    ] {
+        let (topic, body) = send(site, dev, lel);
+        p.send(&topic, body).await;
+    }
+    api_wait(&format!("{api}/api/v1/sites"), VIEWER, |v| {
+        v["region"]["devices"]["online"] == 4
+    })
+    .await;
+    clock.advance(std::time::Duration::from_secs(3));
+    api_wait(
+        &format!("{api}/api/v1/devices?state=offline"),
+        VIEWER,
+        |v| v["total"] == 1,
+    )
+    .await;
+
+    let b = Browser::start(1440, 900).await;
+    sign_in(&b, &api, VIEWER).await;
+    b.click("nav button[data-view=site]").await;
+    choose(&b, "f-site", "p1").await;
+    b.wait_js(
+        "return !document.getElementById('site-units').hidden",
+        "the zones",
+    )
+    .await;
+    let z = api_get(&format!("{api}/api/v1/sites/p1/zones"), VIEWER).await;
+    for zone in z["zones"].as_array().unwrap() {
+        let row = format!("#zones tr[data-zone={}]", zone["id"].as_str().unwrap());
+        let covered = if zone["covered"] == true {
+            "已覆盖"
+        } else {
+            "未覆盖"
+        };
+        b.wait_text(
+            &format!("{row} td[data-col=covered]"),
+            "the zone's coverage",
+            |t| t == covered,
+        )
+        .await;
+        assert_eq!(
+            b.text(&format!("{row} td[data-col=name]")).await.unwrap(),
+            zone["name"]
+        );
+        assert_eq!(
+            b.text(&format!("{row} td[data-col=online]")).await.unwrap(),
+            zone["online"].to_string()
+        );
+    }
+    assert_eq!(
+        b.text("#zones-summary").await.unwrap(),
+        "1 / 2 个区域已覆盖"
+    );
+    assert!(b.shown("#systems-none").await, "a park has no systems");
+
+    // The zone filter lists only its devices, as the API does.
+    choose(&b, "f-zone", "z2").await;
+    b.wait_js("return document.querySelectorAll('#devices tbody tr').length === 1 && document.querySelector('#devices tbody tr').dataset.device === 'b'", "z2's device").await;
+    let d = api_get(&format!("{api}/api/v1/devices?site=p1&zone=z2"), VIEWER).await;
+    assert_eq!(d["total"], 1);
+    b.screenshot("console-site").await;
+
+    // b's detail: never, online at its reading, offline 1 s after; its one value kept.
+    b.click("#devices tr[data-device=b] button.device-open")
+        .await;
+    let h = detail_is_the_apis(&b, &api, "p1", "b").await;
+    let states: Vec<String> = drawn_spans(&b).await.into_iter().map(|s| s.0).collect();
+    assert_eq!(states, ["never", "online", "offline"], "{h}");
+    assert_eq!(
+        b.text("#dd-values tbody tr td.num").await.unwrap(),
+        "2.5 %LEL"
+    );
+    // b reports again: the open detail follows the live feed, no reload.
+    let (topic, body) = send("p1", "b", 3.5);
+    p.send(&topic, body).await;
+    b.wait_js(
+        "const r = [...document.querySelectorAll('#dd-timeline rect')]; return r.length === 4 && r[3].dataset.state === 'online'",
+        "b online again on the open page",
+    )
+    .await;
+    detail_is_the_apis(&b, &api, "p1", "b").await;
+    b.screenshot("console-device").await;
+
+    // A mine's system: online by the quorum ("any") with one of two points.
+    choose(&b, "f-site", "m1").await;
+    b.wait_text(
+        "#systems tr[data-system=s1] td[data-col=quorum]",
+        "the system",
+        |t| t == "在线",
+    )
+    .await;
+    let s = api_get(&format!("{api}/api/v1/sites/m1/systems"), VIEWER).await;
+    let s1 = &s["systems"][0];
+    for col in ["counted", "online", "need"] {
+        let shown = b
+            .text(&format!("#systems tr[data-system=s1] td[data-col={col}]"))
+            .await
+            .unwrap();
+        assert_eq!(shown, s1[col].to_string(), "{col}");
+    }
+    assert_eq!(
+        (
+            s1["counted"].as_u64(),
+            s1["online"].as_u64(),
+            s1["need"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+
+    b.click("#lang").await;
+    b.wait_text(
+        "#systems tr[data-system=s1] td[data-col=quorum]",
+        "English",
+        |t| t == "online",
+    )
+    .await;
+    let text = b.text("#view-site").await.unwrap();
+    let names = [
+        "一号园区",
+        "二号园区",
+        "一号煤矿",
+        "边坡监测",
+        "东区",
+        "西区",
+    ];
+    assert_english("site", &names.iter().fold(text, |t, n| t.replace(n, "")));
     assert_no_console_errors(&b).await;
     b.close().await;
 }

@@ -90,6 +90,20 @@ async fn a_device_s_timeline_and_its_last_readings() {
     assert_eq!(at(&w["from"]), from);
     assert_eq!(at(&w["to"]), clock.now_ms());
 
+    // Back online at now: the window up to now lists the change at now (its state now).
+    p.send(
+        "safegate/v1/p1/a/data",
+        json!({"values": {"lel": 9}}).to_string(),
+    )
+    .await;
+    let v = wait_json(&url(""), Duration::from_secs(10), |v| {
+        v["transitions"].as_array().is_some_and(|t| t.len() == 3)
+    })
+    .await;
+    assert_eq!(v["transitions"][2]["online"], true);
+    assert_eq!(at(&v["transitions"][2]["at"]), clock.now_ms());
+    assert_eq!(at(&v["to"]), clock.now_ms());
+
     // A device that never reported: no transitions, no values.
     let (status, q) = get(&format!("{api}/api/v1/devices/p1/quiet/history")).await;
     assert_eq!(status, 200, "{q}");

@@ -233,6 +233,15 @@ fn every_label_the_console_uses_is_in_both_languages() {
     for k in crate::model::DeviceKind::ALL {
         used.push(format!("kind.{}", k.as_str()));
     }
+    for c in crate::core::liveness::Cause::ALL {
+        used.push(format!("cause.{}", c.as_str()));
+    }
+    for k in crate::model::SystemKind::ALL {
+        used.push(format!(
+            "syskind.{}",
+            crate::core::indicators::engine::system_kind_str(k)
+        ));
+    }
     for t in crate::model::AlarmType::ALL {
         used.push(format!("alarm.type.{}", t.as_str()));
     }
