@@ -14,6 +14,9 @@ pub struct LoadOptions {
     pub site: String,
     /// Devices `d0` … `d{n-1}` take turns.
     pub devices: usize,
+    /// With more than 1, the devices are spread over sites `{site}-0` … as
+    /// [`site_of`] says (the layout of [`inventory_sites_toml`]).
+    pub sites: usize,
     pub count: u64,
     /// Messages per second; `None` = as fast as the broker accepts. A paced run stamps every
     /// reading from the wall clock (see [`ClockStamps`]); a flat-out run stamps reading `g` at
@@ -303,7 +306,11 @@ pub async fn publish(o: &LoadOptions) -> Result<LoadReport, String> {
     let topics: Vec<String> = (0..devices)
         .map(|i| match o.format {
             Format::Native if per > 1 => format!("{}/{}/batch", o.prefix, o.site),
-            Format::Native => format!("{}/{}/d{i}/data", o.prefix, o.site),
+            Format::Native => format!(
+                "{}/{}/d{i}/data",
+                o.prefix,
+                site_of(&o.site, i, devices, o.sites)
+            ),
             Format::Ministry => format!("ministry/{}/up", o.site),
         })
         .collect();
@@ -515,6 +522,55 @@ pub async fn prepare_session(
     Ok(())
 }
 
+/// The site of device `i` of `n` spread over `sites` sites: `{site}-{i·sites/n}`, or `site`
+/// itself with one site.
+pub fn site_of(site: &str, i: usize, n: usize, sites: usize) -> String {
+    if sites <= 1 {
+        return site.to_string();
+    }
+    format!("{site}-{}", i * sites / n.max(1))
+}
+
+/// `n` MQTT devices `d0` … spread over `sites` parks `{site}-0` … (as [`site_of`]), each
+/// park with `zones` zones `z0` … and its devices assigned to them in turn, each reporting
+/// every `interval_s` (and offline after `offline_after_s` when given). For the console's benchmark at 100,000 devices.
+pub fn inventory_sites_toml(
+    site: &str,
+    n: usize,
+    sites: usize,
+    zones: usize,
+    (interval_s, offline_after_s): (f64, Option<f64>),
+) -> String {
+    let sites = sites.max(1);
+    let mut s = String::new();
+    for k in 0..sites {
+        let id = match sites {
+            1 => site.to_string(),
+            _ => format!("{site}-{k}"),
+        };
+        s.push_str(&format!(
+            "[[sites]]\nid = \"{id}\"\nname = \"generated {k}\"\nkind = \"park\"\n\n"
+        ));
+        for z in 0..zones {
+            s.push_str(&format!(
+                "[[zones]]\nid = \"z{z}\"\nsite = \"{id}\"\nname = \"zone {z}\"\n\n"
+            ));
+        }
+    }
+    let offline = offline_after_s.map_or(String::new(), |o| format!("offline_after_s = {o:?}\n"));
+    for i in 0..n {
+        let id = site_of(site, i, n, sites);
+        let zone = match zones {
+            0 => String::new(),
+            z => format!("zone = \"z{}\"\n", i % z),
+        };
+        s.push_str(&format!(
+            "[[devices]]\nid = \"d{i}\"\nsite = \"{id}\"\nkind = \"gas_combustible\"\nprotocol = \"mqtt\"\ninterval_s = {interval_s:?}\n{zone}{offline}\n"
+        ));
+    }
+    s
+}
+
 /// A generated inventory of `n` MQTT devices in one park site, for memory and load tests.
 pub fn inventory_toml(site: &str, n: usize, interval_s: f64) -> String {
     inventory_toml_offline(site, n, interval_s, None)
@@ -541,6 +597,23 @@ pub fn inventory_toml_offline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_spread_over_sites_as_the_inventory_lays_them_out() {
+        assert_eq!(site_of("s", 5, 10, 1), "s");
+        let inv = inventory_sites_toml("s", 10, 3, 2, (10.0, Some(1.0)));
+        let f = crate::core::config::inventory::test_file(&inv);
+        let inv = crate::core::Inventory::from_config(&f.inventory);
+        assert_eq!(inv.sites.len(), 3);
+        assert_eq!(inv.zones.len(), 6);
+        for i in 0..10 {
+            let site = site_of("s", i, 10, 3);
+            assert!(
+                inv.lookup(&site, &format!("d{i}")).is_ok(),
+                "d{i} in {site}"
+            );
+        }
+    }
 
     #[test]
     fn clock_stamps_follow_the_clock_and_stay_unique_per_device() {
@@ -678,6 +751,7 @@ mod tests {
     #[tokio::test]
     async fn a_paced_envelope_run_faster_than_a_point_per_device_second_is_refused() {
         let o = LoadOptions {
+            sites: 1,
             host: "127.0.0.1".into(),
             port: 9,
             prefix: "safegate/v1".into(),

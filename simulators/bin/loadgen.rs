@@ -24,6 +24,9 @@ enum Cmd {
         site: String,
         #[arg(long, default_value_t = 1000)]
         devices: usize,
+        /// Spread the devices over this many sites `{site}-0` … (as `inventory --sites`).
+        #[arg(long, default_value_t = 1)]
+        sites: usize,
         #[arg(long, default_value_t = 100_000)]
         count: u64,
         /// Messages per second (default: flat out). A paced run stamps readings from the
@@ -65,12 +68,17 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         qos: u8,
     },
-    /// Print an inventory of N MQTT devices in one site.
+    /// Print an inventory of N MQTT devices in one site (or spread over `--sites`).
     Inventory {
         #[arg(long, default_value = "bench")]
         site: String,
         #[arg(long)]
         devices: usize,
+        /// Spread the devices over this many parks `{site}-0` …, each with `--zones` zones.
+        #[arg(long, default_value_t = 1)]
+        sites: usize,
+        #[arg(long, default_value_t = 0)]
+        zones: usize,
         #[arg(long, default_value_t = 10.0)]
         interval_s: f64,
         /// Each device's offline_after_s (default: the gateway's, 3 × interval_s).
@@ -108,6 +116,7 @@ async fn main() -> std::process::ExitCode {
             prefix,
             site,
             devices,
+            sites,
             count,
             rate,
             qos,
@@ -125,6 +134,7 @@ async fn main() -> std::process::ExitCode {
                     prefix,
                     site,
                     devices,
+                    sites,
                     count,
                     rate,
                     qos,
@@ -176,13 +186,24 @@ async fn main() -> std::process::ExitCode {
         Cmd::Inventory {
             site,
             devices,
+            sites,
+            zones,
             interval_s,
             offline_after_s,
         } => {
-            print!(
-                "{}",
-                loadgen::inventory_toml_offline(&site, devices, interval_s, offline_after_s)
-            );
+            let toml = match (sites, zones) {
+                (0 | 1, 0) => {
+                    loadgen::inventory_toml_offline(&site, devices, interval_s, offline_after_s)
+                }
+                _ => loadgen::inventory_sites_toml(
+                    &site,
+                    devices,
+                    sites,
+                    zones,
+                    (interval_s, offline_after_s),
+                ),
+            };
+            print!("{toml}");
             Ok(())
         }
     };

@@ -134,6 +134,7 @@ async fn a_reload_while_1000_devices_stream_drops_nothing_and_counts_from_its_ti
 
     // 10,000 readings, 1,000 a second, each device in turn.
     let o = LoadOptions {
+        sites: 1,
         host: "127.0.0.1".into(),
         port: mq.port,
         prefix: "safegate/v1".into(),
