@@ -13,7 +13,7 @@ mod ingest;
 mod openapi;
 mod overview;
 mod routes;
-mod schemas;
+pub(crate) mod schemas;
 #[cfg(test)]
 mod tests;
 
