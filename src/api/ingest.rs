@@ -37,11 +37,11 @@ pub fn routes(shared: &Arc<Shared>) -> Option<Router<Arc<Shared>>> {
     params(("site" = String, Path, description = "The site's id")),
     request_body(content = String, description = "JSON readings (docs/ingest)", content_type = "application/json"),
     responses(
-        (status = 200, description = "All stored", body = Object),
-        (status = 207, description = "Some elements refused (listed), the others stored", body = Object),
-        (status = 422, description = "Every element refused", body = Object),
-        (status = 400, description = "The request refused whole", body = Object),
-        (status = 413, description = "The body or batch is too large", body = Object),
+        (status = 200, description = "All stored", body = super::schemas::PushAnswer),
+        (status = 207, description = "Some elements refused (listed), the others stored", body = super::schemas::PushAnswer),
+        (status = 422, description = "Every element refused", body = super::schemas::PushAnswer),
+        (status = 400, description = "The request refused whole", body = super::schemas::PushRefusedWhole),
+        (status = 413, description = "The body or batch is too large", body = super::schemas::PushRefusedWhole),
         (status = 404, description = "No such site, or push is off", body = crate::api::ErrorBody),
         (status = 503, description = "Not now (holding, stopping, not durable, timeout)", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
@@ -66,11 +66,11 @@ pub(super) async fn native(
     params(("site" = String, Path, description = "The site's id"), ("mapping" = String, Path, description = "The mapping's name")),
     request_body(content = String, description = "The vendor's JSON", content_type = "application/json"),
     responses(
-        (status = 200, description = "All stored", body = Object),
-        (status = 207, description = "Some elements refused (listed), the others stored", body = Object),
-        (status = 422, description = "Every element refused", body = Object),
-        (status = 400, description = "The request refused whole", body = Object),
-        (status = 413, description = "The body or batch is too large", body = Object),
+        (status = 200, description = "All stored", body = super::schemas::PushAnswer),
+        (status = 207, description = "Some elements refused (listed), the others stored", body = super::schemas::PushAnswer),
+        (status = 422, description = "Every element refused", body = super::schemas::PushAnswer),
+        (status = 400, description = "The request refused whole", body = super::schemas::PushRefusedWhole),
+        (status = 413, description = "The body or batch is too large", body = super::schemas::PushRefusedWhole),
         (status = 404, description = "No such site or mapping, or push is off", body = crate::api::ErrorBody),
         (status = 503, description = "Not now (holding, stopping, not durable, timeout)", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
@@ -154,4 +154,49 @@ fn refusal(r: &Rejection) -> serde_json::Value {
         "reason": r.reason.as_str(),
         "detail": r.detail,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::schemas::{answered, must_fit, PushAnswer, PushRefusedWhole};
+    use crate::core::Origin;
+
+    fn refused(element: Option<u32>, reason: Reason) -> Rejection {
+        Rejection {
+            reason,
+            origin: Origin {
+                topic: "http:p1".into(),
+                element,
+            },
+            detail: "why".into(),
+            received_ms: 1,
+        }
+    }
+
+    /// Each answer of a committed push (200, 207, 422, 413 with the reason) reads into
+    /// `schemas::PushAnswer`; a body refused before it was read is the error alone, which
+    /// `PushRefusedWhole` takes and `PushAnswer` does not.
+    #[tokio::test]
+    async fn the_push_answers_read_into_their_shapes() {
+        let push = |accepted, refused| Pushed { accepted, refused };
+        let element = || refused(Some(1), Reason::ALL[0]);
+        let whole = refused(None, Reason::BatchTooLarge);
+        for (pushed, want) in [
+            (push(2, vec![]), 200),
+            (push(1, vec![element()]), 207),
+            (push(0, vec![element()]), 422),
+            (push(0, vec![whole]), 413),
+        ] {
+            let (status, v) = answered(answer(pushed)).await;
+            assert_eq!(status, want, "{v}");
+            must_fit::<PushAnswer>(&v);
+            must_fit::<PushRefusedWhole>(&v);
+        }
+        let r = ApiError::TooLarge("over".into()).into_response();
+        let (status, v) = answered(r).await;
+        assert_eq!(status, 413);
+        must_fit::<PushRefusedWhole>(&v);
+        assert!(serde_json::from_value::<PushAnswer>(v).is_err());
+    }
 }

@@ -14,7 +14,7 @@ mod ingest;
 mod openapi;
 mod overview;
 mod routes;
-mod schemas;
+pub(crate) mod schemas;
 mod site_units;
 #[cfg(test)]
 mod tests;

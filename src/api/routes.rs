@@ -46,7 +46,7 @@ pub(super) async fn whoami(caller: Option<axum::Extension<super::auth::Caller>>)
     security(("bearer" = [])),
     summary = "The configuration in force, secrets left out; admin",
     responses(
-        (status = 200, description = "The configuration", body = Object),
+        (status = 200, description = "The configuration in force", body = super::schemas::ConfigView),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
@@ -64,8 +64,8 @@ pub(super) async fn config(State(s): State<Arc<Shared>>) -> Json<Value> {
     security(("bearer" = [])),
     summary = "Re-read the configuration files and apply their inventory; admin",
     responses(
-        (status = 200, description = "{`applied`: true, `reload`: {…}}", body = Object),
-        (status = 422, description = "Not applied: {\"applied\": false, \"error\", \"problems\"}", body = Object),
+        (status = 200, description = "Applied: what changed, what waits for a restart", body = super::schemas::ReloadApplied),
+        (status = 422, description = "Not applied: the problems, located; nothing changed", body = super::schemas::ReloadRefused),
         (status = 503, description = "The gateway is stopping", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
@@ -83,7 +83,12 @@ pub(super) async fn reload(
     let unavailable = || ApiError::Unavailable("the gateway is shutting down".into());
     let cmd = super::Command::Reload { via, reply: tx };
     s.commands.send(cmd).await.map_err(|_| unavailable())?;
-    Ok(match rx.await.map_err(|_| unavailable())? {
+    Ok(reload_answer(rx.await.map_err(|_| unavailable())?))
+}
+
+/// 200 with the reload's report, or 422 with its problems.
+fn reload_answer(outcome: super::command::ReloadOutcome) -> Response {
+    match outcome {
         Ok(report) => Json(json!({"applied": true, "reload": report})).into_response(),
         Err(problems) => (
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -97,7 +102,7 @@ pub(super) async fn reload(
             })),
         )
             .into_response(),
-    })
+    }
 }
 
 /// Alive (always 200 while the process serves), with the outbox's backlog and budget.
@@ -893,5 +898,35 @@ interval_s = 10
             let new = serde_json::to_string(&device_view(&snap, i, None)).unwrap();
             assert_eq!(new, reference(&snap, i).to_string());
         }
+    }
+
+    /// Both answers of a reload, made by the handler's own function, read into their
+    /// documented shapes (`schemas::ReloadApplied`, `schemas::ReloadRefused`).
+    #[tokio::test]
+    async fn the_reload_answers_read_into_their_shapes() {
+        use super::super::command::{ReloadProblem, ReloadReport};
+        use super::super::schemas::{answered, must_fit, ReloadApplied, ReloadRefused};
+        let mut inventory = crate::core::InventoryTally::default();
+        inventory.devices.added = 2;
+        inventory.sites.changed = 1;
+        let report = ReloadReport {
+            at: "2026-01-01T00:00:00.000Z".into(),
+            at_ms: 1,
+            files: vec!["safegate.toml".into()],
+            inventory,
+            needs_restart: vec!["mqtt.url".into()],
+        };
+        let (status, v) = answered(reload_answer(Ok(report))).await;
+        assert_eq!(status, 200);
+        must_fit::<ReloadApplied>(&v);
+        let problem = ReloadProblem {
+            file: "safegate.toml".into(),
+            key: "devices[0].kind".into(),
+            message: "unknown kind".into(),
+        };
+        let (status, v) = answered(reload_answer(Err(vec![problem]))).await;
+        assert_eq!(status, 422);
+        must_fit::<ReloadRefused>(&v);
+        assert!(serde_json::from_value::<ReloadApplied>(v).is_err());
     }
 }

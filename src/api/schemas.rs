@@ -869,6 +869,253 @@ pub struct Mines {
     mines: Vec<Mine>,
 }
 
+/// A configuration file in force and its SHA-256 (`unreadable: …` when it could not be read
+/// again after the start).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    file: String,
+    sha256: String,
+}
+
+/// `[mqtt]` as in force, without the password or the client key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigMqtt {
+    url: String,
+    client_id: String,
+    #[schema(required = true)]
+    username: Option<String>,
+    topic_prefix: String,
+    qos: u8,
+    /// `after_commit` or `on_receive`, as `mqtt.ack`.
+    ack: String,
+    embedded: bool,
+    #[schema(required = true)]
+    tls_ca_file: Option<String>,
+    /// Whether a client certificate is configured (not the file).
+    client_certificate: bool,
+    max_payload_bytes: usize,
+    max_batch_len: usize,
+    max_channels: usize,
+}
+
+/// `[store]` as in force, without its token.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigStore {
+    url: String,
+    org: String,
+    bucket: String,
+}
+
+/// `[outbox]` and `gateway.on_damaged_file`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigOutbox {
+    max_bytes: u64,
+    commit_interval_ms: u64,
+    /// `refuse` or `move_aside`.
+    on_damaged_file: String,
+}
+
+/// `[api]` as in force, without the TLS files.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigApi {
+    /// `address:port`.
+    listen: String,
+    /// Whether HTTPS is served.
+    tls: bool,
+    cors_origins: Vec<String>,
+    max_body_bytes: usize,
+    rate_limit_per_s: u32,
+    rate_limit_burst: u32,
+}
+
+/// A `[[tokens]]` entry: its name and role, never its hash.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigToken {
+    name: String,
+    /// `viewer`, `operator`, `evaluator`, `admin`, `scrape` or `platform`.
+    role: String,
+}
+
+/// `[alarms]`: whether alarms are raised, the scheme and the deadlines.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigAlarms {
+    enabled: bool,
+    /// `two_level` or `four_colour`.
+    scheme: String,
+    /// The response deadlines as `alarms.response_deadline_s` has them, seconds, level 1
+    /// first.
+    response_deadline_s: Vec<f64>,
+}
+
+/// A site whose readings are signed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSignedSite {
+    site: String,
+    /// Unsigned readings are refused (not only flagged).
+    required: bool,
+}
+
+/// `GET /api/v1/config`: the files in force with their hashes, the inventory's summary and
+/// the settings that matter for trusting the figures. No password, key or token hash.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigView {
+    /// The main file first, then each included one.
+    files: Vec<ConfigFile>,
+    /// The inventory counted, one line (as at start in the log).
+    summary: String,
+    mqtt: ConfigMqtt,
+    /// Null without `[store]`.
+    #[schema(required = true)]
+    store: Option<ConfigStore>,
+    outbox: ConfigOutbox,
+    api: ConfigApi,
+    tokens: Vec<ConfigToken>,
+    indicators: Policy,
+    alarms: ConfigAlarms,
+    signed_sites: Vec<ConfigSignedSite>,
+}
+
+/// Added, changed and removed units of one kind (`core::live::Tally`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tally {
+    added: usize,
+    changed: usize,
+    removed: usize,
+}
+
+/// What a reload did to the inventory (`core::live::InventoryTally`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryTally {
+    sites: Tally,
+    enterprises: Tally,
+    zones: Tally,
+    systems: Tally,
+    devices: Tally,
+}
+
+/// A reload applied (`api::command::ReloadReport`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadReport {
+    /// When the change took effect (RFC 3339, the gateway's clock).
+    at: String,
+    at_ms: i64,
+    /// The files read, the main file first.
+    files: Vec<String>,
+    inventory: InventoryTally,
+    /// What differs from the running configuration and waits for a restart.
+    needs_restart: Vec<String>,
+}
+
+/// `POST /api/v1/config/reload`, 200.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadApplied {
+    /// Always true.
+    applied: bool,
+    reload: ReloadReport,
+}
+
+/// A problem that refused a reload, located as at start.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadProblem {
+    file: String,
+    key: String,
+    message: String,
+}
+
+/// `{code, message}` inside an answer that is not only an error.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerError {
+    code: String,
+    message: String,
+}
+
+/// `POST /api/v1/config/reload`, 422: nothing changed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadRefused {
+    /// Always false.
+    applied: bool,
+    /// `invalid_config`, with the number of problems.
+    error: AnswerError,
+    problems: Vec<ReloadProblem>,
+}
+
+/// An element of a push refused, or the whole request (`element` null).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushRefusal {
+    /// The element's index in the batch; null for the request as a whole.
+    #[schema(required = true)]
+    element: Option<usize>,
+    /// A rejection reason's code, as `GET /api/v1/rejections` counts them.
+    reason: String,
+    detail: String,
+}
+
+/// The answer to an HTTP push (200, 207, 422, 400 or 413): how many readings were stored and
+/// what was refused; with `error` when the request was refused whole (400, 413).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushAnswer {
+    accepted: usize,
+    refused: Vec<PushRefusal>,
+    /// Only when the request was refused whole: its reason's code and detail.
+    error: Option<AnswerError>,
+}
+
+/// The error alone, closed: what a push refused before reading it answers (a body over
+/// `ingest.max_body_bytes`, one that could not be read).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushError {
+    error: AnswerError,
+}
+
+/// A push refused whole (400, 413): the push answer with its `error` when the request was
+/// read and refused, or the error alone when it could not be read (`accepted` tells them
+/// apart).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum PushRefusedWhole {
+    Answer(PushAnswer),
+    Error(PushError),
+}
+
+/// `json` reads into `Shape`, unknown fields refused; the panic names both (for the tests
+/// of the modules whose answers these shapes describe).
+#[cfg(test)]
+pub(super) fn must_fit<Shape: serde::de::DeserializeOwned>(json: &serde_json::Value) {
+    if let Err(e) = serde_json::from_value::<Shape>(json.clone()) {
+        panic!(
+            "{json} does not fit {}: {e}",
+            std::any::type_name::<Shape>()
+        );
+    }
+}
+
+/// An answer's status and JSON body.
+#[cfg(test)]
+pub(super) async fn answered(r: axum::response::Response) -> (u16, serde_json::Value) {
+    let status = r.status().as_u16();
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,11 +101,11 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         crate::sinks::audit::AuditLog::open(&cfg.gateway.data_dir)
             .map_err(|e| StartError::Audit(cfg.gateway.data_dir.clone(), e))?,
     );
-    let files = config_files(&loaded.files);
+    let files = super::config_view::config_files(&loaded.files);
     let retain_closed = Duration::from_secs(cfg.alarms.retain_closed_s);
     let (mut core, closed_alarms) =
         restore_core(&cfg, &mut journal, retain_closed, clock.now_ms())?;
-    let view = config_view(&cfg, &files, &crate::config::summary(&cfg));
+    let view = super::config_view::config_view(&cfg, &files, &crate::config::summary(&cfg));
     let metrics = Arc::new(Metrics::new());
     let embedded = embedded_broker(&mut cfg, &metrics, &audit).await?;
     let mut source_status = SourceStatus::default();
@@ -254,20 +254,6 @@ async fn check_api(
             .map_err(|e| StartError::ApiTls(format!("{} / {}", c.display(), k.display()), e)),
         _ => Ok(None),
     }
-}
-
-/// Which configuration is in force, with hashes, so an auditor can tie every figure to it.
-fn config_files(files: &[std::path::PathBuf]) -> Vec<serde_json::Value> {
-    files
-        .iter()
-        .map(|f| {
-            use sha2::Digest;
-            let sha = std::fs::read(f)
-                .map(|b| hex::encode(sha2::Sha256::digest(&b)))
-                .unwrap_or_else(|e| format!("unreadable: {e}"));
-            serde_json::json!({"file": f.display().to_string(), "sha256": sha})
-        })
-        .collect()
 }
 
 /// The core with what the journal knew: liveness, open alarms, the registry brought up to
@@ -513,53 +499,6 @@ fn open_files(cfg: &Config) -> Result<(Journal, Option<SharedOutbox>), StartErro
     let floor = Watermark::new(o.min_free_bytes, o.min_free_percent);
     outbox.guard_disk(floor, reserve, o.wal_max_bytes)?;
     Ok((journal, Some(Arc::new(Mutex::new(outbox)))))
-}
-
-/// What `GET /api/v1/config` shows: the files and their hashes, the inventory summary and the
-/// settings that matter for trusting the figures. No passwords, keys or token hashes.
-fn config_view(cfg: &Config, files: &[serde_json::Value], summary: &str) -> serde_json::Value {
-    serde_json::json!({
-        "files": files,
-        "summary": summary,
-        "mqtt": {
-            "url": cfg.mqtt.url,
-            "client_id": cfg.mqtt.client_id,
-            "username": cfg.mqtt.username,
-            "topic_prefix": cfg.mqtt.topic_prefix,
-            "qos": cfg.mqtt.qos,
-            "ack": cfg.mqtt.ack,
-            "embedded": cfg.mqtt.embedded,
-            "tls_ca_file": cfg.mqtt.ca_file,
-            "client_certificate": cfg.mqtt.client_cert_file.is_some(),
-            "max_payload_bytes": cfg.mqtt.max_payload_bytes,
-            "max_batch_len": cfg.mqtt.max_batch_len,
-            "max_channels": cfg.mqtt.max_channels,
-        },
-        "store": cfg.store.as_ref().map(|s| serde_json::json!({
-            "url": s.url, "org": s.org, "bucket": s.bucket,
-        })),
-        "outbox": {
-            "max_bytes": cfg.outbox.max_bytes,
-            "commit_interval_ms": cfg.outbox.commit_interval_ms,
-            "on_damaged_file": cfg.gateway.on_damaged_file,
-        },
-        "api": {
-            "listen": cfg.api.listen,
-            "tls": cfg.api.tls_cert_file.is_some(),
-            "cors_origins": cfg.api.cors_origins,
-            "max_body_bytes": cfg.api.max_body_bytes,
-            "rate_limit_per_s": cfg.api.rate_limit_per_s,
-            "rate_limit_burst": cfg.api.rate_limit_burst,
-        },
-        "tokens": cfg.tokens.iter().map(|t| serde_json::json!({"name": t.name, "role": t.role})).collect::<Vec<_>>(),
-        "indicators": cfg.indicators.policy(),
-        "alarms": {
-            "enabled": cfg.alarms.enabled,
-            "scheme": cfg.alarms.scheme,
-            "response_deadline_s": cfg.alarms.response_deadline_s.0,
-        },
-        "signed_sites": cfg.inventory.sites.iter().filter(|s| s.signing_key_env.is_some()).map(|s| serde_json::json!({"site": s.id, "required": s.require_signature})).collect::<Vec<_>>(),
-    })
 }
 
 /// Put back what the journal knew: state, last seen, fault, per device still registered.

@@ -997,3 +997,329 @@ async fn the_wall_rotates_through_the_sites_and_follows_the_live_feed() {
     assert_no_console_errors(&b).await;
     b.close().await;
 }
+
+/// The console's dictionary, to read the labels the page should show.
+fn dictionary() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/api/console/assets/i18n.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A time as the page writes it (`i18n.js`'s `time`), by the browser; "—" when missing.
+async fn local_time(b: &Browser, lang: &str, iso: &Value) -> String {
+    let Some(iso) = iso.as_str() else {
+        return "—".into();
+    };
+    let v = b
+        .js(&format!(
+            "return new Date('{iso}').toLocaleString('{lang}', {{hour12: false}})"
+        ))
+        .await;
+    v.as_str().unwrap().to_string()
+}
+
+fn or_dash(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        // As JavaScript writes a number: 30, not 30.0.
+        Value::Number(n) => n.as_f64().unwrap().to_string(),
+        v => v.to_string(),
+    }
+}
+
+/// Each row of a table: its `data-alarm` (or `data-event`), then each cell's text.
+async fn table_rows(b: &Browser, css: &str) -> Vec<Vec<String>> {
+    let v = b
+        .js(&format!(
+            "return [...document.querySelectorAll('{css} tbody tr')].map((tr) => \
+             [tr.dataset.alarm || tr.dataset.event, ...[...tr.cells].map((td) => td.textContent)])"
+        ))
+        .await;
+    serde_json::from_value(v).unwrap()
+}
+
+/// Set the history's filters (by the page's own controls), search, and wait for the answer
+/// to be shown; returns the query the page sent.
+async fn search_history(b: &Browser, state: &str, device: &str, want: &str) -> String {
+    b.click(&format!("#h-state option[value='{state}']")).await;
+    b.js("document.getElementById('h-device').value = ''; return true")
+        .await;
+    if !device.is_empty() {
+        b.type_into("#h-device", device).await;
+    }
+    b.click("#h-apply").await;
+    let script =
+        format!("return document.getElementById('alarm-history').dataset.query === '{want}'");
+    b.wait_js(&script, &format!("the history for {want}")).await;
+    want.to_string()
+}
+
+/// The history on the page is exactly the API's answer to the page's query: the same alarms
+/// in the same order (newest first), each cell as the dictionary labels the API's values.
+async fn history_is_the_apis(b: &Browser, api: &str, query: &str, lang: &str) -> Vec<u64> {
+    let dict = &dictionary()[lang];
+    let list = api_get(&format!("{api}/api/v1/alarms?{query}"), OPERATOR).await;
+    let mut want = Vec::new();
+    for a in list["alarms"].as_array().unwrap() {
+        let label = |k: String| {
+            dict[&k]
+                .as_str()
+                .unwrap_or_else(|| panic!("{k}"))
+                .to_string()
+        };
+        want.push(vec![
+            a["id"].to_string(),
+            a["id"].to_string(),
+            or_dash(&a["site"]),
+            or_dash(&a["device"]),
+            label(format!("alarm.type.{}", a["type"].as_str().unwrap())),
+            label(format!(
+                "level.{}.{}",
+                a["scheme"].as_str().unwrap(),
+                a["level"]
+            )),
+            label(format!("alarm.state.{}", a["state"].as_str().unwrap())),
+            local_time(b, lang, &a["raised_at"]).await,
+            local_time(b, lang, &a["cleared_at"]).await,
+            or_dash(&a["acknowledged_by"]),
+            local_time(b, lang, &a["acknowledged_at"]).await,
+        ]);
+    }
+    assert_eq!(table_rows(b, "#alarm-history").await, want, "{query}");
+    assert!(!b.shown("#history-more").await, "no more than the limit");
+    list["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// The lifecycle dialog shows `GET /api/v1/alarms/{id}`: every event in order with its time,
+/// level, value, who, the note and the way, and the response time and the deadline's outcome.
+async fn lifecycle_is_the_apis(b: &Browser, api: &str, id: u64, lang: &str) -> Value {
+    let dict = &dictionary()[lang];
+    b.wait_js(
+        &format!(
+            "return document.getElementById('alarm-dialog').dataset.alarm === '{id}' && \
+             document.getElementById('alarm-dialog').open"
+        ),
+        "the lifecycle dialog",
+    )
+    .await;
+    let a = api_get(&format!("{api}/api/v1/alarms/{id}"), OPERATOR).await;
+    let scheme = a["scheme"].as_str().unwrap();
+    let mut want = Vec::new();
+    for e in a["events"].as_array().unwrap() {
+        let event = e["event"].as_str().unwrap();
+        want.push(vec![
+            event.to_string(),
+            local_time(b, lang, &e["at"]).await,
+            dict[format!("alarm.event.{event}")]
+                .as_str()
+                .unwrap()
+                .into(),
+            dict[format!("level.{scheme}.{}", e["level"])]
+                .as_str()
+                .unwrap()
+                .into(),
+            or_dash(&e["value"]),
+            or_dash(&e["by"]),
+            or_dash(&e["note"]),
+            or_dash(&e["via"]),
+        ]);
+    }
+    assert_eq!(table_rows(b, "#alarm-events").await, want, "{a}");
+    let field = |f: &str| format!("#alarm-summary dd[data-field={f}]");
+    let outcome = format!("alarm.outcome.{}", a["outcome"].as_str().unwrap());
+    assert_eq!(
+        b.text(&field("outcome")).await.as_deref(),
+        dict[outcome].as_str()
+    );
+    let response = match a["response_s"].as_f64() {
+        Some(s) => {
+            let s = s as u64;
+            format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+        }
+        None => "—".into(),
+    };
+    assert_eq!(b.text(&field("response")).await.unwrap(), response);
+    let script = format!(
+        "return document.querySelector('{}').textContent",
+        field("note")
+    );
+    assert_eq!(b.js(&script).await, a["note"].as_str().unwrap_or("—"));
+    assert_eq!(
+        b.text(&field("acked_by")).await.unwrap(),
+        or_dash(&a["acknowledged_by"])
+    );
+    a
+}
+
+/// No Chinese left in `css`'s text (but the indicator names and `allowed`), and no label missing.
+async fn no_chinese(b: &Browser, css: &str, allowed: &str) {
+    let body = b
+        .js(&format!("return document.querySelector('{css}').innerText"))
+        .await;
+    let body = body.as_str().unwrap();
+    assert!(!body.contains('⟦'), "a missing label in {css}: {body}");
+    let chinese: Vec<char> = body
+        .chars()
+        .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
+        .filter(|c| !"联网在线率覆盖预警响应接入".contains(*c) && !allowed.contains(*c))
+        .collect();
+    assert!(
+        chinese.is_empty(),
+        "{css} in English still shows {chinese:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alarm_history_and_an_alarms_lifecycle_are_the_apis() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::default()
+        .site("p1", "Park one", "park")
+        .detector("g1", 60.0)
+        .detector("g2", 60.0)
+        .to_toml();
+    let cfg = TestConfig::new(
+        &format!(
+            "{}{}",
+            settings(&mq.url(), "gw-console-history", None),
+            tokens()
+        ),
+        &inv,
+    );
+    let clock = test_clock();
+    let (_gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let p = Publisher::connect(mq.port, "pub-console-history").await;
+    let data = |d: &str| format!("safegate/v1/p1/{d}/data");
+    // g1: raised, escalated; g2: raised. Then g1 is acknowledged (with a note that looks like
+    // markup) and cleared: closed.
+    for v in [30, 55] {
+        p.send(&data("g1"), json!({"values": {"lel": v}}).to_string())
+            .await;
+    }
+    p.send(&data("g2"), json!({"values": {"lel": 40}}).to_string())
+        .await;
+    let all = format!("{api}/api/v1/alarms");
+    let list = api_wait(&all, OPERATOR, |v| {
+        open_alarm(v, "g2").is_some() && open_alarm(v, "g1").is_some_and(|a| a["level"] == 2)
+    })
+    .await;
+    let id = |d: &str| open_alarm(&list, d).unwrap()["id"].as_u64().unwrap();
+    let (g1, g2) = (id("g1"), id("g2"));
+    clock.advance(Duration::from_secs(20));
+    let note = "<b>bold</b> valve closed, area ventilated";
+    let r = reqwest::Client::new()
+        .post(format!("{api}/api/v1/alarms/{g1}/ack"))
+        .bearer_auth(OPERATOR)
+        .json(&json!({"by": "op-desk", "note": note}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    clock.advance(Duration::from_secs(10));
+    p.send(&data("g1"), json!({"values": {"lel": 1}}).to_string())
+        .await;
+    let one = format!("{api}/api/v1/alarms/{g1}");
+    let g1_view = api_wait(&one, OPERATOR, |v| v["state"] == "cleared_acked").await;
+    let kinds: Vec<&str> = g1_view["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["raised", "escalated", "acknowledged", "cleared"]);
+
+    let b = Browser::start(1440, 900).await;
+    sign_in(&b, &api, OPERATOR).await;
+    b.click("nav button[data-view=alarms]").await;
+    // Opened: every alarm, newest first.
+    b.wait_js(
+        "return document.getElementById('alarm-history').dataset.query === 'limit=201'",
+        "the history",
+    )
+    .await;
+    assert_eq!(
+        history_is_the_apis(&b, &api, "limit=201", "zh-CN").await,
+        [g2, g1]
+    );
+    // By state: closed (cleared and acknowledged) is g1 alone.
+    let q = search_history(&b, "cleared_acked", "", "state=cleared_acked&limit=201").await;
+    assert_eq!(history_is_the_apis(&b, &api, &q, "zh-CN").await, [g1]);
+    // Open: g2 alone.
+    let q = search_history(&b, "open", "", "state=open&limit=201").await;
+    assert_eq!(history_is_the_apis(&b, &api, &q, "zh-CN").await, [g2]);
+    // By device, every state.
+    let q = search_history(&b, "", "g1", "device=g1&limit=201").await;
+    assert_eq!(history_is_the_apis(&b, &api, &q, "zh-CN").await, [g1]);
+    // By the day g1 was raised (from its midnight to the next, in the browser's zone).
+    let raised = g1_view["raised_ms"].as_i64().unwrap();
+    let window = b
+        .js(&format!(
+            "const d = new Date({raised}); \
+             const day = d.getFullYear() + '-' + String(d.getMonth() + 1).padStart(2, '0') + \
+             '-' + String(d.getDate()).padStart(2, '0'); \
+             document.getElementById('h-from').value = day; \
+             document.getElementById('h-to').value = day; \
+             const from = new Date(d.getFullYear(), d.getMonth(), d.getDate()); \
+             const to = new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1); \
+             return 'from=' + from.getTime() + '&to=' + to.getTime()"
+        ))
+        .await;
+    let want = format!("{}&limit=201", window.as_str().unwrap());
+    let q = search_history(&b, "", "", &want).await;
+    assert_eq!(history_is_the_apis(&b, &api, &q, "zh-CN").await, [g2, g1]);
+    b.screenshot("console-alarm-history").await;
+
+    // g1's lifecycle from the history: four events in order, who and the note as text.
+    b.click(&format!(
+        "#alarm-history tr[data-alarm='{g1}'] button.alarm-open"
+    ))
+    .await;
+    let a = lifecycle_is_the_apis(&b, &api, g1, "zh-CN").await;
+    assert_eq!(a["events"][2]["by"], "op-desk", "{a}");
+    assert_eq!(a["events"][2]["note"], note, "{a}");
+    assert_eq!(a["events"][2]["via"], "http:op-desk", "{a}");
+    assert_eq!(a["outcome"], "responded", "{a}");
+    assert_eq!(b.count("#alarm-dialog b").await, 0, "the note is text");
+    b.screenshot("console-alarm-lifecycle").await;
+    b.click("#alarm-close").await;
+    // g2's from the board: raised only, not acknowledged.
+    b.click(&format!("#alarms tr[data-alarm='{g2}'] button.alarm-open"))
+        .await;
+    let a = lifecycle_is_the_apis(&b, &api, g2, "zh-CN").await;
+    assert_eq!(a["events"].as_array().unwrap().len(), 1, "{a}");
+    b.click("#alarm-close").await;
+
+    // In English: the same rows with English labels, the lifecycle too, no Chinese left.
+    b.click("#lang").await;
+    b.wait_text("#h-apply", "English", |t| t == "Search").await;
+    history_is_the_apis(&b, &api, &want, "en").await;
+    no_chinese(&b, "#view-alarms", "").await;
+    b.click(&format!(
+        "#alarm-history tr[data-alarm='{g1}'] button.alarm-open"
+    ))
+    .await;
+    lifecycle_is_the_apis(&b, &api, g1, "en").await;
+    no_chinese(&b, "#alarm-dialog", "").await;
+    b.click("#alarm-close").await;
+
+    let bad: Vec<Value> = b
+        .console_log()
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !(m.contains("/api/v1/whoami") && m.contains("401"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "the page's console: {bad:?}");
+    b.close().await;
+}

@@ -253,6 +253,28 @@ fn every_label_the_console_uses_is_in_both_languages() {
     ] {
         used.push(format!("alarm.state.{st}"));
     }
+    // An alarm's lifecycle: every event kind and every outcome the API may send.
+    use crate::core::alarms::book::EventKind;
+    use crate::core::alarms::lifecycle::Outcome;
+    for e in [
+        EventKind::Raised,
+        EventKind::Escalated,
+        EventKind::Acknowledged,
+        EventKind::Cleared,
+    ] {
+        used.push(format!("alarm.event.{}", e.as_str()));
+    }
+    for o in [
+        Outcome::Responded,
+        Outcome::Late,
+        Outcome::Missed,
+        Outcome::Pending,
+    ] {
+        used.push(format!(
+            "alarm.outcome.{}",
+            crate::core::alarms::view::outcome_str(o)
+        ));
+    }
     // Levels as the API names them (`level_name`), in Chinese the same words.
     for scheme in [
         crate::model::Scheme::TwoLevel,

@@ -1,10 +1,12 @@
 // 告警 Alarms: the live board of open alarms (GET /api/v1/alarms?state=open, then kept up to
 // date from the live feed's alarm views), overdue first, with the time left to each
-// deadline; operators acknowledge with a note (POST /api/v1/alarms/{id}/ack).
+// deadline; operators acknowledge with a note (POST /api/v1/alarms/{id}/ack). An alarm's
+// number opens its lifecycle (alarm_detail.js); the history is alarm_history.js.
 
 import { api } from "./api.js";
 import { t, time } from "./i18n.js";
 import { $, el, fill, duration } from "./dom.js";
+import * as detail from "./alarm_detail.js";
 
 /** The board loads at most this many open alarms (the newest). */
 const MAX = 1000;
@@ -41,6 +43,7 @@ export function upsert(alarms) {
     else open.set(a.id, a);
   }
   render();
+  detail.changed(alarms.map((a) => a.id));
 }
 
 export function count() {
@@ -76,7 +79,7 @@ function row(a, now) {
   return el(
     "tr",
     { class: late ? "overdue" : "", data: { alarm: a.id, state: a.state } },
-    el("td", { class: "num", text: a.id }),
+    el("td", { class: "num", data: { col: "id" } }, detail.opener(a.id)),
     el("td", { text: a.site }),
     el("td", { text: a.device }),
     el("td", { text: t(`alarm.type.${a.type}`) }),

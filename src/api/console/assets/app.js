@@ -8,6 +8,8 @@ import { $ } from "./dom.js";
 import * as overview from "./overview.js";
 import * as site from "./site.js";
 import * as alarms from "./alarms.js";
+import * as alarmHistory from "./alarm_history.js";
+import * as detail from "./alarm_detail.js";
 import * as report from "./report.js";
 import * as inputs from "./inputs.js";
 import * as wall from "./wall.js";
@@ -44,6 +46,9 @@ function labels() {
   site.options(overview.sites());
   site.render();
   alarms.render();
+  alarmHistory.options(overview.sites());
+  alarmHistory.render();
+  detail.render();
   report.render();
   inputs.render();
   wall.render();
@@ -58,8 +63,9 @@ function show(view) {
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== v;
   for (const b of $("nav").querySelectorAll("button")) b.classList.toggle("active", b.dataset.view === v);
   if (location.hash !== `#${v}`) history.replaceState(null, "", `#${v}`);
-  // The inputs are fetched when looked at, not kept live.
+  // The inputs and the alarm history are fetched when looked at, not kept live.
   if (v === "inputs" && who) inputs.refresh().catch(showError);
+  if (v === "alarms" && who) alarmHistory.refresh().catch(showError);
   if (v === "trends" && who) trends.refresh().catch(showError);
 }
 
@@ -118,6 +124,8 @@ async function start() {
   $("logout").hidden = !who.auth;
   document.body.dataset.role = who.role;
   alarms.init({ ack: RANK[who.role] >= RANK.operator, name: who.name, onError: showError });
+  detail.init();
+  alarmHistory.init(showError);
   overview.init(showError);
   site.init(showError);
   report.init(showError);
@@ -134,6 +142,7 @@ async function start() {
   feed = listen(onEvent, onLive);
   await Promise.all([overview.refresh(), alarms.refresh()]);
   site.options(overview.sites());
+  alarmHistory.options(overview.sites());
   if (allowed("trends")) trends.options(overview.sites());
   await site.refresh();
   if (allowed("indicators")) await report.refresh();
