@@ -299,7 +299,7 @@ mod tests {
             j.save_last_seen(&[("s".into(), "b".into(), 25, false)])
                 .unwrap();
         }
-        let mut j = Journal::open(dir.path()).unwrap();
+        let j = Journal::open(dir.path()).unwrap();
         let snap = j.load_latest().unwrap();
         assert_eq!(snap.len(), 2);
         assert_eq!(snap[0].last_transition, Some((false, 20)));
@@ -309,8 +309,22 @@ mod tests {
             Some(30),
             "last_seen never goes backwards"
         );
-        assert_eq!(j.transitions_of("s", "a", 0, 100).unwrap().len(), 2);
-        assert_eq!(j.transitions_of("s", "a", 11, 100).unwrap().len(), 1);
+        let timeline = |from, max| j.timeline_of("s", "a", (from, 100), max).unwrap();
+        let (before, rows) = timeline(0, 10);
+        assert_eq!(
+            (before, rows.len()),
+            (None, 2),
+            "no change before 0, two after"
+        );
+        let (before, rows) = timeline(11, 10);
+        assert_eq!(
+            (before, rows.len()),
+            (Some(true), 1),
+            "online before 11, one change after"
+        );
+        assert!(!rows[0].online && rows[0].at_ms == 20);
+        assert_eq!(timeline(0, 1).1.len(), 1, "at most max");
+        assert_eq!(timeline(21, 10), (Some(false), vec![]));
     }
 
     /// Conditions are kept with their causes and read back in time order, before `to`.

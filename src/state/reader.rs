@@ -60,38 +60,6 @@ impl Journal {
         Ok(out.into_values().filter(|s| !s.device.is_empty()).collect())
     }
 
-    /// Transitions of one device in [from, to), oldest first.
-    pub fn transitions_of(
-        &mut self,
-        site: &str,
-        device: &str,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<TransitionRow>, StateError> {
-        let Some(unit) = self.keys.get(UnitKind::Device, site, device) else {
-            return Ok(Vec::new());
-        };
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT at_ms, online, cause FROM transitions
-                 WHERE unit = ?1 AND at_ms >= ?2 AND at_ms < ?3 ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(params![unit, from_ms, to_ms], |r| {
-                Ok(TransitionRow {
-                    site: site.to_string(),
-                    device: device.to_string(),
-                    at_ms: r.get(0)?,
-                    online: r.get(1)?,
-                    cause: r.get(2)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
-    }
-
     /// One device's liveness around [from, to): whether it was online just before `from`
     /// (`None`: no transition before it, so it had not reported) and its transitions in the
     /// window, oldest first, at most `max` (the caller says when there were more).

@@ -66,8 +66,8 @@ async fn transitions_and_state_survive_a_restart() {
     gw.stop().await;
 
     // The journal holds every transition with its time.
-    let mut j = safegate::state::Journal::open(&cfg.dir.path().join("state")).unwrap();
-    let a = j.transitions_of("m1", "a", 0, i64::MAX).unwrap();
+    let j = safegate::state::Journal::open(&cfg.dir.path().join("state")).unwrap();
+    let (_, a) = j.timeline_of("m1", "a", (0, i64::MAX), 100).unwrap();
     assert_eq!(a.len(), 2, "{a:?}");
     assert!(a[0].online && !a[1].online);
     assert_eq!(

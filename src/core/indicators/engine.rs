@@ -423,7 +423,7 @@ pub fn compute(
     }
 }
 
-fn ratio_ind(id: IndicatorId, num: i128, den: i128, window: i64) -> Indicator {
+pub(super) fn ratio_ind(id: IndicatorId, num: i128, den: i128, window: i64) -> Indicator {
     let w = window.max(1) as f64;
     Indicator {
         id: id.name(),
@@ -435,7 +435,7 @@ fn ratio_ind(id: IndicatorId, num: i128, den: i128, window: i64) -> Indicator {
     }
 }
 
-fn count_ind(
+pub(super) fn count_ind(
     id: IndicatorId,
     qualifier: Option<String>,
     unit: Unit,

@@ -4,8 +4,8 @@
 //! site in one walk. The sums are the same as the per-scope indicators' (a test holds them
 //! equal), only grouped.
 
-use super::engine::{alarm_decided, alarm_responded, Computation, Indicator, IndicatorId, Unit};
-use super::engine::{MineUnits, Ratio};
+use super::engine::{alarm_decided, alarm_responded, count_ind, ratio_ind};
+use super::engine::{Computation, Indicator, IndicatorId, MineUnits, Unit};
 use crate::core::inventory::Inventory;
 use crate::model::SiteKind;
 
@@ -37,30 +37,19 @@ impl Sums {
     }
 
     fn headline(&self, window_ms: i64) -> Headline {
-        let w = window_ms.max(1) as f64;
-        let timed = |id: IndicatorId, (num, den): (i128, i128)| Indicator {
-            id: id.name(),
-            qualifier: None,
-            unit: Unit::Ratio,
-            ratio: Ratio { num, den },
-            numerator: num as f64 / w,
-            denominator: den as f64 / w,
-        };
         let (ok, decided) = self.response;
+        let (on, counted) = self.online;
+        let (cov, zones) = self.coverage;
         Headline {
-            online_rate: timed(IndicatorId::OnlineRate, self.online),
-            coverage_rate: timed(IndicatorId::CoverageRate, self.coverage),
-            alarm_response_rate: Indicator {
-                id: IndicatorId::AlarmResponseRate.name(),
-                qualifier: None,
-                unit: Unit::Ratio,
-                ratio: Ratio {
-                    num: ok,
-                    den: decided,
-                },
-                numerator: ok as f64,
-                denominator: decided as f64,
-            },
+            online_rate: ratio_ind(IndicatorId::OnlineRate, on, counted, window_ms),
+            coverage_rate: ratio_ind(IndicatorId::CoverageRate, cov, zones, window_ms),
+            alarm_response_rate: count_ind(
+                IndicatorId::AlarmResponseRate,
+                None,
+                Unit::Ratio,
+                ok,
+                decided,
+            ),
         }
     }
 }
