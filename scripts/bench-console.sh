@@ -17,7 +17,7 @@
 #   C  Ingest while BENCH_PAGES console pages are open with the live feed (console-load hold)
 #      against none, same run, phases alternating: loadgen publishes BENCH_MESSAGES readings
 #      flat out (QoS 0) over the devices, which go offline 1 s after a reading, so readings and
-#      silences make state changes for the feed; the gateway's accepted readings/s between 10 %
+#      silences make state changes for the feed (offline alarms are off: no alarm storm on top); the gateway's accepted readings/s between 10 %
 #      and 90 % of them. Reported: each phase's rate, the medians, (pages)/(none).
 #
 # Environment (defaults):
@@ -88,6 +88,11 @@ listen = "127.0.0.1:$API_PORT"
 # The load tools are one client each (no tokens: one bucket for all): no 429 in the way.
 rate_limit_per_s = 100000
 rate_limit_burst = 100000
+
+# State changes for the live feed, without an alarm storm on top (that has its own benchmark:
+# bench-ingest.sh phase S): no offline alarms.
+[alarms]
+offline = false
 
 [[targets]]
 indicator = "online_rate"

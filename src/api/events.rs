@@ -218,6 +218,7 @@ impl Message {
 
 /// One client's stream.
 struct Client {
+    _open: Option<StreamGauge>,
     rx: broadcast::Receiver<Arc<Round>>,
     /// When its last event was sent.
     last: Instant,
@@ -263,6 +264,22 @@ impl Client {
 }
 
 /// `GET /api/v1/events` (viewer): `hello` at once, then `changes` and `resync` events.
+/// Counts a stream in `safegate_event_streams` while it lives (dropped when the client goes).
+struct StreamGauge(prometheus_client::metrics::gauge::Gauge);
+
+impl StreamGauge {
+    fn open(g: &prometheus_client::metrics::gauge::Gauge) -> StreamGauge {
+        g.inc();
+        StreamGauge(g.clone())
+    }
+}
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/events",
@@ -285,6 +302,7 @@ pub async fn events(
         .ok_or_else(|| ApiError::Unavailable("the gateway is stopping".into()))?;
     let now = Instant::now();
     let client = Client {
+        _open: Some(StreamGauge::open(&s.metrics.event_streams)),
         rx,
         // The first change goes out at once.
         last: now.checked_sub(THROTTLE).unwrap_or(now),
@@ -343,6 +361,7 @@ mod tests {
     async fn a_slow_client_is_told_to_resync_and_a_stopped_outlet_ends_the_stream() {
         let (mut outlet, feed) = channel();
         let mut client = Client {
+            _open: None,
             rx: feed.subscribe().unwrap(),
             last: Instant::now() - THROTTLE,
             greeted: true,
@@ -369,6 +388,7 @@ mod tests {
     async fn changes_are_sent_at_most_once_per_throttle_and_coalesced() {
         let (mut outlet, feed) = channel();
         let mut client = Client {
+            _open: None,
             rx: feed.subscribe().unwrap(),
             last: Instant::now() - THROTTLE,
             greeted: false,

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub reading_latency: Histogram,
     pub alarm_events: Family<AlarmLabel, Counter>,
     pub alarms_active: Gauge,
+    /// Clients reading the live feed (`GET /api/v1/events`) now.
+    pub event_streams: Gauge,
     pub alarms_published: Counter,
     pub api_refused: Family<ReasonLabel, Counter>,
     pub broker_refused: Family<ReasonLabel, Counter>,
@@ -89,6 +91,7 @@ impl Metrics {
             registry: Default::default(),
             alarm_events: Family::default(),
             alarms_active: Gauge::default(),
+            event_streams: Gauge::default(),
             alarms_published: Counter::default(),
             api_refused: Family::default(),
             broker_refused: Family::default(),
@@ -226,6 +229,11 @@ impl Metrics {
             "safegate_outbox_dead_letters",
             "Lines the store refused for good, kept in the outbox's dead-letter table",
             self.outbox_dead_letters.clone(),
+        );
+        r.register(
+            "safegate_event_streams",
+            "Clients reading the live feed (GET /api/v1/events) now: one per browser with the console open",
+            self.event_streams.clone(),
         );
         r.register(
             "safegate_disk_free_bytes",

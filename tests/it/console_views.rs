@@ -460,3 +460,107 @@ async fn the_site_view_zones_systems_and_a_device_s_timeline_are_the_apis() {
     assert_no_console_errors(&b).await;
     b.close().await;
 }
+
+/// The gateway's `safegate_event_streams` now.
+async fn streams(api: &str) -> f64 {
+    let text = reqwest::get(format!("{api}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metric(&text, "safegate_event_streams").unwrap_or(-1.0)
+}
+
+/// Eight tabs of the console in one browser: over HTTP/1.1 a browser keeps six connections to
+/// a host, so a stream per tab would leave the seventh waiting. The tabs share one stream (the
+/// gateway counts one), every tab follows the live feed, and when the tab holding the stream
+/// closes another takes it over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_tabs_share_one_live_stream_and_hand_it_on() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let inv = Inventory::default()
+        .site("p1", "一号园区", "park")
+        .detector("a", 0.5)
+        .with("offline_after_s = 1")
+        .detector("b", 0.5)
+        .with("offline_after_s = 1")
+        .detector("c", 60.0)
+        .to_toml();
+    // No tokens (loopback): the tabs need no sign-in each.
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-console-tabs", None), &inv);
+    let clock = test_clock();
+    let (_gw, api) = start_ready_on(&cfg, clock.clock()).await;
+    let p = Publisher::connect(mq.port, "pub-console-tabs").await;
+    for d in ["a", "b", "c"] {
+        let topic = format!("safegate/v1/p1/{d}/data");
+        p.send(&topic, json!({"values": {"lel": 1}}).to_string())
+            .await;
+    }
+    wait_json(
+        &format!("{api}/api/v1/devices?state=online"),
+        std::time::Duration::from_secs(10),
+        |v| v["total"] == 3,
+    )
+    .await;
+
+    let b = Browser::start(1440, 900).await;
+    let mut tabs = Vec::new();
+    for i in 0..8 {
+        if i > 0 {
+            let w = b.c().new_window(true).await.unwrap();
+            b.c().switch_to_window(w.handle).await.unwrap();
+        }
+        b.c().goto(&format!("{api}/#overview")).await.unwrap();
+        b.wait_js(
+            "return document.body.dataset.ready === 'true' && document.getElementById('live').dataset.state === 'open'",
+            &format!("tab {} signed in and live", i + 1),
+        )
+        .await;
+        tabs.push(b.c().window().await.unwrap());
+    }
+    assert_eq!(streams(&api).await, 1.0, "one stream for the eight tabs");
+
+    // a falls silent: every tab shows it offline, without a reload.
+    clock.advance(std::time::Duration::from_millis(600));
+    p.send(
+        "safegate/v1/p1/b/data",
+        json!({"values": {"lel": 1}}).to_string(),
+    )
+    .await;
+    clock.advance(std::time::Duration::from_millis(600));
+    for (i, t) in tabs.iter().enumerate() {
+        b.c().switch_to_window(t.clone()).await.unwrap();
+        b.wait_text(
+            "#region-offline",
+            &format!("a offline in tab {}", i + 1),
+            |t| t == "1",
+        )
+        .await;
+    }
+
+    // The first tab (which took the stream) closes: another holds it, and the rest follow on.
+    b.c().switch_to_window(tabs[0].clone()).await.unwrap();
+    b.c().close_window().await.unwrap();
+    let deadline = std::time::Instant::now() + browser::WAIT;
+    while streams(&api).await != 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no tab took the stream over"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    clock.advance(std::time::Duration::from_millis(1200));
+    for (i, t) in tabs.iter().enumerate().skip(1) {
+        b.c().switch_to_window(t.clone()).await.unwrap();
+        b.wait_text(
+            "#region-offline",
+            &format!("b offline in tab {}", i + 1),
+            |t| t == "2",
+        )
+        .await;
+        assert_no_console_errors(&b).await;
+    }
+    b.close().await;
+}
