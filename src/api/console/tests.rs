@@ -273,6 +273,26 @@ fn every_label_the_console_uses_is_in_both_languages() {
     for s in ["measured", "declared"] {
         used.push(format!("source.{s}"));
     }
+    // The 指标 view: every reason's code, unit and status, every indicator, the durations.
+    for (code, _) in crate::report::NOTE_CODES {
+        used.push(format!("report.note.{code}"));
+    }
+    for u in ["device", "system", "zone", "enterprise", "link", "alarm"] {
+        used.push(format!("report.unit.{u}"));
+    }
+    for st in [
+        crate::model::UnitStatus::Planned,
+        crate::model::UnitStatus::Built,
+        crate::model::UnitStatus::Suspended,
+    ] {
+        used.push(format!("report.status.{}", st.as_str()));
+    }
+    for id in crate::core::indicators::engine::IndicatorId::ALL {
+        used.push(format!("report.ind.{}", id.name()));
+    }
+    for u in ["ms", "s", "min", "h", "d"] {
+        used.push(format!("report.dur.{u}"));
+    }
     for s in ["connecting", "open", "closed"] {
         used.push(format!("live.{s}"));
     }
@@ -286,6 +306,27 @@ fn every_label_the_console_uses_is_in_both_languages() {
     assert!(used.len() > 60, "the scan found the labels: {}", used.len());
     for k in &used {
         assert!(zh.contains_key(k), "{k} is used but not in i18n.json");
+    }
+    // Each reason's wording names exactly its code's parameters, in both languages (a down
+    // device's parts are worded one by one: `report.part.*`).
+    for (code, names) in crate::report::NOTE_CODES {
+        for lang in [zh, en] {
+            let text = lang[&format!("report.note.{code}")].as_str().unwrap();
+            let holes: Vec<&str> = text
+                .split('{')
+                .skip(1)
+                .map(|p| p.split('}').next().unwrap())
+                .collect();
+            if *code == "device_down" {
+                assert_eq!(holes, ["parts"]);
+                continue;
+            }
+            let mut holes = holes.clone();
+            holes.sort();
+            let mut want = names.to_vec();
+            want.sort();
+            assert_eq!(holes, want, "report.note.{code}: {text}");
+        }
     }
     // The dictionary's kinds are the gateway's kinds (the kind filter lists them).
     let kinds = zh.keys().filter(|k| k.starts_with("kind.")).count();
