@@ -312,6 +312,16 @@ pub(super) struct SiteView {
     /// `{"active", "unacknowledged", …}`.
     #[schema(value_type = super::schemas::AlarmCounts)]
     alarms: AlarmCounts,
+    /// The site's enterprises (removed ones left out), in the inventory's order: each a
+    /// scope `enterprise:{id}` of `/api/v1/indicators`.
+    enterprises: Vec<EnterpriseRef>,
+}
+
+/// An enterprise of a site.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct EnterpriseRef {
+    id: String,
+    name: String,
 }
 
 /// The region: every site together. A shape of `GET /api/v1/sites`' answer for the
@@ -351,6 +361,16 @@ fn site_view(snap: &Snapshot, idx: SiteIdx) -> SiteView {
         devices: counts,
         online_rate: counts.online_rate(),
         alarms: snap.site_alarms[idx as usize],
+        enterprises: snap
+            .inventory
+            .enterprises
+            .iter()
+            .filter(|e| e.site == idx && !e.removed)
+            .map(|e| EnterpriseRef {
+                id: e.id.to_string(),
+                name: e.name.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -837,6 +857,30 @@ mod tests {
             "offline_after_s": d.offline_after_ms as f64 / 1000.0,
             "modbus": Option::<Value>::None,
         })
+    }
+
+    /// A site lists its enterprises, the scopes the console offers besides the region and
+    /// the sites.
+    #[test]
+    fn a_site_lists_its_enterprises() {
+        let text = "[[sites]]\nid = \"p1\"\nname = \"P1\"\nkind = \"park\"\n\n\
+            [[sites]]\nid = \"p2\"\nname = \"P2\"\nkind = \"park\"\n\n\
+            [[enterprises]]\nid = \"e1\"\nname = \"化工一厂\"\nsite = \"p1\"\n\n\
+            [[enterprises]]\nid = \"e2\"\nname = \"E2\"\nsite = \"p1\"\n";
+        let f = crate::core::config::inventory::test_file(text);
+        let mut core = Core::new(
+            crate::core::Inventory::from_config(&f.inventory),
+            60_000,
+            10,
+        );
+        let snap = core.snapshot(None);
+        let v = serde_json::to_value(site_view(&snap, 0)).unwrap();
+        assert_eq!(
+            v["enterprises"],
+            json!([{"id": "e1", "name": "化工一厂"}, {"id": "e2", "name": "E2"}])
+        );
+        let v = serde_json::to_value(site_view(&snap, 1)).unwrap();
+        assert_eq!(v["enterprises"], json!([]));
     }
 
     #[test]

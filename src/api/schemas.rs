@@ -379,7 +379,14 @@ pub struct ReportReason {
     #[schema(required = true)]
     longest_to: Option<String>,
     never_reported: bool,
+    /// The reason in English (for scripts; the report's Markdown and CSV print it).
     note: String,
+    /// What `note` says as a code (`device_down`, `alarm_late`, … every code in
+    /// `report::NOTE_CODES` and docs/indicators.md), for a reader to word it in its language.
+    note_code: String,
+    /// The code's parameters: durations in ms (`…_ms`), times RFC 3339, ids as text.
+    #[schema(value_type = Object)]
+    note_params: serde_json::Value,
 }
 
 /// The reasons not listed, as one line (`report::Folded`).
@@ -1199,6 +1206,9 @@ mod tests {
             basis: "AQ 1029",
             text: "t".into(),
         });
+        for r in crate::report::tests::sample_reasons() {
+            fits::<ReportReason>(r);
+        }
         let reason = crate::model::Reason::ALL[0];
         fits::<Rejected>(serde_json::json!({
             "at": "t", "reason": reason, "topic": "t", "element": 3, "detail": "d"

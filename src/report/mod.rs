@@ -5,7 +5,7 @@ pub mod findings;
 mod format;
 pub mod rank;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use format::{to_csv, to_markdown};
 pub use rank::{human, Folded, Shortfall, FOLD_MAX, FOLD_SHARE_PCT};
@@ -111,16 +111,91 @@ pub struct Reason {
     pub longest_from: Option<String>,
     pub longest_to: Option<String>,
     pub never_reported: bool,
+    /// The reason in English, for scripts and the Markdown and CSV reports.
     pub note: String,
+    /// What `note` says, for a reader to word it in its own language: one of
+    /// [`NOTE_CODES`], with `note_params` (durations in ms, times RFC 3339).
+    pub note_code: &'static str,
+    pub note_params: serde_json::Value,
     /// Its part of the shortfall in the shortfall's unit: `cost_ms` for time-weighted rates,
     /// 1 for a unit or alarm of a count rate, failed polls.
     #[serde(skip)]
     weight: i128,
 }
 
+/// Every `note_code` a reason may carry, with the names of its `note_params`.
+pub const NOTE_CODES: &[(&str, &[&str])] = &[
+    ("device_never_reported", &["registered", "counted_ms"]),
+    (
+        "device_down",
+        &[
+            "offline_ms",
+            "outages",
+            "faults",
+            "other_faults_ms",
+            "never_ms",
+            "registered",
+            "first_reading",
+        ],
+    ),
+    ("device_not_reported_status", &["registered", "status"]),
+    ("system_no_file", &["down_ms"]),
+    ("system_below_quorum", &["down_ms"]),
+    (
+        "system_below_share",
+        &["share_pct", "needed_pct", "down_ms"],
+    ),
+    ("system_not_built", &["status"]),
+    (
+        "alarm_late",
+        &[
+            "alarm_type",
+            "level",
+            "device",
+            "raised",
+            "after_ms",
+            "deadline_ms",
+            "late_ms",
+        ],
+    ),
+    (
+        "alarm_unacknowledged",
+        &[
+            "alarm_type",
+            "level",
+            "device",
+            "raised",
+            "deadline_ms",
+            "deadline_at",
+            "past_ms",
+        ],
+    ),
+    ("zone_uncovered", &["down_ms"]),
+    ("zone_no_device", &["counted_ms"]),
+    ("enterprise_no_access", &["window_ms"]),
+    ("enterprise_no_platform", &[]),
+    ("link_down", &["down_ms"]),
+    ("polls_failed", &["failed", "polls"]),
+];
+
+/// A reason's wording: its code, parameters and English text.
+struct Said {
+    code: &'static str,
+    params: serde_json::Value,
+    text: String,
+}
+
+fn said(code: &'static str, params: serde_json::Value, text: String) -> Said {
+    debug_assert!(
+        NOTE_CODES.iter().any(|(c, _)| *c == code),
+        "{code} is in NOTE_CODES"
+    );
+    Said { code, params, text }
+}
+
 impl Reason {
     /// A reason that is a fact, not a stretch of time (never reported, no platform …).
-    fn fact(unit: &'static str, id: String, site: String, note: String) -> Reason {
+    fn fact(unit: &'static str, id: String, site: String, note: Said) -> Reason {
         Reason {
             unit,
             id,
@@ -133,7 +208,9 @@ impl Reason {
             longest_from: None,
             longest_to: None,
             never_reported: false,
-            note,
+            note: note.text,
+            note_code: note.code,
+            note_params: note.params,
         }
     }
 
@@ -161,7 +238,7 @@ impl Reason {
         id: String,
         site: String,
         f: &crate::core::indicators::engine::GroupFacts,
-        note: String,
+        note: Said,
     ) -> Reason {
         Reason {
             down_ms: f.down_ms,
@@ -211,6 +288,26 @@ fn fault_text(causes: &[(Option<std::sync::Arc<str>>, i64)]) -> String {
         named.push(format!("other faults {}", human(rest)));
     }
     format!("{} in the window (faulty, not online)", named.join(", "))
+}
+
+/// A down device's `note_params`: what `fault_text` and the parts of its note name.
+fn down_params(f: &DeviceFacts) -> serde_json::Value {
+    let faults: Vec<serde_json::Value> = f
+        .fault_causes
+        .iter()
+        .take(3)
+        .map(|(c, t)| serde_json::json!({"cause": c.as_deref(), "ms": t}))
+        .collect();
+    let other: i64 = f.fault_causes.iter().skip(3).map(|(_, t)| t).sum();
+    serde_json::json!({
+        "offline_ms": if f.outages > 0 { f.down_ms - f.never_ms - f.fault_ms } else { 0 },
+        "outages": f.outages,
+        "faults": if f.fault_ms > 0 { faults } else { vec![] },
+        "other_faults_ms": if f.fault_ms > 0 { other } else { 0 },
+        "never_ms": f.never_ms,
+        "registered": f.registered_ms.map(rfc3339_ms),
+        "first_reading": f.first_reading_ms.map(rfc3339_ms),
+    })
 }
 
 /// "1 outage", "3 outages".
@@ -320,9 +417,13 @@ impl Why<'_> {
             .map(rfc3339_ms)
             .unwrap_or_else(|| "?".into());
         let note = if !f.reported_by_to {
-            format!(
-                "never reported since its registration {since} ({} counted in the window)",
-                human(f.down_ms)
+            said(
+                "device_never_reported",
+                serde_json::json!({"registered": f.registered_ms.map(rfc3339_ms), "counted_ms": f.down_ms}),
+                format!(
+                    "never reported since its registration {since} ({} counted in the window)",
+                    human(f.down_ms)
+                ),
             )
         } else {
             let mut parts = Vec::new();
@@ -343,7 +444,7 @@ impl Why<'_> {
                     f.first_reading_ms.map(rfc3339_ms).unwrap_or_default()
                 ));
             }
-            parts.join("; ")
+            said("device_down", down_params(f), parts.join("; "))
         };
         Reason {
             unit: "device",
@@ -357,7 +458,9 @@ impl Why<'_> {
             longest_from: a,
             longest_to: b,
             never_reported: !f.reported_by_to,
-            note,
+            note: note.text,
+            note_code: note.code,
+            note_params: note.params,
         }
     }
 
@@ -388,13 +491,22 @@ impl Why<'_> {
                     f.counted_at_to && !f.online_at_to
                 };
                 if self.in_site(s.site) && down {
+                    let p = serde_json::json!({"down_ms": f.down_ms});
                     let note = if by_files[i] {
-                        format!(
-                            "no real-time file (CDSS) kept it networked for {} in the window",
-                            human(f.down_ms)
+                        said(
+                            "system_no_file",
+                            p,
+                            format!(
+                                "no real-time file (CDSS) kept it networked for {} in the window",
+                                human(f.down_ms)
+                            ),
                         )
                     } else {
-                        format!("below its device quorum {} in the window", human(f.down_ms))
+                        said(
+                            "system_below_quorum",
+                            p,
+                            format!("below its device quorum {} in the window", human(f.down_ms)),
+                        )
                     };
                     let r =
                         Reason::group("system", s.id.to_string(), self.site_of(s.site), f, note);
@@ -447,23 +559,37 @@ impl Why<'_> {
                 rfc3339_ms(a.raised_ms)
             );
             // Its cost: how long past its deadline it went unacknowledged in the window.
+            let mut p = serde_json::json!({
+                "alarm_type": a.alarm_type.as_str(),
+                "level": a.level,
+                "device": &*d.id,
+                "raised": rfc3339_ms(a.raised_ms),
+                "deadline_ms": a.deadline_ms - a.raised_ms,
+            });
             let (note, late_ms) = match a.ack_ms {
-                Some(t) if t < self.c.to => (
-                    format!(
+                Some(t) if t < self.c.to => {
+                    p["after_ms"] = (t - a.raised_ms).into();
+                    p["late_ms"] = (t - a.deadline_ms).into();
+                    let text = format!(
                         "{what}: acknowledged late, {} after the raise (deadline {deadline}, {} late)",
                         human(t - a.raised_ms),
                         human(t - a.deadline_ms)
-                    ),
-                    t - a.deadline_ms,
-                ),
-                _ => (
-                    format!(
+                    );
+                    (said("alarm_late", p, text), t - a.deadline_ms)
+                }
+                _ => {
+                    p["deadline_at"] = rfc3339_ms(a.deadline_ms).into();
+                    p["past_ms"] = (self.c.to - a.deadline_ms).into();
+                    let text = format!(
                         "{what}: not acknowledged by its deadline ({deadline}, at {}; {} past it in the window)",
                         rfc3339_ms(a.deadline_ms),
                         human(self.c.to - a.deadline_ms)
-                    ),
-                    self.c.to - a.deadline_ms,
-                ),
+                    );
+                    (
+                        said("alarm_unacknowledged", p, text),
+                        self.c.to - a.deadline_ms,
+                    )
+                }
             };
             out.push(
                 Reason::fact("alarm", a.id.to_string(), self.site_of(d.site), note)
@@ -486,11 +612,19 @@ impl Why<'_> {
                             self.site_of(z.site),
                             f,
                             if has {
-                                format!("no device online for {}", human(f.down_ms))
+                                said(
+                                    "zone_uncovered",
+                                    serde_json::json!({"down_ms": f.down_ms}),
+                                    format!("no device online for {}", human(f.down_ms)),
+                                )
                             } else {
-                                format!(
-                                    "no monitoring device assigned ({} counted in the window)",
-                                    human(f.down_ms)
+                                said(
+                                    "zone_no_device",
+                                    serde_json::json!({"counted_ms": f.down_ms}),
+                                    format!(
+                                        "no monitoring device assigned ({} counted in the window)",
+                                        human(f.down_ms)
+                                    ),
                                 )
                             },
                         )
@@ -519,9 +653,16 @@ impl Why<'_> {
                             "device",
                             d.id.to_string(),
                             self.site_of(d.site),
-                            format!(
-                                "never reported since its registration {since} (status {})",
-                                d.status.as_str()
+                            said(
+                                "device_not_reported_status",
+                                serde_json::json!({
+                                    "registered": f.registered_ms.map(rfc3339_ms),
+                                    "status": d.status.as_str(),
+                                }),
+                                format!(
+                                    "never reported since its registration {since} (status {})",
+                                    d.status.as_str()
+                                ),
                             ),
                         )
                     }
@@ -552,12 +693,20 @@ impl Why<'_> {
                         e.id.to_string(),
                         self.site_of(e.site),
                         if indicator == "enterprise_access_rate" {
-                            format!(
-                                "no device online in the window ({})",
-                                human(self.c.window_ms())
+                            said(
+                                "enterprise_no_access",
+                                serde_json::json!({"window_ms": self.c.window_ms()}),
+                                format!(
+                                    "no device online in the window ({})",
+                                    human(self.c.window_ms())
+                                ),
                             )
                         } else {
-                            "platform not built and no data pushed".into()
+                            said(
+                                "enterprise_no_platform",
+                                serde_json::json!({}),
+                                "platform not built and no data pushed".into(),
+                            )
                         },
                     )
                     .counted(self.c.window_ms()),
@@ -590,14 +739,22 @@ impl Why<'_> {
                         self.site_of(s.site),
                         f,
                         if f.built_at_to {
-                            format!(
-                                "online {:.2}% of the window, needs {:.2}% (down {})",
-                                share * 100.0,
-                                self.c.policy.system_online_share * 100.0,
+                            let have = format!("{:.2}", share * 100.0);
+                            let need = format!("{:.2}", self.c.policy.system_online_share * 100.0);
+                            let text = format!(
+                                "online {have}% of the window, needs {need}% (down {})",
                                 human(f.down_ms)
-                            )
+                            );
+                            let p = serde_json::json!({
+                                "share_pct": have, "needed_pct": need, "down_ms": f.down_ms,
+                            });
+                            said("system_below_share", p, text)
                         } else {
-                            format!("not built (status {})", s.status.as_str())
+                            said(
+                                "system_not_built",
+                                serde_json::json!({"status": s.status.as_str()}),
+                                format!("not built (status {})", s.status.as_str()),
+                            )
                         },
                     )
                     .counted(cost),
@@ -616,7 +773,11 @@ impl Why<'_> {
                             "link",
                             name.clone(),
                             String::new(),
-                            format!("down {} in the window", human(total - up)),
+                            said(
+                                "link_down",
+                                serde_json::json!({"down_ms": total - up}),
+                                format!("down {} in the window", human(total - up)),
+                            ),
                         )
                     }
                     .timed(total - up),
@@ -634,7 +795,11 @@ impl Why<'_> {
                         "link",
                         name.clone(),
                         String::new(),
-                        format!("{failed} of {} polls failed", ok + failed),
+                        said(
+                            "polls_failed",
+                            serde_json::json!({"failed": failed, "polls": ok + failed}),
+                            format!("{failed} of {} polls failed", ok + failed),
+                        ),
                     )
                 });
             }

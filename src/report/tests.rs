@@ -340,3 +340,44 @@ fn compliance_findings_are_listed_in_every_format() {
     inv.sites[0].removed = true;
     assert!(findings::rows(&inv).is_empty());
 }
+
+/// Reasons of several codes, for the shape tests (`api::schemas`) and this module's.
+pub(crate) fn sample_reasons() -> Vec<Reason> {
+    let inv = inv(INV);
+    let mut h = History::registered_at(&inv, 10_000);
+    h.devices[dev(&inv, "p1")].transitions = vec![(40_000, true), (70_000, false)];
+    let c = compute(&inv, &h, 0, W, i64::MAX, Policy::default());
+    let mut r = reasons(&inv, &c, "online_rate", Scope::Region, None);
+    r.extend(reasons(&inv, &c, "device_build_rate", Scope::Region, None));
+    r
+}
+
+/// Every reason carries a code of `NOTE_CODES` and only that code's parameters, so a
+/// reader can word each in its own language; the English `note` stays for scripts.
+#[test]
+fn each_reason_has_a_known_code_and_its_parameters() {
+    let r = sample_reasons();
+    let codes: Vec<&str> = r.iter().map(|x| x.note_code).collect();
+    assert_eq!(
+        codes,
+        [
+            "device_never_reported",
+            "device_down",
+            "device_not_reported_status"
+        ]
+    );
+    for x in &r {
+        let (_, names) = NOTE_CODES.iter().find(|(c, _)| *c == x.note_code).unwrap();
+        let params = x.note_params.as_object().unwrap();
+        for k in params.keys() {
+            assert!(names.contains(&k.as_str()), "{} has {k}", x.note_code);
+        }
+        assert!(!x.note.is_empty());
+    }
+    let down = &r[1].note_params;
+    assert_eq!(down["offline_ms"], 30_000);
+    assert_eq!(down["outages"], 1);
+    assert_eq!(down["never_ms"], 30_000);
+    assert_eq!(down["first_reading"], "1970-01-01T00:00:40.000Z");
+    assert_eq!(r[0].note_params["counted_ms"], 90_000);
+}

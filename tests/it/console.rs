@@ -395,9 +395,19 @@ const EVALUATOR: &str = "tok-console-evaluator";
 async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
     let _load = shared().await;
     let mq = Mosquitto::start();
+    let target = |indicator: &str, scope: &str, weight: u32| {
+        format!(
+            "[[targets]]\nindicator = \"{indicator}\"\nscope = \"{scope}\"\ncomparator = \">=\"\n\
+             value = 100\nlabel = \"联网在线率\"\nlevel1 = \"产出指标\"\nlevel2 = \"质量指标\"\n\
+             weight = {weight}\n\n"
+        )
+    };
     let inv = Inventory::park("p1")
+        .enterprise("e1", "E-One")
         .detectors(&["a", "b"], 60.0)
-        .raw("[[targets]]\nindicator = \"online_rate\"\ncomparator = \">=\"\nvalue = 100\nlabel = \"联网在线率\"\nlevel1 = \"产出指标\"\nlevel2 = \"质量指标\"\nweight = 10\n")
+        .raw(&target("online_rate", "region", 10))
+        .raw(&target("device_build_rate", "region", 5))
+        .raw(&target("online_rate", "site:p1", 4))
         .to_toml();
     let token = format!(
         "[[tokens]]\nname = \"eval-desk\"\nrole = \"evaluator\"\nsha256 = \"{}\"\n",
@@ -409,14 +419,28 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
     );
     let (_gw, api) = start_ready(&cfg).await;
     let p = Publisher::connect(mq.port, "pub-console-report").await;
+    // With a timestamp 250 ms old: a latency for the trends' p95.
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 250;
     p.send(
         "safegate/v1/p1/a/data",
-        json!({"values": {"lel": 1}}).to_string(),
+        json!({"values": {"lel": 1}, "ts": ts}).to_string(),
     )
     .await;
     // a's time online is in the evaluation (b never reports: a shortfall with a reason).
     api_wait(&format!("{api}/api/v1/report"), EVALUATOR, |v| {
         v["rows"][0]["numerator"].as_f64().is_some_and(|n| n > 0.0)
+    })
+    .await;
+    // and its latency too (kept by the minute: it reaches the evaluation a little later).
+    api_wait(&format!("{api}/api/v1/indicators"), EVALUATOR, |v| {
+        v["indicators"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|i| i["id"] == "latency_p95_ms" && i["value"].is_number())
+        })
     })
     .await;
 
@@ -438,10 +462,17 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
         .await;
     let window = format!("from={midnight}&to={}", to.as_str().unwrap()).replace('+', "%2B");
     let want = api_get(&format!("{api}/api/v1/report?{window}"), EVALUATOR).await;
-    let rows = want["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 1, "{want}");
+    let all = want["rows"].as_array().unwrap();
+    assert_eq!(all.len(), 3, "{want}");
+    // The region is the scope shown first: its rows only.
+    let rows: Vec<(usize, &Value)> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["scope"] == "region")
+        .collect();
+    assert_eq!(rows.len(), 2);
     assert_eq!(b.count("#report tbody tr").await, rows.len());
-    for (i, r) in rows.iter().enumerate() {
+    for &(i, r) in &rows {
         let cell = |col: &str| format!("#report tr[data-row='{i}'] td[data-col={col}]");
         let pct = |v: &Value| v.as_str().map_or(String::new(), |s| format!("{s}%"));
         assert_eq!(
@@ -473,12 +504,16 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
         let reasons = r["reasons"].as_array().unwrap();
         assert!(!reasons.is_empty(), "b never reported: {r}");
         b.click(&format!("{} summary", cell("reasons"))).await;
-        let listed = b.text(&format!("{} ol", cell("reasons"))).await.unwrap();
-        assert!(listed.contains(" b (p1)"), "{listed}");
+        reasons_are_worded(&b, &cell("reasons"), reasons, "zh").await;
     }
+    let region_score: rust_decimal::Decimal = rows
+        .iter()
+        .filter_map(|(_, r)| r["score"].as_str())
+        .map(|s| s.parse::<rust_decimal::Decimal>().unwrap())
+        .sum();
     assert_eq!(
         b.text("#report-score").await.unwrap(),
-        want["total_score"].as_str().unwrap()
+        region_score.normalize().to_string()
     );
     // The downloaded CSV is the API's, byte for byte, for the same window.
     b.click(".downloads button[data-format=csv]").await;
@@ -494,6 +529,42 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
         .unwrap();
     assert_eq!(csv, api_csv.to_vec(), "the CSV as the API sends it");
     b.screenshot("console-indicators").await;
+
+    // A site picked in the scope selector: its rows, and every measured indicator of it for
+    // the window the page used, as the API has them.
+    assert_eq!(
+        b.count("#report-scope option[value='enterprise:e1']").await,
+        1,
+        "the enterprise is a scope"
+    );
+    b.js(
+        "const s = document.getElementById('report-scope'); s.value = 'site:p1'; \
+          s.dispatchEvent(new Event('change')); return true",
+    )
+    .await;
+    b.wait_js(
+        "return document.getElementById('report-range').dataset.scope === 'site:p1' && \
+         document.querySelectorAll('#report tbody tr').length === 1",
+        "the site's rows",
+    )
+    .await;
+    let to = b
+        .js("return document.getElementById('report-range').dataset.to")
+        .await;
+    let window = format!("from={midnight}&to={}", to.as_str().unwrap()).replace('+', "%2B");
+    let site_row = 2;
+    assert_eq!(
+        b.count(&format!("#report tbody tr[data-row='{site_row}']"))
+            .await,
+        1
+    );
+    let inds = api_get(
+        &format!("{api}/api/v1/indicators?scope=site:p1&{window}"),
+        EVALUATOR,
+    )
+    .await;
+    indicators_are_the_apis(&b, &inds).await;
+    b.screenshot("console-indicators-scope").await;
 
     // 趋势: each hour of the last 24 is the API's indicators for that hour, region and site.
     b.click("nav button[data-view=trends]").await;
@@ -527,8 +598,127 @@ async fn the_self_evaluation_on_the_page_is_the_apis_and_so_is_its_csv() {
     })
     .await;
     assert_eq!(b.text(".downloads span").await.unwrap(), "Download");
+    // The reasons in English, from the same fields.
+    let want = api_get(&format!("{api}/api/v1/report?{window}"), EVALUATOR).await;
+    let cell = format!("#report tr[data-row='{site_row}'] td[data-col=reasons]");
+    b.click(&format!("{cell} summary")).await;
+    let reasons = want["rows"][site_row]["reasons"].as_array().unwrap();
+    reasons_are_worded(&b, &cell, reasons, "en").await;
+    assert_english("indicators", &b.text("#report-indicators").await.unwrap());
     assert_no_console_errors(&b).await;
     b.close().await;
+}
+
+/// The reasons of a row as the page words them in `lang`: one line per listed reason, each
+/// with the API's share and the unit's id; in Chinese no English left but the ids, in English
+/// no Chinese.
+async fn reasons_are_worded(b: &Browser, cell: &str, reasons: &[Value], lang: &str) {
+    let lines = b
+        .js(&format!(
+            "return [...document.querySelectorAll(\"{cell} li\")].map(l => l.textContent)"
+        ))
+        .await;
+    let lines = lines.as_array().unwrap();
+    assert!(lines.len() >= reasons.len(), "{lines:?}");
+    for (line, r) in lines.iter().zip(reasons) {
+        let line = line.as_str().unwrap();
+        let share = r["share"].as_str().unwrap().parse::<f64>().unwrap() * 100.0;
+        assert!(line.starts_with(&format!("{share:.2}% · ")), "{line} {r}");
+        let id = r["id"].as_str().unwrap();
+        assert!(line.contains(id), "{line}");
+        let note = r["note"].as_str().unwrap();
+        if lang == "zh" {
+            let rest = line
+                .replace(id, "")
+                .replace(r["site"].as_str().unwrap(), "");
+            assert!(
+                !rest.chars().any(|c| c.is_ascii_alphabetic()),
+                "English left in the Chinese reason: {line}"
+            );
+            assert!(
+                rest.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{line}"
+            );
+        } else {
+            assert!(
+                !line.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "Chinese left in the English reason: {line}"
+            );
+            // The English wording says what the API's note says (up to its first figure:
+            // times are the browser's).
+            let head = note
+                .split(|c: char| c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .trim();
+            assert!(line.contains(head), "{line} / {note}");
+        }
+    }
+}
+
+/// The scope's indicator table: a row per indicator of the API's answer, each figure as the
+/// API has it (numerator and denominator whole or to 2 decimals).
+async fn indicators_are_the_apis(b: &Browser, inds: &Value) {
+    let list = inds["indicators"].as_array().unwrap();
+    assert!(list.len() >= 5, "{inds}");
+    assert_eq!(b.count("#report-indicators tbody tr").await, list.len());
+    let pct = |v: &Value| v.as_str().map_or(String::new(), |s| format!("{s}%"));
+    for (n, i) in list.iter().enumerate() {
+        let cell = |col: &str| {
+            format!(
+                "#report-indicators tbody tr:nth-child({}) td[data-col={col}]",
+                n + 1
+            )
+        };
+        let row = b
+            .js(&format!(
+                "return document.querySelector('#report-indicators tbody tr:nth-child({})').dataset.id",
+                n + 1
+            ))
+            .await;
+        assert_eq!(row, i["id"], "in the API's order");
+        let display = i["display"].as_str().unwrap_or("—");
+        assert_eq!(b.text(&cell("value")).await.unwrap(), display, "{i}");
+        // Whole; to 2 decimals from 1; below, 3 significant digits.
+        let ratio = b
+            .js(&format!(
+                "const u = (v) => Number.isInteger(v) ? String(v) : \
+                 Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3); \
+                 return `${{u({})}} / ${{u({})}}`",
+                i["numerator"], i["denominator"]
+            ))
+            .await;
+        assert_eq!(b.text(&cell("ratio")).await.unwrap(), ratio, "{i}");
+        let target = match i["target"].as_object() {
+            None => String::new(),
+            Some(t) => {
+                let sym = if t["comparator"] == ">=" {
+                    "≥"
+                } else {
+                    "≤"
+                };
+                let v: rust_decimal::Decimal = t["value"].as_str().unwrap().parse().unwrap();
+                let unit = match i["unit"].as_str().unwrap() {
+                    "ratio" => "%",
+                    "milliseconds" => " ms",
+                    _ => "",
+                };
+                format!("{sym}{}{unit}", v.normalize())
+            }
+        };
+        assert_eq!(b.text(&cell("target")).await.unwrap(), target, "{i}");
+        assert_eq!(
+            b.text(&cell("completion")).await.unwrap(),
+            pct(&i["completion_pct"])
+        );
+        assert_eq!(
+            b.text(&cell("deviation")).await.unwrap(),
+            pct(&i["deviation_pct"])
+        );
+    }
+    // The site's online-rate target applies: completion shown.
+    let online = list.iter().position(|i| i["id"] == "online_rate").unwrap();
+    assert!(list[online]["completion_pct"].is_string(), "{inds}");
 }
 
 /// The trends table of `scope` once drawn: 24 hourly rows, newest first, each cell the
@@ -546,6 +736,7 @@ async fn trend_rows_are_the_apis(b: &Browser, api: &str, scope: &str) {
         .await;
     let periods = periods.as_array().unwrap();
     let mut measured = 0;
+    let mut latencies = 0;
     for (i, p) in periods.iter().enumerate() {
         let (from, to) = (p[0].as_str().unwrap(), p[1].as_str().unwrap());
         let q = format!("scope={scope}&from={from}&to={to}").replace('+', "%2B");
@@ -570,7 +761,24 @@ async fn trend_rows_are_the_apis(b: &Browser, api: &str, scope: &str) {
             );
             measured += usize::from(id == "online_rate" && !value.is_null());
         }
+        let p95 = v["indicators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == "latency_p95_ms")
+            .map_or(Value::Null, |x| x["value"].clone());
+        let want = match p95.as_f64() {
+            None => "—".to_string(),
+            Some(ms) => format!("{ms} ms"),
+        };
+        let cell = format!(
+            "#trends tbody tr:nth-child({}) td[data-col=latency_p95_ms]",
+            i + 1
+        );
+        assert_eq!(b.text(&cell).await.unwrap(), want, "{scope} {from} p95");
+        latencies += usize::from(!p95.is_null());
     }
+    assert!(latencies >= 1, "a's reading had a timestamp: {scope}");
     assert!(measured >= 1, "the hour in progress has a's time online");
 }
 

@@ -235,6 +235,9 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
         .find(|x| x["id"] == "d")
         .unwrap();
     assert_eq!(d_reason["never_reported"], true);
+    // The same in a code and its parameters, for a reader to word in its language.
+    assert_eq!(d_reason["note_code"], "device_never_reported");
+    assert!(d_reason["note_params"]["counted_ms"].is_i64(), "{d_reason}");
     let e_reason = r_online["reasons"]
         .as_array()
         .unwrap()
@@ -247,6 +250,9 @@ async fn scenario_values_reports_and_a_restart_mid_window() {
         "the outage is dated from the transition"
     );
     assert_eq!(e_reason["down_ms"], t2 - te);
+    assert_eq!(e_reason["note_code"], "device_down");
+    assert_eq!(e_reason["note_params"]["outages"], 1);
+    assert_eq!(e_reason["note_params"]["offline_ms"], t2 - te);
     assert_eq!(e_reason["cost_ms"], t2 - te);
     // Ranked by cost (c and d the whole window, then e), shares of the missing unit-time.
     let costs: Vec<i64> = r_online["reasons"]

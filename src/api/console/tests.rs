@@ -192,37 +192,10 @@ fn asset_text(name: &str) -> String {
     String::from_utf8(f.data.into_owned()).unwrap()
 }
 
-#[test]
-fn every_label_the_console_uses_is_in_both_languages() {
-    let dict: serde_json::Value = serde_json::from_str(&asset_text("i18n.json")).unwrap();
-    let zh = dict["zh-CN"].as_object().unwrap();
-    let en = dict["en"].as_object().unwrap();
-    let mut zh_keys: Vec<&String> = zh.keys().collect();
-    let mut en_keys: Vec<&String> = en.keys().collect();
-    zh_keys.sort();
-    en_keys.sort();
-    assert_eq!(zh_keys, en_keys, "the two languages have the same keys");
-    for (k, v) in zh.iter().chain(en.iter()) {
-        assert!(!v.as_str().unwrap_or("").trim().is_empty(), "{k} is empty");
-    }
-    // Keys written out in the page (data-i18n="…") and in the modules (t("…")).
+/// Keys made from a value the API sends (every value it may send has its label); the
+/// levels' Chinese are checked to be the API's `level_name`.
+fn value_keys(zh: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
     let mut used = Vec::new();
-    let html = asset_text("index.html");
-    for part in html.split("data-i18n=\"").skip(1) {
-        used.push(part.split('"').next().unwrap().to_string());
-    }
-    for name in super::Assets::iter().filter(|n| n.ends_with(".js")) {
-        let js = asset_text(&name);
-        for (at, _) in js.match_indices("t(\"") {
-            let before = js[..at].chars().next_back().unwrap_or(' ');
-            if before.is_alphanumeric() || before == '_' {
-                continue; // onEvent("…"), not t("…")
-            }
-            let key = js[at + 3..].split('"').next().unwrap();
-            used.push(key.to_string());
-        }
-    }
-    // Keys made from a value the API sends: every value it may send has its label.
     for st in [
         crate::core::DeviceState::Online,
         crate::core::DeviceState::Offline,
@@ -295,6 +268,26 @@ fn every_label_the_console_uses_is_in_both_languages() {
     for s in ["measured", "declared"] {
         used.push(format!("source.{s}"));
     }
+    // The 指标 view: every reason's code, unit and status, every indicator, the durations.
+    for (code, _) in crate::report::NOTE_CODES {
+        used.push(format!("report.note.{code}"));
+    }
+    for u in ["device", "system", "zone", "enterprise", "link", "alarm"] {
+        used.push(format!("report.unit.{u}"));
+    }
+    for st in [
+        crate::model::UnitStatus::Planned,
+        crate::model::UnitStatus::Built,
+        crate::model::UnitStatus::Suspended,
+    ] {
+        used.push(format!("report.status.{}", st.as_str()));
+    }
+    for id in crate::core::indicators::engine::IndicatorId::ALL {
+        used.push(format!("report.ind.{}", id.name()));
+    }
+    for u in ["ms", "s", "min", "h", "d"] {
+        used.push(format!("report.dur.{u}"));
+    }
     for s in ["connecting", "open", "closed"] {
         used.push(format!("live.{s}"));
     }
@@ -305,10 +298,72 @@ fn every_label_the_console_uses_is_in_both_languages() {
     for s in ["up", "down", "paused"] {
         used.push(format!("link.{s}"));
     }
+    used
+}
+
+/// Each reason's wording names exactly its code's parameters, in both languages.
+fn notes_name_their_parameters(
+    zh: &serde_json::Map<String, serde_json::Value>,
+    en: &serde_json::Map<String, serde_json::Value>,
+) {
+    // A down device's parts are worded one by one (`report.part.*`).
+    for (code, names) in crate::report::NOTE_CODES {
+        for lang in [zh, en] {
+            let text = lang[&format!("report.note.{code}")].as_str().unwrap();
+            let holes: Vec<&str> = text
+                .split('{')
+                .skip(1)
+                .map(|p| p.split('}').next().unwrap())
+                .collect();
+            if *code == "device_down" {
+                assert_eq!(holes, ["parts"]);
+                continue;
+            }
+            let mut holes = holes.clone();
+            holes.sort();
+            let mut want = names.to_vec();
+            want.sort();
+            assert_eq!(holes, want, "report.note.{code}: {text}");
+        }
+    }
+}
+
+#[test]
+fn every_label_the_console_uses_is_in_both_languages() {
+    let dict: serde_json::Value = serde_json::from_str(&asset_text("i18n.json")).unwrap();
+    let zh = dict["zh-CN"].as_object().unwrap();
+    let en = dict["en"].as_object().unwrap();
+    let mut zh_keys: Vec<&String> = zh.keys().collect();
+    let mut en_keys: Vec<&String> = en.keys().collect();
+    zh_keys.sort();
+    en_keys.sort();
+    assert_eq!(zh_keys, en_keys, "the two languages have the same keys");
+    for (k, v) in zh.iter().chain(en.iter()) {
+        assert!(!v.as_str().unwrap_or("").trim().is_empty(), "{k} is empty");
+    }
+    // Keys written out in the page (data-i18n="…") and in the modules (t("…")).
+    let mut used = Vec::new();
+    let html = asset_text("index.html");
+    for part in html.split("data-i18n=\"").skip(1) {
+        used.push(part.split('"').next().unwrap().to_string());
+    }
+    for name in super::Assets::iter().filter(|n| n.ends_with(".js")) {
+        let js = asset_text(&name);
+        for (at, _) in js.match_indices("t(\"") {
+            let before = js[..at].chars().next_back().unwrap_or(' ');
+            if before.is_alphanumeric() || before == '_' {
+                continue; // onEvent("…"), not t("…")
+            }
+            let key = js[at + 3..].split('"').next().unwrap();
+            used.push(key.to_string());
+        }
+    }
+    used.extend(value_keys(zh));
     assert!(used.len() > 60, "the scan found the labels: {}", used.len());
     for k in &used {
         assert!(zh.contains_key(k), "{k} is used but not in i18n.json");
     }
+    notes_name_their_parameters(zh, en);
     // The dictionary's kinds are the gateway's kinds (the kind filter lists them).
     let kinds = zh.keys().filter(|k| k.starts_with("kind.")).count();
     assert_eq!(kinds, crate::model::DeviceKind::ALL.len());

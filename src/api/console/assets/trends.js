@@ -1,4 +1,5 @@
-// 趋势 Trends: 联网在线率 and 覆盖率 of the region or one site, hour by hour over the last
+// 趋势 Trends: 联网在线率 and 覆盖率 of the region or one site (and the network latency p95,
+// in ms, as its own small chart), hour by hour over the last
 // 24 hours or day by day over the last 30 days (in the browser's time zone; the last point
 // is the period in progress, up to now). Each point is one GET /api/v1/indicators call for
 // that period, at most CONCURRENCY at a time: the gateway's own evaluation, so a point is the
@@ -94,7 +95,12 @@ export async function refresh() {
       const i = r.indicators.find((x) => x.id === id && !x.qualifier);
       return i && i.value !== undefined ? i.value : null;
     };
-    return { ...p, online_rate: pick("online_rate"), coverage_rate: pick("coverage_rate") };
+    return {
+      ...p,
+      online_rate: pick("online_rate"),
+      coverage_rate: pick("coverage_rate"),
+      latency_p95_ms: pick("latency_p95_ms"),
+    };
   });
   data = { scope, step, points };
   render();
@@ -174,6 +180,60 @@ function chart(points) {
   return root;
 }
 
+/** A round top for the latency chart's scale: 1, 2 or 5 × 10ⁿ ms, at least 10 ms. */
+function top(max) {
+  let step = 10;
+  for (;;) {
+    for (const m of [1, 2, 5]) if (step * m >= max) return step * m;
+    step *= 10;
+  }
+}
+
+/** The latency p95 chart: its own scale, 0 to a round top; a line with a dot per period,
+ * gaps where a period has no reading with a timestamp. */
+function latencyChart(points) {
+  const h = 140;
+  const root = svg("svg", "trend-chart");
+  root.width.baseVal.newValueSpecifiedUnits(SVGLength.SVG_LENGTHTYPE_NUMBER, W);
+  root.height.baseVal.newValueSpecifiedUnits(SVGLength.SVG_LENGTHTYPE_NUMBER, h);
+  const values = points.map((p) => p.latency_p95_ms).filter((v) => v !== null);
+  const max = top(Math.max(0, ...values));
+  const x = (i) => PAD.l + (points.length < 2 ? 0 : (i * (W - PAD.l - PAD.r)) / (points.length - 1));
+  const y = (v) => PAD.t + (1 - v / max) * (h - PAD.t - PAD.b);
+  for (const g of [0, max / 2, max]) {
+    root.append(line(PAD.l, y(g), W - PAD.r, y(g), "trend-grid"));
+    root.append(text(4, y(g) + 4, `${g} ms`, "trend-axis"));
+  }
+  let poly = null;
+  points.forEach((p, i) => {
+    const v = p.latency_p95_ms;
+    if (v === null) {
+      poly = null;
+      return;
+    }
+    if (!poly) {
+      poly = svg("polyline", "trend-latency");
+      poly.dataset.series = "latency_p95_ms";
+      root.append(poly);
+    }
+    const pt = root.createSVGPoint();
+    pt.x = x(i);
+    pt.y = y(v);
+    poly.points.appendItem(pt);
+    const dot = svg("circle", "trend-latency");
+    dot.cx.baseVal.value = pt.x;
+    dot.cy.baseVal.value = pt.y;
+    dot.r.baseVal.value = 3;
+    root.append(dot);
+  });
+  return root;
+}
+
+/** A latency in ms, or — when the period has none. */
+function ms(v) {
+  return v === null ? "—" : `${v} ms`;
+}
+
 function tick(p) {
   const d = new Date(p.from);
   return data.step === "hour" ? `${String(d.getHours()).padStart(2, "0")}:00` : `${d.getMonth() + 1}/${d.getDate()}`;
@@ -182,6 +242,7 @@ function tick(p) {
 export function render() {
   if (!data) return;
   fill($("trend-chart"), [chart(data.points)]);
+  fill($("trend-latency"), [latencyChart(data.points)]);
   const rows = data.points
     .slice()
     .reverse()
@@ -192,6 +253,7 @@ export function render() {
         el("td", { text: time(p.from) + (p.partial ? ` ${t("trend.so_far")}` : ""), data: { col: "period" } }),
         el("td", { class: "num", text: percent({ value: p.online_rate }), data: { col: "online_rate" } }),
         el("td", { class: "num", text: percent({ value: p.coverage_rate }), data: { col: "coverage_rate" } }),
+        el("td", { class: "num", text: ms(p.latency_p95_ms), data: { col: "latency_p95_ms" } }),
       ),
     );
   fill($("trends").tBodies[0], rows);
