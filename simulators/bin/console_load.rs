@@ -254,7 +254,16 @@ async fn hold(d: &Driver, url: &str, pages: u32, seconds: f64) -> Result<(), Str
         until(&s, live, Duration::from_secs(30)).await?;
     }
     println!("{}", json!({"pages_live": pages.min(50)}));
-    tokio::time::sleep(Duration::from_secs_f64(seconds.clamp(0.0, 3600.0))).await;
+    // Until the time is up or SIGTERM/SIGINT: then the browser is closed (the driver's
+    // process group killed on drop), so no page outlives the phase it was opened for.
+    let hold = tokio::time::sleep(Duration::from_secs_f64(seconds.clamp(0.0, 3600.0)));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = hold => {}
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
     s.quit().await;
     Ok(())
 }

@@ -10,6 +10,7 @@
 import { api, headers, ApiFailure } from "./api.js";
 import { t, time } from "./i18n.js";
 import { $, el, fill } from "./dom.js";
+import { startOf } from "./windows.js";
 
 const EXT = { csv: "csv", markdown: "md", json: "json" };
 const SYMBOL = { ">=": "≥", "<=": "≤" };
@@ -17,15 +18,6 @@ const UNIT = { ratio: "%", milliseconds: " ms", count: "" };
 let shown = null;
 let scope = "region";
 let sites = [];
-
-function startOf(preset, now) {
-  const y = now.getFullYear();
-  const m = now.getMonth();
-  if (preset === "today") return new Date(y, m, now.getDate());
-  if (preset === "month") return new Date(y, m, 1);
-  if (preset === "quarter") return new Date(y, m - (m % 3), 1);
-  return new Date(y, 0, 1);
-}
 
 /** A date input's day as local midnight. */
 function day(input) {

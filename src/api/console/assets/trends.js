@@ -9,8 +9,8 @@
 import { api } from "./api.js";
 import { t, time } from "./i18n.js";
 import { $, el, fill, percent } from "./dom.js";
+import { line, root as svgRoot, svg, text } from "./svg.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const W = 960;
 const H = 240;
 const PAD = { l: 52, r: 12, t: 12, b: 24 };
@@ -106,42 +106,10 @@ export async function refresh() {
   render();
 }
 
-function svg(tag, cls) {
-  const e = document.createElementNS(SVG, tag);
-  if (cls) e.classList.add(cls);
-  return e;
-}
-
-function line(x1, y1, x2, y2, cls) {
-  const l = svg("line", cls);
-  l.x1.baseVal.value = x1;
-  l.y1.baseVal.value = y1;
-  l.x2.baseVal.value = x2;
-  l.y2.baseVal.value = y2;
-  return l;
-}
-
-function length(v) {
-  const l = document.createElementNS(SVG, "svg").createSVGLength();
-  l.value = v;
-  return l;
-}
-
-function text(x, y, s, cls) {
-  const e = svg("text", cls);
-  e.textContent = s;
-  e.x.baseVal.appendItem(length(x));
-  e.y.baseVal.appendItem(length(y));
-  return e;
-}
-
 /** The chart: a grid at 0, 50, 80, 95 and 100 %, one line (and a dot per period) per
  * series, gaps where a period has no value. */
 function chart(points) {
-  const root = svg("svg", "trend-chart");
-  // An <svg>'s width and height default to 100%: give them user units, not a value.
-  root.width.baseVal.newValueSpecifiedUnits(SVGLength.SVG_LENGTHTYPE_NUMBER, W);
-  root.height.baseVal.newValueSpecifiedUnits(SVGLength.SVG_LENGTHTYPE_NUMBER, H);
+  const root = svgRoot(W, H, "trend-chart");
   const x = (i) => PAD.l + (points.length < 2 ? 0 : (i * (W - PAD.l - PAD.r)) / (points.length - 1));
   const y = (v) => PAD.t + (1 - v) * (H - PAD.t - PAD.b);
   for (const g of [0, 0.5, 0.8, 0.95, 1]) {
@@ -193,9 +161,7 @@ function top(max) {
  * gaps where a period has no reading with a timestamp. */
 function latencyChart(points) {
   const h = 140;
-  const root = svg("svg", "trend-chart");
-  root.width.baseVal.newValueSpecifiedUnits(SVGLength.SVG_LENGTHTYPE_NUMBER, W);
-  root.height.baseVal.newValueSpecifiedUnits(SVGLength.SVG_LENGTHTYPE_NUMBER, h);
+  const root = svgRoot(W, h, "trend-chart");
   const values = points.map((p) => p.latency_p95_ms).filter((v) => v !== null);
   const max = top(Math.max(0, ...values));
   const x = (i) => PAD.l + (points.length < 2 ? 0 : (i * (W - PAD.l - PAD.r)) / (points.length - 1));
