@@ -193,7 +193,15 @@ phase() { # name (none|pages)
   done
   wait "$pub" || die "loadgen publish"
   RATE[$P]+=" $(awk -v a="$((a2 - a1))" -v s="$(secs "$t1" "$t2")" 'BEGIN { printf "%.0f", a / s }')"
-  if [ -n "$hold" ]; then stop_pid "$hold"; fi
+  if [ -n "$hold" ]; then
+    stop_pid "$hold"
+    # The pages must be gone before the next phase: console-load closes its browser on TERM.
+    local gone=$((SECONDS + 20))
+    while pgrep -f 'user-data-dir=[^ ]*console-load-' >/dev/null; do
+      [ $SECONDS -lt $gone ] || die "the pages' browser outlived phase $P"
+      sleep 0.2
+    done
+  fi
   sleep 3 # the devices go silent: offline, before the next phase
   log "C: $P: ${RATE[$P]# } readings/s"
 }
