@@ -5,7 +5,9 @@
 //!
 //! The window's figures are an evaluation over the history (the same as
 //! `/api/v1/indicators`'), which at 100,000 devices takes longer than an overview may; they
-//! are kept for [`WINDOW_TTL_MS`] per window and the answer says when they were computed.
+//! are kept for [`WINDOW_TTL_MS`] per window, computed again in the background once half of
+//! that has passed and the window is asked for again, and the answer says when they were
+//! computed.
 
 use super::indicators::{evaluate, parse_window, target_for};
 use super::{ApiError, Shared};
@@ -57,6 +59,8 @@ type Key = (i64, Option<i64>);
 #[derive(Debug, Default)]
 pub struct Cache {
     windows: Mutex<HashMap<Key, Arc<WindowFigures>>>,
+    /// Windows being computed again in the background (one refresh at a time each).
+    refreshing: Mutex<std::collections::HashSet<Key>>,
 }
 
 impl Cache {
@@ -65,6 +69,17 @@ impl Cache {
         m.get(&key)
             .filter(|w| now - w.computed_ms < WINDOW_TTL_MS && w.computed_ms <= now)
             .cloned()
+    }
+
+    /// Whether the caller is to refresh `key` (no refresh of it is under way).
+    fn start_refresh(&self, key: Key) -> bool {
+        let mut r = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        r.insert(key)
+    }
+
+    fn end_refresh(&self, key: Key) {
+        let mut r = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        r.remove(&key);
     }
 
     fn put(&self, key: Key, w: Arc<WindowFigures>) {
@@ -140,20 +155,41 @@ async fn window_figures(
     let now = s.clock.now_ms();
     let key = (from, (!open).then_some(to));
     if let Some(w) = s.overview.get(key, now) {
+        // Refresh ahead: past half its life a window is computed again in the background,
+        // so a page that keeps asking never waits for an evaluation.
+        if now - w.computed_ms >= WINDOW_TTL_MS / 2 && s.overview.start_refresh(key) {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let to = if open { s.clock.now_ms() } else { to };
+                if let Ok(w) = compute_window(&s, from, to).await {
+                    s.overview.put(key, w);
+                }
+                s.overview.end_refresh(key);
+            });
+        }
         return Ok(w);
     }
+    let w = compute_window(s, from, to).await?;
+    s.overview.put(key, w.clone());
+    Ok(w)
+}
+
+async fn compute_window(
+    s: &Arc<Shared>,
+    from: i64,
+    to: i64,
+) -> Result<Arc<WindowFigures>, ApiError> {
+    let now = s.clock.now_ms();
     let (inv, c) = evaluate(s, from, to).await?;
     let (region, sites) = c.headlines(&inv);
-    let w = Arc::new(WindowFigures {
+    Ok(Arc::new(WindowFigures {
         computed_ms: now,
         from: c.from,
         to: c.to,
         region: window_json(&region),
         sites: sites.iter().map(window_json).collect(),
         targets: targets_json(s, &inv, &region, &sites),
-    });
-    s.overview.put(key, w.clone());
-    Ok(w)
+    }))
 }
 
 /// Modbus endpoints down (not connected, or paused), in all and by site of their devices.

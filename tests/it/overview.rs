@@ -2,7 +2,8 @@
 //! listens and a mine with no uploads yet. Its "now" figures are the sites listing's; its
 //! window figures are exactly `/api/v1/indicators`' for the region and each site; its
 //! targets carry the window's value; the endpoint counts as down and the mine as late; a
-//! window's figures are kept 30 s by the gateway's clock, then recomputed.
+//! window's figures are kept 30 s by the gateway's clock, computed again ahead in the
+//! background past 15 s, and when asked after 30 s.
 
 use crate::common::*;
 use serde_json::Value;
@@ -198,8 +199,23 @@ async fn the_overview_equals_the_listings_and_the_indicators_and_keeps_a_window_
     report_now(&clock, &p, &api, "p1", &["a"]).await;
     let (_, o2) = get(&url).await;
     assert_eq!(o2["window"], o["window"], "kept");
-    // … 31 s on, computed again, up to the new now.
-    clock.advance(Duration::from_secs(21));
+    // … 16 s on (past half its life), still the kept one, while it is computed again in the
+    // background: the next answers carry the new computation, up to the new now …
+    clock.advance(Duration::from_secs(6));
+    let t15 = clock.now_ms();
+    let (_, o15) = get(&url).await;
+    assert_eq!(o15["window"], o["window"], "served at once, kept");
+    let ahead = wait_json(&url, Duration::from_secs(20), |v| {
+        v["window"]["computed_at"] != o["window"]["computed_at"]
+    })
+    .await;
+    assert_eq!(
+        ahead["window"]["computed_at"],
+        safegate::model::rfc3339_ms(t15)
+    );
+    assert_eq!(ahead["window"]["to"], safegate::model::rfc3339_ms(t15));
+    // … and one not asked for 30 s is computed again when asked, up to the new now.
+    clock.advance(Duration::from_secs(31));
     let t2 = clock.now_ms();
     let (_, o3) = get(&url).await;
     assert_eq!(o3["window"]["computed_at"], safegate::model::rfc3339_ms(t2));
