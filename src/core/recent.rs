@@ -88,10 +88,16 @@ impl Recent {
         let values = older
             .iter()
             .chain(newer)
-            .map(|&(t, v)| (r.base_ms + i64::from(t), f64::from(v)))
+            .map(|&(t, v)| (r.base_ms + i64::from(t), widen(v)))
             .collect();
         (r.channel.as_deref(), values)
     }
+}
+
+/// A kept `f32` as the `f64` its shortest decimal names: 1.47 stays 1.47, not the
+/// 1.4700000286102295 that widening the bits gives.
+fn widen(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
 }
 
 #[cfg(test)]
@@ -139,5 +145,7 @@ mod tests {
         r.resize(3);
         r.push(2, 7, "lel", 0.5);
         assert_eq!(r.of(2).1, vec![(7, 0.5)]);
+        r.push(2, 8, "lel", 1.47);
+        assert_eq!(r.of(2).1[1], (8, 1.47), "the value as sent, not f32's bits");
     }
 }
