@@ -12,6 +12,7 @@
 use super::indicators::{evaluate, parse_window, target_for};
 use super::{ApiError, Shared};
 use crate::core::indicators::headline::Headline;
+use crate::core::indicators::ledger::Ledger;
 use crate::core::indicators::targets::assess;
 use crate::core::indicators::{Indicator, Scope};
 use crate::core::Inventory;
@@ -55,15 +56,44 @@ struct WindowFigures {
 /// A requested window: (from, to), `to` `None` for "up to now".
 type Key = (i64, Option<i64>);
 
-/// The window figures kept between requests, by requested window.
+/// How long after the last overview the ledger is still kept current in the background, so
+/// an operator coming back to the page does not wait for an evaluation.
+pub const KEEP_WARM_MS: i64 = 10 * 60_000;
+
+/// One evaluation kept by site ([`Ledger`]), with when and on which inventory.
+#[derive(Debug)]
+struct Kept {
+    computed_ms: i64,
+    inv: Arc<Inventory>,
+    ledger: Ledger,
+}
+
+/// The window figures kept between requests: the ledger, which answers most windows, and
+/// by requested window those it does not.
 #[derive(Debug, Default)]
 pub struct Cache {
+    ledger: Mutex<Option<Arc<Kept>>>,
+    /// When the overview was last asked for (ms): the ledger's keeper stops 10 min after.
+    last_asked_ms: std::sync::atomic::AtomicI64,
+    /// Whether a keeper task is renewing the ledger.
+    keeper: std::sync::atomic::AtomicBool,
     windows: Mutex<HashMap<Key, Arc<WindowFigures>>>,
     /// Windows being computed again in the background (one refresh at a time each).
     refreshing: Mutex<std::collections::HashSet<Key>>,
 }
 
 impl Cache {
+    fn ledger(&self, now: i64) -> Option<Arc<Kept>> {
+        let l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        l.as_ref()
+            .filter(|k| now - k.computed_ms < WINDOW_TTL_MS && k.computed_ms <= now)
+            .cloned()
+    }
+
+    fn put_ledger(&self, k: Arc<Kept>) {
+        *self.ledger.lock().unwrap_or_else(|p| p.into_inner()) = Some(k);
+    }
+
     fn get(&self, key: Key, now: i64) -> Option<Arc<WindowFigures>> {
         let m = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         m.get(&key)
@@ -146,12 +176,87 @@ fn targets_json(s: &Shared, inv: &Inventory, region: &Headline, sites: &[Headlin
     out
 }
 
+/// Builds the ledger up to now and keeps it.
+async fn build_ledger(s: &Arc<Shared>) -> Result<Arc<Kept>, ApiError> {
+    let ev = s.evaluator.clone();
+    let now = s.clock.now_ms();
+    let (inv, ledger) = tokio::task::spawn_blocking(move || ev.ledger(now))
+        .await
+        .map_err(|e| ApiError::Internal(format!("evaluation task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let k = Arc::new(Kept {
+        computed_ms: now,
+        inv,
+        ledger,
+    });
+    s.overview.put_ledger(k.clone());
+    Ok(k)
+}
+
+/// Renews the ledger every half of its life while the overview was asked for in the last
+/// [`KEEP_WARM_MS`], so no request waits for an evaluation; then stops.
+fn keep_warm(s: &Arc<Shared>) {
+    use std::sync::atomic::Ordering;
+    if s.overview.keeper.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let s = s.clone();
+    tokio::spawn(async move {
+        loop {
+            let next = s.clock.now_ms() + WINDOW_TTL_MS / 2;
+            s.clock.sleep_until(next).await;
+            let last = s.overview.last_asked_ms.load(Ordering::Acquire);
+            if s.clock.now_ms() - last > KEEP_WARM_MS {
+                break;
+            }
+            if let Err(e) = build_ledger(&s).await {
+                tracing::warn!(error = %e, "cannot renew the overview's figures");
+            }
+        }
+        s.overview.keeper.store(false, Ordering::Release);
+    });
+}
+
+/// The window's figures from the ledger, when it keeps both ends of the window.
+async fn from_ledger(
+    s: &Arc<Shared>,
+    from: i64,
+    to: i64,
+    open: bool,
+) -> Result<Option<Arc<WindowFigures>>, ApiError> {
+    let now = s.clock.now_ms();
+    s.overview
+        .last_asked_ms
+        .store(now, std::sync::atomic::Ordering::Release);
+    let k = match s.overview.ledger(now) {
+        Some(k) => k,
+        None => build_ledger(s).await?,
+    };
+    keep_warm(s);
+    // An open window ends where the ledger does, as a kept window's figures would.
+    let to = if open { k.ledger.to } else { to };
+    let Some((region, sites)) = k.ledger.headlines(from, to) else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(WindowFigures {
+        computed_ms: k.computed_ms,
+        from,
+        to,
+        region: window_json(&region),
+        sites: sites.iter().map(window_json).collect(),
+        targets: targets_json(s, &k.inv, &region, &sites),
+    })))
+}
+
 async fn window_figures(
     s: &Arc<Shared>,
     from: i64,
     to: i64,
     open: bool,
 ) -> Result<Arc<WindowFigures>, ApiError> {
+    if let Some(w) = from_ledger(s, from, to, open).await? {
+        return Ok(w);
+    }
     let now = s.clock.now_ms();
     let key = (from, (!open).then_some(to));
     if let Some(w) = s.overview.get(key, now) {

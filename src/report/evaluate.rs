@@ -2,6 +2,7 @@
 //! command and the store cadence. Blocking (SQLite): call from `spawn_blocking`.
 
 use crate::core::config::indicators::{IndicatorSettings, TargetConfig};
+use crate::core::indicators::ledger::{self, Ledger};
 use crate::core::indicators::{compute, Computation};
 use crate::core::inventory::Inventory;
 use crate::state::{ReadPool, StateError};
@@ -51,5 +52,17 @@ impl Evaluator {
             .with(|j| j.load_history(&inv, from, to.min(now)))?;
         let c = compute(&inv, &history, from, to, now, self.settings.policy());
         Ok((inv, c))
+    }
+
+    /// One evaluation up to `now`, kept by site so that the overview's figures for any window
+    /// it keeps are a subtraction ([`ledger`]); with the inventory it was built on.
+    pub fn ledger(&self, now: i64) -> Result<(Arc<Inventory>, Ledger), StateError> {
+        let inv = self.inventory();
+        let offset = self.settings.utc_offset_h * 3_600_000;
+        let from = ledger::start(now, offset);
+        let history = self.journal.with(|j| j.load_timelines(&inv, from, now))?;
+        let policy = self.settings.policy();
+        let (l, _) = ledger::build(&inv, &history, (from, now), now, policy, offset);
+        Ok((inv, l))
     }
 }

@@ -82,9 +82,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     loaded.config.api.listen = args.api;
     loaded.config.gateway.data_dir = dir.join("state");
     let ftp = free_port("127.0.0.1:0".parse()?)?;
-    let pasv = free_port("127.0.0.1:0".parse()?)?.port();
     loaded.config.mine_files.listen = ftp.to_string();
-    loaded.config.mine_files.passive_ports = [pasv, pasv];
+    loaded.config.mine_files.passive_ports = passive_range()?;
     let sip = free_udp_and_tcp()?;
     if let Some(v) = loaded.config.video.as_mut() {
         v.listen = sip.to_string();
@@ -196,6 +195,31 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         let _ = std::fs::remove_dir_all(Path::new(&dir));
     }
     Ok(())
+}
+
+/// FTP data ports for the demo's mine (and the tests' FTP servers): a block free now, below
+/// the kernel's ephemeral range (32768 and up on Linux) so no other program's "any free port"
+/// can take one between now and a transfer; the server picks among the block at random and
+/// retries. Each call in a process starts at another block.
+pub fn passive_range() -> std::io::Result<[u16; 2]> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const BLOCK: u16 = 16;
+    const FIRST: u16 = 20_000;
+    const BLOCKS: u16 = 700;
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let turn = std::process::id().wrapping_mul(7) + CALLS.fetch_add(1, Ordering::Relaxed);
+    let start = (turn % u32::from(BLOCKS)) as u16;
+    for i in 0..BLOCKS {
+        let from = FIRST + ((start + i) % BLOCKS) * BLOCK;
+        let free =
+            (from..from + BLOCK).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return Ok([from, from + BLOCK - 1]);
+        }
+    }
+    Err(std::io::Error::other(
+        "no block of 16 free loopback ports between 20000 and 31199 for the demo's FTP transfers",
+    ))
 }
 
 /// A loopback port free on UDP and TCP alike (the SIP endpoint binds both).

@@ -122,6 +122,28 @@ impl Journal {
     /// Everything the indicator engine needs for windows ending at or before `to`, mapped
     /// onto the current inventory (units no longer in it are left out).
     pub fn load_history(&self, inv: &Inventory, from: i64, to: i64) -> Result<History, StateError> {
+        self.load(inv, from, to, true)
+    }
+
+    /// [`Journal::load_history`] without the links, polls and latency minutes: the units'
+    /// timelines and the alarms, all the overview's figures need (over a long span, the
+    /// minutes are most of the rows).
+    pub fn load_timelines(
+        &self,
+        inv: &Inventory,
+        from: i64,
+        to: i64,
+    ) -> Result<History, StateError> {
+        self.load(inv, from, to, false)
+    }
+
+    fn load(
+        &self,
+        inv: &Inventory,
+        from: i64,
+        to: i64,
+        minutes: bool,
+    ) -> Result<History, StateError> {
         let mut h = History {
             devices: vec![DeviceHistory::default(); inv.devices.len()],
             sites: vec![Vec::new(); inv.sites.len()],
@@ -144,8 +166,10 @@ impl Journal {
         if super::schema::version(&self.conn).map_err(db)? >= 2 {
             read_conditions(&self.conn, to, &lookup, &mut h).map_err(db)?;
         }
-        self.read_links(to, &mut h)?;
-        self.read_minutes(inv, from, to, &mut h)?;
+        if minutes {
+            self.read_links(to, &mut h)?;
+            self.read_minutes(inv, from, to, &mut h)?;
+        }
         h.alarms = self.alarm_facts(inv, from, to)?;
         Ok(h)
     }

@@ -39,12 +39,13 @@ struct Mine {
 /// A gateway configuration taking mine files over FTP on a free port and from a folder.
 fn mine_config(mq: &str, id: &str, store: Option<&str>, positioning: bool) -> Mine {
     std::env::set_var(PASSWORD_ENV, PASSWORD);
-    let (ftp, pasv) = (free_port(), free_port());
+    let ftp = free_port();
+    let [p0, p1] = safegate::runtime::demo::passive_range().unwrap();
     let dir = tempfile::tempdir().unwrap().keep();
     let watch = dir.join("incoming");
     std::fs::create_dir_all(&watch).unwrap();
     let section = format!(
-        "[mine_files]\nenabled = true\nlisten = \"127.0.0.1:{ftp}\"\npassive_ports = [{pasv}, {pasv}]\nwatch_dir = \"{}\"\nsettle_ms = 200\nwatch_scan_ms = 100\nupload_timeout_s = 300\n\n",
+        "[mine_files]\nenabled = true\nlisten = \"127.0.0.1:{ftp}\"\npassive_ports = [{p0}, {p1}]\nwatch_dir = \"{}\"\nsettle_ms = 200\nwatch_scan_ms = 100\nupload_timeout_s = 300\n\n",
         watch.display()
     );
     let cfg = TestConfig::new(

@@ -162,8 +162,9 @@ async fn kill_9_during_an_ftp_upload_loses_no_file_answered_226_and_half_applies
     std::env::set_var(PASSWORD_ENV, PASSWORD);
     let mq = Mosquitto::start();
     let vm = Victoria::start();
-    let (api_port, ftp, pasv) = (free_port(), free_port(), free_port());
-    let section = format!("[mine_files]\nenabled = true\nlisten = \"127.0.0.1:{ftp}\"\npassive_ports = [{pasv}, {pasv}]\nupload_timeout_s = 300\n\n");
+    let (api_port, ftp) = (free_port(), free_port());
+    let [p0, p1] = safegate::runtime::demo::passive_range().unwrap();
+    let section = format!("[mine_files]\nenabled = true\nlisten = \"127.0.0.1:{ftp}\"\npassive_ports = [{p0}, {p1}]\nupload_timeout_s = 300\n\n");
     let inventory = format!("[[sites]]\nid = \"m1\"\nname = \"示范煤矿\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\nupload_password_env = \"{PASSWORD_ENV}\"\n\n[[systems]]\nid = \"kj\"\nsite = \"m1\"\nkind = \"major_hazard\"\n\n");
     let cfg = TestConfig::new(
         &(settings(&mq.url(), "gw-mine-crash", Some(&vm.url())).replace(

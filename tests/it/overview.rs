@@ -67,7 +67,7 @@ fn site<'a>(o: &'a Value, id: &str) -> &'a Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_overview_equals_the_listings_and_the_indicators_and_keeps_a_window_30_s() {
+async fn the_overview_equals_the_listings_and_the_indicators_and_keeps_itself_current() {
     let _load = shared().await;
     let mq = Mosquitto::start();
     std::env::set_var("SAFEGATE_TEST_OVERVIEW_MINE_PW", "kj-ov-1");
@@ -199,12 +199,10 @@ async fn the_overview_equals_the_listings_and_the_indicators_and_keeps_a_window_
     report_now(&clock, &p, &api, "p1", &["a"]).await;
     let (_, o2) = get(&url).await;
     assert_eq!(o2["window"], o["window"], "kept");
-    // … 16 s on (past half its life), still the kept one, while it is computed again in the
-    // background: the next answers carry the new computation, up to the new now …
+    // … and past half its life (15 s) computed again in the background, unasked, up to the
+    // gateway's now (it keeps doing so while the overview was asked for in the last 10 min) …
     clock.advance(Duration::from_secs(6));
     let t15 = clock.now_ms();
-    let (_, o15) = get(&url).await;
-    assert_eq!(o15["window"], o["window"], "served at once, kept");
     let ahead = wait_json(&url, Duration::from_secs(20), |v| {
         v["window"]["computed_at"] != o["window"]["computed_at"]
     })
@@ -214,12 +212,33 @@ async fn the_overview_equals_the_listings_and_the_indicators_and_keeps_a_window_
         safegate::model::rfc3339_ms(t15)
     );
     assert_eq!(ahead["window"]["to"], safegate::model::rfc3339_ms(t15));
-    // … and one not asked for 30 s is computed again when asked, up to the new now.
+    // … so 31 s on the answer is up to the new now.
     clock.advance(Duration::from_secs(31));
     let t2 = clock.now_ms();
     let (_, o3) = get(&url).await;
     assert_eq!(o3["window"]["computed_at"], safegate::model::rfc3339_ms(t2));
     assert_eq!(o3["window"]["to"], safegate::model::rfc3339_ms(t2));
+    // Any other window is answered from the same evaluation (kept by site), and equals the
+    // indicators': one ending in the past …
+    let mid = (t0 + t1) / 2;
+    let past = format!("{api}/api/v1/overview?from={t0}&to={mid}");
+    let (_, o5) = get(&past).await;
+    assert_eq!(o5["window"]["computed_at"], safegate::model::rfc3339_ms(t2));
+    // … and one starting three days back, off the hour: the evaluation keeps only hours and
+    // midnights that far back, so that window is evaluated on its own.
+    let old = t0 - 3 * 86_400_000 + 7;
+    let (_, o6) = get(&format!("{api}/api/v1/overview?from={old}&to={t2}")).await;
+    assert_eq!(o6["window"]["from"], safegate::model::rfc3339_ms(old));
+    for (o, from, to) in [(&o5, t0, mid), (&o6, old, t2)] {
+        let (_, ind) = get(&format!("{api}/api/v1/indicators?from={from}&to={to}")).await;
+        for id in ["online_rate", "coverage_rate", "alarm_response_rate"] {
+            assert_eq!(
+                o["region"]["window"][id],
+                exact(&ind, id),
+                "[{from}, {to}) {id}"
+            );
+        }
+    }
     // A window that starts after now (a browser clock ahead at midnight) is empty, not an
     // error, when its end is left to now.
     let later = t2 + 60_000;

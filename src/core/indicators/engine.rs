@@ -196,6 +196,7 @@ fn system_facts(
     h: &History,
     w: &Window,
     members: &[Vec<(Vec<Span>, Vec<Span>)>],
+    sink: &mut dyn SpanSink,
 ) -> Vec<GroupFacts> {
     inv.systems
         .iter()
@@ -208,6 +209,7 @@ fn system_facts(
             let online = iv::quorum_spans(&members[i], w.from, w.to, |n| {
                 w.policy.online_quorum.need(n)
             });
+            sink.system(i, &counted, &online);
             let (down_ms, _, longest) = down_facts(&counted, &online);
             GroupFacts {
                 counted_ms: iv::total(&counted),
@@ -232,6 +234,7 @@ fn zone_facts(
     h: &History,
     w: &Window,
     members: &[Vec<(Vec<Span>, Vec<Span>)>],
+    sink: &mut dyn SpanSink,
 ) -> Vec<GroupFacts> {
     inv.zones
         .iter()
@@ -246,6 +249,7 @@ fn zone_facts(
                 counted_spans(&status, site_hist(h, z.site), w.policy.denominator, w.to);
             let counted = iv::clip(&counted_all, w.from, w.to);
             let covered = iv::quorum_spans(&members[i], w.from, w.to, |n| 1.min(n));
+            sink.zone(i, &counted, &covered);
             let (down_ms, _, longest) = down_facts(&counted, &covered);
             GroupFacts {
                 counted_ms: iv::total(&counted),
@@ -307,6 +311,23 @@ fn enterprise_facts(
     enterprises
 }
 
+/// What a computation saw of each unit, clipped to the window: its counted spans and its
+/// online (or covered) spans. [`super::ledger`] keeps them summed by site.
+pub trait SpanSink {
+    fn device(&mut self, i: usize, counted: &[Span], online: &[Span]);
+    fn system(&mut self, i: usize, counted: &[Span], online: &[Span]);
+    fn zone(&mut self, i: usize, counted: &[Span], covered: &[Span]);
+}
+
+/// Sees nothing: a plain computation.
+struct NoSpans;
+
+impl SpanSink for NoSpans {
+    fn device(&mut self, _: usize, _: &[Span], _: &[Span]) {}
+    fn system(&mut self, _: usize, _: &[Span], _: &[Span]) {}
+    fn zone(&mut self, _: usize, _: &[Span], _: &[Span]) {}
+}
+
 pub fn compute(
     inv: &Inventory,
     h: &History,
@@ -314,6 +335,18 @@ pub fn compute(
     to: i64,
     now: i64,
     policy: Policy,
+) -> Computation {
+    compute_observed(inv, h, (from, to), now, policy, &mut NoSpans)
+}
+
+/// [`compute`], handing each unit's spans to `sink` on the way.
+pub fn compute_observed(
+    inv: &Inventory,
+    h: &History,
+    (from, to): Span,
+    now: i64,
+    policy: Policy,
+    sink: &mut dyn SpanSink,
 ) -> Computation {
     let to = to.min(now).max(from);
     let at_to = to - 1;
@@ -341,6 +374,7 @@ pub fn compute(
         let counted = iv::clip(&counted_all, from, to);
         let online = iv::clip(&online_all, from, to);
         let reached = iv::clip(&reached_all, from, to);
+        sink.device(i, &counted, &online);
         // Time before the first reading is `never`, not an outage: split the counted time there.
         let first_reading_ms = dh
             .transitions
@@ -395,8 +429,8 @@ pub fn compute(
         at_to,
         policy,
     };
-    let systems = system_facts(inv, h, &w, &system_members);
-    let zones = zone_facts(inv, h, &w, &zone_members);
+    let systems = system_facts(inv, h, &w, &system_members, sink);
+    let zones = zone_facts(inv, h, &w, &zone_members, sink);
     let enterprises = enterprise_facts(inv, h, &w, &devices);
 
     let links = h

@@ -18,15 +18,16 @@ pub struct Headline {
     pub alarm_response_rate: Indicator,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Sums {
-    online: (i128, i128),
-    coverage: (i128, i128),
-    response: (i128, i128),
+/// A scope's (numerator, denominator) of each headline figure.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Sums {
+    pub(super) online: (i128, i128),
+    pub(super) coverage: (i128, i128),
+    pub(super) response: (i128, i128),
 }
 
 impl Sums {
-    fn add(&mut self, o: &Sums) {
+    pub(super) fn add(&mut self, o: &Sums) {
         let add = |a: &mut (i128, i128), b: (i128, i128)| {
             a.0 += b.0;
             a.1 += b.1;
@@ -36,7 +37,7 @@ impl Sums {
         add(&mut self.response, o.response);
     }
 
-    fn headline(&self, window_ms: i64) -> Headline {
+    pub(super) fn headline(&self, window_ms: i64) -> Headline {
         let (ok, decided) = self.response;
         let (on, counted) = self.online;
         let (cov, zones) = self.coverage;
@@ -89,14 +90,18 @@ impl Computation {
                 s.1 += 1;
             }
         }
-        let mut region = Sums::default();
-        for s in &sites {
-            region.add(s);
-        }
-        let w = self.window_ms();
-        (
-            region.headline(w),
-            sites.iter().map(|s| s.headline(w)).collect(),
-        )
+        headlines_of(&sites, self.window_ms())
     }
+}
+
+/// The region's headline (the sum of its sites') and each site's.
+pub(super) fn headlines_of(sites: &[Sums], window_ms: i64) -> (Headline, Vec<Headline>) {
+    let mut region = Sums::default();
+    for s in sites {
+        region.add(s);
+    }
+    (
+        region.headline(window_ms),
+        sites.iter().map(|s| s.headline(window_ms)).collect(),
+    )
 }

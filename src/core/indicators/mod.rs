@@ -5,6 +5,7 @@ pub mod engine;
 pub mod headline;
 pub mod history;
 pub mod intervals;
+pub mod ledger;
 pub mod targets;
 
 pub use engine::{

@@ -579,3 +579,137 @@ fn headlines_equal_the_indicators_of_each_scope() {
         assert_eq!(region.alarm_response_rate.ratio, Ratio { num: 2, den: 3 });
     }
 }
+
+mod ledger {
+    use super::*;
+    use crate::core::alarms::AlarmType;
+    use crate::core::indicators::headline::Headline;
+    use crate::core::indicators::ledger::{self, FINE_MS, HOURLY_MS};
+    use crate::core::Condition;
+    use proptest::prelude::*;
+
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+    /// 2026-11-01T00:00:00+08:00; the histories run 20 days from there.
+    const T0: i64 = 1_793_462_400_000;
+    const END: i64 = T0 + 20 * DAY;
+    const OFFSET: i64 = 8 * HOUR;
+
+    /// Per device: (offset, online) changes; per alarm: (device, raised, deadline after, ack after).
+    type Case = (
+        Vec<Vec<(i64, bool)>>,
+        Vec<(usize, i64, i64, Option<i64>)>,
+        Vec<(usize, i64, u8)>,
+    );
+
+    fn history(inv: &Inventory, (changes, alarms, conds): &Case) -> History {
+        let mut h = History::registered_at(inv, T0 - 1);
+        for (d, ch) in changes.iter().enumerate() {
+            let mut t: Vec<(i64, bool)> = ch.iter().map(|&(at, on)| (T0 + at, on)).collect();
+            t.sort_by_key(|x| x.0);
+            t.dedup_by_key(|x| x.0);
+            h.devices[d].transitions = t;
+        }
+        for &(d, at, c) in conds {
+            let c = [Condition::Normal, Condition::Fault, Condition::Maintenance][c as usize % 3];
+            h.devices[d].conditions.push((T0 + at, c, None));
+        }
+        for dh in &mut h.devices {
+            dh.conditions.sort_by_key(|x| x.0);
+            dh.conditions.dedup_by_key(|x| x.0);
+        }
+        h.alarms = alarms
+            .iter()
+            .enumerate()
+            .map(|(id, &(d, raised, after, ack))| AlarmFact {
+                id: id as u64,
+                device: d as u32,
+                alarm_type: AlarmType::Value,
+                level: 1,
+                raised_ms: T0 + raised,
+                deadline_ms: T0 + raised + after,
+                ack_ms: ack.map(|a| T0 + raised + a),
+            })
+            .collect();
+        h
+    }
+
+    /// What the journal loads for [from, to): the alarms raised in it.
+    fn direct(
+        inv: &Inventory,
+        h: &History,
+        from: i64,
+        to: i64,
+        p: Policy,
+    ) -> (Headline, Vec<Headline>) {
+        let mut h = h.clone();
+        h.alarms.retain(|a| from <= a.raised_ms && a.raised_ms < to);
+        compute(inv, &h, from, to, to, p).headlines(inv)
+    }
+
+    /// Instants a ledger ending at END keeps: local midnights, hours of its last 14 days,
+    /// any millisecond of its last 2 days.
+    fn kept() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            (0i64..21).prop_map(|d| T0 + d * DAY),
+            (0i64..(HOURLY_MS / HOUR)).prop_map(|h| END - HOURLY_MS + h * HOUR),
+            (0i64..FINE_MS).prop_map(|ms| END - FINE_MS + ms),
+        ]
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        let t = 0i64..20 * DAY;
+        (
+            prop::collection::vec(prop::collection::vec((t.clone(), any::<bool>()), 0..8), 5),
+            prop::collection::vec(
+                (
+                    0usize..5,
+                    t.clone(),
+                    0i64..DAY,
+                    prop::option::of(0i64..2 * DAY),
+                ),
+                0..6,
+            ),
+            prop::collection::vec((0usize..5, t, 0u8..3), 0..4),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Every window the ledger keeps both ends of is the engine's own evaluation of it,
+        /// to the unit-millisecond, under both ways of counting a mine.
+        #[test]
+        fn a_kept_window_is_the_engines_evaluation(c in case(), a in kept(), b in kept(), systems in any::<bool>()) {
+            let inv = inv();
+            let h = history(&inv, &c);
+            let policy = Policy {
+                mine_units: if systems { MineUnits::Systems } else { MineUnits::Devices },
+                ..Policy::default()
+            };
+            let start = ledger::start(END, OFFSET);
+            let mut loaded = h.clone();
+            loaded.alarms.retain(|x| start <= x.raised_ms && x.raised_ms < END);
+            let (l, _) = ledger::build(&inv, &loaded, (start, END), END, policy, OFFSET);
+            let (from, to) = (a.min(b), a.max(b));
+            let got = l.headlines(from, to);
+            prop_assert!(got.is_some(), "window [{from}, {to}) not kept");
+            prop_assert_eq!(got.unwrap(), direct(&inv, &h, from, to, policy));
+        }
+    }
+
+    /// An instant before the last two days that is neither an hour (last 14 days) nor a local
+    /// midnight is not kept: the caller evaluates that window itself.
+    #[test]
+    fn an_instant_off_the_grid_is_not_answered() {
+        let inv = inv();
+        let h = History::registered_at(&inv, T0 - 1);
+        let start = ledger::start(END, OFFSET);
+        let (l, _) = ledger::build(&inv, &h, (start, END), END, Policy::default(), OFFSET);
+        assert!(l.headlines(END - 3 * DAY + 1, END).is_none());
+        assert!(l.headlines(END, END + 1).is_none());
+        assert!(l.headlines(END - 3 * DAY, END).is_some());
+        assert!(l.headlines(T0, END - FINE_MS + 1).is_some());
+        // T0 is local midnight: the hour after it, 20 days back, is not kept.
+        assert!(l.headlines(T0 + HOUR, END).is_none());
+    }
+}
