@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use safegate::config::load_str;
-use safegate::core::indicators::Scope;
+use safegate::core::indicators::{ledger, Scope};
 use safegate::core::Inventory;
 use safegate::report::evaluate::Evaluator;
 use safegate::state::{Journal, TransitionRow};
@@ -120,6 +120,28 @@ fn bench(c: &mut Criterion) {
                 t.elapsed().as_secs_f64() * 1e3
             );
         }
+        // The overview's figures: one evaluation kept by site (built once, timed once), then
+        // any kept window — here the year and the last 24 h — is a subtraction.
+        let inv = ev.inventory();
+        let offset = 8 * 3_600_000;
+        let start = ledger::start(to, offset);
+        let t = Instant::now();
+        let j = Journal::open_read(dir.path()).unwrap();
+        let h = j.load_timelines(&inv, start, to).unwrap();
+        let (l, _) = ledger::build(&inv, &h, (start, to), to, ev.settings.policy(), offset);
+        eprintln!(
+            "  overview ledger built in {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        let id = format!("{n}_devices_{}_transitions", n as i64 * 60 * per_day);
+        g.bench_function(BenchmarkId::new("overview_window_from_ledger", id), |b| {
+            b.iter(|| {
+                let year = l.headlines(from, to).expect("kept");
+                let day = l.headlines(to - DAY + 12_345, to).expect("kept");
+                assert!(year.0.online_rate.ratio.den > day.0.online_rate.ratio.den);
+                (year, day)
+            })
+        });
         let id = BenchmarkId::from_parameter(format!(
             "{n}_devices_{}_transitions",
             n as i64 * 60 * per_day
