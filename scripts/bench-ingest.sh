@@ -73,6 +73,8 @@
 #   BENCH_PERF=0           1: `perf record` the gateway in the last round's BENCH_PERF_PHASE
 #                          (slows it down: for diagnosis, not for the headline figures)
 #   BENCH_PERF_PHASE=B     the phase whose CPU, timeline and profile the last round prints (B, T, …)
+#   BENCH_PERF_SCHED=0     1 (with BENCH_PERF=1): an off-CPU view instead, `perf sched` of the
+#                          whole machine, summed per gateway thread (running, waiting, asleep)
 #   BENCH_THREADS=1        per-thread CPU of the gateway in that phase, from /proc
 #   BENCH_STRICT=0         1: exit 3 when a target is missed
 #   BENCH_KEEP=0           1: keep the temp dir (logs, configs, timelines, perf data)
@@ -292,7 +294,7 @@ B0_RATE=(); B0_DESC=(); B0_OK=(); B0_OTHER=()
 CPU_LINES=""; TIMELINE=""
 phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
   local r=$1 mode=${2:-quiet} P=B site api t0 t1 t_acc="" at_acc="" end snap0="" snap1="" perf_pid="" gw
-  local c0_all c0_idle c1_all c1_idle m0 m1 v0 v1 f0 rcv=0 acc=0 rej=0 wr=0 drp=0 depth=0 ev=0 raised=0 s s_acc vm i
+  local c0_all c0_idle c1_all c1_idle m0 m1 v0 v1 f0 rcv=0 acc=0 rej=0 wr=0 drp=0 depth=0 ev=0 raised=0 s s_acc vm i w0 posts
   local last=0 extra=() want_alarms=0 gwbin=$BIN
   CUR_QOS=""; CUR_ACK=""
   # Seen by preload and write_config, for this phase only.
@@ -329,13 +331,18 @@ phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
 
   read -r c0_all c0_idle < <(cpu_total)
   m0=$(ticks "$MOSQ_PID"); v0=$(ticks "$VM_PID")
-  f0=$(foreign_snapshot)
+  f0=$(foreign_snapshot); w0=$(vm_writes)
   t0=$(now_ns)
   env $GATEWAY_ENV "$gwbin/safegate" run --config "$B/safegate.toml" >"$B/gateway.log" 2>&1 &
   gw=$!
   PIDS+=("$gw")
   if [ "$last" = 1 ] && [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1; then
-    perf record -q -F 997 -g -p "$gw" -o "$WORK/perf.data" >/dev/null 2>&1 &
+    if [ "${BENCH_PERF_SCHED:-0}" = 1 ]; then
+      # Off-CPU: every context switch of the machine, to say where each thread waits.
+      perf sched record -q -o "$WORK/sched.data" >/dev/null 2>&1 &
+    else
+      perf record -q -F 997 -g -p "$gw" -o "$WORK/perf.data" >/dev/null 2>&1 &
+    fi
     perf_pid=$!
     PIDS+=("$perf_pid")
   fi
@@ -362,7 +369,7 @@ phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
   # Gateway CPU over the phase (start-up included), per reading.
   US=$(awk -v t="$(ticks "$gw")" -v hz="$HZ" -v n="$acc" 'BEGIN { printf "%.2f", (n > 0 ? 1e6 * t / hz / n : 0) }')
   if [ "$THREADS" = 1 ]; then snap1=$(thread_snapshot "$gw"); fi
-  m1=$(ticks "$MOSQ_PID"); v1=$(ticks "$VM_PID")
+  m1=$(ticks "$MOSQ_PID"); v1=$(ticks "$VM_PID"); posts=$(vm_posts "$w0" "$(vm_writes)")
   read -r c1_all c1_idle < <(cpu_total)
   local other
   other=$(foreign_pct "$f0" "$(foreign_snapshot)" "$(secs "$t0" "$t1")")
@@ -378,7 +385,7 @@ phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
   vm=$(vm_samples "$site")
   local ok=0
   if [ "$vm" = "$M" ] && [ "$acc" = "$M" ] && [ "$drp" = 0 ] && [ "$raised" = "$want_alarms" ]; then ok=1; fi
-  local desc="$acc stored in $s s; gateway CPU $US µs/reading; all accepted after $s_acc s ($(rate "$acc" "$s_acc")/s), $at_acc then; VM reading_v samples $vm/$M, rejected $rej, dropped $drp, alarms raised $raised/$want_alarms; other programs $other%"
+  local desc="$acc stored in $s s; gateway CPU $US µs/reading, VictoriaMetrics $(awk -v t="$((v1 - v0))" -v hz="$HZ" -v n="$M" 'BEGIN { printf "%.2f", 1e6 * t / hz / n }') µs/point; $posts; all accepted after $s_acc s ($(rate "$acc" "$s_acc")/s), $at_acc then; VM reading_v samples $vm/$M, rejected $rej, dropped $drp, alarms raised $raised/$want_alarms; other programs $other%"
   if [ "$P" = S ]; then
     S_RATE[r]=$(rate "$acc" "$s"); S_OK[r]=$ok; S_OTHER[r]=$other; S_DESC[r]=$desc
     log "round $r phase S: ${S_RATE[r]} readings/s ($desc)"
@@ -431,7 +438,13 @@ phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
     TIMELINE=$(awk -v n="$(wc -l <"$B/timeline.txt")" 'BEGIN { step = int(n / 8) + 1 }
       (NR - 1) % step == 0 || NR == n { printf "  t=%5.2fs accepted %7d written %7d queued %6d\n", $1, $2, $3, $4 }' "$B/timeline.txt")
     printf 'round %s phase %s, CPU (%% of one core): %s\ntimeline:\n%s\n' "$r" "$P" "$CPU_LINES" "$TIMELINE" >&2
-    if [ -n "$perf_pid" ]; then
+    if [ -n "$perf_pid" ] && [ "${BENCH_PERF_SCHED:-0}" = 1 ]; then
+      # Per thread of the gateway: time running, waiting to run, and asleep (off-CPU).
+      perf sched timehist -i "$WORK/sched.data" -s --pid "$gw" 2>/dev/null \
+        | sed -n '/Runtime summary/,$p' | head -40 >"$WORK/sched-top.txt" || true
+      log "scheduling of the gateway's threads (perf sched timehist -s):"
+      cat "$WORK/sched-top.txt" >&2
+    elif [ -n "$perf_pid" ]; then
       perf report -i "$WORK/perf.data" --no-children --stdio -g none --sort comm,dso,sym --percent-limit 1.5 \
         2>/dev/null | grep -E '^ +[0-9]' | head -30 >"$WORK/perf-top.txt" || true
       log "perf profile of the gateway (self time, ≥1.5%; full data in $WORK/perf.data with BENCH_KEEP=1):"

@@ -134,6 +134,22 @@ start_victoria() {
 # How many reading_v samples VictoriaMetrics ($VM) holds for site $1 (within a day of now),
 # after flushing what it has buffered; "error" when it does not answer within $2 s (120).
 # The sleep: flushed data becomes searchable within a second (VictoriaMetrics' own cache).
+# VictoriaMetrics' own count of line-protocol writes and of rows read from them: "requests rows".
+# (Counts the gateway's posts; store-write's, through the same path, do not show in it: not
+# used for phase R.)
+vm_writes() {
+  curl -sf --max-time 5 "$VM/metrics" | awk '
+    /^vm_http_requests_total\{path="\/influx\/write"/ { q = $NF }
+    /^vm_protoparser_rows_read_total\{type="influx"\}/ { n = $NF }
+    END { printf "%d %d\n", q, n }' || echo "0 0"
+}
+
+# The writes between two vm_writes snapshots: "N posts, M rows a post".
+vm_posts() {
+  awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); q = y[1] - x[1]; n = y[2] - x[2];
+    printf "%d posts to the store, %.0f rows a post", q, (q > 0 ? n / q : 0) }'
+}
+
 vm_samples() {
   local now_s n
   curl -sf --max-time 120 "$VM/internal/force_flush" >/dev/null || true
