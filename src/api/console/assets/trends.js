@@ -120,32 +120,35 @@ function chart(points) {
   points.forEach((p, i) => {
     if (i % every === 0 || i === points.length - 1) root.append(text(x(i) - 16, H - 6, tick(p), "trend-axis"));
   });
-  for (const [id, cls] of SERIES) {
-    let poly = null;
-    points.forEach((p, i) => {
-      const v = p[id];
-      if (v === null) {
-        poly = null;
-        return;
-      }
-      if (!poly) {
-        poly = svg("polyline", cls);
-        poly.dataset.series = id;
-        root.append(poly);
-      }
-      const pt = root.createSVGPoint();
-      pt.x = x(i);
-      pt.y = y(v);
-      poly.points.appendItem(pt);
-      // A dot too, so a period between two gaps shows.
-      const dot = svg("circle", cls);
-      dot.cx.baseVal.value = pt.x;
-      dot.cy.baseVal.value = pt.y;
-      dot.r.baseVal.value = 3;
-      root.append(dot);
-    });
-  }
+  for (const [id, cls] of SERIES) series(root, points, id, cls, x, y);
   return root;
+}
+
+/** One series `id` of `points` drawn on `root`: a line broken where a period has no value,
+ * and a dot per period, so a period between two gaps shows. */
+function series(root, points, id, cls, x, y) {
+  let poly = null;
+  points.forEach((p, i) => {
+    const v = p[id];
+    if (v === null) {
+      poly = null;
+      return;
+    }
+    if (!poly) {
+      poly = svg("polyline", cls);
+      poly.dataset.series = id;
+      root.append(poly);
+    }
+    const pt = root.createSVGPoint();
+    pt.x = x(i);
+    pt.y = y(v);
+    poly.points.appendItem(pt);
+    const dot = svg("circle", cls);
+    dot.cx.baseVal.value = pt.x;
+    dot.cy.baseVal.value = pt.y;
+    dot.r.baseVal.value = 3;
+    root.append(dot);
+  });
 }
 
 /** A round top for the latency chart's scale: 1, 2 or 5 × 10ⁿ ms, at least 10 ms. */
@@ -170,28 +173,7 @@ function latencyChart(points) {
     root.append(line(PAD.l, y(g), W - PAD.r, y(g), "trend-grid"));
     root.append(text(4, y(g) + 4, `${g} ms`, "trend-axis"));
   }
-  let poly = null;
-  points.forEach((p, i) => {
-    const v = p.latency_p95_ms;
-    if (v === null) {
-      poly = null;
-      return;
-    }
-    if (!poly) {
-      poly = svg("polyline", "trend-latency");
-      poly.dataset.series = "latency_p95_ms";
-      root.append(poly);
-    }
-    const pt = root.createSVGPoint();
-    pt.x = x(i);
-    pt.y = y(v);
-    poly.points.appendItem(pt);
-    const dot = svg("circle", "trend-latency");
-    dot.cx.baseVal.value = pt.x;
-    dot.cy.baseVal.value = pt.y;
-    dot.r.baseVal.value = 3;
-    root.append(dot);
-  });
+  series(root, points, "latency_p95_ms", "trend-latency", x, y);
   return root;
 }
 
