@@ -63,7 +63,10 @@
 #                          with BENCH_BATCH=1 it is measured in phase T too (T0)
 #   BENCH_BATCH_BINS       more build directories, space-separated, each measured in phase T
 #                          every round (T1, T2, …, after the baseline's T0), in an order that
-#                          rotates by round: what each commit of a series bought, in one run
+#                          rotates by round: what each commit of a series bought, in one run;
+#                          an entry DIR,KEY=VALUE also sets that [store] key for its gateway
+#                          (e.g. "target/release,writes_in_flight=1": one setting against the
+#                          default, same build)
 #   BENCH_QUEUE_CAPACITY   store.queue_capacity (default: the gateway's default)
 #   BENCH_BATCH_SIZE       store.batch_size (default: the gateway's default)
 #   BENCH_FLUSH_MS         store.flush_interval_ms (unused since the outbox; kept for old runs)
@@ -260,6 +263,7 @@ bucket = "bench"
 ${4:+queue_capacity = $4}
 ${BENCH_BATCH_SIZE:+batch_size = $BENCH_BATCH_SIZE}
 ${BENCH_FLUSH_MS:+flush_interval_ms = $BENCH_FLUSH_MS}
+${5:-}
 
 [api]
 listen = "127.0.0.1:$3"
@@ -295,7 +299,7 @@ CPU_LINES=""; TIMELINE=""
 phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
   local r=$1 mode=${2:-quiet} P=B site api t0 t1 t_acc="" at_acc="" end snap0="" snap1="" perf_pid="" gw
   local c0_all c0_idle c1_all c1_idle m0 m1 v0 v1 f0 rcv=0 acc=0 rej=0 wr=0 drp=0 depth=0 ev=0 raised=0 s s_acc vm i w0 posts
-  local last=0 extra=() want_alarms=0 gwbin=$BIN
+  local last=0 extra=() want_alarms=0 gwbin=$BIN store_keys=""
   CUR_QOS=""; CUR_ACK=""
   # Seen by preload and write_config, for this phase only.
   local CUR_FILTER="" CUR_MAPPING="" msgs=$M poll=0.1
@@ -303,7 +307,7 @@ phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
     batch) P=K; extra=(--per-message "$PER"); msgs=$((M / PER)) ;;
     # Under a second end to end: poll finely, so the poll is not what is measured.
     batch_durable) P=T; CUR_QOS=1; CUR_ACK=after_commit; extra=(--per-message "$BPER"); msgs=$((M / BPER)); poll=0.01 ;;
-    batch_other) P=T$3; gwbin=${TX_BINS[$3]}; CUR_QOS=1; CUR_ACK=after_commit; extra=(--per-message "$BPER"); msgs=$((M / BPER)); poll=0.01 ;;
+    batch_other) P=T$3; gwbin=${TX_BINS[$3]%%,*}; CUR_QOS=1; CUR_ACK=after_commit; extra=(--per-message "$BPER"); msgs=$((M / BPER)); poll=0.01 ;;
     mapped*)
       P=J; extra=(--format ministry); CUR_FILTER='ministry/+/up'
       if [ "$mode" = mapped_batch ]; then P=L; extra+=(--per-message "$PER"); msgs=$((M / PER)); fi
@@ -325,7 +329,8 @@ phase_b() { # round, [mode, [index into TX_BINS for batch_other]]
   mkdir -p "$B"
   "$BIN/loadgen" inventory --site "$site" --devices "$DEVICES" --interval-s 10 >"$B/inventory.toml"
   api=$(free_port)
-  write_config "$B" "safegate-bench-${P,,}$r" "$api" "${BENCH_QUEUE_CAPACITY:-}"
+  [ "$mode" != batch_other ] || [[ "${TX_BINS[$3]}" != *,* ]] || store_keys=${TX_BINS[$3]#*,}
+  write_config "$B" "safegate-bench-${P,,}$r" "$api" "${BENCH_QUEUE_CAPACITY:-}" "$store_keys"
   "$gwbin/safegate" check-config "$B/safegate.toml" >/dev/null || die "phase $P config rejected"
   preload "safegate-bench-${P,,}$r" "$DEVICES" "$msgs" "$site" "${extra[@]}"
 
@@ -680,7 +685,7 @@ TOTAL_S=$(secs "$SCRIPT_START" "$(now_ns)")
     echo "    gateway CPU in (t)             $T_US_MED µs/reading   [target ≤ $TARGET_BATCH_US: $v_batch_us]"
     for i in "${!TX_BINS[@]}"; do
       [ -n "${TX_BINS[i]}" ] || continue
-      echo "(t$i) as (t), build ${TX_BINS[i]}   $(tx_median "$i" TX_RATE) readings/s, gateway CPU $(tx_median "$i" TX_US) µs/reading (safegate built $(date -r "${TX_BINS[i]}/safegate" '+%F %T'))"
+      echo "(t$i) as (t), build ${TX_BINS[i]}   $(tx_median "$i" TX_RATE) readings/s, gateway CPU $(tx_median "$i" TX_US) µs/reading (safegate built $(date -r "${TX_BINS[i]%%,*}/safegate" '+%F %T'))"
     done
   fi
   if [ "$DURABLE" = 1 ]; then

@@ -360,6 +360,7 @@ fn spawn_store(
                 metrics: metrics.clone(),
                 store: store_status.clone(),
                 status: outbox_status.clone(),
+                in_flight: s.writes_in_flight,
             };
             tasks.push(tokio::spawn(forwarder.run(shutdown.subscribe())));
             tracing::info!(url = %s.url, bucket = %s.bucket, outbox = %cfg.gateway.data_dir.join("outbox.db").display(),

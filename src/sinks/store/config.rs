@@ -25,6 +25,14 @@ pub struct StoreSettings {
     pub indicator_interval_s: u64,
     /// Per-request timeout. Default 10000 ms.
     pub timeout_ms: u64,
+    /// Writes the forwarder keeps in flight at once, each on its own connection, so the store
+    /// parses one while the next travels. With 1, each device's points reach the store in the
+    /// order they were committed. With more, writes may land in any order, but two writes in
+    /// flight never hold the same point (series and time), so the store ends as if they had
+    /// been written one after the other; after a failed write the forwarder goes back to one
+    /// at a time until it is through. Worth it when the store has cores of its own (see
+    /// docs/performance.md). 1 to 16. Default 1.
+    pub writes_in_flight: usize,
 }
 
 impl Default for StoreSettings {
@@ -41,6 +49,7 @@ impl Default for StoreSettings {
             queue_capacity: 200_000,
             indicator_interval_s: 60,
             timeout_ms: 10_000,
+            writes_in_flight: 1,
         }
     }
 }
@@ -107,6 +116,15 @@ impl StoreSettings {
                 format!(
                     "batch_size ({}) must be positive and queue_capacity ({}) at least batch_size",
                     self.batch_size, self.queue_capacity
+                ),
+            );
+        }
+        if !(1..=16).contains(&self.writes_in_flight) {
+            err(
+                "store.writes_in_flight",
+                format!(
+                    "{} is not between 1 and 16 (writes the forwarder keeps in flight at once)",
+                    self.writes_in_flight
                 ),
             );
         }

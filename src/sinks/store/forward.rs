@@ -9,18 +9,26 @@
 //! - 400, 422 (and other 4xx): some line is refused for good. Bisect the batch until the
 //!   refused line stands alone, then dead-letter it with the store's message, so the good
 //!   lines around it are written and the queue never blocks on it.
+//!
+//! Up to `store.writes_in_flight` writes are in flight at once, so the store parses one while
+//! the next travels (one at a time, the store idled between its answer and the next body).
+//! Each write takes the oldest batches not yet written nor in flight. Two writes in flight
+//! never hold the same point (`overlap`); after any failure the rest in flight land first and
+//! the forwarder goes back to one write at a time, from the file, until the failed batch is
+//! through.
 
 use super::commit::publish_backlog;
 use super::fresh::Fresh;
 use super::outbox::{Batch, Outbox, OutboxError};
-use super::StoreClient;
+use super::overlap::Points;
+use super::{StoreClient, WriteAnswer};
 use crate::backoff::Backoff;
 use crate::model::now_ms;
 use crate::telemetry::{Metrics, OutboxStatus, RateLimitedLog, StoreHealth, StoreStatus};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -118,6 +126,8 @@ pub struct Forwarder {
     pub metrics: Arc<Metrics>,
     pub store: Arc<StoreStatus>,
     pub status: Arc<OutboxStatus>,
+    /// `store.writes_in_flight` (at least 1).
+    pub in_flight: usize,
 }
 
 /// Batches the store took whose delete may still be under way; past this many, the next write
@@ -138,11 +148,62 @@ struct Run {
     single: bool,
     /// The fresh queue holds every batch not yet posted: take from it, not from the file.
     trusted: bool,
+    /// A write failed and is not through yet: one write at a time until it is.
+    recovering: bool,
     /// Batches the store accepted and the outbox has not forgotten yet: never posted again,
     /// deleted in the background while the next write goes out.
     undeleted: Vec<i64>,
     deleting: Option<Deleting>,
+    /// Writes on their way, oldest first.
+    flying: Vec<Flight>,
+    /// The next write, taken from the queue but held back: it shares a point with a write in
+    /// flight, or the forwarder is down to one write at a time.
+    ready: Option<(Vec<Batch>, Option<Arc<Points>>)>,
 }
+
+impl Run {
+    fn new() -> Run {
+        Run {
+            backoff: Backoff::new(200, 30_000),
+            local: Backoff::new(200, 10_000),
+            warn: RateLimitedLog::new(10_000),
+            single: false,
+            trusted: false,
+            recovering: false,
+            undeleted: Vec::new(),
+            deleting: None,
+            flying: Vec::new(),
+            ready: None,
+        }
+    }
+
+    /// Writes that may be in flight now: several unless a failure is being worked through.
+    fn room(&self, in_flight: usize) -> usize {
+        if !self.recovering && !self.single {
+            in_flight.max(1)
+        } else {
+            1
+        }
+    }
+
+    /// A failure: what was taken from the fresh queue is still in the file; read it from
+    /// there, in order, the held-back write with it, one write at a time.
+    fn distrust(&mut self) {
+        self.trusted = false;
+        self.recovering = true;
+        self.ready = None;
+    }
+}
+
+/// A write in flight: its task, its batches' ids (never read again from the file while it
+/// flies) and its points (when several writes may fly).
+struct Flight {
+    task: tokio::task::Id,
+    ids: Vec<i64>,
+    points: Option<Arc<Points>>,
+}
+
+type Landed = (Vec<Batch>, WriteAnswer);
 
 impl Forwarder {
     fn spawn_outbox<T: Send + 'static>(
@@ -171,15 +232,8 @@ impl Forwarder {
 
     /// Replay until shutdown. Nothing needs flushing at the end: the outbox is on disk.
     pub async fn run(self, mut shutdown: broadcast::Receiver<()>) {
-        let mut st = Run {
-            backoff: Backoff::new(200, 30_000),
-            local: Backoff::new(200, 10_000),
-            warn: RateLimitedLog::new(10_000),
-            single: false,
-            trusted: false,
-            undeleted: Vec::new(),
-            deleting: None,
-        };
+        let mut st = Run::new();
+        let mut flying: JoinSet<Landed> = JoinSet::new();
         if let Ok(n) = self.with_outbox(|o| o.dead_letter_count()).await {
             self.status.set_dead_letters(n);
         }
@@ -187,19 +241,15 @@ impl Forwarder {
             if self.settle_deletes(&mut st, &mut shutdown, false).await {
                 return;
             }
-            let head = match self.next_head(&mut st).await {
-                Ok(h) => h,
-                Err(e) => {
-                    if let Some(suppressed) = st.warn.allow("outbox_read", now_ms()) {
-                        tracing::error!(error = %e, suppressed, "cannot read the outbox; retrying");
-                    }
-                    if self.pause(&mut shutdown, st.local.next_delay()).await {
-                        return;
-                    }
-                    continue;
+            if let Err(e) = self.fill(&mut st, &mut flying).await {
+                if let Some(suppressed) = st.warn.allow("outbox_read", now_ms()) {
+                    tracing::error!(error = %e, suppressed, "cannot read the outbox; retrying");
                 }
-            };
-            if head.is_empty() {
+                if flying.is_empty() && self.pause(&mut shutdown, st.local.next_delay()).await {
+                    return;
+                }
+            }
+            if flying.is_empty() {
                 if self.settle_deletes(&mut st, &mut shutdown, true).await {
                     return;
                 }
@@ -210,14 +260,97 @@ impl Forwarder {
                 }
                 continue;
             }
-            let answer = tokio::select! {
+            let room = st.ready.is_none() && flying.len() < st.room(self.in_flight);
+            let landed = tokio::select! {
                 _ = shutdown.recv() => return,
-                a = self.client.write(join(&head)) => a,
+                _ = self.committed.notified(), if room => continue,
+                landed = flying.join_next_with_id() => landed,
             };
-            if self.answered(&mut st, head, answer, &mut shutdown).await {
-                return;
+            if let Some(landed) = landed {
+                if self.land(&mut st, &mut flying, landed, &mut shutdown).await {
+                    return;
+                }
             }
         }
+    }
+
+    /// Start writes while there is room: the held-back one first, then the queue's head.
+    async fn fill(&self, st: &mut Run, flying: &mut JoinSet<Landed>) -> Result<(), OutboxError> {
+        while flying.len() < st.room(self.in_flight) {
+            let (head, points) = match st.ready.take() {
+                Some(ready) => ready,
+                None => (self.next_head(st).await?, None),
+            };
+            if head.is_empty() {
+                return Ok(());
+            }
+            let points = match points {
+                None if self.in_flight > 1 => Some(Arc::new(Points::of(&head))),
+                points => points,
+            };
+            let meets = |f: &Flight| match (&f.points, &points) {
+                (Some(a), Some(b)) => a.meets(b),
+                _ => true,
+            };
+            if !st.flying.is_empty() && st.flying.iter().any(meets) {
+                st.ready = Some((head, points));
+                return Ok(());
+            }
+            let ids = head.iter().map(|b| b.id).collect();
+            let client = self.client.clone();
+            let task = flying
+                .spawn(async move {
+                    let answer = client.write(join(&head)).await;
+                    (head, answer)
+                })
+                .id();
+            st.flying.push(Flight { task, ids, points });
+        }
+        Ok(())
+    }
+
+    /// One write's answer. A failure lets the rest in flight land first, then is dealt with
+    /// as a lone write's; true when shutdown came first.
+    async fn land(
+        &self,
+        st: &mut Run,
+        flying: &mut JoinSet<Landed>,
+        landed: Result<(tokio::task::Id, Landed), tokio::task::JoinError>,
+        shutdown: &mut broadcast::Receiver<()>,
+    ) -> bool {
+        let (head, answer) = match landed {
+            Ok((task, landed)) => {
+                st.flying.retain(|f| f.task != task);
+                landed
+            }
+            Err(e) => {
+                // The write's task died: its batches are still in the file.
+                st.flying.retain(|f| f.task != e.id());
+                st.distrust();
+                return false;
+            }
+        };
+        if (200..300).contains(&answer.status.unwrap_or(0)) {
+            return self.answered(st, head, answer, shutdown).await;
+        }
+        st.distrust();
+        while let Some(other) = tokio::select! {
+            _ = shutdown.recv() => return true,
+            other = flying.join_next_with_id() => other,
+        } {
+            let Ok((task, (other_head, other_answer))) = other else {
+                continue;
+            };
+            st.flying.retain(|f| f.task != task);
+            if (200..300).contains(&other_answer.status.unwrap_or(0)) {
+                self.answered(st, other_head, other_answer, shutdown).await;
+            } else {
+                // Still in the file, after the failed one: written again in its turn.
+                self.metrics.store_write_failures.inc();
+            }
+        }
+        st.flying.clear();
+        self.answered(st, head, answer, shutdown).await
     }
 
     /// The next batches to write: from the fresh queue while it holds everything not yet
@@ -230,7 +363,8 @@ impl Forwarder {
             return Ok(self.fresh.pop_head(self.max_points));
         }
         let limit = if st.single { 1 } else { self.max_points };
-        let skip = st.undeleted.clone();
+        let mut skip = st.undeleted.clone();
+        skip.extend(st.flying.iter().flat_map(|f| f.ids.iter().copied()));
         let head = self.with_outbox(move |o| o.head(limit, &skip)).await?;
         let ids: Vec<i64> = head.iter().map(|b| b.id).collect();
         if !st.single && self.fresh.covers(&ids) {
@@ -290,7 +424,7 @@ impl Forwarder {
         &self,
         st: &mut Run,
         head: Vec<Batch>,
-        answer: super::WriteAnswer,
+        answer: WriteAnswer,
         shutdown: &mut broadcast::Receiver<()>,
     ) -> bool {
         let summary = match answer.status {
@@ -302,8 +436,7 @@ impl Forwarder {
         };
         let answer = classify(answer.status, answer.retry_after.as_deref(), &answer.body);
         if answer != Answer::Accepted {
-            // What was taken from the fresh queue is still in the file: read it from there.
-            st.trusted = false;
+            st.distrust();
         }
         match answer {
             Answer::Accepted => {
@@ -313,6 +446,7 @@ impl Forwarder {
                 self.store.set(StoreHealth::Ok, None);
                 st.backoff.reset();
                 st.single = false;
+                st.recovering = false;
                 false
             }
             Answer::Retry(after) => {
@@ -496,6 +630,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             store: Arc::new(StoreStatus::new(true)),
             status: Arc::new(OutboxStatus::default()),
+            in_flight: 1,
         }
     }
 
@@ -513,15 +648,8 @@ mod tests {
             let f = forwarder(dir.path(), fresh_cap, backlog);
             let mut expected: Vec<String> = (0..backlog).map(|i| format!("old{i}\n")).collect();
             let mut written: Vec<String> = Vec::new();
-            let mut st = Run {
-                backoff: Backoff::new(1, 2),
-                local: Backoff::new(1, 2),
-                warn: RateLimitedLog::new(10_000),
-                single: false,
-                trusted: false,
-                undeleted: Vec::new(),
-                deleting: None,
-            };
+            let mut st = Run::new();
+            (st.backoff, st.local) = (Backoff::new(1, 2), Backoff::new(1, 2));
             let (mut rx, mut n) = (broadcast::channel::<()>(1), 0);
             let ops = ops.into_iter().chain(std::iter::repeat_n(Op::Write { accepted: true }, 200));
             rt.block_on(async {
@@ -559,6 +687,165 @@ mod tests {
             proptest::prop_assert_eq!(f.outbox.lock().unwrap().backlog().unwrap().batches, 0);
             drop(rx.0);
         }
+    }
+
+    /// A store on loopback that takes writes concurrently, answers one in five with a 503,
+    /// and applies each accepted write when it answers, keeping the last value of a point.
+    #[derive(Default)]
+    struct Scripted {
+        rng: Mutex<fastrand::Rng>,
+        applied: Mutex<Vec<String>>,
+        busy: std::sync::atomic::AtomicUsize,
+        most_busy: std::sync::atomic::AtomicUsize,
+        answered: Notify,
+    }
+
+    async fn scripted_write(
+        axum::extract::State(s): axum::extract::State<Arc<Scripted>>,
+        body: bytes::Bytes,
+    ) -> impl axum::response::IntoResponse {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = s.busy.fetch_add(1, SeqCst) + 1;
+        s.most_busy.fetch_max(now, SeqCst);
+        let (fail, spins) = {
+            let mut r = s.rng.lock().unwrap();
+            (r.u8(..5) == 0, r.usize(..64))
+        };
+        for _ in 0..spins {
+            tokio::task::yield_now().await;
+        }
+        if !fail {
+            let text = String::from_utf8(body.to_vec()).unwrap();
+            s.applied
+                .lock()
+                .unwrap()
+                .extend(text.lines().map(str::to_string));
+        }
+        s.busy.fetch_sub(1, SeqCst);
+        s.answered.notify_waiters();
+        let status = if fail {
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            axum::http::StatusCode::NO_CONTENT
+        };
+        (status, [("retry-after", "0")])
+    }
+
+    /// Several writes in flight, answered out of order, one in five failing, the fresh queue
+    /// sometimes overflowing: every line is written exactly once, and where two lines are the
+    /// same point (series and time) the store ends with the one committed last. Returns the
+    /// most writes the store saw at once.
+    async fn writes_in_flight_case(seed: u64) -> usize {
+        let store = Arc::new(Scripted {
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            ..Default::default()
+        });
+        let app = axum::Router::new()
+            .route("/api/v2/write", axum::routing::post(scripted_write))
+            .with_state(store.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = forwarder(dir.path(), if seed % 3 == 0 { 64 } else { 1 << 20 }, 0);
+        let s = crate::sinks::store::config::StoreSettings {
+            url: url.clone(),
+            org: "o".into(),
+            bucket: "b".into(),
+            ..Default::default()
+        };
+        (f.client, f.url, f.in_flight) = (StoreClient::new(&s).unwrap(), url, 3);
+        let (outbox, fresh, committed) = (f.outbox.clone(), f.fresh.clone(), f.committed.clone());
+        let (stop, rx) = broadcast::channel::<()>(1);
+        let running = tokio::spawn(f.run(rx));
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut last = std::collections::HashMap::new();
+        let mut n = 0usize;
+        for _ in 0..40 {
+            let rows: Vec<(bytes::Bytes, u32)> = (0..rng.usize(1..7))
+                .map(|_| {
+                    let (device, time) = (rng.u8(..5), rng.u8(..5));
+                    last.insert((device, time), n);
+                    n += 1;
+                    (
+                        format!("m,d=d{device} v={} {time}\n", n - 1)
+                            .into_bytes()
+                            .into(),
+                        1,
+                    )
+                })
+                .collect();
+            super::super::commit::commit_rows(&mut outbox.lock().unwrap(), &fresh, &rows, 2)
+                .unwrap();
+            committed.notify_one();
+            for _ in 0..rng.usize(..20) {
+                tokio::task::yield_now().await;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let answered = store.answered.notified();
+            let done = store.applied.lock().unwrap().len() >= n;
+            if done && outbox.lock().unwrap().backlog().unwrap().batches == 0 {
+                break;
+            }
+            let wait = if done {
+                Duration::from_millis(5)
+            } else {
+                Duration::from_secs(1)
+            };
+            let _ = tokio::time::timeout(wait, answered).await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "seed {seed}: not all written"
+            );
+        }
+        stop.send(()).unwrap();
+        running.await.unwrap();
+        let applied = store.applied.lock().unwrap().clone();
+        let mut values: Vec<usize> = Vec::new();
+        let mut ended = std::collections::HashMap::new();
+        for line in &applied {
+            let (series, rest) = line.split_once(" v=").unwrap();
+            let (v, time) = rest.split_once(' ').unwrap();
+            let device: u8 = series.trim_start_matches("m,d=d").parse().unwrap();
+            values.push(v.parse().unwrap());
+            ended.insert(
+                (device, time.parse::<u8>().unwrap()),
+                v.parse::<usize>().unwrap(),
+            );
+        }
+        values.sort_unstable();
+        assert_eq!(
+            values,
+            (0..n).collect::<Vec<_>>(),
+            "seed {seed}: each line once"
+        );
+        assert_eq!(
+            ended, last,
+            "seed {seed}: the store ends as written in order"
+        );
+        store.most_busy.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn writes_in_flight_land_in_any_order_and_the_store_ends_as_if_written_in_order() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let most = rt.block_on(async {
+            let mut most = 0;
+            for seed in 0..16 {
+                most = most.max(writes_in_flight_case(seed).await);
+            }
+            most
+        });
+        assert!(
+            most >= 2,
+            "the writes were never in flight together ({most})"
+        );
     }
 
     #[test]

@@ -7,13 +7,16 @@
 //! elsewhere too (recomputable from the journal; `audit.log`).
 //!
 //! Beside it, the rest of the way: `commit` (group commit into the outbox), `outbox` (the
-//! durable queue on disk), `forward` (outbox to store), `fresh` (committed batches handed to the forwarder in memory) and `record` (the line-protocol shapes).
+//! durable queue on disk), `forward` (outbox to store), `fresh` (committed batches handed to
+//! the forwarder in memory), `overlap` (the points two writes in flight must not share) and
+//! `record` (the line-protocol shapes).
 
 pub mod commit;
 pub mod config;
 pub mod forward;
 pub mod fresh;
 pub mod outbox;
+pub mod overlap;
 pub mod record;
 
 use crate::core::Receipt;
@@ -118,6 +121,7 @@ pub struct WriteAnswer {
 /// `Retry-After` on 429/503, and influxdb2 0.5 keeps only the status and body of an error.
 /// The points themselves are still built with influxdb2's `DataPoint` (see `record`); this
 /// sends the request influxdb2 would send, with the same query and `Token` header.
+#[derive(Clone)]
 pub struct StoreClient {
     http: reqwest::Client,
     url: url::Url,
