@@ -157,7 +157,7 @@ struct Run {
     /// Writes on their way, oldest first.
     flying: Vec<Flight>,
     /// The next write, taken from the queue but held back: it shares a point with a write in
-    /// flight, or the forwarder is down to one write at a time.
+    /// flight.
     ready: Option<(Vec<Batch>, Option<Arc<Points>>)>,
 }
 
@@ -330,7 +330,7 @@ impl Forwarder {
                 return false;
             }
         };
-        if (200..300).contains(&answer.status.unwrap_or(0)) {
+        if stored(&answer) {
             return self.answered(st, head, answer, shutdown).await;
         }
         st.distrust();
@@ -342,7 +342,7 @@ impl Forwarder {
                 continue;
             };
             st.flying.retain(|f| f.task != task);
-            if (200..300).contains(&other_answer.status.unwrap_or(0)) {
+            if stored(&other_answer) {
                 self.answered(st, other_head, other_answer, shutdown).await;
             } else {
                 // Still in the file, after the failed one: written again in its turn.
@@ -553,6 +553,11 @@ fn forget_once(undeleted: &mut Vec<i64>, deleted: &[i64]) {
             undeleted.remove(at);
         }
     }
+}
+
+/// Whether the store took the write (`classify`'s `Accepted`).
+fn stored(a: &WriteAnswer) -> bool {
+    classify(a.status, a.retry_after.as_deref(), "") == Answer::Accepted
 }
 
 fn joined<T>(r: Result<Result<T, OutboxError>, tokio::task::JoinError>) -> Result<T, OutboxError> {
