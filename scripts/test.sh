@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only the Rust toolchain.
 # Installs the Debian packages the tests need when they are missing (Mosquitto, VictoriaMetrics,
-# mbpoll, socat, SIPp, curl, Chromium and its chromedriver for the console's browser test, Prometheus
+# mbpoll, socat, SIPp, curl, nats-server, Chromium and its chromedriver for the console's browser test, Prometheus
 # and promtool) and pymodbus and schemathesis from PyPI, then checks formatting and lints and runs every test.
 # Tests start their own broker and store processes on free 127.0.0.1 ports and stop them when done.
 set -euo pipefail
@@ -21,6 +21,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # promtool lints /metrics and a real Prometheus server scrapes it (tests/it/prometheus.rs).
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# A 3-node NATS JetStream cluster carries cluster mode's leases (tests/it/cluster.rs).
+[ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 # A Chinese font, so the console's screenshots are legible (the checks read text, not pixels).
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then

@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sources", &["model", "core", "telemetry", "backoff"]),
     ("sinks", &["model", "core", "state", "telemetry", "backoff"]),
     ("report", &["model", "core", "state"]),
+    ("cluster", &["model", "core", "telemetry", "backoff"]),
     (
         "api",
         &[
@@ -24,9 +25,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "telemetry",
             "sinks",
             "sources",
+            "cluster",
         ],
     ),
-    ("config", &["model", "core", "sources", "sinks", "api"]),
+    (
+        "config",
+        &["model", "core", "sources", "sinks", "api", "cluster"],
+    ),
     (
         "simulators",
         &["model", "core", "config", "sources", "telemetry"],
@@ -45,6 +50,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "api",
             "config",
             "simulators",
+            "cluster",
         ],
     ),
 ];

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod model;

@@ -48,6 +48,7 @@ pub fn router(
         .route("/api/v1/alarms/{id}", get(super::alarms::get_one))
         .route("/api/v1/alarms/{id}/ack", post(super::alarms::ack))
         .route("/api/v1/whoami", get(super::routes::whoami))
+        .route("/api/v1/cluster", get(super::cluster::cluster))
         .route("/api/v1/events", get(super::events::events))
         .route("/api/v1/openapi.json", get(super::openapi::openapi_json));
     // The push routes keep their own body limit: the API's default one is set outside them.

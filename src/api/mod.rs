@@ -3,6 +3,7 @@
 mod alarms;
 mod app;
 pub mod auth;
+mod cluster;
 mod command;
 pub mod config;
 mod console;
@@ -64,6 +65,8 @@ pub struct Shared {
     pub clock: crate::telemetry::Clock,
     /// Device-state and alarm changes for `GET /api/v1/events` (fed by the core task).
     pub events: events::Feed,
+    /// Cluster mode's lease view (`GET /api/v1/cluster`); `None` without `[cluster]`.
+    pub cluster: Option<Arc<crate::cluster::ClusterStatus>>,
     /// The overview's window figures, kept a little ([`overview::WINDOW_TTL_MS`]).
     pub overview: overview::Cache,
 }

@@ -48,6 +48,7 @@ use utoipa::OpenApi;
         super::alarms::get_one,
         super::alarms::ack,
         super::routes::whoami,
+        super::cluster::cluster,
         super::events::events,
         openapi_json,
         super::ingest::native,

@@ -238,6 +238,39 @@ pub struct Indicators {
     indicators: Vec<Indicator>,
 }
 
+/// `GET /api/v1/cluster`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterAnswer {
+    /// False without a `[cluster]` section (the gateway runs alone).
+    enabled: bool,
+    #[schema(required = true)]
+    cluster: Option<ClusterView>,
+}
+
+/// One instance's view of the cluster (`crate::core::cluster::ClusterView`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterView {
+    instance_id: String,
+    /// This process's boot id; a restarted instance has a new one.
+    boot: String,
+    partitions: u32,
+    /// The partitions this instance works on at the moment of the answer, ascending.
+    owned: Vec<u32>,
+    /// Instances with a live membership entry, as last read.
+    members: Vec<String>,
+    /// Each partition's lease holder as last read, by partition; null: free.
+    leases: Vec<Option<String>>,
+    /// Whether the last lease round reached NATS.
+    nats_ok: bool,
+    /// The last round's problem.
+    #[schema(required = true)]
+    last_error: Option<String>,
+    /// When the last round ended (Unix ms).
+    round_ms: i64,
+}
+
 /// `GET /api/v1/whoami`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -1191,6 +1224,14 @@ mod tests {
         fits::<Rate>(crate::core::stats::Rate::new(1, 2));
         fits::<Rate>(crate::core::stats::Rate::new(0, 0));
         fits::<AlarmCounts>(crate::core::snapshot::AlarmCounts::default());
+        let view = crate::core::cluster::ClusterView {
+            owned: vec![1],
+            leases: vec![None, Some("gw-1".into())],
+            last_error: Some("e".into()),
+            ..Default::default()
+        };
+        fits::<ClusterAnswer>(serde_json::json!({"enabled": true, "cluster": view}));
+        fits::<ClusterAnswer>(serde_json::json!({"enabled": false, "cluster": null}));
         fits::<Shortfall>(crate::report::Shortfall {
             unit: "unit_ms",
             total: 5,

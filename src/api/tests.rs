@@ -48,6 +48,7 @@ pub(super) fn shared_live(dir: &std::path::Path) -> (Arc<Shared>, events::Outlet
         mines: Default::default(),
         clock: Default::default(),
         overview: Default::default(),
+        cluster: None,
     });
     (shared, outlet)
 }

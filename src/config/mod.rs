@@ -54,6 +54,8 @@ pub struct Config {
     pub mine_files: crate::sources::mine_files::config::MineFilesSettings,
     /// No `[video]` section: no GB/T 28181 endpoint.
     pub video: Option<crate::sources::video::config::VideoSettings>,
+    /// No `[cluster]` section: one gateway alone, as ever (`docs/scaling.md`).
+    pub cluster: Option<crate::cluster::ClusterSettings>,
     pub indicators: IndicatorSettings,
     pub targets: Vec<TargetConfig>,
     pub alarms: alarms::AlarmSettings,
@@ -85,6 +87,7 @@ pub(crate) struct MainFile {
     #[serde(default)]
     mine_files: crate::sources::mine_files::config::MineFilesSettings,
     video: Option<crate::sources::video::config::VideoSettings>,
+    cluster: Option<crate::cluster::ClusterSettings>,
     #[serde(default)]
     indicators: IndicatorSettings,
     #[serde(default)]
@@ -119,6 +122,7 @@ impl From<MainFile> for Config {
             ingest: m.ingest,
             mine_files: m.mine_files,
             video: m.video,
+            cluster: m.cluster,
             indicators: m.indicators,
             targets: m.targets,
             alarms: m.alarms,

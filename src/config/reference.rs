@@ -38,6 +38,12 @@ fn sections() -> Vec<(&'static str, Value)> {
             )),
         ),
         (
+            "[cluster]",
+            v(serde_json::to_value(
+                crate::cluster::ClusterSettings::default(),
+            )),
+        ),
+        (
             "[indicators]",
             v(serde_json::to_value(IndicatorSettings::default())),
         ),
@@ -111,7 +117,8 @@ fn mentioned(cell: &str, v: &Value) -> bool {
             cell.split(|c: char| !(c.is_ascii_digit() || c == '.'))
                 .any(|w| w == text)
         }
-        Value::Array(a) if a.is_empty() => cell.contains("[]"),
+        // A list the section cannot do without (`[cluster] nats_urls`) defaults to empty.
+        Value::Array(a) if a.is_empty() => cell.contains("[]") || lower.contains("required"),
         Value::Array(a) => a.iter().all(|x| mentioned(cell, x)),
         Value::Object(o) if o.is_empty() => cell.contains("{}") || lower.contains("built-in"),
         Value::Object(o) => o

@@ -32,6 +32,7 @@ pub(super) fn validate(l: &LoadedConfig) -> Vec<ConfigError> {
         alarm_problems,
         bound_problems,
         mapping_problems,
+        cluster_problems,
     ] {
         check(c, &mut err_main);
     }
@@ -695,6 +696,13 @@ fn store_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     if let Some(s) = &c.store {
         s.problems(err_main);
         c.outbox.problems(err_main);
+    }
+}
+
+/// `[cluster]`.
+fn cluster_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
+    if let Some(s) = &c.cluster {
+        s.problems(err_main);
     }
 }
 

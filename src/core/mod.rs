@@ -2,6 +2,7 @@
 
 pub mod alarms;
 pub mod changes;
+pub mod cluster;
 pub mod config;
 pub mod event;
 pub mod indicators;

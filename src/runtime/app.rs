@@ -1,6 +1,7 @@
 //! Start the gateway: sources → core → sinks and API, with one broadcast shutdown.
 
 use crate::api::{self, Shared};
+use crate::cluster::ClusterStatus;
 use crate::config::{Config, LoadedConfig};
 use crate::core::alarms::rules::AlarmRules;
 use crate::core::alarms::view::AlarmView;
@@ -143,9 +144,14 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         mines: source_status.mines.clone(),
         clock: clock.clone(),
         overview: Default::default(),
+        cluster: cfg
+            .cluster
+            .as_ref()
+            .map(|c| Arc::new(ClusterStatus::new(c))),
     });
     let (shutdown, _) = broadcast::channel(4);
     let mut tasks = Vec::new();
+    spawn_cluster(&cfg, &shared, &clock, &shutdown, &mut tasks);
 
     // True while the outbox holds commits (its budget, the disk floor): Modbus polling pauses.
     let (hold_tx, hold_rx) = tokio::sync::watch::channel(false);
@@ -234,6 +240,28 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         tasks,
         journal_thread,
     })
+}
+
+/// Cluster mode: the lease loop (docs/scaling.md). Nothing without `[cluster]`.
+fn spawn_cluster(
+    cfg: &Config,
+    shared: &Arc<Shared>,
+    clock: &Clock,
+    shutdown: &broadcast::Sender<()>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) {
+    let (Some(settings), Some(status)) = (&cfg.cluster, &shared.cluster) else {
+        return;
+    };
+    let metrics = crate::cluster::ClusterMetrics::register(&shared.metrics);
+    let task = crate::cluster::ClusterTask::new(settings, status.clone(), metrics, clock.clone());
+    tracing::info!(
+        instance = %settings.instance_id,
+        partitions = settings.partitions,
+        nats = ?settings.nats_urls,
+        "cluster mode: sharing partitions through NATS leases"
+    );
+    tasks.push(tokio::spawn(task.run(shutdown.subscribe())));
 }
 
 /// Refuse an open API off loopback, and read the API's certificate: a bad one stops the

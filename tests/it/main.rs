@@ -8,6 +8,7 @@ mod alarms;
 mod api;
 mod api_auth;
 mod check_config;
+mod cluster;
 mod console;
 mod console_views;
 mod demo;

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod inventory;
+pub mod nats;
 pub mod proxy;
 pub mod sipp;
 

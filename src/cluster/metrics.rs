@@ -1,0 +1,56 @@
+//! The cluster's Prometheus metrics (`safegate_cluster_*`).
+
+use crate::telemetry::Metrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Debug)]
+pub struct ClusterMetrics {
+    /// Partitions this instance works on now.
+    pub owned: Gauge,
+    /// Lease rounds, by outcome (`ok`, `failed`).
+    pub rounds: Family<OutcomeLabel, Counter>,
+    /// Partitions taken (`started`), handed over (`handed_over`), or given up because their
+    /// safe time ran out or the lease was lost (`lost`).
+    pub changes: Family<OutcomeLabel, Counter>,
+}
+
+impl ClusterMetrics {
+    pub fn register(metrics: &Metrics) -> Arc<ClusterMetrics> {
+        let m = ClusterMetrics {
+            owned: Gauge::default(),
+            rounds: Family::default(),
+            changes: Family::default(),
+        };
+        metrics.register(
+            "safegate_cluster_partitions_owned",
+            "Partitions this instance works on now",
+            m.owned.clone(),
+        );
+        metrics.register(
+            "safegate_cluster_rounds",
+            "Lease rounds with the NATS bucket, by outcome (ok, failed)",
+            m.rounds.clone(),
+        );
+        metrics.register(
+            "safegate_cluster_partition_changes",
+            "Partitions started, handed_over or lost by this instance",
+            m.changes.clone(),
+        );
+        Arc::new(m)
+    }
+
+    pub fn count(&self, family: &Family<OutcomeLabel, Counter>, outcome: &'static str, n: usize) {
+        family
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc_by(n as u64);
+    }
+}

@@ -1,0 +1,111 @@
+//! Cluster mode (`[cluster]`, `docs/scaling.md`): the gateways of a deployment share its
+//! partitions through leases in a NATS JetStream key-value bucket. The rules are in
+//! `crate::core::cluster` (no I/O); here are the bucket, the lease loop and what the API shows.
+
+mod bucket;
+pub mod config;
+mod error;
+mod metrics;
+mod task;
+
+pub use config::ClusterSettings;
+pub use error::ClusterError;
+pub use metrics::ClusterMetrics;
+pub use task::ClusterTask;
+
+use crate::core::cluster::{ClusterView, Holder, Lease, Ownership};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What the lease loop last knew, for `GET /api/v1/cluster`. The partitions owned are worked
+/// out at the moment of asking from each one's safe time, so a loop stuck on a slow NATS
+/// never shows a partition it may no longer work on.
+#[derive(Debug)]
+pub struct ClusterStatus {
+    me: Holder,
+    /// The monotonic origin of the ownership rules' time (a wall-clock step cannot stretch a
+    /// lease).
+    origin: Instant,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    view: ClusterView,
+    safe_until: Vec<(u32, i64)>,
+}
+
+impl ClusterStatus {
+    /// A new boot of instance `instance_id`.
+    pub fn new(s: &ClusterSettings) -> ClusterStatus {
+        let boot = format!("{:016x}", fastrand::u64(..));
+        let me = Holder {
+            instance: s.instance_id.clone(),
+            boot: boot.clone(),
+        };
+        let view = ClusterView {
+            instance_id: s.instance_id.clone(),
+            boot,
+            partitions: s.partitions,
+            leases: vec![None; s.partitions as usize],
+            ..ClusterView::default()
+        };
+        ClusterStatus {
+            me,
+            origin: Instant::now(),
+            inner: Mutex::new(Inner {
+                view,
+                safe_until: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn me(&self) -> &Holder {
+        &self.me
+    }
+
+    /// Milliseconds since this boot: the ownership rules' clock.
+    pub fn now(&self) -> i64 {
+        self.origin.elapsed().as_millis() as i64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this instance may work on partition `p` right now.
+    pub fn owns(&self, p: u32) -> bool {
+        let now = self.now();
+        self.lock()
+            .safe_until
+            .iter()
+            .any(|&(q, until)| q == p && now < until)
+    }
+
+    /// The view, with the partitions owned as of now.
+    pub fn view(&self) -> ClusterView {
+        let now = self.now();
+        let inner = self.lock();
+        let mut v = inner.view.clone();
+        v.owned = (inner.safe_until.iter())
+            .filter(|(_, until)| now < *until)
+            .map(|(p, _)| *p)
+            .collect();
+        v
+    }
+
+    fn set_seen(&self, live: &[String], leases: &BTreeMap<u32, Lease>) {
+        let mut inner = self.lock();
+        inner.view.members = live.to_vec();
+        inner.view.leases = task::holders(leases, inner.view.partitions);
+    }
+
+    fn set_round(&self, own: &Ownership, ok: bool, error: Option<String>, now_ms: i64) {
+        let mut inner = self.lock();
+        inner.safe_until = own.safe_until();
+        inner.view.nats_ok = ok;
+        inner.view.last_error = error;
+        inner.view.round_ms = now_ms;
+    }
+}

@@ -1,0 +1,206 @@
+//! Cluster mode's partition ownership (issue #19, docs/scaling.md) on real parts: a 3-node
+//! NATS JetStream cluster, Mosquitto, and three `safegate` processes. Every 100 ms each live
+//! instance is asked which partitions it works on (`GET /api/v1/cluster`): never may two
+//! claim one, through a `kill -9` of a gateway and its restart, a killed NATS node, and an
+//! orderly stop.
+
+use crate::common::nats::NatsCluster;
+use crate::common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: u32 = 16;
+const TTL_S: u64 = 6;
+
+struct Instance {
+    id: String,
+    gw: GatewayProc,
+    live: bool,
+    _cfg: TestConfig,
+}
+
+fn instance(nats: &NatsCluster, mq: &Mosquitto, id: &str) -> Instance {
+    let api_port = free_port();
+    let cluster = format!(
+        "[cluster]\nnats_urls = {}\ninstance_id = \"{id}\"\npartitions = {PARTITIONS}\nlease_ttl_s = {TTL_S}\nrenew_every_s = 1\n\n",
+        nats.urls_toml()
+    );
+    let settings = settings(&mq.url(), &format!("sg-{id}"), None).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{api_port}\""),
+    );
+    let inventory = Inventory::park("p1").detector("d1", 60.0).to_toml();
+    let cfg = TestConfig::new(&format!("{cluster}{settings}"), &inventory);
+    Instance {
+        id: id.into(),
+        gw: GatewayProc::new(&cfg, api_port),
+        live: false,
+        _cfg: cfg,
+    }
+}
+
+async fn owned(c: &reqwest::Client, inst: &Instance) -> Option<Vec<u32>> {
+    let r = c
+        .get(format!("{}/api/v1/cluster", inst.gw.api))
+        .send()
+        .await
+        .ok()?;
+    let v: Value = r.json().await.ok()?;
+    assert_eq!(v["enabled"], true, "{v}");
+    let list = v["cluster"]["owned"].as_array()?;
+    Some(
+        list.iter()
+            .filter_map(|p| p.as_u64())
+            .map(|p| p as u32)
+            .collect(),
+    )
+}
+
+/// Who claims each partition now. A partition claimed twice in one sweep is asked again of
+/// the instance asked first: a handover between the two questions is not an overlap, a
+/// second "yes" from both is.
+async fn sweep(c: &reqwest::Client, all: &[Instance]) -> BTreeMap<u32, usize> {
+    let mut owner: BTreeMap<u32, usize> = BTreeMap::new();
+    for (i, inst) in all.iter().enumerate().filter(|(_, x)| x.live) {
+        for p in owned(c, inst).await.unwrap_or_default() {
+            if let Some(&first) = owner.get(&p) {
+                let again = owned(c, &all[first]).await.unwrap_or_default();
+                assert!(
+                    !again.contains(&p),
+                    "partition {p} owned by both {} and {}:\n{}\n{}",
+                    all[first].id,
+                    inst.id,
+                    all[first].gw.log(),
+                    inst.gw.log()
+                );
+            }
+            owner.insert(p, i);
+        }
+    }
+    owner
+}
+
+/// Sweep every 100 ms until `done` holds; the time it took.
+async fn observe(
+    c: &reqwest::Client,
+    all: &[Instance],
+    within: Duration,
+    what: &str,
+    done: impl Fn(&BTreeMap<u32, usize>) -> bool,
+) -> Duration {
+    let t0 = Instant::now();
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        interval.tick().await;
+        let owners = sweep(c, all).await;
+        if done(&owners) {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < within,
+            "{what} not within {within:?}: {owners:?}"
+        );
+    }
+}
+
+/// Every partition owned, each by a live instance in `by`.
+fn covered_by(by: &'static [usize]) -> impl Fn(&BTreeMap<u32, usize>) -> bool {
+    move |o| o.len() == PARTITIONS as usize && o.values().all(|i| by.contains(i))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_have_one_owner_through_kills_restarts_and_a_lost_nats_node() {
+    let _load = shared().await;
+    let mut nats = NatsCluster::start(3);
+    let mq = Mosquitto::start();
+    let mut all: Vec<Instance> = ["gw-1", "gw-2", "gw-3"]
+        .iter()
+        .map(|id| instance(&nats, &mq, id))
+        .collect();
+    for inst in all.iter_mut() {
+        inst.gw.start_ready().await;
+        inst.live = true;
+    }
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    // JetStream's first election and the bucket's creation come first.
+    let all3 = |o: &BTreeMap<u32, usize>| {
+        covered_by(&[0, 1, 2])(o) && (0..3).all(|i| o.values().any(|v| *v == i))
+    };
+    observe(
+        &c,
+        &all,
+        Duration::from_secs(60),
+        "a first owner for every partition",
+        all3,
+    )
+    .await;
+
+    // kill -9: its leases stay until they expire; nobody may take them before.
+    all[1].gw.kill9();
+    all[1].live = false;
+    let failover = observe(
+        &c,
+        &all,
+        Duration::from_secs(TTL_S + 5),
+        "failover",
+        covered_by(&[0, 2]),
+    )
+    .await;
+    eprintln!("failover after kill -9: {failover:?} (lease {TTL_S} s)");
+    assert!(
+        failover >= Duration::from_secs(TTL_S - 2),
+        "taken over in {failover:?}, before the dead owner's lease could expire"
+    );
+
+    // The restarted instance (a new boot) gets its preferred partitions back.
+    all[1].gw.start_ready().await;
+    all[1].live = true;
+    observe(
+        &c,
+        &all,
+        Duration::from_secs(30),
+        "the restarted instance's return",
+        all3,
+    )
+    .await;
+
+    // A NATS node killed for 10 s, then back: never two owners meanwhile, all owned after.
+    nats.kill_node(2);
+    let t0 = Instant::now();
+    observe(
+        &c,
+        &all,
+        Duration::from_secs(11),
+        "the NATS node's 10 s away",
+        |_| t0.elapsed() >= Duration::from_secs(10),
+    )
+    .await;
+    nats.start_node(2);
+    observe(
+        &c,
+        &all,
+        Duration::from_secs(30),
+        "every partition owned again after the NATS node's return",
+        all3,
+    )
+    .await;
+
+    // An orderly stop gives the leases back: taken over before they could have expired.
+    all[0].gw.stop();
+    all[0].live = false;
+    let handover = observe(
+        &c,
+        &all,
+        Duration::from_secs(TTL_S),
+        "the handover after an orderly stop",
+        covered_by(&[1, 2]),
+    )
+    .await;
+    eprintln!("handover after SIGTERM: {handover:?}");
+    let log = all[0].gw.log();
+    assert!(log.contains("left the cluster; leases released"), "{log}");
+}
