@@ -21,7 +21,10 @@
 #                          of an older commit in a git worktree), measured in the same run
 #   BENCH_TIMEOUT_S=120    bound on every wait (preload, start-up, drain)
 #   BENCH_BUILD=0          1: cargo build --release --bins first
-#   BENCH_KEEP=0           1: keep the temp dir (configs, logs)
+#   BENCH_KEEP=0           1: keep the temp dir (configs, logs, and each gateway's settled
+#                          /proc/PID/smaps, to see which mapping holds the memory)
+# The settled line also splits VmRSS into RssAnon (heap, stacks) and RssFile (pages of mapped
+# files, mostly the binary's code: a larger binary costs resident memory too).
 # Exit status: 0 measured (targets are reported, not enforced); 1 a phase failed or timed out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -128,10 +131,12 @@ EOF
     sleep 0.2
   done
   sleep 6 # one journal cycle (5 s) persists every device's last seen
-  local rss hwm
+  local rss hwm anon file
   rss=$(rss_kb "$gw" VmRSS); hwm=$(rss_kb "$gw" VmHWM)
+  anon=$(rss_kb "$gw" RssAnon); file=$(rss_kb "$gw" RssFile)
+  [ "$KEEP" = 1 ] && cp "/proc/$gw/smaps" "$dir/smaps"
   stop_pid "$gw"
-  log "$tag ($bin/safegate): up in $up_ms ms (VmRSS $(mb "$up_rss") MB, VmHWM $(mb "$up_hwm") MB); accepted $acc, rejected $rej, written $wr, dropped $drp; settled VmRSS $(mb "$rss") MB, VmHWM $(mb "$hwm") MB"
+  log "$tag ($bin/safegate): up in $up_ms ms (VmRSS $(mb "$up_rss") MB, VmHWM $(mb "$up_hwm") MB); accepted $acc, rejected $rej, written $wr, dropped $drp; settled VmRSS $(mb "$rss") MB (heap and stacks $(mb "$anon") MB, mapped files such as the binary $(mb "$file") MB), VmHWM $(mb "$hwm") MB"
   RESULTS+=("$(printf '%-9s %8s ms %9s MB %9s MB %11s MB %10s MB   %s' "$tag" "$up_ms" "$(mb "$up_rss")" "$(mb "$up_hwm")" "$(mb "$hwm")" "$(mb "$rss")" "$bin/safegate")")
 }
 
