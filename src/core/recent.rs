@@ -4,19 +4,26 @@
 //!
 //! Memory is the constraint (100,000 devices): a ring grows with the readings a device
 //! sends, up to `cap` entries of 8 bytes (milliseconds after the ring's base time as `u32`,
-//! the value as `f32`), so a device that never reports costs a `Vec` header.
+//! the value as `f32`), so a device that never reports costs a `Vec` header. The channel's
+//! name is kept once for every device that reports it (a park has a handful: `lel`, `ppm`),
+//! not once per device.
 
 /// Readings kept a device unless `gateway.recent_values` says otherwise.
 pub const DEFAULT_CAP: u16 = 30;
 
-/// One device's ring.
+/// Distinct channel names kept; a reading on a further one is not kept (its device's chart
+/// stays as it was). Bounds what names arriving from the network can cost.
+const MAX_CHANNELS: usize = 1024;
+
+/// One device's ring (40 bytes).
 #[derive(Debug, Clone, Default)]
 struct Ring {
-    /// The channel kept: the first of the reading that started the ring.
-    channel: Option<Box<str>>,
     base_ms: i64,
     /// Oldest first once full: `head` is the next slot to overwrite.
     buf: Vec<(u32, f32)>,
+    /// The channel kept, the first of the reading that started the ring: 1 + its index in
+    /// `Recent::channels`, 0 for none yet.
+    channel: u16,
     head: u16,
 }
 
@@ -25,6 +32,7 @@ struct Ring {
 pub struct Recent {
     cap: u16,
     rings: Vec<Ring>,
+    channels: Vec<Box<str>>,
 }
 
 impl Recent {
@@ -33,6 +41,7 @@ impl Recent {
         Recent {
             cap,
             rings: vec![Ring::default(); devices],
+            channels: Vec::new(),
         }
     }
 
@@ -52,19 +61,42 @@ impl Recent {
         }
     }
 
+    /// 1 + the index of `channel` among the names kept, added if new; `None` when the table
+    /// is full.
+    fn channel_id(&mut self, channel: &str) -> Option<u16> {
+        if let Some(i) = self.channels.iter().position(|c| &**c == channel) {
+            return Some(i as u16 + 1);
+        }
+        if self.channels.len() >= MAX_CHANNELS {
+            return None;
+        }
+        self.channels.push(channel.into());
+        Some(self.channels.len() as u16)
+    }
+
     /// Keep a reading of device `d`: `channel`'s `value` at `ts_ms`.
     pub fn push(&mut self, d: usize, ts_ms: i64, channel: &str, value: f64) {
         let cap = self.cap as usize;
-        let Some(r) = self.rings.get_mut(d).filter(|_| cap > 0) else {
+        if cap == 0 || d >= self.rings.len() {
             return;
+        }
+        // Nearly always the ring's own channel: no search then.
+        let own = self.rings[d].channel;
+        let same = (own.checked_sub(1)).and_then(|i| self.channels.get(i as usize));
+        let id = match same {
+            Some(c) if &**c == channel => own,
+            _ => match self.channel_id(channel) {
+                Some(id) => id,
+                None => return,
+            },
         };
+        let r = &mut self.rings[d];
         let delta = ts_ms - r.base_ms;
-        let same = r.channel.as_deref() == Some(channel);
-        if !same || !(0..=i64::from(u32::MAX)).contains(&delta) {
+        if r.channel != id || !(0..=i64::from(u32::MAX)).contains(&delta) {
             // A first reading, another channel, earlier than the ring's base or 49 days
             // after it (a clock step, a device silent for weeks): start again from here.
             *r = Ring {
-                channel: Some(channel.into()),
+                channel: id,
                 base_ms: ts_ms,
                 ..Ring::default()
             };
@@ -90,7 +122,8 @@ impl Recent {
             .chain(newer)
             .map(|&(t, v)| (r.base_ms + i64::from(t), widen(v)))
             .collect();
-        (r.channel.as_deref(), values)
+        let channel = (r.channel.checked_sub(1)).and_then(|i| self.channels.get(i as usize));
+        (channel.map(|c| &**c), values)
     }
 }
 
@@ -134,6 +167,26 @@ mod tests {
             (Some("ppm"), vec![(far + 1, 4.0)]),
             "another channel"
         );
+    }
+
+    #[test]
+    fn channel_names_are_kept_once_and_bounded() {
+        let mut r = Recent::new(2, 3);
+        r.push(0, 1, "lel", 1.0);
+        r.push(1, 1, "lel", 2.0);
+        assert_eq!(r.channels.len(), 1);
+        for i in 0..MAX_CHANNELS + 5 {
+            r.push(2, 1, &format!("c{i}"), 3.0);
+        }
+        assert_eq!(r.channels.len(), MAX_CHANNELS);
+        let last = format!("c{}", MAX_CHANNELS - 2);
+        assert_eq!(
+            r.of(2),
+            (Some(last.as_str()), vec![(1, 3.0)]),
+            "the last name that fit"
+        );
+        assert_eq!(r.of(0).0, Some("lel"));
+        assert_eq!(std::mem::size_of::<Ring>(), 40);
     }
 
     #[test]
