@@ -139,19 +139,36 @@ pub struct ConditionChange {
     pub cause: Option<Arc<str>>,
 }
 
+/// A time that may be missing, in 8 bytes where `Option<i64>` takes 16: an entry per device,
+/// so 2.4 MB at 100,000. `i64::MIN` (not a time any clock gives) is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct At(i64);
+
+impl At {
+    const NONE: At = At(i64::MIN);
+
+    fn of(t: Option<i64>) -> At {
+        t.map_or(At::NONE, At)
+    }
+
+    fn get(self) -> Option<i64> {
+        (self != At::NONE).then_some(self.0)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     state: DeviceState,
-    /// Receive time of the last accepted reading; `None` if never.
-    last_seen: Option<i64>,
+    /// Receive time of the last accepted reading; none if never.
+    last_seen: At,
     offline_after: i64,
     /// Time of the last `offline` state message not yet superseded by a reading.
-    state_offline_at: Option<i64>,
+    state_offline_at: At,
     /// The last reading's condition; `None` when unknown (restored after a restart), so the
     /// next reading's is recorded whatever it is.
     condition: Option<Condition>,
     /// When the current state began (the last transition), if ever.
-    since: Option<i64>,
+    since: At,
     in_heap: bool,
 }
 
@@ -159,11 +176,11 @@ impl Entry {
     fn fresh(offline_after: i64) -> Entry {
         Entry {
             state: DeviceState::Never,
-            last_seen: None,
+            last_seen: At::NONE,
             offline_after,
-            state_offline_at: None,
+            state_offline_at: At::NONE,
             condition: Some(Condition::Normal),
-            since: None,
+            since: At::NONE,
             in_heap: false,
         }
     }
@@ -196,11 +213,11 @@ impl Liveness {
         self.entries[d as usize].state
     }
     pub fn last_seen(&self, d: DeviceIdx) -> Option<i64> {
-        self.entries[d as usize].last_seen
+        self.entries[d as usize].last_seen.get()
     }
     /// Time of the device's last transition.
     pub fn since(&self, d: DeviceIdx) -> Option<i64> {
-        self.entries[d as usize].since
+        self.entries[d as usize].since.get()
     }
     pub fn is_faulty(&self, d: DeviceIdx) -> bool {
         let e = &self.entries[d as usize];
@@ -216,7 +233,7 @@ impl Liveness {
     fn arm(&mut self, d: DeviceIdx) {
         let e = &mut self.entries[d as usize];
         if !e.in_heap {
-            if let Some(seen) = e.last_seen {
+            if let Some(seen) = e.last_seen.get() {
                 e.in_heap = true;
                 self.heap.push(Reverse((seen + e.offline_after, d)));
             }
@@ -246,12 +263,12 @@ impl Liveness {
     ) -> Option<Transition> {
         self.note_condition(d, now, condition, cause, changes);
         let e = &mut self.entries[d as usize];
-        e.last_seen = Some(e.last_seen.map_or(now, |s| s.max(now)));
-        if let Some(t) = e.state_offline_at {
+        e.last_seen = At(e.last_seen.get().map_or(now, |s| s.max(now)));
+        if let Some(t) = e.state_offline_at.get() {
             if now < t {
                 return None;
             }
-            e.state_offline_at = None;
+            e.state_offline_at = At::NONE;
         }
         if e.state == DeviceState::Online {
             return None;
@@ -262,7 +279,7 @@ impl Liveness {
             Cause::Reading
         };
         e.state = DeviceState::Online;
-        e.since = Some(now);
+        e.since = At(now);
         self.arm(d);
         Some(Transition {
             device: d,
@@ -314,15 +331,15 @@ impl Liveness {
         let e = &mut self.entries[d as usize];
         if online {
             // Only clears the override: the next reading proves it is back.
-            e.state_offline_at = None;
+            e.state_offline_at = At::NONE;
             return None;
         }
-        e.state_offline_at = Some(now);
+        e.state_offline_at = At(now);
         if e.state != DeviceState::Online {
             return None;
         }
         e.state = DeviceState::Offline;
-        e.since = Some(now);
+        e.since = At(now);
         Some(Transition {
             device: d,
             at_ms: now,
@@ -344,11 +361,13 @@ impl Liveness {
             if e.state != DeviceState::Online {
                 continue;
             }
-            let Some(seen) = e.last_seen else { continue };
+            let Some(seen) = e.last_seen.get() else {
+                continue;
+            };
             let real = seen + e.offline_after;
             if real <= now {
                 e.state = DeviceState::Offline;
-                e.since = Some(real);
+                e.since = At(real);
                 out.push(Transition {
                     device: d,
                     at_ms: real,
@@ -379,7 +398,7 @@ impl Liveness {
         // heap entry is recomputed when it is reached).
         let e = &mut self.entries[d as usize];
         if e.state == DeviceState::Online {
-            if let Some(seen) = e.last_seen {
+            if let Some(seen) = e.last_seen.get() {
                 self.heap.push(Reverse((seen + offline_after, d)));
                 e.in_heap = true;
             }
@@ -416,8 +435,8 @@ impl Liveness {
     ) {
         let e = &mut self.entries[d as usize];
         e.state = state;
-        e.since = since;
-        e.last_seen = last_seen;
+        e.since = At::of(since);
+        e.last_seen = At::of(last_seen);
         // Unknown: the journal's last condition may be maintenance, which the snapshot does
         // not keep; the next reading's condition is recorded whatever it is.
         e.condition = if fault { Some(Condition::Fault) } else { None };
@@ -433,6 +452,14 @@ mod tests {
 
     fn live(n: usize, off: i64) -> Liveness {
         Liveness::new(std::iter::repeat_n(off, n))
+    }
+
+    #[test]
+    fn an_entry_is_40_bytes_and_a_missing_time_reads_back_as_missing() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        assert_eq!(At::of(None).get(), None);
+        assert_eq!(At::of(Some(0)).get(), Some(0));
+        assert_eq!(At::of(Some(-5)).get(), Some(-5));
     }
 
     /// A change of condition or of its cause is noted once; the same again is not. After a
