@@ -9,7 +9,8 @@ use std::sync::Arc;
 /// The id indexes are looked up once or twice per reading. foldhash, not SipHash: the tables
 /// are built from the configuration only, so a sender choosing ids can make lookups miss but
 /// cannot fill a table with collisions; SipHash was some 4 % of the gateway's CPU per reading.
-type IdIndex<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+/// Keyed by the unit's own id (`Device::id` for devices): one allocation per id, not two.
+type IdIndex<V> = HashMap<Arc<str>, V, foldhash::fast::RandomState>;
 
 pub use crate::core::config::inventory::{
     DeviceConfig, EnterpriseConfig, InventoryConfig, ProtocolSection, SiteConfig, SystemConfig,
@@ -180,7 +181,7 @@ impl Inventory {
         let mut out = Inventory::default();
         for s in &inv.sites {
             let idx = out.sites.len() as SiteIdx;
-            out.site_index.insert(s.id.as_str().into(), idx);
+            out.site_index.insert(Arc::from(s.id.as_str()), idx);
             out.sites.push(Site {
                 id: s.id.as_str().into(),
                 name: s.name.clone(),
@@ -244,14 +245,13 @@ impl Inventory {
         for d in &inv.devices {
             let site = site_of(&d.site, &out.site_index);
             let idx = out.devices.len() as DeviceIdx;
-            out.sites[site as usize]
-                .devices
-                .insert(d.id.as_str().into(), idx);
+            let id: Arc<str> = d.id.as_str().into();
+            out.sites[site as usize].devices.insert(id.clone(), idx);
             let find = |m: &HashMap<(SiteIdx, String), u32>, v: &Option<String>| {
                 v.as_ref().and_then(|v| m.get(&(site, v.clone())).copied())
             };
             out.devices.push(Device {
-                id: d.id.as_str().into(),
+                id,
                 site,
                 kind: d.kind,
                 gas: d.gas.as_ref().map(|g| {
@@ -323,7 +323,7 @@ impl Inventory {
     /// A new site's slot (its id not yet known).
     pub fn push_site(&mut self, site: Site) -> SiteIdx {
         let idx = self.sites.len() as SiteIdx;
-        self.site_index.insert(Box::from(&*site.id), idx);
+        self.site_index.insert(Arc::from(&*site.id), idx);
         self.sites.push(site);
         idx
     }
@@ -333,7 +333,7 @@ impl Inventory {
         let idx = self.devices.len() as DeviceIdx;
         self.sites[device.site as usize]
             .devices
-            .insert(Box::from(&*device.id), idx);
+            .insert(device.id.clone(), idx);
         self.devices.push(device);
         idx
     }
