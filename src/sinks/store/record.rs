@@ -303,9 +303,33 @@ pub enum EncodeError {
 /// field) is refused. Records other than readings go through the crate's `DataPoint` as is.
 #[derive(Default)]
 pub struct LineEncoder {
-    /// Device id `Arc` address → `reading,<tags>` (the inventory's `Arc`s live as long as
-    /// the gateway, so the address is a stable key).
-    prefixes: std::collections::HashMap<usize, Vec<u8>, foldhash::fast::RandomState>,
+    /// Device id `Arc` address → the fingerprint of the tags it was built from and
+    /// `reading,<tags>`. The address finds the entry without hashing strings; the fingerprint
+    /// makes it right: a reload that moves a device to another zone keeps its id's `Arc`, and
+    /// a device that left may free an address another one gets.
+    prefixes: std::collections::HashMap<usize, (u64, Box<[u8]>), foldhash::fast::RandomState>,
+    /// The fingerprints' hasher (one seed for the encoder's life).
+    print: foldhash::fast::RandomState,
+}
+
+impl Tags {
+    /// Every tag's text, hashed: equal tags, equal fingerprint.
+    fn fingerprint(&self, h: &foldhash::fast::RandomState) -> u64 {
+        use std::hash::BuildHasher;
+        let opt = |t: &Option<Arc<str>>| t.as_deref().map(str::len);
+        // Lengths too, so that moving text from one tag to the next changes the print.
+        h.hash_one((
+            (&*self.site, &*self.device, self.kind),
+            (self.enterprise.as_deref(), self.zone.as_deref()),
+            (self.system.as_deref(), self.gas.as_deref()),
+            (
+                opt(&self.enterprise),
+                opt(&self.zone),
+                opt(&self.system),
+                opt(&self.gas),
+            ),
+        ))
+    }
 }
 
 impl LineEncoder {
@@ -338,9 +362,11 @@ impl LineEncoder {
             return Ok(());
         }
         let key = Arc::as_ptr(&tags.device) as *const u8 as usize;
-        let prefix = match self.prefixes.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
+        let print = tags.fingerprint(&self.print);
+        let cached = self.prefixes.get(&key).filter(|(p, _)| *p == print);
+        let prefix = match cached {
+            Some((_, line)) => line,
+            None => {
                 check_tags(tags)?;
                 let mut line = Vec::new();
                 let p = device_tags(DataPoint::builder("reading"), tags)
@@ -348,7 +374,8 @@ impl LineEncoder {
                     .build()?;
                 let _ = p.write_data_point_to(&mut line);
                 line.truncate(line.len() - " _=0i\n".len());
-                e.insert(line)
+                let entry = (print, line.into_boxed_slice());
+                &self.prefixes.entry(key).insert_entry(entry).into_mut().1
             }
         };
         out.extend_from_slice(prefix);
@@ -547,6 +574,33 @@ mod tests {
             let mut fast = Vec::new();
             enc.encode(&r, &mut fast).unwrap();
             assert_eq!(String::from_utf8(fast).unwrap(), line(&r));
+        }
+    }
+
+    #[test]
+    fn a_device_whose_tags_changed_under_the_same_id_gets_its_new_tags() {
+        // A reload moving a device to another zone keeps its id's `Arc` (core::live::place).
+        let device: Arc<str> = "d1".into();
+        let reading = |zone: &str| Record::Reading {
+            tags: Tags {
+                site: "p1".into(),
+                device: device.clone(),
+                kind: "gas_combustible",
+                enterprise: None,
+                zone: Some(zone.into()),
+                system: None,
+                gas: None,
+            },
+            ts_ms: 1,
+            ts_from_gateway: false,
+            status: ReadingStatus::Normal,
+            values: vec![("lel".to_string(), 1.0)],
+        };
+        let mut enc = LineEncoder::default();
+        for zone in ["z1", "z2", "z1"] {
+            let mut out = Vec::new();
+            enc.encode(&reading(zone), &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), line(&reading(zone)));
         }
     }
 
