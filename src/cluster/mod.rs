@@ -6,8 +6,10 @@ mod bucket;
 pub mod config;
 mod error;
 mod metrics;
+pub mod stream;
 mod task;
 
+pub use bucket::connect;
 pub use config::ClusterSettings;
 pub use error::ClusterError;
 pub use metrics::ClusterMetrics;

@@ -204,3 +204,95 @@ async fn partitions_have_one_owner_through_kills_restarts_and_a_lost_nats_node()
     let log = all[0].gw.log();
     assert!(log.contains("left the cluster; leases released"), "{log}");
 }
+
+/// A reading of site `p{i % 4}` as ingress would hand it on.
+fn envelope(i: u32) -> safegate::core::cluster::envelope::Envelope {
+    use safegate::core::{Origin, RawReading, ReadingStatus, SourceEvent};
+    let e = SourceEvent::Reading {
+        reading: RawReading {
+            site: format!("p{}", i % 4).as_str().into(),
+            device: format!("d{}", i % 10).as_str().into(),
+            ts_ms: Some(1_700_000_000_000 + i64::from(i)),
+            values: vec![("lel".into(), f64::from(i) / 4.0)],
+            status: ReadingStatus::Normal,
+            cause: None,
+        },
+        origin: Origin {
+            topic: "safegate/v1/p/d".into(),
+            element: None,
+        },
+        received_ms: 1_700_000_000_000 + i64::from(i),
+    };
+    safegate::core::cluster::envelope::Envelope::of(&e).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_pass_through_jetstream_once_each_through_redeliveries_and_a_lost_node() {
+    use safegate::cluster::stream::Readings;
+    let _load = shared().await;
+    let mut nats = NatsCluster::start(3);
+    let urls: Vec<String> = (nats.nodes.iter())
+        .map(|n| format!("nats://127.0.0.1:{}", n.port))
+        .collect();
+    let s = safegate::cluster::ClusterSettings {
+        nats_urls: urls,
+        instance_id: "t1".into(),
+        ..Default::default()
+    };
+    let client = safegate::cluster::connect(&s).await.unwrap();
+    let t0 = Instant::now();
+    let readings = loop {
+        // The first JetStream call may come before the cluster elected its meta leader.
+        match Readings::open(client.clone(), &s).await {
+            Ok(r) => break r,
+            Err(e) => assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "stream not created: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let within = Duration::from_secs(30);
+    for i in 0..400 {
+        if i == 150 {
+            nats.kill_node(0); // the leaders there are elected again elsewhere
+        }
+        let env = envelope(i);
+        let first = readings.publish(i % 4, &env, within).await.unwrap();
+        // Sent again, as after a gateway died before its MQTT PUBACK.
+        let again = readings.publish(i % 4, &env, within).await.unwrap();
+        assert!(!first.duplicate, "reading {i} was new");
+        assert!(again.duplicate, "reading {i} sent again is a duplicate");
+        assert_eq!(again.sequence, first.sequence);
+    }
+    for p in 0..4 {
+        let part = readings.consumer(p).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 100 {
+            let batch = part.fetch(64, Duration::from_secs(2)).await.unwrap();
+            assert!(
+                !batch.is_empty(),
+                "partition {p} stopped at {} of 100",
+                got.len()
+            );
+            for m in batch {
+                let env = m.envelope.as_ref().unwrap().clone();
+                m.ack().await.unwrap();
+                got.push(env);
+            }
+        }
+        let want: Vec<_> = (0..400).filter(|i| i % 4 == p).map(envelope).collect();
+        assert_eq!(
+            got, want,
+            "partition {p}: each reading once, in the order published"
+        );
+        // A new owner of the partition gets nothing already acknowledged.
+        let next = readings.consumer(p).await.unwrap();
+        let rest = next.fetch(10, Duration::from_millis(500)).await.unwrap();
+        assert!(
+            rest.is_empty(),
+            "partition {p}: {} delivered again",
+            rest.len()
+        );
+    }
+}

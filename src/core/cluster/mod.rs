@@ -2,6 +2,7 @@
 //! belongs to, which instance should own each partition, and the lease rules that keep a
 //! partition to one owner at a time. Plain code: the NATS side is in `crate::cluster`.
 
+pub mod envelope;
 pub mod ownership;
 pub mod placement;
 #[cfg(test)]

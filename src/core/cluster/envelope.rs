@@ -1,0 +1,320 @@
+//! What an ingress instance hands to a partition's owner through JetStream: a reading, a
+//! device's state message or an alarm acknowledgement, checked and normalised as the single
+//! gateway does, with the time it was accepted at ingress (liveness runs on that time, not
+//! on the owner's clock, so a handover moves no transition). JSON, versioned (`v`).
+
+use crate::core::event::{Origin, RawReading, ReadingStatus, SourceEvent};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The wire format's version; an owner refuses others (an upgrade runs old and new side by
+/// side only if the new one reads the old).
+pub const VERSION: u8 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A reading that moves liveness, alarms and the last values.
+    Reading,
+    /// A reading to store only (a late one).
+    Stored,
+    /// The device's `state` topic: online or offline.
+    State,
+    /// A platform acknowledged an alarm.
+    Ack,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub v: u8,
+    pub kind: Kind,
+    pub site: String,
+    /// The device (for `ack`: empty).
+    pub device: String,
+    /// When it was accepted at ingress, epoch ms.
+    pub received_ms: i64,
+    pub topic: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<(String, f64)>,
+    #[serde(default)]
+    pub status: ReadingStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+    /// For `ack`: the alarm as written in the topic, who and the note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<(String, String, String)>,
+}
+
+/// Why an event does not go through JetStream.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Only what arrives over MQTT or HTTP is shared; polls, links and files stay with the
+    /// partition's owner, which makes them itself.
+    #[error("not an ingress event")]
+    NotIngress,
+    /// JSON has no NaN or infinity: the reading is refused at ingress, as the store would.
+    #[error("channel {0:?} is not a finite number")]
+    NotFinite(String),
+    #[error("envelope version {0}, this gateway reads {VERSION}")]
+    Version(u8),
+    #[error("envelope is not valid: {0}")]
+    Invalid(String),
+}
+
+fn base(kind: Kind, site: &str, device: &str, origin: &Origin, received_ms: i64) -> Envelope {
+    Envelope {
+        v: VERSION,
+        kind,
+        site: site.into(),
+        device: device.into(),
+        received_ms,
+        topic: origin.topic.to_string(),
+        element: origin.element,
+        ts_ms: None,
+        values: Vec::new(),
+        status: ReadingStatus::Normal,
+        cause: None,
+        online: None,
+        ack: None,
+    }
+}
+
+fn of_reading(kind: Kind, r: &RawReading, o: &Origin, at: i64) -> Result<Envelope, EnvelopeError> {
+    if let Some((ch, _)) = r.values.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(EnvelopeError::NotFinite(ch.clone()));
+    }
+    Ok(Envelope {
+        ts_ms: r.ts_ms,
+        values: r.values.clone(),
+        status: r.status,
+        cause: r.cause.as_deref().map(str::to_string),
+        ..base(kind, &r.site, &r.device, o, at)
+    })
+}
+
+impl Envelope {
+    /// The envelope of an ingress event.
+    pub fn of(e: &SourceEvent) -> Result<Envelope, EnvelopeError> {
+        match e {
+            SourceEvent::Reading {
+                reading,
+                origin,
+                received_ms,
+            } => of_reading(Kind::Reading, reading, origin, *received_ms),
+            SourceEvent::Stored {
+                reading,
+                origin,
+                received_ms,
+            } => of_reading(Kind::Stored, reading, origin, *received_ms),
+            SourceEvent::DeviceState {
+                site,
+                device,
+                online,
+                origin,
+                received_ms,
+            } => {
+                let b = base(Kind::State, site, device, origin, *received_ms);
+                Ok(Envelope {
+                    online: Some(*online),
+                    ..b
+                })
+            }
+            SourceEvent::Ack {
+                site,
+                alarm,
+                by,
+                note,
+                origin,
+                received_ms,
+            } => {
+                let b = base(Kind::Ack, site, "", origin, *received_ms);
+                Ok(Envelope {
+                    ack: Some((alarm.clone(), by.clone(), note.clone())),
+                    ..b
+                })
+            }
+            _ => Err(EnvelopeError::NotIngress),
+        }
+    }
+
+    /// The event it carries, as the ingress instance's core would have received it.
+    pub fn event(self) -> Result<SourceEvent, EnvelopeError> {
+        if self.v != VERSION {
+            return Err(EnvelopeError::Version(self.v));
+        }
+        let origin = Origin {
+            topic: Arc::from(self.topic.as_str()),
+            element: self.element,
+        };
+        let received_ms = self.received_ms;
+        let reading = |e: Envelope| RawReading {
+            site: e.site.as_str().into(),
+            device: e.device.as_str().into(),
+            ts_ms: e.ts_ms,
+            values: e.values,
+            status: e.status,
+            cause: e.cause.as_deref().map(Arc::from),
+        };
+        Ok(match self.kind {
+            Kind::Reading => SourceEvent::Reading {
+                reading: reading(self),
+                origin,
+                received_ms,
+            },
+            Kind::Stored => SourceEvent::Stored {
+                reading: reading(self),
+                origin,
+                received_ms,
+            },
+            Kind::State => SourceEvent::DeviceState {
+                online: (self.online)
+                    .ok_or(EnvelopeError::Invalid("state without online".into()))?,
+                site: self.site,
+                device: self.device,
+                origin,
+                received_ms,
+            },
+            Kind::Ack => {
+                let (alarm, by, note) =
+                    (self.ack).ok_or(EnvelopeError::Invalid("ack without alarm".into()))?;
+                SourceEvent::Ack {
+                    site: self.site,
+                    alarm,
+                    by,
+                    note,
+                    origin,
+                    received_ms,
+                }
+            }
+        })
+    }
+
+    /// The JetStream message id: the same event redelivered (an MQTT message sent again
+    /// after a gateway died before its PUBACK) gets the same id, and JetStream keeps it once.
+    /// A reading is one point (site, device, time); without a device time it is the ingress
+    /// time, which a redelivery does not repeat, as the single gateway would store it twice.
+    pub fn msg_id(&self) -> String {
+        let kind = match self.kind {
+            Kind::Reading => "r",
+            Kind::Stored => "s",
+            Kind::State => "o",
+            Kind::Ack => "a",
+        };
+        let at = match (self.kind, self.ts_ms) {
+            (Kind::Reading | Kind::Stored, Some(ts)) => format!("t{ts}"),
+            _ => format!("g{}", self.received_ms),
+        };
+        let alarm = self.ack.as_ref().map_or("", |a| a.0.as_str());
+        // Lengths first: ids may hold any character but these can never run together.
+        format!(
+            "{kind}.{}.{}.{}.{}{}{alarm}.{at}",
+            self.site.len(),
+            self.device.len(),
+            alarm.len(),
+            self.site,
+            self.device
+        )
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain data with finite numbers does not fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin {
+            topic: "safegate/v1/p1/d1".into(),
+            element: Some(3),
+        }
+    }
+
+    fn reading(ts: Option<i64>, v: f64) -> SourceEvent {
+        SourceEvent::Reading {
+            reading: RawReading {
+                site: "p1".into(),
+                device: "d1".into(),
+                ts_ms: ts,
+                values: vec![("lel".into(), v)],
+                status: ReadingStatus::Fault,
+                cause: Some("传感器故障".into()),
+            },
+            origin: origin(),
+            received_ms: 1_700_000_000_500,
+        }
+    }
+
+    #[test]
+    fn every_ingress_event_comes_back_as_it_went() {
+        let events = [
+            reading(Some(1_700_000_000_000), 12.5),
+            reading(None, -0.25),
+            SourceEvent::DeviceState {
+                site: "p1".into(),
+                device: "d1".into(),
+                online: false,
+                origin: origin(),
+                received_ms: 7,
+            },
+            SourceEvent::Ack {
+                site: "p1".into(),
+                alarm: "42".into(),
+                by: "值班员".into(),
+                note: "现场确认".into(),
+                origin: origin(),
+                received_ms: 8,
+            },
+        ];
+        for e in events {
+            let env = Envelope::of(&e).unwrap();
+            let back = Envelope::from_json(&env.to_json()).unwrap();
+            assert_eq!(format!("{:?}", back.event().unwrap()), format!("{e:?}"));
+        }
+    }
+
+    #[test]
+    fn ids_name_one_point_and_cannot_run_together() {
+        let a = Envelope::of(&reading(Some(5), 1.0)).unwrap();
+        let b = Envelope::of(&reading(Some(5), 2.0)).unwrap();
+        assert_eq!(a.msg_id(), b.msg_id(), "the same point, sent again");
+        let c = Envelope::of(&reading(Some(6), 1.0)).unwrap();
+        assert_ne!(a.msg_id(), c.msg_id());
+        let mut x = a.clone();
+        (x.site, x.device) = ("p".into(), "1d1".into());
+        assert_ne!(x.msg_id(), a.msg_id(), "p1/d1 is not p/1d1");
+    }
+
+    #[test]
+    fn what_cannot_travel_is_named() {
+        let nan = Envelope::of(&reading(Some(1), f64::NAN));
+        assert_eq!(nan, Err(EnvelopeError::NotFinite("lel".into())));
+        let poll = SourceEvent::Poll {
+            link: "tcp://x".into(),
+            ok: true,
+            at_ms: 1,
+        };
+        assert_eq!(Envelope::of(&poll), Err(EnvelopeError::NotIngress));
+        let mut old = Envelope::of(&reading(None, 1.0)).unwrap();
+        old.v = 9;
+        assert_eq!(old.event().unwrap_err(), EnvelopeError::Version(9));
+        assert!(matches!(
+            Envelope::from_json(b"{\"v\":1}"),
+            Err(EnvelopeError::Invalid(_))
+        ));
+    }
+}
