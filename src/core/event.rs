@@ -24,6 +24,13 @@ impl ReadingStatus {
     }
 }
 
+/// A channel's name: inline up to 24 bytes (all real ones), so a reading's channels cost no
+/// allocation each on their way from the payload to the store.
+pub type Channel = compact_str::CompactString;
+
+/// A reading's values: channel name and number, in the order sent.
+pub type Values = Vec<(Channel, f64)>;
+
 /// A reading as a source parsed it, not yet checked against the inventory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawReading {
@@ -32,7 +39,7 @@ pub struct RawReading {
     pub device: compact_str::CompactString,
     /// Device timestamp, epoch ms; `None` when the payload had none.
     pub ts_ms: Option<i64>,
-    pub values: Vec<(String, f64)>,
+    pub values: Values,
     pub status: ReadingStatus,
     /// What made a fault or maintenance status, when the source knows it (a mine's
     /// "substation …F003 通信中断", "传感器故障"): it names the condition in the history and the
@@ -47,7 +54,7 @@ pub const RESERVED_CHANNELS: [&str; 2] = ["status_code", "ts_from_gateway"];
 /// Why a reading's channel names cannot be stored, if they cannot: an empty name, a control
 /// character or a backslash (line protocol cannot carry them), a name the store uses for its
 /// own fields, or a name given twice (one value would silently replace the other).
-pub fn channel_names_problem(values: &[(String, f64)]) -> Option<String> {
+pub fn channel_names_problem(values: &[(Channel, f64)]) -> Option<String> {
     for (ch, _) in values {
         if ch.is_empty() {
             return Some("a channel name is empty".into());
@@ -258,7 +265,7 @@ pub struct Accepted {
     pub ts_ms: i64,
     pub ts_from_gateway: bool,
     pub received_ms: i64,
-    pub values: Vec<(String, f64)>,
+    pub values: Values,
     pub status: ReadingStatus,
     /// The reading's [`RawReading::cause`].
     pub cause: Option<Arc<str>>,

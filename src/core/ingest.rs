@@ -642,14 +642,16 @@ interval_s = 1
         let mut c = core();
         let mut out = Outputs::default();
         for values in [
-            vec![("status_code".to_string(), 5.0)],
-            vec![("ts_from_gateway".to_string(), 1.0)],
-            vec![("x".to_string(), 1.0), ("x".to_string(), 2.0)],
-            vec![(String::new(), 1.0)],
-            vec![("a\nb".to_string(), 1.0)],
-            vec![("a\\".to_string(), 1.0)],
+            vec![("status_code".into(), 5.0)],
+            vec![("ts_from_gateway".into(), 1.0)],
+            vec![("x".into(), 1.0), ("x".into(), 2.0)],
+            vec![(crate::core::event::Channel::default(), 1.0)],
+            vec![("a\nb".into(), 1.0)],
+            vec![("a\\".into(), 1.0)],
             // Past eight channels the repeat is found by sorting.
-            (0..10).map(|i| (format!("c{}", i % 9), 1.0)).collect(),
+            (0..10)
+                .map(|i| (format!("c{}", i % 9).into(), 1.0))
+                .collect(),
         ] {
             let SourceEvent::Reading {
                 mut reading,
@@ -682,7 +684,9 @@ interval_s = 1
         else {
             unreachable!()
         };
-        reading.values = (0..20).map(|i| (format!("ch {i},=\"温\""), 1.0)).collect();
+        reading.values = (0..20)
+            .map(|i| (format!("ch {i},=\"温\"").into(), 1.0))
+            .collect();
         c.apply(
             SourceEvent::Reading {
                 reading,

@@ -904,7 +904,7 @@ fn reading_record(
                 ts_ms,
                 ts_from_gateway,
                 status,
-                values,
+                values: values.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             },
         )
 }

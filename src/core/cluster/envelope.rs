@@ -40,7 +40,7 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ts_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<(String, f64)>,
+    pub values: crate::core::event::Values,
     #[serde(default)]
     pub status: ReadingStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,7 +88,7 @@ fn base(kind: Kind, site: &str, device: &str, origin: &Origin, received_ms: i64)
 
 fn of_reading(kind: Kind, r: &RawReading, o: &Origin, at: i64) -> Result<Envelope, EnvelopeError> {
     if let Some((ch, _)) = r.values.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(EnvelopeError::NotFinite(ch.clone()));
+        return Err(EnvelopeError::NotFinite(ch.to_string()));
     }
     Ok(Envelope {
         ts_ms: r.ts_ms,

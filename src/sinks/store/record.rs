@@ -58,7 +58,7 @@ pub enum Record {
         ts_ms: i64,
         ts_from_gateway: bool,
         status: ReadingStatus,
-        values: Vec<(String, f64)>,
+        values: crate::core::event::Values,
     },
     DeviceState {
         tags: Tags,
@@ -349,7 +349,7 @@ impl LineEncoder {
         };
         if let Some((ch, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
             return Err(EncodeError::NotFinite {
-                field: ch.clone(),
+                field: ch.to_string(),
                 value: *v,
             });
         }
@@ -554,15 +554,9 @@ mod tests {
         };
         let mut enc = LineEncoder::default();
         for (values, gw) in [
-            (
-                vec![("ppm".to_string(), 4.5), ("a_temp".to_string(), -0.125)],
-                false,
-            ),
-            (
-                vec![("zz".to_string(), 1e21), ("ppm".to_string(), 3.0)],
-                true,
-            ),
-            (vec![("odd key".to_string(), 1.0)], false),
+            (vec![("ppm".into(), 4.5), ("a_temp".into(), -0.125)], false),
+            (vec![("zz".into(), 1e21), ("ppm".into(), 3.0)], true),
+            (vec![("odd key".into(), 1.0)], false),
         ] {
             let r = Record::Reading {
                 tags: tags.clone(),
@@ -594,7 +588,7 @@ mod tests {
             ts_ms: 1,
             ts_from_gateway: false,
             status: ReadingStatus::Normal,
-            values: vec![("lel".to_string(), 1.0)],
+            values: vec![("lel".into(), 1.0)],
         };
         let mut enc = LineEncoder::default();
         for zone in ["z1", "z2", "z1"] {
@@ -654,7 +648,7 @@ mod tests {
             system: None,
             gas: Some("H2S".into()),
         };
-        let reading = |tags: &Tags, values: Vec<(String, f64)>| Record::Reading {
+        let reading = |tags: &Tags, values: crate::core::event::Values| Record::Reading {
             tags: tags.clone(),
             ts_ms: 0,
             ts_from_gateway: false,
@@ -663,14 +657,14 @@ mod tests {
         };
         let mut enc = LineEncoder::default();
         for values in [
-            vec![(String::new(), f64::NAN)],
-            vec![("x".to_string(), f64::INFINITY)],
-            vec![("odd key".to_string(), f64::NEG_INFINITY)],
-            vec![("status_code".to_string(), 0.0)],
-            vec![("x".to_string(), 1.0), ("x".to_string(), 2.0)],
-            vec![("a\nb".to_string(), 1.0)],
-            vec![("a\\".to_string(), 1.0)],
-            vec![(String::new(), 1.0)],
+            vec![(crate::core::event::Channel::default(), f64::NAN)],
+            vec![("x".into(), f64::INFINITY)],
+            vec![("odd key".into(), f64::NEG_INFINITY)],
+            vec![("status_code".into(), 0.0)],
+            vec![("x".into(), 1.0), ("x".into(), 2.0)],
+            vec![("a\nb".into(), 1.0)],
+            vec![("a\\".into(), 1.0)],
+            vec![(crate::core::event::Channel::default(), 1.0)],
         ] {
             let mut out = b"kept\n".to_vec();
             let r = reading(&tags, values.clone());
@@ -685,7 +679,7 @@ mod tests {
             };
             for ch in ["plain", "needs escaping"] {
                 let mut out = Vec::new();
-                let r = reading(&tags, vec![(ch.to_string(), 1.0)]);
+                let r = reading(&tags, vec![(ch.into(), 1.0)]);
                 let e = enc.encode(&r, &mut out).unwrap_err();
                 assert!(e.to_string().contains("tag gas"), "{e}");
                 assert!(out.is_empty());

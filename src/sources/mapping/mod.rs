@@ -426,8 +426,8 @@ impl Mapping {
         }
     }
 
-    fn values_of(&self, env: &Env, limits: &Limits) -> Result<Vec<(String, f64)>, Fail> {
-        let mut out: Vec<(String, f64)> = Vec::new();
+    fn values_of(&self, env: &Env, limits: &Limits) -> Result<crate::core::event::Values, Fail> {
+        let mut out: crate::core::event::Values = Vec::new();
         let too_many = || {
             Fail::new(
                 Reason::TooManyChannels,
@@ -446,7 +446,7 @@ impl Mapping {
                     )
                 })?;
                 let name = self.rename.get(k).unwrap_or(k);
-                out.push((name.clone(), x));
+                out.push((name.as_str().into(), x));
                 if out.len() > limits.max_channels {
                     return Err(too_many());
                 }
@@ -475,7 +475,7 @@ impl Mapping {
                     ),
                 ));
             }
-            out.push((name, y));
+            out.push((name.into(), y));
             if out.len() > limits.max_channels {
                 return Err(too_many());
             }
@@ -507,7 +507,11 @@ impl Mapping {
         }
     }
 
-    fn channels_fit(&self, values: &[(String, f64)], limits: &Limits) -> Result<(), Fail> {
+    fn channels_fit(
+        &self,
+        values: &[(crate::core::event::Channel, f64)],
+        limits: &Limits,
+    ) -> Result<(), Fail> {
         if values.is_empty() {
             let mut looked: Vec<String> = self
                 .values

@@ -192,7 +192,7 @@ impl Cx<'_> {
 
 struct Reading {
     ts_ms: i64,
-    values: Vec<(String, f64)>,
+    values: crate::core::event::Values,
     status: ReadingStatus,
     cause: Option<Arc<str>>,
 }
@@ -424,7 +424,7 @@ fn cdss(cx: &Cx<'_>, state: &mut MineState, events: &mut Vec<SourceEvent>) {
         };
         let (status, cause) = point_status(v, substation_down(state, &p.substation));
         let values = match v.value {
-            Some(x) => vec![(p.channel.to_string(), x)],
+            Some(x) => vec![(crate::core::event::Channel::from(p.channel), x)],
             None => Vec::new(),
         };
         if values.is_empty() && status == ReadingStatus::Normal {
@@ -684,7 +684,7 @@ mod tests {
     }
 
     /// (device, values, status) of each reading.
-    type Seen = (String, Vec<(String, f64)>, ReadingStatus);
+    type Seen = (String, crate::core::event::Values, ReadingStatus);
 
     fn readings(evs: &[SourceEvent]) -> Vec<Seen> {
         evs.iter()

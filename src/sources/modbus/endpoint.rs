@@ -164,7 +164,7 @@ async fn read(ctx: &mut Context, r: &Request) -> tokio_modbus::Result<Data> {
 
 /// What one poll of one unit produced.
 struct Polled {
-    values: Vec<(String, f64)>,
+    values: crate::core::event::Values,
     fault: bool,
     /// Exceptions answered to some of the requests (the rest were read).
     exceptions: Vec<ModbusError>,
@@ -232,7 +232,8 @@ async fn poll_unit(ctx: &mut Context, key: &str, d: &DeviceSpec) -> Result<Polle
             match target {
                 Target::Register(i) => {
                     let reg = &d.registers[i];
-                    out.values.push((reg.channel.clone(), scaled(reg, raw)));
+                    out.values
+                        .push((reg.channel.as_str().into(), scaled(reg, raw)));
                 }
                 Target::Status => {
                     let mask = d.status.as_ref().map_or(0xFFFF, |s| s.fault_mask);

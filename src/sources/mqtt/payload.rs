@@ -158,7 +158,7 @@ impl<'de> Deserialize<'de> for Num {
 /// `values`: channel → number; the first non-number is remembered, not fatal to parsing.
 #[derive(Default)]
 struct Values {
-    items: Vec<(String, f64)>,
+    items: crate::core::event::Values,
     bad: Option<(String, &'static str)>,
 }
 
@@ -172,11 +172,11 @@ impl<'de> Deserialize<'de> for Values {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Values, A::Error> {
                 let mut out = Values::default();
-                while let Some(k) = a.next_key::<String>()? {
+                while let Some(k) = a.next_key::<crate::core::event::Channel>()? {
                     match a.next_value::<Num>()?.0 {
                         Ok(v) => out.items.push((k, v)),
                         Err(what) => {
-                            out.bad.get_or_insert((k, what));
+                            out.bad.get_or_insert((k.to_string(), what));
                         }
                     }
                 }
