@@ -380,7 +380,7 @@ mod tests {
             32,
             "the rows' memory budget"
         );
-        assert_eq!(std::mem::size_of::<LastReading>(), 40, "one per device");
+        assert_eq!(std::mem::size_of::<LastReading>(), 64, "one per device");
     }
 
     #[test]
