@@ -270,3 +270,61 @@ async fn a_reload_while_1000_devices_stream_drops_nothing_and_counts_from_its_ti
     assert_eq!(rate["exact"]["den"], want, "{rate}");
     gw.stop();
 }
+
+/// The store's tags follow a reload: a device moved to another zone has its next readings
+/// stored with the new zone (the line encoder's cached tags used to keep the old one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_moved_to_another_zone_by_a_reload_is_stored_with_its_new_zone() {
+    let _load = shared().await;
+    let mq = Mosquitto::start();
+    let vm = Victoria::start();
+    let zones = "[[zones]]\nid = \"z1\"\nsite = \"p1\"\nname = \"Zone one\"\n\n[[zones]]\nid = \"z2\"\nsite = \"p1\"\nname = \"Zone two\"\n\n";
+    let inventory = Inventory::park("p1")
+        .raw(zones)
+        .detector("d1", 60.0)
+        .with("zone = \"z1\"")
+        .to_toml();
+    let cfg = TestConfig::new(&settings(&mq.url(), "gw-zone", Some(&vm.url())), &inventory);
+    let (gw, api) = start_ready(&cfg).await;
+    let publisher = Publisher::connect(mq.port, "pub-zone").await;
+    let ts0 = now_ms() - 10_000;
+    let send = |ts: i64, v: f64| {
+        let body = serde_json::json!({"ts": ts, "values": {"lel": v}}).to_string();
+        let p = &publisher;
+        async move { p.send("safegate/v1/p1/d1/data", body).await }
+    };
+    let points = |s: &[Series]| s.iter().map(|x| x.values.len()).sum::<usize>();
+    send(ts0, 1.0).await;
+    vm.wait_for(r#"{__name__="reading_lel",zone="z1"}"#, WAIT, |s| {
+        points(s) == 1
+    })
+    .await;
+
+    let text = std::fs::read_to_string(&cfg.path).unwrap();
+    std::fs::write(&cfg.path, text.replace("zone = \"z1\"", "zone = \"z2\"")).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{api}/api/v1/config/reload"))
+        .send()
+        .await
+        .unwrap();
+    let (code, body): (u16, Value) = (r.status().as_u16(), r.json().await.unwrap());
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["reload"]["inventory"]["devices"]["changed"], 1,
+        "{body}"
+    );
+
+    send(ts0 + 1_000, 2.0).await;
+    let z2 = vm
+        .wait_for(r#"{__name__="reading_lel",zone="z2"}"#, WAIT, |s| {
+            points(s) == 1
+        })
+        .await;
+    assert_eq!(z2[0].values, vec![2.0]);
+    let z1 = vm.export(r#"{__name__="reading_lel",zone="z1"}"#).await;
+    assert_eq!(
+        z1.iter().flat_map(|s| s.values.clone()).collect::<Vec<_>>(),
+        vec![1.0]
+    );
+    gw.stop().await;
+}
