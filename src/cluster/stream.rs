@@ -105,7 +105,24 @@ impl Readings {
 
     /// The durable consumer of one partition (created when missing): everything from the
     /// start of the stream, each message acknowledged explicitly once its effects are kept.
-    pub async fn consumer(&self, partition: u32) -> Result<Partition, ClusterError> {
+    /// Retried until `within` has passed: right after a node died the cluster may still be
+    /// electing the leader that answers (up to about 10 s on nats-server 2.9).
+    pub async fn consumer(
+        &self,
+        partition: u32,
+        within: Duration,
+    ) -> Result<Partition, ClusterError> {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.try_consumer(partition).await {
+                Ok(c) => return Ok(c),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+
+    async fn try_consumer(&self, partition: u32) -> Result<Partition, ClusterError> {
         let name = format!("part-{partition}");
         let config = pull::Config {
             durable_name: Some(name.clone()),
