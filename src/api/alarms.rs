@@ -224,6 +224,13 @@ pub async fn ack(
             b.note.len()
         )));
     }
+    if s.cluster.is_some() {
+        // Every instance must apply the acknowledgement at the same point of the stream;
+        // the HTTP path does not go through it yet (docs/scaling.md).
+        return Err(ApiError::BadRequest(format!(
+            "in cluster mode an alarm is acknowledged over MQTT: publish {{\"by\", \"note\"}} to <topic prefix>/<site>/alarms/{id}/ack; nothing was changed"
+        )));
+    }
     let by = b.by.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let cmd = Command::Ack {

@@ -269,6 +269,12 @@ pub struct ClusterView {
     last_error: Option<String>,
     /// When the last round ended (Unix ms).
     round_ms: i64,
+    /// The stream sequence of the last envelope this instance applied from the readings
+    /// stream; 0 before the first.
+    applied_sequence: u64,
+    /// The stream's time as applied (Unix ms): figures for a window ending before it agree
+    /// on every instance that has reached it.
+    stream_time_ms: i64,
 }
 
 /// `GET /api/v1/whoami`.

@@ -21,6 +21,12 @@ pub struct ClusterMetrics {
     /// Partitions taken (`started`), handed over (`handed_over`), or given up because their
     /// safe time ran out or the lease was lost (`lost`).
     pub changes: Family<OutcomeLabel, Counter>,
+    /// Events put into the readings stream (`stored`, `duplicate`: JetStream had it).
+    pub published: Family<OutcomeLabel, Counter>,
+    /// Publish attempts that failed and were tried again (NATS away or electing).
+    pub publish_errors: Family<OutcomeLabel, Counter>,
+    /// Envelopes applied from the stream (`applied`), or unreadable (`unreadable`).
+    pub followed: Family<OutcomeLabel, Counter>,
 }
 
 impl ClusterMetrics {
@@ -29,6 +35,9 @@ impl ClusterMetrics {
             owned: Gauge::default(),
             rounds: Family::default(),
             changes: Family::default(),
+            published: Family::default(),
+            publish_errors: Family::default(),
+            followed: Family::default(),
         };
         metrics.register(
             "safegate_cluster_partitions_owned",
@@ -44,6 +53,21 @@ impl ClusterMetrics {
             "safegate_cluster_partition_changes",
             "Partitions started, handed_over or lost by this instance",
             m.changes.clone(),
+        );
+        metrics.register(
+            "safegate_cluster_published",
+            "Events this instance put into the readings stream, by outcome (stored, duplicate)",
+            m.published.clone(),
+        );
+        metrics.register(
+            "safegate_cluster_publish_errors",
+            "Publishes to the readings stream tried again (NATS away or electing)",
+            m.publish_errors.clone(),
+        );
+        metrics.register(
+            "safegate_cluster_followed",
+            "Envelopes of the readings stream applied (applied) or unreadable (unreadable)",
+            m.followed.clone(),
         );
         Arc::new(m)
     }

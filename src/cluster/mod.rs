@@ -5,6 +5,8 @@
 mod bucket;
 pub mod config;
 mod error;
+pub mod follow;
+pub mod ingress;
 mod metrics;
 pub mod stream;
 mod task;
@@ -95,6 +97,13 @@ impl ClusterStatus {
             .map(|(p, _)| *p)
             .collect();
         v
+    }
+
+    /// How far the follower has applied the readings stream.
+    pub fn set_applied(&self, c: crate::core::cluster::follow::StreamClock) {
+        let mut inner = self.lock();
+        inner.view.applied_sequence = c.sequence;
+        inner.view.stream_time_ms = c.now_ms;
     }
 
     fn set_seen(&self, live: &[String], leases: &BTreeMap<u32, Lease>) {

@@ -127,7 +127,8 @@ impl Readings {
         let config = pull::Config {
             durable_name: Some(name.clone()),
             filter_subject: subject(partition),
-            ack_policy: AckPolicy::Explicit,
+            // Acknowledging a batch's last message acknowledges the batch.
+            ack_policy: AckPolicy::All,
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 10_000,
             deliver_policy: DeliverPolicy::All,
@@ -136,6 +137,35 @@ impl Readings {
         let consumer = (self.stream.get_or_create_consumer(&name, config).await)
             .map_err(|e| ClusterError::Request(format!("consumer {name}: {e}")))?;
         Ok(Partition { consumer })
+    }
+}
+
+/// The whole stream from `start` on, in order: (stream sequence, payload). An ordered
+/// consumer: no acknowledgements, recreated by the client on a gap; the caller starts again
+/// after the sequence it last had when the item stream ends.
+pub type Followed = futures::stream::BoxStream<'static, Result<(u64, bytes::Bytes), ClusterError>>;
+
+impl Readings {
+    pub async fn follow(&self, start: u64) -> Result<Followed, ClusterError> {
+        let config = pull::OrderedConfig {
+            filter_subject: "sg.readings.*".into(),
+            deliver_policy: match start {
+                0 | 1 => DeliverPolicy::All,
+                s => DeliverPolicy::ByStartSequence { start_sequence: s },
+            },
+            ..Default::default()
+        };
+        let request = |e: String| ClusterError::Request(format!("follow the readings stream: {e}"));
+        let consumer =
+            (self.stream.create_consumer(config).await).map_err(|e| request(e.to_string()))?;
+        let messages = (consumer.messages().await).map_err(|e| request(e.to_string()))?;
+        Ok(messages
+            .map(move |m| {
+                let m = m.map_err(|e| request(e.to_string()))?;
+                let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                Ok((seq, m.message.payload))
+            })
+            .boxed())
     }
 }
 

@@ -158,6 +158,12 @@ pub enum SourceEvent {
     /// A source declares one site's devices (a mine's point-definition file): they join,
     /// change or leave the inventory at its `at_ms`, in order with the readings around it.
     Devices(Box<SiteDevices>),
+    /// Time has reached `at_ms` (cluster mode: a partition owner's tick in the readings
+    /// stream, so every instance expires silent devices at the same point of the same
+    /// order): devices silent past their deadline go offline.
+    Tick {
+        at_ms: i64,
+    },
 }
 
 impl SourceEvent {

@@ -208,6 +208,25 @@ impl Core {
         res
     }
 
+    /// A reading as the core would accept it for the store, changing nothing (cluster mode:
+    /// a partition's owner writes its readings from the partition's own consumer); `None`
+    /// for a refused reading or another event.
+    pub fn accept_for_store(&self, ev: SourceEvent) -> Option<Accepted> {
+        match ev {
+            SourceEvent::Reading {
+                reading,
+                origin,
+                received_ms,
+            }
+            | SourceEvent::Stored {
+                reading,
+                origin,
+                received_ms,
+            } => self.check(reading, &origin, received_ms).ok(),
+            _ => None,
+        }
+    }
+
     pub fn next_deadline(&self) -> Option<i64> {
         self.liveness.next_deadline()
     }
@@ -337,6 +356,7 @@ impl Core {
             SourceEvent::Checkpoint(r) => out.receipts.push(r),
             SourceEvent::Message(m) => self.apply_message(*m, out),
             SourceEvent::Devices(sd) => self.apply_site_devices(&sd, out),
+            SourceEvent::Tick { at_ms } => self.liveness.expire(at_ms, &mut out.transitions),
         }
     }
 

@@ -96,6 +96,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
     init_tls();
     let running = super::reload::Running::of(&loaded);
     let mut cfg: Config = loaded.config;
+    cluster_mqtt(&mut cfg);
     let api_tls = check_api(&cfg).await?;
     let (mut journal, outbox) = open_files(&cfg)?;
     let audit = Arc::new(
@@ -151,7 +152,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
     });
     let (shutdown, _) = broadcast::channel(4);
     let mut tasks = Vec::new();
-    spawn_cluster(&cfg, &shared, &clock, &shutdown, &mut tasks);
+    let cluster_metrics = spawn_cluster(&cfg, &shared, &clock, &shutdown, &mut tasks);
 
     // True while the outbox holds commits (its budget, the disk floor): Modbus polling pauses.
     let (hold_tx, hold_rx) = tokio::sync::watch::channel(false);
@@ -164,14 +165,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         &mut tasks,
     )?;
 
-    audit.set_store(store_queue.clone());
-    audit.record(
-        "config_loaded",
-        "gateway",
-        "local",
-        1,
-        serde_json::json!({ "files": files, "tokens": cfg.tokens.len() }),
-    );
+    audit_start(&audit, &store_queue, &files, &cfg);
 
     let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
     let journal_thread = std::thread::Builder::new()
@@ -180,6 +174,15 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         .ok();
 
     let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
+    let core_rx = core_input(
+        &cfg,
+        &shared,
+        cluster_metrics,
+        &store_queue,
+        src_rx,
+        &shutdown,
+        &mut tasks,
+    );
     let cx = SourceContext {
         events: src_tx,
         metrics: metrics.clone(),
@@ -187,11 +190,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         shutdown: shutdown.clone(),
         clock: clock.clone(),
     };
-    for source in sources {
-        tracing::debug!(source = source.name(), "starting source");
-        tasks.extend(source.spawn(&cx));
-    }
-    drop(cx);
+    spawn_sources(sources, cx, &mut tasks);
 
     // Platforms are let in only once the gateway reads what they publish: the broker
     // acknowledges a QoS 1 message whether anyone is subscribed or not.
@@ -211,16 +210,13 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         &mut tasks,
     )?;
 
-    if let Some(q) = &store_queue {
-        let (ev, q, rx) = (shared.evaluator.clone(), q.clone(), shutdown.subscribe());
-        tasks.push(tokio::spawn(super::cadence::run(ev, q, clock.clone(), rx)));
-    }
+    spawn_cadence(&shared, &store_queue, &shutdown, &mut tasks);
     let indicator_every =
         Duration::from_secs(cfg.store.as_ref().map_or(60, |s| s.indicator_interval_s));
     let (reloader, pending) = super::reload::spawn(running, &shared, &shutdown, &mut tasks);
     tasks.push(tokio::spawn(core_task(
         shared.clone(),
-        src_rx,
+        core_rx,
         (cmd_rx, reloader, pending),
         (board, outlet),
         store_queue,
@@ -242,6 +238,93 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
     })
 }
 
+/// The audit log writes to the store too; its first entry is the configuration loaded.
+fn audit_start(
+    audit: &crate::sinks::audit::AuditLog,
+    store: &Option<StoreQueue>,
+    files: &impl serde::Serialize,
+    cfg: &Config,
+) {
+    audit.set_store(store.clone());
+    let detail = serde_json::json!({ "files": files, "tokens": cfg.tokens.len() });
+    audit.record("config_loaded", "gateway", "local", 1, detail);
+}
+
+fn spawn_sources(
+    sources: Vec<Box<dyn crate::sources::Source>>,
+    cx: SourceContext,
+    tasks: &mut Vec<JoinHandle<()>>,
+) {
+    for source in sources {
+        tracing::debug!(source = source.name(), "starting source");
+        tasks.extend(source.spawn(&cx));
+    }
+}
+
+/// What the core applies: the sources' events; in cluster mode the readings stream (the
+/// sources feed the stream through the relay).
+fn core_input(
+    cfg: &Config,
+    shared: &Arc<Shared>,
+    metrics: Option<Arc<crate::cluster::ClusterMetrics>>,
+    store: &Option<StoreQueue>,
+    sources: mpsc::Receiver<SourceEvent>,
+    shutdown: &broadcast::Sender<()>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> mpsc::Receiver<SourceEvent> {
+    let (Some(settings), Some(status), Some(metrics)) = (&cfg.cluster, &shared.cluster, metrics)
+    else {
+        return sources;
+    };
+    let (core_tx, core_rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
+    let path = super::cluster::DataPath {
+        settings: settings.clone(),
+        status: status.clone(),
+        metrics,
+        shared: shared.clone(),
+        store: store.clone(),
+        clock: shared.clock.clone(),
+    };
+    tasks.push(tokio::spawn(path.run(sources, core_tx, shutdown.clone())));
+    core_rx
+}
+
+/// With a store: closed indicator windows written as they close.
+fn spawn_cadence(
+    shared: &Arc<Shared>,
+    store: &Option<StoreQueue>,
+    shutdown: &broadcast::Sender<()>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) {
+    if let Some(q) = store {
+        let (ev, q, rx) = (shared.evaluator.clone(), q.clone(), shutdown.subscribe());
+        let writes = writes_region(shared);
+        let clock = shared.clock.clone();
+        tasks.push(tokio::spawn(super::cadence::run(ev, q, clock, writes, rx)));
+    }
+}
+
+/// Cluster mode: each instance keeps its own broker session (the broker holds what it
+/// was given while it is away) in the shared subscription of the group.
+fn cluster_mqtt(cfg: &mut Config) {
+    if let Some(c) = &cfg.cluster {
+        cfg.mqtt.shared = true;
+        cfg.mqtt.client_id = format!("{}-{}", cfg.mqtt.client_id, c.instance_id);
+    }
+}
+
+/// Whether this instance writes the deployment-wide records (indicator snapshots and
+/// windows): alone, always; in cluster mode, while it owns partition 0.
+fn writes_region(shared: &Shared) -> super::cadence::Writes {
+    match &shared.cluster {
+        Some(status) => {
+            let status = status.clone();
+            Arc::new(move || status.owns(0))
+        }
+        None => Arc::new(|| true),
+    }
+}
+
 /// Cluster mode: the lease loop (docs/scaling.md). Nothing without `[cluster]`.
 fn spawn_cluster(
     cfg: &Config,
@@ -249,12 +332,13 @@ fn spawn_cluster(
     clock: &Clock,
     shutdown: &broadcast::Sender<()>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) {
+) -> Option<Arc<crate::cluster::ClusterMetrics>> {
     let (Some(settings), Some(status)) = (&cfg.cluster, &shared.cluster) else {
-        return;
+        return None;
     };
     let metrics = crate::cluster::ClusterMetrics::register(&shared.metrics);
-    let task = crate::cluster::ClusterTask::new(settings, status.clone(), metrics, clock.clone());
+    let task =
+        crate::cluster::ClusterTask::new(settings, status.clone(), metrics.clone(), clock.clone());
     tracing::info!(
         instance = %settings.instance_id,
         partitions = settings.partitions,
@@ -262,6 +346,7 @@ fn spawn_cluster(
         "cluster mode: sharing partitions through NATS leases"
     );
     tasks.push(tokio::spawn(task.run(shutdown.subscribe())));
+    Some(metrics)
 }
 
 /// Refuse an open API off loopback, and read the API's certificate: a bad one stops the
@@ -322,7 +407,10 @@ fn restore_core(
     core.alarms.restore(journal.next_alarm_id()?, open_alarms);
     let closed_alarms =
         journal.closed_alarms_since(now - retain_closed.as_millis() as i64 - 7 * 86_400_000)?;
-    let changed = journal.sync_registry(&core.inventory, now)?;
+    // Cluster mode: every instance must date the configured units alike, whenever it
+    // started; they count from the start of any window (docs/scaling.md).
+    let registered_at = if cfg.cluster.is_some() { 0 } else { now };
+    let changed = journal.sync_registry(&core.inventory, registered_at)?;
     if changed > 0 {
         tracing::info!(
             units = changed,
@@ -517,6 +605,9 @@ type SharedOutbox = Arc<Mutex<Outbox>>;
 fn open_files(cfg: &Config) -> Result<(Journal, Option<SharedOutbox>), StartError> {
     use crate::state::space::{Reserve, Watermark};
     let (dir, o) = (&cfg.gateway.data_dir, &cfg.outbox);
+    if cfg.cluster.is_some() {
+        rebuild_from_stream(dir);
+    }
     let mut journal = Journal::open_with(dir, cfg.gateway.on_damaged_file, now_ms())?;
     // One reserve on the disk of data_dir, for whichever file meets a full disk first.
     let reserve = Arc::new(Reserve::open(dir, o.reserve_bytes));
@@ -528,6 +619,19 @@ fn open_files(cfg: &Config) -> Result<(Journal, Option<SharedOutbox>), StartErro
     let floor = Watermark::new(o.min_free_bytes, o.min_free_percent);
     outbox.guard_disk(floor, reserve, o.wal_max_bytes)?;
     Ok((journal, Some(Arc::new(Mutex::new(outbox)))))
+}
+
+/// Cluster mode: this instance's journal is derived from the readings stream, which it
+/// applies from the start at every start; what it held is set aside (the outbox, which
+/// holds writes not yet stored, stays).
+fn rebuild_from_stream(dir: &std::path::Path) {
+    let mut removed = false;
+    for name in ["state.db", "state.db-wal", "state.db-shm"] {
+        removed |= std::fs::remove_file(dir.join(name)).is_ok();
+    }
+    if removed {
+        tracing::info!(dir = %dir.display(), "cluster mode: state.db is rebuilt from the readings stream");
+    }
 }
 
 /// Put back what the journal knew: state, last seen, fault, per device still registered.
@@ -588,6 +692,15 @@ async fn core_task(
     let mut buf = Vec::with_capacity(CORE_BATCH);
     let mut persist = tokio::time::interval(PERSIST_EVERY);
     let mut indicators = tokio::time::interval(indicator_every);
+    // Cluster mode: time comes from the stream (its ticks), not from this clock.
+    let wall_ticks = shared.cluster.is_none();
+    if let Some(status) = shared.cluster.clone() {
+        let partitions = status.view().partitions;
+        let owns =
+            move |site: &str| status.owns(crate::core::cluster::partition_of(site, partitions));
+        ctx.router.set_owner(Arc::new(owns));
+    }
+    let region = writes_region(&shared);
     let mut saved_seen: Vec<Option<i64>> = {
         let core = shared.core();
         (0..core.inventory.devices.len() as u32)
@@ -610,7 +723,7 @@ async fn core_task(
                     break;
                 }
             }
-            _ = ctx.clock.sleep_until(wake) => {
+            _ = ctx.clock.sleep_until(wake), if wall_ticks => {
                 let msgs = ctx.apply(&shared, &mut buf, Some(ctx.clock.now_ms()));
                 if ctx.router.deliver(&journal, msgs).await.is_err() {
                     break;
@@ -652,7 +765,7 @@ async fn core_task(
                 }
             }
             _ = indicators.tick() => {
-                if let Some(q) = ctx.router.store() {
+                if let (Some(q), true) = (ctx.router.store(), region()) {
                     q.push_all(indicator_records(&shared.core(), ctx.clock.now_ms()));
                 }
             }

@@ -81,10 +81,15 @@ pub fn window_records(ev: &Evaluator, from: i64, to: i64, window: &str) -> Vec<R
     out
 }
 
+/// Whether this instance writes the deployment-wide records now (always alone; in cluster
+/// mode, the owner of partition 0).
+pub type Writes = Arc<dyn Fn() -> bool + Send + Sync>;
+
 pub async fn run(
     ev: Arc<Evaluator>,
     queue: StoreQueue,
     clock: Clock,
+    writes: Writes,
     mut shutdown: broadcast::Receiver<()>,
 ) {
     let offset = ev.settings.utc_offset_h * HOUR;
@@ -119,6 +124,9 @@ pub async fn run(
             _ = clock.sleep_until(at + 50) => {}
         }
         for (size, name) in due {
+            if !writes() {
+                continue;
+            }
             let ev = ev.clone();
             let label = name.clone();
             let records =

@@ -4,6 +4,7 @@ pub mod app;
 pub mod broker;
 pub mod broker_guard;
 pub mod cadence;
+mod cluster;
 mod config_view;
 #[cfg(feature = "demo")]
 pub mod demo;

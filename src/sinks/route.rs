@@ -34,7 +34,14 @@ pub struct Router {
     latency: LatencyAcc,
     /// Alarm views are dated by it.
     clock: Clock,
+    /// Cluster mode: whether this instance has a site's effects now (by site id). Readings
+    /// are then stored by their partition's writer, not here.
+    owner: Option<Owner>,
 }
+
+/// See [`Router::set_owner`].
+pub type Owner = Arc<OwnerFn>;
+type OwnerFn = dyn Fn(&str) -> bool + Send + Sync;
 
 impl Router {
     pub fn new(
@@ -54,7 +61,19 @@ impl Router {
             warn: RateLimitedLog::new(10_000),
             latency: LatencyAcc::default(),
             clock,
+            owner: None,
         }
+    }
+
+    /// Cluster mode: store transitions and alarm events and publish alarm states only for
+    /// the sites `owner` says this instance owns now, and leave readings to the partition
+    /// writers (every instance applies every event; one has its effects).
+    pub fn set_owner(&mut self, owner: Owner) {
+        self.owner = Some(owner);
+    }
+
+    fn owns(&self, site: &str) -> bool {
+        self.owner.as_ref().is_none_or(|o| o(site))
     }
 
     /// The store's queue, for records made outside a round (indicator snapshots).
@@ -72,10 +91,11 @@ impl Router {
     /// journal (returned), counts for the metrics.
     pub fn route(&mut self, core: &Core, out: &mut Outputs) -> Vec<JournalMsg> {
         let to_store = self.store.is_some().then_some(&mut self.to_store);
+        let owner = self.owner.as_deref();
         let mut msgs = route_round(
             core,
             out,
-            to_store,
+            to_store.map(|v| (v, owner)),
             &self.metrics,
             &self.warn,
             &mut self.latency,
@@ -105,10 +125,12 @@ impl Router {
                         }),
                     );
                 }
-                if self.store.is_some() {
-                    self.to_store.push(Record::alarm(&view, &ev));
+                if self.owns(&view.site) {
+                    if self.store.is_some() {
+                        self.to_store.push(Record::alarm(&view, &ev));
+                    }
+                    self.board.publish(&view);
                 }
-                self.board.publish(&view);
                 self.metrics
                     .alarm_events
                     .get_or_create(&crate::telemetry::AlarmLabel {
@@ -206,22 +228,27 @@ impl LatencyAcc {
 fn route_round(
     core: &Core,
     out: &mut Outputs,
-    mut store: Option<&mut Vec<Record>>,
+    store: Option<(&mut Vec<Record>, Option<&OwnerFn>)>,
     metrics: &Metrics,
     warn: &RateLimitedLog,
     latency: &mut LatencyAcc,
 ) -> Vec<JournalMsg> {
     let inv = &core.inventory;
+    let (mut store, owner) = match store {
+        Some((q, owner)) => (Some(q), owner),
+        None => (None, None),
+    };
     metrics.readings_accepted.inc_by(out.readings.len() as u64);
     for a in out.readings.drain(..) {
         if let Some(l) = a.latency_ms() {
             metrics.reading_latency.observe(l.max(0) as f64 / 1000.0);
             latency.add(inv.devices[a.device as usize].site, a.received_ms, l);
         }
-        if let Some(q) = store.as_deref_mut() {
+        if let (Some(q), None) = (store.as_deref_mut(), owner) {
             q.push(Record::reading(inv, a));
         }
     }
+    let owns = |site: u32| owner.is_none_or(|o| o(&inv.sites[site as usize].id));
     let now = now_ms();
     for r in out.rejections.drain(..) {
         metrics
@@ -243,7 +270,7 @@ fn route_round(
         metrics.transitions.inc_by(out.transitions.len() as u64);
         for t in out.transitions.drain(..) {
             let d = &inv.devices[t.device as usize];
-            if let Some(q) = store.as_deref_mut() {
+            if let (Some(q), true) = (store.as_deref_mut(), owns(d.site)) {
                 q.push(Record::transition(inv, &t));
             }
             rows.push(TransitionRow {

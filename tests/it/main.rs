@@ -9,6 +9,7 @@ mod api;
 mod api_auth;
 mod check_config;
 mod cluster;
+mod cluster_data;
 mod console;
 mod console_views;
 mod demo;

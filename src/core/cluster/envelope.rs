@@ -22,6 +22,9 @@ pub enum Kind {
     State,
     /// A platform acknowledged an alarm.
     Ack,
+    /// A partition owner's clock reached `received_ms` (`device` names the instance): every
+    /// instance expires silent devices at this point of the stream.
+    Tick,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +103,15 @@ fn of_reading(kind: Kind, r: &RawReading, o: &Origin, at: i64) -> Result<Envelop
 }
 
 impl Envelope {
+    /// The tick of instance `instance` at `at_ms`.
+    pub fn tick(instance: &str, at_ms: i64) -> Envelope {
+        let origin = Origin {
+            topic: Arc::from(""),
+            element: None,
+        };
+        base(Kind::Tick, "", instance, &origin, at_ms)
+    }
+
     /// The envelope of an ingress event.
     pub fn of(e: &SourceEvent) -> Result<Envelope, EnvelopeError> {
         match e {
@@ -193,6 +205,7 @@ impl Envelope {
                     received_ms,
                 }
             }
+            Kind::Tick => SourceEvent::Tick { at_ms: received_ms },
         })
     }
 
@@ -206,6 +219,7 @@ impl Envelope {
             Kind::Stored => "s",
             Kind::State => "o",
             Kind::Ack => "a",
+            Kind::Tick => "k",
         };
         let at = match (self.kind, self.ts_ms) {
             (Kind::Reading | Kind::Stored, Some(ts)) => format!("t{ts}"),
@@ -285,6 +299,26 @@ mod tests {
             let back = Envelope::from_json(&env.to_json()).unwrap();
             assert_eq!(format!("{:?}", back.event().unwrap()), format!("{e:?}"));
         }
+    }
+
+    #[test]
+    fn a_tick_is_time_and_each_instance_has_its_own_ids() {
+        let t = Envelope::tick("gw-1", 1_700_000_000_000);
+        let back = Envelope::from_json(&t.to_json()).unwrap();
+        assert_eq!(
+            back.event().unwrap(),
+            SourceEvent::Tick {
+                at_ms: 1_700_000_000_000
+            }
+        );
+        assert_ne!(
+            t.msg_id(),
+            Envelope::tick("gw-2", 1_700_000_000_000).msg_id()
+        );
+        assert_ne!(
+            t.msg_id(),
+            Envelope::tick("gw-1", 1_700_000_001_000).msg_id()
+        );
     }
 
     #[test]

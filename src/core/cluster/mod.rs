@@ -3,6 +3,7 @@
 //! partition to one owner at a time. Plain code: the NATS side is in `crate::cluster`.
 
 pub mod envelope;
+pub mod follow;
 pub mod ownership;
 pub mod placement;
 #[cfg(test)]
@@ -32,4 +33,8 @@ pub struct ClusterView {
     pub last_error: Option<String>,
     /// When the last round ended (Unix ms).
     pub round_ms: i64,
+    /// How far this instance has applied the readings stream: its sequence and time
+    /// (figures asked of several instances agree once each has applied past the window).
+    pub applied_sequence: u64,
+    pub stream_time_ms: i64,
 }

@@ -172,6 +172,14 @@ pub async fn run(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(u64, bool)>();
     let mut filters = vec![format!("{}/#", cfg.topic_prefix)];
     filters.extend(mapped.mappings.topic_filters());
+    if cfg.shared {
+        // Cluster mode: one group; the broker gives each message to one instance.
+        let group = &cfg.shared_group;
+        filters = filters
+            .into_iter()
+            .map(|f| format!("$share/{group}/{f}"))
+            .collect();
+    }
     let mut s = Session {
         filter: filters.join(", "),
         filters,

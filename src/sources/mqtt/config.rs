@@ -66,6 +66,13 @@ pub struct MqttSettings {
     /// The embedded broker's guard serves at most this many connections at once; more are
     /// closed at accept (`too_many_connections`). 1 to 10000 (rumqttd's own limit). Default 10000.
     pub listen_max_connections: usize,
+    /// With `[cluster]`: the instances subscribe as one shared-subscription group,
+    /// `$share/<shared_group>/<filter>`, and the broker hands each message to one of them.
+    /// Default `safegate`.
+    pub shared_group: String,
+    /// Set by the runtime in cluster mode (not a key): subscribe through the shared group.
+    #[serde(skip)]
+    pub shared: bool,
 }
 
 impl Default for MqttSettings {
@@ -97,6 +104,8 @@ impl Default for MqttSettings {
             listen_tls_key_file: None,
             listen_tls_client_ca_file: None,
             listen_max_connections: 10_000,
+            shared_group: "safegate".into(),
+            shared: false,
         }
     }
 }
@@ -117,6 +126,11 @@ impl MqttSettings {
         self.url_problems(err);
         self.tls_problems(err);
         self.bound_problems(err);
+        if self.shared_group.is_empty() || self.shared_group.contains(['/', '+', '#']) {
+            let m =
+                "must be a non-empty name without '/', '+' or '#' (a shared subscription's group)";
+            err("mqtt.shared_group", m.into());
+        }
         if self.client_id.is_empty() {
             err("mqtt.client_id", "must not be empty".into());
         }

@@ -156,14 +156,21 @@ pub struct Victoria {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    args: Vec<String>,
 }
 
 impl Victoria {
     pub fn start() -> Victoria {
+        Victoria::start_with_args(&[])
+    }
+
+    /// With these flags too (`-dedup.minScrapeInterval=1ms`, as a replicated deployment).
+    pub fn start_with_args(args: &[&str]) -> Victoria {
         let mut v = Victoria {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         v.spawn();
         v
@@ -175,6 +182,7 @@ impl Victoria {
             .arg(format!("-storageDataPath={}", self.dir.path().display()))
             .arg("-retentionPeriod=100y")
             .arg("-loggerLevel=ERROR")
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
