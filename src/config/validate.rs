@@ -703,6 +703,32 @@ fn store_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
 fn cluster_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
     if let Some(s) = &c.cluster {
         s.problems(err_main);
+        // What the stream does not carry yet (docs/scaling.md): every instance would run it
+        // on its own, as a single gateway does.
+        let not_yet = "is not carried through the cluster yet (docs/scaling.md); run it on a gateway without [cluster]";
+        if c.mqtt.embedded {
+            err_main("mqtt.embedded", format!("the embedded broker {not_yet}"));
+        }
+        if c.mine_files.enabled {
+            err_main("mine_files.enabled", format!("taking mine files {not_yet}"));
+        }
+        if c.video.is_some() {
+            err_main("video", format!("GB/T 28181 video {not_yet}"));
+        }
+        let polled = c
+            .inventory
+            .devices
+            .iter()
+            .find(|d| d.protocol == Protocol::Modbus);
+        if let Some(d) = polled {
+            err_main(
+                "cluster",
+                format!(
+                    "device {:?} of site {:?}: Modbus polling {not_yet}",
+                    d.id, d.site
+                ),
+            );
+        }
     }
 }
 
@@ -964,6 +990,52 @@ mod tests {
                 .map(|e| format!("{}: {}", e.key, e.message))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn what_the_cluster_does_not_carry_yet_is_refused_with_it() {
+        let cluster =
+            "[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\"]\ninstance_id = \"gw-1\"\n";
+        assert_eq!(problems(cluster), Vec::<String>::new());
+        let p = problems(&format!(
+            "{cluster}\n[mqtt]\nembedded = true\n\n[mine_files]\nenabled = true\n"
+        ));
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("mqtt.embedded: the embedded broker is not carried")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("mine_files.enabled: taking mine files")),
+            "{p:?}"
+        );
+        let modbus = r#"
+[[sites]]
+id = "p1"
+name = "P"
+kind = "park"
+
+[[devices]]
+id = "m1"
+site = "p1"
+kind = "gas_combustible"
+protocol = "modbus"
+interval_s = 10
+[devices.modbus]
+transport = "tcp"
+address = "127.0.0.1:502"
+unit = 1
+registers = [{ channel = "lel", table = "holding", address = 0, type = "u16" }]
+"#;
+        let p = problems(&format!("{cluster}\n{modbus}"));
+        assert!(
+            p.iter()
+                .any(|m| m.contains("device \"m1\" of site \"p1\": Modbus polling")),
+            "{p:?}"
+        );
+        // Without [cluster], all of it is fine.
+        assert!(!problems(modbus).iter().any(|m| m.contains("cluster")));
     }
 
     #[test]
