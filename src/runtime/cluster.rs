@@ -215,7 +215,11 @@ impl Writer {
                 b = consumer.fetch(WRITE_BATCH, WRITE_WAIT) => b,
                 _ = shutdown.recv() => return,
             };
-            let Ok(batch) = batch else { continue };
+            let Ok(batch) = batch else {
+                // NATS away or electing: ask again shortly, not in a tight loop.
+                tokio::time::sleep(WRITE_WAIT).await;
+                continue;
+            };
             let Some(last) = batch.last() else { continue };
             let records = self.records(&batch);
             if !self.commit(records).await {

@@ -32,15 +32,27 @@ fn dev(d: usize) -> String {
     format!("d{:02}", d + 1)
 }
 
-/// 12 parks of 25 detectors reporting every second, offline after 5 s of silence; level 1
-/// alarms must be acknowledged within 20 s.
+/// 12 parks of 25 detectors reporting every second, offline after 5 s of silence, in two
+/// public zones (za: d01 alone; zb: the others); level 1 alarms must be acknowledged within
+/// 20 s.
 fn inventory() -> String {
     let mut inv =
         Inventory::default().raw("[alarms]\nresponse_deadline_s = { level1 = 20, level2 = 600 }\n");
     for s in 0..SITES {
-        inv = inv.site(&site(s), &format!("Park {s}"), "park");
+        inv = inv
+            .site(&site(s), &format!("Park {s}"), "park")
+            .zone("za", "Tank farm")
+            .zone("zb", "Loading bay");
         for d in 0..DEVICES {
-            inv = inv.detector(&dev(d), 1.0).with("offline_after_s = 5");
+            let zone = if d == 0 {
+                "zone = \"za\""
+            } else {
+                "zone = \"zb\""
+            };
+            inv = inv
+                .detector(&dev(d), 1.0)
+                .with("offline_after_s = 5")
+                .with(zone);
         }
     }
     inv.to_toml()
@@ -212,12 +224,47 @@ async fn agreed(apis: &[String], from: i64, to: i64, within: Duration) -> Vec<Va
     }
 }
 
+/// From each device's online spans: each site's online device-ms, and its covered zone-ms
+/// (zone za: d01 alone; zone zb: any of the others online).
+fn expected(
+    spans: &BTreeMap<(String, String), Vec<(i64, i64)>>,
+) -> (BTreeMap<String, i64>, BTreeMap<String, i64>) {
+    let (mut online, mut covered) = (BTreeMap::new(), BTreeMap::new());
+    let mut zb: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
+    for ((site, device), list) in spans {
+        let ms: i64 = list.iter().map(|(a, b)| b - a).sum();
+        *online.entry(site.clone()).or_insert(0) += ms;
+        if device == "d01" {
+            *covered.entry(site.clone()).or_insert(0) += ms;
+        } else {
+            zb.entry(site).or_default().extend(list);
+        }
+    }
+    for (site, mut list) in zb {
+        list.sort();
+        let (mut ms, mut end) = (0, i64::MIN);
+        for (a, b) in list {
+            let a = a.max(end);
+            if b > a {
+                ms += b - a;
+                end = b;
+            }
+        }
+        *covered.entry(site.to_string()).or_insert(0) += ms;
+    }
+    (online, covered)
+}
+
 /// The offline recomputation, independent of the gateway's code: the stream's readings in
 /// its order at their ingress times (never earlier than what came before), each device
 /// online from a reading until 5 s after its last. Returns each site's online device-ms in
 /// [from, to). Also names the readings whose ingress came more than 5 s after their device
 /// time (held in a dead instance's broker session, or through the NATS election).
-async fn recompute(nats: &NatsCluster, from: i64, to: i64) -> BTreeMap<String, i64> {
+async fn recompute(
+    nats: &NatsCluster,
+    from: i64,
+    to: i64,
+) -> BTreeMap<(String, String), Vec<(i64, i64)>> {
     use futures::StreamExt;
     let urls: Vec<String> = nats
         .nodes
@@ -263,16 +310,14 @@ async fn recompute(nats: &NatsCluster, from: i64, to: i64) -> BTreeMap<String, i
         d.2 = t;
     }
     eprintln!("readings in the stream before the window's end {total}; held more than 5 s: {held}, the longest {longest} ms");
-    let mut by_site: BTreeMap<String, i64> = BTreeMap::new();
-    for ((site, _), (mut spans, since, last)) in devs {
-        spans.push((since, last + 5_000));
-        let ms: i64 = spans
-            .iter()
-            .map(|&(a, b)| (b.min(to) - a.max(from)).max(0))
-            .sum();
-        *by_site.entry(site).or_default() += ms;
-    }
-    by_site
+    let clip = |(a, b): (i64, i64)| (a.max(from), b.min(to));
+    devs.into_iter()
+        .map(|(k, (mut spans, since, last))| {
+            spans.push((since, last + 5_000));
+            let spans = spans.into_iter().map(clip).filter(|(a, b)| b > a).collect();
+            (k, spans)
+        })
+        .collect()
 }
 
 /// Panics naming the first places where `a` and `b` differ.
@@ -442,13 +487,29 @@ async fn three_gateways_give_one_gateways_figures_through_a_kill_and_a_lost_nats
     settled(&all4, end + 2000, Duration::from_secs(120)).await;
     // Latency histograms reach the journal every 5 s: the figures agree once they have.
     let f = agreed(&all4, from, to, Duration::from_secs(20)).await;
-    let online = recompute(&nats, from, to).await;
+    let spans = recompute(&nats, from, to).await;
+    let (online, covered) = expected(&spans);
     for (scope, ms) in online
         .iter()
         .map(|(s, ms)| (format!("site:{s}"), *ms))
         .chain([("region".to_string(), online.values().sum())])
     {
         let rate = find(&f[0][&scope], "online_rate");
+        let devices = if scope == "region" {
+            SITES * DEVICES
+        } else {
+            DEVICES
+        };
+        let den = devices as i64 * (to - from);
+        assert_eq!(rate["exact"]["den"], json!(den), "{scope}: {rate}");
+        assert_eq!(rate["exact"]["num"], json!(ms), "{scope}: {rate}");
+    }
+    for (scope, ms) in covered
+        .iter()
+        .map(|(s, ms)| (format!("site:{s}"), *ms))
+        .chain([("region".to_string(), covered.values().sum())])
+    {
+        let rate = find(&f[0][&scope], "coverage_rate");
         assert_eq!(rate["exact"]["num"], json!(ms), "{scope}: {rate}");
     }
 
