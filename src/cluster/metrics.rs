@@ -27,6 +27,9 @@ pub struct ClusterMetrics {
     pub publish_errors: Family<OutcomeLabel, Counter>,
     /// Envelopes applied from the stream (`applied`), or unreadable (`unreadable`).
     pub followed: Family<OutcomeLabel, Counter>,
+    /// Readings a partition writer committed to the outbox (`committed`), and batches whose
+    /// acknowledgement was lost afterwards (`ack_lost`: JetStream delivers them again).
+    pub stored: Family<OutcomeLabel, Counter>,
 }
 
 impl ClusterMetrics {
@@ -38,6 +41,7 @@ impl ClusterMetrics {
             published: Family::default(),
             publish_errors: Family::default(),
             followed: Family::default(),
+            stored: Family::default(),
         };
         metrics.register(
             "safegate_cluster_partitions_owned",
@@ -68,6 +72,11 @@ impl ClusterMetrics {
             "safegate_cluster_followed",
             "Envelopes of the readings stream applied (applied) or unreadable (unreadable)",
             m.followed.clone(),
+        );
+        metrics.register(
+            "safegate_cluster_stored",
+            "Readings this instance's partition writers committed to the outbox (committed), batches whose acknowledgement was lost (ack_lost)",
+            m.stored.clone(),
         );
         Arc::new(m)
     }

@@ -81,6 +81,7 @@ impl DataPath {
         if let Some(q) = self.store.clone() {
             let w = Writers {
                 readings,
+                metrics: self.metrics.clone(),
                 status: self.status.clone(),
                 shared: self.shared.clone(),
                 store: q,
@@ -153,6 +154,7 @@ async fn tick(
 /// One writer per owned partition, started when it is taken and ended when it is not.
 struct Writers {
     readings: Readings,
+    metrics: Arc<ClusterMetrics>,
     status: Arc<ClusterStatus>,
     shared: Arc<Shared>,
     store: StoreQueue,
@@ -175,6 +177,7 @@ impl Writers {
                     let w = Writer {
                         partition: p,
                         readings: self.readings.clone(),
+                        metrics: self.metrics.clone(),
                         status: self.status.clone(),
                         shared: self.shared.clone(),
                         store: self.store.clone(),
@@ -192,6 +195,7 @@ impl Writers {
 struct Writer {
     partition: u32,
     readings: Readings,
+    metrics: Arc<ClusterMetrics>,
     status: Arc<ClusterStatus>,
     shared: Arc<Shared>,
     store: StoreQueue,
@@ -222,10 +226,13 @@ impl Writer {
             };
             let Some(last) = batch.last() else { continue };
             let records = self.records(&batch);
+            let n = records.len();
             if !self.commit(records).await {
                 return; // not durable: left unacknowledged, delivered again
             }
+            self.metrics.count(&self.metrics.stored, "committed", n);
             if let Err(e) = last.ack().await {
+                self.metrics.count(&self.metrics.stored, "ack_lost", 1);
                 tracing::debug!(partition = p, error = %e, "acknowledgement lost; the batch comes again");
             }
         }
