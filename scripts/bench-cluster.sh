@@ -71,16 +71,8 @@ log "mosquitto on $BROKER, VictoriaMetrics on $VM, temp $WORK"
 
 NATS_PIDS=()
 NATS_URLS=""
-# Below the kernel's ephemeral range (32768 and up): a port free now is not taken meanwhile by
-# the local end of some connection (it was, once, for a route port).
-low_port() {
-  local p i
-  for i in $(seq 200); do
-    p=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
+# Below the kernel's ephemeral range: a route port was once taken by a connection's local end.
+low_port() { free_port 20000 12000; }
 start_nats() { # dir: three fresh nodes
   local d=$1 i ports=() routes=() r
   mkdir -p "$d"

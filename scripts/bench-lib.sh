@@ -30,10 +30,12 @@ wait_port() { # port, seconds
 }
 
 # A free loopback port: nothing answers on it (a small race with other programs is accepted).
-free_port() {
+# Optionally from [lo, lo + span): below 32768, a port free now is not taken meanwhile by the
+# local end of some connection (the kernel's ephemeral range).
+free_port() { # [lo, span]
   local p i
   for i in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((${1:-20000} + RANDOM % ${2:-40000}))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
   die "no free port found"

@@ -8,7 +8,7 @@ use super::metrics::ClusterMetrics;
 use super::stream::Readings;
 use crate::core::cluster::envelope::{Envelope, EnvelopeError};
 use crate::core::cluster::partition_of;
-use crate::core::event::{Reason, Rejection, SourceEvent};
+use crate::core::event::{Reason, SourceEvent};
 use crate::core::Receipt;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
@@ -128,11 +128,10 @@ impl Relay {
             ev => match Envelope::of(&ev) {
                 Ok(env) => pending.publish(env.received_ms, self.publish(env)),
                 Err(EnvelopeError::NotFinite(ch)) => {
-                    let r = refusal(&ev, ch);
-                    self.core
-                        .send(SourceEvent::Rejected(r))
-                        .await
-                        .map_err(|_| ())?;
+                    let mut ev = ev;
+                    let detail = format!("channel {ch:?} is not a finite number");
+                    ev.refuse(Reason::InvalidValue, detail);
+                    self.core.send(ev).await.map_err(|_| ())?;
                 }
                 // This instance's links are its own, not the deployment's: every instance
                 // must journal the same history (docs/scaling.md).
@@ -162,34 +161,5 @@ impl Relay {
                 }
             }
         })
-    }
-}
-
-/// A reading whose value JSON cannot carry, refused as the store would refuse it.
-fn refusal(ev: &SourceEvent, channel: String) -> Rejection {
-    let (origin, received_ms) = match ev {
-        SourceEvent::Reading {
-            origin,
-            received_ms,
-            ..
-        }
-        | SourceEvent::Stored {
-            origin,
-            received_ms,
-            ..
-        } => (origin.clone(), *received_ms),
-        _ => (
-            crate::core::event::Origin {
-                topic: std::sync::Arc::from("cluster"),
-                element: None,
-            },
-            0,
-        ),
-    };
-    Rejection {
-        reason: Reason::InvalidValue,
-        origin,
-        detail: format!("channel {channel:?} is not a finite number"),
-        received_ms,
     }
 }

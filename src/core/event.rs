@@ -167,10 +167,16 @@ pub enum SourceEvent {
 }
 
 impl SourceEvent {
-    /// A reading becomes its refusal, with the same origin and receive time (a check made
-    /// after parsing: a signature, the site of a push); other events are left as they are.
+    /// A reading (or a store-only one) becomes its refusal, with the same origin and receive
+    /// time (a check made after parsing: a signature, the site of a push, a value the cluster's
+    /// stream cannot carry); other events are left as they are.
     pub fn refuse(&mut self, reason: Reason, detail: String) {
         if let SourceEvent::Reading {
+            origin,
+            received_ms,
+            ..
+        }
+        | SourceEvent::Stored {
             origin,
             received_ms,
             ..
@@ -296,4 +302,54 @@ pub struct SiteDevices {
     /// What the source found wrong in them (replaces its findings for the site).
     pub findings: Arc<[crate::core::inventory::Finding]>,
     pub at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawReading {
+        RawReading {
+            site: "p1".into(),
+            device: "d1".into(),
+            ts_ms: Some(1),
+            values: vec![("lel".into(), f64::NAN)],
+            status: ReadingStatus::Normal,
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn a_reading_or_a_store_only_one_becomes_its_refusal_and_nothing_else_does() {
+        let origin = Origin {
+            topic: "t".into(),
+            element: Some(2),
+        };
+        let refused = |mut e: SourceEvent| {
+            e.refuse(Reason::InvalidValue, "why".into());
+            e
+        };
+        let want = SourceEvent::Rejected(Rejection {
+            reason: Reason::InvalidValue,
+            origin: origin.clone(),
+            detail: "why".into(),
+            received_ms: 7,
+        });
+        let (o, r) = (origin.clone(), raw());
+        let reading = SourceEvent::Reading {
+            reading: r,
+            origin: o,
+            received_ms: 7,
+        };
+        assert_eq!(refused(reading), want);
+        let (o, r) = (origin.clone(), raw());
+        let stored = SourceEvent::Stored {
+            reading: r,
+            origin: o,
+            received_ms: 7,
+        };
+        assert_eq!(refused(stored), want);
+        let tick = SourceEvent::Tick { at_ms: 7 };
+        assert_eq!(refused(tick.clone()), tick);
+    }
 }
