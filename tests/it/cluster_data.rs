@@ -549,7 +549,14 @@ async fn three_gateways_give_one_gateways_figures_through_a_kill_and_a_lost_nats
     );
 
     // 3. Every reading sent is in the store, once per (device, time).
-    wait_stored(&vm, &sent, Duration::from_secs(90)).await;
+    let logs = || {
+        nodes
+            .iter()
+            .map(|n| n.gw.log())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    wait_stored(&vm, &sent, Duration::from_secs(90), logs).await;
     let inserted = vm.rows_inserted().await;
     eprintln!(
         "store rows posted {inserted}, readings {}",
@@ -579,7 +586,13 @@ async fn acknowledge(api: &str, p: &mut AckedPublisher) {
     }
 }
 
-async fn wait_stored(vm: &Victoria, want: &BTreeMap<String, BTreeSet<i64>>, within: Duration) {
+/// `log`: what to show beside the shortfall (the gateways' logs).
+async fn wait_stored(
+    vm: &Victoria,
+    want: &BTreeMap<String, BTreeSet<i64>>,
+    within: Duration,
+    log: impl Fn() -> String,
+) {
     let deadline = Instant::now() + within;
     loop {
         let mut got: BTreeMap<String, Vec<i64>> = BTreeMap::new();
@@ -604,9 +617,13 @@ async fn wait_stored(vm: &Victoria, want: &BTreeMap<String, BTreeSet<i64>>, with
                 .take(10)
                 .map(|(k, ts)| format!("{k}: {} of {}", got.get(k).map_or(0, Vec::len), ts.len()))
                 .collect();
+            let log = log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
             panic!(
-                "the store does not hold each reading once: {}",
-                short.join(", ")
+                "the store does not hold each reading once: {}\n{}",
+                short.join(", "),
+                tail.join("\n")
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -701,7 +718,7 @@ async fn without_nats_nothing_is_acknowledged_and_nothing_is_lost() {
         nats.start_node(i);
     }
     gw.gw.start_ready().await;
-    wait_stored(&vm, &sent, Duration::from_secs(90)).await;
+    wait_stored(&vm, &sent, Duration::from_secs(90), || gw.gw.log()).await;
     wait_until(
         Duration::from_secs(20),
         "every message acknowledged",
