@@ -191,6 +191,7 @@ pub struct AckBody {
         (status = 404, description = "No such alarm, or of another site", body = crate::api::ErrorBody),
         (status = 413, description = "The body is over api.max_body_bytes", body = crate::api::ErrorBody),
         (status = 500, description = "The gateway is stopping", body = crate::api::ErrorBody),
+        (status = 503, description = "Cluster mode: NATS has not taken the acknowledgement within 10 s (it stays queued), or this instance has not applied it yet", body = crate::api::ErrorBody),
         (status = 401, description = "No token, or not a valid one", body = crate::api::ErrorBody),
         (status = 403, description = "The token's role may not call this", body = crate::api::ErrorBody)
     )
@@ -224,35 +225,43 @@ pub async fn ack(
             b.note.len()
         )));
     }
-    if s.cluster.is_some() {
-        // Every instance must apply the acknowledgement at the same point of the stream;
-        // the HTTP path does not go through it yet (docs/scaling.md).
-        return Err(ApiError::BadRequest(format!(
-            "in cluster mode an alarm is acknowledged over MQTT: publish {{\"by\", \"note\"}} to <topic prefix>/<site>/alarms/{id}/ack; nothing was changed"
-        )));
-    }
     let by = b.by.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let cmd = Command::Ack {
-        id,
-        site: b.site.clone(),
-        by: b.by,
-        note: b.note,
-        via: match caller {
-            Some(axum::Extension(c)) => format!("http:{}", c.name),
-            None => "http".into(),
-        },
-        reply: tx,
+    let via = match caller {
+        Some(axum::Extension(c)) => format!("http:{}", c.name),
+        None => "http".into(),
     };
-    let unavailable = || ApiError::Internal("the gateway is shutting down".into());
-    s.commands.send(cmd).await.map_err(|_| unavailable())?;
-    let res = rx.await.map_err(|_| unavailable())?;
     let now = s.clock.now_ms();
+    let res = if s.cluster.is_some() {
+        let asked = super::cluster_ack::Asked {
+            id,
+            site: b.site.clone(),
+            by: b.by,
+            note: b.note,
+            via,
+        };
+        match super::cluster_ack::acknowledge(&s, asked).await? {
+            Some((view, first)) => Ok((view, first)),
+            None => Err(AckError::Unknown(id)),
+        }
+    } else {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let cmd = Command::Ack {
+            id,
+            site: b.site.clone(),
+            by: b.by,
+            note: b.note,
+            via,
+            reply: tx,
+        };
+        let unavailable = || ApiError::Internal("the gateway is shutting down".into());
+        s.commands.send(cmd).await.map_err(|_| unavailable())?;
+        let res = rx.await.map_err(|_| unavailable())?;
+        let inv = s.evaluator.inventory();
+        res.map(|r| (AlarmView::of(&r.record, &inv, now, true), r.first))
+    };
     match res {
-        Ok(r) => {
-            let inv = s.evaluator.inventory();
-            let view = AlarmView::of(&r.record, &inv, now, true);
-            if r.first {
+        Ok((view, first)) => {
+            if first {
                 s.audit.record(
                     "alarm_acknowledged",
                     &by,
@@ -269,8 +278,8 @@ pub async fn ack(
                 );
             }
             Ok(Json(json!({
-                "acknowledged": r.first,
-                "message": if r.first {
+                "acknowledged": first,
+                "message": if first {
                     format!("alarm {id} acknowledged")
                 } else {
                     format!("alarm {id} was already acknowledged; the first acknowledgement stands")

@@ -4,6 +4,7 @@ mod alarms;
 mod app;
 pub mod auth;
 mod cluster;
+mod cluster_ack;
 mod command;
 pub mod config;
 mod console;
@@ -67,6 +68,9 @@ pub struct Shared {
     pub events: events::Feed,
     /// Cluster mode's lease view (`GET /api/v1/cluster`); `None` without `[cluster]`.
     pub cluster: Option<Arc<crate::cluster::ClusterStatus>>,
+    /// Cluster mode: into the readings stream, as the sources' events go (an operator's
+    /// acknowledgement must reach every instance at the same point). `None` alone.
+    pub into_stream: Option<tokio::sync::mpsc::Sender<crate::core::SourceEvent>>,
     /// The overview's window figures, kept a little ([`overview::WINDOW_TTL_MS`]).
     pub overview: overview::Cache,
 }

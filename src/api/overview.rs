@@ -298,11 +298,14 @@ async fn compute_window(
 }
 
 /// Modbus endpoints down (not connected, or paused), in all and by site of their devices.
+/// In cluster mode an endpoint another instance polls is that instance's to show.
 fn endpoints_down(s: &Shared, inv: &Inventory) -> (usize, usize, Vec<usize>) {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut by_site = vec![0; inv.sites.len()];
     let mut down = 0;
     for e in &s.modbus.endpoints {
-        if e.link.connected() && !e.paused.load(std::sync::atomic::Ordering::Relaxed) {
+        let up = e.link.connected() && !e.paused.load(Relaxed);
+        if up || e.elsewhere.load(Relaxed) {
             continue;
         }
         down += 1;

@@ -568,6 +568,9 @@ pub struct Endpoint {
     connected: bool,
     /// Polling waits for the outbox to take commits again.
     paused: bool,
+    /// Cluster mode: another instance owns the sites of its units and polls it; this one
+    /// holds no connection to it (always false alone).
+    elsewhere: bool,
     /// RFC 3339: connected or disconnected since; null before the first attempt.
     #[schema(required = true)]
     since: Option<String>,

@@ -49,6 +49,7 @@ pub(super) fn shared_live(dir: &std::path::Path) -> (Arc<Shared>, events::Outlet
         clock: Default::default(),
         overview: Default::default(),
         cluster: None,
+        into_stream: None,
     });
     (shared, outlet)
 }

@@ -125,6 +125,10 @@ impl Relay {
                 }
                 pending.receipt(m.receipt);
             }
+            // This instance's own MQTT connection is not the deployment's: every instance
+            // must journal the same history (docs/scaling.md). A polled link is its owner's.
+            SourceEvent::Link { link, .. } | SourceEvent::Poll { link, .. }
+                if &*link == crate::core::event::MQTT_LINK => {}
             ev => match Envelope::of(&ev) {
                 Ok(env) => pending.publish(env.received_ms, self.publish(env)),
                 Err(EnvelopeError::NotFinite(ch)) => {
@@ -133,9 +137,6 @@ impl Relay {
                     ev.refuse(Reason::InvalidValue, detail);
                     self.core.send(ev).await.map_err(|_| ())?;
                 }
-                // This instance's links are its own, not the deployment's: every instance
-                // must journal the same history (docs/scaling.md).
-                Err(_) if matches!(ev, SourceEvent::Link { .. } | SourceEvent::Poll { .. }) => {}
                 // Refusals of unreadable input: counted where they were made.
                 Err(_) => self.core.send(ev).await.map_err(|_| ())?,
             },
@@ -146,7 +147,7 @@ impl Relay {
     /// Publish until JetStream takes it (or the relay stops).
     fn publish(&self, env: Envelope) -> Pending {
         let (readings, metrics) = (self.readings.clone(), self.metrics.clone());
-        let p = partition_of(&env.site, self.partitions);
+        let p = partition_of(env.partition_key(), self.partitions);
         Box::pin(async move {
             loop {
                 match readings.publish(p, &env, ATTEMPT).await {

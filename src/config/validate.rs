@@ -715,16 +715,19 @@ fn cluster_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
         if c.video.is_some() {
             err_main("video", format!("GB/T 28181 video {not_yet}"));
         }
-        let polled = c
-            .inventory
-            .devices
-            .iter()
-            .find(|d| d.protocol == Protocol::Modbus);
-        if let Some(d) = polled {
+        // A unit is polled by whichever instance owns its site, so each must reach it: a
+        // serial line is wired to one machine.
+        let serial = c.inventory.devices.iter().find(|d| {
+            d.protocol == Protocol::Modbus
+                && d.modbus
+                    .as_ref()
+                    .is_some_and(|m| m.transport == Transport::Rtu)
+        });
+        if let Some(d) = serial {
             err_main(
                 "cluster",
                 format!(
-                    "device {:?} of site {:?}: Modbus polling {not_yet}",
+                    "device {:?} of site {:?}: a serial line (transport = \"rtu\") is wired to one machine, and in cluster mode any instance may have to poll it; put it behind a serial server (transport = \"rtu_over_tcp\") or poll it from a gateway without [cluster]",
                     d.id, d.site
                 ),
             );
@@ -993,7 +996,7 @@ mod tests {
     }
 
     #[test]
-    fn what_the_cluster_does_not_carry_yet_is_refused_with_it() {
+    fn what_the_cluster_cannot_carry_is_refused_with_it() {
         let cluster =
             "[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\"]\ninstance_id = \"gw-1\"\n";
         assert_eq!(problems(cluster), Vec::<String>::new());
@@ -1028,10 +1031,20 @@ address = "127.0.0.1:502"
 unit = 1
 registers = [{ channel = "lel", table = "holding", address = 0, type = "u16" }]
 "#;
-        let p = problems(&format!("{cluster}\n{modbus}"));
+        // Polled by the site's owner: any instance must reach it, so over TCP it is fine…
+        assert_eq!(
+            problems(&format!("{cluster}\n{modbus}")),
+            Vec::<String>::new()
+        );
+        // …and a serial line, wired to one machine, is refused.
+        let serial = modbus.replace(
+            "transport = \"tcp\"\naddress = \"127.0.0.1:502\"",
+            "transport = \"rtu\"\nserial = \"/dev/ttyUSB0\"",
+        );
+        let p = problems(&format!("{cluster}\n{serial}"));
         assert!(
             p.iter()
-                .any(|m| m.contains("device \"m1\" of site \"p1\": Modbus polling")),
+                .any(|m| m.contains("device \"m1\" of site \"p1\": a serial line")),
             "{p:?}"
         );
         // Without [cluster], all of it is fine.

@@ -84,6 +84,10 @@ pub fn channel_names_problem(values: &[(Channel, f64)]) -> Option<String> {
     twice.map(|ch| format!("channel {ch:?} is given twice"))
 }
 
+/// The link name of the gateway's own MQTT connection: in cluster mode each instance's own,
+/// so it stays out of the shared stream (a polled link is the deployment's).
+pub const MQTT_LINK: &str = "mqtt";
+
 /// Where an event came from, for rejection messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Origin {
@@ -124,13 +128,17 @@ pub enum SourceEvent {
         received_ms: i64,
     },
     Rejected(Rejection),
-    /// A park platform acknowledged an alarm on `{prefix}/{site}/alarms/{id}/ack`.
+    /// A park platform acknowledged an alarm on `{prefix}/{site}/alarms/{id}/ack` (or, in
+    /// cluster mode, an operator over the API).
     Ack {
         site: String,
         /// As written in the topic; the core says whether it names an alarm.
         alarm: String,
         by: String,
         note: String,
+        /// How it came: `mqtt`, or in cluster mode `http` / `http:<token>` for one made over
+        /// the API (it travels the readings stream as the platforms' do).
+        via: String,
         origin: Origin,
         received_ms: i64,
     },

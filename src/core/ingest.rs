@@ -313,6 +313,7 @@ impl Core {
                 alarm,
                 by,
                 note,
+                via,
                 origin,
                 received_ms,
             } => {
@@ -329,7 +330,7 @@ impl Core {
                     );
                     return self.reject(r, out);
                 };
-                let res = self.acknowledge(id, Some(&site), &by, &note, "mqtt", received_ms, out);
+                let res = self.acknowledge(id, Some(&site), &by, &note, &via, received_ms, out);
                 match res {
                     Ok(_) => {}
                     Err(AckError::Unknown(_)) => {

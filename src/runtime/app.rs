@@ -126,6 +126,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
     });
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (outlet, events) = crate::api::events::channel();
+    let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
     let shared = Arc::new(Shared {
         events,
         config_view: view,
@@ -149,6 +150,8 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
             .cluster
             .as_ref()
             .map(|c| Arc::new(ClusterStatus::new(c))),
+        // Cluster mode: the sources' channel feeds the relay.
+        into_stream: cfg.cluster.as_ref().map(|_| src_tx.clone()),
     });
     let (shutdown, _) = broadcast::channel(4);
     let mut tasks = Vec::new();
@@ -173,7 +176,6 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         .spawn(move || journal.serve(journal_rx))
         .ok();
 
-    let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
     let core_rx = core_input(
         &cfg,
         &shared,
@@ -189,6 +191,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         hold: hold_rx,
         shutdown: shutdown.clone(),
         clock: clock.clone(),
+        owns: site_owner(&shared),
     };
     spawn_sources(sources, cx, &mut tasks);
 
@@ -311,6 +314,15 @@ fn cluster_mqtt(cfg: &mut Config) {
         cfg.mqtt.shared = true;
         cfg.mqtt.client_id = format!("{}-{}", cfg.mqtt.client_id, c.instance_id);
     }
+}
+
+/// Cluster mode: whether this instance owns a site's partition now (its Modbus units, its
+/// transitions and alarm records are this instance's to poll and store).
+fn site_owner(shared: &Shared) -> Option<crate::sources::Owns> {
+    let status = shared.cluster.clone()?;
+    let partitions = status.view().partitions;
+    let owns = move |site: &str| status.owns(crate::core::cluster::partition_of(site, partitions));
+    Some(Arc::new(owns))
 }
 
 /// Whether this instance writes the deployment-wide records (indicator snapshots and
@@ -694,11 +706,8 @@ async fn core_task(
     let mut indicators = tokio::time::interval(indicator_every);
     // Cluster mode: time comes from the stream (its ticks), not from this clock.
     let wall_ticks = shared.cluster.is_none();
-    if let Some(status) = shared.cluster.clone() {
-        let partitions = status.view().partitions;
-        let owns =
-            move |site: &str| status.owns(crate::core::cluster::partition_of(site, partitions));
-        ctx.router.set_owner(Arc::new(owns));
+    if let Some(owns) = site_owner(&shared) {
+        ctx.router.set_owner(owns);
     }
     let region = writes_region(&shared);
     let mut saved_seen: Vec<Option<i64>> = {

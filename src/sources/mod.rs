@@ -32,7 +32,14 @@ pub struct SourceContext {
     pub shutdown: broadcast::Sender<()>,
     /// What sources stamp receive times and link changes with: the wall clock, or a test's.
     pub clock: Clock,
+    /// Cluster mode: whether this instance does a site's own work right now (polls its
+    /// Modbus units), i.e. owns the site's partition (docs/scaling.md). `None` alone: every
+    /// site is this gateway's.
+    pub owns: Option<Owns>,
 }
+
+/// See [`SourceContext::owns`]: called with a site's id.
+pub type Owns = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// The configured payload mappings (`[[mappings]]`) and their metrics, shared by the sources
 /// that read platforms' own shapes (MQTT topics, HTTP push).

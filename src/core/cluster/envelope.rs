@@ -25,6 +25,11 @@ pub enum Kind {
     /// A partition owner's clock reached `received_ms` (`device` names the instance): every
     /// instance expires silent devices at this point of the stream.
     Tick,
+    /// One poll of a polled link (a Modbus endpoint, `device` names it) by the owner of its
+    /// sites: `online` says whether it succeeded.
+    Poll,
+    /// A polled link went up or down (`online`), as its owner saw it.
+    Link,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,18 +53,22 @@ pub struct Envelope {
     pub status: ReadingStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// For `state`: online; for `link`: up; for `poll`: succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<bool>,
     /// For `ack`: the alarm as written in the topic, who and the note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<(String, String, String)>,
+    /// For `ack`: how it came when not over MQTT (`http:<token>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// Why an event does not go through JetStream.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EnvelopeError {
-    /// Only what arrives over MQTT or HTTP is shared; polls, links and files stay with the
-    /// partition's owner, which makes them itself.
+    /// Only what arrives from the field is shared, and the polls and links of what the
+    /// owners poll; files, declarations and local refusals stay where they were made.
     #[error("not an ingress event")]
     NotIngress,
     /// JSON has no NaN or infinity: the reading is refused at ingress, as the store would.
@@ -86,6 +95,7 @@ fn base(kind: Kind, site: &str, device: &str, origin: &Origin, received_ms: i64)
         cause: None,
         online: None,
         ack: None,
+        via: None,
     }
 }
 
@@ -102,7 +112,28 @@ fn of_reading(kind: Kind, r: &RawReading, o: &Origin, at: i64) -> Result<Envelop
     })
 }
 
+/// A polled link's poll or change: no site (it may serve several), the link in `device`.
+fn of_link(kind: Kind, link: &str, on: bool, at_ms: i64) -> Envelope {
+    let origin = Origin {
+        topic: Arc::from(""),
+        element: None,
+    };
+    Envelope {
+        online: Some(on),
+        ..base(kind, "", link, &origin, at_ms)
+    }
+}
+
 impl Envelope {
+    /// What orders it in the stream: its site, or for a link's events the link (so one
+    /// link's polls and changes keep their order).
+    pub fn partition_key(&self) -> &str {
+        match self.kind {
+            Kind::Poll | Kind::Link => &self.device,
+            _ => &self.site,
+        }
+    }
+
     /// The tick of instance `instance` at `at_ms`.
     pub fn tick(instance: &str, at_ms: i64) -> Envelope {
         let origin = Origin {
@@ -143,15 +174,19 @@ impl Envelope {
                 alarm,
                 by,
                 note,
+                via,
                 origin,
                 received_ms,
             } => {
                 let b = base(Kind::Ack, site, "", origin, *received_ms);
                 Ok(Envelope {
                     ack: Some((alarm.clone(), by.clone(), note.clone())),
+                    via: (via != "mqtt").then(|| via.clone()),
                     ..b
                 })
             }
+            SourceEvent::Poll { link, ok, at_ms } => Ok(of_link(Kind::Poll, link, *ok, *at_ms)),
+            SourceEvent::Link { link, up, at_ms } => Ok(of_link(Kind::Link, link, *up, *at_ms)),
             _ => Err(EnvelopeError::NotIngress),
         }
     }
@@ -201,11 +236,29 @@ impl Envelope {
                     alarm,
                     by,
                     note,
+                    via: self.via.unwrap_or_else(|| "mqtt".into()),
                     origin,
                     received_ms,
                 }
             }
             Kind::Tick => SourceEvent::Tick { at_ms: received_ms },
+            Kind::Poll | Kind::Link => {
+                let on =
+                    (self.online).ok_or(EnvelopeError::Invalid("link without state".into()))?;
+                let link = Arc::from(self.device.as_str());
+                match self.kind {
+                    Kind::Poll => SourceEvent::Poll {
+                        link,
+                        ok: on,
+                        at_ms: received_ms,
+                    },
+                    _ => SourceEvent::Link {
+                        link,
+                        up: on,
+                        at_ms: received_ms,
+                    },
+                }
+            }
         })
     }
 
@@ -220,6 +273,8 @@ impl Envelope {
             Kind::State => "o",
             Kind::Ack => "a",
             Kind::Tick => "k",
+            Kind::Poll => "p",
+            Kind::Link => "l",
         };
         let at = match (self.kind, self.ts_ms) {
             (Kind::Reading | Kind::Stored, Some(ts)) => format!("t{ts}"),
@@ -290,8 +345,28 @@ mod tests {
                 alarm: "42".into(),
                 by: "值班员".into(),
                 note: "现场确认".into(),
+                via: "mqtt".into(),
                 origin: origin(),
                 received_ms: 8,
+            },
+            SourceEvent::Ack {
+                site: "p1".into(),
+                alarm: "43".into(),
+                by: "值班员".into(),
+                note: String::new(),
+                via: "http:console".into(),
+                origin: origin(),
+                received_ms: 9,
+            },
+            SourceEvent::Poll {
+                link: "modbus:tcp://10.0.0.7:502".into(),
+                ok: false,
+                at_ms: 9,
+            },
+            SourceEvent::Link {
+                link: "modbus:tcp://10.0.0.7:502".into(),
+                up: true,
+                at_ms: 10,
             },
         ];
         for e in events {
@@ -337,12 +412,8 @@ mod tests {
     fn what_cannot_travel_is_named() {
         let nan = Envelope::of(&reading(Some(1), f64::NAN));
         assert_eq!(nan, Err(EnvelopeError::NotFinite("lel".into())));
-        let poll = SourceEvent::Poll {
-            link: "tcp://x".into(),
-            ok: true,
-            at_ms: 1,
-        };
-        assert_eq!(Envelope::of(&poll), Err(EnvelopeError::NotIngress));
+        let tick = SourceEvent::Tick { at_ms: 1 };
+        assert_eq!(Envelope::of(&tick), Err(EnvelopeError::NotIngress));
         let mut old = Envelope::of(&reading(None, 1.0)).unwrap();
         old.v = 9;
         assert_eq!(old.event().unwrap_err(), EnvelopeError::Version(9));

@@ -255,22 +255,32 @@ pub fn unit_backoff(period: Duration, fails: u32, cap: Duration) -> Option<Durat
     })
 }
 
+/// What decides whether a unit's turn is taken: the outbox's hold, the site's owner in
+/// cluster mode, shutdown.
+pub struct Turn {
+    /// True while the outbox is at its disk budget: no poll starts, since a poll whose
+    /// readings cannot be committed would only be lost. Polling resumes on schedule after.
+    pub hold: tokio::sync::watch::Receiver<bool>,
+    /// Cluster mode: a unit is polled only by the owner of its site's partition.
+    pub owns: Option<crate::sources::Owns>,
+    pub shutdown: broadcast::Receiver<()>,
+}
+
 /// Poll every unit of `ep` on its schedule until shutdown.
-///
-/// While `hold` is true (the outbox is at its disk budget) no poll starts: a poll whose
-/// readings cannot be committed would only be lost. Polling resumes on schedule after.
-pub async fn run(
-    ep: EndpointSpec,
-    tx: mpsc::Sender<SourceEvent>,
-    mut hold: tokio::sync::watch::Receiver<bool>,
-    mut shutdown: broadcast::Receiver<()>,
-) {
+pub async fn run(ep: EndpointSpec, tx: mpsc::Sender<SourceEvent>, mut turn: Turn) {
     let start = Instant::now();
     let mut heap = schedule(&ep.devices, start);
     let mut e = Endpoint::new(ep, tx, start);
+    if turn.owns.is_some() {
+        (e.shared, e.link_up) = (true, None);
+    }
     while let Some(Reverse((due, i))) = heap.pop() {
-        if !wait_turn(due, &e.ep.status, &mut hold, &mut shutdown).await {
+        if !wait_turn(due, &e.ep.status, &mut turn.hold, &mut turn.shutdown).await {
             break;
+        }
+        if !e.owned(i, turn.owns.as_ref()) {
+            heap.push(Reverse((later(due, e.ep.devices[i].period), i)));
+            continue;
         }
         e.poll_started(i);
         let outcome = e.poll(i).await;
@@ -280,6 +290,15 @@ pub async fn run(
         heap.push(Reverse((next, i)));
     }
     e.stop().await;
+}
+
+/// The first of `due + k × period` (k ≥ 1) after now.
+fn later(due: Instant, period: Duration) -> Instant {
+    let (now, mut next) = (Instant::now(), due + period);
+    while next <= now {
+        next += period;
+    }
+    next
 }
 
 /// Each unit's first poll, staggered across its period so the units of an endpoint do not
@@ -394,9 +413,14 @@ struct Endpoint {
     last_start: Vec<Option<Instant>>,
     link_name: Arc<str>,
     /// The link state last sent to the core.
-    link_up: bool,
+    /// `None` until told (cluster mode: this instance may take over a link another one saw
+    /// go up, so its first state is always told; alone, the link starts down).
+    link_up: Option<bool>,
     /// A flapping endpoint must not flood the log: one line per kind per 10 s.
     warn: RateLimitedLog,
+    /// Cluster mode: the link's state belongs to whichever instance polls it; a stop or a
+    /// handover here tells the core nothing (the next owner carries it on).
+    shared: bool,
 }
 
 impl Endpoint {
@@ -412,9 +436,35 @@ impl Endpoint {
                 backoff: Backoff::new(RECONNECT_MIN_MS, RECONNECT_MAX_MS),
                 reconnect_at: start,
             },
-            link_up: false,
+            link_up: Some(false),
             warn: RateLimitedLog::new(10_000),
+            shared: false,
         }
+    }
+
+    /// Whether unit `i` is this instance's to poll now (always, alone). While no unit of the
+    /// endpoint is, its connection is let go: many Modbus TCP devices serve one master only.
+    fn owned(&mut self, i: usize, owns: Option<&crate::sources::Owns>) -> bool {
+        let Some(owns) = owns else { return true };
+        if owns(&self.ep.devices[i].site) {
+            self.ep.status.elsewhere.store(false, Ordering::Relaxed);
+            return true;
+        }
+        // The achieved period restarts when this instance polls the unit again.
+        self.last_start[i] = None;
+        if !self.ep.devices.iter().any(|d| owns(&d.site)) {
+            self.ep.status.elsewhere.store(true, Ordering::Relaxed);
+            // Another instance tells the link's state meanwhile; taken back, this one tells
+            // its own first.
+            self.link_up = None;
+            if self.conn.ctx.take().is_some() {
+                let st = &self.ep.status;
+                st.link
+                    .set_disconnected(now_ms(), "polled by the owner of its sites".into());
+                st.connected.set(0);
+            }
+        }
+        false
     }
 
     /// Count the poll of unit `i` and the period since its last one.
@@ -470,18 +520,15 @@ impl Endpoint {
         let ok = matches!(&outcome, Ok(p) if p.exceptions.is_empty());
         self.report(ok, finished_ms).await?;
         let period = self.ep.devices[i].period;
-        let mut next = due + period;
+        let mut next = later(due, period);
         match outcome {
             Ok(p) => self.answered(i, p, finished_ms).await?,
             Err(e) => {
+                // The back-off ends later than now.
                 if let Some(backoff_until) = self.failed(i, &e, finished_ms) {
                     next = backoff_until;
                 }
             }
-        }
-        let now = Instant::now();
-        while next <= now {
-            next += period;
         }
         ControlFlow::Continue(next)
     }
@@ -489,11 +536,12 @@ impl Endpoint {
     /// Link up/down and every poll's outcome go to the core, for 稳定性 (link stability and
     /// poll success ratio) over any window.
     async fn report(&mut self, ok: bool, finished_ms: i64) -> ControlFlow<()> {
-        if self.ep.status.link.connected() != self.link_up {
-            self.link_up = !self.link_up;
+        let connected = self.ep.status.link.connected();
+        if self.link_up != Some(connected) {
+            self.link_up = Some(connected);
             let ev = SourceEvent::Link {
                 link: self.link_name.clone(),
-                up: self.link_up,
+                up: connected,
                 at_ms: finished_ms,
             };
             self.send(ev).await?;
@@ -593,7 +641,7 @@ impl Endpoint {
 
     /// At shutdown: the link's last state for the core, if it was up, and health.
     async fn stop(self) {
-        if self.link_up {
+        if self.link_up == Some(true) && !self.shared {
             let _ = self
                 .tx
                 .send(SourceEvent::Link {

@@ -23,7 +23,7 @@ use endpoint::{DeviceSpec, EndpointSpec, Link};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The Modbus source: one polling task per endpoint (a TCP address or a serial line).
@@ -57,12 +57,7 @@ impl super::Source for ModbusSource {
             let endpoints = self.endpoints.len();
             tracing::info!(endpoints, devices, "polling Modbus devices");
         }
-        spawn(
-            self.endpoints,
-            cx.events.clone(),
-            cx.hold.clone(),
-            &cx.shutdown,
-        )
+        spawn(self.endpoints, cx.events.clone(), cx.hold.clone(), cx)
     }
 }
 
@@ -161,22 +156,23 @@ pub fn endpoints(
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// Start one polling task per endpoint.
-/// `hold`: true while the outbox is at its budget (polling pauses).
+/// `hold`: true while the outbox is at its budget (polling pauses); `cx.owns`: in cluster
+/// mode, which sites' units this instance polls now.
 pub fn spawn(
     specs: Vec<EndpointSpec>,
     tx: mpsc::Sender<SourceEvent>,
     hold: tokio::sync::watch::Receiver<bool>,
-    shutdown: &broadcast::Sender<()>,
+    cx: &super::SourceContext,
 ) -> Vec<JoinHandle<()>> {
     specs
         .into_iter()
         .map(|ep| {
-            tokio::spawn(endpoint::run(
-                ep,
-                tx.clone(),
-                hold.clone(),
-                shutdown.subscribe(),
-            ))
+            let turn = endpoint::Turn {
+                hold: hold.clone(),
+                owns: cx.owns.clone(),
+                shutdown: cx.shutdown.subscribe(),
+            };
+            tokio::spawn(endpoint::run(ep, tx.clone(), turn))
         })
         .collect()
 }

@@ -242,6 +242,9 @@ pub struct EndpointStatus {
     pub devices: Vec<Arc<DeviceStatus>>,
     /// True while the endpoint's polling waits for the outbox to take commits again.
     pub paused: std::sync::atomic::AtomicBool,
+    /// Cluster mode: true while another instance owns every site of the endpoint's units
+    /// and polls them; this one holds no connection to it.
+    pub elsewhere: std::sync::atomic::AtomicBool,
 }
 
 impl EndpointStatus {
@@ -257,6 +260,7 @@ impl EndpointStatus {
             connected: m.connected.get_or_create(&l).clone(),
             devices: Vec::new(),
             paused: Default::default(),
+            elsewhere: Default::default(),
         }
     }
 
@@ -278,6 +282,7 @@ impl EndpointStatus {
             "transport": self.transport,
             "connected": self.link.connected(),
             "paused": self.paused.load(Ordering::Relaxed),
+            "elsewhere": self.elsewhere.load(Ordering::Relaxed),
             "since": (since > 0).then(|| crate::model::rfc3339_ms(since)),
             "last_error": self.link.last_error(),
             "reconnects": self.reconnects.get(),

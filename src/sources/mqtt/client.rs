@@ -207,7 +207,7 @@ pub async fn run(
         ack_tx,
         warn: RateLimitedLog::new(10_000),
         events: Vec::with_capacity(16),
-        link: Arc::from("mqtt"),
+        link: Arc::from(crate::core::event::MQTT_LINK),
     };
     loop {
         let ev = tokio::select! {

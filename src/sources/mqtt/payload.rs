@@ -378,6 +378,7 @@ fn ack_event(
             alarm: alarm.to_string(),
             by: m.by,
             note: m.note,
+            via: "mqtt".into(),
             origin,
             received_ms,
         },
