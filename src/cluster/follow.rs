@@ -8,7 +8,7 @@ use super::stream::Readings;
 use super::ClusterStatus;
 use crate::core::cluster::envelope::Envelope;
 use crate::core::cluster::follow::StreamClock;
-use crate::core::event::SourceEvent;
+use crate::core::event::{Files, SourceEvent};
 use crate::telemetry::RateLimitedLog;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -20,6 +20,9 @@ pub struct Follower {
     pub core: mpsc::Sender<SourceEvent>,
     pub status: Arc<ClusterStatus>,
     pub metrics: Arc<ClusterMetrics>,
+    /// Turns a file from the stream into its events (the mine files' intake), when this
+    /// instance takes files.
+    pub files: Option<Files>,
 }
 
 impl Follower {
@@ -53,16 +56,39 @@ impl Follower {
                 let Some(Ok((seq, payload))) = next else {
                     break;
                 };
-                if self.apply(&mut clock, seq, &payload).await.is_err() {
+                if self.apply(&mut clock, seq, &payload, &warn).await.is_err() {
                     return; // the core stopped
                 }
             }
         }
     }
 
-    async fn apply(&self, clock: &mut StreamClock, seq: u64, payload: &[u8]) -> Result<(), ()> {
+    /// One envelope to the core (a file as its events). What cannot be applied is skipped,
+    /// counted and logged (at most every 10 s per kind).
+    async fn apply(
+        &self,
+        clock: &mut StreamClock,
+        seq: u64,
+        payload: &[u8],
+        warn: &RateLimitedLog,
+    ) -> Result<(), ()> {
+        let now = crate::model::now_ms();
         let ev = Envelope::from_json(payload).and_then(|env| clock.admit(seq, env));
         match ev {
+            Ok(SourceEvent::File(f)) => match &self.files {
+                Some(files) => {
+                    for ev in files.apply(f).await {
+                        self.core.send(ev).await.map_err(|_| ())?;
+                    }
+                    self.metrics.count(&self.metrics.followed, "applied", 1);
+                }
+                None => {
+                    self.metrics.count(&self.metrics.followed, "unreadable", 1);
+                    if let Some(suppressed) = warn.allow("file", now) {
+                        tracing::warn!(sequence = seq, file = %f.name, suppressed, "readings stream: a file for a source this instance does not run (is [mine_files] the same on every instance?), skipped");
+                    }
+                }
+            },
             Ok(ev) => {
                 self.core.send(ev).await.map_err(|_| ())?;
                 self.metrics.count(&self.metrics.followed, "applied", 1);
@@ -70,7 +96,9 @@ impl Follower {
             Err(e) => {
                 clock.sequence = clock.sequence.max(seq);
                 self.metrics.count(&self.metrics.followed, "unreadable", 1);
-                tracing::warn!(sequence = seq, error = %e, "readings stream: an envelope this gateway cannot read, skipped");
+                if let Some(suppressed) = warn.allow("unreadable", now) {
+                    tracing::warn!(sequence = seq, error = %e, suppressed, "readings stream: an envelope this gateway cannot read, skipped");
+                }
             }
         }
         self.status.set_applied(*clock);

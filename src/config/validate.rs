@@ -709,9 +709,6 @@ fn cluster_problems(c: &Config, err_main: &mut dyn FnMut(&str, String)) {
         if c.mqtt.embedded {
             err_main("mqtt.embedded", format!("the embedded broker {not_yet}"));
         }
-        if c.mine_files.enabled {
-            err_main("mine_files.enabled", format!("taking mine files {not_yet}"));
-        }
         if c.video.is_some() {
             err_main("video", format!("GB/T 28181 video {not_yet}"));
         }
@@ -1000,19 +997,15 @@ mod tests {
         let cluster =
             "[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\"]\ninstance_id = \"gw-1\"\n";
         assert_eq!(problems(cluster), Vec::<String>::new());
-        let p = problems(&format!(
-            "{cluster}\n[mqtt]\nembedded = true\n\n[mine_files]\nenabled = true\n"
-        ));
+        let p = problems(&format!("{cluster}\n[mqtt]\nembedded = true\n"));
         assert!(
             p.iter()
                 .any(|m| m.starts_with("mqtt.embedded: the embedded broker is not carried")),
             "{p:?}"
         );
-        assert!(
-            p.iter()
-                .any(|m| m.starts_with("mine_files.enabled: taking mine files")),
-            "{p:?}"
-        );
+        // Mine files go through the stream whole (docs/scaling.md).
+        let files = problems(&format!("{cluster}\n[mine_files]\nenabled = true\n"));
+        assert!(!files.iter().any(|m| m.contains("cluster")), "{files:?}");
         let modbus = r#"
 [[sites]]
 id = "p1"

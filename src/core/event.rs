@@ -166,6 +166,11 @@ pub enum SourceEvent {
     /// A source declares one site's devices (a mine's point-definition file): they join,
     /// change or leave the inventory at its `at_ms`, in order with the readings around it.
     Devices(Box<SiteDevices>),
+    /// A whole file, checked at ingress, for the source that takes it to turn into its events
+    /// where the readings stream is applied (cluster mode: every instance turns it, at the
+    /// same point of the stream, with the same state). It never reaches the core itself.
+    /// Boxed: rare beside readings.
+    File(Box<FileIn>),
     /// Time has reached `at_ms` (cluster mode: a partition owner's tick in the readings
     /// stream, so every instance expires silent devices at the same point of the same
     /// order): devices silent past their deadline go offline.
@@ -226,6 +231,37 @@ pub struct RecordedAck {
     pub note: String,
     pub at_ms: i64,
 }
+
+/// See [`SourceEvent::File`]: a mine's networking file as its transport received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileIn {
+    /// The source that turns it into events, e.g. `mine_files`.
+    pub source: Arc<str>,
+    /// The site it is of (its partition's).
+    pub site: String,
+    /// The file's own name.
+    pub name: String,
+    /// Who the transport vouches for (the FTP login), if anyone.
+    pub login: Option<String>,
+    /// It came from the watched folder, not over FTP.
+    pub from_folder: bool,
+    pub bytes: Vec<u8>,
+    pub received_ms: i64,
+}
+
+/// Cluster mode: how a source turns a [`FileIn`] from the stream into its events.
+pub trait FileTaker: Send + Sync {
+    /// The events the file makes, applied to the source's own state (a mine's points and
+    /// alarms) as it would have applied them alone. The follower awaits them before the
+    /// next envelope, so every instance applies them at the same point of the stream.
+    fn apply(&self, file: Box<FileIn>) -> futures::future::BoxFuture<'static, Vec<SourceEvent>>;
+    /// Its readings alone, from the source's state as it is, changing nothing: what a
+    /// partition writer stores once the follower has applied the file.
+    fn readings(&self, file: &FileIn) -> futures::future::BoxFuture<'static, Vec<SourceEvent>>;
+}
+
+/// See [`FileTaker`].
+pub type Files = Arc<dyn FileTaker>;
 
 /// See [`SourceEvent::RecordedAlarm`].
 #[derive(Debug, Clone, PartialEq)]

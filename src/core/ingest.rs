@@ -358,6 +358,8 @@ impl Core {
             SourceEvent::Message(m) => self.apply_message(*m, out),
             SourceEvent::Devices(sd) => self.apply_site_devices(&sd, out),
             SourceEvent::Tick { at_ms } => self.liveness.expire(at_ms, &mut out.transitions),
+            // Turned into its events before the core (cluster::follow); never sent here.
+            SourceEvent::File(_) => {}
         }
     }
 

@@ -181,7 +181,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         &shared,
         cluster_metrics,
         &store_queue,
-        src_rx,
+        (src_rx, source_status.files.clone()),
         &shutdown,
         &mut tasks,
     );
@@ -265,13 +265,16 @@ fn spawn_sources(
 }
 
 /// What the core applies: the sources' events; in cluster mode the readings stream (the
-/// sources feed the stream through the relay).
+/// sources feed the stream through the relay, and `files` turns its files into events).
 fn core_input(
     cfg: &Config,
     shared: &Arc<Shared>,
     metrics: Option<Arc<crate::cluster::ClusterMetrics>>,
     store: &Option<StoreQueue>,
-    sources: mpsc::Receiver<SourceEvent>,
+    (sources, files): (
+        mpsc::Receiver<SourceEvent>,
+        Option<crate::core::event::Files>,
+    ),
     shutdown: &broadcast::Sender<()>,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> mpsc::Receiver<SourceEvent> {
@@ -287,6 +290,7 @@ fn core_input(
         shared: shared.clone(),
         store: store.clone(),
         clock: shared.clock.clone(),
+        files,
     };
     tasks.push(tokio::spawn(path.run(sources, core_tx, shutdown.clone())));
     core_rx

@@ -37,6 +37,8 @@ pub struct DataPath {
     pub shared: Arc<Shared>,
     pub store: Option<StoreQueue>,
     pub clock: Clock,
+    /// What turns a file from the stream into its events (`[mine_files]`), if anything.
+    pub files: Option<crate::core::event::Files>,
 }
 
 impl DataPath {
@@ -67,6 +69,7 @@ impl DataPath {
             core,
             status: self.status.clone(),
             metrics: self.metrics.clone(),
+            files: self.files.clone(),
         };
         let mut tasks = vec![
             tokio::spawn(relay.run(sources, shutdown.subscribe())),
@@ -86,6 +89,7 @@ impl DataPath {
                 shared: self.shared.clone(),
                 store: q,
                 partitions: self.settings.partitions,
+                files: self.files.clone(),
             };
             tasks.push(tokio::spawn(w.run(shutdown)));
         }
@@ -159,6 +163,7 @@ struct Writers {
     shared: Arc<Shared>,
     store: StoreQueue,
     partitions: u32,
+    files: Option<crate::core::event::Files>,
 }
 
 impl Writers {
@@ -181,6 +186,7 @@ impl Writers {
                         status: self.status.clone(),
                         shared: self.shared.clone(),
                         store: self.store.clone(),
+                        files: self.files.clone(),
                     };
                     running.insert(p, tokio::spawn(w.run(shutdown.subscribe())));
                 }
@@ -199,6 +205,7 @@ struct Writer {
     status: Arc<ClusterStatus>,
     shared: Arc<Shared>,
     store: StoreQueue,
+    files: Option<crate::core::event::Files>,
 }
 
 impl Writer {
@@ -225,7 +232,13 @@ impl Writer {
                 continue;
             };
             let Some(last) = batch.last() else { continue };
-            let records = self.records(&batch);
+            // The core checks a reading against the inventory as of the stream position it
+            // has applied: a mine's points join it with their CDDY, so wait for the batch.
+            if !self.applied(last.stream_sequence, &mut shutdown).await {
+                return;
+            }
+            let events = self.events(&batch).await;
+            let records = self.records(events);
             let n = records.len();
             if !self.commit(records).await {
                 return; // not durable: left unacknowledged, delivered again
@@ -238,13 +251,38 @@ impl Writer {
         }
     }
 
-    /// The store records of a batch's readings, as the core accepts them.
-    fn records(&self, batch: &[Taken]) -> Vec<Record> {
-        let core = self.shared.core();
-        let events = batch
+    /// Until this instance's follower has applied the stream up to `sequence`; false at
+    /// shutdown.
+    async fn applied(&self, sequence: u64, shutdown: &mut broadcast::Receiver<()>) -> bool {
+        while self.status.view().applied_sequence < sequence {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = shutdown.recv() => return false,
+            }
+        }
+        true
+    }
+
+    /// A batch's events, a file's as its readings.
+    async fn events(&self, batch: &[Taken]) -> Vec<SourceEvent> {
+        let mut out = Vec::with_capacity(batch.len());
+        for ev in batch
             .iter()
-            .filter_map(|t| t.envelope.clone().ok()?.event().ok());
+            .filter_map(|t| t.envelope.clone().ok()?.event().ok())
+        {
+            match (ev, &self.files) {
+                (SourceEvent::File(f), Some(files)) => out.extend(files.readings(&f).await),
+                (ev, _) => out.push(ev),
+            }
+        }
+        out
+    }
+
+    /// The store records of a batch's readings, as the core accepts them.
+    fn records(&self, events: Vec<SourceEvent>) -> Vec<Record> {
+        let core = self.shared.core();
         events
+            .into_iter()
             .filter_map(|ev| core.accept_for_store(ev))
             .map(|a| Record::reading(&core.inventory, a))
             .collect()

@@ -37,12 +37,16 @@ pub fn sources(
         status.http = Some(ingest.clone());
         built.push(Box::new(http::HttpSource::new(ingest)));
     }
+    let mut files = None;
     if cfg.mine_files.enabled {
         let (settings, status) = (&cfg.mine_files, status.mines.clone());
         let inv = &cfg.inventory;
         let data_dir = &cfg.gateway.data_dir;
-        let src =
-            mine_files::MineFilesSource::build(settings, inv, metrics, clock, status, data_dir)?;
+        let cluster = cfg.cluster.is_some();
+        let src = mine_files::MineFilesSource::build(
+            settings, inv, metrics, clock, status, data_dir, cluster,
+        )?;
+        files = Some(src.stream_files());
         built.push(Box::new(src));
     }
     if let Some(settings) = &cfg.video {
@@ -50,5 +54,6 @@ pub fn sources(
         status.video = Some(src.local_addr());
         built.push(Box::new(src));
     }
+    status.files = files;
     Ok(built)
 }

@@ -62,6 +62,9 @@ pub struct SourceStatus {
     pub mines: Arc<mine_files::status::MinesStatus>,
     /// The address the GB/T 28181 endpoint is bound to (`None` without `[video]`).
     pub video: Option<std::net::SocketAddr>,
+    /// Cluster mode: what turns the files of the readings stream into events (the mine
+    /// files' intake; `None` without `[mine_files]`).
+    pub files: Option<crate::core::event::Files>,
 }
 
 /// A source built from its configuration, ready to run. Building is where a source refuses

@@ -59,6 +59,19 @@ fn node(nats: &NatsCluster, mq: &Mosquitto, vm: &Victoria, id: &str, inv: &str) 
 /// Who owns each site now, by instance index, once every instance sees all of `apis` as
 /// members, every partition is owned by exactly one, and three looks in a row agree.
 async fn stable_owners(apis: &[String]) -> BTreeMap<&'static str, usize> {
+    let owned = stable_partitions(apis, PARTITIONS).await;
+    SITES
+        .iter()
+        .map(|s| {
+            let p = partition_of(s, PARTITIONS) as u64;
+            (*s, owned.iter().position(|o| o.contains(&p)).unwrap())
+        })
+        .collect()
+}
+
+/// The partitions each of `apis` owns, once every instance sees all of them as members,
+/// each of `partitions` is owned by exactly one, and three looks in a row agree.
+pub(crate) async fn stable_partitions(apis: &[String], partitions: u32) -> Vec<Vec<u64>> {
     let c = reqwest::Client::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let (mut last, mut same) = (None, 0);
@@ -74,7 +87,7 @@ async fn stable_owners(apis: &[String]) -> BTreeMap<&'static str, usize> {
         }
         let mut all: Vec<u64> = owned.concat();
         all.sort_unstable();
-        let whole = members && all == (0..PARTITIONS as u64).collect::<Vec<_>>();
+        let whole = members && all == (0..partitions as u64).collect::<Vec<_>>();
         same = if whole && last.as_ref() == Some(&owned) {
             same + 1
         } else {
@@ -90,13 +103,7 @@ async fn stable_owners(apis: &[String]) -> BTreeMap<&'static str, usize> {
         last = Some(owned);
         tokio::time::sleep(Duration::from_millis(800)).await;
     };
-    SITES
-        .iter()
-        .map(|s| {
-            let p = partition_of(s, PARTITIONS) as u64;
-            (*s, owned.iter().position(|o| o.contains(&p)).unwrap())
-        })
-        .collect()
+    owned
 }
 
 /// `(elsewhere, polls)` of each site's endpoint as instance `api` shows it.

@@ -10,6 +10,7 @@ mod api_auth;
 mod check_config;
 mod cluster;
 mod cluster_data;
+mod cluster_files;
 mod cluster_modbus;
 mod console;
 mod console_views;

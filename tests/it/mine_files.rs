@@ -9,18 +9,18 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const MINE: &str = "150621011038";
-const PASSWORD_ENV: &str = "SAFEGATE_TEST_MINE_PW";
-const PASSWORD: &str = "kj-upload-9";
+pub(crate) const MINE: &str = "150621011038";
+pub(crate) const PASSWORD_ENV: &str = "SAFEGATE_TEST_MINE_PW";
+pub(crate) const PASSWORD: &str = "kj-upload-9";
 
-fn sample(name: &str) -> PathBuf {
+pub(crate) fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/mine")
         .join(name)
 }
 
 /// The mine site with its KJ system (and, when asked, its positioning system).
-fn inventory(positioning: bool) -> String {
+pub(crate) fn inventory(positioning: bool) -> String {
     let mut s = format!(
         "[[sites]]\nid = \"m1\"\nname = \"示范煤矿\"\nkind = \"mine\"\nmine_code = \"{MINE}\"\nupload_password_env = \"{PASSWORD_ENV}\"\n\n[[systems]]\nid = \"kj\"\nsite = \"m1\"\nkind = \"major_hazard\"\n\n"
     );
@@ -75,7 +75,7 @@ fn points_as_units(target: u32) -> String {
 }
 
 /// Upload `file` as `name` with curl; Ok(()) on a 226, else curl's error text.
-async fn curl_put(port: u16, file: &Path, name: &str, user: &str) -> Result<(), String> {
+pub(crate) async fn curl_put(port: u16, file: &Path, name: &str, user: &str) -> Result<(), String> {
     let (file, url) = (file.to_path_buf(), format!("ftp://127.0.0.1:{port}/{name}"));
     let login = format!("{user}:{PASSWORD}");
     let out = tokio::task::spawn_blocking(move || {

@@ -3,7 +3,7 @@
 //! gateway does, with the time it was accepted at ingress (liveness runs on that time, not
 //! on the owner's clock, so a handover moves no transition). JSON, versioned (`v`).
 
-use crate::core::event::{Origin, RawReading, ReadingStatus, SourceEvent};
+use crate::core::event::{FileIn, Origin, RawReading, ReadingStatus, SourceEvent};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -30,6 +30,8 @@ pub enum Kind {
     Poll,
     /// A polled link went up or down (`online`), as its owner saw it.
     Link,
+    /// A whole file (`file`), checked at ingress; every instance turns it into its events.
+    File,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +64,22 @@ pub struct Envelope {
     /// For `ack`: how it came when not over MQTT (`http:<token>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// For `file`: the file (its name is `topic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileBody>,
+}
+
+/// A file in an envelope: who sent it, how, and its bytes (base64: mine files are GB 18030
+/// as often as UTF-8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBody {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    #[serde(default)]
+    pub from_folder: bool,
+    pub base64: String,
 }
 
 /// Why an event does not go through JetStream.
@@ -96,6 +114,7 @@ fn base(kind: Kind, site: &str, device: &str, origin: &Origin, received_ms: i64)
         online: None,
         ack: None,
         via: None,
+        file: None,
     }
 }
 
@@ -110,6 +129,23 @@ fn of_reading(kind: Kind, r: &RawReading, o: &Origin, at: i64) -> Result<Envelop
         cause: r.cause.as_deref().map(str::to_string),
         ..base(kind, &r.site, &r.device, o, at)
     })
+}
+
+fn of_file(f: &FileIn) -> Envelope {
+    use base64::Engine;
+    let origin = Origin {
+        topic: Arc::from(f.name.as_str()),
+        element: None,
+    };
+    Envelope {
+        file: Some(FileBody {
+            source: f.source.to_string(),
+            login: f.login.clone(),
+            from_folder: f.from_folder,
+            base64: base64::engine::general_purpose::STANDARD.encode(&f.bytes),
+        }),
+        ..base(Kind::File, &f.site, "", &origin, f.received_ms)
+    }
 }
 
 /// A polled link's poll or change: no site (it may serve several), the link in `device`.
@@ -185,6 +221,7 @@ impl Envelope {
                     ..b
                 })
             }
+            SourceEvent::File(f) => Ok(of_file(f)),
             SourceEvent::Poll { link, ok, at_ms } => Ok(of_link(Kind::Poll, link, *ok, *at_ms)),
             SourceEvent::Link { link, up, at_ms } => Ok(of_link(Kind::Link, link, *up, *at_ms)),
             _ => Err(EnvelopeError::NotIngress),
@@ -242,6 +279,23 @@ impl Envelope {
                 }
             }
             Kind::Tick => SourceEvent::Tick { at_ms: received_ms },
+            Kind::File => {
+                use base64::Engine;
+                let f =
+                    (self.file).ok_or(EnvelopeError::Invalid("file without its body".into()))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(f.base64.as_bytes())
+                    .map_err(|e| EnvelopeError::Invalid(format!("file body: {e}")))?;
+                SourceEvent::File(Box::new(FileIn {
+                    source: Arc::from(f.source.as_str()),
+                    site: self.site,
+                    name: self.topic,
+                    login: f.login,
+                    from_folder: f.from_folder,
+                    bytes,
+                    received_ms,
+                }))
+            }
             Kind::Poll | Kind::Link => {
                 let on =
                     (self.online).ok_or(EnvelopeError::Invalid("link without state".into()))?;
@@ -275,11 +329,25 @@ impl Envelope {
             Kind::Tick => "k",
             Kind::Poll => "p",
             Kind::Link => "l",
+            Kind::File => "f",
         };
         let at = match (self.kind, self.ts_ms) {
             (Kind::Reading | Kind::Stored, Some(ts)) => format!("t{ts}"),
             _ => format!("g{}", self.received_ms),
         };
+        // A file is its name and content: the same upload again is kept once.
+        if let Some(f) = &self.file {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(f.base64.as_bytes());
+            let name = &self.topic;
+            return format!(
+                "f.{}.{}.{}{name}.{}",
+                self.site.len(),
+                name.len(),
+                self.site,
+                hex::encode(&digest[..16])
+            );
+        }
         let alarm = self.ack.as_ref().map_or("", |a| a.0.as_str());
         // Lengths first: ids may hold any character but these can never run together.
         format!(
@@ -368,6 +436,16 @@ mod tests {
                 up: true,
                 at_ms: 10,
             },
+            SourceEvent::File(Box::new(FileIn {
+                source: "mine_files".into(),
+                site: "m1".into(),
+                name: "150622B0012000001_CDSS_20260601120000.txt".into(),
+                login: Some("150622B0012000001".into()),
+                from_folder: false,
+                // GB 18030, not UTF-8: the bytes travel as they are.
+                bytes: vec![0xb7, 0xd6, 0xd5, 0xbe, b';', b'|', b'|'],
+                received_ms: 11,
+            })),
         ];
         for e in events {
             let env = Envelope::of(&e).unwrap();
@@ -394,6 +472,26 @@ mod tests {
             t.msg_id(),
             Envelope::tick("gw-1", 1_700_000_001_000).msg_id()
         );
+    }
+
+    #[test]
+    fn a_file_is_kept_once_by_its_name_and_content() {
+        let file = |name: &str, bytes: &[u8]| {
+            Envelope::of(&SourceEvent::File(Box::new(FileIn {
+                source: "mine_files".into(),
+                site: "m1".into(),
+                name: name.into(),
+                login: None,
+                from_folder: true,
+                bytes: bytes.to_vec(),
+                received_ms: 1,
+            })))
+            .unwrap()
+            .msg_id()
+        };
+        assert_eq!(file("a.txt", b"x||"), file("a.txt", b"x||"));
+        assert_ne!(file("a.txt", b"x||"), file("a.txt", b"y||"));
+        assert_ne!(file("a.txt", b"x||"), file("b.txt", b"x||"));
     }
 
     #[test]

@@ -37,6 +37,8 @@ fn ev_time(ev: &SourceEvent) -> Option<i64> {
         | SourceEvent::Stored { received_ms, .. }
         | SourceEvent::DeviceState { received_ms, .. }
         | SourceEvent::Ack { received_ms, .. } => Some(*received_ms),
+        SourceEvent::Poll { at_ms, .. } | SourceEvent::Link { at_ms, .. } => Some(*at_ms),
+        SourceEvent::File(f) => Some(f.received_ms),
         _ => None,
     }
 }

@@ -41,7 +41,7 @@ impl MineSite {
 }
 
 /// What the gateway knows of one mine between files.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MineState {
     /// Points of the last CDDY, by code.
     pub points: BTreeMap<String, Point>,

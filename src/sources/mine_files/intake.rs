@@ -7,6 +7,7 @@ use super::format::{self, FileError, ParsedFile};
 use super::metrics::MineMetrics;
 use super::status::MinesStatus;
 use super::{TakeError, Taken, Taker, Upload};
+use crate::core::event::FileIn;
 use crate::core::{Message, Origin, Reason, Receipt, Rejection, SourceEvent};
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
@@ -29,6 +30,9 @@ pub struct Intake {
     status: Arc<MinesStatus>,
     /// Disk write failures, logged at most every 10 s per kind.
     warn: crate::telemetry::RateLimitedLog,
+    /// Cluster mode: a file taken is checked and put into the readings stream whole; every
+    /// instance applies it from there ([`FileTaker`]), with the mines' state it holds.
+    relay: bool,
 }
 
 struct Link {
@@ -64,12 +68,20 @@ impl Book {
 }
 
 impl Intake {
+    /// With `relay` (cluster mode) the stream is the record: no kept CDDY nor ledger is
+    /// read or written (each instance would hold its own, and they must agree).
     pub fn new(
         sites: Vec<MineSite>,
         kept: super::kept::Kept,
         metrics: Arc<MineMetrics>,
         status: Arc<MinesStatus>,
+        relay: bool,
     ) -> Intake {
+        let kept = if relay {
+            super::kept::Kept::default()
+        } else {
+            kept
+        };
         for s in &sites {
             status.register(s);
         }
@@ -95,6 +107,7 @@ impl Intake {
             metrics,
             status,
             warn: crate::telemetry::RateLimitedLog::new(10_000),
+            relay,
         }
     }
 
@@ -152,27 +165,16 @@ impl Intake {
                     .into(),
             ));
         }
+        let parsed = self.parse(up, &mine.site, &events).await?;
+        if self.relay {
+            return self.relay_file(up, &mine.site, &parsed, events).await;
+        }
         let mut book = mine.book.lock().await;
         let key = (up.name.clone(), Sha256::digest(&up.bytes).into());
         if book.seen.contains(&key) {
             self.metrics.duplicate.inc();
             return Ok(Taken::Duplicate);
         }
-        let parsed = match format::parse_file(&up.name, &up.bytes, mine.site.tz_offset_s) {
-            Ok(p) => p,
-            // Over FTP the upload is over: a file without its end is refused, and said so.
-            // The watched folder waits for the rest, quietly.
-            Err(FileError::Truncated) if up.via == super::Via::Ftp => {
-                drop(book);
-                let _ = self.refuse_parsed(up, &FileError::Truncated, &events).await;
-                return Err(TakeError::Incomplete);
-            }
-            Err(FileError::Truncated) => return Err(TakeError::Incomplete),
-            Err(e) => {
-                drop(book);
-                return Err(self.refuse_parsed(up, &e, &events).await);
-            }
-        };
         self.metrics.encoding(parsed.encoding.as_str());
         let taken = self
             .commit(up, &parsed, &mine.site, &mut book.state, events)
@@ -190,6 +192,53 @@ impl Intake {
         Ok(taken)
     }
 
+    /// The file's records, or why it is refused whole.
+    async fn parse(
+        &self,
+        up: &Upload,
+        site: &MineSite,
+        events: &mpsc::Sender<SourceEvent>,
+    ) -> Result<ParsedFile, TakeError> {
+        match format::parse_file(&up.name, &up.bytes, site.tz_offset_s) {
+            Ok(p) => Ok(p),
+            // Over FTP the upload is over: a file without its end is refused, and said so.
+            // The watched folder waits for the rest, quietly.
+            Err(FileError::Truncated) if up.via == super::Via::Ftp => {
+                let _ = self.refuse_parsed(up, &FileError::Truncated, events).await;
+                Err(TakeError::Incomplete)
+            }
+            Err(FileError::Truncated) => Err(TakeError::Incomplete),
+            Err(e) => Err(self.refuse_parsed(up, &e, events).await),
+        }
+    }
+
+    /// Cluster mode: the checked file into the stream; answered once JetStream holds it.
+    /// Its records are counted as the parse found them (what the core refuses later, an
+    /// unknown point, is refused on every instance from the stream).
+    async fn relay_file(
+        &self,
+        up: &Upload,
+        site: &MineSite,
+        parsed: &ParsedFile,
+        events: mpsc::Sender<SourceEvent>,
+    ) -> Result<Taken, TakeError> {
+        self.metrics.encoding(parsed.encoding.as_str());
+        let file = SourceEvent::File(Box::new(crate::core::event::FileIn {
+            source: Arc::from("mine_files"),
+            site: site.site.clone(),
+            name: up.name.clone(),
+            login: up.login.clone(),
+            from_folder: up.via == super::Via::Folder,
+            bytes: up.bytes.clone(),
+            received_ms: up.received_ms,
+        }));
+        self.send_and_wait(vec![file], events).await?;
+        Ok(Taken::Applied {
+            accepted: parsed.records.len(),
+            refused: parsed.refused.len(),
+        })
+    }
+
     /// Apply the file's events as one message and wait for its commit.
     async fn commit(
         &self,
@@ -204,6 +253,21 @@ impl Intake {
             self.metrics.late.inc();
         }
         let records = parsed.records.len() + parsed.refused.len();
+        let refused = self.send_and_wait(evs, events).await?;
+        self.metrics
+            .records(records.saturating_sub(refused), refused);
+        Ok(Taken::Applied {
+            accepted: records.saturating_sub(refused),
+            refused,
+        })
+    }
+
+    /// `evs` to the core as one message, waiting for its commit: how many it refused.
+    async fn send_and_wait(
+        &self,
+        evs: Vec<SourceEvent>,
+        events: mpsc::Sender<SourceEvent>,
+    ) -> Result<usize, TakeError> {
         let refused = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = oneshot::channel();
         let tx = Mutex::new(Some(tx));
@@ -238,13 +302,7 @@ impl Intake {
                 )))
             }
         }
-        let refused = refused.lock().map(|r| r.len()).unwrap_or(0);
-        self.metrics
-            .records(records.saturating_sub(refused), refused);
-        Ok(Taken::Applied {
-            accepted: records.saturating_sub(refused),
-            refused,
-        })
+        Ok(refused.lock().map(|r| r.len()).unwrap_or(0))
     }
 
     /// A file refused whole: the reason goes to the core's rejections too (the operator's
@@ -415,5 +473,103 @@ pub struct IntakeTaker(pub Arc<Intake>);
 impl Taker for IntakeTaker {
     fn take(&self, upload: Upload) -> BoxFuture<'static, Result<Taken, TakeError>> {
         Box::pin(self.0.clone().take_file(upload))
+    }
+}
+
+/// Cluster mode: the files of the readings stream, applied with the mines' state this
+/// instance holds (every instance holds the same, from the same stream).
+pub struct StreamFiles(pub Arc<Intake>);
+
+impl crate::core::event::FileTaker for StreamFiles {
+    fn apply(&self, file: Box<FileIn>) -> BoxFuture<'static, Vec<SourceEvent>> {
+        Box::pin(self.0.clone().apply_streamed(file))
+    }
+
+    fn readings(&self, file: &FileIn) -> BoxFuture<'static, Vec<SourceEvent>> {
+        let (intake, file) = (self.0.clone(), file.clone());
+        Box::pin(async move { intake.readings_of(&file).await })
+    }
+}
+
+fn upload_of(f: &FileIn) -> Upload {
+    Upload {
+        login: f.login.clone(),
+        name: f.name.clone(),
+        bytes: f.bytes.clone(),
+        received_ms: f.received_ms,
+        via: if f.from_folder {
+            super::Via::Folder
+        } else {
+            super::Via::Ftp
+        },
+    }
+}
+
+impl Intake {
+    /// A file from the stream: its mine and records (the ingress instance checked both;
+    /// `None` if this build disagrees, logged at most every 10 s).
+    fn streamed(&self, up: &Upload) -> Option<(Arc<Mine>, ParsedFile)> {
+        let found = format::parse_name(&up.name, 0).ok().and_then(|n| {
+            let mine = self.mines.get(&n.mine_code)?.clone();
+            let parsed = format::parse_file(&up.name, &up.bytes, mine.site.tz_offset_s).ok()?;
+            Some((mine, parsed))
+        });
+        if found.is_none() {
+            if let Some(suppressed) = self.warn.allow("streamed", crate::telemetry::now_ms()) {
+                tracing::warn!(file = %up.name, suppressed, "a file in the readings stream names no mine here or does not parse here (is the inventory the same on every instance?); skipped");
+            }
+        }
+        found
+    }
+
+    /// Apply a file from the stream as it would have been applied alone: its events as
+    /// one message; nothing for a file applied before (the same name and content).
+    async fn apply_streamed(self: Arc<Self>, f: Box<FileIn>) -> Vec<SourceEvent> {
+        let up = upload_of(&f);
+        let Some((mine, parsed)) = self.streamed(&up) else {
+            return Vec::new();
+        };
+        let mut book = mine.book.lock().await;
+        let key = (up.name.clone(), Sha256::digest(&up.bytes).into());
+        if book.seen.contains(&key) {
+            self.metrics.duplicate.inc();
+            return Vec::new();
+        }
+        let (events, applied) = apply(
+            &up.name,
+            &parsed,
+            &mine.site,
+            &mut book.state,
+            up.received_ms,
+        );
+        if applied.late {
+            self.metrics.late.inc();
+        }
+        book.remember(key);
+        let (accepted, refused) = (parsed.records.len(), parsed.refused.len());
+        self.metrics.records(accepted, refused);
+        let taken = Taken::Applied { accepted, refused };
+        self.status
+            .file_applied(&mine.site, &parsed, &up, &taken, &book.state);
+        let msg = Message {
+            events,
+            refused: Arc::default(),
+            receipt: Receipt::new(|_| {}),
+        };
+        vec![SourceEvent::Message(Box::new(msg))]
+    }
+
+    /// A file's readings from the mine's state as it is now, changing nothing.
+    async fn readings_of(&self, f: &FileIn) -> Vec<SourceEvent> {
+        let up = upload_of(f);
+        let Some((mine, parsed)) = self.streamed(&up) else {
+            return Vec::new();
+        };
+        let mut state = mine.book.lock().await.state.clone();
+        let (events, _) = apply(&up.name, &parsed, &mine.site, &mut state, up.received_ms);
+        events
+            .into_iter()
+            .filter(|e| matches!(e, SourceEvent::Reading { .. } | SourceEvent::Stored { .. }))
+            .collect()
     }
 }

@@ -160,11 +160,12 @@ impl MineFilesSource {
         clock: &Clock,
         status: Arc<status::MinesStatus>,
         data_dir: &std::path::Path,
+        cluster: bool,
     ) -> Result<MineFilesSource, MineFilesError> {
         let m = metrics::MineMetrics::register(metrics);
         let kept = kept::Kept::at(data_dir.join("mine_files"));
         let sites = mine_sites(inv, settings)?;
-        let intake = Arc::new(intake::Intake::new(sites, kept, m, status));
+        let intake = Arc::new(intake::Intake::new(sites, kept, m, status, cluster));
         let taker: Arc<dyn Taker> = Arc::new(intake::IntakeTaker(intake.clone()));
         let ftp = if settings.listen.is_empty() {
             None
@@ -185,6 +186,13 @@ impl MineFilesSource {
             ftp,
             watch,
         })
+    }
+}
+
+impl MineFilesSource {
+    /// Cluster mode: how this instance applies the files of the readings stream.
+    pub fn stream_files(&self) -> crate::core::event::Files {
+        Arc::new(intake::StreamFiles(self.intake.clone()))
     }
 }
 
