@@ -4,6 +4,7 @@
 
 pub mod alarm_board;
 pub mod audit;
+pub mod held;
 pub mod route;
 pub mod store;
 

@@ -37,6 +37,8 @@ pub struct Router {
     /// Cluster mode: whether this instance has a site's effects now (by site id). Readings
     /// are then stored by their partition's writer, not here.
     owner: Option<Owner>,
+    /// Cluster mode: records of sites not owned here when made, for when they are.
+    held: super::held::Held<Record>,
 }
 
 /// See [`Router::set_owner`].
@@ -62,6 +64,7 @@ impl Router {
             latency: LatencyAcc::default(),
             clock,
             owner: None,
+            held: Default::default(),
         }
     }
 
@@ -92,10 +95,11 @@ impl Router {
     pub fn route(&mut self, core: &Core, out: &mut Outputs) -> Vec<JournalMsg> {
         let to_store = self.store.is_some().then_some(&mut self.to_store);
         let owner = self.owner.as_deref();
+        let mut elsewhere = Vec::new();
         let mut msgs = route_round(
             core,
             out,
-            to_store.map(|v| (v, owner)),
+            to_store.map(|v| (v, owner, &mut elsewhere)),
             &self.metrics,
             &self.warn,
             &mut self.latency,
@@ -130,6 +134,8 @@ impl Router {
                         self.to_store.push(Record::alarm(&view, &ev));
                     }
                     self.board.publish(&view);
+                } else if self.store.is_some() {
+                    elsewhere.push((view.site.clone(), Record::alarm(&view, &ev)));
                 }
                 self.metrics
                     .alarm_events
@@ -148,7 +154,22 @@ impl Router {
         if !out.receipts.is_empty() {
             msgs.push(JournalMsg::Receipts(std::mem::take(&mut out.receipts)));
         }
+        self.hold(elsewhere);
         msgs
+    }
+
+    /// Cluster mode: keep the records of sites not owned here, and store those of sites
+    /// this instance has taken since (see `sinks::held`).
+    fn hold(&mut self, elsewhere: Vec<(String, Record)>) {
+        let Some(owner) = &self.owner else { return };
+        let now = self.clock.now_ms();
+        for (site, r) in elsewhere {
+            self.held.keep(&site, now, r);
+        }
+        let n = self.held.release(now, owner.as_ref(), &mut self.to_store);
+        if n > 0 {
+            tracing::info!(records = n, "partition taken: storing the transitions and alarm events made while it had no owner here");
+        }
     }
 
     /// Hand a round's results on, outside the core lock: state changes to the journal, then
@@ -225,18 +246,27 @@ impl LatencyAcc {
 
 /// One round's readings and transitions to the store, transitions to the
 /// journal (returned), rejections to metrics and the log. Also refreshes device gauges.
+/// Where a round's records go: the store's list, the owner (cluster mode), and the list of
+/// records of sites not owned here.
+type StoreSide<'a> = (
+    &'a mut Vec<Record>,
+    Option<&'a OwnerFn>,
+    &'a mut Vec<(String, Record)>,
+);
+
+/// In cluster mode (`owner` given) the records of sites not owned here go to `elsewhere`.
 fn route_round(
     core: &Core,
     out: &mut Outputs,
-    store: Option<(&mut Vec<Record>, Option<&OwnerFn>)>,
+    store: Option<StoreSide<'_>>,
     metrics: &Metrics,
     warn: &RateLimitedLog,
     latency: &mut LatencyAcc,
 ) -> Vec<JournalMsg> {
     let inv = &core.inventory;
-    let (mut store, owner) = match store {
-        Some((q, owner)) => (Some(q), owner),
-        None => (None, None),
+    let (mut store, owner, mut elsewhere) = match store {
+        Some((q, owner, e)) => (Some(q), owner, Some(e)),
+        None => (None, None, None),
     };
     metrics.readings_accepted.inc_by(out.readings.len() as u64);
     for a in out.readings.drain(..) {
@@ -270,8 +300,15 @@ fn route_round(
         metrics.transitions.inc_by(out.transitions.len() as u64);
         for t in out.transitions.drain(..) {
             let d = &inv.devices[t.device as usize];
-            if let (Some(q), true) = (store.as_deref_mut(), owns(d.site)) {
-                q.push(Record::transition(inv, &t));
+            match (store.as_deref_mut(), owns(d.site)) {
+                (Some(q), true) => q.push(Record::transition(inv, &t)),
+                (Some(_), false) => {
+                    if let Some(e) = elsewhere.as_deref_mut() {
+                        let site = inv.sites[d.site as usize].id.to_string();
+                        e.push((site, Record::transition(inv, &t)));
+                    }
+                }
+                (None, _) => {}
             }
             rows.push(TransitionRow {
                 site: inv.sites[d.site as usize].id.to_string(),

@@ -112,6 +112,7 @@ fn covered_by(by: &'static [usize]) -> impl Fn(&BTreeMap<u32, usize>) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_have_one_owner_through_kills_restarts_and_a_lost_nats_node() {
     let _load = shared().await;
+    let _nats = crate::common::nats::one_at_a_time().await;
     let mut nats = NatsCluster::start(3);
     let mq = Mosquitto::start();
     let mut all: Vec<Instance> = ["gw-1", "gw-2", "gw-3"]
@@ -230,6 +231,7 @@ fn envelope(i: u32) -> safegate::core::cluster::envelope::Envelope {
 async fn readings_pass_through_jetstream_once_each_through_redeliveries_and_a_lost_node() {
     use safegate::cluster::stream::Readings;
     let _load = shared().await;
+    let _nats = crate::common::nats::one_at_a_time().await;
     let mut nats = NatsCluster::start(3);
     let urls: Vec<String> = (nats.nodes.iter())
         .map(|n| format!("nats://127.0.0.1:{}", n.port))

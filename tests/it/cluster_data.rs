@@ -557,6 +557,9 @@ async fn three_gateways_give_one_gateways_figures_through_a_kill_and_a_lost_nats
             .join("\n")
     };
     wait_stored(&vm, &sent, Duration::from_secs(90), logs).await;
+    // …and every transition, those made while a partition had no owner (after the kill)
+    // too: the store holds each device's timeline as the journal has it.
+    transitions_stored(&vm, &apis[0]).await;
     let inserted = vm.rows_inserted().await;
     eprintln!(
         "store rows posted {inserted}, readings {}",
@@ -630,6 +633,51 @@ async fn wait_stored(
     }
 }
 
+/// Every device's transitions in the store (`device_state`) are the journal's, as instance
+/// `api` shows them: the same times, the same states, none missing, none more.
+async fn transitions_stored(vm: &Victoria, api: &str) {
+    let mut stored: BTreeMap<String, Vec<(i64, bool)>> = BTreeMap::new();
+    for s in vm.export("device_state_online").await {
+        let key = format!("{}/{}", s.label("site"), s.label("device"));
+        let e = stored.entry(key).or_default();
+        e.extend(
+            s.timestamps
+                .iter()
+                .zip(&s.values)
+                .map(|(t, v)| (*t, *v == 1.0)),
+        );
+    }
+    let mut missing = Vec::new();
+    for s in 0..SITES {
+        for d in 0..DEVICES {
+            let (s, d) = (site(s), dev(d));
+            let from = now_ms() - 3_600_000;
+            let url = format!("{api}/api/v1/devices/{s}/{d}/history?from={from}");
+            let (status, h) = get(&url).await;
+            assert_eq!(status, 200, "{url}: {h}");
+            let journal: Vec<(i64, bool)> = (h["transitions"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| {
+                    let at = safegate::model::parse_time(t["at"].as_str()?)?;
+                    Some((at, t["online"].as_bool()?))
+                })
+                .collect();
+            let mut got = stored.remove(&format!("{s}/{d}")).unwrap_or_default();
+            got.sort_unstable();
+            got.dedup();
+            if got != journal {
+                missing.push(format!("{s}/{d}: journal {journal:?}, store {got:?}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "transitions not as the journal's:\n{}",
+        missing.join("\n")
+    );
+}
+
 pub(crate) async fn wait_until<F, Fut>(within: Duration, what: &str, mut done: F)
 where
     F: FnMut() -> Fut,
@@ -657,6 +705,7 @@ async fn without_nats_nothing_is_acknowledged_and_nothing_is_lost() {
     /// The reading of s05/d01 that raises an alarm.
     const ALARM_AT: i64 = 1_000;
     let _load = shared().await;
+    let _nats = crate::common::nats::one_at_a_time().await;
     let mut nats = NatsCluster::start(3);
     let mq = Mosquitto::start_with(|port, _| {
         format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 1000\nmax_queued_messages 100000\nlog_dest none\n")

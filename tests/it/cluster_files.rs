@@ -73,6 +73,7 @@ async fn points(api: &str, done: impl Fn(&Value) -> bool) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_taken_by_any_instance_is_applied_alike_by_all_and_stored_once() {
     let _load = shared().await;
+    let _nats = crate::common::nats::one_at_a_time().await;
     let nats = NatsCluster::start(3);
     let mq = Mosquitto::start();
     let vm = Victoria::start();

@@ -270,6 +270,7 @@ async fn acknowledge_over_the_api(mq: &Mosquitto, apis: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_unit_is_polled_by_its_sites_owner_alone_through_a_kill() {
     let _load = shared().await;
+    let _nats = crate::common::nats::one_at_a_time().await;
     let nats = NatsCluster::start(3);
     let mq = Mosquitto::start();
     let vm = Victoria::start();

@@ -4,6 +4,16 @@
 use super::{free_port, wait_port, which};
 use std::process::{Child, Command, Stdio};
 
+/// One NATS cluster at a time among the tests that share the machine: each is three servers
+/// electing leaders beside two or three gateways, and the tests that bound a handover
+/// (`cluster.rs`) missed it with two more such clusters on the same two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Taken after [`super::shared`], always in that order.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
+
 pub struct NatsNode {
     pub name: String,
     pub port: u16,
