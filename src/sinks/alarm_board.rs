@@ -53,6 +53,12 @@ impl BoardQueue {
         self.notify.notify_one();
     }
 
+    /// The topics waiting to be published.
+    #[cfg(test)]
+    pub(crate) fn topics(&self) -> Vec<String> {
+        self.lock().latest.keys().cloned().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }

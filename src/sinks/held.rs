@@ -3,7 +3,9 @@
 //! stores their effects; in the seconds after an owner dies and before its lease expires,
 //! nobody does. So each instance keeps what it did not store for a while, and when it takes
 //! a site's partition it stores what it kept of that site (the previous owner may have
-//! stored some of it: the store keeps one point per series and time).
+//! stored some of it: the store keeps one point per series and time). The same holds for the
+//! alarm board: the states an alarm went through meanwhile are published when the site is
+//! taken, the last one last, so the board ends at the alarm's current state.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -24,21 +26,28 @@ struct Entry<T> {
 pub struct Held<T> {
     entries: VecDeque<Entry<T>>,
     next_scan_ms: i64,
+    max: usize,
 }
 
 impl<T> Default for Held<T> {
     fn default() -> Self {
-        Held {
-            entries: VecDeque::new(),
-            next_scan_ms: i64::MIN,
-        }
+        Held::with_max(MAX)
     }
 }
 
 impl<T> Held<T> {
+    /// Keeping at most `max` (the oldest go first).
+    pub fn with_max(max: usize) -> Held<T> {
+        Held {
+            entries: VecDeque::new(),
+            next_scan_ms: i64::MIN,
+            max: max.max(1),
+        }
+    }
+
     /// Keep `record` of `site`, made at `made_ms` (this instance's clock).
     pub fn keep(&mut self, site: &str, made_ms: i64, record: T) {
-        if self.entries.len() >= MAX {
+        if self.entries.len() >= self.max {
             self.entries.pop_front();
         }
         self.entries.push_back(Entry {

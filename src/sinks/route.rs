@@ -39,7 +39,13 @@ pub struct Router {
     owner: Option<Owner>,
     /// Cluster mode: records of sites not owned here when made, for when they are.
     held: super::held::Held<Record>,
+    /// Cluster mode: the alarm states not published to the board for the same reason.
+    held_board: super::held::Held<AlarmView>,
 }
+
+/// Alarm states kept for the board while their site is not owned here (a view is some
+/// hundreds of bytes; a few minutes of alarm changes is far fewer).
+const BOARD_HELD: usize = 10_000;
 
 /// See [`Router::set_owner`].
 pub type Owner = Arc<OwnerFn>;
@@ -65,6 +71,7 @@ impl Router {
             clock,
             owner: None,
             held: Default::default(),
+            held_board: super::held::Held::with_max(BOARD_HELD),
         }
     }
 
@@ -134,8 +141,11 @@ impl Router {
                         self.to_store.push(Record::alarm(&view, &ev));
                     }
                     self.board.publish(&view);
-                } else if self.store.is_some() {
-                    elsewhere.push((view.site.clone(), Record::alarm(&view, &ev)));
+                } else if self.owner.is_some() {
+                    if self.store.is_some() {
+                        elsewhere.push((view.site.clone(), Record::alarm(&view, &ev)));
+                    }
+                    self.held_board.keep(&view.site, now, view.clone());
                 }
                 self.metrics
                     .alarm_events
@@ -167,8 +177,13 @@ impl Router {
             self.held.keep(&site, now, r);
         }
         let n = self.held.release(now, owner.as_ref(), &mut self.to_store);
-        if n > 0 {
-            tracing::info!(records = n, "partition taken: storing the transitions and alarm events made while it had no owner here");
+        let mut views = Vec::new();
+        let published = self.held_board.release(now, owner.as_ref(), &mut views);
+        for v in &views {
+            self.board.publish(v);
+        }
+        if n + published > 0 {
+            tracing::info!(records = n, alarm_states = published, "partition taken: storing the transitions and alarm events made while it had no owner here, and publishing their alarm states");
         }
     }
 
@@ -363,4 +378,50 @@ fn route_round(
         ));
     }
     msgs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::alarms::tests::{core, feed};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Cluster mode: an alarm raised while its site is not owned here goes neither to the
+    /// store nor to the board then, and goes to both once the site is taken.
+    #[test]
+    fn what_was_made_while_the_site_was_not_owned_here_goes_out_once_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Arc::new(AuditLog::open(dir.path()).unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let (store, _rx) = StoreQueue::new(1_000, 100, metrics.clone());
+        let board = BoardQueue::new("sg");
+        let clock = crate::telemetry::ManualClock::new(crate::core::alarms::tests::T0);
+        let mut router = Router::new(audit, Some(store), board.clone(), metrics, clock.clock());
+        let owned = Arc::new(AtomicBool::new(false));
+        let o = owned.clone();
+        router.set_owner(Arc::new(move |_: &str| o.load(Ordering::Relaxed)));
+        let mut c = core();
+        let mut out = Outputs {
+            alarms: feed(&mut c, "p2", "x", &[(0, 90.0)]),
+            ..Outputs::default()
+        };
+        assert!(!out.alarms.is_empty(), "a value alarm raised");
+        router.route(&c, &mut out);
+        assert!(
+            router.to_store.is_empty(),
+            "not owned: nothing for the store"
+        );
+        assert!(board.topics().is_empty(), "nor for the board");
+        owned.store(true, Ordering::Relaxed);
+        clock.advance(std::time::Duration::from_secs(2));
+        router.route(&c, &mut Outputs::default());
+        assert!(
+            router
+                .to_store
+                .iter()
+                .any(|r| matches!(r, Record::Alarm(_))),
+            "taken: the alarm's event is stored"
+        );
+        assert_eq!(board.topics().len(), 1, "and its state is on the board");
+    }
 }
