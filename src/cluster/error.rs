@@ -10,4 +10,11 @@ pub enum ClusterError {
     Request(String),
     #[error("lease round took longer than {0} s; NATS is slow or a node is frozen")]
     Slow(u64),
+    /// Refused for good: sending it again will not help.
+    #[error("{what} is {bytes} bytes, over the {limit} bytes a NATS message may carry (max_payload on the NATS servers)")]
+    TooLarge {
+        what: String,
+        bytes: usize,
+        limit: usize,
+    },
 }

@@ -32,6 +32,9 @@ type Pending = Pin<Box<dyn Future<Output = Done> + Send>>;
 
 enum Done {
     Published(bool),
+    /// Refused for good (too large for a NATS message): the message it is part of is not
+    /// acknowledged, and nothing behind it waits for it.
+    Refused,
     Receipt(Receipt),
 }
 
@@ -45,6 +48,8 @@ pub struct Relay {
     /// instance's ticks stay behind it, so a stalled publish (a NATS election) does not let
     /// time pass the readings it holds.
     pub held_since: Arc<AtomicI64>,
+    /// Refusals logged at most every 10 s.
+    pub warn: Arc<crate::telemetry::RateLimitedLog>,
 }
 
 /// Publishes and receipts in the order they came, with the publishes' ingress times (they
@@ -83,6 +88,8 @@ impl Relay {
         let mut pending = Queue::default();
         let mut buf = Vec::with_capacity(BATCH);
         let mut open = true;
+        // An event refused since the last receipt: that receipt fails.
+        let mut refused = false;
         while open || pending.len() > 0 {
             tokio::select! {
                 n = rx.recv_many(&mut buf, BATCH), if open && pending.len() < IN_FLIGHT => {
@@ -101,7 +108,15 @@ impl Relay {
                         let outcome = if duplicate { "duplicate" } else { "stored" };
                         self.metrics.count(&self.metrics.published, outcome, 1);
                     }
-                    // Every publish before it went through.
+                    Done::Refused => {
+                        pending.times.pop_front();
+                        self.held_since.store(pending.oldest(), Ordering::Relaxed);
+                        self.metrics.count(&self.metrics.published, "too_large", 1);
+                        refused = true;
+                    }
+                    // Every publish before it went through, or its message had one refused
+                    // (dropped: not durable, so not acknowledged).
+                    Done::Receipt(r) if std::mem::take(&mut refused) => drop(r),
                     Done::Receipt(r) => r.done(),
                 },
                 _ = shutdown.recv() => return,
@@ -144,14 +159,22 @@ impl Relay {
         Ok(())
     }
 
-    /// Publish until JetStream takes it (or the relay stops).
+    /// Publish until JetStream takes it (or the relay stops); an envelope too large for a
+    /// NATS message is refused at once, logged at most every 10 s.
     fn publish(&self, env: Envelope) -> Pending {
         let (readings, metrics) = (self.readings.clone(), self.metrics.clone());
         let p = partition_of(env.partition_key(), self.partitions);
+        let warn = self.warn.clone();
         Box::pin(async move {
             loop {
                 match readings.publish(p, &env, ATTEMPT).await {
                     Ok(a) => return Done::Published(a.duplicate),
+                    Err(e @ crate::cluster::ClusterError::TooLarge { .. }) => {
+                        if let Some(suppressed) = warn.allow("too_large", crate::model::now_ms()) {
+                            tracing::warn!(error = %e, suppressed, "not put into the readings stream, and not acknowledged to its sender");
+                        }
+                        return Done::Refused;
+                    }
                     // NATS away or electing: the message waits, unacknowledged (a stop
                     // drops this future, and the receipt fails with it).
                     Err(e) => {

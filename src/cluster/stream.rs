@@ -29,6 +29,9 @@ pub struct Published {
     pub duplicate: bool,
 }
 
+/// Room left under NATS's `max_payload` for a message's headers (its message id).
+const HEADROOM: usize = 1_024;
+
 #[derive(Clone)]
 pub struct Readings {
     js: jetstream::Context,
@@ -71,6 +74,15 @@ impl Readings {
     ) -> Result<Published, ClusterError> {
         let deadline = Instant::now() + within;
         let (payload, id) = (bytes::Bytes::from(env.to_json()), env.msg_id());
+        // The client would refuse it on every try: say so once, as a refusal.
+        let limit = self.js.client().server_info().max_payload;
+        if limit > 0 && payload.len() + HEADROOM > limit {
+            return Err(ClusterError::TooLarge {
+                what: format!("the envelope of {:?}", env.topic),
+                bytes: payload.len(),
+                limit,
+            });
+        }
         let mut wait = Duration::from_millis(50);
         loop {
             let msg = PublishMessage::build()

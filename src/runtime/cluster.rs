@@ -63,6 +63,7 @@ impl DataPath {
             core: core.clone(),
             metrics: self.metrics.clone(),
             held_since: held_since.clone(),
+            warn: Arc::new(RateLimitedLog::new(10_000)),
         };
         let follower = crate::cluster::follow::Follower {
             readings: readings.clone(),

@@ -9,7 +9,9 @@
 use crate::cluster_modbus::stable_partitions;
 use crate::common::nats::NatsCluster;
 use crate::common::*;
-use crate::mine_files::{curl_put, inventory, sample, MINE, PASSWORD, PASSWORD_ENV};
+use crate::mine_files::{
+    curl_put, inventory, local, mine_file, sample, MINE, PASSWORD, PASSWORD_ENV,
+};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -159,6 +161,31 @@ async fn a_file_taken_by_any_instance_is_applied_alike_by_all_and_stored_once() 
     }
     let two = |s: &[Series]| s.iter().map(|s| s.timestamps.len()).sum::<usize>() == 2;
     vm.wait_for(selector, WAIT, two).await;
+
+    // A file too large for a NATS message (1 MiB by default) is not taken: answered so
+    // that the mine sends it again, and refused at the relay, so what follows it is not
+    // held up behind it.
+    let dir = tempfile::tempdir().unwrap();
+    let cdss = |ms: i64, pad: usize| {
+        let (at, _) = local(ms);
+        let record = format!("{MINE}MN0001;测点;巷道;0.40;;0;{at}");
+        mine_file(dir.path(), MINE, "CDSS", ms, "", &[record], pad)
+    };
+    let (big, big_path) = cdss(1_772_324_400_000, 1_500_000);
+    let refused = curl_put(nodes[0].ftp, &big_path, &big, MINE).await;
+    assert!(
+        refused.is_err(),
+        "a 1.5 MB file was taken whole into the stream"
+    );
+    let (next, next_path) = cdss(1_772_324_700_000, 0);
+    curl_put(nodes[0].ftp, &next_path, &next, MINE)
+        .await
+        .expect("the next file is taken");
+    let three = |s: &[Series]| s.iter().map(|s| s.timestamps.len()).sum::<usize>() == 3;
+    vm.wait_for(selector, WAIT, three).await;
+    let text = get_text(&format!("{}/metrics", apis[0])).await;
+    let too_large = "safegate_cluster_published_total{outcome=\"too_large\"}";
+    assert_eq!(metric(&text, too_large), Some(1.0), "{text}");
     for n in &mut nodes {
         n.gw.stop();
     }

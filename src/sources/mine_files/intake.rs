@@ -288,6 +288,9 @@ impl Intake {
                 .map_err(|_| TakeError::Retry("the gateway is stopping".into()))?;
             match rx.await {
                 Ok(true) => Ok(()),
+                _ if self.relay => Err(TakeError::Retry(
+                    "the file was not put into the cluster's readings stream: the gateway is stopping, or the file is larger than a NATS message may carry (max_payload on the NATS servers; the gateway's log says which)".into(),
+                )),
                 _ => Err(TakeError::Retry(
                     "the file's readings could not be made durable".into(),
                 )),
