@@ -139,8 +139,10 @@ impl Readings {
         let config = pull::Config {
             durable_name: Some(name.clone()),
             filter_subject: subject(partition),
-            // Acknowledging a batch's last message acknowledges the batch.
-            ack_policy: AckPolicy::All,
+            // Each message acknowledged on its own. With `All`, acknowledging a batch's last
+            // message acknowledges every earlier one the consumer delivered, those a dead
+            // owner had taken and not committed too: they would never come again.
+            ack_policy: AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 10_000,
             deliver_policy: DeliverPolicy::All,
@@ -201,6 +203,19 @@ impl Taken {
     pub async fn ack(&self) -> Result<(), ClusterError> {
         (self.message.double_ack().await).map_err(|e| ClusterError::Request(e.to_string()))
     }
+}
+
+/// Acknowledge a batch: every message (sent in order on one connection), waiting for the
+/// server's confirmation of the last, so that when this returns none comes again.
+pub async fn ack_batch(batch: &[Taken]) -> Result<(), ClusterError> {
+    let request = |e: String| ClusterError::Request(e);
+    let Some((last, rest)) = batch.split_last() else {
+        return Ok(());
+    };
+    for t in rest {
+        t.message.ack().await.map_err(|e| request(e.to_string()))?;
+    }
+    last.ack().await
 }
 
 impl Partition {

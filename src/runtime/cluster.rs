@@ -211,7 +211,7 @@ struct Writer {
 
 impl Writer {
     /// While the partition is owned: take its readings from its durable consumer, commit
-    /// them to the outbox, then acknowledge them. What a dead owner took but did not
+    /// them to the outbox, then acknowledge each of them. What a dead owner took but did not
     /// acknowledge comes again to the next (the store keeps one sample per point).
     async fn run(self, mut shutdown: broadcast::Receiver<()>) {
         let p = self.partition;
@@ -245,7 +245,7 @@ impl Writer {
                 return; // not durable: left unacknowledged, delivered again
             }
             self.metrics.count(&self.metrics.stored, "committed", n);
-            if let Err(e) = last.ack().await {
+            if let Err(e) = crate::cluster::stream::ack_batch(&batch).await {
                 self.metrics.count(&self.metrics.stored, "ack_lost", 1);
                 tracing::debug!(partition = p, error = %e, "acknowledgement lost; the batch comes again");
             }

@@ -300,4 +300,46 @@ async fn readings_pass_through_jetstream_once_each_through_redeliveries_and_a_lo
             rest.len()
         );
     }
+
+    // An owner takes a batch and dies before acknowledging it; the next owner takes and
+    // acknowledges the messages after it. The dead owner's batch still comes again (after
+    // the 30 s a consumer waits for an acknowledgement): acknowledging the later ones did
+    // not acknowledge it.
+    for i in 0..20 {
+        readings
+            .publish(5, &envelope(1_000 + i), within)
+            .await
+            .unwrap();
+    }
+    let dead = readings.consumer(5, within).await.unwrap();
+    let taken = dead.fetch(10, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(taken.len(), 10);
+    let dead_seqs: Vec<u64> = taken.iter().map(|t| t.stream_sequence).collect();
+    drop((taken, dead));
+    let next = readings.consumer(5, within).await.unwrap();
+    let later = next.fetch(10, Duration::from_secs(2)).await.unwrap();
+    let seq = |b: &[safegate::cluster::stream::Taken]| -> Vec<u64> {
+        b.iter().map(|t| t.stream_sequence).collect()
+    };
+    let later_seqs = seq(&later);
+    safegate::cluster::stream::ack_batch(&later).await.unwrap();
+    let mut again = Vec::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    while again.len() < 10 {
+        assert!(
+            Instant::now() < until,
+            "the dead owner's batch did not come again: {again:?}"
+        );
+        let b = next
+            .fetch(10, Duration::from_secs(2))
+            .await
+            .unwrap_or_default();
+        again.extend(seq(&b));
+        safegate::cluster::stream::ack_batch(&b).await.unwrap();
+    }
+    again.sort_unstable();
+    assert_eq!(
+        again, dead_seqs,
+        "the dead owner's, not the later ones {later_seqs:?}"
+    );
 }
