@@ -418,6 +418,8 @@ struct Endpoint {
     link_up: Option<bool>,
     /// A flapping endpoint must not flood the log: one line per kind per 10 s.
     warn: RateLimitedLog,
+    /// The sites of its units, each once.
+    sites: Vec<String>,
     /// Cluster mode: the link's state belongs to whichever instance polls it; a stop or a
     /// handover here tells the core nothing (the next owner carries it on).
     shared: bool,
@@ -425,7 +427,11 @@ struct Endpoint {
 
 impl Endpoint {
     fn new(ep: EndpointSpec, tx: mpsc::Sender<SourceEvent>, start: Instant) -> Endpoint {
+        let mut sites: Vec<String> = ep.devices.iter().map(|d| d.site.clone()).collect();
+        sites.sort_unstable();
+        sites.dedup();
         Endpoint {
+            sites,
             last_start: vec![None; ep.devices.len()],
             link_name: Arc::from(format!("modbus:{}", ep.key)),
             ep,
@@ -452,7 +458,8 @@ impl Endpoint {
         }
         // The achieved period restarts when this instance polls the unit again.
         self.last_start[i] = None;
-        if !self.ep.devices.iter().any(|d| owns(&d.site)) {
+        // Asked once a site, not once a unit (an endpoint's units are mostly of one site).
+        if !self.sites.iter().any(|site| owns(site)) {
             self.ep.status.elsewhere.store(true, Ordering::Relaxed);
             // Another instance tells the link's state meanwhile; taken back, this one tells
             // its own first.
