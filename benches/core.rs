@@ -185,6 +185,33 @@ fn read_model(c: &mut Criterion) {
     g.finish();
 }
 
+/// Cluster mode's checkpoint of the core (`core::resume`), every second the stream moved:
+/// the state of 100,000 devices that all reported, taken under the core's lock and encoded,
+/// and put back at a restart.
+fn checkpoint(c: &mut Criterion) {
+    use safegate::core::resume::ResumeState;
+    const N: usize = 100_000;
+    let mut g = c.benchmark_group("checkpoint");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    let mut core = core_with(N);
+    feed(&mut core, &mut Outputs::default(), 0, N, 1_700_000_000_000);
+    g.bench_function(format!("take/{N}_devices"), |b| {
+        b.iter(|| black_box(core.resume_state().to_bytes().len()))
+    });
+    let bytes = core.resume_state().to_bytes();
+    eprintln!("checkpoint of {N} devices: {} bytes", bytes.len());
+    g.bench_function(format!("resume/{N}_devices"), |b| {
+        b.iter_with_large_drop(|| {
+            let mut fresh = core_with(N);
+            let state = ResumeState::from_bytes(&bytes).expect("its own checkpoint");
+            fresh.resume(&state);
+            fresh
+        })
+    });
+    g.finish();
+}
+
 /// The batch path's per-reading work in one thread, as phase T of `scripts/bench-ingest.sh`
 /// feeds it (messages of 250 readings on `{site}/batch`): parse, the core, the store record,
 /// its line. Per reading; what is left of phase T's CPU is MQTT, the outbox and HTTP.
@@ -241,5 +268,5 @@ fn batch_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, read_model, batch_path);
+criterion_group!(benches, bench, read_model, batch_path, checkpoint);
 criterion_main!(benches);

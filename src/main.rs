@@ -351,17 +351,21 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// The inventory files' units and the points of each mine's kept CDDY: what the running
-/// gateway holds after a start.
+/// The inventory files' units and the points of each mine's kept CDDY (in cluster mode, the
+/// CDDY in the journal's checkpoint): what the running gateway holds after a start.
 fn report_inventory(cfg: &config::Config, now: i64) -> Result<safegate::core::Inventory, String> {
+    use safegate::sources::mine_files;
     let mut inv = safegate::core::Inventory::from_config(&cfg.inventory);
-    let (declared, problems) = safegate::sources::mine_files::kept_declarations(
-        &cfg.inventory,
-        &cfg.mine_files,
-        &cfg.gateway.data_dir,
-        now,
-    )
-    .map_err(|e| e.to_string())?;
+    let (declared, problems) = if cfg.cluster.is_some() && cfg.mine_files.enabled {
+        let journal = safegate::state::Journal::open_read(&cfg.gateway.data_dir);
+        let saved = journal.and_then(|j| j.saved_files());
+        let saved = saved.map_err(|e| e.to_string())?;
+        let declared = mine_files::saved_declarations(&cfg.inventory, &cfg.mine_files, &saved);
+        (declared.map_err(|e| e.to_string())?, Vec::new())
+    } else {
+        mine_files::kept_declarations(&cfg.inventory, &cfg.mine_files, &cfg.gateway.data_dir, now)
+            .map_err(|e| e.to_string())?
+    };
     for p in problems {
         eprintln!("warning: {p}");
     }

@@ -275,6 +275,17 @@ pub struct ClusterView {
     /// The stream's time as applied (Unix ms): figures for a window ending before it agree
     /// on every instance that has reached it.
     stream_time_ms: i64,
+    /// The last checkpoint committed to this instance's journal (0 before the first): the
+    /// history, alarms and figures it answers come to this stream sequence and time; a
+    /// window is final here once `checkpoint_time_ms` has passed its end.
+    checkpoint_sequence: u64,
+    checkpoint_time_ms: i64,
+    /// The checkpoint this boot resumed from; null: it applied the stream from its start.
+    #[schema(required = true)]
+    resumed_from: Option<u64>,
+    /// Messages the stream no longer held when this boot resumed (its retention had passed
+    /// them): this instance's history misses them.
+    gap: u64,
 }
 
 /// `GET /api/v1/whoami`.

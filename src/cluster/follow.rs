@@ -15,6 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
+/// The core task checkpoints after this much wall time with something new applied: the
+/// most a restart applies again, and how far the journal (so the API's history) trails
+/// the stream.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 pub struct Follower {
     pub readings: Readings,
     pub core: mpsc::Sender<SourceEvent>,
@@ -26,11 +31,17 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Apply the stream from its start (this instance's state is rebuilt from it at every
-    /// start, see docs/scaling.md), following it until shutdown.
+    /// Apply the stream from after the checkpoint this boot resumed from, or from its
+    /// start (docs/scaling.md, "Checkpoints"), following it until shutdown.
     pub async fn run(self, mut shutdown: broadcast::Receiver<()>) {
         let warn = RateLimitedLog::new(10_000);
-        let mut clock = StreamClock::default();
+        let view = self.status.view();
+        let mut clock = StreamClock {
+            now_ms: view.stream_time_ms,
+            sequence: view.applied_sequence,
+        };
+        let mut first = view.resumed_from.is_some();
+        let mut marked = Marker::new(clock.sequence);
         loop {
             let messages = tokio::select! {
                 m = self.readings.follow(clock.sequence + 1) => m,
@@ -50,16 +61,42 @@ impl Follower {
             };
             loop {
                 let next = tokio::select! {
-                    n = messages.next() => n,
+                    n = messages.next() => Some(n),
+                    _ = tokio::time::sleep_until(marked.due()) => None,
                     _ = shutdown.recv() => return,
+                };
+                let Some(next) = next else {
+                    // Nothing new for a while: checkpoint what was applied.
+                    if marked.mark(&self, clock).await.is_err() {
+                        return;
+                    }
+                    continue;
                 };
                 let Some(Ok((seq, payload))) = next else {
                     break;
                 };
+                if std::mem::take(&mut first) {
+                    self.check_gap(clock.sequence, seq);
+                }
                 if self.apply(&mut clock, seq, &payload, &warn).await.is_err() {
                     return; // the core stopped
                 }
+                if marked.due() <= tokio::time::Instant::now()
+                    && marked.mark(&self, clock).await.is_err()
+                {
+                    return;
+                }
             }
+        }
+    }
+
+    /// A resumed boot's first message should follow its checkpoint; the stream's retention
+    /// may have dropped what came between.
+    fn check_gap(&self, checkpoint: u64, first: u64) {
+        let gap = first.saturating_sub(checkpoint + 1);
+        if gap > 0 {
+            self.status.set_gap(gap);
+            tracing::error!(checkpoint, first, missing = gap, "the readings stream no longer holds the messages after this instance's checkpoint (its retention passed them): this instance's history misses them; figures over that time are not those of the other instances");
         }
     }
 
@@ -103,5 +140,46 @@ impl Follower {
         }
         self.status.set_applied(*clock);
         Ok(())
+    }
+}
+
+/// When the follower tells the core task the position it has handed over: every
+/// [`CHECKPOINT_EVERY`], when something new was applied.
+struct Marker {
+    sequence: u64,
+    at: tokio::time::Instant,
+}
+
+impl Marker {
+    fn new(sequence: u64) -> Marker {
+        Marker {
+            sequence,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    fn due(&self) -> tokio::time::Instant {
+        self.at + CHECKPOINT_EVERY
+    }
+
+    /// Tell the core task the position `clock` (unless nothing new was applied), with the
+    /// mines' state there.
+    async fn mark(&mut self, f: &Follower, clock: StreamClock) -> Result<(), ()> {
+        self.at = tokio::time::Instant::now();
+        if clock.sequence == self.sequence {
+            return Ok(());
+        }
+        self.sequence = clock.sequence;
+        // The follower applies files one at a time: the mines are at this position now.
+        let saved = match &f.files {
+            Some(files) => files.saved().await,
+            None => Vec::new(),
+        };
+        let ev = SourceEvent::Position {
+            sequence: clock.sequence,
+            now_ms: clock.now_ms,
+            saved,
+        };
+        f.core.send(ev).await.map_err(|_| ())
     }
 }

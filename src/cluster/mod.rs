@@ -106,6 +106,28 @@ impl ClusterStatus {
         inner.view.stream_time_ms = c.now_ms;
     }
 
+    /// A checkpoint is committed to the journal.
+    pub fn set_checkpoint(&self, sequence: u64, stream_ms: i64) {
+        let mut inner = self.lock();
+        inner.view.checkpoint_sequence = sequence;
+        inner.view.checkpoint_time_ms = stream_ms;
+    }
+
+    /// This boot resumes from the checkpoint at `sequence`: applied and committed so far.
+    pub fn resume_at(&self, sequence: u64, stream_ms: i64) {
+        let mut inner = self.lock();
+        inner.view.applied_sequence = sequence;
+        inner.view.stream_time_ms = stream_ms;
+        inner.view.checkpoint_sequence = sequence;
+        inner.view.checkpoint_time_ms = stream_ms;
+        inner.view.resumed_from = Some(sequence);
+    }
+
+    /// `messages` were gone from the stream when this boot resumed.
+    pub fn set_gap(&self, messages: u64) {
+        self.lock().view.gap = messages;
+    }
+
     fn set_seen(&self, live: &[String], leases: &BTreeMap<u32, Lease>) {
         let mut inner = self.lock();
         inner.view.members = live.to_vec();

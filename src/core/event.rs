@@ -177,6 +177,15 @@ pub enum SourceEvent {
     Tick {
         at_ms: i64,
     },
+    /// Cluster mode: the follower has handed over every event of the readings stream up to
+    /// `sequence` (the stream's time `now_ms`): the core task checkpoints there. It never
+    /// reaches the core itself.
+    Position {
+        sequence: u64,
+        now_ms: i64,
+        /// The mines whose state files changed since the last position.
+        saved: Vec<FileSave>,
+    },
 }
 
 impl SourceEvent {
@@ -258,7 +267,36 @@ pub trait FileTaker: Send + Sync {
     /// Its readings alone, from the source's state as it is, changing nothing: what a
     /// partition writer stores once the follower has applied the file.
     fn readings(&self, file: &FileIn) -> futures::future::BoxFuture<'static, Vec<SourceEvent>>;
+    /// The state of each mine a file changed since the last call, for the checkpoint at
+    /// the position applied (the follower calls it between files).
+    fn saved(&self) -> futures::future::BoxFuture<'static, Vec<FileSave>>;
 }
+
+/// Cluster mode: one mine's state as a checkpoint keeps it ([`FileTaker::saved`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FileSave {
+    /// The mine's code.
+    pub key: String,
+    /// What the source needs beside its definitions, in its own format.
+    pub state: Vec<u8>,
+    /// The definitions file (a CDDY) the mine's points now come from, when one was applied
+    /// since the last checkpoint.
+    pub definition: Option<Definition>,
+    /// The files applied since the last checkpoint, (name, SHA-256 of the content), oldest
+    /// first: what a second copy of one is known by. The newest [`SEEN_KEPT`] are kept.
+    pub seen: Vec<(String, [u8; 32])>,
+}
+
+/// A mine's definitions file as it came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub received_ms: i64,
+}
+
+/// The files a mine is known to have applied, per mine (a second copy is skipped).
+pub const SEEN_KEPT: usize = 4096;
 
 /// See [`FileTaker`].
 pub type Files = Arc<dyn FileTaker>;

@@ -92,7 +92,7 @@ pub struct Core {
     pub(super) rejected_by_reason: [u64; Reason::ALL.len()],
     recent: VecDeque<Rejection>,
     recent_cap: usize,
-    accepted: u64,
+    pub(super) accepted: u64,
     /// What changed since the last read model ([`Core::snapshot`]): devices, alarms.
     pub(super) changes: super::changes::Changes,
     /// `[alarms]`: the rules of devices that join at runtime are resolved under it.
@@ -358,8 +358,9 @@ impl Core {
             SourceEvent::Message(m) => self.apply_message(*m, out),
             SourceEvent::Devices(sd) => self.apply_site_devices(&sd, out),
             SourceEvent::Tick { at_ms } => self.liveness.expire(at_ms, &mut out.transitions),
-            // Turned into its events before the core (cluster::follow); never sent here.
-            SourceEvent::File(_) => {}
+            // Turned into its events before the core (cluster::follow), and taken by the
+            // core task (a checkpoint): never sent here.
+            SourceEvent::File(_) | SourceEvent::Position { .. } => {}
         }
     }
 

@@ -6,12 +6,12 @@
 //! transition times do not depend on task scheduling.
 
 use super::inventory::DeviceIdx;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     /// Never reported since it was registered.
@@ -95,7 +95,7 @@ pub struct Transition {
 
 /// What an online device's readings say of themselves: normal, faulty (reachable, but the
 /// value cannot be trusted), or under maintenance (标校, 不巡检, 暂停: not counted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     #[default]
@@ -184,6 +184,18 @@ impl Entry {
             in_heap: false,
         }
     }
+}
+
+/// One device's entry as a checkpoint keeps it (`core::resume`): all a later reading or
+/// silence is judged by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryState {
+    pub state: DeviceState,
+    pub last_seen: Option<i64>,
+    pub since: Option<i64>,
+    pub state_offline_at: Option<i64>,
+    pub condition: Option<Condition>,
+    pub cause: Option<Box<str>>,
 }
 
 /// Liveness of every registered device.
@@ -351,6 +363,7 @@ impl Liveness {
     /// Turn offline every device silent past its deadline at `now`; transitions are stamped
     /// with the deadline itself, in time order.
     pub fn expire(&mut self, now: i64, out: &mut Vec<Transition>) {
+        let first = out.len();
         while let Some(Reverse((deadline, d))) = self.heap.peek().copied() {
             if deadline > now {
                 break;
@@ -378,6 +391,9 @@ impl Liveness {
                 self.arm(d);
             }
         }
+        // In time order, not the heap's: a heap rebuilt at a restart (a checkpoint) holds
+        // other stale deadlines, and the alarms these raise take their ids in this order.
+        out[first..].sort_by_key(|t| (t.at_ms, t.device));
     }
 
     /// The earliest time at which [`Liveness::expire`] may have something to do.
@@ -441,6 +457,40 @@ impl Liveness {
         // not keep; the next reading's condition is recorded whatever it is.
         e.condition = if fault { Some(Condition::Fault) } else { None };
         if state == DeviceState::Online {
+            self.arm(d);
+        }
+    }
+}
+
+impl Liveness {
+    /// Device `d`'s entry, for a checkpoint.
+    pub fn entry_state(&self, d: DeviceIdx) -> Option<EntryState> {
+        let e = self.entries.get(d as usize)?;
+        Some(EntryState {
+            state: e.state,
+            last_seen: e.last_seen.get(),
+            since: e.since.get(),
+            state_offline_at: e.state_offline_at.get(),
+            condition: e.condition,
+            cause: self.causes.get(&d).map(|c| c.as_ref().into()),
+        })
+    }
+
+    /// Put back device `d`'s entry from a checkpoint.
+    pub fn set_entry_state(&mut self, d: DeviceIdx, s: &EntryState) {
+        let Some(e) = self.entries.get_mut(d as usize) else {
+            return;
+        };
+        e.state = s.state;
+        e.last_seen = At::of(s.last_seen);
+        e.since = At::of(s.since);
+        e.state_offline_at = At::of(s.state_offline_at);
+        e.condition = s.condition;
+        match &s.cause {
+            Some(c) => self.causes.insert(d, Arc::from(c.as_ref())),
+            None => self.causes.remove(&d),
+        };
+        if s.state == DeviceState::Online {
             self.arm(d);
         }
     }

@@ -12,6 +12,7 @@ pub mod live;
 pub mod liveness;
 pub mod receipt;
 pub mod recent;
+pub mod resume;
 pub mod snapshot;
 pub mod stats;
 

@@ -5,7 +5,8 @@ use crate::cluster::ClusterStatus;
 use crate::config::{Config, LoadedConfig};
 use crate::core::alarms::rules::AlarmRules;
 use crate::core::alarms::view::AlarmView;
-use crate::core::{Core, DeviceState, Inventory, Outputs, SourceEvent};
+use crate::core::resume::ResumeState;
+use crate::core::{Core, DeviceState, Inventory, Outputs, Receipt, SourceEvent};
 use crate::model::now_ms;
 use crate::sinks::alarm_board::BoardQueue;
 use crate::sinks::outbox::Outbox;
@@ -14,7 +15,7 @@ use crate::sinks::route::Router;
 use crate::sinks::store::{self, StoreQueue};
 use crate::sinks::Record;
 use crate::sources::{self, SourceContext, SourceStatus};
-use crate::state::{Journal, JournalMsg, StateError};
+use crate::state::{Checkpoint, Journal, JournalMsg, StateError};
 use crate::telemetry::{Clock, Metrics, OutboxStatus, StoreStatus};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -111,7 +112,8 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
     let metrics = Arc::new(Metrics::new());
     let embedded = embedded_broker(&mut cfg, &metrics, &audit).await?;
     let mut source_status = SourceStatus::default();
-    let sources = super::registry::sources(&cfg, &metrics, &clock, &mut source_status)?;
+    let saved = saved_files(&cfg, &journal)?;
+    let sources = super::registry::sources(&cfg, &metrics, &clock, &mut source_status, &saved)?;
     // Release the configuration's copy of the inventory: at 100k devices it matters.
     cfg.inventory = Default::default();
 
@@ -146,10 +148,7 @@ pub async fn start_with(loaded: LoadedConfig, clock: Clock) -> Result<Gateway, S
         mines: source_status.mines.clone(),
         clock: clock.clone(),
         overview: Default::default(),
-        cluster: cfg
-            .cluster
-            .as_ref()
-            .map(|c| Arc::new(ClusterStatus::new(c))),
+        cluster: cluster_status(&cfg, &journal),
         // Cluster mode: the sources' channel feeds the relay.
         into_stream: cfg.cluster.as_ref().map(|_| src_tx.clone()),
     });
@@ -393,7 +392,11 @@ fn restore_core(
     retain_closed: Duration,
     now: i64,
 ) -> Result<(Core, ClosedAlarms), StartError> {
-    let closed = journal.close_open_links()?;
+    // Cluster mode: links are the stream's, changed only by what it carries.
+    let closed = match cfg.cluster {
+        None => journal.close_open_links()?,
+        Some(_) => 0,
+    };
     if closed > 0 {
         tracing::warn!(
             links = closed,
@@ -413,6 +416,7 @@ fn restore_core(
         &cfg.inventory,
         &core.inventory,
     ));
+    declare_saved(&mut core, cfg, &saved_files(cfg, journal)?)?;
     let open_alarms = journal.load_open_alarms(&core.inventory)?;
     if !open_alarms.is_empty() {
         tracing::info!(
@@ -426,6 +430,9 @@ fn restore_core(
     // Cluster mode: every instance must date the configured units alike, whenever it
     // started; they count from the start of any window (docs/scaling.md).
     let registered_at = if cfg.cluster.is_some() { 0 } else { now };
+    if cfg.cluster.is_some() {
+        resume(&mut core, journal);
+    }
     let changed = journal.sync_registry(&core.inventory, registered_at)?;
     if changed > 0 {
         tracing::info!(
@@ -621,10 +628,15 @@ type SharedOutbox = Arc<Mutex<Outbox>>;
 fn open_files(cfg: &Config) -> Result<(Journal, Option<SharedOutbox>), StartError> {
     use crate::state::space::{Reserve, Watermark};
     let (dir, o) = (&cfg.gateway.data_dir, &cfg.outbox);
-    if cfg.cluster.is_some() {
-        rebuild_from_stream(dir);
-    }
     let mut journal = Journal::open_with(dir, cfg.gateway.on_damaged_file, now_ms())?;
+    if cfg.cluster.is_some() {
+        if let Err(why) = resumable(&journal) {
+            drop(journal);
+            rebuild_from_stream(dir, &why);
+            journal = Journal::open_with(dir, cfg.gateway.on_damaged_file, now_ms())?;
+        }
+        journal.commit_at_checkpoints();
+    }
     // One reserve on the disk of data_dir, for whichever file meets a full disk first.
     let reserve = Arc::new(Reserve::open(dir, o.reserve_bytes));
     journal.guard_disk(reserve.clone(), o.wal_max_bytes)?;
@@ -637,16 +649,80 @@ fn open_files(cfg: &Config) -> Result<(Journal, Option<SharedOutbox>), StartErro
     Ok((journal, Some(Arc::new(Mutex::new(outbox)))))
 }
 
-/// Cluster mode: this instance's journal is derived from the readings stream, which it
-/// applies from the start at every start; what it held is set aside (the outbox, which
-/// holds writes not yet stored, stays).
-fn rebuild_from_stream(dir: &std::path::Path) {
+/// Cluster mode: this boot's status, at the checkpoint it resumes from if any.
+fn cluster_status(cfg: &Config, journal: &Journal) -> Option<Arc<ClusterStatus>> {
+    let status = Arc::new(ClusterStatus::new(cfg.cluster.as_ref()?));
+    if let Ok(Some(c)) = journal.checkpoint() {
+        status.resume_at(c.sequence, c.stream_ms);
+    }
+    Some(status)
+}
+
+/// Cluster mode: the journal's last checkpoint and the core's state kept with it, when this
+/// instance can resume from them; else why not.
+fn resumable(journal: &Journal) -> Result<(crate::state::Resumed, ResumeState), String> {
+    let c = (journal.checkpoint().map_err(|e| e.to_string())?)
+        .ok_or_else(|| "no checkpoint in it".to_string())?;
+    let state = ResumeState::from_bytes(&c.state).map_err(|e| e.to_string())?;
+    Ok((c, state))
+}
+
+/// Cluster mode: this instance's journal is derived from the readings stream; without a
+/// checkpoint to resume from it is rebuilt from the stream's start, and what it held is
+/// set aside (the outbox, which holds writes not yet stored, stays).
+fn rebuild_from_stream(dir: &std::path::Path, why: &str) {
     let mut removed = false;
     for name in ["state.db", "state.db-wal", "state.db-shm"] {
         removed |= std::fs::remove_file(dir.join(name)).is_ok();
     }
     if removed {
-        tracing::info!(dir = %dir.display(), "cluster mode: state.db is rebuilt from the readings stream");
+        tracing::info!(dir = %dir.display(), why, "cluster mode: state.db is rebuilt from the readings stream");
+    }
+}
+
+/// Cluster mode: the mines' state at the checkpoint this instance resumes from (none
+/// without one).
+fn saved_files(
+    cfg: &Config,
+    journal: &Journal,
+) -> Result<Vec<crate::core::event::FileSave>, StateError> {
+    match (&cfg.cluster, cfg.mine_files.enabled) {
+        (Some(_), true) => journal.saved_files(),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Cluster mode: the points the mines' CDDYs in the checkpoint declared join the inventory
+/// again, before the journal's alarms and the core's state are put back (their outputs
+/// are in the journal already).
+fn declare_saved(
+    core: &mut Core,
+    cfg: &Config,
+    saved: &[crate::core::event::FileSave],
+) -> Result<(), StartError> {
+    if saved.is_empty() {
+        return Ok(());
+    }
+    let declared = sources::mine_files::saved_declarations(&cfg.inventory, &cfg.mine_files, saved)?;
+    let mut out = Outputs::default();
+    for sd in declared {
+        core.apply(SourceEvent::Devices(Box::new(sd)), &mut out);
+    }
+    Ok(())
+}
+
+/// Cluster mode: put back the core's state kept with the journal's checkpoint.
+fn resume(core: &mut Core, journal: &Journal) {
+    let Ok(Some(c)) = journal.checkpoint() else {
+        return;
+    };
+    if let Ok(state) = ResumeState::from_bytes(&c.state) {
+        let devices = core.resume(&state);
+        tracing::info!(
+            sequence = c.sequence,
+            devices,
+            "cluster mode: resumed from the checkpoint; the stream is applied from the message after it"
+        );
     }
 }
 
@@ -731,8 +807,8 @@ async fn core_task(
         tokio::select! {
             n = rx.recv_many(&mut buf, CORE_BATCH) => {
                 if n == 0 { break }
-                let msgs = ctx.apply(&shared, &mut buf, None);
-                if ctx.router.deliver(&journal, msgs).await.is_err() {
+                let mut seen = (&mut saved_seen, &journal);
+                if ctx.take(&shared, &mut buf, &mut seen).await.is_err() {
                     break;
                 }
             }
@@ -826,6 +902,70 @@ impl Dispatch {
     fn route(&mut self, core: &Core) -> Vec<JournalMsg> {
         self.read.note(core, &self.out, self.clock.now_ms());
         self.router.route(core, &mut self.out)
+    }
+
+    /// Apply a batch of events and persist what they did; in cluster mode, at each stream
+    /// position among them, what came before it and then a checkpoint.
+    async fn take(
+        &mut self,
+        shared: &Shared,
+        buf: &mut Vec<SourceEvent>,
+        (saved_seen, journal): &mut (&mut Vec<Option<i64>>, &mpsc::Sender<JournalMsg>),
+    ) -> Result<(), ()> {
+        while let Some(i) = (buf.iter()).position(|e| matches!(e, SourceEvent::Position { .. })) {
+            let rest = buf.split_off(i + 1);
+            let Some(SourceEvent::Position {
+                sequence,
+                now_ms,
+                saved,
+            }) = buf.pop()
+            else {
+                unreachable!("found above");
+            };
+            let msgs = self.apply(shared, buf, None);
+            self.router.deliver(journal, msgs).await.map_err(|_| ())?;
+            self.checkpoint(shared, journal, saved_seen, (sequence, now_ms, saved))
+                .await?;
+            *buf = rest;
+        }
+        let msgs = self.apply(shared, buf, None);
+        self.router.deliver(journal, msgs).await.map_err(|_| ())
+    }
+
+    /// Cluster mode: everything up to stream `sequence` is applied and on its way to the
+    /// journal; the last seen times, latencies and the core's own state join it, and the
+    /// journal commits them all as the checkpoint at `sequence` (docs/scaling.md).
+    async fn checkpoint(
+        &mut self,
+        shared: &Shared,
+        journal: &mpsc::Sender<JournalMsg>,
+        saved_seen: &mut Vec<Option<i64>>,
+        (sequence, stream_ms, files): (u64, i64, Vec<crate::core::event::FileSave>),
+    ) -> Result<(), ()> {
+        let rows = last_seen_changes(shared, saved_seen);
+        let lat = self.router.take_latency(&shared.core().inventory);
+        let state = shared.core().resume_state().to_bytes();
+        let status = shared.cluster.clone();
+        let done = Receipt::new(move |committed| {
+            if let (true, Some(s)) = (committed, &status) {
+                s.set_checkpoint(sequence, stream_ms);
+            }
+        });
+        let msgs = [
+            (!rows.is_empty()).then_some(JournalMsg::LastSeen(rows)),
+            (!lat.is_empty()).then_some(JournalMsg::Latency(lat)),
+            Some(JournalMsg::Checkpoint(Box::new(Checkpoint {
+                sequence,
+                stream_ms,
+                state,
+                files,
+                done: Some(done),
+            }))),
+        ];
+        for m in msgs.into_iter().flatten() {
+            journal.send(m).await.map_err(|_| ())?;
+        }
+        Ok(())
     }
 
     /// Apply a batch of source events (or, with `tick`, advance the clock) under one lock

@@ -14,6 +14,7 @@ pub fn sources(
     metrics: &Metrics,
     clock: &Clock,
     status: &mut SourceStatus,
+    saved: &[crate::core::event::FileSave],
 ) -> Result<Vec<Box<dyn Source>>, StartError> {
     // Compiled once for every source that reads platforms' own shapes (the configuration's
     // check has compiled them already, so this does not fail in practice).
@@ -42,7 +43,8 @@ pub fn sources(
         let (settings, status) = (&cfg.mine_files, status.mines.clone());
         let inv = &cfg.inventory;
         let data_dir = &cfg.gateway.data_dir;
-        let cluster = cfg.cluster.is_some();
+        // Cluster mode: the mines' state of the checkpoint this instance resumes from.
+        let cluster = cfg.cluster.as_ref().map(|_| saved);
         let src = mine_files::MineFilesSource::build(
             settings, inv, metrics, clock, status, data_dir, cluster,
         )?;

@@ -91,9 +91,10 @@ impl Journal {
     /// Persist alarm changes in one transaction.
     pub fn save_alarms(&mut self, rows: &[AlarmRow]) -> Result<(), StateError> {
         let path = self.path.clone();
+        // A savepoint: in cluster mode it joins the transaction a checkpoint commits.
         let tx = self
             .conn
-            .transaction()
+            .savepoint()
             .map_err(|e| StateError::Db(path.clone(), e))?;
         {
             let mut up = tx

@@ -29,6 +29,8 @@ pub struct Journal {
     pub(super) keys: Keys,
     /// Released when a write meets a full disk, so the journal can still write and checkpoint.
     reserve: Option<std::sync::Arc<super::space::Reserve>>,
+    /// Cluster mode: writes are committed only with a checkpoint (`super::checkpoint`).
+    pub(super) held: Option<super::rows::Held>,
 }
 
 impl Journal {
@@ -54,6 +56,7 @@ impl Journal {
             conn,
             keys: Arc::default(),
             reserve: None,
+            held: None,
         };
         j.load_keys()?;
         Ok(j)
@@ -78,6 +81,7 @@ impl Journal {
             conn,
             keys: Arc::default(),
             reserve: None,
+            held: None,
         };
         j.load_keys()?;
         Ok(j)
@@ -160,13 +164,15 @@ impl Journal {
     }
 
     /// Run `f` in one transaction with the unit keys, committed only when it succeeds
-    /// (rusqlite rolls back on drop); errors name the file.
+    /// (rusqlite rolls back on drop); errors name the file. A savepoint: alone it is a
+    /// transaction of its own; in cluster mode it joins the one a checkpoint commits.
     pub(super) fn in_transaction<T>(
         &mut self,
         f: impl FnOnce(&Connection, &mut super::keys::UnitKeys) -> rusqlite::Result<T>,
     ) -> Result<T, StateError> {
-        let db = |e| StateError::Db(self.path.clone(), e);
-        let tx = self.conn.unchecked_transaction().map_err(db)?;
+        let path = &self.path;
+        let db = |e| StateError::Db(path.clone(), e);
+        let tx = self.conn.savepoint().map_err(db)?;
         let out = f(&tx, Arc::make_mut(&mut self.keys)).map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(out)
@@ -180,14 +186,27 @@ impl Journal {
         let mut clean = true;
         let warn = crate::telemetry::RateLimitedLog::new(10_000);
         let now = crate::model::now_ms;
+        self.begin_held();
         while let Some(msg) = rx.blocking_recv() {
-            if let JournalMsg::Receipts(rs) = msg {
-                if clean {
-                    rs.into_iter().for_each(crate::core::Receipt::done);
+            let msg = match msg {
+                JournalMsg::Checkpoint(c) => {
+                    self.commit_checkpoint(*c);
+                    continue;
                 }
-                clean = true;
-                continue;
-            }
+                JournalMsg::Receipts(rs) if self.held.is_some() => {
+                    self.hold_receipts(rs);
+                    continue;
+                }
+                JournalMsg::Receipts(rs) => {
+                    if clean {
+                        rs.into_iter().for_each(crate::core::Receipt::done);
+                    }
+                    clean = true;
+                    continue;
+                }
+                _ if self.held_broken() => continue,
+                msg => msg,
+            };
             if let JournalMsg::Transitions(rows) = &msg {
                 since_compaction += rows.len();
             }
@@ -200,6 +219,7 @@ impl Journal {
             };
             if let Err(e) = r {
                 clean = false;
+                self.held_failed();
                 // Keep serving: a full disk may clear; the error names the file.
                 self.recover();
                 if let Some(suppressed) = warn.allow("journal_write", now()) {
@@ -216,6 +236,8 @@ impl Journal {
                 }
             }
         }
+        // What came after the last checkpoint is not kept: a restart applies it again.
+        self.end_held();
         if let Err(e) = self.compact() {
             tracing::error!(error = %e, "cannot compact the transition timeline");
         }
@@ -231,7 +253,7 @@ impl Journal {
             JournalMsg::Polls(rows) => self.add_polls(rows),
             JournalMsg::Alarms(rows) => self.save_alarms(rows),
             JournalMsg::Registry(rows) => self.append_registry(rows),
-            JournalMsg::Receipts(_) => Ok(()),
+            JournalMsg::Receipts(_) | JournalMsg::Checkpoint(_) => Ok(()),
         }
     }
 
@@ -241,7 +263,7 @@ impl Journal {
 
     /// After a failed write (its transaction rolled back when dropped): forget unit keys it
     /// may have handed out, since their rows were rolled back with it.
-    fn recover(&mut self) {
+    pub(super) fn recover(&mut self) {
         if self.load_keys().is_err() {
             self.keys = Arc::default();
         }

@@ -2,6 +2,7 @@
 //! room on its disk (`space`).
 
 mod alarms;
+mod checkpoint;
 mod compaction;
 pub mod files;
 mod journal;
@@ -15,6 +16,8 @@ mod writer;
 
 pub use alarms::{AlarmFilter, AlarmRow};
 pub use pool::ReadPool;
+
+pub use rows::{Checkpoint, Resumed};
 
 pub use journal::{
     ConditionRow, DeviceSnapshot, Journal, JournalMsg, LatencyRow, StateError, TransitionRow,

@@ -76,4 +76,42 @@ pub enum JournalMsg {
     /// Receipts of messages whose state changes came before this: completed once those are
     /// committed, dropped (not durable) when a write failed.
     Receipts(Vec<crate::core::Receipt>),
+    /// Cluster mode: the stream position everything before this comes to.
+    Checkpoint(Box<Checkpoint>),
+}
+
+/// Cluster mode: every event of the readings stream up to `sequence` is applied, none after,
+/// and the journal's writes before this message are what they did; `state` is what the core
+/// holds beyond the journal (`core::resume`). Written in the one transaction that holds
+/// those writes, so after a crash the journal is exactly at its last checkpoint.
+pub struct Checkpoint {
+    pub sequence: u64,
+    /// The stream's time at `sequence`.
+    pub stream_ms: i64,
+    pub state: Vec<u8>,
+    /// The mines whose state changed since the last checkpoint.
+    pub files: Vec<crate::core::event::FileSave>,
+    /// Completed once committed (dropped when it was not).
+    pub done: Option<crate::core::Receipt>,
+}
+
+/// A checkpoint as read back at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumed {
+    pub sequence: u64,
+    pub stream_ms: i64,
+    pub state: Vec<u8>,
+}
+
+/// Cluster mode: the journal's open transaction, committed with the next checkpoint
+/// (`super::checkpoint`).
+#[derive(Default)]
+pub(crate) struct Held {
+    /// Receipts of what the open transaction holds: completed when it commits.
+    pub(super) pending: Vec<crate::core::Receipt>,
+    /// A write failed since the last checkpoint.
+    pub(super) failed: bool,
+    /// The journal stays at its last checkpoint until a restart (a write was lost, so what
+    /// follows cannot be checkpointed exactly).
+    pub(super) broken: bool,
 }

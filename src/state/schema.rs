@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Version 1: the journal (units, transitions, registry, last-seen times, links, the
 /// compacted timeline, poll and latency counts) and the alarms with their events.
@@ -102,9 +102,31 @@ const V2: &str = "
         cause TEXT);
     CREATE INDEX IF NOT EXISTS conditions_by_unit ON conditions(unit, at_ms);";
 
+/// Version 3: cluster mode's checkpoint, the stream position this journal holds exactly
+/// (docs/scaling.md, "Checkpoints"): one row, written in the transaction it ends, with the
+/// mines' state at that position (their last CDDY, the rest, the files they applied).
+const V3: &str = "
+    CREATE TABLE IF NOT EXISTS cluster_checkpoint (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        sequence INTEGER NOT NULL,
+        stream_ms INTEGER NOT NULL,
+        state BLOB NOT NULL,
+        written_ms INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS cluster_mines (
+        mine TEXT PRIMARY KEY,
+        state BLOB NOT NULL,
+        cddy_name TEXT,
+        cddy BLOB,
+        cddy_ms INTEGER);
+    CREATE TABLE IF NOT EXISTS cluster_seen (
+        id INTEGER PRIMARY KEY,
+        mine TEXT NOT NULL,
+        name TEXT NOT NULL,
+        digest BLOB NOT NULL);
+    CREATE INDEX IF NOT EXISTS cluster_seen_by_mine ON cluster_seen(mine, id);";
 /// Steps from version `i` to `i + 1`; `IF NOT EXISTS` everywhere, so a step is safe on a
 /// file that already holds some of it.
-const MIGRATIONS: [&str; 2] = [V1, V2];
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The version `conn` holds.
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -14,21 +14,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const PARTITIONS: u32 = 16;
+pub(crate) const PARTITIONS: u32 = 16;
 const TTL_S: u64 = 6;
-const SITES: usize = 12;
-const DEVICES: usize = 25;
+pub(crate) const SITES: usize = 12;
+pub(crate) const DEVICES: usize = 25;
 const ROUNDS: u64 = 65;
 const KILL_AT: u64 = 15;
 const RESTART_AT: u64 = 35;
 const NATS_DOWN_AT: u64 = 45;
 const NATS_UP_AT: u64 = 55;
 
-fn site(s: usize) -> String {
+pub(crate) fn site(s: usize) -> String {
     format!("s{:02}", s + 1)
 }
 
-fn dev(d: usize) -> String {
+pub(crate) fn dev(d: usize) -> String {
     format!("d{:02}", d + 1)
 }
 
@@ -59,12 +59,12 @@ fn inventory() -> String {
 }
 
 /// The script: which devices are silent in round `r`.
-fn silent(s: usize, d: usize, r: u64) -> bool {
+pub(crate) fn silent(s: usize, d: usize, r: u64) -> bool {
     (d == 0 && (10..20).contains(&r)) || (d == 1 && s < 6 && (30..42).contains(&r))
 }
 
 /// Device d03 of every site reads 30 % LEL (a level 1 alarm) in round 8.
-fn value(d: usize, r: u64) -> f64 {
+pub(crate) fn value(d: usize, r: u64) -> f64 {
     if d == 2 && r == 8 {
         30.0
     } else {
@@ -72,12 +72,12 @@ fn value(d: usize, r: u64) -> f64 {
     }
 }
 
-struct Node {
-    gw: GatewayProc,
+pub(crate) struct Node {
+    pub(crate) gw: GatewayProc,
     _cfg: TestConfig,
 }
 
-fn node(nats: &NatsCluster, mq: &Mosquitto, vm: &Victoria, id: &str) -> Node {
+pub(crate) fn node(nats: &NatsCluster, mq: &Mosquitto, vm: &Victoria, id: &str) -> Node {
     let api_port = free_port();
     let cluster = format!(
         "[cluster]\nnats_urls = {}\ninstance_id = \"{id}\"\npartitions = {PARTITIONS}\nlease_ttl_s = {TTL_S}\nrenew_every_s = 1\n\n",
@@ -160,10 +160,11 @@ async fn sample(
     }
 }
 
-/// Wait until every instance in `apis` has applied the stream past `at_ms` of stream time:
-/// the stream's time never runs back, so nothing applied later can change a window that
-/// ends before it. Returns the lowest sequence applied.
-async fn settled(apis: &[String], at_ms: i64, within: Duration) -> u64 {
+/// Wait until every instance in `apis` has applied the stream past `at_ms` of stream time
+/// and committed a checkpoint there (its journal, so its figures, come to it): the stream's
+/// time never runs back, so nothing applied later can change a window that ends before it.
+/// Returns the lowest sequence applied.
+pub(crate) async fn settled(apis: &[String], at_ms: i64, within: Duration) -> u64 {
     let c = reqwest::Client::new();
     let deadline = Instant::now() + within;
     loop {
@@ -172,7 +173,7 @@ async fn settled(apis: &[String], at_ms: i64, within: Duration) -> u64 {
         for api in apis {
             let v = cluster_view(&c, api).await.unwrap_or(Value::Null);
             seqs.push(v["applied_sequence"].as_u64().unwrap_or(0));
-            behind |= v["stream_time_ms"].as_i64().unwrap_or(0) < at_ms;
+            behind |= v["checkpoint_time_ms"].as_i64().unwrap_or(0) < at_ms;
         }
         if !behind {
             return seqs.into_iter().min().unwrap_or(0);
@@ -187,7 +188,7 @@ async fn settled(apis: &[String], at_ms: i64, within: Duration) -> u64 {
 
 /// What an instance answers for the window: every scope's indicators and the report, with
 /// the answer's own time taken out.
-async fn figures(api: &str, from: i64, to: i64) -> Value {
+pub(crate) async fn figures(api: &str, from: i64, to: i64) -> Value {
     let mut out = serde_json::Map::new();
     let mut scopes = vec!["region".to_string()];
     scopes.extend((0..SITES).map(|s| format!("site:{}", site(s))));
@@ -207,7 +208,7 @@ async fn figures(api: &str, from: i64, to: i64) -> Value {
 
 /// The figures of every instance once they are all the same (panics with the differences
 /// after `within`).
-async fn agreed(apis: &[String], from: i64, to: i64, within: Duration) -> Vec<Value> {
+pub(crate) async fn agreed(apis: &[String], from: i64, to: i64, within: Duration) -> Vec<Value> {
     let deadline = Instant::now() + within;
     loop {
         let f: Vec<Value> =
@@ -473,9 +474,15 @@ async fn three_gateways_give_one_gateways_figures_through_a_kill_and_a_lost_nats
     eprintln!("after kill -9: every partition owned again in {back} ms (lease {TTL_S} s)");
     assert!(back <= u128::from(TTL_S + 5) * 1000, "{back} ms");
 
-    // 4. The three instances agree, after each applied the whole stream.
+    // 4. The three instances agree, after each applied the whole stream; the killed one
+    // resumed from its last checkpoint, not from the stream's start.
     let to = end - 2000;
     settled(&apis, end + 2000, Duration::from_secs(120)).await;
+    let back = cluster_view(&c, &apis[1]).await.unwrap();
+    assert!(
+        back["resumed_from"].as_u64().is_some_and(|s| s > 0) && back["gap"] == 0,
+        "{back}"
+    );
     // A fourth instance, started now, replays the stream: the offline recomputation.
     let mut oracle = node(&nats, &mq, &vm, "gw-4");
     oracle.gw.start_ready().await;

@@ -6,7 +6,9 @@
 //! de-duplication, so a second write would show), two `safegate` processes, `curl` as the
 //! mine's uploader.
 
+use crate::cluster_data::wait_until;
 use crate::cluster_modbus::stable_partitions;
+use crate::cluster_resume::{purge_before, view};
 use crate::common::nats::NatsCluster;
 use crate::common::*;
 use crate::mine_files::{
@@ -138,13 +140,24 @@ async fn a_file_taken_by_any_instance_is_applied_alike_by_all_and_stored_once() 
     let samples: usize = series.iter().map(|s| s.timestamps.len()).sum();
     assert_eq!(samples, 1, "one reading of MN0001, stored once: {series:?}");
 
-    // gw-b killed; the next values go to gw-a. Restarted, gw-b knows the mine from the
-    // stream alone (nothing of it is kept on disk in cluster mode): its points, its state.
+    // gw-b killed once its checkpoint holds the files so far; the next values go to gw-a,
+    // and the stream drops everything up to that checkpoint (as its retention would: the
+    // CDDY and the FZSS with it). Restarted, gw-b knows the mine from its checkpoint (its
+    // points, its substations' state) and the later file from the stream.
+    let applied = view(&apis[0]).await["applied_sequence"].as_u64().unwrap();
+    wait_until(WAIT, "gw-b's checkpoint to hold the files", || async {
+        view(&apis[1]).await["checkpoint_sequence"].as_u64() >= Some(applied)
+    })
+    .await;
+    let checkpoint = view(&apis[1]).await["checkpoint_sequence"]
+        .as_u64()
+        .unwrap();
     nodes[1].gw.kill9();
     let later = format!("{MINE}_CDSS_20260301081000.txt");
     upload(&nodes[0], &later).await;
     let ch4 = "150621011038MN0001";
     let want = points(&apis[0], |v| last_seen(v, ch4) != seen[0].0).await;
+    assert!(purge_before(&nats, checkpoint + 1).await > 0);
     nodes[1].gw.start_ready().await;
     let got = points(&apis[1], |v| last_seen(v, ch4) == last_seen(&want, ch4)).await;
     for id in [ch4, "150621011038MN0003"] {
@@ -161,6 +174,8 @@ async fn a_file_taken_by_any_instance_is_applied_alike_by_all_and_stored_once() 
     }
     let two = |s: &[Series]| s.iter().map(|s| s.timestamps.len()).sum::<usize>() == 2;
     vm.wait_for(selector, WAIT, two).await;
+    let (_, mine) = get(&format!("{}/api/v1/mines/{MINE}", apis[1])).await;
+    assert_eq!(mine["points"], seen[0].2, "gw-b: {mine}");
 
     // A file too large for a NATS message (1 MiB by default) is not taken: answered so
     // that the mine sends it again, and refused at the relay, so what follows it is not
@@ -186,7 +201,25 @@ async fn a_file_taken_by_any_instance_is_applied_alike_by_all_and_stored_once() 
     let text = get_text(&format!("{}/metrics", apis[0])).await;
     let too_large = "safegate_cluster_published_total{outcome=\"too_large\"}";
     assert_eq!(metric(&text, too_large), Some(1.0), "{text}");
+    // A new instance, with no checkpoint, has only what the stream still holds: no points.
+    let mut fresh = node(&nats, &mq, &vm, "gw-c");
+    fresh.gw.start_ready().await;
+    let (_, mine) = get(&format!("{}/api/v1/mines/{MINE}", fresh.gw.api)).await;
+    assert_eq!(mine["points"], 0, "gw-c: {mine}");
+    fresh.gw.stop();
+    // `safegate report`, run on gw-b's data directory once it stopped, knows the mine's
+    // points from the CDDY in its checkpoint: the same findings as the API's.
+    let (from, to) = (now_ms() - 600_000, now_ms());
+    let (_, online) = get(&format!("{}/api/v1/report?from={from}&to={to}", apis[0])).await;
     for n in &mut nodes {
         n.gw.stop();
     }
+    let offline = report_command(&nodes[1]._cfg.path, from, to);
+    assert!(
+        offline["findings"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty()),
+        "{offline}"
+    );
+    assert_eq!(offline["findings"], online["findings"]);
 }

@@ -12,6 +12,7 @@ mod cluster;
 mod cluster_data;
 mod cluster_files;
 mod cluster_modbus;
+mod cluster_resume;
 mod console;
 mod console_views;
 mod demo;

@@ -141,6 +141,9 @@ enum Matched {
     Final,
 }
 
+/// The rules' running state: (device, level state) and (device, rate state), by device.
+pub type Running = (Vec<(DeviceIdx, LevelState)>, Vec<(DeviceIdx, RateState)>);
+
 /// Final alarms kept in memory, so a repeated acknowledgement is answered without the disk.
 const CLOSED_KEEP: usize = 10_000;
 
@@ -188,6 +191,34 @@ impl AlarmBook {
                 }
             }
             self.open.insert(r.id, r);
+        }
+    }
+
+    /// The rules' running state of every device where it is not the default, for a
+    /// checkpoint (`core::resume`).
+    pub fn running(&self) -> Running {
+        let levels = (self.levels.iter().enumerate())
+            .filter(|(_, l)| **l != LevelState::default())
+            .map(|(d, l)| (d as DeviceIdx, *l))
+            .collect();
+        let mut rates: Vec<_> = self.rates.iter().map(|(d, r)| (*d, r.clone())).collect();
+        rates.sort_by_key(|(d, _)| *d);
+        (levels, rates)
+    }
+
+    /// Put back a device's running state from a checkpoint.
+    pub fn set_running(
+        &mut self,
+        d: DeviceIdx,
+        level: Option<LevelState>,
+        rate: Option<RateState>,
+    ) {
+        self.grow(d as usize + 1);
+        if let Some(l) = level {
+            self.levels[d as usize] = l;
+        }
+        if let Some(r) = rate {
+            self.rates.insert(d, r);
         }
     }
 

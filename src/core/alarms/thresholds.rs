@@ -55,7 +55,7 @@ pub enum Change {
 }
 
 /// The evaluation state of one (device, channel): a few bytes, updated in O(1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LevelState {
     /// Current alarm level, 0 when no alarm is active.
     pub level: u8,
@@ -125,7 +125,7 @@ pub struct RateRule {
 /// Samples kept for a rate rule: at most about `RATE_SAMPLES`, spread over the window (one
 /// per `window / RATE_SAMPLES`, plus the newest), so the rate is measured over the whole
 /// window whatever the reporting interval, in bounded memory and O(1) per reading.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RateState {
     samples: VecDeque<(i64, f64)>,
     pub level: LevelState,

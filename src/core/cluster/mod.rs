@@ -37,4 +37,14 @@ pub struct ClusterView {
     /// (figures asked of several instances agree once each has applied past the window).
     pub applied_sequence: u64,
     pub stream_time_ms: i64,
+    /// The last checkpoint committed to this instance's journal: its stream sequence and
+    /// stream time (0 before the first). What the journal shows (history, alarms, figures)
+    /// comes to it; a window is final here once `checkpoint_time_ms` has passed its end.
+    pub checkpoint_sequence: u64,
+    pub checkpoint_time_ms: i64,
+    /// The checkpoint this boot resumed from (`None`: it applied the stream from its start).
+    pub resumed_from: Option<u64>,
+    /// Messages the stream no longer held when this boot resumed (its retention passed
+    /// them): this instance's journal misses them.
+    pub gap: u64,
 }

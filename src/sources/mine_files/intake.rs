@@ -7,17 +7,17 @@ use super::format::{self, FileError, ParsedFile};
 use super::metrics::MineMetrics;
 use super::status::MinesStatus;
 use super::{TakeError, Taken, Taker, Upload};
-use crate::core::event::FileIn;
+use crate::core::event::{FileIn, FileSave};
 use crate::core::{Message, Origin, Reason, Receipt, Rejection, SourceEvent};
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Files remembered per mine to recognise a second upload of the same one.
-const SEEN_PER_MINE: usize = 4096;
+const SEEN_PER_MINE: usize = crate::core::event::SEEN_KEPT;
 
 /// How long a file waits for its commit before it is answered "retry".
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +33,14 @@ pub struct Intake {
     /// Cluster mode: a file taken is checked and put into the readings stream whole; every
     /// instance applies it from there ([`FileTaker`]), with the mines' state it holds.
     relay: bool,
+    /// Cluster mode: what changed of each mine since the last checkpoint.
+    dirty: Mutex<BTreeMap<String, Dirty>>,
+}
+
+#[derive(Default)]
+struct Dirty {
+    definition: Option<crate::core::event::Definition>,
+    seen: Vec<(String, [u8; 32])>,
 }
 
 struct Link {
@@ -55,6 +63,19 @@ struct Book {
 }
 
 impl Book {
+    /// Cluster mode: put back the mine's state from a checkpoint.
+    fn resume(&mut self, site: &MineSite, save: &FileSave) {
+        let (state, _, problem) =
+            super::saved::restore(site, &save.state, save.definition.as_ref());
+        if let Some(problem) = problem {
+            tracing::warn!(mine = %site.mine_code, problem, "the mine's state in the checkpoint is not all back; its next files put it right");
+        }
+        self.state = state;
+        for key in &save.seen {
+            self.remember(key.clone());
+        }
+    }
+
     fn remember(&mut self, key: (String, [u8; 32])) {
         if self.seen.insert(key.clone()) {
             self.order.push_back(key);
@@ -76,6 +97,7 @@ impl Intake {
         metrics: Arc<MineMetrics>,
         status: Arc<MinesStatus>,
         relay: bool,
+        saved: &[FileSave],
     ) -> Intake {
         let kept = if relay {
             super::kept::Kept::default()
@@ -93,6 +115,9 @@ impl Intake {
                 for key in kept.ledger(&code) {
                     book.remember(key);
                 }
+                if let Some(save) = saved.iter().find(|f| f.key == code) {
+                    book.resume(&site, save);
+                }
                 let mine = Mine {
                     site,
                     book: tokio::sync::Mutex::new(book),
@@ -108,6 +133,7 @@ impl Intake {
             status,
             warn: crate::telemetry::RateLimitedLog::new(10_000),
             relay,
+            dirty: Mutex::default(),
         }
     }
 
@@ -446,6 +472,48 @@ impl Intake {
     }
 }
 
+impl Intake {
+    /// Cluster mode: note what a file applied from the stream changed, for the checkpoint.
+    fn changed(
+        &self,
+        site: &MineSite,
+        up: &Upload,
+        parsed: &ParsedFile,
+        applied: &super::apply::Applied,
+        key: &(String, [u8; 32]),
+    ) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        let d = dirty.entry(site.mine_code.clone()).or_default();
+        d.seen.push(key.clone());
+        if parsed.name.file_type == format::FileType::Cddy && !applied.late {
+            d.definition = Some(crate::core::event::Definition {
+                name: up.name.clone(),
+                bytes: up.bytes.clone(),
+                received_ms: up.received_ms,
+            });
+        }
+    }
+
+    /// What changed of each mine since the last call, with the mine's state as it is.
+    async fn saved(self: Arc<Self>) -> Vec<FileSave> {
+        let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut out = Vec::with_capacity(dirty.len());
+        for (code, d) in dirty {
+            let Some(mine) = self.mines.get(&code) else {
+                continue;
+            };
+            let state = super::saved::to_bytes(&mine.book.lock().await.state);
+            out.push(FileSave {
+                key: code,
+                state,
+                definition: d.definition,
+                seen: d.seen,
+            });
+        }
+        out
+    }
+}
+
 /// The gateway's reason for a file refused whole.
 fn file_reason(e: &FileError) -> Reason {
     match e {
@@ -491,6 +559,10 @@ impl crate::core::event::FileTaker for StreamFiles {
     fn readings(&self, file: &FileIn) -> BoxFuture<'static, Vec<SourceEvent>> {
         let (intake, file) = (self.0.clone(), file.clone());
         Box::pin(async move { intake.readings_of(&file).await })
+    }
+
+    fn saved(&self) -> BoxFuture<'static, Vec<FileSave>> {
+        Box::pin(self.0.clone().saved())
     }
 }
 
@@ -548,6 +620,7 @@ impl Intake {
         if applied.late {
             self.metrics.late.inc();
         }
+        self.changed(&mine.site, &up, &parsed, &applied, &key);
         book.remember(key);
         let (accepted, refused) = (parsed.records.len(), parsed.refused.len());
         self.metrics.records(accepted, refused);

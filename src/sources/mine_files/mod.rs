@@ -75,6 +75,7 @@ pub mod apply;
 pub mod compliance;
 pub mod intake;
 pub mod kept;
+mod saved;
 pub mod status;
 
 use crate::core::inventory::{InventoryConfig, SiteConfig};
@@ -160,12 +161,14 @@ impl MineFilesSource {
         clock: &Clock,
         status: Arc<status::MinesStatus>,
         data_dir: &std::path::Path,
-        cluster: bool,
+        cluster: Option<&[crate::core::event::FileSave]>,
     ) -> Result<MineFilesSource, MineFilesError> {
         let m = metrics::MineMetrics::register(metrics);
         let kept = kept::Kept::at(data_dir.join("mine_files"));
         let sites = mine_sites(inv, settings)?;
-        let intake = Arc::new(intake::Intake::new(sites, kept, m, status, cluster));
+        let relay = cluster.is_some();
+        let saved = cluster.unwrap_or_default();
+        let intake = Arc::new(intake::Intake::new(sites, kept, m, status, relay, saved));
         let taker: Arc<dyn Taker> = Arc::new(intake::IntakeTaker(intake.clone()));
         let ftp = if settings.listen.is_empty() {
             None
@@ -229,6 +232,27 @@ async fn run_ftp(ftp: ftp::FtpServer, stop: tokio::sync::broadcast::Receiver<()>
     if let Err(e) = ftp.run(stop).await {
         tracing::error!(error = %e, "the mine files' FTP server stopped");
     }
+}
+
+/// Cluster mode: what each mine's CDDY in the checkpoint declares, as it declared it then:
+/// put back into the core's inventory before the stream is applied from the checkpoint on.
+pub fn saved_declarations<P>(
+    inv: &InventoryConfig<P>,
+    settings: &MineFilesSettings,
+    saved: &[crate::core::event::FileSave],
+) -> Result<Vec<crate::core::SiteDevices>, MineFilesError> {
+    let mut out = Vec::new();
+    for site in mine_sites(inv, settings)? {
+        let Some(save) = saved.iter().find(|f| f.key == site.mine_code) else {
+            continue;
+        };
+        let (_, events, _) = saved::restore(&site, &save.state, save.definition.as_ref());
+        out.extend(events.into_iter().filter_map(|e| match e {
+            crate::core::SourceEvent::Devices(sd) => Some(*sd),
+            _ => None,
+        }));
+    }
+    Ok(out)
 }
 
 /// What each mine's kept CDDY declares, as a gateway starting now would declare it: for the

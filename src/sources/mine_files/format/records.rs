@@ -225,7 +225,7 @@ pub struct SubstationDef {
 }
 
 /// A substation's (FZSS) or a base station's (JZSS) state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StationState {
     pub code: String,
     pub run: RunState,
@@ -234,7 +234,7 @@ pub struct StationState {
 }
 
 /// 运行状态.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RunState {
     Normal,
     CommInterrupted,
@@ -243,7 +243,7 @@ pub enum RunState {
 }
 
 /// 供电状态.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PowerState {
     Dc,
     Ac,
