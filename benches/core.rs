@@ -186,26 +186,34 @@ fn read_model(c: &mut Criterion) {
 }
 
 /// Cluster mode's checkpoint of the core (`core::resume`), every second the stream moved:
-/// the state of 100,000 devices that all reported, taken under the core's lock and encoded,
-/// and put back at a restart.
+/// the entries of the devices changed since the last one (here all 100,000, the worst
+/// case), taken under the core's lock and encoded; and putting them back at a restart.
 fn checkpoint(c: &mut Criterion) {
-    use safegate::core::resume::ResumeState;
+    use safegate::core::resume::{DeviceEntry, ResumeState};
     const N: usize = 100_000;
     let mut g = c.benchmark_group("checkpoint");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(5));
     let mut core = core_with(N);
     feed(&mut core, &mut Outputs::default(), 0, N, 1_700_000_000_000);
-    g.bench_function(format!("take/{N}_devices"), |b| {
-        b.iter(|| black_box(core.resume_state().to_bytes().len()))
+    let encode = |(s, d): (ResumeState, Vec<DeviceEntry>)| {
+        let entries: Vec<Vec<u8>> = d.iter().map(DeviceEntry::to_bytes).collect();
+        (s.to_bytes(), entries)
+    };
+    g.bench_function(format!("take_all_changed/{N}_devices"), |b| {
+        b.iter(|| black_box(encode(core.resume_state(true)).1.len()))
     });
-    let bytes = core.resume_state().to_bytes();
-    eprintln!("checkpoint of {N} devices: {} bytes", bytes.len());
+    let (state, entries) = encode(core.resume_state(true));
+    let bytes: usize = entries.iter().map(Vec::len).sum();
+    eprintln!("checkpoint of {N} changed devices: {bytes} bytes");
     g.bench_function(format!("resume/{N}_devices"), |b| {
         b.iter_with_large_drop(|| {
             let mut fresh = core_with(N);
-            let state = ResumeState::from_bytes(&bytes).expect("its own checkpoint");
-            fresh.resume(&state);
+            let state = ResumeState::from_bytes(&state).expect("its own checkpoint");
+            let devices: Vec<DeviceEntry> = (entries.iter())
+                .map(|e| DeviceEntry::from_bytes(e).expect("its own entry"))
+                .collect();
+            fresh.resume(&state, &devices);
             fresh
         })
     });

@@ -17,8 +17,10 @@ use tokio::sync::{broadcast, mpsc};
 
 /// The core task checkpoints after this much wall time with something new applied: the
 /// most a restart applies again, and how far the journal (so the API's history) trails
-/// the stream.
+/// the stream. Longer when a checkpoint costs the core task more than a twentieth of it
+/// ([`COST_SHARE`]): 100,000 devices all changed take about 0.1 s (docs/scaling.md).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+const COST_SHARE: u32 = 20;
 
 pub struct Follower {
     pub readings: Readings,
@@ -148,6 +150,7 @@ impl Follower {
 struct Marker {
     sequence: u64,
     at: tokio::time::Instant,
+    every: Duration,
 }
 
 impl Marker {
@@ -155,17 +158,19 @@ impl Marker {
         Marker {
             sequence,
             at: tokio::time::Instant::now(),
+            every: CHECKPOINT_EVERY,
         }
     }
 
     fn due(&self) -> tokio::time::Instant {
-        self.at + CHECKPOINT_EVERY
+        self.at + self.every
     }
 
     /// Tell the core task the position `clock` (unless nothing new was applied), with the
     /// mines' state there.
     async fn mark(&mut self, f: &Follower, clock: StreamClock) -> Result<(), ()> {
         self.at = tokio::time::Instant::now();
+        self.every = CHECKPOINT_EVERY.max(f.status.checkpoint_cost() * COST_SHARE);
         if clock.sequence == self.sequence {
             return Ok(());
         }

@@ -32,6 +32,9 @@ pub struct ClusterStatus {
     /// lease).
     origin: Instant,
     inner: Mutex<Inner>,
+    /// How long the core task held its lock for the last checkpoint, µs: checkpoints are
+    /// spaced so that they take at most a twentieth of its time.
+    checkpoint_cost_us: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -62,7 +65,20 @@ impl ClusterStatus {
                 view,
                 safe_until: Vec::new(),
             }),
+            checkpoint_cost_us: Default::default(),
         }
+    }
+
+    /// The core task took `took` for a checkpoint.
+    pub fn set_checkpoint_cost(&self, took: std::time::Duration) {
+        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        (self.checkpoint_cost_us).store(us, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// See [`ClusterStatus::set_checkpoint_cost`].
+    pub fn checkpoint_cost(&self) -> std::time::Duration {
+        let us = (self.checkpoint_cost_us).load(std::sync::atomic::Ordering::Relaxed);
+        std::time::Duration::from_micros(us)
     }
 
     pub fn me(&self) -> &Holder {

@@ -19,6 +19,9 @@ pub struct Changes {
     /// Snapshots built so far: a snapshot may serve as the base of the next one only if it
     /// is the last one built.
     pub(super) built: u64,
+    /// Devices changed since the last checkpoint (cluster mode, `core::resume`), each once.
+    saved: Vec<DeviceIdx>,
+    saved_flag: Vec<bool>,
 }
 
 impl Changes {
@@ -27,12 +30,29 @@ impl Changes {
             chunks: vec![true; devices.div_ceil(CHUNK)],
             alarms: true,
             built: 0,
+            saved: Vec::new(),
+            saved_flag: vec![false; devices],
         }
+    }
+
+    /// The devices changed since the last call, each once.
+    pub(super) fn take_saved(&mut self) -> Vec<DeviceIdx> {
+        for d in &self.saved {
+            self.saved_flag[*d as usize] = false;
+        }
+        std::mem::take(&mut self.saved)
     }
 
     pub fn touch(&mut self, d: DeviceIdx) {
         if let Some(c) = self.chunks.get_mut(d as usize / CHUNK) {
             *c = true;
+        }
+        let i = d as usize;
+        if self.saved_flag.len() <= i {
+            self.saved_flag.resize(i + 1, false);
+        }
+        if !std::mem::replace(&mut self.saved_flag[i], true) {
+            self.saved.push(d);
         }
     }
 }

@@ -291,6 +291,9 @@ impl Core {
                         if let Some(t) = self.liveness.observe_state(d, online, received_ms) {
                             out.transitions.push(t);
                         }
+                        // A state message may change what the next reading meets, with no
+                        // transition (a device already offline): its checkpoint entry.
+                        self.changes.touch(d);
                     }
                     Err(e) => {
                         let r = lookup_rejection(e, &site, &device, origin, received_ms);

@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 /// The format's version; a checkpoint of another is not resumed from.
 pub const VERSION: u32 = 1;
 
+/// The core's counts; its devices' entries are kept one by one ([`DeviceEntry`]), each
+/// written again only when it changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResumeState {
     pub v: u32,
-    pub devices: Vec<DeviceEntry>,
     pub rejected: Vec<(String, u64)>,
     pub accepted: u64,
 }
@@ -101,46 +102,59 @@ impl ResumeState {
     }
 }
 
+impl DeviceEntry {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<DeviceEntry, ResumeError> {
+        serde_json::from_slice(b).map_err(|e| ResumeError::Unreadable(e.to_string()))
+    }
+}
+
 impl Core {
-    /// The state to keep with a checkpoint.
-    pub fn resume_state(&self) -> ResumeState {
-        let (levels, rates) = self.alarms.running();
-        let (mut levels, mut rates) = (levels.into_iter().peekable(), rates.into_iter().peekable());
-        let inv = &self.inventory;
-        let mut devices = Vec::with_capacity(inv.devices.len());
-        for (i, d) in inv.devices.iter().enumerate() {
-            let i = i as DeviceIdx;
-            let level = levels.next_if(|(x, _)| *x == i).map(|(_, l)| l);
-            let rate = rates.next_if(|(x, _)| *x == i).map(|(_, r)| r);
-            let Some(live) = self.liveness.entry_state(i) else {
-                continue;
-            };
-            let last = self.last.get(i as usize).and_then(|l| l.as_deref());
-            devices.push(DeviceEntry {
-                site: inv.sites[d.site as usize].id.to_string(),
-                device: d.id.to_string(),
-                live,
-                level,
-                rate,
-                last: last.map(SavedReading::of),
-            });
-        }
+    /// The state to keep with a checkpoint: the counts, and the entries of the devices
+    /// changed since the last one (of every device, with `all`).
+    pub fn resume_state(&mut self, all: bool) -> (ResumeState, Vec<DeviceEntry>) {
+        let changed = self.changes.take_saved();
+        let mut devices: Vec<DeviceIdx> = match all {
+            true => (0..self.inventory.devices.len() as DeviceIdx).collect(),
+            false => changed,
+        };
+        devices.sort_unstable();
+        let entries = devices.into_iter().filter_map(|d| self.entry(d)).collect();
         let rejected = (Reason::ALL.iter().zip(self.rejected_by_reason))
             .filter(|(_, n)| *n > 0)
             .map(|(r, n)| (r.as_str().to_string(), n))
             .collect();
-        ResumeState {
+        let state = ResumeState {
             v: VERSION,
-            devices,
             rejected,
             accepted: self.accepted,
-        }
+        };
+        (state, entries)
+    }
+
+    /// Device `d`'s entry.
+    fn entry(&self, d: DeviceIdx) -> Option<DeviceEntry> {
+        let inv = &self.inventory;
+        let dev = inv.devices.get(d as usize)?;
+        let level = self.alarms.level(d);
+        let last = self.last.get(d as usize).and_then(|l| l.as_deref());
+        Some(DeviceEntry {
+            site: inv.sites[dev.site as usize].id.to_string(),
+            device: dev.id.to_string(),
+            live: self.liveness.entry_state(d)?,
+            level: (level != LevelState::default()).then_some(level),
+            rate: self.alarms.rate(d).cloned(),
+            last: last.map(SavedReading::of),
+        })
     }
 
     /// Put back a checkpoint's state; returns the devices found in the inventory.
-    pub fn resume(&mut self, s: &ResumeState) -> usize {
+    pub fn resume(&mut self, s: &ResumeState, devices: &[DeviceEntry]) -> usize {
         let mut found = 0;
-        for e in &s.devices {
+        for e in devices {
             let Ok(d) = self.inventory.lookup(&e.site, &e.device) else {
                 continue; // left the inventory since
             };
@@ -209,21 +223,40 @@ mod tests {
             },
             &mut out,
         );
-        let bytes = a.resume_state().to_bytes();
-        let state = ResumeState::from_bytes(&bytes).unwrap();
+        let (state, devices) = a.resume_state(true);
+        let state = ResumeState::from_bytes(&state.to_bytes()).unwrap();
+        let devices: Vec<DeviceEntry> = (devices.iter())
+            .map(|e| DeviceEntry::from_bytes(&e.to_bytes()).unwrap())
+            .collect();
 
         // What the journal gives back (the open alarms, the next id), then the checkpoint.
         let mut b = core();
         let open: Vec<_> = a.alarms.open_alarms().cloned().collect();
         assert!(!open.is_empty(), "ch4 raised an alarm");
         b.alarms.restore(a.alarms.next_id(), open.clone());
-        assert_eq!(b.resume(&state), b.inventory.devices.len());
-        assert_eq!(b.resume_state(), a.resume_state());
+        assert_eq!(b.resume(&state, &devices), b.inventory.devices.len());
+        assert_eq!(b.resume_state(true), a.resume_state(true));
         let (expected, resumed) = (rest(&mut a), rest(&mut b));
         assert_eq!(resumed, expected);
         assert!(
             expected.0.iter().any(|s| s.contains("Raised")),
             "{expected:?}"
+        );
+
+        // A checkpoint after it holds the devices the story changed, and no other.
+        let (_, changed) = a.resume_state(false);
+        let names: Vec<&str> = changed.iter().map(|e| e.device.as_str()).collect();
+        assert!(
+            names.contains(&"slow") && names.contains(&"slope"),
+            "{names:?}"
+        );
+        assert!(
+            !names.contains(&"x") && !names.contains(&"planned"),
+            "{names:?}"
+        );
+        assert!(
+            a.resume_state(false).1.is_empty(),
+            "each change is taken once"
         );
 
         // Without the checkpoint's state the same story ends otherwise.
@@ -234,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_of_another_format_is_not_resumed_from() {
-        let mut s = core().resume_state();
+        let (mut s, _) = core().resume_state(true);
         s.v = VERSION + 1;
         assert!(matches!(
             ResumeState::from_bytes(&s.to_bytes()),

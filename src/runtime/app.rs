@@ -716,8 +716,12 @@ fn resume(core: &mut Core, journal: &Journal) {
     let Ok(Some(c)) = journal.checkpoint() else {
         return;
     };
+    let entries = journal.saved_devices().unwrap_or_default();
+    let entries: Vec<_> = (entries.iter())
+        .filter_map(|b| crate::core::resume::DeviceEntry::from_bytes(b).ok())
+        .collect();
     if let Ok(state) = ResumeState::from_bytes(&c.state) {
-        let devices = core.resume(&state);
+        let devices = core.resume(&state, &entries);
         tracing::info!(
             sequence = c.sequence,
             devices,
@@ -944,8 +948,19 @@ impl Dispatch {
     ) -> Result<(), ()> {
         let rows = last_seen_changes(shared, saved_seen);
         let lat = self.router.take_latency(&shared.core().inventory);
-        let state = shared.core().resume_state().to_bytes();
+        let took = std::time::Instant::now();
+        let (state, devices) = shared.core().resume_state(false);
+        let state = state.to_bytes();
+        let devices = (devices.into_iter())
+            .map(|e| {
+                let entry = e.to_bytes();
+                (e.site, e.device, entry)
+            })
+            .collect();
         let status = shared.cluster.clone();
+        if let Some(s) = &status {
+            s.set_checkpoint_cost(took.elapsed());
+        }
         let done = Receipt::new(move |committed| {
             if let (true, Some(s)) = (committed, &status) {
                 s.set_checkpoint(sequence, stream_ms);
@@ -958,6 +973,7 @@ impl Dispatch {
                 sequence,
                 stream_ms,
                 state,
+                devices,
                 files,
                 done: Some(done),
             }))),

@@ -69,8 +69,10 @@ impl Journal {
             self.break_held("a write failed since the last checkpoint");
             return;
         }
-        let written = self.save_files(&c.files).and_then(|_| {
-            self.conn.execute(
+        let written = (self.save_devices(&c.devices))
+            .and_then(|_| self.save_files(&c.files))
+            .and_then(|_| {
+                self.conn.execute(
             "INSERT OR REPLACE INTO cluster_checkpoint(id, sequence, stream_ms, state, written_ms)
              VALUES (1, ?1, ?2, ?3, ?4)",
             params![
@@ -80,7 +82,7 @@ impl Journal {
                 crate::model::now_ms()
             ],
         )
-        });
+            });
         let committed = written.and_then(|_| self.conn.execute_batch("COMMIT"));
         if let Err(e) = committed {
             self.break_held(&format!("cannot commit the checkpoint: {e}"));
@@ -93,6 +95,23 @@ impl Journal {
             r.done();
         }
         self.begin_held();
+    }
+
+    /// The devices' entries that changed since the last checkpoint, in its transaction.
+    fn save_devices(&self, devices: &[(String, String, Vec<u8>)]) -> rusqlite::Result<()> {
+        let mut up = self.conn.prepare_cached(
+            "INSERT INTO cluster_devices(site, device, entry) VALUES (?1, ?2, ?3)
+             ON CONFLICT(site, device) DO UPDATE SET entry = excluded.entry",
+        )?;
+        for (site, device, entry) in devices {
+            up.execute(params![site, device, entry])?;
+        }
+        Ok(())
+    }
+
+    /// Every device's entry at the last checkpoint.
+    pub fn saved_devices(&self) -> Result<Vec<Vec<u8>>, StateError> {
+        self.rows("SELECT entry FROM cluster_devices", [], |r| r.get(0))
     }
 
     /// The mines' state that changed since the last checkpoint, in its transaction.
@@ -214,6 +233,7 @@ mod tests {
             sequence,
             stream_ms: sequence as i64 * 10,
             state: vec![sequence as u8],
+            devices: vec![("s".into(), format!("d{sequence}"), vec![1])],
             files: Vec::new(),
             done: Some(Receipt::new(move |ok| flag.store(ok, Ordering::SeqCst))),
         }))

@@ -89,6 +89,8 @@ pub struct Checkpoint {
     /// The stream's time at `sequence`.
     pub stream_ms: i64,
     pub state: Vec<u8>,
+    /// The devices whose entry changed since the last checkpoint: (site, device, entry).
+    pub devices: Vec<(String, String, Vec<u8>)>,
     /// The mines whose state changed since the last checkpoint.
     pub files: Vec<crate::core::event::FileSave>,
     /// Completed once committed (dropped when it was not).

@@ -112,6 +112,11 @@ const V3: &str = "
         stream_ms INTEGER NOT NULL,
         state BLOB NOT NULL,
         written_ms INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS cluster_devices (
+        site TEXT NOT NULL,
+        device TEXT NOT NULL,
+        entry BLOB NOT NULL,
+        PRIMARY KEY (site, device));
     CREATE TABLE IF NOT EXISTS cluster_mines (
         mine TEXT PRIMARY KEY,
         state BLOB NOT NULL,

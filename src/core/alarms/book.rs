@@ -141,9 +141,6 @@ enum Matched {
     Final,
 }
 
-/// The rules' running state: (device, level state) and (device, rate state), by device.
-pub type Running = (Vec<(DeviceIdx, LevelState)>, Vec<(DeviceIdx, RateState)>);
-
 /// Final alarms kept in memory, so a repeated acknowledgement is answered without the disk.
 const CLOSED_KEEP: usize = 10_000;
 
@@ -194,16 +191,14 @@ impl AlarmBook {
         }
     }
 
-    /// The rules' running state of every device where it is not the default, for a
-    /// checkpoint (`core::resume`).
-    pub fn running(&self) -> Running {
-        let levels = (self.levels.iter().enumerate())
-            .filter(|(_, l)| **l != LevelState::default())
-            .map(|(d, l)| (d as DeviceIdx, *l))
-            .collect();
-        let mut rates: Vec<_> = self.rates.iter().map(|(d, r)| (*d, r.clone())).collect();
-        rates.sort_by_key(|(d, _)| *d);
-        (levels, rates)
+    /// Device `d`'s value rule state, for a checkpoint.
+    pub fn level(&self, d: DeviceIdx) -> LevelState {
+        self.levels.get(d as usize).copied().unwrap_or_default()
+    }
+
+    /// Device `d`'s rate rule state, for a checkpoint.
+    pub fn rate(&self, d: DeviceIdx) -> Option<&RateState> {
+        self.rates.get(&d)
     }
 
     /// Put back a device's running state from a checkpoint.
