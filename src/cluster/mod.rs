@@ -41,6 +41,10 @@ pub struct ClusterStatus {
 struct Inner {
     view: ClusterView,
     safe_until: Vec<(u32, i64)>,
+    /// When the readings stream this boot follows was created, and the one its checkpoint
+    /// is of (ns): a stream created anew numbers its messages from 1 again.
+    stream_created_ns: i64,
+    resumed_stream_ns: Option<i64>,
 }
 
 impl ClusterStatus {
@@ -63,7 +67,7 @@ impl ClusterStatus {
             origin: Instant::now(),
             inner: Mutex::new(Inner {
                 view,
-                safe_until: Vec::new(),
+                ..Inner::default()
             }),
             checkpoint_cost_us: Default::default(),
         }
@@ -129,14 +133,29 @@ impl ClusterStatus {
         inner.view.checkpoint_time_ms = stream_ms;
     }
 
-    /// This boot resumes from the checkpoint at `sequence`: applied and committed so far.
-    pub fn resume_at(&self, sequence: u64, stream_ms: i64) {
+    /// This boot resumes from the checkpoint at `sequence` of the stream created at
+    /// `stream_created_ns`: applied and committed so far.
+    pub fn resume_at(&self, sequence: u64, stream_ms: i64, stream_created_ns: i64) {
         let mut inner = self.lock();
+        inner.resumed_stream_ns = Some(stream_created_ns);
         inner.view.applied_sequence = sequence;
         inner.view.stream_time_ms = stream_ms;
         inner.view.checkpoint_sequence = sequence;
         inner.view.checkpoint_time_ms = stream_ms;
         inner.view.resumed_from = Some(sequence);
+    }
+
+    /// The readings stream this boot follows was created at `ns`; returns the one its
+    /// checkpoint is of, when that is another.
+    pub fn set_stream(&self, ns: i64) -> Option<i64> {
+        let mut inner = self.lock();
+        inner.stream_created_ns = ns;
+        inner.resumed_stream_ns.filter(|r| *r != ns)
+    }
+
+    /// See [`ClusterStatus::set_stream`] (0 before the stream is opened).
+    pub fn stream_created_ns(&self) -> i64 {
+        self.lock().stream_created_ns
     }
 
     /// `messages` were gone from the stream when this boot resumed.

@@ -63,6 +63,12 @@ impl Readings {
         Ok(Readings { js, stream })
     }
 
+    /// When the stream was created (ns since the epoch): a stream deleted and created anew
+    /// numbers its messages from 1 again, so a checkpoint names the stream it is of.
+    pub fn created_ns(&mut self) -> i64 {
+        self.stream.cached_info().created.unix_timestamp_nanos() as i64
+    }
+
     /// Publish one event to its partition and wait for JetStream's acknowledgement,
     /// retrying with the same message id while the stream has no leader (an election after
     /// a node died answers "no stream") or the answer times out, until `within` has passed.

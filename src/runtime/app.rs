@@ -290,6 +290,7 @@ fn core_input(
         store: store.clone(),
         clock: shared.clock.clone(),
         files,
+        data_dir: cfg.gateway.data_dir.clone(),
     };
     tasks.push(tokio::spawn(path.run(sources, core_tx, shutdown.clone())));
     core_rx
@@ -653,7 +654,7 @@ fn open_files(cfg: &Config) -> Result<(Journal, Option<SharedOutbox>), StartErro
 fn cluster_status(cfg: &Config, journal: &Journal) -> Option<Arc<ClusterStatus>> {
     let status = Arc::new(ClusterStatus::new(cfg.cluster.as_ref()?));
     if let Ok(Some(c)) = journal.checkpoint() {
-        status.resume_at(c.sequence, c.stream_ms);
+        status.resume_at(c.sequence, c.stream_ms, c.stream_created_ns);
     }
     Some(status)
 }
@@ -958,6 +959,7 @@ impl Dispatch {
             })
             .collect();
         let status = shared.cluster.clone();
+        let stream_created_ns = status.as_ref().map_or(0, |s| s.stream_created_ns());
         if let Some(s) = &status {
             s.set_checkpoint_cost(took.elapsed());
         }
@@ -972,6 +974,7 @@ impl Dispatch {
             Some(JournalMsg::Checkpoint(Box::new(Checkpoint {
                 sequence,
                 stream_ms,
+                stream_created_ns,
                 state,
                 devices,
                 files,

@@ -39,6 +39,23 @@ pub struct DataPath {
     pub clock: Clock,
     /// What turns a file from the stream into its events (`[mine_files]`), if anything.
     pub files: Option<crate::core::event::Files>,
+    /// `gateway.data_dir`: where state.db is.
+    pub data_dir: std::path::PathBuf,
+}
+
+/// The checkpoint this instance resumed from is of a readings stream that was deleted
+/// since (the one there now was created anew and numbers its messages from 1 again):
+/// applying it from the checkpoint's sequence would skip or repeat what it holds. Its
+/// state.db is set aside and the process stops; started again, it rebuilds from the stream.
+fn set_aside_and_exit(data_dir: &std::path::Path, checkpoint_stream_ns: i64) -> ! {
+    let suffix = format!("other-stream-{}", crate::model::now_ms());
+    for name in ["state.db", "state.db-wal", "state.db-shm"] {
+        let from = data_dir.join(name);
+        let to = data_dir.join(name.replacen("state.db", &format!("state.db.{suffix}"), 1));
+        let _ = std::fs::rename(&from, &to);
+    }
+    tracing::error!(data_dir = %data_dir.display(), checkpoint_stream_ns, set_aside = %format!("state.db.{suffix}"), "the readings stream was created anew since this instance's checkpoint, which is of the one deleted: state.db is set aside and the gateway stops; start it again and it rebuilds its state from the stream");
+    std::process::exit(78)
 }
 
 impl DataPath {
@@ -55,7 +72,10 @@ impl DataPath {
             r = open(&self.settings) => r,
             _ = stop.recv() => None,
         };
-        let Some(readings) = opened else { return };
+        let Some(mut readings) = opened else { return };
+        if let Some(old) = self.status.set_stream(readings.created_ns()) {
+            set_aside_and_exit(&self.data_dir, old);
+        }
         let held_since = Arc::new(AtomicI64::new(i64::MAX));
         let relay = crate::cluster::ingress::Relay {
             readings: readings.clone(),

@@ -20,13 +20,15 @@ impl Journal {
     pub fn checkpoint(&self) -> Result<Option<Resumed>, StateError> {
         self.conn
             .query_row(
-                "SELECT sequence, stream_ms, state FROM cluster_checkpoint WHERE id = 1",
+                "SELECT sequence, stream_ms, stream_created_ns, state FROM cluster_checkpoint
+                 WHERE id = 1",
                 [],
                 |r| {
                     Ok(Resumed {
                         sequence: r.get::<_, i64>(0)? as u64,
                         stream_ms: r.get(1)?,
-                        state: r.get(2)?,
+                        stream_created_ns: r.get(2)?,
+                        state: r.get(3)?,
                     })
                 },
             )
@@ -73,11 +75,12 @@ impl Journal {
             .and_then(|_| self.save_files(&c.files))
             .and_then(|_| {
                 self.conn.execute(
-            "INSERT OR REPLACE INTO cluster_checkpoint(id, sequence, stream_ms, state, written_ms)
-             VALUES (1, ?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO cluster_checkpoint(id, sequence, stream_ms, stream_created_ns,
+             state, written_ms) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
             params![
                 c.sequence as i64,
                 c.stream_ms,
+                c.stream_created_ns,
                 c.state,
                 crate::model::now_ms()
             ],
@@ -232,6 +235,7 @@ mod tests {
         JournalMsg::Checkpoint(Box::new(Checkpoint {
             sequence,
             stream_ms: sequence as i64 * 10,
+            stream_created_ns: 1,
             state: vec![sequence as u8],
             devices: vec![("s".into(), format!("d{sequence}"), vec![1])],
             files: Vec::new(),

@@ -88,6 +88,8 @@ pub struct Checkpoint {
     pub sequence: u64,
     /// The stream's time at `sequence`.
     pub stream_ms: i64,
+    /// When the stream was created (ns): its identity.
+    pub stream_created_ns: i64,
     pub state: Vec<u8>,
     /// The devices whose entry changed since the last checkpoint: (site, device, entry).
     pub devices: Vec<(String, String, Vec<u8>)>,
@@ -102,6 +104,7 @@ pub struct Checkpoint {
 pub struct Resumed {
     pub sequence: u64,
     pub stream_ms: i64,
+    pub stream_created_ns: i64,
     pub state: Vec<u8>,
 }
 

@@ -110,6 +110,7 @@ const V3: &str = "
         id INTEGER PRIMARY KEY CHECK (id = 1),
         sequence INTEGER NOT NULL,
         stream_ms INTEGER NOT NULL,
+        stream_created_ns INTEGER NOT NULL,
         state BLOB NOT NULL,
         written_ms INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS cluster_devices (

@@ -149,7 +149,38 @@ async fn a_restarted_instance_resumes_from_its_checkpoint_and_keeps_what_the_str
         view(&b.gw.api).await["gap"].as_u64().unwrap_or(0) > 0
     })
     .await;
+
+    // The stream deleted and created anew (say, to change its settings): gw-2's checkpoint
+    // is of the old one, whose sequences the new one does not continue. gw-2 sets its
+    // state.db aside and stops; started again, it rebuilds from the new stream.
     for n in [&mut a, &mut b, &mut c] {
         n.gw.stop();
     }
+    stream(&nats).await; // it exists
+    let client = async_nats::connect(format!("nats://127.0.0.1:{}", nats.nodes[0].port))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.delete_stream(safegate::cluster::stream::STREAM)
+        .await
+        .unwrap();
+    b.gw.spawn();
+    let status = b.gw.exited(Duration::from_secs(60)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(78), "{}", b.gw.log());
+    assert!(
+        b.gw.log().contains("state.db is set aside"),
+        "{}",
+        b.gw.log()
+    );
+    b.gw.start_ready().await;
+    wait_until(
+        Duration::from_secs(60),
+        "gw-2 to follow the new stream",
+        || async {
+            let v = view(&b.gw.api).await;
+            v["resumed_from"].is_null() && v["applied_sequence"].as_u64() > Some(0)
+        },
+    )
+    .await;
+    b.gw.stop();
 }
