@@ -19,9 +19,11 @@ pub struct Changes {
     /// Snapshots built so far: a snapshot may serve as the base of the next one only if it
     /// is the last one built.
     pub(super) built: u64,
-    /// Devices changed since the last checkpoint (cluster mode, `core::resume`), each once.
+    /// Devices changed since the last checkpoint (cluster mode, `core::resume`), each once;
+    /// kept only when `checkpoints` is on.
     saved: Vec<DeviceIdx>,
     saved_flag: Vec<bool>,
+    pub(super) checkpoints: bool,
 }
 
 impl Changes {
@@ -31,7 +33,8 @@ impl Changes {
             alarms: true,
             built: 0,
             saved: Vec::new(),
-            saved_flag: vec![false; devices],
+            saved_flag: Vec::new(),
+            checkpoints: false,
         }
     }
 
@@ -46,6 +49,9 @@ impl Changes {
     pub fn touch(&mut self, d: DeviceIdx) {
         if let Some(c) = self.chunks.get_mut(d as usize / CHUNK) {
             *c = true;
+        }
+        if !self.checkpoints {
+            return;
         }
         let i = d as usize;
         if self.saved_flag.len() <= i {

@@ -113,6 +113,11 @@ impl DeviceEntry {
 }
 
 impl Core {
+    /// Note from now on which devices change, for [`Core::resume_state`] (cluster mode).
+    pub fn track_checkpoints(&mut self) {
+        self.changes.checkpoints = true;
+    }
+
     /// The state to keep with a checkpoint: the counts, and the entries of the devices
     /// changed since the last one (of every device, with `all`).
     pub fn resume_state(&mut self, all: bool) -> (ResumeState, Vec<DeviceEntry>) {
@@ -203,6 +208,7 @@ mod tests {
     #[test]
     fn a_core_resumed_from_a_checkpoint_goes_on_as_the_one_that_never_stopped() {
         let mut a = core();
+        a.track_checkpoints();
         // One reading above the level of a rule that raises after two; a slope moving (a
         // rate rule's samples); a device told offline by its state topic, then silent.
         feed(&mut a, "p1", "slow", &[(1, 80.0)]);

@@ -433,6 +433,7 @@ fn restore_core(
     let registered_at = if cfg.cluster.is_some() { 0 } else { now };
     if cfg.cluster.is_some() {
         resume(&mut core, journal);
+        core.track_checkpoints();
     }
     let changed = journal.sync_registry(&core.inventory, registered_at)?;
     if changed > 0 {
