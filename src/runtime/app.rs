@@ -718,10 +718,13 @@ fn resume(core: &mut Core, journal: &Journal) {
     let Ok(Some(c)) = journal.checkpoint() else {
         return;
     };
-    let entries = journal.saved_devices().unwrap_or_default();
-    let entries: Vec<_> = (entries.iter())
+    let saved = journal.saved_devices().unwrap_or_default();
+    let entries: Vec<_> = (saved.iter())
         .filter_map(|b| crate::core::resume::DeviceEntry::from_bytes(b).ok())
         .collect();
+    if entries.len() < saved.len() {
+        tracing::warn!(unreadable = saved.len() - entries.len(), "cluster mode: some devices' entries in the checkpoint cannot be read; those devices start as never seen until their next reading");
+    }
     if let Ok(state) = ResumeState::from_bytes(&c.state) {
         let devices = core.resume(&state, &entries);
         tracing::info!(
